@@ -1,0 +1,240 @@
+//! Errors: a public [`Error`] struct over a small public [`ErrorKind`], plus [`AcquireError`],
+//! which separates "someone else holds an overlapping scope" (a [`Conflict`], an ordinary
+//! outcome) from everything that is actually wrong.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::record::LockRecord;
+
+/// What kind of failure an [`Error`] is, for programs that branch on it.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A loop name or instance id that cannot name a lock file.
+    InvalidName,
+    /// A scope entry that cannot be a path (a NUL byte, a symlink loop, not UTF-8 once
+    /// resolved).
+    InvalidScope,
+    /// A lock file's content is not a lock record (empty, truncated, wrong types, too large).
+    InvalidRecord,
+    /// Something other than a regular file sits where a lock file or the sentinel must be
+    /// (a symlink, a directory, a FIFO), or a directory of a nested name is a symlink.
+    NotALockFile,
+    /// A lock file appeared at our name while we held the directory sentinel: some writer does
+    /// not follow the protocol.
+    AlreadyExists,
+    /// The lock directory is on a filesystem where `flock` is emulated or not shared between
+    /// clients (NFS, SMB, 9p).
+    UnsupportedFilesystem,
+    /// Any other I/O failure; [`Error::io_error`] has the cause.
+    Io,
+}
+
+/// An error of this crate. Its message always names the path or the input at fault.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    path: Option<PathBuf>,
+    source: Option<io::Error>,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The file or directory at fault, when there is one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The underlying I/O error, when there is one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        self.source.as_ref()
+    }
+
+    /// `<what> <path>: <io error>`; `what` is a verb phrase such as "cannot open".
+    pub(crate) fn io(what: &str, path: &Path, source: io::Error) -> Self {
+        Self {
+            kind: ErrorKind::Io,
+            message: format!("{what} {}: {source}", path.display()),
+            path: Some(path.to_path_buf()),
+            source: Some(source),
+        }
+    }
+
+    /// An error about a path, with no I/O error behind it.
+    pub(crate) fn at_path(kind: ErrorKind, path: &Path, problem: impl fmt::Display) -> Self {
+        Self {
+            kind,
+            message: format!("{}: {problem}", path.display()),
+            path: Some(path.to_path_buf()),
+            source: None,
+        }
+    }
+
+    /// An error about a caller's input, quoted in the message.
+    pub(crate) fn input(kind: ErrorKind, message: String) -> Self {
+        Self {
+            kind,
+            message,
+            path: None,
+            source: None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Why a live lock blocks a request.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConflictRule {
+    /// One of our (normalised) paths is equal to, inside, or an ancestor of one of theirs.
+    Overlap {
+        /// Our path.
+        ours: String,
+        /// The holder's path it overlaps.
+        theirs: String,
+    },
+    /// Both are singletons of the same loop name; scopes do not matter.
+    Singleton,
+    /// The lock file name we need (instance id, or loop name) is held live. Taking it would
+    /// overwrite the holder's record, so it is refused whatever the scopes.
+    SameName,
+    /// A lock file is held (its flock is taken) but its record cannot be read; its scope is
+    /// unknown, so it is assumed to overlap.
+    Unreadable {
+        /// Why the record could not be read.
+        reason: String,
+    },
+}
+
+/// A live lock that blocks a request: whose it is, where it is, and which rule fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub(crate) lock_path: PathBuf,
+    pub(crate) holder: Option<LockRecord>,
+    pub(crate) rule: ConflictRule,
+    pub(crate) by_this_process: bool,
+}
+
+impl Conflict {
+    /// The blocking lock file.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// The holder's record; `None` only for [`ConflictRule::Unreadable`].
+    pub fn holder(&self) -> Option<&LockRecord> {
+        self.holder.as_ref()
+    }
+
+    /// Which rule fired.
+    pub fn rule(&self) -> &ConflictRule {
+        &self.rule
+    }
+
+    /// Whether the holder is this very process (its own guard, or an earlier acquire of the
+    /// same process that is still held).
+    pub fn is_held_by_this_process(&self) -> bool {
+        self.by_this_process
+    }
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.lock_path.display();
+        let Some(holder) = &self.holder else {
+            if let ConflictRule::Unreadable { reason } = &self.rule {
+                return write!(f, "{path} is held but its record cannot be read ({reason})");
+            }
+            return write!(f, "{path} is held");
+        };
+        match &self.rule {
+            ConflictRule::Overlap { ours, theirs } => write!(f, "{ours} overlaps {theirs}")?,
+            ConflictRule::Singleton => write!(f, "singleton loop `{}`", holder.loop_name())?,
+            ConflictRule::SameName => write!(f, "lock name taken")?,
+            ConflictRule::Unreadable { reason } => write!(f, "unreadable ({reason})")?,
+        }
+        write!(
+            f,
+            ": held by loop `{}` (pid {}{}) since {} in {path}",
+            holder.loop_name(),
+            holder.pid(),
+            if self.by_this_process {
+                ", this process"
+            } else {
+                ""
+            },
+            holder.started_at(),
+        )
+    }
+}
+
+/// Why [`LockManager::try_acquire`](crate::LockManager::try_acquire) did not return a guard.
+#[derive(Debug)]
+pub enum AcquireError {
+    /// A live lock blocks the request. Nothing was written; trying again later may succeed.
+    Conflict(Box<Conflict>),
+    /// The request, the directory or the system is at fault.
+    Failed(Error),
+}
+
+impl AcquireError {
+    /// The conflict, when that is what this is.
+    pub fn conflict(&self) -> Option<&Conflict> {
+        match self {
+            AcquireError::Conflict(conflict) => Some(conflict),
+            AcquireError::Failed(_) => None,
+        }
+    }
+
+    /// The error, when this is not a conflict.
+    pub fn error(&self) -> Option<&Error> {
+        match self {
+            AcquireError::Conflict(_) => None,
+            AcquireError::Failed(err) => Some(err),
+        }
+    }
+}
+
+impl fmt::Display for AcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcquireError::Conflict(conflict) => write!(f, "scope is locked: {conflict}"),
+            AcquireError::Failed(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AcquireError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AcquireError::Conflict(_) => None,
+            AcquireError::Failed(err) => err.source(),
+        }
+    }
+}
+
+impl From<Error> for AcquireError {
+    fn from(err: Error) -> Self {
+        AcquireError::Failed(err)
+    }
+}

@@ -1,0 +1,101 @@
+//! The scope guard: the lock itself, for as long as it lives.
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::protocol;
+use crate::record::LockRecord;
+use crate::sys::imp::{self, FileId};
+
+/// A held scope lock.
+///
+/// The guard owns the open, exclusively flocked descriptor of its lock file: the lock is held
+/// exactly as long as the guard lives, and the kernel ends it if the process dies first.
+/// Release it with [`release`](ScopeGuard::release) to learn about failures, or drop it.
+///
+/// A guard that reaches a child created by `fork` is inert there: dropping or releasing it in
+/// the child closes the child's copy of the descriptor and never removes the parent's lock.
+#[must_use = "the scope is released as soon as the guard is dropped"]
+pub struct ScopeGuard {
+    file: Option<File>,
+    id: FileId,
+    path: PathBuf,
+    running_dir: PathBuf,
+    record: LockRecord,
+    owner_pid: u32,
+}
+
+impl ScopeGuard {
+    pub(crate) fn new(
+        file: File,
+        id: FileId,
+        path: PathBuf,
+        running_dir: PathBuf,
+        record: LockRecord,
+    ) -> Self {
+        Self {
+            file: Some(file),
+            id,
+            path,
+            running_dir,
+            owner_pid: imp::current_pid(),
+            record,
+        }
+    }
+
+    /// The record in the lock file.
+    pub fn record(&self) -> &LockRecord {
+        &self.record
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Releases the lock: removes the lock file if it is still this guard's, then closes the
+    /// descriptor, which ends the flock. A lock file already gone (removed by hand, or by a
+    /// tool that thought it stale) is not an error, and a file that now belongs to another
+    /// holder is left alone.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] naming the path when the directory sentinel cannot be locked or the file
+    /// cannot be inspected or removed. The flock ends all the same (the descriptor is closed),
+    /// so the file left behind is stale and the next scan reclaims it.
+    pub fn release(mut self) -> Result<(), Error> {
+        self.release_once()
+    }
+
+    fn release_once(&mut self) -> Result<(), Error> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        if imp::current_pid() != self.owner_pid {
+            // A forked child: closing our copy leaves the parent's flock in place.
+            drop(file);
+            return Ok(());
+        }
+        protocol::release(&self.running_dir, &self.path, file, self.id)
+    }
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        // Errors cannot be reported from drop; the flock ends regardless, which is what makes
+        // the lock free. `release` is there for callers who want to know.
+        let _ = self.release_once();
+    }
+}
+
+impl fmt::Debug for ScopeGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopeGuard")
+            .field("path", &self.path)
+            .field("record", &self.record)
+            .field("held", &self.file.is_some())
+            .finish()
+    }
+}

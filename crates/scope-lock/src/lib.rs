@@ -1,0 +1,52 @@
+//! Cross-process path-scope locks that are held for their whole life.
+//!
+//! A *scope* is a set of paths. A loop (any long-running job) acquires its scope before it
+//! starts; nobody else can acquire an overlapping scope until it releases, exits or dies.
+//!
+//! ```
+//! use scope_lock::{LockManager, LockRequest};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let loops_dir = dir.path().join(".loops");
+//! // LockManager::default() uses .loops/.running/ under the current directory.
+//! let locks = LockManager::new(&loops_dir);
+//! let guard = locks.try_acquire(&LockRequest::new("refactor").scope(["src/"]))?;
+//! // ... the loop runs; its lock file is open and flocked all along ...
+//! guard.release()?;
+//! # Ok(()) }
+//! ```
+//!
+//! The lock files are those of little-loops' `LockManager` (`scripts/little_loops/fsm/
+//! concurrency.py`), so both can share one `.running/` directory. Unlike the original, where the
+//! flock ended before `acquire()` returned (its BUG-423), here the lock **is** an open, flocked
+//! descriptor owned by a [`ScopeGuard`]. The protocol is described step by step in the source
+//! of the `protocol` module; `issues/BUG-423.md` in the repository records the bug, the fix and
+//! the tests that prove it.
+//!
+//! Unix only (Linux and macOS); see the README's "Platforms".
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod error;
+mod guard;
+mod listing;
+mod manager;
+mod protocol;
+mod record;
+mod request;
+mod scope;
+mod sys;
+
+pub use error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
+pub use guard::ScopeGuard;
+pub use listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
+pub use manager::{DEFAULT_LOOPS_DIR, LockManager, RUNNING_DIR};
+pub use record::{LockRecord, MAX_RECORD_BYTES};
+pub use request::LockRequest;
+pub use scope::{normalize_path, normalize_path_in, paths_overlap, resolve_scope, scopes_overlap};

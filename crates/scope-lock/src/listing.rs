@@ -1,0 +1,166 @@
+//! What a scan of `.running/` finds: live locks, and files that are not (or no longer) readable
+//! locks, reported rather than dropped.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::record::LockRecord;
+
+/// Every live lock in the directory, and everything the scan could not take for a lock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockListing {
+    pub(crate) locks: Vec<LiveLock>,
+    pub(crate) problems: Vec<ScanProblem>,
+    pub(crate) reclaimed: Vec<PathBuf>,
+}
+
+impl LockListing {
+    /// The live locks, sorted by path.
+    pub fn locks(&self) -> &[LiveLock] {
+        &self.locks
+    }
+
+    /// Files named `*.lock` that are not readable live locks, sorted by path.
+    pub fn problems(&self) -> &[ScanProblem] {
+        &self.problems
+    }
+
+    /// Stale lock files this scan removed (their holders are gone).
+    pub fn reclaimed(&self) -> &[PathBuf] {
+        &self.reclaimed
+    }
+}
+
+/// How a live lock proves it is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Its file is flocked by its holder (written by this crate).
+    Flock,
+    /// Its pid answers `kill(pid, 0)` (written by the original, which holds no flock).
+    Pid,
+}
+
+/// A live lock found by a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLock {
+    pub(crate) path: PathBuf,
+    pub(crate) stem: String,
+    pub(crate) record: LockRecord,
+    pub(crate) liveness: Liveness,
+}
+
+impl LiveLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its name relative to `.running/`, without `.lock` (`generated/run-1` for a nested one).
+    pub fn stem(&self) -> &str {
+        &self.stem
+    }
+
+    /// Its record.
+    pub fn record(&self) -> &LockRecord {
+        &self.record
+    }
+
+    /// How it proved alive.
+    pub fn liveness(&self) -> Liveness {
+        self.liveness
+    }
+}
+
+/// A `*.lock` entry that a scan could not take for a live lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanProblem {
+    pub(crate) path: PathBuf,
+    pub(crate) kind: ProblemKind,
+}
+
+/// What is wrong with a [`ScanProblem`].
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Not a regular file (a symlink, FIFO, socket or device): not a lock; left alone.
+    NotRegular {
+        /// What it is instead.
+        file_type: &'static str,
+    },
+    /// Could not be opened, probed or read. It might be a live lock, so it blocks acquires.
+    Unreadable {
+        /// The I/O error.
+        reason: String,
+    },
+    /// Flocked, so its holder is alive, but its record is invalid. Its scope is unknown, so it
+    /// blocks acquires.
+    HeldInvalid {
+        /// Why the record is invalid.
+        reason: String,
+    },
+    /// Not flocked and its record is invalid: moved aside to a dot file that scans skip (never
+    /// deleted), or left in place if even that failed.
+    Invalid {
+        /// Why the record is invalid.
+        reason: String,
+        /// Where it now is, if it was moved.
+        moved_to: Option<PathBuf>,
+    },
+    /// Stale (its holder is gone) but could not be removed.
+    ReclaimFailed {
+        /// The I/O error.
+        reason: String,
+    },
+}
+
+impl ScanProblem {
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> &ProblemKind {
+        &self.kind
+    }
+
+    /// Whether this entry must be treated as a live lock of unknown scope.
+    pub fn blocks(&self) -> bool {
+        matches!(
+            self.kind,
+            ProblemKind::Unreadable { .. } | ProblemKind::HeldInvalid { .. }
+        )
+    }
+}
+
+impl fmt::Display for ScanProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        match &self.kind {
+            ProblemKind::NotRegular { file_type } => {
+                write!(f, "{path}: is a {file_type}, not a lock file; left alone")
+            }
+            ProblemKind::Unreadable { reason } => {
+                write!(f, "{path}: cannot be read ({reason}); treated as held")
+            }
+            ProblemKind::HeldInvalid { reason } => {
+                write!(f, "{path}: held, but {reason}; treated as held")
+            }
+            ProblemKind::Invalid {
+                reason,
+                moved_to: Some(to),
+            } => write!(
+                f,
+                "{path}: {reason}; not held, moved aside to {}",
+                to.display()
+            ),
+            ProblemKind::Invalid {
+                reason,
+                moved_to: None,
+            } => write!(f, "{path}: {reason}; not held, could not be moved aside"),
+            ProblemKind::ReclaimFailed { reason } => {
+                write!(f, "{path}: stale, but cannot be removed ({reason})")
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The lock manager: the public face of [the protocol](crate::protocol).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{AcquireError, Conflict, Error};
+use crate::guard::ScopeGuard;
+use crate::listing::LockListing;
+use crate::protocol::{self, Sentinel};
+use crate::record::LockRecord;
+use crate::request::{LOCK_SUFFIX, LockRequest};
+use crate::scope;
+
+/// The directory, inside the loops directory, that holds the lock files.
+pub const RUNNING_DIR: &str = ".running";
+
+/// The loops directory the original uses when none is given.
+pub const DEFAULT_LOOPS_DIR: &str = ".loops";
+
+/// Scope locks in `<loops_dir>/.running/`.
+///
+/// ```
+/// use scope_lock::{LockManager, LockRequest};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// let locks = LockManager::new(dir.path().join(".loops"));
+/// let guard = locks.try_acquire(&LockRequest::new("docs").scope(["docs"]))?;
+///
+/// // Anyone else asking for an overlapping scope is told who holds it.
+/// let err = locks.try_acquire(&LockRequest::new("site").scope(["docs/api"])).unwrap_err();
+/// assert_eq!(err.conflict().and_then(|c| c.holder()).map(|h| h.loop_name()), Some("docs"));
+///
+/// guard.release()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockManager {
+    running_dir: PathBuf,
+}
+
+impl Default for LockManager {
+    /// The original's default: `.loops/.running/` under the current directory.
+    fn default() -> Self {
+        Self::new(DEFAULT_LOOPS_DIR)
+    }
+}
+
+impl LockManager {
+    /// A manager for `<loops_dir>/.running/`. Nothing is touched until it is used; a relative
+    /// `loops_dir` is resolved against the current directory at each use, as in the original.
+    pub fn new(loops_dir: impl AsRef<Path>) -> Self {
+        Self {
+            running_dir: loops_dir.as_ref().join(RUNNING_DIR),
+        }
+    }
+
+    /// The directory that holds the lock files.
+    pub fn running_dir(&self) -> &Path {
+        &self.running_dir
+    }
+
+    /// The lock file `request` would take.
+    pub fn lock_path(&self, request: &LockRequest) -> PathBuf {
+        self.running_dir
+            .join(format!("{}{LOCK_SUFFIX}", request.stem()))
+    }
+
+    /// Acquires the scope if no live lock conflicts, without waiting.
+    ///
+    /// On success the returned guard holds the lock file open and flocked until it is released
+    /// or dropped. Stale locks found on the way are reclaimed.
+    ///
+    /// # Errors
+    ///
+    /// - [`AcquireError::Conflict`] when a live lock holds an overlapping path, the same
+    ///   singleton loop, or the same lock name (also when the holder is this process: an
+    ///   overlapping acquire never waits on itself);
+    /// - [`AcquireError::Failed`] for an invalid name or scope, a directory that cannot be
+    ///   created or locked, or something other than a regular file where the lock file or the
+    ///   sentinel must be. Every error names the input or path at fault.
+    pub fn try_acquire(&self, request: &LockRequest) -> Result<ScopeGuard, AcquireError> {
+        request.validate()?;
+        let scope = normalize_scope(request)?;
+        let target = self.lock_path(request);
+        std::fs::create_dir_all(&self.running_dir)
+            .map_err(|err| Error::io("cannot create lock directory", &self.running_dir, err))?;
+
+        let sentinel = Sentinel::lock(&self.running_dir)?;
+        protocol::ensure_target_usable(&target)?;
+        let listing = protocol::scan(&self.running_dir, &sentinel)?;
+        if let Some(conflict) = protocol::first_conflict(&listing, request, &scope, &target) {
+            return Err(AcquireError::Conflict(Box::new(conflict)));
+        }
+        let record = LockRecord::for_new_lock(request.loop_name(), scope, request.is_singleton());
+        let (file, id) = protocol::publish(&self.running_dir, &target, &record)?;
+        drop(sentinel);
+        Ok(ScopeGuard::new(
+            file,
+            id,
+            target,
+            self.running_dir.clone(),
+            record,
+        ))
+    }
+
+    /// The live lock that would make [`try_acquire`](Self::try_acquire) refuse `request`, if
+    /// any. Stale locks are reclaimed on the way. The answer can be out of date as soon as it
+    /// is returned: to hold a scope, acquire it.
+    ///
+    /// # Errors
+    ///
+    /// As `try_acquire`, for everything but the conflict itself.
+    pub fn find_conflict(&self, request: &LockRequest) -> Result<Option<Conflict>, Error> {
+        request.validate()?;
+        let scope = normalize_scope(request)?;
+        let Some(listing) = self.scan()? else {
+            return Ok(None);
+        };
+        Ok(protocol::first_conflict(
+            &listing,
+            request,
+            &scope,
+            &self.lock_path(request),
+        ))
+    }
+
+    /// Every live lock, nested names included, and every `*.lock` file that is not a readable
+    /// live lock. Stale locks are reclaimed on the way.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] naming the path when the directory or its sentinel cannot be opened,
+    /// locked or listed. A missing directory is not an error: there are no locks.
+    pub fn list_locks(&self) -> Result<LockListing, Error> {
+        Ok(self.scan()?.unwrap_or_default())
+    }
+
+    /// Scans under the sentinel; `None` when the directory does not exist.
+    fn scan(&self) -> Result<Option<LockListing>, Error> {
+        match std::fs::symlink_metadata(&self.running_dir) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(Error::io("cannot stat", &self.running_dir, err)),
+            Ok(_) => {}
+        }
+        let sentinel = Sentinel::lock(&self.running_dir)?;
+        protocol::scan(&self.running_dir, &sentinel).map(Some)
+    }
+}
+
+fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Error> {
+    request
+        .effective_scope()
+        .into_iter()
+        .map(scope::normalize_path)
+        .collect()
+}

@@ -1,0 +1,346 @@
+//! The lock record: the JSON object in every lock file.
+//!
+//! The on-disk shape is the one little-loops writes with Python's default `json.dump`, so that
+//! both implementations can share a `.running/` directory (lock-protocol.md A2):
+//!
+//! ```json
+//! {"loop_name": "demo", "scope": ["/abs/repo/src"], "pid": 7818, "started_at": "2026-11-27T21:33:58.129615+00:00", "singleton": true, "liveness": "flock"}
+//! ```
+//!
+//! - one line, separators `", "` and `": "`, no trailing newline, non-ASCII escaped as
+//!   `\uXXXX` (Python's `ensure_ascii`);
+//! - the five keys of the original in its order; `singleton` only when true;
+//! - one key of ours, `"liveness": "flock"`, last: it says "this record is alive exactly while
+//!   its file is flocked". The original's reader picks its keys by name and ignores it. A file
+//!   without it was written by the original, whose liveness is its pid (`kill(pid, 0)`).
+//!
+//! Reading is strict about types (a string, null, zero or negative `pid` is an error naming the
+//! problem) and lenient where the original is: a legacy string `scope` reads as a one-element
+//! list, a missing `singleton` as false, unknown keys are ignored.
+
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind};
+
+/// Lock files larger than this are not lock records; reading stops here so that a huge file
+/// cannot stall a scan or exhaust memory.
+pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
+
+/// The record a lock file holds: who holds which scope since when.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LockRecord {
+    loop_name: String,
+    #[serde(deserialize_with = "scope_list_or_legacy_string")]
+    scope: Vec<String>,
+    pid: u32,
+    started_at: String,
+    #[serde(default)]
+    singleton: bool,
+    #[serde(default)]
+    liveness: Option<Liveness>,
+}
+
+/// The value of our `liveness` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Liveness {
+    /// Alive exactly while the file is flocked.
+    Flock,
+    /// A value from some future writer: we do not know its rule, so we fall back to the pid,
+    /// which never reclaims a lock whose process is alive.
+    #[serde(other)]
+    Unknown,
+}
+
+impl LockRecord {
+    /// A record in the original's shape (no `liveness` key): `scope` should already be
+    /// normalised absolute paths.
+    pub fn new(
+        loop_name: impl Into<String>,
+        scope: Vec<String>,
+        pid: u32,
+        started_at: impl Into<String>,
+    ) -> Self {
+        Self {
+            loop_name: loop_name.into(),
+            scope,
+            pid,
+            started_at: started_at.into(),
+            singleton: false,
+            liveness: None,
+        }
+    }
+
+    /// A record for a lock this crate is about to publish: this process, now, flock liveness.
+    pub(crate) fn for_new_lock(loop_name: &str, scope: Vec<String>, singleton: bool) -> Self {
+        Self::new(
+            loop_name,
+            scope,
+            crate::sys::imp::current_pid(),
+            now_iso8601(),
+        )
+        .with_singleton(singleton)
+        .with_flock_liveness()
+    }
+
+    /// Sets the singleton flag.
+    #[must_use]
+    pub fn with_singleton(mut self, singleton: bool) -> Self {
+        self.singleton = singleton;
+        self
+    }
+
+    /// Marks the record as one whose liveness is its file's flock (what this crate writes).
+    #[must_use]
+    pub fn with_flock_liveness(mut self) -> Self {
+        self.liveness = Some(Liveness::Flock);
+        self
+    }
+
+    /// The loop's name.
+    pub fn loop_name(&self) -> &str {
+        &self.loop_name
+    }
+
+    /// The locked paths, as the holder normalised them.
+    pub fn scope(&self) -> &[String] {
+        &self.scope
+    }
+
+    /// The process that acquired the lock.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// When the lock was acquired: UTC ISO-8601 with microseconds and `+00:00`.
+    pub fn started_at(&self) -> &str {
+        &self.started_at
+    }
+
+    /// Whether the holder is a singleton (no other singleton of its name may run).
+    pub fn singleton(&self) -> bool {
+        self.singleton
+    }
+
+    /// Whether liveness is the file's flock (written by this crate) rather than the pid
+    /// (written by the original).
+    pub fn is_flock_liveness(&self) -> bool {
+        self.liveness == Some(Liveness::Flock)
+    }
+
+    /// Parses a lock file's bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidRecord`] when the bytes are empty, larger than
+    /// [`MAX_RECORD_BYTES`], not a JSON object, miss a key, have a key of the wrong type, or
+    /// have a `pid` that is not a positive process id. The message says which.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+        let invalid = |what: String| Error::input(ErrorKind::InvalidRecord, what);
+        if bytes.is_empty() {
+            return Err(invalid("empty lock file (no record)".into()));
+        }
+        if bytes.len() as u64 > MAX_RECORD_BYTES {
+            return Err(invalid(format!(
+                "lock file larger than {MAX_RECORD_BYTES} bytes"
+            )));
+        }
+        let record: LockRecord = serde_json::from_slice(bytes)
+            .map_err(|err| invalid(format!("not a lock record: {err}")))?;
+        if record.pid == 0 || i32::try_from(record.pid).is_err() {
+            return Err(invalid(format!(
+                "not a lock record: pid {} is not a process id",
+                record.pid
+            )));
+        }
+        Ok(record)
+    }
+
+    /// The record as the original writes it: one line of JSON, Python's separators and ASCII
+    /// escaping, no trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(128);
+        out.push_str("{\"loop_name\": ");
+        push_python_json_string(&mut out, &self.loop_name);
+        out.push_str(", \"scope\": [");
+        for (i, path) in self.scope.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            push_python_json_string(&mut out, path);
+        }
+        let _ = write!(out, "], \"pid\": {}, \"started_at\": ", self.pid);
+        push_python_json_string(&mut out, &self.started_at);
+        if self.singleton {
+            out.push_str(", \"singleton\": true");
+        }
+        if self.liveness == Some(Liveness::Flock) {
+            out.push_str(", \"liveness\": \"flock\"");
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// The current time as Python's `datetime.now(UTC).isoformat()` writes it (always with
+/// microseconds).
+pub(crate) fn now_iso8601() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string()
+}
+
+/// Appends `s` as a JSON string the way Python's `json.dump` does with `ensure_ascii=True`:
+/// printable ASCII as is, the short escapes, everything else as `\uXXXX` (UTF-16 units).
+fn push_python_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+fn scope_list_or_legacy_string<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a list of path strings or a single path string")]
+    enum Scope {
+        List(Vec<String>),
+        Legacy(String),
+    }
+    Ok(match Scope::deserialize(deserializer)? {
+        Scope::List(paths) => paths,
+        Scope::Legacy(path) => vec![path],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<LockRecord, Error> {
+        LockRecord::from_json(json.as_bytes())
+    }
+
+    fn parse_err(json: &str) -> String {
+        match parse(json) {
+            Ok(record) => panic!("parsed {json} into {record:?}"),
+            Err(err) => {
+                assert_eq!(err.kind(), ErrorKind::InvalidRecord);
+                err.to_string()
+            }
+        }
+    }
+
+    const ORIGINAL: &str = r#"{"loop_name": "demo", "scope": ["/abs/repo/src", "/abs/repo/docs"], "pid": 7818, "started_at": "2026-11-27T21:33:58.129615+00:00", "singleton": true}"#;
+
+    #[test]
+    fn reads_the_originals_file_and_writes_it_back_byte_for_byte() -> Result<(), Error> {
+        let record = parse(ORIGINAL)?;
+        assert_eq!(record.loop_name(), "demo");
+        assert_eq!(record.scope(), ["/abs/repo/src", "/abs/repo/docs"]);
+        assert_eq!(record.pid(), 7818);
+        assert!(record.singleton());
+        assert!(!record.is_flock_liveness());
+        assert_eq!(record.to_json(), ORIGINAL);
+        Ok(())
+    }
+
+    #[test]
+    fn singleton_false_is_omitted_and_missing_reads_false() -> Result<(), Error> {
+        let record = LockRecord::new("a", vec!["/x".into()], 5, "t");
+        assert_eq!(
+            record.to_json(),
+            r#"{"loop_name": "a", "scope": ["/x"], "pid": 5, "started_at": "t"}"#
+        );
+        assert!(!parse(&record.to_json())?.singleton());
+        let flock = record.with_singleton(true).with_flock_liveness();
+        assert!(
+            flock
+                .to_json()
+                .ends_with(r#""singleton": true, "liveness": "flock"}"#)
+        );
+        assert_eq!(parse(&flock.to_json())?, flock);
+        Ok(())
+    }
+
+    #[test]
+    fn legacy_string_scope_reads_as_one_path() -> Result<(), Error> {
+        let record = parse(r#"{"loop_name": "a", "scope": "/x", "pid": 5, "started_at": "t"}"#)?;
+        assert_eq!(record.scope(), ["/x"]);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_unknown_liveness_are_tolerated() -> Result<(), Error> {
+        let record = parse(
+            r#"{"loop_name": "a", "scope": [], "pid": 5, "started_at": "t", "x": 1, "liveness": "lease"}"#,
+        )?;
+        assert!(!record.is_flock_liveness());
+        Ok(())
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_like_python() {
+        let record = LockRecord::new("é\u{7f}\"\\\n😀/", vec![], 1, "t");
+        assert_eq!(
+            record.to_json(),
+            r#"{"loop_name": "\u00e9\u007f\"\\\n\ud83d\ude00/", "scope": [], "pid": 1, "started_at": "t"}"#
+        );
+    }
+
+    #[test]
+    fn bad_files_are_errors_that_say_why() {
+        assert!(parse_err("").contains("empty"));
+        assert!(parse_err(r#"{"loop_name": "a", "sco"#).contains("not a lock record"));
+        assert!(parse_err("[1, 2]").contains("not a lock record"));
+        assert!(parse_err("null").contains("not a lock record"));
+        let with_pid = |pid: &str| {
+            format!(r#"{{"loop_name": "a", "scope": ["/x"], "pid": {pid}, "started_at": "t"}}"#)
+        };
+        assert!(parse_err(&with_pid(r#""123""#)).contains("invalid type: string"));
+        assert!(parse_err(&with_pid("null")).contains("invalid type: null"));
+        assert!(parse_err(&with_pid("-4")).contains("-4"));
+        assert!(parse_err(&with_pid("0")).contains("pid 0 is not a process id"));
+        assert!(parse_err(&with_pid("3000000000")).contains("not a process id"));
+        assert!(parse_err(&with_pid("1.5")).contains("floating point"));
+        assert!(parse_err(r#"{"loop_name": "a", "pid": 1, "started_at": "t"}"#).contains("scope"));
+        assert!(
+            parse_err(r#"{"loop_name": 7, "scope": [], "pid": 1, "started_at": "t"}"#)
+                .contains("invalid type: integer")
+        );
+        let huge = vec![b' '; MAX_RECORD_BYTES as usize + 1];
+        let err = LockRecord::from_json(&huge).map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("larger than"));
+    }
+
+    #[test]
+    fn timestamps_look_like_pythons_isoformat() {
+        let now = now_iso8601();
+        // 2026-11-27T21:33:58.129615+00:00
+        assert_eq!(now.len(), 32, "{now}");
+        assert!(now.ends_with("+00:00"), "{now}");
+        assert_eq!(&now[10..11], "T");
+        assert_eq!(&now[19..20], ".");
+        assert!(now[20..26].bytes().all(|b| b.is_ascii_digit()), "{now}");
+    }
+}

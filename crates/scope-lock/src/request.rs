@@ -1,0 +1,237 @@
+//! What a caller asks for: a loop name, a scope, optionally an instance id and the singleton
+//! flag. Validation of names lives here because a name becomes a path.
+
+use crate::error::{Error, ErrorKind};
+
+/// The suffix of every lock file.
+pub(crate) const LOCK_SUFFIX: &str = ".lock";
+
+/// The longest file name most filesystems allow (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// A request for a scope lock.
+///
+/// ```
+/// use scope_lock::LockRequest;
+///
+/// let request = LockRequest::new("docs-fixer")
+///     .scope(["docs/", "README.md"])
+///     .instance_id("docs-fixer-20261127T2150")
+///     .singleton(true);
+/// assert_eq!(request.stem(), "docs-fixer-20261127T2150");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRequest {
+    loop_name: String,
+    scope: Vec<String>,
+    instance_id: Option<String>,
+    singleton: bool,
+}
+
+impl LockRequest {
+    /// A request for loop `loop_name` with an empty scope (the whole project, `.`).
+    pub fn new(loop_name: impl Into<String>) -> Self {
+        Self {
+            loop_name: loop_name.into(),
+            scope: Vec::new(),
+            instance_id: None,
+            singleton: false,
+        }
+    }
+
+    /// Sets the scope: paths (files or directories, existing or not), relative to the current
+    /// directory or absolute. Empty means the whole project (`.`).
+    #[must_use]
+    pub fn scope<I, S>(mut self, scope: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope = scope.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Names the lock file after this instance instead of the loop, so that several instances
+    /// of one loop can hold disjoint scopes at once. May contain `/` to nest
+    /// (`generated/run-1`).
+    #[must_use]
+    pub fn instance_id(mut self, instance_id: impl Into<String>) -> Self {
+        self.instance_id = Some(instance_id.into());
+        self
+    }
+
+    /// Makes this a singleton: it conflicts with any live singleton of the same loop name,
+    /// whatever the scopes.
+    #[must_use]
+    pub fn singleton(mut self, singleton: bool) -> Self {
+        self.singleton = singleton;
+        self
+    }
+
+    /// The loop name.
+    pub fn loop_name(&self) -> &str {
+        &self.loop_name
+    }
+
+    /// The scope as given (not yet normalised).
+    pub fn scope_entries(&self) -> &[String] {
+        &self.scope
+    }
+
+    /// The instance id, if any.
+    pub fn instance(&self) -> Option<&str> {
+        self.instance_id.as_deref()
+    }
+
+    /// Whether this is a singleton request.
+    pub fn is_singleton(&self) -> bool {
+        self.singleton
+    }
+
+    /// The lock file's name without `.lock`: the instance id, or else the loop name.
+    pub fn stem(&self) -> &str {
+        self.instance_id.as_deref().unwrap_or(&self.loop_name)
+    }
+
+    /// The scope entries, `["."]` when empty.
+    pub(crate) fn effective_scope(&self) -> Vec<&str> {
+        if self.scope.is_empty() {
+            vec!["."]
+        } else {
+            self.scope.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// Checks that the names can name a lock file and the scope entries can be paths.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        validate_name("loop name", &self.loop_name)?;
+        if let Some(id) = &self.instance_id {
+            validate_name("instance id", id)?;
+        }
+        for entry in &self.scope {
+            if entry.contains('\0') {
+                return Err(Error::input(
+                    ErrorKind::InvalidScope,
+                    format!("invalid scope entry {entry:?}: contains a NUL byte"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A name becomes `.running/<name>.lock`, so it must be a relative path of plain components
+/// that stays inside `.running/`. No component may start with a dot either: dot entries are
+/// where the protocol keeps its own files (the sentinel, files being published, records moved
+/// aside), and scans skip them, so a lock under a dot name would be invisible.
+fn validate_name(what: &str, name: &str) -> Result<(), Error> {
+    let invalid = |why: &str| {
+        Error::input(
+            ErrorKind::InvalidName,
+            format!("invalid {what} {name:?}: {why}"),
+        )
+    };
+    if name.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if name.contains('\0') {
+        return Err(invalid("it contains a NUL byte"));
+    }
+    if name.starts_with('/') {
+        return Err(invalid("it is an absolute path"));
+    }
+    let components: Vec<&str> = name.split('/').collect();
+    let last = components.len() - 1;
+    for (i, component) in components.iter().enumerate() {
+        if component.is_empty() {
+            return Err(invalid("it has an empty path component"));
+        }
+        if *component == "." || *component == ".." {
+            return Err(invalid("it has a `.` or `..` component"));
+        }
+        if component.starts_with('.') {
+            return Err(invalid("it starts with a dot"));
+        }
+        let len = component.len() + if i == last { LOCK_SUFFIX.len() } else { 0 };
+        if len > NAME_MAX {
+            return Err(invalid(&format!(
+                "`{component}{}` is longer than the {NAME_MAX} bytes a file name may have",
+                if i == last { LOCK_SUFFIX } else { "" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_error(name: &str) -> String {
+        let err = LockRequest::new(name).validate().map(|_| ()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidName);
+        let message = err.to_string();
+        assert!(message.contains(&format!("{name:?}")), "{message}");
+        message
+    }
+
+    #[test]
+    fn good_names_pass() {
+        for name in [
+            "demo",
+            "generated/foo-20260101T000000",
+            "a b",
+            "x.lock",
+            "é",
+        ] {
+            assert!(LockRequest::new(name).validate().is_ok(), "{name}");
+        }
+        let longest = "n".repeat(NAME_MAX - LOCK_SUFFIX.len());
+        assert!(LockRequest::new(longest).validate().is_ok());
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_the_reason() {
+        assert!(name_error("").contains("empty"));
+        assert!(name_error("/etc/passwd").contains("absolute"));
+        assert!(name_error("a/../../b").contains("`..`"));
+        assert!(name_error("./a").contains("`.`"));
+        assert!(name_error("a//b").contains("empty path component"));
+        assert!(name_error("a/").contains("empty path component"));
+        assert!(name_error(".hidden").contains("starts with a dot"));
+        assert!(name_error("a/.acquire").contains("starts with a dot"));
+        assert!(name_error("nul\0byte").contains("NUL"));
+        assert!(name_error(&"n".repeat(NAME_MAX - LOCK_SUFFIX.len() + 1)).contains("longer"));
+    }
+
+    #[test]
+    fn instance_ids_are_checked_like_names() {
+        let err = LockRequest::new("ok")
+            .instance_id("../escape")
+            .validate()
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid instance id \"../escape\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn scope_entries_with_nul_are_refused() {
+        let err = LockRequest::new("ok")
+            .scope(["a\0b"])
+            .validate()
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidScope);
+    }
+
+    #[test]
+    fn the_stem_is_the_instance_id_or_the_loop_name() {
+        assert_eq!(LockRequest::new("loop").stem(), "loop");
+        assert_eq!(LockRequest::new("loop").instance_id("i-1").stem(), "i-1");
+        assert_eq!(LockRequest::new("loop").effective_scope(), ["."]);
+    }
+}

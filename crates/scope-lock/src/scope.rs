@@ -1,0 +1,336 @@
+//! Scopes: path normalisation, overlap, and `${context.<var>}` templates, with the original's
+//! rules (lock-protocol.md A3).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ErrorKind};
+
+/// How many symlinks one normalisation may follow; the kernel's own limit is 40.
+const MAX_SYMLINKS: usize = 40;
+
+/// Normalises a scope entry like Python's non-strict `Path(p).resolve()`: absolute against the
+/// current directory, `.` dropped, `..` collapsed, symlinks of the existing prefix followed, a
+/// missing tail appended as written.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidScope`] for an entry with a NUL byte, a symlink loop, or a result that
+/// is not UTF-8 (records hold strings); [`ErrorKind::Io`] when the current directory cannot be
+/// read. The message quotes the entry.
+pub fn normalize_path(path: &str) -> Result<String, Error> {
+    let cwd = std::env::current_dir()
+        .map_err(|err| Error::io("cannot read the current directory", Path::new("."), err))?;
+    normalize_path_in(&cwd, path)
+}
+
+/// [`normalize_path`] against `base` instead of the current directory; `base` is taken as
+/// already resolved, as the current directory always is.
+///
+/// # Errors
+///
+/// As [`normalize_path`].
+pub fn normalize_path_in(base: &Path, path: &str) -> Result<String, Error> {
+    let invalid = |why: &str| {
+        Error::input(
+            ErrorKind::InvalidScope,
+            format!("invalid scope entry {path:?}: {why}"),
+        )
+    };
+    if path.contains('\0') {
+        return Err(invalid("contains a NUL byte"));
+    }
+    let mut resolver = Resolver {
+        followed: 0,
+        seen: HashMap::new(),
+    };
+    let resolved = resolver
+        .join(base.to_path_buf(), Path::new(path))
+        .map_err(|problem| invalid(&problem))?;
+    resolved
+        .into_os_string()
+        .into_string()
+        .map_err(|raw| invalid(&format!("resolves to {raw:?}, which is not UTF-8")))
+}
+
+/// Python's `posixpath._joinrealpath`, non-strict, as a small state machine: each component is
+/// appended; a symlink is replaced by its resolved target; anything that cannot be `lstat`ed is
+/// kept as written.
+struct Resolver {
+    followed: usize,
+    /// Symlinks seen so far: `None` while being resolved (seeing it again is a loop).
+    seen: HashMap<PathBuf, Option<PathBuf>>,
+}
+
+impl Resolver {
+    fn join(&mut self, mut path: PathBuf, rest: &Path) -> Result<PathBuf, String> {
+        for component in rest.components() {
+            match component {
+                Component::RootDir => path = PathBuf::from("/"),
+                Component::CurDir | Component::Prefix(_) => {}
+                Component::ParentDir => {
+                    path.pop();
+                }
+                Component::Normal(name) => path = self.step(path, name)?,
+            }
+        }
+        Ok(path)
+    }
+
+    fn step(&mut self, path: PathBuf, name: &OsStr) -> Result<PathBuf, String> {
+        let candidate = path.join(name);
+        let is_symlink = fs::symlink_metadata(&candidate)
+            .map(|meta| meta.file_type().is_symlink())
+            .unwrap_or(false);
+        if !is_symlink {
+            return Ok(candidate);
+        }
+        match self.seen.get(&candidate) {
+            Some(Some(resolved)) => return Ok(resolved.clone()),
+            Some(None) => {
+                return Err(format!("symlink loop at {}", candidate.display()));
+            }
+            None => {}
+        }
+        let Ok(target) = fs::read_link(&candidate) else {
+            return Ok(candidate);
+        };
+        self.followed += 1;
+        if self.followed > MAX_SYMLINKS {
+            return Err(format!(
+                "more than {MAX_SYMLINKS} symlinks to follow at {}",
+                candidate.display()
+            ));
+        }
+        self.seen.insert(candidate.clone(), None);
+        let resolved = self.join(path, &target)?;
+        self.seen.insert(candidate, Some(resolved.clone()));
+        Ok(resolved)
+    }
+}
+
+/// Whether two normalised paths overlap: equal, or one an ancestor of the other, component by
+/// component (`/a/b` overlaps `/a/b/c` but not `/a/bc`). No globbing: `*` is a literal.
+pub fn paths_overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (Path::new(a), Path::new(b));
+    a.starts_with(b) || b.starts_with(a)
+}
+
+/// The first pair `(ours, theirs)` that overlaps, if any.
+pub(crate) fn first_overlap<'a>(
+    ours: &'a [String],
+    theirs: &'a [String],
+) -> Option<(&'a str, &'a str)> {
+    ours.iter()
+        .flat_map(|o| theirs.iter().map(move |t| (o.as_str(), t.as_str())))
+        .find(|(o, t)| paths_overlap(o, t))
+}
+
+/// Whether any path of one scope overlaps any path of the other.
+pub fn scopes_overlap(a: &[String], b: &[String]) -> bool {
+    first_overlap(a, b).is_some()
+}
+
+/// Replaces every `${context.<var>}` in each entry with the context's value for `var`, in one
+/// pass, as the original does. A variable missing from the context is left as written, as is
+/// any other namespace (`${env.X}`, `${captured.x}`).
+///
+/// Values are rendered as Python's `str()` renders them for JSON-like data: strings as they
+/// are, integers in decimal, `true`/`false` as `True`/`False`, null as `None`. Floats, lists and
+/// objects are rendered as JSON, which differs from Python only in corner cases no path needs.
+pub fn resolve_scope<S: AsRef<str>>(templates: &[S], context: &Map<String, Value>) -> Vec<String> {
+    templates
+        .iter()
+        .map(|template| substitute(template.as_ref(), context))
+        .collect()
+}
+
+const OPEN: &str = "${context.";
+
+/// The regex `\$\{context\.([^}]+)\}`, replaced left to right without rescanning replacements.
+fn substitute(template: &str, context: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find(OPEN) {
+        let after = &rest[start + OPEN.len()..];
+        match after.find('}') {
+            Some(len) if len > 0 => {
+                let name = &after[..len];
+                out.push_str(&rest[..start]);
+                match context.get(name) {
+                    Some(value) => out.push_str(&python_str(value)),
+                    None => out.push_str(&rest[start..start + OPEN.len() + len + 1]),
+                }
+                rest = &after[len + 1..];
+            }
+            // `${context.}` or no closing brace: not a template here; move past the `$`.
+            _ => {
+                out.push_str(&rest[..=start]);
+                rest = &rest[start + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn python_str(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::symlink;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn context(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn lexical_normalisation_against_a_base() -> TestResult {
+        let base = Path::new("/nonexistent-base/w");
+        assert_eq!(normalize_path_in(base, "src")?, "/nonexistent-base/w/src");
+        assert_eq!(normalize_path_in(base, ".")?, "/nonexistent-base/w");
+        assert_eq!(normalize_path_in(base, "")?, "/nonexistent-base/w");
+        assert_eq!(
+            normalize_path_in(base, "./a//b/./c/")?,
+            "/nonexistent-base/w/a/b/c"
+        );
+        assert_eq!(normalize_path_in(base, "a/../../x")?, "/nonexistent-base/x");
+        assert_eq!(normalize_path_in(base, "/../../etc/..")?, "/");
+        assert_eq!(normalize_path_in(base, "*.md")?, "/nonexistent-base/w/*.md");
+        Ok(())
+    }
+
+    #[test]
+    fn symlinks_of_the_existing_prefix_are_followed() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let root = fs::canonicalize(dir.path())?;
+        fs::create_dir_all(root.join("real/inner"))?;
+        symlink(root.join("real"), root.join("link"))?;
+        symlink("real/inner", root.join("rel"))?;
+        let root_str = root.to_string_lossy().into_owned();
+        assert_eq!(
+            normalize_path_in(&root, "link/inner/missing/x")?,
+            format!("{root_str}/real/inner/missing/x")
+        );
+        assert_eq!(
+            normalize_path_in(&root, "rel")?,
+            format!("{root_str}/real/inner")
+        );
+        // `..` after a symlink climbs from its target, as realpath does.
+        assert_eq!(
+            normalize_path_in(&root, "rel/..")?,
+            format!("{root_str}/real")
+        );
+        assert_eq!(
+            normalize_path_in(&root, "missing/../real")?,
+            format!("{root_str}/real")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn symlink_loops_and_nul_are_clear_errors() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let root = fs::canonicalize(dir.path())?;
+        symlink(root.join("b"), root.join("a"))?;
+        symlink(root.join("a"), root.join("b"))?;
+        let err = normalize_path_in(&root, "a/x").map(|_| ()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidScope);
+        assert!(err.to_string().contains("symlink loop"), "{err}");
+        assert!(err.to_string().contains("\"a/x\""), "{err}");
+        let err = normalize_path_in(&root, "a\0b").map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn overlap_is_component_wise() {
+        assert!(paths_overlap("/a/b", "/a/b"));
+        assert!(paths_overlap("/a/b", "/a/b/c"));
+        assert!(paths_overlap("/a/b/c", "/a/b"));
+        assert!(paths_overlap("/", "/anything"));
+        assert!(!paths_overlap("/a/b", "/a/bc"));
+        assert!(!paths_overlap("/repo/src", "/repo/tests"));
+        let s = |v: &[&str]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert!(scopes_overlap(&s(&["/x", "/a/b"]), &s(&["/q", "/a"])));
+        assert!(!scopes_overlap(&s(&["/x", "/y"]), &s(&["/q", "/z"])));
+        assert_eq!(
+            first_overlap(&s(&["/x", "/a/b"]), &s(&["/q", "/a"])),
+            Some(("/a/b", "/a"))
+        );
+    }
+
+    #[test]
+    fn templates_follow_the_original() {
+        let ctx = context(json!({"run": "r1", "n": 42, "flag": true, "none": null}));
+        let out = resolve_scope(
+            &[
+                "static/path",
+                "${context.run}/out",
+                "${context.missing}/x",
+                "a/${context.run}-${context.n}/${context.run}",
+                "pre${context.run}post",
+                "${env.HOME}/${captured.x}",
+                "${context.flag}-${context.none}",
+                "${context.}${context.run",
+            ],
+            &ctx,
+        );
+        assert_eq!(
+            out,
+            [
+                "static/path",
+                "r1/out",
+                "${context.missing}/x",
+                "a/r1-42/r1",
+                "prer1post",
+                "${env.HOME}/${captured.x}",
+                "True-None",
+                "${context.}${context.run",
+            ]
+        );
+        assert!(resolve_scope::<&str>(&[], &ctx).is_empty());
+    }
+
+    #[test]
+    fn a_replacement_is_not_rescanned() {
+        let ctx = context(json!({"a": "${context.b}", "b": "no"}));
+        assert_eq!(resolve_scope(&["${context.a}"], &ctx), ["${context.b}"]);
+    }
+
+    #[test]
+    fn two_run_directories_give_disjoint_scopes() -> TestResult {
+        let base = Path::new("/repo");
+        let scope_of = |run: &str| -> Result<Vec<String>, Error> {
+            resolve_scope(
+                &[".loops/runs/${context.run_id}"],
+                &context(json!({"run_id": run})),
+            )
+            .iter()
+            .map(|p| normalize_path_in(base, p))
+            .collect()
+        };
+        assert!(!scopes_overlap(&scope_of("a")?, &scope_of("b")?));
+        assert!(scopes_overlap(&scope_of("a")?, &scope_of("a")?));
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! Unix implementation of the platform layer.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+use rustix::process::{Pid, test_kill_process};
+
+/// The identity of an inode: what a path must still name for us to act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+/// The identity of the inode an open descriptor refers to (`fstat`).
+pub(crate) fn file_id(file: &File) -> io::Result<FileId> {
+    let meta = file.metadata()?;
+    Ok(FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+/// The identity of the inode a path names right now, without following a final symlink
+/// (`lstat`); `None` when nothing is there.
+pub(crate) fn path_id(path: &Path) -> io::Result<Option<FileId>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Flags for every open of a file in the lock directory: never follow a symlink planted at the
+/// final component, and never block in `open` on a FIFO. std adds `O_CLOEXEC` itself, so a
+/// child that `exec`s does not inherit (and so cannot prolong) a lock.
+fn lock_dir_open_flags() -> i32 {
+    (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32
+}
+
+/// Opens (creating if needed) the directory sentinel `.running/.acquire.lock`.
+///
+/// It is not truncated: it is empty by convention and there is nothing to gain by writing to a
+/// file we did not create.
+pub(crate) fn open_sentinel(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(lock_dir_open_flags())
+        .open(path)
+}
+
+/// Opens an existing lock file read-only, for probing its flock and reading its record.
+/// `flock` works on a read-only descriptor, so probing needs no write permission.
+pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(lock_dir_open_flags())
+        .open(path)
+}
+
+/// Takes `flock(LOCK_EX)` on `file`, waiting as long as it takes. An interrupted wait is
+/// retried, never taken for success.
+pub(crate) fn lock_exclusive(file: &File) -> io::Result<()> {
+    loop {
+        match file.lock() {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Tries `flock(LOCK_EX | LOCK_NB)` on `file`: `Ok(true)` when taken, `Ok(false)` when another
+/// open file description holds it (including one in this very process).
+pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(TryLockError::WouldBlock) => return Ok(false),
+            Err(TryLockError::Error(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(TryLockError::Error(err)) => return Err(err),
+        }
+    }
+}
+
+/// This process's id.
+pub(crate) fn current_pid() -> u32 {
+    std::process::id()
+}
+
+/// Whether `kill(pid, 0)` proves the process gone. Only `ESRCH` does: `EPERM` means a process
+/// of another user is there, and any other failure proves nothing (little-loops BUG-526 read
+/// `EPERM` as dead and deleted a live lock).
+pub(crate) fn pid_is_dead(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return false;
+    };
+    matches!(test_kill_process(pid), Err(Errno::SRCH))
+}
+
+/// The pids of this process's ancestors, nearest first, excluding this process and pid 1.
+/// Read afresh on every call: a process's parent changes when its parent dies.
+pub(crate) fn ancestor_pids() -> Vec<u32> {
+    let mut ancestors = Vec::new();
+    let mut next = std::os::unix::process::parent_id();
+    // A bound in case the process table changes under us into a cycle.
+    while next > 1 && ancestors.len() < 4096 && !ancestors.contains(&next) {
+        ancestors.push(next);
+        match parent_of(next) {
+            Some(parent) => next = parent,
+            None => break,
+        }
+    }
+    ancestors
+}
+
+/// The parent of `pid`, from `/proc/<pid>/stat`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_proc_stat_ppid(&stat)
+}
+
+/// Without a `/proc` we only know our own parent; the chain stops there. See README
+/// ("Platforms").
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn parent_of(_pid: u32) -> Option<u32> {
+    None
+}
+
+/// `/proc/<pid>/stat` is `pid (comm) state ppid ...`, where `comm` may itself contain spaces
+/// and parentheses, so the fields are counted from the *last* `)`.
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+pub(crate) fn parse_proc_stat_ppid(stat: &str) -> Option<u32> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_comm.split_ascii_whitespace();
+    let _state = fields.next()?;
+    fields.next()?.parse().ok()
+}
+
+/// Names the filesystem under `file` when it is one whose `flock` is emulated or local to one
+/// client (NFS, SMB/CIFS, 9p): there a lock taken here may not exclude a process elsewhere, and
+/// on NFS a second descriptor in the same process does not even conflict, which would make our
+/// own live locks look stale. We refuse such directories rather than silently lock nothing.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn unreliable_flock_filesystem(file: &File) -> io::Result<Option<&'static str>> {
+    let stat = rustix::fs::fstatfs(file)?;
+    // The magic numbers of linux/magic.h; all fit in 32 bits, whatever the width of f_type.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = stat.f_type as u32;
+    Ok(match magic {
+        0x6969 => Some("NFS"),
+        0xFF53_4D42 => Some("CIFS"),
+        0xFE53_4D42 => Some("SMB2"),
+        0x517B => Some("SMB"),
+        0x0102_1997 => Some("9p"),
+        _ => None,
+    })
+}
+
+/// Other Unixes: no detection (see README, "Platforms").
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn unreliable_flock_filesystem(_file: &File) -> io::Result<Option<&'static str>> {
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_ppid_survives_hostile_command_names() {
+        assert_eq!(parse_proc_stat_ppid("42 (bash) S 7 42 42 0"), Some(7));
+        assert_eq!(parse_proc_stat_ppid("42 (a) b) (c) R 9 1 1"), Some(9));
+        assert_eq!(parse_proc_stat_ppid("42 (x y z) S 12345 0"), Some(12345));
+        assert_eq!(parse_proc_stat_ppid("garbage"), None);
+        assert_eq!(parse_proc_stat_ppid("1 (init) S"), None);
+    }
+
+    #[test]
+    fn our_parent_is_our_first_ancestor() {
+        let ancestors = ancestor_pids();
+        let parent = std::os::unix::process::parent_id();
+        if parent > 1 {
+            assert_eq!(ancestors.first(), Some(&parent));
+        }
+        assert!(!ancestors.contains(&current_pid()));
+        assert!(!ancestors.contains(&1));
+    }
+
+    #[test]
+    fn pid_liveness_only_trusts_esrch() {
+        assert!(!pid_is_dead(current_pid()));
+        // pid 1 exists and, for a non-root user, answers EPERM: still alive.
+        assert!(!pid_is_dead(1));
+        // Above the kernel's pid_max (at most 2^22): no such process.
+        assert!(pid_is_dead(99_999_999));
+        // Not a pid at all: never proof of death.
+        assert!(!pid_is_dead(0));
+        assert!(!pid_is_dead(u32::MAX));
+    }
+
+    #[test]
+    fn a_second_open_file_description_in_this_process_conflicts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.lock");
+        let first = open_sentinel(&path).expect("open");
+        assert!(try_lock_exclusive(&first).expect("lock"));
+        let second = open_lock_file(&path).expect("open again");
+        assert!(!try_lock_exclusive(&second).expect("probe"));
+        drop(first);
+        assert!(try_lock_exclusive(&second).expect("probe after close"));
+    }
+}
