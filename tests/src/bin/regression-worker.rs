@@ -1,0 +1,451 @@
+//! The regression suite's worker: one process of a multi-process scenario.
+//!
+//! ```text
+//! regression-worker cycle --impl I --loops-dir D --name N --scope S --cycles C --deadline-ms M
+//!                         --worker K --witness LOG [--probe]
+//! regression-worker scan  --running-dir R --stop-file F --max-scans K --deadline-ms M
+//! regression-worker attempt --impl I --loops-dir D --name N --scope S [--instance ID]
+//!                         [--singleton] [--as-uid U]
+//! regression-worker churn --loops-dir D --name N --scope S --cycles C --deadline-ms M
+//! regression-worker fork-release --impl I --loops-dir D --scope S
+//! regression-worker probe PATH
+//! regression-worker repro --impl I [--soak]
+//! ```
+//!
+//! `cycle` and `scan` say `ready`, wait for stdin to close (the start barrier), run within
+//! their bounds, and print a JSON summary as their last line. `attempt` says `ready`, waits for
+//! one line (`go`), tries once and says `held <path>`, `conflict <why>` or `failed <why>`, then
+//! holds until stdin closes, releases and says `released` or `release-failed <why>`. `churn`
+//! acquires and releases in a loop, saying each step, until killed or out of bounds. `repro`
+//! runs a whole fleet and prints its JSON report.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use regression::fleet::{FleetParams, run_fleet};
+use regression::locker::{Attempt, Impl, Locker};
+use regression::original_reader;
+use regression::probe::{Probe, probe};
+use regression::witness::Witness;
+use scope_lock::{LockManager, LockRequest};
+use serde_json::json;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let result = Args::parse(&rest).and_then(|args| match command.as_str() {
+        "cycle" => cycle(&args),
+        "scan" => scan(&args),
+        "attempt" => attempt(&args),
+        "churn" => churn(&args),
+        "fork-release" => fork_release(&args),
+        "probe" => probe_once(&args),
+        "repro" => repro(&args),
+        other => Err(format!(
+            "unknown command {other:?}; see the source's header"
+        )),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = writeln!(io::stderr(), "regression-worker {command}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--key value` pairs, `--flag`s and positional arguments.
+struct Args {
+    values: HashMap<String, String>,
+    flags: Vec<String>,
+    positional: Vec<String>,
+}
+
+impl Args {
+    const FLAGS: &'static [&'static str] = &["--probe", "--singleton", "--soak"];
+
+    fn parse(raw: &[String]) -> Result<Self, String> {
+        let mut args = Args {
+            values: HashMap::new(),
+            flags: Vec::new(),
+            positional: Vec::new(),
+        };
+        let mut iter = raw.iter();
+        while let Some(arg) = iter.next() {
+            if Self::FLAGS.contains(&arg.as_str()) {
+                args.flags.push(arg.clone());
+            } else if let Some(key) = arg.strip_prefix("--") {
+                let value = iter.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                args.values.insert(key.to_owned(), value.clone());
+            } else {
+                args.positional.push(arg.clone());
+            }
+        }
+        Ok(args)
+    }
+
+    fn get(&self, key: &str) -> Result<&str, String> {
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| format!("missing --{key}"))
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, String> {
+        self.get(key).map(PathBuf::from)
+    }
+
+    fn number(&self, key: &str) -> Result<u64, String> {
+        self.get(key)?
+            .parse()
+            .map_err(|err| format!("--{key}: {err}"))
+    }
+
+    fn flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+
+    fn which(&self) -> Result<Impl, String> {
+        self.get("impl")?.parse()
+    }
+}
+
+fn say(line: &str) -> Result<(), String> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|err| format!("stdout: {err}"))
+}
+
+/// The start barrier: `ready`, then wait for the parent to close our stdin.
+fn ready_then_wait_for_start() -> Result<(), String> {
+    say("ready")?;
+    let mut sink = Vec::new();
+    io::stdin()
+        .read_to_end(&mut sink)
+        .map_err(|err| format!("stdin: {err}"))?;
+    Ok(())
+}
+
+/// `--cycles` times or until `--deadline-ms`: acquire (trying again on conflict), witness,
+/// probe, release. A cycle is one hold; the attempts it took are counted too.
+fn cycle(args: &Args) -> Result<(), String> {
+    let locker = Locker::new(args.which()?, &args.path("loops-dir")?);
+    let name = args.get("name")?;
+    let scope = vec![args.get("scope")?.to_owned()];
+    let cycles = args.number("cycles")?;
+    let deadline = Duration::from_millis(args.number("deadline-ms")?);
+    let worker = u32::try_from(args.number("worker")?).map_err(|err| err.to_string())?;
+    let mut witness = Witness::open(&args.path("witness")?, worker)
+        .map_err(|err| format!("witness log: {err}"))?;
+    let with_probe = args.flag("--probe");
+
+    ready_then_wait_for_start()?;
+    let started = Instant::now();
+    let mut counts = CycleCounts::default();
+    'cycles: for cycle in 0..cycles {
+        let held = loop {
+            if started.elapsed() > deadline {
+                break 'cycles;
+            }
+            counts.attempts += 1;
+            match locker.try_acquire(name, &scope) {
+                Attempt::Held(held) => break held,
+                Attempt::Conflict => {
+                    counts.conflicts += 1;
+                    // Give the holder the processor rather than spinning against it.
+                    std::thread::yield_now();
+                }
+                Attempt::Failed(message) => {
+                    counts.error(false, message);
+                    continue 'cycles;
+                }
+            }
+        };
+        counts.cycles += 1;
+        witness.enter(cycle).map_err(|err| err.to_string())?;
+        if with_probe {
+            counts.probes += 1;
+            // Missing counts too: a lock file someone deleted under us holds nothing.
+            if probe(held.path()).map_err(|err| err.to_string())? != Probe::Held {
+                counts.unheld_probes += 1;
+            }
+        }
+        witness.exit(cycle).map_err(|err| err.to_string())?;
+        if let Err(failure) = locker.release(held) {
+            counts.error(failure.not_found, failure.to_string());
+        }
+    }
+    say(&json!({
+        "cycles": counts.cycles,
+        "holds": counts.cycles,
+        "attempts": counts.attempts,
+        "conflicts": counts.conflicts,
+        "not_found_on_release": counts.not_found,
+        "other_errors": counts.errors,
+        "first_error": counts.first_error,
+        "probes": counts.probes,
+        "unheld_probes": counts.unheld_probes,
+    })
+    .to_string())
+}
+
+#[derive(Default)]
+struct CycleCounts {
+    cycles: u64,
+    attempts: u64,
+    conflicts: u64,
+    not_found: u64,
+    errors: u64,
+    first_error: Option<String>,
+    probes: u64,
+    unheld_probes: u64,
+}
+
+impl CycleCounts {
+    fn error(&mut self, not_found: bool, message: String) {
+        if not_found {
+            self.not_found += 1;
+        } else {
+            self.errors += 1;
+        }
+        self.first_error.get_or_insert(message);
+    }
+}
+
+/// Reads every lock file, without any lock, as the original's status tools do, and counts the
+/// reads the original's reader would reject.
+fn scan(args: &Args) -> Result<(), String> {
+    let running_dir = args.path("running-dir")?;
+    let stop_file = args.path("stop-file")?;
+    let max_scans = args.number("max-scans")?;
+    let deadline = Duration::from_millis(args.number("deadline-ms")?);
+
+    ready_then_wait_for_start()?;
+    let started = Instant::now();
+    let (mut scans, mut reads, mut partial, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    let mut first_partial: Option<String> = None;
+    while scans < max_scans && started.elapsed() < deadline && !stop_file.exists() {
+        scans += 1;
+        let Ok(entries) = fs::read_dir(&running_dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || !name.ends_with(".lock") {
+                continue;
+            }
+            match fs::read(entry.path()) {
+                Ok(bytes) => {
+                    reads += 1;
+                    if let Err(why) = original_reader::parse(&bytes) {
+                        partial += 1;
+                        first_partial.get_or_insert_with(|| {
+                            format!("{why} in {:?}", String::from_utf8_lossy(&bytes))
+                        });
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => errors += 1,
+            }
+        }
+    }
+    say(&json!({
+        "scans": scans,
+        "reads": reads,
+        "partial_reads": partial,
+        "first_partial": first_partial,
+        "errors": errors,
+    })
+    .to_string())
+}
+
+/// One acquire on `go`, held until stdin closes.
+fn attempt(args: &Args) -> Result<(), String> {
+    if let Ok(uid) = args.get("as-uid") {
+        become_user(uid)?;
+    }
+    let which = args.which()?;
+    let loops_dir = args.path("loops-dir")?;
+    let name = args.get("name")?;
+    let scope = vec![args.get("scope")?.to_owned()];
+    say("ready")?;
+    let mut stdin = io::stdin().lock();
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .map_err(|err| format!("stdin: {err}"))?;
+
+    // The fix's full request (instance ids, singletons) goes straight to the library; the port
+    // only knows names and scopes.
+    let outcome = if which == Impl::Fixed {
+        let mut request = LockRequest::new(name)
+            .scope(scope)
+            .singleton(args.flag("--singleton"));
+        if let Ok(instance) = args.get("instance") {
+            request = request.instance_id(instance);
+        }
+        match LockManager::new(&loops_dir).try_acquire(&request) {
+            Ok(guard) => Attempt::Held(regression::locker::Held::Fixed(guard)),
+            Err(scope_lock::AcquireError::Conflict(conflict)) => {
+                say(&format!("conflict {conflict}"))?;
+                Attempt::Conflict
+            }
+            Err(err) => Attempt::Failed(err.to_string()),
+        }
+    } else {
+        match Locker::new(which, &loops_dir).try_acquire(name, &scope) {
+            Attempt::Conflict => {
+                say("conflict")?;
+                Attempt::Conflict
+            }
+            other => other,
+        }
+    };
+    let held = match outcome {
+        Attempt::Held(held) => {
+            say(&format!("held {}", held.path().display()))?;
+            Some(held)
+        }
+        Attempt::Conflict => None,
+        Attempt::Failed(message) => {
+            say(&format!("failed {message}"))?;
+            None
+        }
+    };
+    let mut sink = Vec::new();
+    stdin
+        .read_to_end(&mut sink)
+        .map_err(|err| format!("stdin: {err}"))?;
+    if let Some(held) = held {
+        match Locker::new(which, &loops_dir).release(held) {
+            Ok(()) => say("released")?,
+            Err(failure) => say(&format!("release-failed {failure}"))?,
+        }
+    }
+    Ok(())
+}
+
+/// Acquire and release the fix's lock in a loop, saying each step, so that a parent can kill
+/// this process at arbitrary points of the protocol.
+fn churn(args: &Args) -> Result<(), String> {
+    let locks = LockManager::new(args.path("loops-dir")?);
+    let request = LockRequest::new(args.get("name")?).scope([args.get("scope")?]);
+    let cycles = args.number("cycles")?;
+    let deadline = Duration::from_millis(args.number("deadline-ms")?);
+    let started = Instant::now();
+    for cycle in 0..cycles {
+        if started.elapsed() > deadline {
+            break;
+        }
+        match locks.try_acquire(&request) {
+            Ok(guard) => {
+                say(&format!("acquired {cycle}"))?;
+                guard.release().map_err(|err| err.to_string())?;
+                say(&format!("released {cycle}"))?;
+            }
+            Err(err) => say(&format!("not-acquired {cycle} {err}"))?,
+        }
+    }
+    Ok(())
+}
+
+/// Acquire, fork, let the child release (or drop) what it inherited and exit, then report
+/// whether the parent's lock survived: `{"exists": bool, "held": bool}`.
+fn fork_release(args: &Args) -> Result<(), String> {
+    let which = args.which()?;
+    let loops_dir = args.path("loops-dir")?;
+    let locker = Locker::new(which, &loops_dir);
+    let scope = vec![args.get("scope")?.to_owned()];
+    let Attempt::Held(held) = locker.try_acquire("forked", &scope) else {
+        return Err("could not acquire before forking".into());
+    };
+    let path = held.path().to_owned();
+    let child = fork()?;
+    if child == 0 {
+        // The child: release what it inherited, as a careless program would, and leave
+        // without running the parent's destructors or flushing its buffers.
+        let code = i32::from(locker.release(held).is_err());
+        exit_now(code);
+    }
+    wait_for(child)?;
+    let probed = probe(&path).map_err(|err| err.to_string())?;
+    let report = json!({
+        "exists": probed != Probe::Missing,
+        "held": probed == Probe::Held,
+        "probe": probed.name(),
+    });
+    // The parent's own release: whatever the child did, this must not fail either.
+    let _ = locker.release(held);
+    say(&report.to_string())
+}
+
+fn probe_once(args: &Args) -> Result<(), String> {
+    let path = args.positional.first().ok_or("probe needs a path")?;
+    let found = probe(Path::new(path)).map_err(|err| format!("{path}: {err}"))?;
+    say(found.name())
+}
+
+/// The report's steps to reproduce, scaled up: prints the fleet's JSON report.
+fn repro(args: &Args) -> Result<(), String> {
+    let params = FleetParams::standard(args.which()?, args.flag("--soak"));
+    let exe = std::env::current_exe().map_err(|err| format!("current_exe: {err}"))?;
+    let report = run_fleet(&exe, &params)?;
+    say(&report.to_json().to_string())
+}
+
+#[allow(unsafe_code)]
+fn fork() -> Result<libc::pid_t, String> {
+    // SAFETY: this process is single-threaded here (the worker never starts threads before
+    // this point), so the child may go on running ordinary Rust code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        Err(format!("fork: {}", io::Error::last_os_error()))
+    } else {
+        Ok(pid)
+    }
+}
+
+#[allow(unsafe_code)]
+fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` ends the process immediately; nothing is unwound or flushed.
+    unsafe { libc::_exit(code) }
+}
+
+#[allow(unsafe_code)]
+fn wait_for(pid: libc::pid_t) -> Result<(), String> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer; `pid` is our child.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if waited == pid {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(format!("waitpid: {err}"));
+        }
+    }
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(format!("the forked child failed (status {status})"))
+    }
+}
+
+#[allow(unsafe_code)]
+fn become_user(uid: &str) -> Result<(), String> {
+    let uid: libc::uid_t = uid.parse().map_err(|err| format!("--as-uid: {err}"))?;
+    // SAFETY: plain system calls on this single-threaded process; group first, then user.
+    let failed = unsafe { libc::setgid(uid) != 0 || libc::setuid(uid) != 0 };
+    if failed {
+        return Err(format!("setuid({uid}): {}", io::Error::last_os_error()));
+    }
+    Ok(())
+}

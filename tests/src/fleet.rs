@@ -1,0 +1,354 @@
+//! Many worker processes at once: spawned, held at a start barrier, released together, bounded
+//! in cycles and time, and always reaped.
+//!
+//! The barrier is each worker's stdin: a worker says `ready` on stdout, then reads stdin to
+//! end-of-file; the parent closes every stdin only once all have said `ready`. Scanners stop
+//! when the parent creates a stop file (after the cycling workers are done), or at their own
+//! bounds. No sleeps order anything.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::locker::Impl;
+use crate::witness;
+
+/// The shape of a fleet run.
+#[derive(Debug, Clone)]
+pub struct FleetParams {
+    /// The implementation under test.
+    pub which: Impl,
+    /// Processes acquiring and releasing the same scope under the same loop name.
+    pub workers: u32,
+    /// Holds per worker (each retried on conflict until it holds, within the deadline).
+    pub cycles_per_worker: u64,
+    /// Processes reading every lock file, without any lock, as fast as they can.
+    pub scanners: u32,
+    /// Scans per scanner at most.
+    pub max_scans: u64,
+    /// Whether each holder probes its lock file's flock through a fresh open while it holds.
+    pub probe: bool,
+    /// Each process stops by itself after this long.
+    pub deadline: Duration,
+}
+
+impl FleetParams {
+    /// The default for CI: 8 workers x 2,500 hold cycles (20,000 holds), 2 scanners; with
+    /// `soak`, ten times the cycles and scans.
+    pub fn standard(which: Impl, soak: bool) -> Self {
+        let scale = if soak { 10 } else { 1 };
+        Self {
+            which,
+            workers: 8,
+            cycles_per_worker: 2_500 * scale,
+            scanners: 2,
+            max_scans: 2_000_000 * scale,
+            probe: true,
+            deadline: Duration::from_secs(90 * scale),
+        }
+    }
+}
+
+/// What a fleet run saw, summed over its processes.
+#[derive(Debug, Clone, Default)]
+pub struct FleetReport {
+    /// Implementation.
+    pub which: Option<Impl>,
+    /// Cycling workers.
+    pub workers: u64,
+    /// Completed hold cycles (acquire, witness, probe, release).
+    pub cycles: u64,
+    /// Acquire attempts, including those refused.
+    pub attempts: u64,
+    /// Attempts that acquired.
+    pub holds: u64,
+    /// Attempts refused because of a conflict.
+    pub conflicts: u64,
+    /// Releases that failed because the file was already gone.
+    pub not_found_on_release: u64,
+    /// Any other error of acquire or release.
+    pub other_errors: u64,
+    /// The first such error.
+    pub first_error: Option<String>,
+    /// Probes of a holder's lock file while it held.
+    pub probes: u64,
+    /// Probes that found the file missing or its flock free.
+    pub unheld_probes: u64,
+    /// Scans by the scanners.
+    pub scans: u64,
+    /// Lock files the scanners read.
+    pub reads: u64,
+    /// Reads the original's reader would reject (empty or partial JSON).
+    pub partial_reads: u64,
+    /// The first such read.
+    pub first_partial: Option<String>,
+    /// The witness's findings.
+    pub witness: witness::WitnessReport,
+    /// Wall time of the cycling phase.
+    pub elapsed_ms: u64,
+}
+
+impl FleetReport {
+    /// The report as one flat JSON object (the evidence format, and `repro`'s output).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "impl": self.which.map(Impl::name),
+            "workers": self.workers,
+            "cycles": self.cycles,
+            "attempts": self.attempts,
+            "holds": self.holds,
+            "conflicts": self.conflicts,
+            "not_found_on_release": self.not_found_on_release,
+            "other_errors": self.other_errors,
+            "first_error": self.first_error,
+            "overlaps": self.witness.overlaps(),
+            "overlaps_by_order": self.witness.overlaps_by_order,
+            "overlaps_by_time": self.witness.overlaps_by_time,
+            "max_holders": self.witness.max_holders,
+            "witnessed_holds": self.witness.holds,
+            "unmatched_events": self.witness.unmatched,
+            "probes": self.probes,
+            "unheld_probes": self.unheld_probes,
+            "scans": self.scans,
+            "reads": self.reads,
+            "partial_reads": self.partial_reads,
+            "first_partial": self.first_partial,
+            "elapsed_ms": self.elapsed_ms,
+        })
+    }
+}
+
+/// The loop name every cycling worker uses: the same loop started many times, as in the
+/// report's steps to reproduce.
+pub const LOOP_NAME: &str = "bug-423";
+
+/// Runs a fleet of `worker_exe` processes in a fresh temporary directory.
+///
+/// # Errors
+///
+/// A process that could not be spawned, never said `ready`, printed no summary, exited
+/// unsuccessfully or outlived its deadline (it is killed and reaped), or a malformed witness
+/// log.
+pub fn run_fleet(worker_exe: &Path, params: &FleetParams) -> Result<FleetReport, String> {
+    let dir = tempfile::tempdir().map_err(|err| format!("tempdir: {err}"))?;
+    let loops_dir = dir.path().join(".loops");
+    let scope = dir.path().join("project");
+    fs::create_dir_all(&scope).map_err(|err| format!("{}: {err}", scope.display()))?;
+    let witness_log = dir.path().join("witness.log");
+    let stop_file = dir.path().join("stop");
+    let deadline_ms = params.deadline.as_millis().to_string();
+
+    let mut workers = Group::default();
+    for worker in 0..params.workers {
+        let mut command = Command::new(worker_exe);
+        command
+            .arg("cycle")
+            .args(["--impl", params.which.name()])
+            .arg("--loops-dir")
+            .arg(&loops_dir)
+            .args(["--name", LOOP_NAME])
+            .arg("--scope")
+            .arg(&scope)
+            .args(["--cycles", &params.cycles_per_worker.to_string()])
+            .args(["--deadline-ms", &deadline_ms])
+            .args(["--worker", &worker.to_string()])
+            .arg("--witness")
+            .arg(&witness_log);
+        if params.probe {
+            command.arg("--probe");
+        }
+        workers.spawn(command)?;
+    }
+    let mut scanners = Group::default();
+    for _ in 0..params.scanners {
+        let mut command = Command::new(worker_exe);
+        command
+            .arg("scan")
+            .arg("--running-dir")
+            .arg(loops_dir.join(".running"))
+            .arg("--stop-file")
+            .arg(&stop_file)
+            .args(["--max-scans", &params.max_scans.to_string()])
+            .args(["--deadline-ms", &deadline_ms]);
+        scanners.spawn(command)?;
+    }
+    workers.await_ready()?;
+    scanners.await_ready()?;
+
+    // The barrier: everyone is ready; let them all go at once.
+    let started = Instant::now();
+    scanners.release();
+    workers.release();
+    let grace = params.deadline + Duration::from_secs(30);
+    let worker_summaries = workers.collect(grace)?;
+    let elapsed = started.elapsed();
+    fs::write(&stop_file, b"stop").map_err(|err| format!("{}: {err}", stop_file.display()))?;
+    let scanner_summaries = scanners.collect(grace)?;
+
+    let mut report = FleetReport {
+        which: Some(params.which),
+        workers: u64::from(params.workers),
+        elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        ..FleetReport::default()
+    };
+    for summary in &worker_summaries {
+        let count = |key: &str| summary.get(key).and_then(Value::as_u64).unwrap_or(0);
+        report.cycles += count("cycles");
+        report.attempts += count("attempts");
+        report.holds += count("holds");
+        report.conflicts += count("conflicts");
+        report.not_found_on_release += count("not_found_on_release");
+        report.other_errors += count("other_errors");
+        report.probes += count("probes");
+        report.unheld_probes += count("unheld_probes");
+        if report.first_error.is_none() {
+            report.first_error = summary
+                .get("first_error")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+    }
+    for summary in &scanner_summaries {
+        let count = |key: &str| summary.get(key).and_then(Value::as_u64).unwrap_or(0);
+        report.scans += count("scans");
+        report.reads += count("reads");
+        report.partial_reads += count("partial_reads");
+        report.other_errors += count("errors");
+        if report.first_partial.is_none() {
+            report.first_partial = summary
+                .get("first_partial")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+    }
+    let log = fs::read_to_string(&witness_log).unwrap_or_default();
+    report.witness = witness::check(&log)?;
+    Ok(report)
+}
+
+/// Processes started together; any still running when this is dropped are killed and reaped.
+#[derive(Default)]
+struct Group {
+    members: Vec<Member>,
+}
+
+struct Member {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Option<BufReader<ChildStdout>>,
+    reaped: bool,
+}
+
+impl Group {
+    fn spawn(&mut self, mut command: Command) -> Result<(), String> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|err| format!("cannot spawn {command:?}: {err}"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().map(BufReader::new);
+        self.members.push(Member {
+            child,
+            stdin,
+            stdout,
+            reaped: false,
+        });
+        Ok(())
+    }
+
+    fn await_ready(&mut self) -> Result<(), String> {
+        for member in &mut self.members {
+            let mut line = String::new();
+            if let Some(stdout) = member.stdout.as_mut() {
+                stdout
+                    .read_line(&mut line)
+                    .map_err(|err| format!("reading a worker's ready line: {err}"))?;
+            }
+            if line.trim() != "ready" {
+                return Err(format!(
+                    "worker {} did not say ready (said {line:?})",
+                    member.child.id()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        for member in &mut self.members {
+            drop(member.stdin.take());
+        }
+    }
+
+    /// Waits for every member to print its summary and exit, up to `limit`.
+    fn collect(&mut self, limit: Duration) -> Result<Vec<Value>, String> {
+        let (sender, receiver) = mpsc::channel();
+        for (index, member) in self.members.iter_mut().enumerate() {
+            let Some(mut stdout) = member.stdout.take() else {
+                continue;
+            };
+            let sender = sender.clone();
+            thread::spawn(move || {
+                let mut rest = String::new();
+                let result = stdout.read_to_string(&mut rest).map(|_| rest);
+                let _ = sender.send((index, result));
+            });
+        }
+        drop(sender);
+        let deadline = Instant::now() + limit;
+        let mut outputs = vec![None; self.members.len()];
+        for _ in 0..self.members.len() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match receiver.recv_timeout(remaining) {
+                Ok((index, Ok(output))) => outputs[index] = Some(output),
+                Ok((_, Err(err))) => return Err(format!("reading a worker's output: {err}")),
+                Err(_) => {
+                    return Err(format!(
+                        "workers still running after {limit:?}; killed (a hang is a failure)"
+                    ));
+                }
+            }
+        }
+        let mut summaries = Vec::new();
+        for (member, output) in self.members.iter_mut().zip(outputs) {
+            let status = member
+                .child
+                .wait()
+                .map_err(|err| format!("waiting for worker {}: {err}", member.child.id()))?;
+            member.reaped = true;
+            let output = output.unwrap_or_default();
+            if !status.success() {
+                return Err(format!(
+                    "worker {} exited with {status}; output: {output}",
+                    member.child.id()
+                ));
+            }
+            let last = output.lines().last().unwrap_or_default();
+            summaries.push(
+                serde_json::from_str(last).map_err(|err| {
+                    format!("worker {} summary {last:?}: {err}", member.child.id())
+                })?,
+            );
+        }
+        Ok(summaries)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            if !member.reaped {
+                let _ = member.child.kill();
+                let _ = member.child.wait();
+            }
+        }
+    }
+}

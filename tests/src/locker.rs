@@ -1,0 +1,202 @@
+//! One face for both implementations, so that every scenario runs unchanged against the fix
+//! and against the pre-fix port.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard};
+
+use crate::prefix::PrefixLockManager;
+
+/// Which implementation a scenario runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impl {
+    /// The `scope-lock` crate.
+    Fixed,
+    /// The port of the code BUG-423 was filed against.
+    Prefix,
+}
+
+/// The environment variable that points the suite at the pre-fix port (`prefix`).
+pub const IMPL_VAR: &str = "SCOPE_LOCK_IMPL";
+
+impl Impl {
+    /// `SCOPE_LOCK_IMPL`, `fixed` when unset.
+    ///
+    /// # Panics
+    ///
+    /// On a value other than `fixed` or `prefix`: a typo must not silently test the wrong thing.
+    pub fn from_env() -> Self {
+        match std::env::var(IMPL_VAR) {
+            Err(_) => Impl::Fixed,
+            Ok(value) => value
+                .parse()
+                .unwrap_or_else(|err| panic!("{IMPL_VAR}: {err}")),
+        }
+    }
+
+    /// `fixed` or `prefix`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Fixed => "fixed",
+            Impl::Prefix => "prefix",
+        }
+    }
+}
+
+impl FromStr for Impl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fixed" => Ok(Impl::Fixed),
+            "prefix" => Ok(Impl::Prefix),
+            other => Err(format!(
+                "unknown implementation {other:?} (fixed or prefix)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Impl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A lock a scenario believes it holds.
+#[derive(Debug)]
+pub enum Held {
+    /// The fix's guard.
+    Fixed(ScopeGuard),
+    /// The port's `acquire` returned true for this name.
+    Prefix {
+        /// The loop name.
+        name: String,
+        /// Its lock file.
+        path: PathBuf,
+    },
+}
+
+impl Held {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        match self {
+            Held::Fixed(guard) => guard.path(),
+            Held::Prefix { path, .. } => path,
+        }
+    }
+}
+
+/// The outcome of one acquire attempt.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Acquired.
+    Held(Held),
+    /// Someone else holds an overlapping scope.
+    Conflict,
+    /// Anything else, with its message.
+    Failed(String),
+}
+
+/// A release that did not succeed.
+#[derive(Debug)]
+pub struct ReleaseFailure {
+    /// The lock file was already gone: the original's `FileNotFoundError`.
+    pub not_found: bool,
+    /// The error.
+    pub message: String,
+}
+
+impl fmt::Display for ReleaseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.not_found {
+            write!(f, "NotFound on release: {}", self.message)
+        } else {
+            f.write_str(&self.message)
+        }
+    }
+}
+
+/// Either implementation, on one loops directory.
+pub struct Locker {
+    which: Impl,
+    fixed: LockManager,
+    prefix: PrefixLockManager<'static>,
+}
+
+impl Locker {
+    /// A locker of implementation `which` on `<loops_dir>/.running`.
+    pub fn new(which: Impl, loops_dir: &Path) -> Self {
+        Self {
+            which,
+            fixed: LockManager::new(loops_dir),
+            prefix: PrefixLockManager::new(loops_dir),
+        }
+    }
+
+    /// Which implementation this is.
+    pub fn which(&self) -> Impl {
+        self.which
+    }
+
+    /// One non-blocking acquire of `scope` under the loop name `name`.
+    pub fn try_acquire(&self, name: &str, scope: &[String]) -> Attempt {
+        match self.which {
+            Impl::Fixed => match self
+                .fixed
+                .try_acquire(&LockRequest::new(name).scope(scope.iter().cloned()))
+            {
+                Ok(guard) => Attempt::Held(Held::Fixed(guard)),
+                Err(AcquireError::Conflict(_)) => Attempt::Conflict,
+                Err(err) => Attempt::Failed(err.to_string()),
+            },
+            Impl::Prefix => match self.prefix.acquire(name, scope) {
+                Ok(true) => Attempt::Held(Held::Prefix {
+                    name: name.to_owned(),
+                    path: self.prefix.lock_path(name),
+                }),
+                Ok(false) => Attempt::Conflict,
+                Err(err) => Attempt::Failed(err.to_string()),
+            },
+        }
+    }
+
+    /// Releases `held`.
+    ///
+    /// # Errors
+    ///
+    /// The implementation's release error.
+    pub fn release(&self, held: Held) -> Result<(), ReleaseFailure> {
+        self.release_with(held, &|| {})
+    }
+
+    /// Releases `held` while `meanwhile` runs as close as the implementation allows to the
+    /// moment the file is removed: in the port, between its `exists()` and its `unlink()`; in
+    /// the fix, which exposes no such window, just before `release` (its check and unlink then
+    /// run under the directory sentinel).
+    ///
+    /// # Errors
+    ///
+    /// The implementation's release error.
+    pub fn release_with(&self, held: Held, meanwhile: &dyn Fn()) -> Result<(), ReleaseFailure> {
+        match held {
+            Held::Fixed(guard) => {
+                meanwhile();
+                guard.release().map_err(|err| ReleaseFailure {
+                    not_found: err.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound),
+                    message: err.to_string(),
+                })
+            }
+            Held::Prefix { name, .. } => {
+                self.prefix
+                    .release_with(&name, meanwhile)
+                    .map_err(|err| ReleaseFailure {
+                        not_found: err.kind() == io::ErrorKind::NotFound,
+                        message: err.to_string(),
+                    })
+            }
+        }
+    }
+}
