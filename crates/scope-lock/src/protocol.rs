@@ -69,7 +69,16 @@ const SENTINEL_ATTEMPTS: usize = 16;
 
 /// The exclusive flock on `.running/.acquire.lock`, held while this value lives.
 pub(crate) struct Sentinel {
-    _file: File,
+    file: File,
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        // Unlike a lock file's, the sentinel's flock is ended explicitly: if another thread
+        // forked meanwhile, the child shares this open file description, and merely closing
+        // our descriptor would leave the whole directory locked until the child exits.
+        let _ = self.file.unlock();
+    }
 }
 
 impl Sentinel {
@@ -95,7 +104,7 @@ impl Sentinel {
             let locked = imp::file_id(&file).map_err(|err| Error::io("cannot stat", &path, err))?;
             let named = imp::path_id(&path).map_err(|err| Error::io("cannot stat", &path, err))?;
             if named == Some(locked) {
-                return Ok(Self { _file: file });
+                return Ok(Self { file });
             }
         }
         Err(Error::at_path(
@@ -563,5 +572,36 @@ fn describe(file_type: &fs::FileType) -> &'static str {
         "regular file"
     } else {
         "special file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn dropping_the_sentinel_frees_it_even_when_its_descriptor_was_shared() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let sentinel = Sentinel::lock(dir.path())?;
+        // A duplicate shares the open file description, exactly as a forked child's copy does.
+        let shared = sentinel.file.try_clone()?;
+        drop(sentinel);
+        let other = imp::open_sentinel(&dir.path().join(SENTINEL_NAME))?;
+        assert!(
+            imp::try_lock_exclusive(&other)?,
+            "the directory stayed locked after the sentinel was dropped"
+        );
+        drop(shared);
+        Ok(())
+    }
+
+    #[test]
+    fn orphaned_publications_are_recognised_by_name_only() {
+        assert!(is_orphaned_publication(".scope-lock-publish-AbC123.tmp"));
+        assert!(!is_orphaned_publication(".acquire.lock"));
+        assert!(!is_orphaned_publication(".x.lock.invalid-1-0"));
+        assert!(!is_orphaned_publication("scope-lock-publish-x.tmp"));
     }
 }
