@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Conflict, ConflictRule, Error, ErrorKind};
 use crate::listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
-use crate::request::{LOCK_SUFFIX, LockRequest};
+use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING};
 use crate::scope;
 use crate::sys::imp::{self, FileId};
 
@@ -56,9 +56,6 @@ pub(crate) const SENTINEL_NAME: &str = ".acquire.lock";
 /// Files being published are named `<PUBLISH_PREFIX><random><PUBLISH_SUFFIX>`.
 const PUBLISH_PREFIX: &str = ".scope-lock-publish-";
 const PUBLISH_SUFFIX: &str = ".tmp";
-
-/// How deep nested stems may go below `.running/`.
-const MAX_DEPTH: usize = 32;
 
 /// How often to retry when the sentinel we locked turns out to have been replaced.
 const SENTINEL_ATTEMPTS: usize = 16;
@@ -156,7 +153,7 @@ fn walk(dir: &Path, prefix: &str, depth: usize, listing: &mut LockListing) -> Re
             continue;
         }
         if file_type.is_dir() {
-            if depth < MAX_DEPTH {
+            if depth < MAX_NESTING {
                 walk(&path, &format!("{prefix}{name}/"), depth + 1, listing)?;
             }
             continue;

@@ -9,6 +9,10 @@ pub(crate) const LOCK_SUFFIX: &str = ".lock";
 /// The longest file name most filesystems allow (`NAME_MAX`).
 const NAME_MAX: usize = 255;
 
+/// How many directories a nested name may have (`a/b/c` has two). Scans descend exactly this
+/// deep, so every name a request may have is one a scan sees.
+pub(crate) const MAX_NESTING: usize = 32;
+
 /// A request for a scope lock.
 ///
 /// ```
@@ -142,6 +146,11 @@ fn validate_name(what: &str, name: &str) -> Result<(), Error> {
     }
     let components: Vec<&str> = name.split('/').collect();
     let last = components.len() - 1;
+    if last > MAX_NESTING {
+        return Err(invalid(&format!(
+            "it is nested {last} directories deep; at most {MAX_NESTING} are allowed"
+        )));
+    }
     for (i, component) in components.iter().enumerate() {
         if component.is_empty() {
             return Err(invalid("it has an empty path component"));
@@ -202,6 +211,9 @@ mod tests {
         assert!(name_error("a/.acquire").contains("starts with a dot"));
         assert!(name_error("nul\0byte").contains("NUL"));
         assert!(name_error(&"n".repeat(NAME_MAX - LOCK_SUFFIX.len() + 1)).contains("longer"));
+        let too_deep = format!("{}x", "d/".repeat(MAX_NESTING + 1));
+        assert!(name_error(&too_deep).contains("nested 33 directories deep"));
+        assert!(LockRequest::new(format!("{}x", "d/".repeat(MAX_NESTING))).validate().is_ok());
     }
 
     #[test]
