@@ -213,7 +213,11 @@ mod tests {
         assert!(name_error(&"n".repeat(NAME_MAX - LOCK_SUFFIX.len() + 1)).contains("longer"));
         let too_deep = format!("{}x", "d/".repeat(MAX_NESTING + 1));
         assert!(name_error(&too_deep).contains("nested 33 directories deep"));
-        assert!(LockRequest::new(format!("{}x", "d/".repeat(MAX_NESTING))).validate().is_ok());
+        assert!(
+            LockRequest::new(format!("{}x", "d/".repeat(MAX_NESTING)))
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]

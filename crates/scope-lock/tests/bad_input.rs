@@ -1,0 +1,716 @@
+//! B8 and B6: bad input and bad files give clear errors or reports that name the input or path
+//! at fault; never a panic, a hang, or a foreign file deleted or truncated.
+
+mod common;
+
+use std::error::Error;
+use std::fs::{self, File};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, symlink};
+use std::path::{Path, PathBuf};
+
+use common::{DEAD_PID, TestResult, expect_conflict, expect_failure, fixture, without_hanging};
+use rustix::fs::{CWD, FileType, Mode, mknodat};
+use scope_lock::{
+    ConflictRule, ErrorKind, LockManager, LockRecord, LockRequest, MAX_RECORD_BYTES, ProblemKind,
+};
+
+fn make_fifo(path: &Path) -> TestResult {
+    mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o644), 0)?;
+    Ok(())
+}
+
+/// Asserts that `err` is about `path`, by its accessor and in its message.
+fn assert_names_path(err: &scope_lock::Error, path: &Path) {
+    assert_eq!(err.path(), Some(path), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "the message does not name {}: {err}",
+        path.display()
+    );
+}
+
+/// Asserts that `err` refuses something that is not a regular lock file at `path`, naming it.
+#[track_caller]
+fn assert_not_a_lock_file(err: &scope_lock::Error, path: &Path) {
+    assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
+    assert_names_path(err, path);
+}
+
+/// A regular file's path, bytes, inode and mtime (seconds, nanoseconds).
+type FileState = (PathBuf, Vec<u8>, u64, i64, i64);
+
+/// Byte content, inode and mtime of every regular file under `dir`, recursively, for "nothing
+/// was touched" checks.
+fn snapshot(dir: &Path) -> Result<Vec<FileState>, Box<dyn Error>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            out.extend(snapshot(&path)?);
+        } else if meta.is_file() {
+            out.push((
+                path.clone(),
+                fs::read(&path)?,
+                meta.ino(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+            ));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The lock-file records of a foreign writer, by what is wrong with them.
+fn corrupt_records() -> Vec<(&'static str, Vec<u8>)> {
+    let with_pid = |pid: &str| {
+        format!(
+            r#"{{"loop_name": "bad", "scope": ["/nowhere"], "pid": {pid}, "started_at": "2026-01-01T00:00:00.000000+00:00"}}"#
+        )
+        .into_bytes()
+    };
+    let mut huge =
+        br#"{"loop_name": "huge", "scope": ["/nowhere"], "pid": 1, "started_at": "t", "pad": ""#
+            .to_vec();
+    huge.resize(
+        usize::try_from(MAX_RECORD_BYTES).unwrap_or(usize::MAX) + 100,
+        b'x',
+    );
+    huge.extend_from_slice(b"\"}");
+    vec![
+        ("empty", Vec::new()),
+        ("truncated", br#"{"loop_name": "bad", "sco"#.to_vec()),
+        ("not-an-object", b"[1, 2, 3]".to_vec()),
+        ("null", b"null".to_vec()),
+        ("not-utf8", b"\xff\xfe\x00garbage".to_vec()),
+        ("missing-key", br#"{"loop_name": "bad", "pid": 1}"#.to_vec()),
+        ("string-pid", with_pid(r#""123""#)),
+        ("null-pid", with_pid("null")),
+        ("zero-pid", with_pid("0")),
+        ("negative-pid", with_pid("-4")),
+        ("huge", huge),
+    ]
+}
+
+/// Files written, with the bytes written to them.
+type Written = Vec<(PathBuf, Vec<u8>)>;
+
+/// Writes every corrupt record as `<dir>/bad-<case>.lock`.
+fn write_corrupt_files(dir: &Path) -> Result<Written, Box<dyn Error>> {
+    fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for (case, bytes) in corrupt_records() {
+        let path = dir.join(format!("bad-{case}.lock"));
+        fs::write(&path, &bytes)?;
+        written.push((path, bytes));
+    }
+    Ok(written)
+}
+
+/// Dot files in `dir` (other than the sentinel) whose content is exactly `bytes`.
+fn dot_files_holding(dir: &Path, bytes: &[u8]) -> Result<Vec<PathBuf>, Box<dyn Error>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.')
+            && name != ".acquire.lock"
+            && entry.file_type()?.is_file()
+            && fs::read(&path)? == bytes
+        {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, instance ids, scopes
+// ---------------------------------------------------------------------------------------------
+
+fn bad_names() -> Vec<String> {
+    vec![
+        String::new(),
+        "/etc/passwd".into(),
+        "/abs/name".into(),
+        ".".into(),
+        "..".into(),
+        "../escape".into(),
+        "a/../../b".into(),
+        "./a".into(),
+        "a/.".into(),
+        "a//b".into(),
+        "trailing/".into(),
+        "nul\0byte".into(),
+        ".hidden".into(),
+        ".acquire".into(),
+        "dir/.hidden".into(),
+        "n".repeat(251),
+        format!("dir/{}", "n".repeat(251)),
+        format!("{}/x", "d".repeat(256)),
+    ]
+}
+
+#[test]
+fn invalid_loop_names_are_refused_with_an_error_quoting_the_name() -> TestResult {
+    let f = fixture()?;
+    for name in bad_names() {
+        let request = f.request(&name, "src");
+        let err = expect_failure(f.locks.try_acquire(&request));
+        assert_eq!(err.kind(), ErrorKind::InvalidName, "{name:?}: {err}");
+        let message = err.to_string();
+        assert!(message.contains("loop name"), "{message}");
+        assert!(message.contains(&format!("{name:?}")), "{message}");
+        let err = f
+            .locks
+            .find_conflict(&request)
+            .map(|_| ())
+            .expect_err("find_conflict accepted an invalid name");
+        assert_eq!(err.kind(), ErrorKind::InvalidName, "{name:?}: {err}");
+    }
+    assert!(!f.running().exists(), "an invalid request created files");
+    Ok(())
+}
+
+#[test]
+fn invalid_instance_ids_are_refused_with_an_error_quoting_the_id() -> TestResult {
+    let f = fixture()?;
+    for id in bad_names() {
+        let request = f.request("fine", "src").instance_id(id.clone());
+        let err = expect_failure(f.locks.try_acquire(&request));
+        assert_eq!(err.kind(), ErrorKind::InvalidName, "{id:?}: {err}");
+        let message = err.to_string();
+        assert!(message.contains("instance id"), "{message}");
+        assert!(message.contains(&format!("{id:?}")), "{message}");
+    }
+    assert!(!f.running().exists(), "an invalid request created files");
+    Ok(())
+}
+
+#[test]
+fn names_that_would_escape_the_running_directory_never_touch_the_file_they_point_at() -> TestResult
+{
+    let f = fixture()?;
+    f.init()?;
+    // `.running/../victim.lock` and `<root>/victim.lock`: where `../victim` and an absolute
+    // name would land if they were joined blindly.
+    let beside = f.root.join(".loops/victim.lock");
+    let absolute = f.root.join("victim.lock");
+    fs::write(&beside, "precious beside")?;
+    fs::write(&absolute, "precious absolute")?;
+    let absolute_name = f.path("victim");
+    for name in ["../victim", "sub/../../victim", absolute_name.as_str()] {
+        let err = expect_failure(f.acquire(name, "src"));
+        assert_eq!(err.kind(), ErrorKind::InvalidName, "{err}");
+        let err = expect_failure(
+            f.locks
+                .try_acquire(&f.request("fine", "src").instance_id(name)),
+        );
+        assert_eq!(err.kind(), ErrorKind::InvalidName, "{err}");
+    }
+    assert_eq!(fs::read_to_string(&beside)?, "precious beside");
+    assert_eq!(fs::read_to_string(&absolute)?, "precious absolute");
+    Ok(())
+}
+
+#[test]
+fn a_name_of_250_bytes_is_the_longest_that_acquires() -> TestResult {
+    let f = fixture()?;
+    let longest = "n".repeat(250);
+    let guard = f.acquire(&longest, "src")?;
+    assert_eq!(
+        guard
+            .path()
+            .file_name()
+            .map(|n| n.len())
+            .ok_or("no file name")?,
+        255
+    );
+    guard.release()?;
+    let err = expect_failure(f.acquire(&"n".repeat(251), "src"));
+    assert_eq!(err.kind(), ErrorKind::InvalidName);
+    assert!(err.to_string().contains("longer"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn scope_entries_with_nul_are_refused_with_an_error_quoting_the_entry() -> TestResult {
+    let f = fixture()?;
+    let absolute_with_nul = format!("{}\0tail", f.path("src"));
+    for entry in ["a\0b", "\0", absolute_with_nul.as_str()] {
+        let request = LockRequest::new("fine").scope([f.path("ok"), entry.to_owned()]);
+        let err = expect_failure(f.locks.try_acquire(&request));
+        assert_eq!(err.kind(), ErrorKind::InvalidScope, "{err}");
+        assert!(err.to_string().contains(&format!("{entry:?}")), "{err}");
+        let err = f
+            .locks
+            .find_conflict(&request)
+            .map(|_| ())
+            .expect_err("find_conflict accepted a NUL");
+        assert_eq!(err.kind(), ErrorKind::InvalidScope, "{err}");
+    }
+    assert!(!f.running().exists(), "an invalid request created files");
+    Ok(())
+}
+
+#[test]
+fn a_scope_through_a_symlink_loop_is_an_invalid_scope_not_a_hang() -> TestResult {
+    let f = fixture()?;
+    symlink(f.root.join("loop-b"), f.root.join("loop-a"))?;
+    symlink(f.root.join("loop-a"), f.root.join("loop-b"))?;
+    let entry = f.path("loop-a/inside");
+    let err = expect_failure(f.try_acquire_without_hanging(
+        "acquiring a symlink loop",
+        f.request("fine", "loop-a/inside"),
+    )?);
+    assert_eq!(err.kind(), ErrorKind::InvalidScope, "{err}");
+    assert!(err.to_string().contains(&format!("{entry:?}")), "{err}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The directory
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_loops_dir_path_through_a_regular_file_is_an_enotdir_error_naming_the_directory() -> TestResult
+{
+    let f = fixture()?;
+    let blocker = f.root.join("plain-file");
+    fs::write(&blocker, "not a directory")?;
+    for loops_dir in [blocker.clone(), blocker.join("nested/.loops")] {
+        let locks = LockManager::new(&loops_dir);
+        let running = locks.running_dir().to_path_buf();
+
+        let err = expect_failure(locks.try_acquire(&f.request("x", "src")));
+        assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+        assert_names_path(&err, &running);
+        assert_eq!(
+            err.io_error().and_then(|e| e.raw_os_error()),
+            Some(rustix::io::Errno::NOTDIR.raw_os_error()),
+            "{err}"
+        );
+
+        let err = locks
+            .list_locks()
+            .map(|_| ())
+            .expect_err("list_locks through a file");
+        assert_names_path(&err, &running);
+        let err = locks
+            .find_conflict(&f.request("x", "src"))
+            .map(|_| ())
+            .expect_err("find_conflict through a file");
+        assert_names_path(&err, &running);
+    }
+    assert_eq!(fs::read_to_string(&blocker)?, "not a directory");
+    Ok(())
+}
+
+#[test]
+fn a_running_dir_that_is_a_regular_file_is_an_error_naming_it() -> TestResult {
+    let f = fixture()?;
+    fs::create_dir_all(f.root.join(".loops"))?;
+    fs::write(f.running(), "in the way")?;
+    let err = expect_failure(f.acquire("x", "src"));
+    assert_names_path(&err, f.running());
+    let err = f
+        .locks
+        .list_locks()
+        .map(|_| ())
+        .expect_err("list_locks with .running a file");
+    let at_fault = err.path().ok_or("the error names no path")?;
+    assert!(at_fault.starts_with(f.running()), "{err}");
+    assert!(err.to_string().contains(&f.running().display().to_string()));
+    assert_eq!(fs::read_to_string(f.running())?, "in the way");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The target lock file
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_target_lock_path_that_is_a_symlink_is_refused_and_its_target_is_untouched() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let outside = f.root.join("outside.txt");
+    fs::write(&outside, "precious outside content")?;
+    let target = f.running().join("linked.lock");
+    symlink(&outside, &target)?;
+
+    let err = expect_failure(f.acquire("linked", "src"));
+    assert_not_a_lock_file(&err, &target);
+    assert!(err.to_string().contains("symlink"), "{err}");
+
+    assert_eq!(fs::read_to_string(&outside)?, "precious outside content");
+    assert!(fs::symlink_metadata(&target)?.file_type().is_symlink());
+    assert_eq!(fs::read_link(&target)?, outside);
+    // Others can still acquire.
+    f.acquire("other", "docs")?.release()?;
+    assert_eq!(fs::read_to_string(&outside)?, "precious outside content");
+    Ok(())
+}
+
+#[test]
+fn a_target_lock_path_that_is_a_directory_is_refused() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let target = f.running().join("dir.lock");
+    fs::create_dir(&target)?;
+    fs::write(target.join("inside.txt"), "kept")?;
+    let err = expect_failure(f.acquire("dir", "src"));
+    assert_not_a_lock_file(&err, &target);
+    assert!(err.to_string().contains("directory"), "{err}");
+    assert_eq!(fs::read_to_string(target.join("inside.txt"))?, "kept");
+    // A directory named like a lock file does not make unrelated acquires fail.
+    f.acquire("other", "docs")?.release()?;
+    assert!(target.is_dir());
+    Ok(())
+}
+
+#[test]
+fn a_target_lock_path_that_is_a_fifo_is_refused_without_hanging() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let target = f.running().join("pipe.lock");
+    make_fifo(&target)?;
+    let err = expect_failure(
+        f.try_acquire_without_hanging("acquiring over a FIFO", f.request("pipe", "src"))?,
+    );
+    assert_not_a_lock_file(&err, &target);
+    assert!(err.to_string().contains("FIFO"), "{err}");
+    assert!(fs::symlink_metadata(&target)?.file_type().is_fifo());
+    Ok(())
+}
+
+#[test]
+fn a_nested_name_whose_directory_is_a_symlink_is_refused_and_nothing_lands_outside() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let outside = f.root.join("outside-dir");
+    fs::create_dir(&outside)?;
+    let link = f.running().join("linked");
+    symlink(&outside, &link)?;
+    let err = expect_failure(
+        f.locks
+            .try_acquire(&f.request("nested", "src").instance_id("linked/run-1")),
+    );
+    assert_not_a_lock_file(&err, &link);
+    assert_eq!(
+        fs::read_dir(&outside)?.count(),
+        0,
+        "a file was created through the symlink"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sentinel
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_sentinel_that_is_a_symlink_is_refused_and_its_target_is_not_truncated() -> TestResult {
+    let f = fixture()?;
+    fs::create_dir_all(f.running())?;
+    let outside = f.root.join("outside-sentinel");
+    fs::write(&outside, "must not be truncated")?;
+    let sentinel = f.running().join(".acquire.lock");
+    symlink(&outside, &sentinel)?;
+
+    let err = expect_failure(f.acquire("x", "src"));
+    assert_not_a_lock_file(&err, &sentinel);
+    let err = f
+        .locks
+        .list_locks()
+        .map(|_| ())
+        .expect_err("list_locks with a symlinked sentinel");
+    assert_not_a_lock_file(&err, &sentinel);
+
+    assert_eq!(fs::read_to_string(&outside)?, "must not be truncated");
+    assert!(fs::symlink_metadata(&sentinel)?.file_type().is_symlink());
+    Ok(())
+}
+
+#[test]
+fn a_sentinel_that_is_a_directory_is_refused() -> TestResult {
+    let f = fixture()?;
+    let sentinel = f.running().join(".acquire.lock");
+    fs::create_dir_all(&sentinel)?;
+    let err = expect_failure(f.acquire("x", "src"));
+    assert_not_a_lock_file(&err, &sentinel);
+    assert!(sentinel.is_dir());
+    Ok(())
+}
+
+#[test]
+fn a_sentinel_that_is_a_fifo_is_refused_without_hanging() -> TestResult {
+    let f = fixture()?;
+    fs::create_dir_all(f.running())?;
+    let sentinel = f.running().join(".acquire.lock");
+    make_fifo(&sentinel)?;
+    let err = expect_failure(
+        f.try_acquire_without_hanging("acquiring with a FIFO sentinel", f.request("x", "src"))?,
+    );
+    assert_not_a_lock_file(&err, &sentinel);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Corrupt lock files of other stems
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn corrupt_unheld_lock_files_are_reported_by_path_and_moved_aside_byte_for_byte() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let mut written = write_corrupt_files(f.running())?;
+    written.extend(write_corrupt_files(&f.running().join("nested/dir"))?);
+
+    let listing = f.locks.list_locks()?;
+    assert!(listing.locks().is_empty(), "{listing:?}");
+    assert!(listing.reclaimed().is_empty(), "{listing:?}");
+    assert_eq!(listing.problems().len(), written.len(), "{listing:#?}");
+    for (path, bytes) in &written {
+        let problem = listing
+            .problems()
+            .iter()
+            .find(|p| p.path() == path)
+            .ok_or_else(|| format!("{} is not reported", path.display()))?;
+        assert!(!problem.blocks(), "{problem}");
+        let ProblemKind::Invalid { reason, moved_to } = problem.kind() else {
+            return Err(format!("{}: {:?}", path.display(), problem.kind()).into());
+        };
+        assert!(!reason.is_empty());
+        assert!(problem.to_string().contains(&path.display().to_string()));
+        let moved_to = moved_to
+            .as_ref()
+            .ok_or_else(|| format!("{} was not moved aside", path.display()))?;
+        assert_eq!(moved_to.parent(), path.parent(), "{}", moved_to.display());
+        let aside_name = moved_to
+            .file_name()
+            .ok_or("no file name")?
+            .to_string_lossy();
+        assert!(aside_name.starts_with('.'), "{aside_name}");
+        assert!(!path.exists(), "{} is still in the way", path.display());
+        assert_eq!(
+            &fs::read(moved_to)?,
+            bytes,
+            "{} lost content",
+            moved_to.display()
+        );
+    }
+    // Moved aside means scans no longer see them, and they stay where they were put.
+    let again = f.locks.list_locks()?;
+    assert!(again.problems().is_empty(), "{again:#?}");
+    for (path, bytes) in &written {
+        let dir = path.parent().ok_or("no parent")?;
+        assert_eq!(
+            dot_files_holding(dir, bytes)?.len(),
+            1,
+            "{}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn corrupt_unheld_lock_files_do_not_make_acquires_of_unrelated_scopes_fail() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let written = write_corrupt_files(f.running())?;
+    let request = f.request("unrelated", "src");
+    assert_eq!(f.locks.find_conflict(&request)?, None);
+    // find_conflict already moved them aside; put them back for the acquire to meet.
+    let written_again = write_corrupt_files(f.running())?;
+    assert_eq!(written.len(), written_again.len());
+    let guard = f.locks.try_acquire(&request)?;
+    for (path, bytes) in &written {
+        assert!(!path.exists(), "{} still in the way", path.display());
+        // Once by find_conflict, once by the acquire: both copies kept.
+        assert_eq!(
+            dot_files_holding(f.running(), bytes)?.len(),
+            2,
+            "{}",
+            path.display()
+        );
+    }
+    guard.release()?;
+    Ok(())
+}
+
+#[test]
+fn a_corrupt_unheld_file_at_our_own_name_is_moved_aside_and_the_acquire_succeeds() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let path = f.running().join("mine.lock");
+    fs::write(&path, "garbage from a crashed writer")?;
+    let guard = f.acquire("mine", "src")?;
+    assert_eq!(guard.path(), path);
+    assert_eq!(
+        LockRecord::from_json(&fs::read(&path)?)?,
+        guard.record().clone()
+    );
+    assert_eq!(
+        dot_files_holding(f.running(), b"garbage from a crashed writer")?.len(),
+        1
+    );
+    guard.release()?;
+    Ok(())
+}
+
+#[test]
+fn a_corrupt_lock_file_whose_flock_is_held_blocks_acquires_as_unreadable() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let path = f.running().join("held-garbage.lock");
+    let bytes = br#"{"loop_name": "half"#;
+    fs::write(&path, bytes)?;
+    let holder = File::open(&path)?;
+    holder.lock()?;
+
+    let conflict = expect_conflict(f.acquire("unrelated", "anything"));
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Unreadable { reason } if !reason.is_empty()),
+        "{:?}",
+        conflict.rule()
+    );
+    assert_eq!(conflict.lock_path(), path);
+    assert_eq!(conflict.holder(), None);
+    assert!(conflict.to_string().contains(&path.display().to_string()));
+
+    let listing = f.locks.list_locks()?;
+    let problem = listing
+        .problems()
+        .iter()
+        .find(|p| p.path() == path)
+        .ok_or("the held corrupt file is not reported")?;
+    assert!(
+        matches!(problem.kind(), ProblemKind::HeldInvalid { .. }),
+        "{problem}"
+    );
+    assert!(problem.blocks());
+    assert_eq!(fs::read(&path)?, bytes, "a held file must be left as it is");
+
+    // Once its holder is gone it is moved aside and no longer blocks.
+    drop(holder);
+    let guard = f.acquire("unrelated", "anything")?;
+    assert!(!path.exists());
+    assert_eq!(dot_files_holding(f.running(), bytes)?.len(), 1);
+    guard.release()?;
+    Ok(())
+}
+
+#[test]
+fn a_symlink_or_fifo_named_like_a_lock_is_reported_as_not_regular_and_left_in_place() -> TestResult
+{
+    let f = fixture()?;
+    f.init()?;
+    // The symlink points at a complete, stale-looking record: following it would reclaim.
+    let outside = f.root.join("outside.json");
+    let record = LockRecord::new("ghost", vec![f.path("src")], DEAD_PID, "t").to_json();
+    fs::write(&outside, &record)?;
+    let link = f.running().join("link.lock");
+    symlink(&outside, &link)?;
+    let dangling = f.running().join("dangling.lock");
+    symlink(f.root.join("nothing-here"), &dangling)?;
+    let fifo = f.running().join("pipe.lock");
+    make_fifo(&fifo)?;
+
+    let locks = f.locks.clone();
+    let listing = without_hanging("listing next to a FIFO", move || locks.list_locks())??;
+    let kind_of = |path: &Path| {
+        listing
+            .problems()
+            .iter()
+            .find(|p| p.path() == path)
+            .map(|p| p.kind().clone())
+    };
+    assert_eq!(
+        kind_of(&link),
+        Some(ProblemKind::NotRegular {
+            file_type: "symlink"
+        })
+    );
+    assert_eq!(
+        kind_of(&dangling),
+        Some(ProblemKind::NotRegular {
+            file_type: "symlink"
+        })
+    );
+    assert_eq!(
+        kind_of(&fifo),
+        Some(ProblemKind::NotRegular { file_type: "FIFO" })
+    );
+    assert!(listing.problems().iter().all(|p| !p.blocks()));
+    assert!(listing.reclaimed().is_empty(), "{listing:?}");
+
+    // They do not block, and nobody touches them.
+    let guard =
+        f.try_acquire_without_hanging("acquiring next to a FIFO", f.request("unrelated", "src"))??;
+    guard.release()?;
+    assert_eq!(fs::read_link(&link)?, outside);
+    assert!(fs::symlink_metadata(&dangling)?.file_type().is_symlink());
+    assert!(fs::symlink_metadata(&fifo)?.file_type().is_fifo());
+    assert_eq!(fs::read_to_string(&outside)?, record);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Neighbours
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn other_files_in_the_running_directory_are_never_touched() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let neighbours = [
+        "x.pid",
+        "x.log",
+        "x.state.json",
+        "x.events.jsonl",
+        "user-stop.marker",
+        "x.lock.bak",
+        "notes.lockfile",
+        "generated/x.pid",
+        "generated/x.state.json",
+    ];
+    for (i, name) in neighbours.iter().enumerate() {
+        let path = f.running().join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&path, format!("neighbour {i}: {name}\n"))?;
+    }
+    let before = snapshot(f.running())?;
+
+    // A stale lock of the same stem as the neighbours, reclaimed by the scans below.
+    let stale = f.running().join("x.lock");
+    fs::write(
+        &stale,
+        LockRecord::new("x", vec![f.path("src")], DEAD_PID, "t").to_json(),
+    )?;
+    let listing = f.locks.list_locks()?;
+    assert_eq!(listing.reclaimed(), [stale]);
+    let x = f.acquire("x", "src")?;
+    let nested = f
+        .locks
+        .try_acquire(&f.request("gen", "out").instance_id("generated/x"))?;
+    let _ = f.acquire("rival", "src/inner");
+    f.locks.find_conflict(&f.request("asker", "src"))?;
+    x.release()?;
+    drop(nested);
+    f.locks.list_locks()?;
+
+    let after = snapshot(f.running())?;
+    // The sentinel is ours to create; compare the neighbours only.
+    let neighbours_only = |s: Vec<FileState>| {
+        s.into_iter()
+            .filter(|(p, ..)| p.file_name().is_some_and(|n| n != ".acquire.lock"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(neighbours_only(after), neighbours_only(before));
+    Ok(())
+}
