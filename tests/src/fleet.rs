@@ -124,6 +124,22 @@ impl FleetReport {
     }
 }
 
+impl FleetReport {
+    /// The keys of [`to_json`](Self::to_json) named in `keys`, as the evidence of a test that
+    /// judges only those (null values dropped).
+    pub fn evidence(&self, keys: &[&str]) -> Value {
+        let all = self.to_json();
+        let picked = keys
+            .iter()
+            .filter_map(|key| {
+                let value = all.get(*key)?;
+                (!value.is_null()).then(|| ((*key).to_owned(), value.clone()))
+            })
+            .collect();
+        Value::Object(picked)
+    }
+}
+
 /// The loop name every cycling worker uses: the same loop started many times, as in the
 /// report's steps to reproduce.
 pub const LOOP_NAME: &str = "bug-423";
