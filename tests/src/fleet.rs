@@ -207,42 +207,37 @@ pub fn run_fleet(worker_exe: &Path, params: &FleetParams) -> Result<FleetReport,
     fs::write(&stop_file, b"stop").map_err(|err| format!("{}: {err}", stop_file.display()))?;
     let scanner_summaries = scanners.collect(grace)?;
 
+    let sum = |summaries: &[Value], key: &str| -> u64 {
+        summaries
+            .iter()
+            .filter_map(|summary| summary.get(key)?.as_u64())
+            .sum()
+    };
+    let first = |summaries: &[Value], key: &str| {
+        summaries
+            .iter()
+            .find_map(|summary| summary.get(key)?.as_str().map(str::to_owned))
+    };
+    let (w, s) = (&worker_summaries, &scanner_summaries);
     let mut report = FleetReport {
         which: Some(params.which),
         workers: u64::from(params.workers),
+        cycles: sum(w, "cycles"),
+        attempts: sum(w, "attempts"),
+        holds: sum(w, "holds"),
+        conflicts: sum(w, "conflicts"),
+        not_found_on_release: sum(w, "not_found_on_release"),
+        other_errors: sum(w, "other_errors") + sum(s, "errors"),
+        first_error: first(w, "first_error"),
+        probes: sum(w, "probes"),
+        unheld_probes: sum(w, "unheld_probes"),
+        scans: sum(s, "scans"),
+        reads: sum(s, "reads"),
+        partial_reads: sum(s, "partial_reads"),
+        first_partial: first(s, "first_partial"),
+        witness: witness::WitnessReport::default(),
         elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-        ..FleetReport::default()
     };
-    for summary in &worker_summaries {
-        let count = |key: &str| summary.get(key).and_then(Value::as_u64).unwrap_or(0);
-        report.cycles += count("cycles");
-        report.attempts += count("attempts");
-        report.holds += count("holds");
-        report.conflicts += count("conflicts");
-        report.not_found_on_release += count("not_found_on_release");
-        report.other_errors += count("other_errors");
-        report.probes += count("probes");
-        report.unheld_probes += count("unheld_probes");
-        if report.first_error.is_none() {
-            report.first_error = summary
-                .get("first_error")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-        }
-    }
-    for summary in &scanner_summaries {
-        let count = |key: &str| summary.get(key).and_then(Value::as_u64).unwrap_or(0);
-        report.scans += count("scans");
-        report.reads += count("reads");
-        report.partial_reads += count("partial_reads");
-        report.other_errors += count("errors");
-        if report.first_partial.is_none() {
-            report.first_partial = summary
-                .get("first_partial")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-        }
-    }
     let log = fs::read_to_string(&witness_log).unwrap_or_default();
     report.witness = witness::check(&log)?;
     Ok(report)

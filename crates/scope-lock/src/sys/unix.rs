@@ -155,17 +155,22 @@ pub(crate) fn parse_proc_stat_ppid(stat: &str) -> Option<u32> {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn unreliable_flock_filesystem(file: &File) -> io::Result<Option<&'static str>> {
     let stat = rustix::fs::fstatfs(file)?;
-    // The magic numbers of linux/magic.h; all fit in 32 bits, whatever the width of f_type.
+    // The magic numbers all fit in 32 bits, whatever the width of f_type on this target.
     #[allow(clippy::unnecessary_cast)]
-    let magic = stat.f_type as u32;
-    Ok(match magic {
+    Ok(unreliable_flock_magic(stat.f_type as u32))
+}
+
+/// The filesystems of linux/magic.h whose flock we do not trust, by `f_type`.
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+fn unreliable_flock_magic(magic: u32) -> Option<&'static str> {
+    match magic {
         0x6969 => Some("NFS"),
         0xFF53_4D42 => Some("CIFS"),
         0xFE53_4D42 => Some("SMB2"),
         0x517B => Some("SMB"),
         0x0102_1997 => Some("9p"),
         _ => None,
-    })
+    }
 }
 
 /// Other Unixes: no detection (see README, "Platforms").
@@ -208,6 +213,20 @@ mod tests {
         // Not a pid at all: never proof of death.
         assert!(!pid_is_dead(0));
         assert!(!pid_is_dead(u32::MAX));
+    }
+
+    #[test]
+    fn network_filesystems_are_recognised_and_local_ones_are_not() {
+        assert_eq!(unreliable_flock_magic(0x6969), Some("NFS"));
+        assert_eq!(unreliable_flock_magic(0xFE53_4D42), Some("SMB2"));
+        assert_eq!(unreliable_flock_magic(0x0102_1997), Some("9p"));
+        // ext4, tmpfs, btrfs, xfs, overlayfs
+        for local in [0xEF53, 0x0102_1994, 0x9123_683E, 0x5846_5342, 0x794C_7630] {
+            assert_eq!(unreliable_flock_magic(local), None, "{local:#x}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = open_sentinel(&dir.path().join("s")).expect("open");
+        assert_eq!(unreliable_flock_filesystem(&file).expect("statfs"), None);
     }
 
     #[test]
