@@ -216,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn network_filesystems_are_recognised_and_local_ones_are_not() {
+    fn network_filesystems_are_recognised_and_local_ones_are_not() -> io::Result<()> {
         assert_eq!(unreliable_flock_magic(0x6969), Some("NFS"));
         assert_eq!(unreliable_flock_magic(0xFE53_4D42), Some("SMB2"));
         assert_eq!(unreliable_flock_magic(0x0102_1997), Some("9p"));
@@ -224,20 +224,22 @@ mod tests {
         for local in [0xEF53, 0x0102_1994, 0x9123_683E, 0x5846_5342, 0x794C_7630] {
             assert_eq!(unreliable_flock_magic(local), None, "{local:#x}");
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = open_sentinel(&dir.path().join("s")).expect("open");
-        assert_eq!(unreliable_flock_filesystem(&file).expect("statfs"), None);
+        let dir = tempfile::tempdir()?;
+        let file = open_sentinel(&dir.path().join("s"))?;
+        assert_eq!(unreliable_flock_filesystem(&file)?, None);
+        Ok(())
     }
 
     #[test]
-    fn a_second_open_file_description_in_this_process_conflicts() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    fn a_second_open_file_description_in_this_process_conflicts() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
         let path = dir.path().join("x.lock");
-        let first = open_sentinel(&path).expect("open");
-        assert!(try_lock_exclusive(&first).expect("lock"));
-        let second = open_lock_file(&path).expect("open again");
-        assert!(!try_lock_exclusive(&second).expect("probe"));
+        let first = open_sentinel(&path)?;
+        assert!(try_lock_exclusive(&first)?);
+        let second = open_lock_file(&path)?;
+        assert!(!try_lock_exclusive(&second)?);
         drop(first);
-        assert!(try_lock_exclusive(&second).expect("probe after close"));
+        assert!(try_lock_exclusive(&second)?);
+        Ok(())
     }
 }
