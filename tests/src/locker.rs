@@ -59,12 +59,6 @@ impl FromStr for Impl {
     }
 }
 
-impl fmt::Display for Impl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// A lock a scenario believes it holds.
 #[derive(Debug)]
 pub enum Held {
@@ -134,11 +128,6 @@ impl Locker {
             fixed: LockManager::new(loops_dir),
             prefix: PrefixLockManager::new(loops_dir),
         }
-    }
-
-    /// Which implementation this is.
-    pub fn which(&self) -> Impl {
-        self.which
     }
 
     /// One non-blocking acquire of `scope` under the loop name `name`.
