@@ -143,10 +143,11 @@ fn ac1_release_after_the_file_is_gone_is_ok() -> TestResult {
 }
 
 #[test]
-fn ac1_release_is_idempotent_and_drop_after_release_does_nothing() -> TestResult {
-    // `release` consumes the guard, so a second explicit release cannot be written; what is
-    // left to prove is that the guard's drop after a release touches nothing, even when the
-    // name has meanwhile been taken by someone else.
+fn ac1_release_frees_the_name_for_the_next_holder() -> TestResult {
+    // Idempotence is by construction: `release` consumes the guard, so a second release does
+    // not compile (the `compile_fail` example on `ScopeGuard::release`), and the drop that
+    // follows it finds nothing left to do. What remains to show is that one release really
+    // ends the hold and frees the name.
     let project = Project::new();
     let locks = LockManager::new(project.loops_dir());
     let request = LockRequest::new("loop").scope(project.scope());

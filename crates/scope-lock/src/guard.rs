@@ -17,6 +17,10 @@ use crate::sys::imp::{self, FileId};
 ///
 /// A guard that reaches a child created by `fork` is inert there: dropping or releasing it in
 /// the child closes the child's copy of the descriptor and never removes the parent's lock.
+/// Conversely, while another thread of this process is spawning a child, that child holds a
+/// copy of the descriptor until it `exec`s (descriptors are close-on-exec); a flock can outlast
+/// a release by that instant. The released file is already unlinked by then, so nobody waits
+/// on it.
 #[must_use = "the scope is released as soon as the guard is dropped"]
 pub struct ScopeGuard {
     file: Option<File>,
@@ -65,6 +69,15 @@ impl ScopeGuard {
     /// An [`Error`] naming the path when the directory sentinel cannot be locked or the file
     /// cannot be inspected or removed. The flock ends all the same (the descriptor is closed),
     /// so the file left behind is stale and the next scan reclaims it.
+    ///
+    /// Release consumes the guard, so it cannot happen twice:
+    ///
+    /// ```compile_fail,E0382
+    /// # fn twice(guard: scope_lock::ScopeGuard) -> Result<(), scope_lock::Error> {
+    /// guard.release()?;
+    /// guard.release()?; // error[E0382]: use of moved value: `guard`
+    /// # Ok(()) }
+    /// ```
     pub fn release(mut self) -> Result<(), Error> {
         self.release_once()
     }

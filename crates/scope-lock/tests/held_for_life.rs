@@ -268,3 +268,42 @@ fn each_new_acquire_after_a_release_holds_a_fresh_file_of_its_own() -> TestResul
     }
     Ok(())
 }
+
+// This binary never spawns processes, and that matters here: a child being spawned by another
+// thread holds a copy of every descriptor until it execs, so right after a close the flock of
+// a file that is still linked could look held for an instant.
+#[test]
+fn a_failed_release_still_ends_the_hold_and_the_next_acquirer_reclaims_it() -> TestResult {
+    let f = fixture()?;
+    let guard = f.acquire("loop", "src")?;
+    let path = guard.path().to_owned();
+    // Sabotage the directory sentinel so that release cannot take it.
+    let sentinel = f.running().join(".acquire.lock");
+    fs::remove_file(&sentinel)?;
+    fs::create_dir(&sentinel)?;
+
+    let err = match guard.release() {
+        Ok(()) => panic!("release did not report the unusable sentinel"),
+        Err(err) => err,
+    };
+    assert_eq!(err.path(), Some(sentinel.as_path()), "{err}");
+    // The error is reported, but the hold is over all the same: nothing is left flocked.
+    assert!(
+        path.exists(),
+        "the sabotaged release should have left its file"
+    );
+    assert!(
+        !flock_is_held(&path)?,
+        "a failed release kept the lock held"
+    );
+
+    fs::remove_dir(&sentinel)?;
+    let next = f.acquire("loop", "src")?;
+    assert_held(
+        &path,
+        "by the next acquirer, after it reclaimed the stale file",
+    )?;
+    next.release()?;
+    assert!(!path.exists());
+    Ok(())
+}
