@@ -67,6 +67,10 @@ impl<'a> PrefixLockManager<'a> {
     ///
     /// What the Python code would raise: I/O errors of the write, and of a stale-lock unlink
     /// other than `FileNotFoundError`.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the port locks the way the original did, not through the library"
+    )]
     pub fn acquire(&self, loop_name: &str, scope: &[String]) -> io::Result<bool> {
         // Empty means the whole project.
         let whole_project = [".".to_owned()];

@@ -1,15 +1,12 @@
-//! The lock manager: the public face of [the protocol](crate::protocol).
+//! The lock manager: the public face of [the protocol](crate::protocol), which does the work.
 
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{AcquireError, Conflict, Error};
 use crate::guard::ScopeGuard;
 use crate::listing::LockListing;
-use crate::protocol::{self, Sentinel};
-use crate::record::LockRecord;
-use crate::request::{LOCK_SUFFIX, LockRequest};
-use crate::scope;
+use crate::protocol;
+use crate::request::LockRequest;
 
 /// The directory, inside the loops directory, that holds the lock files.
 pub const RUNNING_DIR: &str = ".running";
@@ -62,8 +59,7 @@ impl LockManager {
 
     /// The lock file `request` would take.
     pub fn lock_path(&self, request: &LockRequest) -> PathBuf {
-        self.running_dir
-            .join(format!("{}{LOCK_SUFFIX}", request.stem()))
+        protocol::lock_path(&self.running_dir, request)
     }
 
     /// Acquires the scope if no live lock conflicts, without waiting.
@@ -80,28 +76,7 @@ impl LockManager {
     ///   created or locked, or something other than a regular file where the lock file or the
     ///   sentinel must be. Every error names the input or path at fault.
     pub fn try_acquire(&self, request: &LockRequest) -> Result<ScopeGuard, AcquireError> {
-        request.validate()?;
-        let scope = normalize_scope(request)?;
-        let target = self.lock_path(request);
-        std::fs::create_dir_all(&self.running_dir)
-            .map_err(|err| Error::io("cannot create lock directory", &self.running_dir, err))?;
-
-        let sentinel = Sentinel::lock(&self.running_dir)?;
-        protocol::ensure_target_usable(&target)?;
-        let listing = protocol::scan(&self.running_dir, &sentinel)?;
-        if let Some(conflict) = protocol::first_conflict(&listing, request, &scope, &target) {
-            return Err(AcquireError::Conflict(Box::new(conflict)));
-        }
-        let record = LockRecord::for_new_lock(request.loop_name(), scope, request.is_singleton());
-        let (file, id) = protocol::publish(&self.running_dir, &target, &record)?;
-        drop(sentinel);
-        Ok(ScopeGuard::new(
-            file,
-            id,
-            target,
-            self.running_dir.clone(),
-            record,
-        ))
+        protocol::acquire(&self.running_dir, request)
     }
 
     /// The live lock that would make [`try_acquire`](Self::try_acquire) refuse `request`, if
@@ -112,17 +87,7 @@ impl LockManager {
     ///
     /// As `try_acquire`, for everything but the conflict itself.
     pub fn find_conflict(&self, request: &LockRequest) -> Result<Option<Conflict>, Error> {
-        request.validate()?;
-        let scope = normalize_scope(request)?;
-        let Some(listing) = self.scan()? else {
-            return Ok(None);
-        };
-        Ok(protocol::first_conflict(
-            &listing,
-            request,
-            &scope,
-            &self.lock_path(request),
-        ))
+        protocol::find_conflict(&self.running_dir, request)
     }
 
     /// Every live lock, nested names included, and every `*.lock` file that is not a readable
@@ -133,25 +98,6 @@ impl LockManager {
     /// An [`Error`] naming the path when the directory or its sentinel cannot be opened,
     /// locked or listed. A missing directory is not an error: there are no locks.
     pub fn list_locks(&self) -> Result<LockListing, Error> {
-        Ok(self.scan()?.unwrap_or_default())
+        protocol::list(&self.running_dir)
     }
-
-    /// Scans under the sentinel; `None` when the directory does not exist.
-    fn scan(&self) -> Result<Option<LockListing>, Error> {
-        match std::fs::symlink_metadata(&self.running_dir) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(Error::io("cannot stat", &self.running_dir, err)),
-            Ok(_) => {}
-        }
-        let sentinel = Sentinel::lock(&self.running_dir)?;
-        protocol::scan(&self.running_dir, &sentinel).map(Some)
-    }
-}
-
-fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Error> {
-    request
-        .effective_scope()
-        .into_iter()
-        .map(scope::normalize_path)
-        .collect()
 }

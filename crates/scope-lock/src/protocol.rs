@@ -1,19 +1,23 @@
 //! The lock protocol, top to bottom.
 //!
 //! A scope lock is a file `.running/<stem>.lock` holding a [`LockRecord`], **and** an open
-//! descriptor of that file, exclusively `flock`ed, owned by a [`ScopeGuard`](crate::ScopeGuard)
-//! for exactly as long as the lock is held. The file says *what* is held; the flock says *that*
-//! it is held. The kernel drops the flock when the holder's process dies, however it dies, so a
-//! lock can never outlive its holder and no pid is ever consulted for our own locks.
+//! descriptor of that file, exclusively `flock`ed, owned by a [`ScopeGuard`] for exactly as long
+//! as the lock is held. The file says *what* is held; the flock says *that* it is held. The
+//! kernel drops the flock when the holder's process dies, however it dies, so a lock can never
+//! outlive its holder and no pid is ever consulted for our own locks.
 //!
 //! Every decision is taken while holding `flock(LOCK_EX)` on the directory sentinel
 //! `.running/.acquire.lock` (the same file little-loops uses, so both implementations serialise
-//! against each other):
+//! against each other). Each step that must run under it takes the [`Sentinel`] as a token, so
+//! none can be called without it. [`acquire`] is steps 1 to 4 in this order, under one sentinel;
+//! [`find_conflict`] and [`list`] are steps 1 to 3; [`release`] is step 5.
 //!
 //! 1. **Sentinel** ([`Sentinel::lock`]): open without following symlinks, refuse anything but a
 //!    regular file and filesystems whose flock is unreliable, wait for the flock, then check the
 //!    path still names the locked inode (a sentinel deleted and recreated meanwhile would split
-//!    contenders across two inodes).
+//!    contenders across two inodes). Then, when acquiring, check that the lock file's name is
+//!    not taken by a directory, symlink or FIFO ([`ensure_target_usable`]), so that is a clear
+//!    error rather than a hang or a confusing `EEXIST`.
 //! 2. **Scan** ([`scan`]): walk `.running/` recursively (nested stems included), skipping dot
 //!    entries, and classify each `*.lock`:
 //!    - flock taken by someone and record valid → live ([`Liveness::Flock`]);
@@ -37,13 +41,17 @@
 //!    inode we hold, then close the descriptor, which ends the flock. A forked child that
 //!    inherited the guard only closes its copy of the descriptor (the parent's lock stays held:
 //!    flock belongs to the open file description, and we never call `LOCK_UN`).
+//!
+//! Every system call goes through [`imp`](crate::sys::imp); `clippy.toml` forbids std's lock
+//! methods anywhere else.
 
-use std::fs::{self, File, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::fs::{File, FileType};
+use std::io;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Conflict, ConflictRule, Error, ErrorKind};
+use crate::error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
+use crate::guard::ScopeGuard;
 use crate::listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING};
@@ -61,6 +69,84 @@ const PUBLISH_SUFFIX: &str = ".tmp";
 const SENTINEL_ATTEMPTS: usize = 16;
 
 // ---------------------------------------------------------------------------------------------
+// The sequences: what acquiring, asking and listing do, in order
+// ---------------------------------------------------------------------------------------------
+
+/// Acquires `request` in `running_dir`: sentinel, target check, scan, decide, publish.
+pub(crate) fn acquire(
+    running_dir: &Path,
+    request: &LockRequest,
+) -> Result<ScopeGuard, AcquireError> {
+    request.validate()?;
+    let scope = normalize_scope(request)?;
+    let target = lock_path(running_dir, request);
+    imp::create_dir_all(running_dir)
+        .map_err(|err| Error::io("cannot create lock directory", running_dir, err))?;
+
+    let sentinel = Sentinel::lock(running_dir)?;
+    ensure_target_usable(&target, &sentinel)?;
+    let listing = scan(running_dir, &sentinel)?;
+    if let Some(conflict) = first_conflict(&listing, request, &scope, &target) {
+        return Err(AcquireError::Conflict(Box::new(conflict)));
+    }
+    let record = LockRecord::for_new_lock(request.loop_name(), scope, request.is_singleton());
+    let (file, id) = publish(running_dir, &target, &record, &sentinel)?;
+    // The new lock is flocked by `file` already; the sentinel can go.
+    drop(sentinel);
+    Ok(ScopeGuard::new(
+        file,
+        id,
+        target,
+        running_dir.to_path_buf(),
+        record,
+    ))
+}
+
+/// The conflict that would make [`acquire`] refuse `request` right now: steps 1 to 3.
+pub(crate) fn find_conflict(
+    running_dir: &Path,
+    request: &LockRequest,
+) -> Result<Option<Conflict>, Error> {
+    request.validate()?;
+    let scope = normalize_scope(request)?;
+    let Some(listing) = scan_if_present(running_dir)? else {
+        return Ok(None);
+    };
+    let target = lock_path(running_dir, request);
+    Ok(first_conflict(&listing, request, &scope, &target))
+}
+
+/// Every live lock and every problem: steps 1 and 2. A missing directory holds no locks.
+pub(crate) fn list(running_dir: &Path) -> Result<LockListing, Error> {
+    Ok(scan_if_present(running_dir)?.unwrap_or_default())
+}
+
+/// The lock file `request` takes in `running_dir`.
+pub(crate) fn lock_path(running_dir: &Path, request: &LockRequest) -> PathBuf {
+    running_dir.join(format!("{}{LOCK_SUFFIX}", request.stem()))
+}
+
+/// Scans under the sentinel; `None` when the directory does not exist (asking and listing
+/// never create it).
+fn scan_if_present(running_dir: &Path) -> Result<Option<LockListing>, Error> {
+    match imp::lstat(running_dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io("cannot stat", running_dir, err)),
+        Ok(_) => {}
+    }
+    let sentinel = Sentinel::lock(running_dir)?;
+    scan(running_dir, &sentinel).map(Some)
+}
+
+fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Error> {
+    request
+        .effective_scope()
+        .into_iter()
+        .map(scope::normalize_path)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // 1. The sentinel
 // ---------------------------------------------------------------------------------------------
 
@@ -74,7 +160,7 @@ impl Drop for Sentinel {
         // Unlike a lock file's, the sentinel's flock is ended explicitly: if another thread
         // forked meanwhile, the child shares this open file description, and merely closing
         // our descriptor would leave the whole directory locked until the child exits.
-        let _ = self.file.unlock();
+        let _ = imp::unlock(&self.file);
     }
 }
 
@@ -112,22 +198,40 @@ impl Sentinel {
     }
 }
 
+/// Refuses a target that exists but is not a regular file (so acquiring over a directory,
+/// symlink or FIFO is a clear error, not a hang or a confusing `EEXIST`). Under the sentinel,
+/// so that what we checked is what publication finds.
+pub(crate) fn ensure_target_usable(target: &Path, _sentinel: &Sentinel) -> Result<(), Error> {
+    match imp::lstat(target) {
+        Ok(meta) if !meta.is_file() => Err(not_a_lock_file(target, &meta.file_type())),
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(Error::io("cannot stat", target, err)),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. The scan
 // ---------------------------------------------------------------------------------------------
 
-/// Scans `running_dir` (which the caller's `_sentinel` belongs to), reclaiming what is stale.
-pub(crate) fn scan(running_dir: &Path, _sentinel: &Sentinel) -> Result<LockListing, Error> {
+/// Scans `running_dir` (which `sentinel` belongs to), reclaiming what is stale.
+pub(crate) fn scan(running_dir: &Path, sentinel: &Sentinel) -> Result<LockListing, Error> {
     let mut listing = LockListing::default();
-    walk(running_dir, "", 0, &mut listing)?;
+    walk(running_dir, "", 0, &mut listing, sentinel)?;
     listing.locks.sort_by(|a, b| a.path.cmp(&b.path));
     listing.problems.sort_by(|a, b| a.path.cmp(&b.path));
     listing.reclaimed.sort();
     Ok(listing)
 }
 
-fn walk(dir: &Path, prefix: &str, depth: usize, listing: &mut LockListing) -> Result<(), Error> {
-    let entries = match fs::read_dir(dir) {
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    depth: usize,
+    listing: &mut LockListing,
+    sentinel: &Sentinel,
+) -> Result<(), Error> {
+    let entries = match imp::read_dir(dir) {
         Ok(entries) => entries,
         // A nested directory removed while we walk had nothing left to find.
         Err(err) if depth > 0 && err.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -135,26 +239,32 @@ fn walk(dir: &Path, prefix: &str, depth: usize, listing: &mut LockListing) -> Re
     };
     for entry in entries {
         let entry = entry.map_err(|err| Error::io("cannot list", dir, err))?;
-        let path = entry.path();
-        let file_type = match entry.file_type() {
+        let path = entry.path;
+        let file_type = match entry.file_type {
             Ok(file_type) => file_type,
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
             Err(err) => return Err(Error::io("cannot stat", &path, err)),
         };
         // Names that are not UTF-8 were not made by either implementation.
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+        let Some(name) = entry.name.to_str().map(str::to_owned) else {
             continue;
         };
         if name.starts_with('.') {
             if file_type.is_file() && is_orphaned_publication(&name) {
                 // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
-                let _ = fs::remove_file(&path);
+                let _ = imp::remove_file(&path);
             }
             continue;
         }
         if file_type.is_dir() {
             if depth < MAX_NESTING {
-                walk(&path, &format!("{prefix}{name}/"), depth + 1, listing)?;
+                walk(
+                    &path,
+                    &format!("{prefix}{name}/"),
+                    depth + 1,
+                    listing,
+                    sentinel,
+                )?;
             }
             continue;
         }
@@ -170,7 +280,7 @@ fn walk(dir: &Path, prefix: &str, depth: usize, listing: &mut LockListing) -> Re
             });
             continue;
         }
-        inspect(path, format!("{prefix}{stem}"), listing);
+        inspect(path, format!("{prefix}{stem}"), listing, sentinel);
     }
     Ok(())
 }
@@ -180,7 +290,7 @@ fn is_orphaned_publication(name: &str) -> bool {
 }
 
 /// Probes and reads one lock file and files it under live, reclaimed or problems.
-fn inspect(path: PathBuf, stem: String, listing: &mut LockListing) {
+fn inspect(path: PathBuf, stem: String, listing: &mut LockListing, sentinel: &Sentinel) {
     let problem = |listing: &mut LockListing, path: PathBuf, kind| {
         listing.problems.push(ScanProblem { path, kind });
     };
@@ -192,7 +302,7 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing) {
         // Released between the listing and the open: nothing to see.
         Err(err) if err.kind() == io::ErrorKind::NotFound => return,
         Err(err) => {
-            let kind = match fs::symlink_metadata(&path) {
+            let kind = match imp::lstat(&path) {
                 Ok(meta) if !meta.is_file() => ProblemKind::NotRegular {
                     file_type: describe(&meta.file_type()),
                 },
@@ -201,7 +311,7 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing) {
             return problem(listing, path, kind);
         }
     };
-    match file.metadata() {
+    match imp::metadata(&file) {
         Ok(meta) if meta.is_file() => {}
         Ok(meta) => {
             let file_type = describe(&meta.file_type());
@@ -213,7 +323,8 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing) {
         Ok(taken) => !taken,
         Err(err) => return problem(listing, path, unreadable(err)),
     };
-    let bytes = match read_capped(&file) {
+    // One byte more than a record may have, so `from_json` can tell "too large".
+    let bytes = match imp::read_up_to(&file, MAX_RECORD_BYTES + 1) {
         Ok(bytes) => bytes,
         Err(err) => return problem(listing, path, unreadable(err)),
     };
@@ -230,7 +341,7 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing) {
             problem(listing, path, ProblemKind::HeldInvalid { reason });
         }
         (false, Ok(record)) if record.is_flock_liveness() || imp::pid_is_dead(record.pid()) => {
-            reclaim(path, &file, listing);
+            reclaim(path, &file, listing, sentinel);
         }
         (false, Ok(record)) => listing.locks.push(LiveLock {
             path,
@@ -238,21 +349,15 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing) {
             record,
             liveness: Liveness::Pid,
         }),
-        (false, Err(err)) => move_aside(path, &file, err.to_string(), listing),
+        (false, Err(err)) => move_aside(path, &file, err.to_string(), listing, sentinel),
     }
 }
 
-/// Reads at most one byte more than a record may have, so `from_json` can tell "too large".
-fn read_capped(file: &File) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Removes a stale lock file if `path` still names the inode we probed through `file`.
-fn reclaim(path: PathBuf, file: &File, listing: &mut LockListing) {
+/// Removes a stale lock file if `path` still names the inode we probed through `file`. Under
+/// the sentinel, so nobody can publish a new lock at `path` between the check and the unlink.
+fn reclaim(path: PathBuf, file: &File, listing: &mut LockListing, _sentinel: &Sentinel) {
     match still_names(&path, file) {
-        Ok(true) => match fs::remove_file(&path) {
+        Ok(true) => match imp::remove_file(&path) {
             Ok(()) => listing.reclaimed.push(path),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => listing.problems.push(ScanProblem {
@@ -275,8 +380,15 @@ fn reclaim(path: PathBuf, file: &File, listing: &mut LockListing) {
 
 /// Moves an unheld file with an invalid record to `.<name>.invalid-<pid>-<n>` beside it, so
 /// that it no longer blocks anyone but nothing is lost: hard link first (which never
-/// overwrites), then unlink the old name.
-fn move_aside(path: PathBuf, file: &File, reason: String, listing: &mut LockListing) {
+/// overwrites), then unlink the old name. Under the sentinel, for the same reason as
+/// [`reclaim`].
+fn move_aside(
+    path: PathBuf,
+    file: &File,
+    reason: String,
+    listing: &mut LockListing,
+    _sentinel: &Sentinel,
+) {
     let moved_to = (|| -> io::Result<Option<PathBuf>> {
         if !still_names(&path, file)? {
             return Ok(None);
@@ -286,9 +398,9 @@ fn move_aside(path: PathBuf, file: &File, reason: String, listing: &mut LockList
         let pid = imp::current_pid();
         for n in 0..100 {
             let aside = dir.join(format!(".{name}.invalid-{pid}-{n}"));
-            match fs::hard_link(&path, &aside) {
+            match imp::hard_link(&path, &aside) {
                 Ok(()) => {
-                    fs::remove_file(&path)?;
+                    imp::remove_file(&path)?;
                     return Ok(Some(aside));
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -394,36 +506,25 @@ fn holder_scope(record: &LockRecord) -> Vec<String> {
 // 4. Publication
 // ---------------------------------------------------------------------------------------------
 
-/// Refuses a target that exists but is not a regular file (so acquiring over a directory,
-/// symlink or FIFO is a clear error, not a hang or a confusing `EEXIST`).
-pub(crate) fn ensure_target_usable(target: &Path) -> Result<(), Error> {
-    match fs::symlink_metadata(target) {
-        Ok(meta) if !meta.is_file() => Err(not_a_lock_file(target, &meta.file_type())),
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(Error::io("cannot stat", target, err)),
-    }
-}
-
 /// Writes `record`, flocks it, and gives it the name `target` without ever overwriting.
-/// Returns the open, flocked descriptor and the identity of its inode.
+/// Returns the open, flocked descriptor and the identity of its inode. Under the sentinel, so
+/// that the scan's verdict still holds when the name appears.
 pub(crate) fn publish(
     running_dir: &Path,
     target: &Path,
     record: &LockRecord,
+    _sentinel: &Sentinel,
 ) -> Result<(File, FileId), Error> {
     let dir = target.parent().unwrap_or(running_dir);
     ensure_real_directories(running_dir, dir)?;
-    let mut staged = tempfile::Builder::new()
-        .prefix(PUBLISH_PREFIX)
-        .suffix(PUBLISH_SUFFIX)
-        .permissions(Permissions::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(|err| Error::io("cannot create a lock file in", dir, err))?;
+    let staged = imp::stage(
+        dir,
+        PUBLISH_PREFIX,
+        PUBLISH_SUFFIX,
+        record.to_json().as_bytes(),
+    )
+    .map_err(|err| Error::io("cannot write a new lock file in", dir, err))?;
     let staged_path = staged.path().to_path_buf();
-    staged
-        .write_all(record.to_json().as_bytes())
-        .map_err(|err| Error::io("cannot write", &staged_path, err))?;
     let locked = imp::try_lock_exclusive(staged.as_file())
         .map_err(|err| Error::io("cannot lock", &staged_path, err))?;
     if !locked {
@@ -433,9 +534,9 @@ pub(crate) fn publish(
             "a freshly created file is already locked by someone else",
         ));
     }
-    let file = staged.persist_noclobber(target).map_err(|err| {
-        if err.error.kind() == io::ErrorKind::AlreadyExists {
-            match fs::symlink_metadata(target) {
+    let file = imp::persist_noclobber(staged, target).map_err(|err| {
+        if err.kind() == io::ErrorKind::AlreadyExists {
+            match imp::lstat(target) {
                 Ok(meta) if !meta.is_file() => not_a_lock_file(target, &meta.file_type()),
                 _ => Error::at_path(
                     ErrorKind::AlreadyExists,
@@ -445,7 +546,7 @@ pub(crate) fn publish(
                 ),
             }
         } else {
-            Error::io("cannot publish lock file", target, err.error)
+            Error::io("cannot publish lock file", target, err)
         }
     })?;
     let id = imp::file_id(&file).map_err(|err| Error::io("cannot stat", target, err))?;
@@ -461,7 +562,7 @@ fn ensure_real_directories(running_dir: &Path, dir: &Path) -> Result<(), Error> 
     let mut current = running_dir.to_path_buf();
     for component in relative.components() {
         current.push(component);
-        match fs::symlink_metadata(&current) {
+        match imp::lstat(&current) {
             Ok(meta) if meta.is_dir() => {}
             Ok(meta) => {
                 return Err(Error::at_path(
@@ -473,7 +574,7 @@ fn ensure_real_directories(running_dir: &Path, dir: &Path) -> Result<(), Error> 
                     ),
                 ));
             }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => match fs::create_dir(&current) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => match imp::create_dir(&current) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(err) => return Err(Error::io("cannot create directory", &current, err)),
@@ -496,16 +597,28 @@ pub(crate) fn release(
     file: File,
     id: FileId,
 ) -> Result<(), Error> {
-    // Under the sentinel nobody can publish a new lock at `path` between our check and our
-    // unlink. If the directory itself is gone, so is our file.
+    // If the directory itself is gone, so is our file.
     let sentinel = match Sentinel::lock(running_dir) {
         Ok(sentinel) => Some(sentinel),
         Err(err) if err.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) => None,
         // Our descriptor closes on return, so the flock ends and the next scan reclaims the file.
         Err(err) => return Err(err),
     };
-    let result = match imp::path_id(path) {
-        Ok(Some(named)) if named == id => match fs::remove_file(path) {
+    let result = match &sentinel {
+        Some(sentinel) => unlink_if_ours(path, id, sentinel),
+        None => Ok(()),
+    };
+    // Closing the descriptor ends the flock, strictly after the unlink.
+    drop(file);
+    drop(sentinel);
+    result
+}
+
+/// Unlinks `path` if it still names inode `id`. Under the sentinel nobody can publish a new
+/// lock at `path` between the check and the unlink, so we never remove someone else's.
+fn unlink_if_ours(path: &Path, id: FileId, _sentinel: &Sentinel) -> Result<(), Error> {
+    match imp::path_id(path) {
+        Ok(Some(named)) if named == id => match imp::remove_file(path) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(err) => Err(Error::io("cannot remove lock file", path, err)),
@@ -513,11 +626,7 @@ pub(crate) fn release(
         // Already gone, or the name was reclaimed and re-acquired by another holder.
         Ok(_) => Ok(()),
         Err(err) => Err(Error::io("cannot stat", path, err)),
-    };
-    // Closing the descriptor ends the flock, strictly after the unlink.
-    drop(file);
-    drop(sentinel);
-    result
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,16 +635,14 @@ pub(crate) fn release(
 
 /// Maps an `open` failure to an error that says what is in the way when it is not a file.
 fn open_error(path: &Path, err: io::Error) -> Error {
-    match fs::symlink_metadata(path) {
+    match imp::lstat(path) {
         Ok(meta) if !meta.is_file() => not_a_lock_file(path, &meta.file_type()),
         _ => Error::io("cannot open", path, err),
     }
 }
 
 fn ensure_regular(file: &File, path: &Path) -> Result<(), Error> {
-    let meta = file
-        .metadata()
-        .map_err(|err| Error::io("cannot stat", path, err))?;
+    let meta = imp::metadata(file).map_err(|err| Error::io("cannot stat", path, err))?;
     if meta.is_file() {
         Ok(())
     } else {
@@ -543,7 +650,7 @@ fn ensure_regular(file: &File, path: &Path) -> Result<(), Error> {
     }
 }
 
-fn not_a_lock_file(path: &Path, file_type: &fs::FileType) -> Error {
+fn not_a_lock_file(path: &Path, file_type: &FileType) -> Error {
     Error::at_path(
         ErrorKind::NotALockFile,
         path,
@@ -554,7 +661,7 @@ fn not_a_lock_file(path: &Path, file_type: &fs::FileType) -> Error {
     )
 }
 
-fn describe(file_type: &fs::FileType) -> &'static str {
+fn describe(file_type: &FileType) -> &'static str {
     if file_type.is_symlink() {
         "symlink"
     } else if file_type.is_dir() {

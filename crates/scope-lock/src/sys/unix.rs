@@ -1,9 +1,14 @@
 //! Unix implementation of the platform layer.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+// This module is the one place allowed to call std's file-locking methods; `clippy.toml`
+// forbids them everywhere else, so every lock the crate takes is visibly an flock taken here.
+#![allow(clippy::disallowed_methods)]
+
+use std::ffi::OsString;
+use std::fs::{self, File, FileType, Metadata, OpenOptions, Permissions, TryLockError};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use rustix::fs::OFlags;
 use rustix::io::Errno;
@@ -91,6 +96,91 @@ pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
             Err(TryLockError::Error(err)) => return Err(err),
         }
     }
+}
+
+/// Ends our flock on `file` explicitly (`LOCK_UN`). Only the sentinel needs this: see
+/// `Sentinel`'s `Drop` for why merely closing would not do.
+pub(crate) fn unlock(file: &File) -> io::Result<()> {
+    file.unlock()
+}
+
+/// `fstat`: what an open descriptor refers to.
+pub(crate) fn metadata(file: &File) -> io::Result<Metadata> {
+    file.metadata()
+}
+
+/// `lstat`: what a path names, without following a final symlink.
+pub(crate) fn lstat(path: &Path) -> io::Result<Metadata> {
+    fs::symlink_metadata(path)
+}
+
+/// Reads at most `limit` bytes from `file`'s current offset.
+pub(crate) fn read_up_to(file: &File, limit: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// `unlink`.
+pub(crate) fn remove_file(path: &Path) -> io::Result<()> {
+    fs::remove_file(path)
+}
+
+/// `link`: gives `original`'s inode a second name; never overwrites (`EEXIST`).
+pub(crate) fn hard_link(original: &Path, link: &Path) -> io::Result<()> {
+    fs::hard_link(original, link)
+}
+
+/// `mkdir` of one directory.
+pub(crate) fn create_dir(path: &Path) -> io::Result<()> {
+    fs::create_dir(path)
+}
+
+/// `mkdir -p`.
+pub(crate) fn create_dir_all(path: &Path) -> io::Result<()> {
+    fs::create_dir_all(path)
+}
+
+/// One entry of a directory listing.
+pub(crate) struct DirEntry {
+    pub(crate) path: PathBuf,
+    pub(crate) name: OsString,
+    /// From the directory entry where the filesystem records it, else from `lstat`; never
+    /// follows a symlink.
+    pub(crate) file_type: io::Result<FileType>,
+}
+
+/// Lists a directory (`opendir`/`readdir`), with each entry's type.
+pub(crate) fn read_dir(dir: &Path) -> io::Result<impl Iterator<Item = io::Result<DirEntry>>> {
+    Ok(fs::read_dir(dir)?.map(|entry| {
+        let entry = entry?;
+        Ok(DirEntry {
+            path: entry.path(),
+            name: entry.file_name(),
+            file_type: entry.file_type(),
+        })
+    }))
+}
+
+/// A file being published: a fresh, uniquely named file in the target's directory.
+pub(crate) type Staged = tempfile::NamedTempFile;
+
+/// Creates `<dir>/<prefix><random><suffix>` (mode 0644, `O_EXCL`) and writes `bytes` to it.
+pub(crate) fn stage(dir: &Path, prefix: &str, suffix: &str, bytes: &[u8]) -> io::Result<Staged> {
+    let mut staged = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(suffix)
+        .permissions(Permissions::from_mode(0o644))
+        .tempfile_in(dir)?;
+    staged.write_all(bytes)?;
+    Ok(staged)
+}
+
+/// Gives a staged file its final name without ever replacing an existing one (`link` then
+/// `unlink` of the staged name, or `renameat2(RENAME_NOREPLACE)`, as `tempfile` chooses); on
+/// failure the staged file is removed.
+pub(crate) fn persist_noclobber(staged: Staged, target: &Path) -> io::Result<File> {
+    staged.persist_noclobber(target).map_err(|err| err.error)
 }
 
 /// This process's id.
