@@ -5,64 +5,29 @@
 //! both ways; against the port, the AC-1 to AC-4 tests must fail, and their failure messages
 //! name the symptom BUG-423 predicts ("NotFound", "not flocked", "partial", "two holders").
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use common::{TestResult, project, worker};
 use regression::attempt::AttemptProcess;
 use regression::fleet::{FleetParams, FleetReport, run_fleet};
 use regression::locker::{Attempt, Held, Impl, Locker};
 use regression::prefix::{Hooks, PrefixLockManager};
 use regression::probe::{Probe, probe};
 use regression::{record_evidence, soak};
-use scope_lock::{LockManager, LockRecord, LockRequest};
+use scope_lock::{LockRecord, LockRequest};
 use serde_json::json;
-use tempfile::TempDir;
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn which() -> Impl {
     Impl::from_env()
 }
 
-fn worker() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_regression-worker"))
-}
-
-/// A temporary project: its loops directory and one scope path inside it.
-struct Project {
-    dir: TempDir,
-    scope: String,
-}
-
-impl Project {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = fs::canonicalize(dir.path()).expect("canonicalize");
-        let scope = root.join("project/src");
-        fs::create_dir_all(&scope).expect("scope dir");
-        Self {
-            dir,
-            scope: scope.to_string_lossy().into_owned(),
-        }
-    }
-
-    fn loops_dir(&self) -> PathBuf {
-        self.dir.path().join(".loops")
-    }
-
-    fn scope(&self) -> Vec<String> {
-        vec![self.scope.clone()]
-    }
-
-    fn locker(&self, which: Impl) -> Locker {
-        Locker::new(which, &self.loops_dir())
-    }
-}
-
-fn acquire(locker: &Locker, name: &str, scope: &[String]) -> Held {
-    match locker.try_acquire(name, scope) {
+fn acquire(locker: &Locker, name: &str, scope: &str) -> Held {
+    match locker.try_acquire(name, &[scope.to_owned()]) {
         Attempt::Held(held) => held,
         other => panic!("acquire of {name} failed: {other:?}"),
     }
@@ -107,11 +72,11 @@ fn assert_fleet_complete(report: &FleetReport) {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn ac1_release_tolerates_a_concurrent_delete() {
-    let project = Project::new();
-    let locker = project.locker(which());
+fn ac1_release_tolerates_a_concurrent_delete() -> TestResult {
+    let (f, scope) = project()?;
+    let locker = f.locker(which());
     for round in 0..20 {
-        let held = acquire(&locker, "loop", &project.scope());
+        let held = acquire(&locker, "loop", &scope);
         let path = held.path().to_owned();
         // Another releaser (or a stale-lock cleaner) removes the file in the middle of ours.
         let result = locker.release_with(held, &|| {
@@ -123,19 +88,20 @@ fn ac1_release_tolerates_a_concurrent_delete() {
             );
         }
     }
+    Ok(())
 }
 
 #[test]
 fn ac1_release_after_the_file_is_gone_is_ok() -> TestResult {
-    let project = Project::new();
-    let locker = project.locker(which());
-    let held = acquire(&locker, "loop", &project.scope());
+    let (f, scope) = project()?;
+    let locker = f.locker(which());
+    let held = acquire(&locker, "loop", &scope);
     fs::remove_file(held.path())?;
     if let Err(failure) = locker.release(held) {
         panic!("release of an already removed lock file failed: {failure}");
     }
     // And the scope is free again.
-    let again = acquire(&locker, "loop", &project.scope());
+    let again = acquire(&locker, "loop", &scope);
     if let Err(failure) = locker.release(again) {
         panic!("second release failed: {failure}");
     }
@@ -148,14 +114,13 @@ fn ac1_release_frees_the_name_for_the_next_holder() -> TestResult {
     // not compile (the `compile_fail` example on `ScopeGuard::release`), and the drop that
     // follows it finds nothing left to do. What remains to show is that one release really
     // ends the hold and frees the name.
-    let project = Project::new();
-    let locks = LockManager::new(project.loops_dir());
-    let request = LockRequest::new("loop").scope(project.scope());
-    let first = locks.try_acquire(&request)?;
+    let (f, scope) = project()?;
+    let request = LockRequest::new("loop").scope([scope.as_str()]);
+    let first = f.locks.try_acquire(&request)?;
     let path = first.path().to_owned();
     first.release()?;
     assert!(!path.exists());
-    let second = locks.try_acquire(&request)?;
+    let second = f.locks.try_acquire(&request)?;
     assert_eq!(probe(&path)?, Probe::Held);
     drop(second);
     assert!(!path.exists());
@@ -197,11 +162,11 @@ fn ac1_many_processes_release_without_error() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn ac2_lock_file_is_flocked_while_held_probed_from_another_process() {
-    let project = Project::new();
-    let locker = project.locker(which());
+fn ac2_lock_file_is_flocked_while_held_probed_from_another_process() -> TestResult {
+    let (f, scope) = project()?;
+    let locker = f.locker(which());
     for round in 0..10 {
-        let held = acquire(&locker, "loop", &project.scope());
+        let held = acquire(&locker, "loop", &scope);
         let path = held.path().to_owned();
         let seen = probe_from_another_process(&path);
         assert_eq!(
@@ -215,6 +180,7 @@ fn ac2_lock_file_is_flocked_while_held_probed_from_another_process() {
         }
         assert_eq!(probe_from_another_process(&path), "missing");
     }
+    Ok(())
 }
 
 #[test]
@@ -308,21 +274,12 @@ fn ac4_eight_processes_never_hold_at_once() {
 
 #[test]
 fn ac4_processes_released_together_never_both_win() -> TestResult {
-    let project = Project::new();
+    let (f, scope) = project()?;
     let mut double_wins = 0;
     let rounds = if soak() { 200 } else { 20 };
     for _ in 0..rounds {
         let mut contenders = (0..4)
-            .map(|i| {
-                AttemptProcess::spawn(
-                    worker(),
-                    which(),
-                    &project.loops_dir(),
-                    &format!("contender-{i}"),
-                    &project.scope,
-                    Vec::<String>::new(),
-                )
-            })
+            .map(|i| f.spawn_attempt(which(), &format!("contender-{i}"), &scope, &[]))
             .collect::<Result<Vec<_>, _>>()?;
         let outcomes = contenders
             .iter_mut()
@@ -360,21 +317,14 @@ fn ac4_processes_released_together_never_both_win() -> TestResult {
 
 #[test]
 fn ac5_release_spares_a_name_reacquired_by_another_holder() -> TestResult {
-    let project = Project::new();
-    let locker = project.locker(which());
-    let old = acquire(&locker, "loop", &project.scope());
+    let (f, scope) = project()?;
+    let locker = f.locker(which());
+    let old = acquire(&locker, "loop", &scope);
     let path = old.path().to_owned();
     // The old holder's file is removed behind its back (a pid-based cleaner that misjudged it,
     // or a user's `rm`), and another process acquires the same name.
     fs::remove_file(&path)?;
-    let mut new_holder = AttemptProcess::spawn(
-        worker(),
-        which(),
-        &project.loops_dir(),
-        "loop",
-        &project.scope,
-        Vec::<String>::new(),
-    )?;
+    let mut new_holder = f.spawn_attempt(which(), "loop", &scope, &[])?;
     let said = new_holder.go()?;
     assert!(
         said.starts_with("held"),
@@ -398,13 +348,13 @@ fn ac5_release_spares_a_name_reacquired_by_another_holder() -> TestResult {
 
 #[test]
 fn ac5_forked_child_never_releases_its_parents_lock() -> TestResult {
-    let project = Project::new();
+    let (f, scope) = project()?;
     let output = Command::new(worker())
         .arg("fork-release")
         .args(["--impl", which().name()])
         .arg("--loops-dir")
-        .arg(project.loops_dir())
-        .args(["--scope", &project.scope])
+        .arg(f.loops_dir())
+        .args(["--scope", &scope])
         .output()?;
     assert!(output.status.success(), "{output:?}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
@@ -427,27 +377,19 @@ fn ac5_forked_child_never_releases_its_parents_lock() -> TestResult {
 
 #[test]
 fn ac6_sigkilled_holder_is_reclaimed_by_the_next_acquirer() -> TestResult {
-    let project = Project::new();
-    let locks = LockManager::new(project.loops_dir());
-    let request = LockRequest::new("next").scope(project.scope());
+    let (f, scope) = project()?;
+    let request = LockRequest::new("next").scope([scope.as_str()]);
     for round in 0..5 {
-        let mut holder = AttemptProcess::spawn(
-            worker(),
-            Impl::Fixed,
-            &project.loops_dir(),
-            "victim",
-            &project.scope,
-            Vec::<String>::new(),
-        )?;
+        let mut holder = f.spawn_attempt(Impl::Fixed, "victim", &scope, &[])?;
         let said = holder.go()?;
         let path = PathBuf::from(said.strip_prefix("held ").ok_or(said.clone())?);
         assert!(
-            locks.try_acquire(&request).is_err(),
+            f.locks.try_acquire(&request).is_err(),
             "round {round}: not held"
         );
         holder.kill()?;
         // The victim's pid is dead now, but the verdict comes from the free flock.
-        let guard = locks.try_acquire(&request)?;
+        let guard = f.locks.try_acquire(&request)?;
         assert!(
             !path.exists(),
             "round {round}: the killed holder's file was not reclaimed"
@@ -459,10 +401,9 @@ fn ac6_sigkilled_holder_is_reclaimed_by_the_next_acquirer() -> TestResult {
 
 #[test]
 fn ac6_holders_killed_at_random_points_never_wedge_the_scope() -> TestResult {
-    let project = Project::new();
-    let locks = LockManager::new(project.loops_dir());
-    let running_dir = locks.running_dir().to_owned();
-    let request = LockRequest::new("survivor").scope(project.scope());
+    let (f, scope) = project()?;
+    let locks = &f.locks;
+    let request = LockRequest::new("survivor").scope([scope.as_str()]);
     let rounds = if soak() { 200 } else { 24 };
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut reclaimed = 0;
@@ -470,8 +411,8 @@ fn ac6_holders_killed_at_random_points_never_wedge_the_scope() -> TestResult {
         let mut churn = std::process::Command::new(worker())
             .arg("churn")
             .arg("--loops-dir")
-            .arg(project.loops_dir())
-            .args(["--name", "churn", "--scope", &project.scope])
+            .arg(f.loops_dir())
+            .args(["--name", "churn", "--scope", &scope])
             .args(["--cycles", "1000000", "--deadline-ms", "60000"])
             .stdout(std::process::Stdio::piped())
             .spawn()?;
@@ -509,7 +450,7 @@ fn ac6_holders_killed_at_random_points_never_wedge_the_scope() -> TestResult {
         );
         reclaimed += listing.reclaimed().len();
         // Nothing half-published is left behind either.
-        let leftovers: Vec<_> = fs::read_dir(&running_dir)?
+        let leftovers: Vec<_> = fs::read_dir(f.running())?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|name| name != ".acquire.lock")
@@ -530,13 +471,13 @@ fn ac6_holders_killed_at_random_points_never_wedge_the_scope() -> TestResult {
 fn ac6_reclaim_trusts_the_flock_not_a_live_pid() -> TestResult {
     // A holder that died with its pid recycled: the record names a live process (this one,
     // and pid 1), but nothing holds the flock.
-    let project = Project::new();
-    let locks = LockManager::new(project.loops_dir());
-    fs::create_dir_all(locks.running_dir())?;
+    let (f, scope) = project()?;
+    let locks = &f.locks;
+    f.init()?;
     for (name, pid) in [("recycled-self", std::process::id()), ("recycled-init", 1)] {
         let record = LockRecord::new(
             name,
-            project.scope(),
+            vec![scope.clone()],
             pid,
             "2026-01-01T00:00:00.000000+00:00",
         )
@@ -546,7 +487,7 @@ fn ac6_reclaim_trusts_the_flock_not_a_live_pid() -> TestResult {
             record.to_json(),
         )?;
     }
-    let guard = locks.try_acquire(&LockRequest::new("next").scope(project.scope()))?;
+    let guard = locks.try_acquire(&LockRequest::new("next").scope([scope.as_str()]))?;
     assert!(!locks.running_dir().join("recycled-self.lock").exists());
     assert!(!locks.running_dir().join("recycled-init.lock").exists());
     guard.release()?;
@@ -560,9 +501,9 @@ fn ac6_reclaim_trusts_the_flock_not_a_live_pid() -> TestResult {
 
 #[test]
 fn ac8_prefix_port_admits_two_holders() -> TestResult {
-    let project = Project::new();
-    let loops_dir = project.loops_dir();
-    let scope = project.scope();
+    let (f, scope) = project()?;
+    let loops_dir = f.loops_dir();
+    let scope = [scope];
     let second = PrefixLockManager::new(&loops_dir);
     let second_won = std::cell::Cell::new(false);
     let first = PrefixLockManager::with_hooks(
@@ -585,18 +526,18 @@ fn ac8_prefix_port_admits_two_holders() -> TestResult {
 
 #[test]
 fn ac8_prefix_port_holds_nothing_after_acquire() -> TestResult {
-    let project = Project::new();
-    let port = PrefixLockManager::new(&project.loops_dir());
-    assert!(port.acquire("a", &project.scope())?);
+    let (f, scope) = project()?;
+    let port = PrefixLockManager::new(&f.loops_dir());
+    assert!(port.acquire("a", &[scope])?);
     assert_eq!(probe_from_another_process(&port.lock_path("a")), "free");
     Ok(())
 }
 
 #[test]
 fn ac8_prefix_port_release_fails_with_not_found_when_raced() -> TestResult {
-    let project = Project::new();
-    let port = PrefixLockManager::new(&project.loops_dir());
-    assert!(port.acquire("a", &project.scope())?);
+    let (f, scope) = project()?;
+    let port = PrefixLockManager::new(&f.loops_dir());
+    assert!(port.acquire("a", &[scope])?);
     let path = port.lock_path("a");
     let err = port
         .release_with("a", &|| {
@@ -610,9 +551,9 @@ fn ac8_prefix_port_release_fails_with_not_found_when_raced() -> TestResult {
 
 #[test]
 fn ac8_prefix_port_readers_see_an_empty_lock_file() -> TestResult {
-    let project = Project::new();
-    let loops_dir = project.loops_dir();
-    let path = loops_dir.join(".running/a.lock");
+    let (f, scope) = project()?;
+    let loops_dir = f.loops_dir();
+    let path = f.running().join("a.lock");
     let seen = std::cell::RefCell::new(None);
     let port = PrefixLockManager::with_hooks(
         &loops_dir,
@@ -623,7 +564,7 @@ fn ac8_prefix_port_readers_see_an_empty_lock_file() -> TestResult {
             ..Hooks::default()
         },
     );
-    assert!(port.acquire("a", &project.scope())?);
+    assert!(port.acquire("a", &[scope])?);
     let seen = seen.take().ok_or("the hook did not run")??;
     assert!(seen.is_empty(), "a reader saw {seen:?}");
     assert!(regression::original_reader::parse(&seen).is_err());

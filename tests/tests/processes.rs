@@ -1,52 +1,33 @@
 //! Rules that need more than one process: the ancestor carve-out (S2 of the original's test
 //! matrix) and `EPERM` from `kill(pid, 0)` meaning alive (L5).
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::{TestResult, project, worker};
 use regression::attempt::AttemptProcess;
 use regression::locker::Impl;
-use scope_lock::{ConflictRule, LockManager, LockRecord, LockRequest};
-use tempfile::TempDir;
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn worker() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_regression-worker"))
-}
-
-fn project() -> Result<(TempDir, PathBuf, String), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let root = fs::canonicalize(dir.path())?;
-    let scope = root.join("src");
-    fs::create_dir_all(&scope)?;
-    Ok((
-        dir,
-        root.join(".loops"),
-        scope.to_string_lossy().into_owned(),
-    ))
-}
+use scope_lock::{ConflictRule, LockRecord, LockRequest};
 
 #[test]
 fn a_lock_held_by_an_ancestor_does_not_block_its_descendant() -> TestResult {
-    let (_dir, loops_dir, scope) = project()?;
-    let locks = LockManager::new(&loops_dir);
+    let (f, scope) = project()?;
     // This test process is the ancestor: it holds a singleton over the scope.
-    let guard = locks.try_acquire(
+    let guard = f.locks.try_acquire(
         &LockRequest::new("outer")
             .scope([scope.as_str()])
             .singleton(true),
     )?;
 
     // Its child, a nested loop, asks for the same scope and the same singleton name.
-    let mut child = AttemptProcess::spawn(
-        worker(),
+    let mut child = f.spawn_attempt(
         Impl::Fixed,
-        &loops_dir,
         "outer",
         &scope,
-        ["--singleton", "--instance", "outer-nested"],
+        &["--singleton", "--instance", "outer-nested"],
     )?;
     let said = child.go()?;
     assert!(
@@ -60,25 +41,18 @@ fn a_lock_held_by_an_ancestor_does_not_block_its_descendant() -> TestResult {
 
 #[test]
 fn a_lock_held_by_a_child_blocks_its_parent_and_siblings() -> TestResult {
-    let (_dir, loops_dir, scope) = project()?;
-    let locks = LockManager::new(&loops_dir);
-    let mut holder = AttemptProcess::spawn(
-        worker(),
-        Impl::Fixed,
-        &loops_dir,
-        "single",
-        &scope,
-        ["--singleton"],
-    )?;
+    let (f, scope) = project()?;
+    let mut holder = f.spawn_attempt(Impl::Fixed, "single", &scope, &["--singleton"])?;
     assert!(holder.go()?.starts_with("held"));
 
     // The parent (this process) is not a descendant of the holder: blocked.
-    let other_path = fs::canonicalize(loops_dir.parent().ok_or("root")?)?.join("elsewhere");
-    let err = locks
+    let other_path = f.path("elsewhere");
+    let err = f
+        .locks
         .try_acquire(
             &LockRequest::new("single")
                 .instance_id("single-2")
-                .scope([other_path.to_string_lossy()])
+                .scope([other_path.as_str()])
                 .singleton(true),
         )
         .map(|_| ())
@@ -88,13 +62,11 @@ fn a_lock_held_by_a_child_blocks_its_parent_and_siblings() -> TestResult {
     assert_eq!(conflict.holder().map(LockRecord::pid), Some(holder.pid()));
 
     // A sibling process is not a descendant either.
-    let mut sibling = AttemptProcess::spawn(
-        worker(),
+    let mut sibling = f.spawn_attempt(
         Impl::Fixed,
-        &loops_dir,
         "single",
-        &other_path.to_string_lossy(),
-        ["--singleton", "--instance", "single-3"],
+        &other_path,
+        &["--singleton", "--instance", "single-3"],
     )?;
     let said = sibling.go()?;
     assert!(said.starts_with("conflict"), "{said}");
@@ -110,16 +82,14 @@ fn a_lock_held_by_a_child_blocks_its_parent_and_siblings() -> TestResult {
 /// that is not its ancestor (an idle worker), so the ancestor rule cannot be what keeps it.
 #[test]
 fn eperm_from_kill_means_the_holder_is_alive() -> TestResult {
-    let (dir, loops_dir, scope) = project()?;
-    let running_dir = loops_dir.join(".running");
-    fs::create_dir_all(&running_dir)?;
+    let (f, scope) = project()?;
     let is_root = rustix::process::geteuid().is_root();
     let idle_root_process = if is_root {
-        let elsewhere = dir.path().join("idle");
+        let elsewhere = f.root.join("idle");
         Some(AttemptProcess::spawn(
             worker(),
             Impl::Fixed,
-            &dir.path().join("idle-loops"),
+            &f.root.join("idle-loops"),
             "idle",
             &elsewhere.to_string_lossy(),
             Vec::<String>::new(),
@@ -134,26 +104,19 @@ fn eperm_from_kill_means_the_holder_is_alive() -> TestResult {
         holder_pid,
         "2026-01-01T00:00:00+00:00",
     );
-    let lock_file = running_dir.join("other-user.lock");
-    fs::write(&lock_file, record.to_json())?;
+    let lock_file = f.write_lock_file("other-user", record.to_json().as_bytes())?;
 
     if !is_root {
-        let conflict = LockManager::new(&loops_dir)
+        let conflict = f
+            .locks
             .find_conflict(&LockRequest::new("me").scope([scope.as_str()]))?
             .ok_or("an EPERM holder was taken for dead")?;
         assert_eq!(conflict.lock_path(), lock_file);
     } else {
-        for path in [dir.path(), &loops_dir, &running_dir, Path::new(&scope)] {
+        for path in [&f.root, &f.loops_dir(), f.running(), Path::new(&scope)] {
             fs::set_permissions(path, fs::Permissions::from_mode(0o777))?;
         }
-        let mut nobody = AttemptProcess::spawn(
-            worker(),
-            Impl::Fixed,
-            &loops_dir,
-            "me",
-            &scope,
-            ["--as-uid", "65534"],
-        )?;
+        let mut nobody = f.spawn_attempt(Impl::Fixed, "me", &scope, &["--as-uid", "65534"])?;
         let said = nobody.go()?;
         assert!(
             said.starts_with("conflict") && said.contains("other-user"),

@@ -3,56 +3,38 @@
 //! byte-level checks pin the one-line shape; the original's reader is applied to our file, and
 //! ours to the original's legacy file.
 
+mod common;
+
 use std::fs;
-use std::path::PathBuf;
 
+use common::{Fixture, TestResult, fixture};
 use regression::original_reader;
-use scope_lock::{ConflictRule, Liveness, LockManager, LockRecord, LockRequest};
-use tempfile::TempDir;
+use scope_lock::{AcquireError, ConflictRule, Liveness, LockRecord, LockRequest, ScopeGuard};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-struct Project {
-    _dir: TempDir,
-    root: String,
-    locks: LockManager,
+/// The raw lock file with what changes from run to run replaced by placeholders.
+fn redacted_bytes(f: &Fixture, bytes: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
+    let record = LockRecord::from_json(bytes)?;
+    Ok(String::from_utf8(bytes.to_vec())?
+        .replace(&*f.root.to_string_lossy(), "[project]")
+        .replace(&format!("\"pid\": {}", record.pid()), "\"pid\": [pid]")
+        .replace(record.started_at(), "[started_at]"))
 }
 
-fn project() -> Result<Project, Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let root: PathBuf = fs::canonicalize(dir.path())?;
-    Ok(Project {
-        locks: LockManager::new(root.join(".loops")),
-        root: root.to_string_lossy().into_owned(),
-        _dir: dir,
-    })
-}
-
-impl Project {
-    fn path(&self, relative: &str) -> String {
-        format!("{}/{relative}", self.root)
-    }
-
-    /// The raw lock file with what changes from run to run replaced by placeholders.
-    fn redacted_bytes(&self, bytes: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
-        let record = LockRecord::from_json(bytes)?;
-        Ok(String::from_utf8(bytes.to_vec())?
-            .replace(&self.root, "[project]")
-            .replace(&format!("\"pid\": {}", record.pid()), "\"pid\": [pid]")
-            .replace(record.started_at(), "[started_at]"))
-    }
+/// The singleton both snapshots show: two scope entries, so that the list's shape shows too.
+fn acquire_demo_singleton(f: &Fixture) -> Result<ScopeGuard, AcquireError> {
+    f.locks.try_acquire(
+        &LockRequest::new("demo")
+            .scope([f.path("src"), f.path("docs")])
+            .singleton(true),
+    )
 }
 
 #[test]
 fn lock_file_json_matches_the_snapshot() -> TestResult {
-    let project = project()?;
-    let guard = project.locks.try_acquire(
-        &LockRequest::new("demo")
-            .scope([project.path("src"), project.path("docs")])
-            .singleton(true),
-    )?;
+    let f = fixture()?;
+    let guard = acquire_demo_singleton(&f)?;
     let json: serde_json::Value = serde_json::from_slice(&fs::read(guard.path())?)?;
-    let root = project.root.clone();
+    let root = f.root.to_string_lossy().into_owned();
     insta::assert_json_snapshot!("singleton_lock_file", json, {
         ".pid" => "[pid]",
         ".started_at" => "[started_at]",
@@ -66,16 +48,12 @@ fn lock_file_json_matches_the_snapshot() -> TestResult {
 
 #[test]
 fn lock_file_bytes_keep_the_originals_one_line_shape() -> TestResult {
-    let project = project()?;
-    let singleton = project.locks.try_acquire(
-        &LockRequest::new("demo")
-            .scope([project.path("src"), project.path("docs")])
-            .singleton(true),
-    )?;
-    let plain = project.locks.try_acquire(
+    let f = fixture()?;
+    let singleton = acquire_demo_singleton(&f)?;
+    let plain = f.locks.try_acquire(
         &LockRequest::new("plain")
             .instance_id("plain-20261127T000000")
-            .scope([project.path("tests")]),
+            .scope([f.path("tests")]),
     )?;
     let singleton_bytes = fs::read(singleton.path())?;
     let plain_bytes = fs::read(plain.path())?;
@@ -83,8 +61,8 @@ fn lock_file_bytes_keep_the_originals_one_line_shape() -> TestResult {
         "lock_file_bytes",
         format!(
             "{}\n{}",
-            project.redacted_bytes(&singleton_bytes)?,
-            project.redacted_bytes(&plain_bytes)?
+            redacted_bytes(&f, &singleton_bytes)?,
+            redacted_bytes(&f, &plain_bytes)?
         )
     );
     for bytes in [&singleton_bytes, &plain_bytes] {
@@ -99,15 +77,15 @@ fn lock_file_bytes_keep_the_originals_one_line_shape() -> TestResult {
 
 #[test]
 fn the_originals_reader_accepts_our_lock_file() -> TestResult {
-    let project = project()?;
-    let guard = project.locks.try_acquire(
+    let f = fixture()?;
+    let guard = f.locks.try_acquire(
         &LockRequest::new("démo")
-            .scope([project.path("src")])
+            .scope([f.path("src")])
             .singleton(true),
     )?;
     let lock = original_reader::parse(&fs::read(guard.path())?)?;
     assert_eq!(lock.loop_name, "démo");
-    assert_eq!(lock.scope, [project.path("src")]);
+    assert_eq!(lock.scope, [f.path("src")]);
     assert_eq!(lock.pid, std::process::id());
     assert!(lock.singleton);
     assert_eq!(lock.started_at, guard.record().started_at());
@@ -117,35 +95,33 @@ fn the_originals_reader_accepts_our_lock_file() -> TestResult {
 
 #[test]
 fn a_legacy_original_lock_file_is_read_and_honoured() -> TestResult {
-    let project = project()?;
-    let running_dir = project.locks.running_dir().to_owned();
-    fs::create_dir_all(&running_dir)?;
+    let f = fixture()?;
     // Written by an old original: a string scope, no singleton key, no flock; its pid is
     // alive (this process), so it is live by the original's rule.
     let legacy = format!(
         r#"{{"loop_name": "old", "scope": "{}", "pid": {}, "started_at": "2026-01-01T00:00:00.123456+00:00"}}"#,
-        project.path("src"),
+        f.path("src"),
         std::process::id()
     );
-    fs::write(running_dir.join("old.lock"), &legacy)?;
+    let lock_file = f.write_lock_file("old", legacy.as_bytes())?;
 
-    let listing = project.locks.list_locks()?;
+    let listing = f.locks.list_locks()?;
     let [live] = listing.locks() else {
         panic!("expected one live lock, got {:?}", listing.locks());
     };
-    assert_eq!(live.record().scope(), [project.path("src")]);
+    assert_eq!(live.record().scope(), [f.path("src")]);
     assert!(!live.record().singleton());
     assert_eq!(live.liveness(), Liveness::Pid);
 
-    let err = project
+    let err = f
         .locks
-        .try_acquire(&LockRequest::new("new").scope([project.path("src/deep")]))
+        .try_acquire(&LockRequest::new("new").scope([f.path("src/deep")]))
         .map(|_| ())
         .unwrap_err();
     let conflict = err.conflict().ok_or("expected a conflict")?;
     assert!(matches!(conflict.rule(), ConflictRule::Overlap { .. }));
     assert_eq!(
-        fs::read_to_string(running_dir.join("old.lock"))?,
+        fs::read_to_string(&lock_file)?,
         legacy,
         "the original's file was modified"
     );

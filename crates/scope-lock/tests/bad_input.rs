@@ -196,7 +196,7 @@ fn names_that_would_escape_the_running_directory_never_touch_the_file_they_point
     f.init()?;
     // `.running/../victim.lock` and `<root>/victim.lock`: where `../victim` and an absolute
     // name would land if they were joined blindly.
-    let beside = f.root.join(".loops/victim.lock");
+    let beside = f.loops_dir().join("victim.lock");
     let absolute = f.root.join("victim.lock");
     fs::write(&beside, "precious beside")?;
     fs::write(&absolute, "precious absolute")?;
@@ -311,7 +311,7 @@ fn a_loops_dir_path_through_a_regular_file_is_an_enotdir_error_naming_the_direct
 #[test]
 fn a_running_dir_that_is_a_regular_file_is_an_error_naming_it() -> TestResult {
     let f = fixture()?;
-    fs::create_dir_all(f.root.join(".loops"))?;
+    fs::create_dir_all(f.loops_dir())?;
     fs::write(f.running(), "in the way")?;
     let err = expect_failure(f.acquire("x", "src"));
     assert_names_path(&err, f.running());

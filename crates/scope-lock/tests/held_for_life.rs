@@ -95,7 +95,7 @@ fn the_flock_stays_held_across_other_acquires_scans_and_listings() -> TestResult
     assert_held(&path, "after a scan that reclaimed a stale lock")?;
 
     // A second manager on the same directory sees it the same way.
-    let other_manager = LockManager::new(f.root.join(".loops"));
+    let other_manager = LockManager::new(f.loops_dir());
     assert_eq!(other_manager.list_locks()?.locks().len(), 1);
     assert_held(&path, "after another manager's scan")?;
 

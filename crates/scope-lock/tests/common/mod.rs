@@ -1,5 +1,15 @@
-//! The fixture and helpers shared by this crate's integration tests (`matrix`, `held_for_life`,
-//! `bad_input`); each of them has `mod common;`.
+//! The test fixture and helpers, written once for both packages that test the library: this
+//! crate's integration tests (`matrix`, `held_for_life`, `bad_input`: `mod common;`) and the
+//! regression suite in `tests/`, whose own `tests/tests/common/mod.rs` compiles this file into
+//! its test binaries with `#[path]` and adds what only it needs (the worker binary).
+//!
+//! Why a shared source file and not a shared crate: a fixture crate hands out `scope-lock`
+//! types, so it depends on `scope-lock`, and this crate could use it only as a dev-dependency:
+//! a cycle. Cargo resolves it by building `scope-lock` twice, once as the library under test
+//! (with its unit tests) and once for the fixture crate; in the unit tests the two copies'
+//! types do not match, and the published package's tests would need a crate that is not
+//! published. Compiled into each test binary, the fixture uses the one `scope-lock` that binary
+//! links, and this package's tests need nothing outside it.
 
 // Every test file is a crate of its own and uses a different subset of these helpers: without
 // this, each test binary would report the helpers it leaves unused as dead code.
@@ -20,8 +30,11 @@ pub(crate) type TestResult = Result<(), Box<dyn Error>>;
 /// A pid above any kernel's `pid_max` (at most 2^22): `kill(pid, 0)` answers ESRCH.
 pub(crate) const DEAD_PID: u32 = 99_999_999;
 
+/// Where the project's loops keep their state, as in little-loops.
+const LOOPS_DIR: &str = ".loops";
+
 /// A temporary project: `root` (canonical, so normalised scopes equal the paths we build) with
-/// the lock manager of `root/.loops`.
+/// the lock manager of `root/.loops`. The directory is removed when the fixture drops.
 pub(crate) struct Fixture {
     _dir: TempDir,
     pub(crate) root: PathBuf,
@@ -31,7 +44,7 @@ pub(crate) struct Fixture {
 pub(crate) fn fixture() -> Result<Fixture, Box<dyn Error>> {
     let dir = tempfile::tempdir()?;
     let root = fs::canonicalize(dir.path())?;
-    let locks = LockManager::new(root.join(".loops"));
+    let locks = LockManager::new(root.join(LOOPS_DIR));
     Ok(Fixture {
         _dir: dir,
         root,
@@ -43,6 +56,19 @@ impl Fixture {
     /// The absolute path of `rel` inside the project, as a scope entry.
     pub(crate) fn path(&self, rel: &str) -> String {
         self.root.join(rel).to_string_lossy().into_owned()
+    }
+
+    /// Creates the directory `rel` inside the project and returns it as a scope entry, for
+    /// tests that need the scope to exist (another process changes into it, or its mode).
+    pub(crate) fn scope_dir(&self, rel: &str) -> Result<String, Box<dyn Error>> {
+        fs::create_dir_all(self.root.join(rel))?;
+        Ok(self.path(rel))
+    }
+
+    /// `.loops/`, the directory the lock manager was made with, for other processes and
+    /// implementations to use the same locks.
+    pub(crate) fn loops_dir(&self) -> PathBuf {
+        self.root.join(LOOPS_DIR)
     }
 
     /// `.loops/.running/`, where the lock files are.

@@ -1,0 +1,51 @@
+//! The fixture of this package's tests (`bug_423`, `processes`, `snapshots`; each has
+//! `mod common;`): the library's test fixture, compiled from its one source file (its module
+//! docs say why a file and not a crate), and what only the regression suite adds: the worker
+//! binary and the lockers of the two implementations.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::error::Error;
+use std::io;
+use std::path::Path;
+
+use regression::attempt::AttemptProcess;
+use regression::locker::{Impl, Locker};
+
+#[path = "../../../crates/scope-lock/tests/common/mod.rs"]
+mod library;
+
+pub(crate) use library::*;
+
+/// The `regression-worker` binary that the multi-process tests spawn.
+pub(crate) fn worker() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_regression-worker"))
+}
+
+/// The project of most multi-process tests: the fixture, and as its one scope the directory
+/// `src`, created so that processes can be pointed at it.
+pub(crate) fn project() -> Result<(Fixture, String), Box<dyn Error>> {
+    let f = fixture()?;
+    let scope = f.scope_dir("src")?;
+    Ok((f, scope))
+}
+
+impl Fixture {
+    /// A locker of the `which` implementation over this project's `.loops/`.
+    pub(crate) fn locker(&self, which: Impl) -> Locker {
+        Locker::new(which, &self.loops_dir())
+    }
+
+    /// A worker process, ready to try acquiring `name` over `scope` in this project with the
+    /// `which` implementation (and the worker's `extra` arguments) when told to go.
+    pub(crate) fn spawn_attempt(
+        &self,
+        which: Impl,
+        name: &str,
+        scope: &str,
+        extra: &[&str],
+    ) -> io::Result<AttemptProcess> {
+        AttemptProcess::spawn(worker(), which, &self.loops_dir(), name, scope, extra)
+    }
+}
