@@ -15,6 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use xtask_contract::FleetSummary;
 
 use crate::locker::Impl;
 use crate::witness;
@@ -95,32 +96,38 @@ pub struct FleetReport {
 }
 
 impl FleetReport {
-    /// The report as one flat JSON object (the evidence format, and `repro`'s output).
+    /// The report as one flat record: `repro`'s output, which `cargo xtask repro` reads with
+    /// the same type.
+    pub fn summary(&self) -> FleetSummary {
+        FleetSummary {
+            implementation: self.which.map(|it| it.name().to_owned()),
+            workers: self.workers,
+            cycles: self.cycles,
+            attempts: self.attempts,
+            holds: self.holds,
+            conflicts: self.conflicts,
+            not_found_on_release: self.not_found_on_release,
+            other_errors: self.other_errors,
+            first_error: self.first_error.clone(),
+            overlaps: self.witness.overlaps(),
+            overlaps_by_order: self.witness.overlaps_by_order,
+            overlaps_by_time: self.witness.overlaps_by_time,
+            max_holders: self.witness.max_holders,
+            witnessed_holds: self.witness.holds,
+            unmatched_events: self.witness.unmatched,
+            probes: self.probes,
+            unheld_probes: self.unheld_probes,
+            scans: self.scans,
+            reads: self.reads,
+            partial_reads: self.partial_reads,
+            first_partial: self.first_partial.clone(),
+            elapsed_ms: self.elapsed_ms,
+        }
+    }
+
+    /// The [`summary`](Self::summary) as one flat JSON object (the evidence format).
     pub fn to_json(&self) -> Value {
-        json!({
-            "impl": self.which.map(Impl::name),
-            "workers": self.workers,
-            "cycles": self.cycles,
-            "attempts": self.attempts,
-            "holds": self.holds,
-            "conflicts": self.conflicts,
-            "not_found_on_release": self.not_found_on_release,
-            "other_errors": self.other_errors,
-            "first_error": self.first_error,
-            "overlaps": self.witness.overlaps(),
-            "overlaps_by_order": self.witness.overlaps_by_order,
-            "overlaps_by_time": self.witness.overlaps_by_time,
-            "max_holders": self.witness.max_holders,
-            "witnessed_holds": self.witness.holds,
-            "unmatched_events": self.witness.unmatched,
-            "probes": self.probes,
-            "unheld_probes": self.unheld_probes,
-            "scans": self.scans,
-            "reads": self.reads,
-            "partial_reads": self.partial_reads,
-            "first_partial": self.first_partial,
-            "elapsed_ms": self.elapsed_ms,
-        })
+        json!(self.summary())
     }
 }
 

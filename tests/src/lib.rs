@@ -15,14 +15,14 @@ use serde_json::Value;
 
 /// Set to a directory: tests write their counts there as `<test function>.json` for
 /// `cargo xtask verify` to show as evidence.
-pub const EVIDENCE_VAR: &str = "SCOPE_LOCK_EVIDENCE_DIR";
+pub const EVIDENCE_VAR: &str = xtask_contract::env::EVIDENCE_DIR;
 
 /// Set to `1`: scenarios run ten times more iterations (`cargo xtask verify --soak`).
-pub const SOAK_VAR: &str = "SCOPE_LOCK_SOAK";
+pub const SOAK_VAR: &str = xtask_contract::env::SOAK;
 
 /// Whether this is a soak run.
 pub fn soak() -> bool {
-    std::env::var(SOAK_VAR).is_ok_and(|value| value == "1")
+    std::env::var(SOAK_VAR).is_ok_and(|value| value == xtask_contract::env::SOAK_ON)
 }
 
 /// Writes `evidence` for the test `function` when `SCOPE_LOCK_EVIDENCE_DIR` is set.

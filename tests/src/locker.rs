@@ -20,7 +20,7 @@ pub enum Impl {
 }
 
 /// The environment variable that points the suite at the pre-fix port (`prefix`).
-pub const IMPL_VAR: &str = "SCOPE_LOCK_IMPL";
+pub const IMPL_VAR: &str = xtask_contract::env::IMPL;
 
 impl Impl {
     /// `SCOPE_LOCK_IMPL`, `fixed` when unset.
@@ -41,7 +41,7 @@ impl Impl {
     pub fn name(self) -> &'static str {
         match self {
             Impl::Fixed => "fixed",
-            Impl::Prefix => "prefix",
+            Impl::Prefix => xtask_contract::env::IMPL_PREFIX,
         }
     }
 }
@@ -51,7 +51,7 @@ impl FromStr for Impl {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "fixed" => Ok(Impl::Fixed),
-            "prefix" => Ok(Impl::Prefix),
+            xtask_contract::env::IMPL_PREFIX => Ok(Impl::Prefix),
             other => Err(format!(
                 "unknown implementation {other:?} (fixed or prefix)"
             )),

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use lexopt::ValueExt as _;
 use regression::fleet::{FleetParams, run_fleet};
 use regression::locker::{Attempt, Impl, Locker};
 use regression::original_reader;
@@ -35,21 +36,54 @@ use scope_lock::{LockManager, LockRequest};
 use serde_json::json;
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let command = args.next().unwrap_or_default();
-    let rest: Vec<String> = args.collect();
-    let result = Args::parse(&rest).and_then(|args| match command.as_str() {
-        "cycle" => cycle(&args),
-        "scan" => scan(&args),
-        "attempt" => attempt(&args),
-        "churn" => churn(&args),
-        "fork-release" => fork_release(&args),
-        "probe" => probe_once(&args),
-        "repro" => repro(&args),
+    let mut parser = lexopt::Parser::from_env();
+    let command = match parser.next() {
+        Ok(Some(lexopt::Arg::Value(command))) => command.to_string_lossy().into_owned(),
+        _ => String::new(),
+    };
+    // Each command names the options it takes: anything else is refused, never ignored.
+    let result = match command.as_str() {
+        "cycle" => Args::parse(
+            parser,
+            &[
+                "impl",
+                "loops-dir",
+                "name",
+                "scope",
+                "cycles",
+                "deadline-ms",
+                "worker",
+                "witness",
+            ],
+            &["probe"],
+        )
+        .and_then(|args| cycle(&args)),
+        "scan" => Args::parse(
+            parser,
+            &["running-dir", "stop-file", "max-scans", "deadline-ms"],
+            &[],
+        )
+        .and_then(|args| scan(&args)),
+        "attempt" => Args::parse(
+            parser,
+            &["impl", "loops-dir", "name", "scope", "instance", "as-uid"],
+            &["singleton"],
+        )
+        .and_then(|args| attempt(&args)),
+        "churn" => Args::parse(
+            parser,
+            &["loops-dir", "name", "scope", "cycles", "deadline-ms"],
+            &[],
+        )
+        .and_then(|args| churn(&args)),
+        "fork-release" => Args::parse(parser, &["impl", "loops-dir", "scope"], &[])
+            .and_then(|args| fork_release(&args)),
+        "probe" => Args::parse(parser, &[], &[]).and_then(|args| probe_once(&args)),
+        "repro" => Args::parse(parser, &["impl"], &["soak"]).and_then(|args| repro(&args)),
         other => Err(format!(
             "unknown command {other:?}; see the source's header"
         )),
-    });
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -59,7 +93,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--key value` pairs, `--flag`s and positional arguments.
+/// A command's `--key value` options, `--flag`s and positional arguments.
 struct Args {
     values: HashMap<String, String>,
     flags: Vec<String>,
@@ -67,25 +101,32 @@ struct Args {
 }
 
 impl Args {
-    const FLAGS: &'static [&'static str] = &["--probe", "--singleton", "--soak"];
-
-    fn parse(raw: &[String]) -> Result<Self, String> {
+    /// Reads the rest of the command line; `keys` take a value, `flags` do not.
+    fn parse(mut parser: lexopt::Parser, keys: &[&str], flags: &[&str]) -> Result<Self, String> {
         let mut args = Args {
             values: HashMap::new(),
             flags: Vec::new(),
             positional: Vec::new(),
         };
-        let mut iter = raw.iter();
-        while let Some(arg) = iter.next() {
-            if Self::FLAGS.contains(&arg.as_str()) {
-                args.flags.push(arg.clone());
-            } else if let Some(key) = arg.strip_prefix("--") {
-                let value = iter.next().ok_or_else(|| format!("{arg} needs a value"))?;
-                args.values.insert(key.to_owned(), value.clone());
-            } else {
-                args.positional.push(arg.clone());
+        let mut next = || -> Result<bool, lexopt::Error> {
+            let Some(arg) = parser.next()? else {
+                return Ok(false);
+            };
+            match arg {
+                lexopt::Arg::Long(flag) if flags.contains(&flag) => {
+                    args.flags.push(flag.to_owned())
+                }
+                lexopt::Arg::Long(key) if keys.contains(&key) => {
+                    let key = key.to_owned();
+                    let value = parser.value()?.string()?;
+                    args.values.insert(key, value);
+                }
+                lexopt::Arg::Value(value) => args.positional.push(value.string()?),
+                other => return Err(other.unexpected()),
             }
-        }
+            Ok(true)
+        };
+        while next().map_err(|err| err.to_string())? {}
         Ok(args)
     }
 
@@ -143,7 +184,7 @@ fn cycle(args: &Args) -> Result<(), String> {
     let worker = u32::try_from(args.number("worker")?).map_err(|err| err.to_string())?;
     let mut witness = Witness::open(&args.path("witness")?, worker)
         .map_err(|err| format!("witness log: {err}"))?;
-    let with_probe = args.flag("--probe");
+    let with_probe = args.flag("probe");
 
     ready_then_wait_for_start()?;
     let started = Instant::now();
@@ -287,7 +328,7 @@ fn attempt(args: &Args) -> Result<(), String> {
     let outcome = if which == Impl::Fixed {
         let mut request = LockRequest::new(name)
             .scope(scope)
-            .singleton(args.flag("--singleton"));
+            .singleton(args.flag("singleton"));
         if let Ok(instance) = args.get("instance") {
             request = request.instance_id(instance);
         }
@@ -394,7 +435,7 @@ fn probe_once(args: &Args) -> Result<(), String> {
 
 /// The report's steps to reproduce, scaled up: prints the fleet's JSON report.
 fn repro(args: &Args) -> Result<(), String> {
-    let params = FleetParams::standard(args.which()?, args.flag("--soak"));
+    let params = FleetParams::standard(args.which()?, args.flag("soak"));
     let exe = std::env::current_exe().map_err(|err| format!("current_exe: {err}"))?;
     let report = run_fleet(&exe, &params)?;
     say(&report.to_json().to_string())

@@ -1,0 +1,117 @@
+//! What `cargo xtask` and the test suites it runs agree on, defined once: the environment
+//! variables that pass between them ([`env`]) and the report `regression-worker repro`
+//! prints for `cargo xtask repro` to read ([`FleetSummary`]).
+//!
+//! A crate of its own, depending on serde alone, rather than a module of the `regression`
+//! package: xtask must not depend on the code it judges. `cargo xtask verify` has to build and
+//! report even when the library or the regression suite does not compile, and a change to the
+//! suite should not rebuild the task runner.
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variable names (and the values they take).
+pub mod env {
+    /// Which implementation the regression suite tests: [`IMPL_PREFIX`] for the port of the
+    /// pre-fix code, the fix when unset (or `fixed`). `verify` sets it for its `against_prefix`
+    /// runs and removes it everywhere else.
+    pub const IMPL: &str = "SCOPE_LOCK_IMPL";
+    /// The value of [`IMPL`] that selects the pre-fix port.
+    pub const IMPL_PREFIX: &str = "prefix";
+
+    /// A directory where tests leave their counts, `<test function name>.json`, one flat JSON
+    /// object each, for `verify`'s report.
+    pub const EVIDENCE_DIR: &str = "SCOPE_LOCK_EVIDENCE_DIR";
+
+    /// Set to [`SOAK_ON`], the concurrency scenarios run ten times longer
+    /// (`cargo xtask verify --soak`).
+    pub const SOAK: &str = "SCOPE_LOCK_SOAK";
+    /// The value of [`SOAK`] that turns soaking on.
+    pub const SOAK_ON: &str = "1";
+
+    /// A directory `cargo xtask verify` reads issue records from instead of `issues/`.
+    pub const ISSUES_DIR: &str = "XTASK_ISSUES_DIR";
+}
+
+/// What one fleet run saw, summed over its processes: the regression worker's `repro` output
+/// (one JSON line) and the source of the fleet tests' evidence. Keys serialise in this order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSummary {
+    /// `fixed` or `prefix`.
+    #[serde(rename = "impl")]
+    pub implementation: Option<String>,
+    /// Processes acquiring and releasing the same scope.
+    pub workers: u64,
+    /// Completed hold cycles (acquire, witness, probe, release).
+    pub cycles: u64,
+    /// Acquire attempts, including those refused.
+    pub attempts: u64,
+    /// Attempts that acquired.
+    pub holds: u64,
+    /// Attempts refused because the scope was busy.
+    pub conflicts: u64,
+    /// Releases that failed because the lock file was already gone.
+    pub not_found_on_release: u64,
+    /// Any other error of acquire or release.
+    pub other_errors: u64,
+    /// The first such error.
+    pub first_error: Option<String>,
+    /// Moments with two holders, by either of the witness's proofs.
+    pub overlaps: u64,
+    /// `enter` lines the witness saw while another hold was open.
+    pub overlaps_by_order: u64,
+    /// Hold intervals that began before an earlier one ended.
+    pub overlaps_by_time: u64,
+    /// The most holders at once.
+    pub max_holders: u64,
+    /// Complete holds the witness saw.
+    pub witnessed_holds: u64,
+    /// Witness events without their pair.
+    pub unmatched_events: u64,
+    /// Probes of a holder's lock file while it held.
+    pub probes: u64,
+    /// Probes that found the file missing or its flock free.
+    pub unheld_probes: u64,
+    /// Scans of the lock directory by the unlocked readers.
+    pub scans: u64,
+    /// Lock files those scans read.
+    pub reads: u64,
+    /// Reads the original's reader would reject (empty or partial JSON).
+    pub partial_reads: u64,
+    /// The first such read.
+    pub first_partial: Option<String>,
+    /// Wall time of the cycling phase.
+    pub elapsed_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_round_trips_with_impl_as_its_first_key() -> Result<(), serde_json::Error> {
+        let summary = FleetSummary {
+            implementation: Some("prefix".into()),
+            workers: 8,
+            overlaps: 3,
+            ..FleetSummary::default()
+        };
+        let json = serde_json::to_string(&summary)?;
+        assert!(
+            json.starts_with(r#"{"impl":"prefix","workers":8,"cycles":0,"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<FleetSummary>(&json)?, summary);
+        Ok(())
+    }
+
+    #[test]
+    fn a_summary_with_a_key_it_does_not_know_is_refused() {
+        let json = r#"{"impl":"fixed","workers":8,"cycle":1}"#;
+        let err = serde_json::from_str::<FleetSummary>(json).err();
+        assert!(
+            err.is_some_and(|err| err.to_string().contains("unknown field `cycle`")),
+            "a misspelt key must not read as zero"
+        );
+    }
+}
