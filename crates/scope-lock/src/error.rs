@@ -28,6 +28,11 @@ pub enum ErrorKind {
     /// The lock directory is on a filesystem where `flock` is emulated or not shared between
     /// clients (NFS, SMB, 9p).
     UnsupportedFilesystem,
+    /// The directory sentinel `.running/.acquire.lock` stayed locked by another process for
+    /// longer than the manager's bound (a holder that is stopped, stuck or very slow). The
+    /// message names the sentinel and, on Linux, the pid holding it. Trying again later may
+    /// succeed.
+    Busy,
     /// Any other I/O failure; [`Error::io_error`] has the cause.
     Io,
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::protocol;
@@ -29,6 +30,7 @@ pub struct ScopeGuard {
     running_dir: PathBuf,
     record: LockRecord,
     owner_pid: u32,
+    sentinel_bound: Duration,
 }
 
 impl ScopeGuard {
@@ -38,6 +40,7 @@ impl ScopeGuard {
         path: PathBuf,
         running_dir: PathBuf,
         record: LockRecord,
+        sentinel_bound: Duration,
     ) -> Self {
         Self {
             file: Some(file),
@@ -46,6 +49,7 @@ impl ScopeGuard {
             running_dir,
             owner_pid: imp::current_pid(),
             record,
+            sentinel_bound,
         }
     }
 
@@ -64,11 +68,16 @@ impl ScopeGuard {
     /// tool that thought it stale) is not an error, and a file that now belongs to another
     /// holder is left alone.
     ///
+    /// Release takes the directory sentinel, for at most the manager's
+    /// [sentinel bound](crate::LockManager::sentinel_bound); so does dropping the guard. Neither
+    /// waits longer.
+    ///
     /// # Errors
     ///
-    /// An [`Error`] naming the path when the directory sentinel cannot be locked or the file
-    /// cannot be inspected or removed. The flock ends all the same (the descriptor is closed),
-    /// so the file left behind is stale and the next scan reclaims it.
+    /// An [`Error`] naming the path when the directory sentinel cannot be locked (of kind
+    /// [`ErrorKind::Busy`](crate::ErrorKind::Busy) when another process held it for the whole
+    /// bound) or the file cannot be inspected or removed. The flock ends all the same (the
+    /// descriptor is closed), so the file left behind is stale and the next scan reclaims it.
     ///
     /// Release consumes the guard, so it cannot happen twice:
     ///
@@ -91,14 +100,21 @@ impl ScopeGuard {
             drop(file);
             return Ok(());
         }
-        protocol::release(&self.running_dir, &self.path, file, self.id)
+        protocol::release(
+            &self.running_dir,
+            &self.path,
+            file,
+            self.id,
+            self.sentinel_bound,
+        )
     }
 }
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
         // Errors cannot be reported from drop; the flock ends regardless, which is what makes
-        // the lock free. `release` is there for callers who want to know.
+        // the lock free, and a busy sentinel delays us by its bound at most. `release` is there
+        // for callers who want to know.
         let _ = self.release_once();
     }
 }

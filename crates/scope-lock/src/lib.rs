@@ -33,6 +33,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod backoff;
 mod error;
 mod guard;
 mod listing;
@@ -46,7 +47,7 @@ mod sys;
 pub use error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 pub use guard::ScopeGuard;
 pub use listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
-pub use manager::{DEFAULT_LOOPS_DIR, LockManager, RUNNING_DIR};
+pub use manager::{DEFAULT_LOOPS_DIR, DEFAULT_SENTINEL_BOUND, LockManager, RUNNING_DIR};
 pub use record::{LockRecord, MAX_RECORD_BYTES};
 pub use request::LockRequest;
 pub use scope::{normalize_path, normalize_path_in, paths_overlap, resolve_scope, scopes_overlap};

@@ -1,6 +1,7 @@
 //! The lock manager: the public face of [the protocol](crate::protocol), which does the work.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{AcquireError, Conflict, Error};
 use crate::guard::ScopeGuard;
@@ -13,6 +14,11 @@ pub const RUNNING_DIR: &str = ".running";
 
 /// The loops directory the original uses when none is given.
 pub const DEFAULT_LOOPS_DIR: &str = ".loops";
+
+/// How long, unless [`LockManager::with_sentinel_bound`] says otherwise, any call tries for the
+/// directory sentinel before giving up with [`ErrorKind::Busy`](crate::ErrorKind::Busy). Its
+/// holders keep it for well under a millisecond; seconds of it mean a stopped or stuck process.
+pub const DEFAULT_SENTINEL_BOUND: Duration = Duration::from_secs(5);
 
 /// Scope locks in `<loops_dir>/.running/`.
 ///
@@ -34,6 +40,7 @@ pub const DEFAULT_LOOPS_DIR: &str = ".loops";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockManager {
     running_dir: PathBuf,
+    sentinel_bound: Duration,
 }
 
 impl Default for LockManager {
@@ -49,7 +56,23 @@ impl LockManager {
     pub fn new(loops_dir: impl AsRef<Path>) -> Self {
         Self {
             running_dir: loops_dir.as_ref().join(RUNNING_DIR),
+            sentinel_bound: DEFAULT_SENTINEL_BOUND,
         }
+    }
+
+    /// Sets how long every call (and every release and drop of the guards it returns) tries
+    /// for the directory sentinel before giving up with
+    /// [`ErrorKind::Busy`](crate::ErrorKind::Busy); [`DEFAULT_SENTINEL_BOUND`] otherwise. This
+    /// is the most a process that holds the sentinel and is stopped can delay anyone.
+    #[must_use]
+    pub fn with_sentinel_bound(mut self, bound: Duration) -> Self {
+        self.sentinel_bound = bound;
+        self
+    }
+
+    /// How long calls try for the directory sentinel.
+    pub fn sentinel_bound(&self) -> Duration {
+        self.sentinel_bound
     }
 
     /// The directory that holds the lock files.
@@ -62,10 +85,12 @@ impl LockManager {
         protocol::lock_path(&self.running_dir, request)
     }
 
-    /// Acquires the scope if no live lock conflicts, without waiting.
+    /// Acquires the scope if no live lock conflicts, without waiting for the scope.
     ///
     /// On success the returned guard holds the lock file open and flocked until it is released
-    /// or dropped. Stale locks found on the way are reclaimed.
+    /// or dropped. Stale locks found on the way are reclaimed. The only wait is for the
+    /// directory sentinel, which others hold for a scan at a time, and it lasts at most the
+    /// [sentinel bound](Self::sentinel_bound).
     ///
     /// # Errors
     ///
@@ -74,9 +99,11 @@ impl LockManager {
     ///   overlapping acquire never waits on itself);
     /// - [`AcquireError::Failed`] for an invalid name or scope, a directory that cannot be
     ///   created or locked, or something other than a regular file where the lock file or the
-    ///   sentinel must be. Every error names the input or path at fault.
+    ///   sentinel must be, or (kind [`ErrorKind::Busy`](crate::ErrorKind::Busy)) a sentinel
+    ///   held by another process for the whole bound. Every error names the input or path at
+    ///   fault.
     pub fn try_acquire(&self, request: &LockRequest) -> Result<ScopeGuard, AcquireError> {
-        protocol::acquire(&self.running_dir, request)
+        protocol::acquire(&self.running_dir, request, self.sentinel_bound)
     }
 
     /// The live lock that would make [`try_acquire`](Self::try_acquire) refuse `request`, if
@@ -87,7 +114,7 @@ impl LockManager {
     ///
     /// As `try_acquire`, for everything but the conflict itself.
     pub fn find_conflict(&self, request: &LockRequest) -> Result<Option<Conflict>, Error> {
-        protocol::find_conflict(&self.running_dir, request)
+        protocol::find_conflict(&self.running_dir, request, self.sentinel_bound)
     }
 
     /// Every live lock, nested names included, and every `*.lock` file that is not a readable
@@ -96,8 +123,9 @@ impl LockManager {
     /// # Errors
     ///
     /// An [`Error`] naming the path when the directory or its sentinel cannot be opened,
-    /// locked or listed. A missing directory is not an error: there are no locks.
+    /// locked (within the sentinel bound: [`ErrorKind::Busy`](crate::ErrorKind::Busy)) or
+    /// listed. A missing directory is not an error: there are no locks.
     pub fn list_locks(&self) -> Result<LockListing, Error> {
-        protocol::list(&self.running_dir)
+        protocol::list(&self.running_dir, self.sentinel_bound)
     }
 }

@@ -13,9 +13,11 @@
 //! [`find_conflict`] and [`list`] are steps 1 to 3; [`release`] is step 5.
 //!
 //! 1. **Sentinel** ([`Sentinel::lock`]): open without following symlinks, refuse anything but a
-//!    regular file and filesystems whose flock is unreliable, wait for the flock, then check the
-//!    path still names the locked inode (a sentinel deleted and recreated meanwhile would split
-//!    contenders across two inodes). Then, when acquiring, check that the lock file's name is
+//!    regular file and filesystems whose flock is unreliable, try for the flock without blocking
+//!    for at most the manager's bound (so a stopped holder delays nobody longer; past it the
+//!    error is `Busy` and names the holder's pid), then check the path still names the locked
+//!    inode (a sentinel deleted and recreated meanwhile would split contenders across two
+//!    inodes). Then, when acquiring, check that the lock file's name is
 //!    not taken by a directory, symlink or FIFO ([`ensure_target_usable`]), so that is a clear
 //!    error rather than a hang or a confusing `EEXIST`.
 //! 2. **Scan** ([`scan`]): walk `.running/` recursively (nested stems included), skipping dot
@@ -38,7 +40,9 @@
 //!    flock it, and only then give it its final name with a no-overwrite rename. Nobody ever
 //!    sees a lock file that is empty, partial, or not yet held.
 //! 5. **Release** ([`release`]): under the sentinel, unlink the path only if it still names the
-//!    inode we hold, then close the descriptor, which ends the flock. A forked child that
+//!    inode we hold, then close the descriptor, which ends the flock. If the sentinel stays busy
+//!    for the whole bound, close the descriptor anyway: the lock ends, and the file, now stale,
+//!    is reclaimed by the next scan. A forked child that
 //!    inherited the guard only closes its copy of the descriptor (the parent's lock stays held:
 //!    flock belongs to the open file description, and we never call `LOCK_UN`).
 //!
@@ -49,7 +53,9 @@ use std::fs::{File, FileType};
 use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::backoff::{Backoff, deadline_after};
 use crate::error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 use crate::guard::ScopeGuard;
 use crate::listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
@@ -68,6 +74,12 @@ const PUBLISH_SUFFIX: &str = ".tmp";
 /// How often to retry when the sentinel we locked turns out to have been replaced.
 const SENTINEL_ATTEMPTS: usize = 16;
 
+/// The first and the longest pause between tries of a busy sentinel. Holds of the sentinel
+/// last well under a millisecond (a scan and a rename), so the first retries come quickly; the
+/// cap keeps a long wait from spinning.
+const SENTINEL_FIRST_PAUSE: Duration = Duration::from_micros(50);
+const SENTINEL_MAX_PAUSE: Duration = Duration::from_millis(5);
+
 // ---------------------------------------------------------------------------------------------
 // The sequences: what acquiring, asking and listing do, in order
 // ---------------------------------------------------------------------------------------------
@@ -76,6 +88,7 @@ const SENTINEL_ATTEMPTS: usize = 16;
 pub(crate) fn acquire(
     running_dir: &Path,
     request: &LockRequest,
+    bound: Duration,
 ) -> Result<ScopeGuard, AcquireError> {
     request.validate()?;
     let scope = normalize_scope(request)?;
@@ -83,7 +96,7 @@ pub(crate) fn acquire(
     imp::create_dir_all(running_dir)
         .map_err(|err| Error::io("cannot create lock directory", running_dir, err))?;
 
-    let sentinel = Sentinel::lock(running_dir)?;
+    let sentinel = Sentinel::lock(running_dir, bound)?;
     ensure_target_usable(&target, &sentinel)?;
     let listing = scan(running_dir, &sentinel)?;
     if let Some(conflict) = first_conflict(&listing, request, &scope, &target) {
@@ -99,6 +112,7 @@ pub(crate) fn acquire(
         target,
         running_dir.to_path_buf(),
         record,
+        bound,
     ))
 }
 
@@ -106,10 +120,11 @@ pub(crate) fn acquire(
 pub(crate) fn find_conflict(
     running_dir: &Path,
     request: &LockRequest,
+    bound: Duration,
 ) -> Result<Option<Conflict>, Error> {
     request.validate()?;
     let scope = normalize_scope(request)?;
-    let Some(listing) = scan_if_present(running_dir)? else {
+    let Some(listing) = scan_if_present(running_dir, bound)? else {
         return Ok(None);
     };
     let target = lock_path(running_dir, request);
@@ -117,8 +132,8 @@ pub(crate) fn find_conflict(
 }
 
 /// Every live lock and every problem: steps 1 and 2. A missing directory holds no locks.
-pub(crate) fn list(running_dir: &Path) -> Result<LockListing, Error> {
-    Ok(scan_if_present(running_dir)?.unwrap_or_default())
+pub(crate) fn list(running_dir: &Path, bound: Duration) -> Result<LockListing, Error> {
+    Ok(scan_if_present(running_dir, bound)?.unwrap_or_default())
 }
 
 /// The lock file `request` takes in `running_dir`.
@@ -128,13 +143,13 @@ pub(crate) fn lock_path(running_dir: &Path, request: &LockRequest) -> PathBuf {
 
 /// Scans under the sentinel; `None` when the directory does not exist (asking and listing
 /// never create it).
-fn scan_if_present(running_dir: &Path) -> Result<Option<LockListing>, Error> {
+fn scan_if_present(running_dir: &Path, bound: Duration) -> Result<Option<LockListing>, Error> {
     match imp::lstat(running_dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io("cannot stat", running_dir, err)),
         Ok(_) => {}
     }
-    let sentinel = Sentinel::lock(running_dir)?;
+    let sentinel = Sentinel::lock(running_dir, bound)?;
     scan(running_dir, &sentinel).map(Some)
 }
 
@@ -165,9 +180,16 @@ impl Drop for Sentinel {
 }
 
 impl Sentinel {
-    /// Waits for and takes the directory sentinel.
-    pub(crate) fn lock(running_dir: &Path) -> Result<Self, Error> {
+    /// Takes the directory sentinel, trying for at most `bound` (at least once).
+    ///
+    /// flock has no timed form, so this tries without blocking and pauses between tries (a
+    /// jittered backoff from microseconds up to a few milliseconds). A process that holds the
+    /// sentinel and is stopped or stuck therefore costs others at most `bound`, after which
+    /// they get [`ErrorKind::Busy`] naming it, never a hang.
+    pub(crate) fn lock(running_dir: &Path, bound: Duration) -> Result<Self, Error> {
         let path = running_dir.join(SENTINEL_NAME);
+        let deadline = deadline_after(bound);
+        let mut backoff = Backoff::new(SENTINEL_FIRST_PAUSE, SENTINEL_MAX_PAUSE);
         for _ in 0..SENTINEL_ATTEMPTS {
             let file = imp::open_sentinel(&path).map_err(|err| open_error(&path, err))?;
             ensure_regular(&file, &path)?;
@@ -183,7 +205,13 @@ impl Sentinel {
                     ),
                 ));
             }
-            imp::lock_exclusive(&file).map_err(|err| Error::io("cannot lock", &path, err))?;
+            while !imp::try_lock_exclusive(&file)
+                .map_err(|err| Error::io("cannot lock", &path, err))?
+            {
+                if !backoff.sleep_until_next(deadline) {
+                    return Err(busy(&path, &file, bound));
+                }
+            }
             let locked = imp::file_id(&file).map_err(|err| Error::io("cannot stat", &path, err))?;
             let named = imp::path_id(&path).map_err(|err| Error::io("cannot stat", &path, err))?;
             if named == Some(locked) {
@@ -196,6 +224,31 @@ impl Sentinel {
             "keeps being replaced while we lock it; is something deleting it?",
         ))
     }
+}
+
+/// The error for a sentinel that stayed locked for all of `bound`: names it and, where the
+/// system can tell, who holds it.
+fn busy(path: &Path, file: &File, bound: Duration) -> Error {
+    let holders = imp::flock_holders(file);
+    let who = match holders.as_slice() {
+        [] => "another process".to_owned(),
+        [pid] => format!("pid {pid}"),
+        pids => format!(
+            "pids {}",
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Error::at_path(
+        ErrorKind::Busy,
+        path,
+        format!(
+            "still locked by {who} after {bound:?}; a process holding the directory sentinel \
+             may be stopped or stuck"
+        ),
+    )
 }
 
 /// Refuses a target that exists but is not a regular file (so acquiring over a directory,
@@ -596,12 +649,25 @@ pub(crate) fn release(
     path: &Path,
     file: File,
     id: FileId,
+    bound: Duration,
 ) -> Result<(), Error> {
     // If the directory itself is gone, so is our file.
-    let sentinel = match Sentinel::lock(running_dir) {
+    let sentinel = match Sentinel::lock(running_dir, bound) {
         Ok(sentinel) => Some(sentinel),
         Err(err) if err.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) => None,
-        // Our descriptor closes on return, so the flock ends and the next scan reclaims the file.
+        // Our descriptor closes on return all the same, so the flock ends and the next scan
+        // reclaims the file: a stuck sentinel holder delays a release by `bound`, no more.
+        Err(err) if err.kind() == ErrorKind::Busy => {
+            drop(file);
+            return Err(Error::at_path(
+                ErrorKind::Busy,
+                path,
+                format!(
+                    "not removed, because {err}; its descriptor is closed anyway, so the lock \
+                     has ended and the next scan reclaims the file"
+                ),
+            ));
+        }
         Err(err) => return Err(err),
     };
     let result = match &sentinel {
@@ -681,6 +747,8 @@ fn describe(file_type: &FileType) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -688,7 +756,7 @@ mod tests {
     #[test]
     fn dropping_the_sentinel_frees_it_even_when_its_descriptor_was_shared() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let sentinel = Sentinel::lock(dir.path())?;
+        let sentinel = Sentinel::lock(dir.path(), Duration::from_secs(60))?;
         // A duplicate shares the open file description, exactly as a forked child's copy does.
         let shared = sentinel.file.try_clone()?;
         drop(sentinel);
@@ -698,6 +766,90 @@ mod tests {
             "the directory stayed locked after the sentinel was dropped"
         );
         drop(shared);
+        Ok(())
+    }
+
+    /// Holds the sentinel of `running_dir` through an open file description of its own, as
+    /// another process would.
+    fn hold_sentinel(running_dir: &Path) -> Result<File, Box<dyn std::error::Error>> {
+        let file = imp::open_sentinel(&running_dir.join(SENTINEL_NAME))?;
+        assert!(imp::try_lock_exclusive(&file)?);
+        Ok(file)
+    }
+
+    #[test]
+    fn a_held_sentinel_makes_calls_fail_busy_within_their_bound_naming_the_holder() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let bound = Duration::from_millis(200);
+        let locks = crate::LockManager::new(dir.path()).with_sentinel_bound(bound);
+        let request = LockRequest::new("a").scope([dir.path().join("src").to_string_lossy()]);
+        let guard = locks.try_acquire(&request)?;
+        let held = hold_sentinel(locks.running_dir())?;
+
+        let started = Instant::now();
+        let err = locks
+            .try_acquire(&LockRequest::new("b").scope(["/elsewhere"]))
+            .map(drop)
+            .unwrap_err();
+        let err = err.error().ok_or("expected an error, not a conflict")?;
+        // Generous: the point is that it returns at all, not how fast.
+        assert!(started.elapsed() < bound + Duration::from_secs(5));
+        assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+        let sentinel = locks.running_dir().join(SENTINEL_NAME);
+        assert!(
+            err.to_string().contains(&sentinel.display().to_string()),
+            "{err}"
+        );
+        if cfg!(target_os = "linux") {
+            let me = format!("pid {}", imp::current_pid());
+            assert!(err.to_string().contains(&me), "{err}");
+        }
+        assert_eq!(
+            locks.list_locks().map(drop).unwrap_err().kind(),
+            ErrorKind::Busy
+        );
+        let find = locks.find_conflict(&request).map(drop).unwrap_err();
+        assert_eq!(find.kind(), ErrorKind::Busy);
+
+        // Release cannot unlink, but it ends the lock anyway and says so.
+        let path = guard.path().to_path_buf();
+        let err = guard.release().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+        assert!(err.to_string().contains("closed anyway"), "{err}");
+        assert!(
+            path.exists(),
+            "nothing could have removed it without the sentinel"
+        );
+
+        drop(held);
+        let again = locks.try_acquire(&request)?;
+        assert_eq!(
+            again.path(),
+            path,
+            "the stale file was reclaimed and the name reused"
+        );
+        again.release()?;
+        assert!(!path.exists());
+        Ok(())
+    }
+
+    #[test]
+    fn dropping_a_guard_while_the_sentinel_is_held_returns_within_the_bound() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let bound = Duration::from_millis(100);
+        let locks = crate::LockManager::new(dir.path()).with_sentinel_bound(bound);
+        let guard = locks.try_acquire(&LockRequest::new("a"))?;
+        let path = guard.path().to_path_buf();
+        let held = hold_sentinel(locks.running_dir())?;
+        let started = Instant::now();
+        drop(guard);
+        assert!(started.elapsed() < bound + Duration::from_secs(5));
+        let probe = imp::open_lock_file(&path)?;
+        assert!(
+            imp::try_lock_exclusive(&probe)?,
+            "the dropped guard's flock outlived it"
+        );
+        drop(held);
         Ok(())
     }
 

@@ -74,17 +74,6 @@ pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Takes `flock(LOCK_EX)` on `file`, waiting as long as it takes. An interrupted wait is
-/// retried, never taken for success.
-pub(crate) fn lock_exclusive(file: &File) -> io::Result<()> {
-    loop {
-        match file.lock() {
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
 /// Tries `flock(LOCK_EX | LOCK_NB)` on `file`: `Ok(true)` when taken, `Ok(false)` when another
 /// open file description holds it (including one in this very process).
 pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
@@ -181,6 +170,58 @@ pub(crate) fn stage(dir: &Path, prefix: &str, suffix: &str, bytes: &[u8]) -> io:
 /// failure the staged file is removed.
 pub(crate) fn persist_noclobber(staged: Staged, target: &Path) -> io::Result<File> {
     staged.persist_noclobber(target).map_err(|err| err.error)
+}
+
+/// The pids that hold an flock on `file`'s inode, as `/proc/locks` lists them (Linux); empty
+/// when nobody does or this system cannot say. Only for messages: by the time it is read the
+/// holder may have changed.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn flock_holders(file: &File) -> Vec<u32> {
+    let (Ok(meta), Ok(table)) = (file.metadata(), fs::read_to_string("/proc/locks")) else {
+        return Vec::new();
+    };
+    let dev = meta.dev();
+    let device = format!(
+        "{:02x}:{:02x}:{}",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev),
+        meta.ino()
+    );
+    parse_proc_locks(&table, &device)
+}
+
+/// Without `/proc/locks` the holder cannot be named.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn flock_holders(_file: &File) -> Vec<u32> {
+    Vec::new()
+}
+
+/// The pids of the granted `FLOCK` entries of `/proc/locks` for `device` (`MAJ:MIN:INODE`, as
+/// the kernel prints it: major and minor in hex). Lines with `->` are requests still waiting.
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+pub(crate) fn parse_proc_locks(table: &str, device: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for line in table.lines() {
+        let mut fields = line.split_ascii_whitespace().skip(1);
+        let (Some(class), Some(_advisory), Some(_mode), Some(pid), Some(dev)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            continue;
+        };
+        if class != "FLOCK" || !dev.eq_ignore_ascii_case(device) {
+            continue;
+        }
+        if let Ok(pid) = pid.parse()
+            && !pids.contains(&pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// This process's id.
@@ -317,6 +358,36 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let file = open_sentinel(&dir.path().join("s"))?;
         assert_eq!(unreliable_flock_filesystem(&file)?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn proc_locks_names_granted_flock_holders_only() {
+        let table = "1: FLOCK  ADVISORY  WRITE 17380 fe:00:5480452 0 EOF\n\
+                     1: -> FLOCK  ADVISORY  WRITE 99 fe:00:5480452 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 55 fe:00:5480452 0 EOF\n\
+                     3: FLOCK  ADVISORY  READ 23 fe:00:10133507 0 EOF\n\
+                     4: OFDLCK ADVISORY  READ -1 fe:00:5480452 0 EOF\n";
+        assert_eq!(parse_proc_locks(table, "fe:00:5480452"), vec![17380]);
+        assert_eq!(parse_proc_locks(table, "fe:00:10133507"), vec![23]);
+        assert_eq!(parse_proc_locks(table, "08:01:1"), Vec::<u32>::new());
+        assert_eq!(
+            parse_proc_locks("garbage\n\n", "fe:00:1"),
+            Vec::<u32>::new()
+        );
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn this_process_is_named_as_the_holder_of_its_own_flock() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("x.lock");
+        let held = open_sentinel(&path)?;
+        assert!(try_lock_exclusive(&held)?);
+        let other = open_lock_file(&path)?;
+        assert_eq!(flock_holders(&other), vec![current_pid()]);
+        drop(held);
+        assert_eq!(flock_holders(&other), Vec::<u32>::new());
         Ok(())
     }
 
