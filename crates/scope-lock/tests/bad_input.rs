@@ -9,13 +9,33 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 
 use common::{DEAD_PID, TestResult, expect_conflict, expect_failure, fixture, without_hanging};
-use rustix::fs::{CWD, FileType, Mode, mknodat};
 use scope_lock::{
     ConflictRule, ErrorKind, LockManager, LockRecord, LockRequest, MAX_RECORD_BYTES, ProblemKind,
 };
 
+/// Makes a FIFO at `path` without spawning a process: a child holds a copy of every descriptor
+/// of this test binary until it execs, which could keep another test's released flock alive for
+/// an instant.
+#[cfg(target_os = "linux")]
 fn make_fifo(path: &Path) -> TestResult {
+    use rustix::fs::{CWD, FileType, Mode, mknodat};
     mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o644), 0)?;
+    Ok(())
+}
+
+/// Makes a FIFO at `path` with the POSIX `mkfifo` utility: rustix has no `mknodat` (nor
+/// `mkfifoat`) for Apple targets. Spawning is safe there, unlike on Linux (see above): macOS's
+/// `posix_spawn`, which std's `Command` uses, is a single system call, so the child never holds
+/// the close-on-exec descriptors of this process.
+#[cfg(not(target_os = "linux"))]
+fn make_fifo(path: &Path) -> TestResult {
+    let status = std::process::Command::new("mkfifo")
+        .args(["-m", "644"])
+        .arg(path)
+        .status()?;
+    if !status.success() {
+        return Err(format!("mkfifo {}: {status}", path.display()).into());
+    }
     Ok(())
 }
 
