@@ -1,7 +1,8 @@
 //! The lock record: the JSON object in every lock file.
 //!
 //! The on-disk shape is the one little-loops writes with Python's default `json.dump`, so that
-//! both implementations can share a `.running/` directory (lock-protocol.md A2):
+//! both implementations can share a `.running/` directory (`docs/protocol.md`, "The original's
+//! lock file"):
 //!
 //! ```json
 //! {"loop_name": "demo", "scope": ["/abs/repo/src"], "pid": 7818, "started_at": "2026-11-27T21:33:58.129615+00:00", "singleton": true, "liveness": "flock"}
@@ -16,7 +17,10 @@
 //!
 //! Reading is strict about types (a string, null, zero or negative `pid` is an error naming the
 //! problem) and lenient where the original is: a legacy string `scope` reads as a one-element
-//! list, a missing `singleton` as false, unknown keys are ignored.
+//! list, a missing `singleton` as false, unknown keys are ignored. Every way in goes through the
+//! same checks: [`LockRecord::from_json`] and serde alike (`serde_json::from_str::<LockRecord>`
+//! deserialises a private raw record and converts it with `TryFrom`, which refuses what
+//! `from_json` refuses).
 
 use std::fmt::Write as _;
 
@@ -29,8 +33,24 @@ use crate::error::{Error, ErrorKind};
 pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
 /// The record a lock file holds: who holds which scope since when.
+///
+/// Read one with [`from_json`](LockRecord::from_json), or with serde
+/// (`serde_json::from_str::<LockRecord>`): both refuse a record whose `pid` is not a process id.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawRecord")]
 pub struct LockRecord {
+    loop_name: String,
+    scope: Vec<String>,
+    pid: u32,
+    started_at: String,
+    singleton: bool,
+    liveness: Option<Liveness>,
+}
+
+/// A record as parsed, before the checks that make it a [`LockRecord`]. Private: the only way
+/// to a `LockRecord` from outside is through those checks.
+#[derive(Deserialize)]
+struct RawRecord {
     loop_name: String,
     #[serde(deserialize_with = "scope_list_or_legacy_string")]
     scope: Vec<String>,
@@ -40,6 +60,26 @@ pub struct LockRecord {
     singleton: bool,
     #[serde(default)]
     liveness: Option<Liveness>,
+}
+
+impl TryFrom<RawRecord> for LockRecord {
+    type Error = String;
+
+    fn try_from(raw: RawRecord) -> Result<Self, String> {
+        // kill(2) takes a pid_t: 0 means "my process group", and nothing above i32::MAX is a
+        // process.
+        if raw.pid == 0 || i32::try_from(raw.pid).is_err() {
+            return Err(format!("pid {} is not a process id", raw.pid));
+        }
+        Ok(Self {
+            loop_name: raw.loop_name,
+            scope: raw.scope,
+            pid: raw.pid,
+            started_at: raw.started_at,
+            singleton: raw.singleton,
+            liveness: raw.liveness,
+        })
+    }
 }
 
 /// The value of our `liveness` key.
@@ -54,9 +94,14 @@ enum Liveness {
     Unknown,
 }
 
+/// Records made by hand, for tests and the regression suite's port of the original, which must
+/// write the files other processes (or the original) would. Not part of the API otherwise: a
+/// caller gets records from a [`ScopeGuard`](crate::ScopeGuard) or a scan.
+#[cfg(feature = "test-support")]
 impl LockRecord {
     /// A record in the original's shape (no `liveness` key): `scope` should already be
-    /// normalised absolute paths.
+    /// normalised absolute paths. Unchecked: the `pid` may be one `from_json` refuses, to
+    /// write files that a reader must refuse.
     pub fn new(
         loop_name: impl Into<String>,
         scope: Vec<String>,
@@ -73,18 +118,6 @@ impl LockRecord {
         }
     }
 
-    /// A record for a lock this crate is about to publish: this process, now, flock liveness.
-    pub(crate) fn for_new_lock(loop_name: &str, scope: Vec<String>, singleton: bool) -> Self {
-        Self::new(
-            loop_name,
-            scope,
-            crate::sys::imp::current_pid(),
-            now_iso8601(),
-        )
-        .with_singleton(singleton)
-        .with_flock_liveness()
-    }
-
     /// Sets the singleton flag.
     #[must_use]
     pub fn with_singleton(mut self, singleton: bool) -> Self {
@@ -97,6 +130,20 @@ impl LockRecord {
     pub fn with_flock_liveness(mut self) -> Self {
         self.liveness = Some(Liveness::Flock);
         self
+    }
+}
+
+impl LockRecord {
+    /// A record for a lock this crate is about to publish: this process, now, flock liveness.
+    pub(crate) fn for_new_lock(loop_name: &str, scope: Vec<String>, singleton: bool) -> Self {
+        Self {
+            loop_name: loop_name.to_owned(),
+            scope,
+            pid: crate::sys::imp::current_pid(),
+            started_at: now_iso8601(),
+            singleton,
+            liveness: Some(Liveness::Flock),
+        }
     }
 
     /// The loop's name.
@@ -147,15 +194,7 @@ impl LockRecord {
                 "lock file larger than {MAX_RECORD_BYTES} bytes"
             )));
         }
-        let record: LockRecord = serde_json::from_slice(bytes)
-            .map_err(|err| invalid(format!("not a lock record: {err}")))?;
-        if record.pid == 0 || i32::try_from(record.pid).is_err() {
-            return Err(invalid(format!(
-                "not a lock record: pid {} is not a process id",
-                record.pid
-            )));
-        }
-        Ok(record)
+        serde_json::from_slice(bytes).map_err(|err| invalid(format!("not a lock record: {err}")))
     }
 
     /// The record as the original writes it: one line of JSON, Python's separators and ASCII
@@ -331,6 +370,32 @@ mod tests {
         let huge = vec![b' '; MAX_RECORD_BYTES as usize + 1];
         let err = LockRecord::from_json(&huge).map(|_| ()).unwrap_err();
         assert!(err.to_string().contains("larger than"));
+    }
+
+    #[test]
+    fn serde_refuses_what_from_json_refuses() -> Result<(), Box<dyn std::error::Error>> {
+        let with_pid = |pid: &str| {
+            format!(r#"{{"loop_name": "a", "scope": ["/x"], "pid": {pid}, "started_at": "t"}}"#)
+        };
+        for pid in ["0", "3000000000"] {
+            let json = with_pid(pid);
+            match serde_json::from_str::<LockRecord>(&json) {
+                Ok(record) => panic!("serde accepted {json} as {record:?}"),
+                Err(err) => assert!(err.to_string().contains("not a process id"), "{err}"),
+            }
+            assert!(parse(&json).is_err());
+        }
+        // Inside other structures too: the checks are the type's, not one function's.
+        let list = format!("[{}, {}]", with_pid("5"), with_pid("0"));
+        assert!(serde_json::from_str::<Vec<LockRecord>>(&list).is_err());
+        // What passes the checks reads the same both ways.
+        let json = with_pid("5");
+        assert_eq!(serde_json::from_str::<LockRecord>(&json)?.pid(), 5);
+        assert_eq!(
+            serde_json::from_str::<LockRecord>(ORIGINAL)?,
+            parse(ORIGINAL)?
+        );
+        Ok(())
     }
 
     #[test]
