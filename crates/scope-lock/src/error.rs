@@ -22,9 +22,10 @@ pub enum ErrorKind {
     /// Something other than a regular file sits where a lock file or the sentinel must be
     /// (a symlink, a directory, a FIFO), or a directory of a nested name is a symlink.
     NotALockFile,
-    /// A lock file appeared at our name while we held the directory sentinel: some writer does
-    /// not follow the protocol.
-    AlreadyExists,
+    /// Some other process is not following the locking protocol: a lock file appeared at our
+    /// name while we held the directory sentinel, the sentinel kept being replaced while we
+    /// locked it, or a file we had just created was already locked.
+    Interference,
     /// The lock directory is on a filesystem where `flock` is emulated or not shared between
     /// clients (NFS, SMB, 9p).
     UnsupportedFilesystem,
@@ -33,11 +34,33 @@ pub enum ErrorKind {
     /// message names the sentinel and, on Linux, the pid holding it. Trying again later may
     /// succeed.
     Busy,
-    /// Any other I/O failure; [`Error::io_error`] has the cause.
+    /// A system call failed. Always has the cause: [`Error::io_error`], which is also
+    /// [`source`](std::error::Error::source).
     Io,
 }
 
 /// An error of this crate. Its message always names the path or the input at fault.
+///
+/// The message does not repeat the cause: an [`ErrorKind::Io`] error says what failed on which
+/// path ("cannot lock /repo/.loops/.running/.acquire.lock") and its
+/// [`source`](std::error::Error::source) says why, so that a report that prints the chain
+/// (anyhow's `{:#}`, for one) prints each once.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let file = dir.path().join("file");
+/// # std::fs::write(&file, "")?;
+/// use std::error::Error as _;
+///
+/// // A loops directory "inside" a regular file cannot be used.
+/// let locks = scope_lock::LockManager::new(file.join(".loops"));
+/// let err = locks.list_locks().map(|_| ()).unwrap_err();
+/// let cause = err.source().unwrap(); // ENOTDIR
+/// assert!(err.to_string().contains(&*locks.running_dir().to_string_lossy()));
+/// assert!(!err.to_string().contains(&cause.to_string()));
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
@@ -62,11 +85,12 @@ impl Error {
         self.source.as_ref()
     }
 
-    /// `<what> <path>: <io error>`; `what` is a verb phrase such as "cannot open".
+    /// `<what> <path>`, caused by `source`; `what` is a verb phrase such as "cannot open". The
+    /// only way to make an [`ErrorKind::Io`] error, so that every one has its cause.
     pub(crate) fn io(what: &str, path: &Path, source: io::Error) -> Self {
         Self {
             kind: ErrorKind::Io,
-            message: format!("{what} {}: {source}", path.display()),
+            message: format!("{what} {}", path.display()),
             path: Some(path.to_path_buf()),
             source: Some(source),
         }
@@ -74,6 +98,11 @@ impl Error {
 
     /// An error about a path, with no I/O error behind it.
     pub(crate) fn at_path(kind: ErrorKind, path: &Path, problem: impl fmt::Display) -> Self {
+        debug_assert_ne!(
+            kind,
+            ErrorKind::Io,
+            "an Io error needs its cause: use Error::io"
+        );
         Self {
             kind,
             message: format!("{}: {problem}", path.display()),
@@ -84,6 +113,11 @@ impl Error {
 
     /// An error about a caller's input, quoted in the message.
     pub(crate) fn input(kind: ErrorKind, message: String) -> Self {
+        debug_assert_ne!(
+            kind,
+            ErrorKind::Io,
+            "an Io error needs its cause: use Error::io"
+        );
         Self {
             kind,
             message,
@@ -104,6 +138,36 @@ impl std::error::Error for Error {
         self.source
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// For code that deals in `io::Error`: the kind is the cause's for [`ErrorKind::Io`] and the
+/// closest match otherwise (table below). The message is this error's, path included; the cause
+/// stays the [`source`](std::error::Error::source); [`io::Error::into_inner`] gives this error
+/// back.
+///
+/// | [`ErrorKind`] | [`io::ErrorKind`] |
+/// |---|---|
+/// | `InvalidName`, `InvalidScope` | `InvalidInput` |
+/// | `InvalidRecord` | `InvalidData` |
+/// | `UnsupportedFilesystem` | `Unsupported` |
+/// | `Busy` | `TimedOut` |
+/// | `Io` | the cause's |
+/// | `NotALockFile`, `Interference` | `Other` |
+impl From<Error> for io::Error {
+    fn from(err: Error) -> Self {
+        let kind = match err.kind {
+            ErrorKind::InvalidName | ErrorKind::InvalidScope => io::ErrorKind::InvalidInput,
+            ErrorKind::InvalidRecord => io::ErrorKind::InvalidData,
+            ErrorKind::UnsupportedFilesystem => io::ErrorKind::Unsupported,
+            ErrorKind::Busy => io::ErrorKind::TimedOut,
+            ErrorKind::Io => err
+                .source
+                .as_ref()
+                .map_or(io::ErrorKind::Other, io::Error::kind),
+            ErrorKind::NotALockFile | ErrorKind::Interference => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, err)
     }
 }
 
@@ -241,5 +305,88 @@ impl std::error::Error for AcquireError {
 impl From<Error> for AcquireError {
     fn from(err: Error) -> Self {
         AcquireError::Failed(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// What anyhow's `{:#}` prints: the error, then each source in turn.
+    fn chain(err: &dyn std::error::Error) -> String {
+        let mut out = err.to_string();
+        let mut next = err.source();
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+
+    fn enoent() -> io::Error {
+        io::Error::from(io::ErrorKind::NotFound)
+    }
+
+    #[test]
+    fn the_cause_is_printed_once_in_a_chain() {
+        let cause = enoent().to_string();
+        let err = Error::io("cannot open", Path::new("/r/.running/x.lock"), enoent());
+        assert_eq!(err.to_string(), "cannot open /r/.running/x.lock");
+        assert_eq!(chain(&err).matches(&cause).count(), 1, "{}", chain(&err));
+        let failed = AcquireError::from(err);
+        assert_eq!(
+            chain(&failed).matches(&cause).count(),
+            1,
+            "{}",
+            chain(&failed)
+        );
+    }
+
+    #[test]
+    fn a_real_failure_prints_its_cause_once() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("file");
+        std::fs::write(&file, "")?;
+        let locks = crate::LockManager::new(file.join(".loops"));
+        let Err(err) = locks.try_acquire(&crate::LockRequest::new("a")) else {
+            panic!("acquired a lock in a directory under a regular file");
+        };
+        let cause = err.source().ok_or("an I/O failure without its cause")?;
+        let line = chain(&err);
+        assert_eq!(line.matches(&cause.to_string()).count(), 1, "{line}");
+        assert!(line.contains(&*file.to_string_lossy()), "{line}");
+        Ok(())
+    }
+
+    #[test]
+    fn into_io_error_keeps_kind_path_and_cause() {
+        let path = Path::new("/r/.running/x.lock");
+        let io_err = io::Error::from(Error::io("cannot open", path, enoent()));
+        assert_eq!(io_err.kind(), io::ErrorKind::NotFound);
+        assert_eq!(io_err.to_string(), "cannot open /r/.running/x.lock");
+        assert_eq!(chain(&io_err).matches(&enoent().to_string()).count(), 1);
+        let inner = io_err.into_inner().map(|inner| inner.downcast::<Error>());
+        let Some(Ok(inner)) = inner else {
+            panic!("the io::Error does not carry the crate's Error");
+        };
+        assert_eq!(inner.path(), Some(path));
+
+        let kinds = [
+            (ErrorKind::InvalidName, io::ErrorKind::InvalidInput),
+            (ErrorKind::InvalidScope, io::ErrorKind::InvalidInput),
+            (ErrorKind::InvalidRecord, io::ErrorKind::InvalidData),
+            (ErrorKind::UnsupportedFilesystem, io::ErrorKind::Unsupported),
+            (ErrorKind::Busy, io::ErrorKind::TimedOut),
+            (ErrorKind::NotALockFile, io::ErrorKind::Other),
+            (ErrorKind::Interference, io::ErrorKind::Other),
+        ];
+        for (ours, theirs) in kinds {
+            let io_err = io::Error::from(Error::at_path(ours, path, "is wrong"));
+            assert_eq!(io_err.kind(), theirs, "{ours:?}");
+            assert_eq!(io_err.to_string(), "/r/.running/x.lock: is wrong");
+        }
     }
 }

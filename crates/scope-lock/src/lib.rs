@@ -24,9 +24,22 @@
 //! of the `protocol` module; `issues/BUG-423.md` in the repository records the bug, the fix and
 //! the tests that prove it.
 //!
+//! # Threads
+//!
+//! [`LockManager`] and [`ScopeGuard`] are `Send` and `Sync` (checked when the crate compiles):
+//! share a manager between threads, and release a guard on another thread than the one that
+//! acquired it. Locks are per process, not per thread: a second acquire of an overlapping scope
+//! from any thread of the holder's process is refused as a conflict held "by this process",
+//! never a self-deadlock.
+//!
+//! # Cargo features
+//!
+//! - `test-support` (off): constructors for hand-made [`LockRecord`]s, for tests that write
+//!   lock files themselves. Not part of the stable API.
+//!
 //! Unix only (Linux and macOS); see the README's "Platforms".
 
-#![warn(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -46,8 +59,17 @@ mod sys;
 
 pub use error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 pub use guard::ScopeGuard;
-pub use listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
+pub use listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 pub use manager::{DEFAULT_LOOPS_DIR, DEFAULT_SENTINEL_BOUND, LockManager, RUNNING_DIR};
 pub use record::{LockRecord, MAX_RECORD_BYTES};
 pub use request::LockRequest;
 pub use scope::{normalize_path, normalize_path_in, paths_overlap, resolve_scope, scopes_overlap};
+
+// The promise of "# Threads" above, kept by the compiler.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<LockManager>();
+    send_and_sync::<ScopeGuard>();
+    send_and_sync::<Error>();
+    send_and_sync::<AcquireError>();
+};

@@ -2,6 +2,8 @@
 //! locks, reported rather than dropped.
 
 use std::fmt;
+use std::fs;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::record::LockRecord;
@@ -85,7 +87,7 @@ pub enum ProblemKind {
     /// Not a regular file (a symlink, FIFO, socket or device): not a lock; left alone.
     NotRegular {
         /// What it is instead.
-        file_type: &'static str,
+        file_kind: FileKind,
     },
     /// Could not be opened, probed or read. It might be a live lock, so it blocks acquires.
     Unreadable {
@@ -113,6 +115,65 @@ pub enum ProblemKind {
     },
 }
 
+/// What a directory entry is when it is not a regular file.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A symbolic link (never followed in the lock directory).
+    Symlink,
+    /// A directory.
+    Directory,
+    /// A named pipe.
+    Fifo,
+    /// A Unix domain socket.
+    Socket,
+    /// A block or character device.
+    Device,
+    /// Anything else the system may have.
+    Other,
+}
+
+impl FileKind {
+    /// What `file_type` is, or `None` for a regular file.
+    pub(crate) fn of(file_type: &fs::FileType) -> Option<Self> {
+        if file_type.is_file() {
+            return None;
+        }
+        Some(if file_type.is_symlink() {
+            FileKind::Symlink
+        } else if file_type.is_dir() {
+            FileKind::Directory
+        } else if file_type.is_fifo() {
+            FileKind::Fifo
+        } else if file_type.is_socket() {
+            FileKind::Socket
+        } else if file_type.is_block_device() || file_type.is_char_device() {
+            FileKind::Device
+        } else {
+            FileKind::Other
+        })
+    }
+
+    /// The name used in messages: "symlink", "directory", "FIFO", "socket", "device",
+    /// "special file".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Symlink => "symlink",
+            FileKind::Directory => "directory",
+            FileKind::Fifo => "FIFO",
+            FileKind::Socket => "socket",
+            FileKind::Device => "device",
+            FileKind::Other => "special file",
+        }
+    }
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl ScanProblem {
     /// The file.
     pub fn path(&self) -> &Path {
@@ -137,8 +198,8 @@ impl fmt::Display for ScanProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path.display();
         match &self.kind {
-            ProblemKind::NotRegular { file_type } => {
-                write!(f, "{path}: is a {file_type}, not a lock file; left alone")
+            ProblemKind::NotRegular { file_kind } => {
+                write!(f, "{path}: is a {file_kind}, not a lock file; left alone")
             }
             ProblemKind::Unreadable { reason } => {
                 write!(f, "{path}: cannot be read ({reason}); treated as held")

@@ -51,14 +51,13 @@
 
 use std::fs::{File, FileType};
 use std::io;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::backoff::{Backoff, deadline_after};
 use crate::error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 use crate::guard::ScopeGuard;
-use crate::listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
+use crate::listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING};
 use crate::scope;
@@ -219,7 +218,7 @@ impl Sentinel {
             }
         }
         Err(Error::at_path(
-            ErrorKind::Io,
+            ErrorKind::Interference,
             &path,
             "keeps being replaced while we lock it; is something deleting it?",
         ))
@@ -324,12 +323,10 @@ fn walk(
         let Some(stem) = name.strip_suffix(LOCK_SUFFIX) else {
             continue;
         };
-        if !file_type.is_file() {
+        if let Some(file_kind) = FileKind::of(&file_type) {
             listing.problems.push(ScanProblem {
                 path,
-                kind: ProblemKind::NotRegular {
-                    file_type: describe(&file_type),
-                },
+                kind: ProblemKind::NotRegular { file_kind },
             });
             continue;
         }
@@ -357,7 +354,7 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing, sentinel: &Se
         Err(err) => {
             let kind = match imp::lstat(&path) {
                 Ok(meta) if !meta.is_file() => ProblemKind::NotRegular {
-                    file_type: describe(&meta.file_type()),
+                    file_kind: FileKind::of(&meta.file_type()).unwrap_or(FileKind::Other),
                 },
                 _ => unreadable(err),
             };
@@ -367,8 +364,8 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing, sentinel: &Se
     match imp::metadata(&file) {
         Ok(meta) if meta.is_file() => {}
         Ok(meta) => {
-            let file_type = describe(&meta.file_type());
-            return problem(listing, path, ProblemKind::NotRegular { file_type });
+            let file_kind = FileKind::of(&meta.file_type()).unwrap_or(FileKind::Other);
+            return problem(listing, path, ProblemKind::NotRegular { file_kind });
         }
         Err(err) => return problem(listing, path, unreadable(err)),
     }
@@ -582,7 +579,7 @@ pub(crate) fn publish(
         .map_err(|err| Error::io("cannot lock", &staged_path, err))?;
     if !locked {
         return Err(Error::at_path(
-            ErrorKind::Io,
+            ErrorKind::Interference,
             &staged_path,
             "a freshly created file is already locked by someone else",
         ));
@@ -592,7 +589,7 @@ pub(crate) fn publish(
             match imp::lstat(target) {
                 Ok(meta) if !meta.is_file() => not_a_lock_file(target, &meta.file_type()),
                 _ => Error::at_path(
-                    ErrorKind::AlreadyExists,
+                    ErrorKind::Interference,
                     target,
                     "appeared while we held the directory sentinel; some writer does not \
                      follow the locking protocol",
@@ -728,21 +725,7 @@ fn not_a_lock_file(path: &Path, file_type: &FileType) -> Error {
 }
 
 fn describe(file_type: &FileType) -> &'static str {
-    if file_type.is_symlink() {
-        "symlink"
-    } else if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_fifo() {
-        "FIFO"
-    } else if file_type.is_socket() {
-        "socket"
-    } else if file_type.is_block_device() || file_type.is_char_device() {
-        "device"
-    } else if file_type.is_file() {
-        "regular file"
-    } else {
-        "special file"
-    }
+    FileKind::of(file_type).map_or("regular file", FileKind::as_str)
 }
 
 #[cfg(test)]

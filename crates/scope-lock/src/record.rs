@@ -97,7 +97,7 @@ enum Liveness {
 /// Records made by hand, for tests and the regression suite's port of the original, which must
 /// write the files other processes (or the original) would. Not part of the API otherwise: a
 /// caller gets records from a [`ScopeGuard`](crate::ScopeGuard) or a scan.
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 impl LockRecord {
     /// A record in the original's shape (no `liveness` key): `scope` should already be
     /// normalised absolute paths. Unchecked: the `pid` may be one `from_json` refuses, to

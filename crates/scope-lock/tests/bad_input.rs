@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use common::{DEAD_PID, TestResult, expect_conflict, expect_failure, fixture, without_hanging};
 use scope_lock::{
-    ConflictRule, ErrorKind, LockManager, LockRecord, LockRequest, MAX_RECORD_BYTES, ProblemKind,
+    ConflictRule, ErrorKind, FileKind, LockManager, LockRecord, LockRequest, MAX_RECORD_BYTES,
+    ProblemKind,
 };
 
 /// Makes a FIFO at `path` without spawning a process: a child holds a copy of every descriptor
@@ -653,18 +654,20 @@ fn a_symlink_or_fifo_named_like_a_lock_is_reported_as_not_regular_and_left_in_pl
     assert_eq!(
         kind_of(&link),
         Some(ProblemKind::NotRegular {
-            file_type: "symlink"
+            file_kind: FileKind::Symlink
         })
     );
     assert_eq!(
         kind_of(&dangling),
         Some(ProblemKind::NotRegular {
-            file_type: "symlink"
+            file_kind: FileKind::Symlink
         })
     );
     assert_eq!(
         kind_of(&fifo),
-        Some(ProblemKind::NotRegular { file_type: "FIFO" })
+        Some(ProblemKind::NotRegular {
+            file_kind: FileKind::Fifo
+        })
     );
     assert!(listing.problems().iter().all(|p| !p.blocks()));
     assert!(listing.reclaimed().is_empty(), "{listing:?}");
