@@ -1,5 +1,5 @@
 //! A line-by-line Rust port of the lock manager BUG-423 was filed against: little-loops,
-//! `scripts/little_loops/fsm/concurrency.py` at scan commit 71616c7 (lock-protocol.md A4).
+//! `scripts/little_loops/fsm/concurrency.py` at scan commit 71616c7 (`docs/protocol.md`, A4).
 //!
 //! It exists so that the regression suite can show it would catch the bug's return: the same
 //! scenarios run against this port and against the fix. It is deliberately wrong, step for

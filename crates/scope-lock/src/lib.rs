@@ -20,9 +20,9 @@
 //! The lock files are those of little-loops' `LockManager` (`scripts/little_loops/fsm/
 //! concurrency.py`), so both can share one `.running/` directory. Unlike the original, where the
 //! flock ended before `acquire()` returned (its BUG-423), here the lock **is** an open, flocked
-//! descriptor owned by a [`ScopeGuard`]. The protocol is described step by step in the source
-//! of the `protocol` module; `issues/BUG-423.md` in the repository records the bug, the fix and
-//! the tests that prove it.
+//! descriptor owned by a [`ScopeGuard`]. The repository's `docs/protocol.md` describes the
+//! protocol, what it guarantees and the original's file format and rules; `issues/BUG-423.md`
+//! records the bug, the fix and the tests that prove it.
 //!
 //! # Threads
 //!
@@ -73,3 +73,8 @@ const _: () = {
     send_and_sync::<Error>();
     send_and_sync::<AcquireError>();
 };
+
+// The README's examples are compiled and run as doctests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

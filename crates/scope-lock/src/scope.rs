@@ -1,5 +1,5 @@
 //! Scopes: path normalisation, overlap, and `${context.<var>}` templates, with the original's
-//! rules (lock-protocol.md A3).
+//! rules (`docs/protocol.md`, A3).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

@@ -1,5 +1,6 @@
-//! B8 and B6: bad input and bad files give clear errors or reports that name the input or path
-//! at fault; never a panic, a hang, or a foreign file deleted or truncated.
+//! B8 and B6 of `docs/protocol.md`: bad input and bad files give clear errors or reports that
+//! name the input or path at fault; never a panic, a hang, or a foreign file deleted or
+//! truncated.
 
 mod common;
 

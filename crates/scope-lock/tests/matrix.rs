@@ -1,6 +1,8 @@
-//! The behaviours of the original lock manager's test suite (original-test-matrix.md), in our
-//! own words and through our API: R1, L1-L6, X1, X2, P1, M1-M3, S1, T1. (X3, W1, S2 and the
-//! EPERM half of L5 need waiting, other processes or other users, and are tested elsewhere.)
+//! The behaviours the original lock manager's own test suite checks, in our own words and
+//! through our API, grouped under this file's section labels: R1, L1-L6, X1, X2, P1, M1-M3, S1,
+//! T1. The original's tests that need other processes or another user (an ancestor's singleton
+//! not blocking its child; the EPERM half of L5) are in `tests/tests/processes.rs`; its tests
+//! of waiting for a scope have no counterpart until the library can wait.
 
 mod common;
 
