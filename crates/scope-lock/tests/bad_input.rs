@@ -9,7 +9,9 @@ use std::fs::{self, File};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 
-use common::{DEAD_PID, TestResult, expect_conflict, expect_failure, fixture, without_hanging};
+use common::{
+    DEAD_PID, Fixture, TestResult, expect_conflict, expect_failure, fixture, without_hanging,
+};
 use scope_lock::{
     ConflictRule, ErrorKind, FileKind, LockManager, LockRecord, LockRequest, MAX_RECORD_BYTES,
     ProblemKind,
@@ -152,6 +154,24 @@ fn dot_files_holding(dir: &Path, bytes: &[u8]) -> Result<Vec<PathBuf>, Box<dyn E
 // Names, instance ids, scopes
 // ---------------------------------------------------------------------------------------------
 
+/// Asserts that both `try_acquire` and `find_conflict` refuse `request` with an error of `kind`
+/// (`what` names the bad input in failure messages); returns `try_acquire`'s error.
+#[track_caller]
+fn refused_both_ways(
+    f: &Fixture,
+    request: &LockRequest,
+    kind: ErrorKind,
+    what: &str,
+) -> scope_lock::Error {
+    let err = expect_failure(f.locks.try_acquire(request));
+    assert_eq!(err.kind(), kind, "{what}: {err}");
+    match f.locks.find_conflict(request) {
+        Err(found) => assert_eq!(found.kind(), kind, "{what}: {found}"),
+        Ok(answer) => panic!("find_conflict accepted {what}: {answer:?}"),
+    }
+    err
+}
+
 fn bad_names() -> Vec<String> {
     vec![
         String::new(),
@@ -179,18 +199,11 @@ fn bad_names() -> Vec<String> {
 fn invalid_loop_names_are_refused_with_an_error_quoting_the_name() -> TestResult {
     let f = fixture()?;
     for name in bad_names() {
+        let quoted = format!("{name:?}");
         let request = f.request(&name, "src");
-        let err = expect_failure(f.locks.try_acquire(&request));
-        assert_eq!(err.kind(), ErrorKind::InvalidName, "{name:?}: {err}");
-        let message = err.to_string();
+        let message = refused_both_ways(&f, &request, ErrorKind::InvalidName, &quoted).to_string();
         assert!(message.contains("loop name"), "{message}");
-        assert!(message.contains(&format!("{name:?}")), "{message}");
-        let err = f
-            .locks
-            .find_conflict(&request)
-            .map(|_| ())
-            .expect_err("find_conflict accepted an invalid name");
-        assert_eq!(err.kind(), ErrorKind::InvalidName, "{name:?}: {err}");
+        assert!(message.contains(&quoted), "{message}");
     }
     assert!(!f.running().exists(), "an invalid request created files");
     Ok(())
@@ -262,16 +275,10 @@ fn scope_entries_with_nul_are_refused_with_an_error_quoting_the_entry() -> TestR
     let f = fixture()?;
     let absolute_with_nul = format!("{}\0tail", f.path("src"));
     for entry in ["a\0b", "\0", absolute_with_nul.as_str()] {
+        let quoted = format!("{entry:?}");
         let request = LockRequest::new("fine").scope([f.path("ok"), entry.to_owned()]);
-        let err = expect_failure(f.locks.try_acquire(&request));
-        assert_eq!(err.kind(), ErrorKind::InvalidScope, "{err}");
-        assert!(err.to_string().contains(&format!("{entry:?}")), "{err}");
-        let err = f
-            .locks
-            .find_conflict(&request)
-            .map(|_| ())
-            .expect_err("find_conflict accepted a NUL");
-        assert_eq!(err.kind(), ErrorKind::InvalidScope, "{err}");
+        let err = refused_both_ways(&f, &request, ErrorKind::InvalidScope, &quoted);
+        assert!(err.to_string().contains(&quoted), "{err}");
     }
     assert!(!f.running().exists(), "an invalid request created files");
     Ok(())
