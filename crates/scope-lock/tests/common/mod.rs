@@ -5,11 +5,10 @@
 //!
 //! Why a shared source file and not a shared crate: a fixture crate hands out `scope-lock`
 //! types, so it depends on `scope-lock`, and this crate could use it only as a dev-dependency:
-//! a cycle. Cargo resolves it by building `scope-lock` twice, once as the library under test
-//! (with its unit tests) and once for the fixture crate; in the unit tests the two copies'
-//! types do not match, and the published package's tests would need a crate that is not
-//! published. Compiled into each test binary, the fixture uses the one `scope-lock` that binary
-//! links, and this package's tests need nothing outside it.
+//! a cycle. Cargo resolves it by building `scope-lock` once more for the fixture crate, apart
+//! from the library under test with its unit tests, and there the two copies' types do not
+//! match. Compiled into each test binary, the fixture uses the one `scope-lock` that binary
+//! links.
 
 // Every test file is a crate of its own and uses a different subset of these helpers: without
 // this, each test binary would report the helpers it leaves unused as dead code.
