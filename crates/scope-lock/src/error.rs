@@ -193,6 +193,13 @@ pub enum ConflictRule {
         /// Why the record could not be read.
         reason: String,
     },
+    /// Another process has been waiting longer for a scope that overlaps ours (or for the same
+    /// singleton): it goes first. [`Conflict::lock_path`] is its ticket, and
+    /// [`Conflict::holder`] the waiter's record.
+    Waiting {
+        /// Its place in the queue; lower numbers arrived earlier.
+        ticket: u64,
+    },
 }
 
 /// A live lock that blocks a request: whose it is, where it is, and which rule fired.
@@ -205,7 +212,7 @@ pub struct Conflict {
 }
 
 impl Conflict {
-    /// The blocking lock file.
+    /// The blocking lock file (for [`ConflictRule::Waiting`], the earlier waiter's ticket).
     pub fn lock_path(&self) -> &Path {
         &self.lock_path
     }
@@ -241,10 +248,15 @@ impl fmt::Display for Conflict {
             ConflictRule::Singleton => write!(f, "singleton loop `{}`", holder.loop_name())?,
             ConflictRule::SameName => write!(f, "lock name taken")?,
             ConflictRule::Unreadable { reason } => write!(f, "unreadable ({reason})")?,
+            ConflictRule::Waiting { .. } => write!(f, "an earlier waiter goes first")?,
         }
+        let (what, ticket) = match &self.rule {
+            ConflictRule::Waiting { ticket } => ("waiting", format!(", ticket {ticket}")),
+            _ => ("held", String::new()),
+        };
         write!(
             f,
-            ": held by loop `{}` (pid {}{}) since {} in {path}",
+            ": {what} by loop `{}` (pid {}{}{ticket}) since {} in {path}",
             holder.loop_name(),
             holder.pid(),
             if self.by_this_process {
@@ -257,28 +269,38 @@ impl fmt::Display for Conflict {
     }
 }
 
-/// Why [`LockManager::try_acquire`](crate::LockManager::try_acquire) did not return a guard.
+/// Why [`LockManager::try_acquire`](crate::LockManager::try_acquire) or
+/// [`LockManager::acquire`](crate::LockManager::acquire) did not return a guard.
 #[derive(Debug)]
 pub enum AcquireError {
-    /// A live lock blocks the request. Nothing was written; trying again later may succeed.
+    /// A live lock (or an earlier waiter) blocks the request. Nothing was written; trying again
+    /// later may succeed.
     Conflict(Box<Conflict>),
+    /// A waiting acquire reached its deadline without the lock. The conflict is the last one
+    /// seen: who held the scope (or waited ahead) when time ran out. Nothing was left behind.
+    Timeout(Box<Conflict>),
     /// The request, the directory or the system is at fault.
     Failed(Error),
 }
 
 impl AcquireError {
-    /// The conflict, when that is what this is.
+    /// The conflict: what blocks the request, or what blocked it last when waiting timed out.
     pub fn conflict(&self) -> Option<&Conflict> {
         match self {
-            AcquireError::Conflict(conflict) => Some(conflict),
+            AcquireError::Conflict(conflict) | AcquireError::Timeout(conflict) => Some(conflict),
             AcquireError::Failed(_) => None,
         }
     }
 
-    /// The error, when this is not a conflict.
+    /// Whether this is a waiting acquire that ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, AcquireError::Timeout(_))
+    }
+
+    /// The error, when this is neither a conflict nor a timeout.
     pub fn error(&self) -> Option<&Error> {
         match self {
-            AcquireError::Conflict(_) => None,
+            AcquireError::Conflict(_) | AcquireError::Timeout(_) => None,
             AcquireError::Failed(err) => Some(err),
         }
     }
@@ -288,6 +310,9 @@ impl fmt::Display for AcquireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AcquireError::Conflict(conflict) => write!(f, "scope is locked: {conflict}"),
+            AcquireError::Timeout(conflict) => {
+                write!(f, "timed out waiting for the scope: {conflict}")
+            }
             AcquireError::Failed(err) => err.fmt(f),
         }
     }
@@ -296,7 +321,7 @@ impl fmt::Display for AcquireError {
 impl std::error::Error for AcquireError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            AcquireError::Conflict(_) => None,
+            AcquireError::Conflict(_) | AcquireError::Timeout(_) => None,
             AcquireError::Failed(err) => err.source(),
         }
     }

@@ -52,10 +52,12 @@ mod guard;
 mod listing;
 mod manager;
 mod protocol;
+mod queue;
 mod record;
 mod request;
 mod scope;
 mod sys;
+mod wait;
 
 pub use error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 pub use guard::ScopeGuard;
@@ -64,6 +66,7 @@ pub use manager::{DEFAULT_LOOPS_DIR, DEFAULT_SENTINEL_BOUND, LockManager, RUNNIN
 pub use record::{LockRecord, MAX_RECORD_BYTES};
 pub use request::LockRequest;
 pub use scope::{normalize_path, normalize_path_in, paths_overlap, resolve_scope, scopes_overlap};
+pub use wait::{REPORT_INTERVAL, WaitObserver, Waiting};
 
 // The promise of "# Threads" above, kept by the compiler.
 const _: () = {

@@ -1,13 +1,16 @@
 //! The lock manager: the public face of [the protocol](crate::protocol), which does the work.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::backoff::deadline_after;
 
 use crate::error::{AcquireError, Conflict, Error};
 use crate::guard::ScopeGuard;
 use crate::listing::LockListing;
 use crate::protocol;
 use crate::request::LockRequest;
+use crate::wait::{Silent, WaitObserver};
 
 /// The directory, inside the loops directory, that holds the lock files.
 pub const RUNNING_DIR: &str = ".running";
@@ -96,14 +99,82 @@ impl LockManager {
     ///
     /// - [`AcquireError::Conflict`] when a live lock holds an overlapping path, the same
     ///   singleton loop, or the same lock name (also when the holder is this process: an
-    ///   overlapping acquire never waits on itself);
+    ///   overlapping acquire never waits on itself), or when a waiter that arrived earlier
+    ///   wants an overlapping scope ([`ConflictRule::Waiting`](crate::ConflictRule::Waiting):
+    ///   `try_acquire` does not jump the queue);
     /// - [`AcquireError::Failed`] for an invalid name or scope, a directory that cannot be
     ///   created or locked, or something other than a regular file where the lock file or the
     ///   sentinel must be, or (kind [`ErrorKind::Busy`](crate::ErrorKind::Busy)) a sentinel
     ///   held by another process for the whole bound. Every error names the input or path at
     ///   fault.
     pub fn try_acquire(&self, request: &LockRequest) -> Result<ScopeGuard, AcquireError> {
-        protocol::acquire(&self.running_dir, request, self.sentinel_bound)
+        protocol::try_acquire(&self.running_dir, request, self.sentinel_bound)
+    }
+
+    /// Acquires the scope, waiting for it for at most `timeout`; returns holding the lock or
+    /// not at all. Same as [`acquire_until`](Self::acquire_until) with `now + timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_until`](Self::acquire_until).
+    pub fn acquire(
+        &self,
+        request: &LockRequest,
+        timeout: Duration,
+    ) -> Result<ScopeGuard, AcquireError> {
+        self.acquire_until(request, deadline_after(timeout))
+    }
+
+    /// Acquires the scope, waiting for it until `deadline`; returns holding the lock or not at
+    /// all. There is deliberately no call that waits until the scope is free and then returns
+    /// without the lock: someone else could take it before the caller's next acquire (the
+    /// original's `wait_for_scope() -> bool` and its BUG-1281).
+    ///
+    /// Waiters whose scopes overlap get the lock in the order they started waiting; a waiter
+    /// never waits for one whose scope is disjoint from its own. A waiter wakes when the holder
+    /// releases, or dies, without a polling interval (on Linux; elsewhere, and for locks
+    /// written by the original, which hold no flock, it polls with a backoff of at most
+    /// 200 ms). A deadline already past means one attempt, like
+    /// [`try_acquire`](Self::try_acquire).
+    ///
+    /// While it waits, the acquire holds a ticket in `.running/.queue/`, which it removes when
+    /// it stops waiting for any reason; if it is killed, the next acquirer removes it, and it
+    /// blocks nobody meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// - [`AcquireError::Timeout`] when the deadline passed first, with the last conflict seen
+    ///   (the holder, or the waiter ahead, and the rule);
+    /// - [`AcquireError::Failed`] as for [`try_acquire`](Self::try_acquire). A sentinel that
+    ///   stays busy is retried until the deadline; if that is how the time ran out, the error
+    ///   is of kind [`ErrorKind::Busy`](crate::ErrorKind::Busy).
+    pub fn acquire_until(
+        &self,
+        request: &LockRequest,
+        deadline: Instant,
+    ) -> Result<ScopeGuard, AcquireError> {
+        self.acquire_with(request, deadline, &mut Silent)
+    }
+
+    /// [`acquire_until`](Self::acquire_until), telling `observer` when it starts waiting and
+    /// then about once every [`REPORT_INTERVAL`](crate::REPORT_INTERVAL) while it waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_until`](Self::acquire_until).
+    pub fn acquire_with(
+        &self,
+        request: &LockRequest,
+        deadline: Instant,
+        observer: &mut dyn WaitObserver,
+    ) -> Result<ScopeGuard, AcquireError> {
+        protocol::acquire_until(
+            &self.running_dir,
+            request,
+            self.sentinel_bound,
+            deadline,
+            observer,
+        )
     }
 
     /// The live lock that would make [`try_acquire`](Self::try_acquire) refuse `request`, if

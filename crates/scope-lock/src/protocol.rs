@@ -9,8 +9,10 @@
 //! Every decision is taken while holding `flock(LOCK_EX)` on the directory sentinel
 //! `.running/.acquire.lock` (the same file little-loops uses, so both implementations serialise
 //! against each other). Each step that must run under it takes the [`Sentinel`] as a token, so
-//! none can be called without it. [`acquire`] is steps 1 to 4 in this order, under one sentinel;
-//! [`find_conflict`] and [`list`] are steps 1 to 3; [`release`] is step 5.
+//! none can be called without it. An attempt to acquire ([`attempt`], which is all of
+//! [`try_acquire`]) is steps 1 to 4 in this order, under one hold of the sentinel; a waiting
+//! acquire ([`acquire_until`]) repeats attempts with step 6 between them; [`find_conflict`] is
+//! steps 1 to 3 and [`list`] steps 1 and 2; [`release`] is step 5.
 //!
 //! 1. **Sentinel** ([`Sentinel::lock`]): open without following symlinks, refuse anything but a
 //!    regular file and filesystems whose flock is unreliable, try for the flock without blocking
@@ -33,18 +35,30 @@
 //!    Reclaiming unlinks only if the path still names the inode just probed. Files that our own
 //!    publication left behind when its process was killed mid-way are removed too: while we
 //!    hold the sentinel nobody can be publishing.
-//! 3. **Decide** ([`first_conflict`]): the first live lock that holds our name, is a singleton
-//!    of our name (when we are one), or overlaps our scope, unless its holder is one of our
-//!    ancestor processes (a loop running a nested loop must not block itself).
+//!
+//!    Then the waiting queue (`.running/.queue/`, see [`queue`]): each live waiter's ticket,
+//!    in arrival order; tickets whose flock is free (their waiter died) are removed.
+//! 3. **Decide** ([`decide`]): the first live lock that holds our name, is a singleton of our
+//!    name (when we are one), or overlaps our scope, unless its holder is one of our ancestor
+//!    processes (a loop running a nested loop must not block itself); else the first waiter
+//!    that arrived before us and wants an overlapping scope (or the same singleton): it goes
+//!    first, so `try_acquire` cannot jump the queue. (A waiter that is itself blocked by a lock
+//!    of ours or of an ancestor's does not count: it cannot go before us.)
 //! 4. **Publish** ([`publish`]): write the record to a fresh dot file in the target directory,
 //!    flock it, and only then give it its final name with a no-overwrite rename. Nobody ever
 //!    sees a lock file that is empty, partial, or not yet held.
 //! 5. **Release** ([`release`]): under the sentinel, unlink the path only if it still names the
 //!    inode we hold, then close the descriptor, which ends the flock. If the sentinel stays busy
 //!    for the whole bound, close the descriptor anyway: the lock ends, and the file, now stale,
-//!    is reclaimed by the next scan. A forked child that
-//!    inherited the guard only closes its copy of the descriptor (the parent's lock stays held:
-//!    flock belongs to the open file description, and we never call `LOCK_UN`).
+//!    is reclaimed by the next scan. A forked child that inherited the guard only closes its
+//!    copy of the descriptor (the parent's lock stays held: flock belongs to the open file
+//!    description, and we never call `LOCK_UN`).
+//! 6. **Wait** ([`acquire_until`]): the first blocked attempt takes a ticket, in the same hold
+//!    of the sentinel that saw the conflict. Between attempts, wait (never past the deadline)
+//!    for an event that may have freed the scope: a lock or ticket removed, or a descriptor of
+//!    one closed, which is also how a holder's death shows. The attempt that succeeds removes
+//!    the ticket as it publishes; a waiter that gives up removes it on the way out; one that
+//!    is killed leaves a ticket whose flock is free, which the next scan removes.
 //!
 //! Every system call goes through [`imp`](crate::sys::imp); `clippy.toml` forbids std's lock
 //! methods anywhere else.
@@ -52,16 +66,18 @@
 use std::fs::{File, FileType};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backoff::{Backoff, deadline_after};
 use crate::error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 use crate::guard::ScopeGuard;
 use crate::listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
+use crate::queue::{self, Queue, Ticket};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING};
 use crate::scope;
-use crate::sys::imp::{self, FileId};
+use crate::sys::imp::{self, DirWatch, FileId, Interest};
+use crate::wait::{REPORT_INTERVAL, WaitObserver, Waiting};
 
 /// The directory sentinel's name, as in the original.
 pub(crate) const SENTINEL_NAME: &str = ".acquire.lock";
@@ -79,43 +95,215 @@ const SENTINEL_ATTEMPTS: usize = 16;
 const SENTINEL_FIRST_PAUSE: Duration = Duration::from_micros(50);
 const SENTINEL_MAX_PAUSE: Duration = Duration::from_millis(5);
 
+/// The first and the longest pause between looks at a conflict that no event can announce: a
+/// lock of the original's, whose holder's death closes nothing we can watch (or any conflict,
+/// on a system without a directory watch).
+const POLL_FIRST_PAUSE: Duration = Duration::from_millis(2);
+pub(crate) const POLL_MAX_PAUSE: Duration = Duration::from_millis(200);
+
 // ---------------------------------------------------------------------------------------------
 // The sequences: what acquiring, asking and listing do, in order
 // ---------------------------------------------------------------------------------------------
 
-/// Acquires `request` in `running_dir`: sentinel, target check, scan, decide, publish.
-pub(crate) fn acquire(
+/// A request made ready once for any number of attempts: validated, its scope normalised,
+/// its lock file named, its directory created.
+struct Prepared<'a> {
+    running_dir: &'a Path,
+    request: &'a LockRequest,
+    scope: Vec<String>,
+    target: PathBuf,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(running_dir: &'a Path, request: &'a LockRequest) -> Result<Self, Error> {
+        request.validate()?;
+        let scope = normalize_scope(request)?;
+        let target = lock_path(running_dir, request);
+        imp::create_dir_all(running_dir)
+            .map_err(|err| Error::io("cannot create lock directory", running_dir, err))?;
+        Ok(Self {
+            running_dir,
+            request,
+            scope,
+            target,
+        })
+    }
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Held(ScopeGuard),
+    Blocked(Conflict),
+}
+
+/// Acquires `request` without waiting for the scope: one attempt.
+pub(crate) fn try_acquire(
     running_dir: &Path,
     request: &LockRequest,
     bound: Duration,
 ) -> Result<ScopeGuard, AcquireError> {
-    request.validate()?;
-    let scope = normalize_scope(request)?;
-    let target = lock_path(running_dir, request);
-    imp::create_dir_all(running_dir)
-        .map_err(|err| Error::io("cannot create lock directory", running_dir, err))?;
-
-    let sentinel = Sentinel::lock(running_dir, bound)?;
-    ensure_target_usable(&target, &sentinel)?;
-    let listing = scan(running_dir, &sentinel)?;
-    if let Some(conflict) = first_conflict(&listing, request, &scope, &target) {
-        return Err(AcquireError::Conflict(Box::new(conflict)));
+    let prepared = Prepared::new(running_dir, request)?;
+    match attempt(&prepared, bound, &mut None, false)? {
+        Outcome::Held(guard) => Ok(guard),
+        Outcome::Blocked(conflict) => Err(AcquireError::Conflict(Box::new(conflict))),
     }
-    let record = LockRecord::for_new_lock(request.loop_name(), scope, request.is_singleton());
-    let (file, id) = publish(running_dir, &target, &record, &sentinel)?;
+}
+
+/// One attempt, under one hold of the sentinel: sentinel, target check, scan (locks and
+/// queue), decide, publish. `ticket` is this waiter's place in the queue, if it has one; with
+/// `join_queue`, a blocked attempt that has none takes one, in the same hold of the sentinel
+/// that saw the conflict, so arrival order is the order in which waiters found the scope taken.
+fn attempt(
+    prepared: &Prepared<'_>,
+    bound: Duration,
+    ticket: &mut Option<Ticket>,
+    join_queue: bool,
+) -> Result<Outcome, Error> {
+    let Prepared {
+        running_dir,
+        request,
+        scope,
+        target,
+    } = prepared;
+    let sentinel = Sentinel::lock(running_dir, bound)?;
+    ensure_target_usable(target, &sentinel)?;
+    let listing = scan(running_dir, &sentinel)?;
+    let queue = queue::scan(running_dir, &sentinel)?;
+    let ours = ticket.as_ref().map(Ticket::number);
+    if let Some(conflict) = decide(&listing, &queue, request, scope, target, ours) {
+        if join_queue && ticket.is_none() {
+            let record = LockRecord::for_new_lock(
+                request.loop_name(),
+                scope.clone(),
+                request.is_singleton(),
+            );
+            *ticket = Some(Ticket::take(running_dir, &queue, &record, &sentinel)?);
+        }
+        return Ok(Outcome::Blocked(conflict));
+    }
+    let record =
+        LockRecord::for_new_lock(request.loop_name(), scope.clone(), request.is_singleton());
+    let (file, id) = publish(running_dir, target, &record, &sentinel)?;
+    // Leave the queue in the same hold of the sentinel that publishes the lock: whoever looks
+    // next sees our lock, never neither.
+    drop(ticket.take());
     // The new lock is flocked by `file` already; the sentinel can go.
     drop(sentinel);
-    Ok(ScopeGuard::new(
+    Ok(Outcome::Held(ScopeGuard::new(
         file,
         id,
-        target,
+        target.clone(),
         running_dir.to_path_buf(),
         record,
         bound,
-    ))
+    )))
 }
 
-/// The conflict that would make [`acquire`] refuse `request` right now: steps 1 to 3.
+/// Acquires `request`, waiting until `deadline` if the scope is taken: attempts, and between
+/// them, waits for something that may have freed it.
+///
+/// A blocked attempt takes a ticket (see [`queue`]) and then waits for an event in `.running/`
+/// (a release, a reclaim, a holder's descriptor closing, which is also how a death shows) or in
+/// the queue (an earlier waiter leaving), with no polling interval. Locks of the original hold
+/// no flock, so their holders' deaths make no event: those, and systems without a directory
+/// watch, are polled with a jittered backoff of a few milliseconds growing to
+/// [`POLL_MAX_PAUSE`]. Watches are added before the attempt that looks at their directory, so
+/// nothing that happens after an attempt can be missed.
+pub(crate) fn acquire_until(
+    running_dir: &Path,
+    request: &LockRequest,
+    bound: Duration,
+    deadline: Instant,
+    observer: &mut dyn WaitObserver,
+) -> Result<ScopeGuard, AcquireError> {
+    let prepared = Prepared::new(running_dir, request)?;
+    let started = Instant::now();
+    let mut ticket = None;
+    let mut watch: Option<DirWatch> = None;
+    let mut reported_at: Option<Instant> = None;
+    let mut poll = Backoff::new(POLL_FIRST_PAUSE, POLL_MAX_PAUSE);
+    loop {
+        // The sentinel's bound, but not past the deadline (one try at least).
+        let sentinel_bound = bound.min(deadline.saturating_duration_since(Instant::now()));
+        let conflict = match attempt(&prepared, sentinel_bound, &mut ticket, true) {
+            Ok(Outcome::Held(guard)) => return Ok(guard),
+            Ok(Outcome::Blocked(conflict)) => conflict,
+            // A stuck sentinel holder costs this wait time, not its end.
+            Err(err) if err.kind() == ErrorKind::Busy && Instant::now() < deadline => continue,
+            Err(err) => return Err(err.into()),
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            // Dropping the ticket on the way out withdraws it.
+            return Err(AcquireError::Timeout(Box::new(conflict)));
+        }
+        if watch.is_none() {
+            // No watch to be had (inotify instances are limited per user): poll instead.
+            watch = DirWatch::new().ok();
+        }
+        let (precise, fresh) = match &mut watch {
+            Some(watch) => watch_for(watch, running_dir, &conflict),
+            None => (false, false),
+        };
+        if reported_at.is_none_or(|at| now >= at + REPORT_INTERVAL) {
+            observer.waiting(&Waiting {
+                conflict: &conflict,
+                waited: now - started,
+                first: reported_at.is_none(),
+                ticket: ticket.as_ref().map(Ticket::number),
+            });
+            reported_at = Some(now);
+        }
+        if fresh {
+            // Something may have changed before the new watch was in place: look again.
+            continue;
+        }
+        let mut wake = reported_at.map_or(deadline, |at| deadline.min(at + REPORT_INTERVAL));
+        let flocked = conflict.holder().is_some_and(LockRecord::is_flock_liveness);
+        if !precise || !flocked {
+            wake = wake.min(now + poll.next_delay(deadline));
+        }
+        let timeout = wake.saturating_duration_since(Instant::now());
+        match &mut watch {
+            // A watch that fails is given up for polling, not turned into an error.
+            Some(active) => {
+                if active.wait(timeout).is_err() {
+                    watch = None;
+                }
+            }
+            None => std::thread::sleep(timeout),
+        }
+    }
+}
+
+/// Watches the directories whose events can end this wait: `.running/`, the queue, and the
+/// conflicting file's own directory (a nested name). Returns whether the watch is precise for
+/// all of them, and whether any was added just now.
+fn watch_for(watch: &mut DirWatch, running_dir: &Path, conflict: &Conflict) -> (bool, bool) {
+    let queue_dir = queue::queue_dir(running_dir);
+    let mut dirs = vec![
+        (running_dir.to_path_buf(), Interest::LockFiles),
+        (queue_dir.clone(), Interest::All),
+    ];
+    if let Some(parent) = conflict.lock_path().parent() {
+        let interest = if parent == queue_dir {
+            Interest::All
+        } else {
+            Interest::LockFiles
+        };
+        dirs.push((parent.to_path_buf(), interest));
+    }
+    let (mut precise, mut fresh) = (watch.is_precise(), false);
+    for (dir, interest) in dirs {
+        match watch.watch(&dir, interest) {
+            Ok(added) => fresh |= added,
+            Err(_) => precise = false,
+        }
+    }
+    (precise, fresh)
+}
+
+/// The conflict that would make [`try_acquire`] refuse `request` right now: steps 1 to 3.
 pub(crate) fn find_conflict(
     running_dir: &Path,
     request: &LockRequest,
@@ -123,33 +311,37 @@ pub(crate) fn find_conflict(
 ) -> Result<Option<Conflict>, Error> {
     request.validate()?;
     let scope = normalize_scope(request)?;
-    let Some(listing) = scan_if_present(running_dir, bound)? else {
+    if !present(running_dir)? {
         return Ok(None);
-    };
+    }
+    let sentinel = Sentinel::lock(running_dir, bound)?;
+    let listing = scan(running_dir, &sentinel)?;
+    let queue = queue::scan(running_dir, &sentinel)?;
     let target = lock_path(running_dir, request);
-    Ok(first_conflict(&listing, request, &scope, &target))
+    Ok(decide(&listing, &queue, request, &scope, &target, None))
 }
 
 /// Every live lock and every problem: steps 1 and 2. A missing directory holds no locks.
 pub(crate) fn list(running_dir: &Path, bound: Duration) -> Result<LockListing, Error> {
-    Ok(scan_if_present(running_dir, bound)?.unwrap_or_default())
+    if !present(running_dir)? {
+        return Ok(LockListing::default());
+    }
+    let sentinel = Sentinel::lock(running_dir, bound)?;
+    scan(running_dir, &sentinel)
+}
+
+/// Whether the directory exists: asking and listing never create it.
+fn present(running_dir: &Path) -> Result<bool, Error> {
+    match imp::lstat(running_dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(Error::io("cannot stat", running_dir, err)),
+        Ok(_) => Ok(true),
+    }
 }
 
 /// The lock file `request` takes in `running_dir`.
 pub(crate) fn lock_path(running_dir: &Path, request: &LockRequest) -> PathBuf {
     running_dir.join(format!("{}{LOCK_SUFFIX}", request.stem()))
-}
-
-/// Scans under the sentinel; `None` when the directory does not exist (asking and listing
-/// never create it).
-fn scan_if_present(running_dir: &Path, bound: Duration) -> Result<Option<LockListing>, Error> {
-    match imp::lstat(running_dir) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(Error::io("cannot stat", running_dir, err)),
-        Ok(_) => {}
-    }
-    let sentinel = Sentinel::lock(running_dir, bound)?;
-    scan(running_dir, &sentinel).map(Some)
 }
 
 fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Error> {
@@ -475,13 +667,49 @@ fn still_names(path: &Path, file: &File) -> io::Result<bool> {
 // 3. The decision
 // ---------------------------------------------------------------------------------------------
 
-/// The first live lock that blocks `request` (whose normalised scope is `scope` and whose lock
-/// file would be `target`), in path order.
-pub(crate) fn first_conflict(
+/// What blocks `request` (whose normalised scope is `scope` and whose lock file would be
+/// `target`): a live lock ([`first_conflict`]), else a waiter ahead of us in the queue
+/// ([`first_waiter_ahead`]). `ticket` is our own place in the queue, if we have one.
+fn decide(
+    listing: &LockListing,
+    queue: &Queue,
+    request: &LockRequest,
+    scope: &[String],
+    target: &Path,
+    ticket: Option<u64>,
+) -> Option<Conflict> {
+    let mut family = Family::default();
+    first_conflict(listing, request, scope, target, &mut family)
+        .or_else(|| first_waiter_ahead(listing, queue, request, scope, ticket, &mut family))
+}
+
+/// This process and its ancestors, read once per decision and only when needed.
+#[derive(Default)]
+struct Family {
+    ancestors: Option<Vec<u32>>,
+}
+
+impl Family {
+    /// Whether `pid` is one of our ancestors (a loop that runs us as a nested loop).
+    fn is_ancestor(&mut self, pid: u32) -> bool {
+        self.ancestors
+            .get_or_insert_with(imp::ancestor_pids)
+            .contains(&pid)
+    }
+
+    /// Whether `pid` is us or one of our ancestors.
+    fn contains(&mut self, pid: u32) -> bool {
+        pid == imp::current_pid() || self.is_ancestor(pid)
+    }
+}
+
+/// The first live lock that blocks `request`, in path order.
+fn first_conflict(
     listing: &LockListing,
     request: &LockRequest,
     scope: &[String],
     target: &Path,
+    family: &mut Family,
 ) -> Option<Conflict> {
     if let Some(problem) = listing.problems.iter().find(|p| p.blocks()) {
         let reason = match &problem.kind {
@@ -498,30 +726,16 @@ pub(crate) fn first_conflict(
         });
     }
     let me = imp::current_pid();
-    let mut ancestors: Option<Vec<u32>> = None;
     for lock in &listing.locks {
         let record = &lock.record;
         let rule = if lock.path == target {
             // Never carved out for ancestors: the file cannot hold two records.
             ConflictRule::SameName
         } else {
-            let rule = if request.is_singleton()
-                && record.singleton()
-                && record.loop_name() == request.loop_name()
-            {
-                ConflictRule::Singleton
-            } else {
-                let theirs = holder_scope(record);
-                let Some((ours, theirs)) = scope::first_overlap(scope, &theirs) else {
-                    continue;
-                };
-                ConflictRule::Overlap {
-                    ours: ours.to_owned(),
-                    theirs: theirs.to_owned(),
-                }
+            let Some(rule) = scope_rule(request, scope, record) else {
+                continue;
             };
-            let ancestors = ancestors.get_or_insert_with(imp::ancestor_pids);
-            if ancestors.contains(&record.pid()) {
+            if family.is_ancestor(record.pid()) {
                 continue;
             }
             rule
@@ -530,6 +744,77 @@ pub(crate) fn first_conflict(
             lock_path: lock.path.clone(),
             holder: Some(record.clone()),
             rule,
+            by_this_process: record.pid() == me,
+        });
+    }
+    None
+}
+
+/// The rule by which a holder (or waiter) with `record` blocks `request`, scopes and
+/// singletons only: the same singleton name, else the first overlapping pair of paths.
+fn scope_rule(
+    request: &LockRequest,
+    scope: &[String],
+    record: &LockRecord,
+) -> Option<ConflictRule> {
+    if request.is_singleton() && record.singleton() && record.loop_name() == request.loop_name() {
+        return Some(ConflictRule::Singleton);
+    }
+    let theirs = holder_scope(record);
+    let (ours, theirs) = scope::first_overlap(scope, &theirs)?;
+    Some(ConflictRule::Overlap {
+        ours: ours.to_owned(),
+        theirs: theirs.to_owned(),
+    })
+}
+
+/// Whether two records' scopes or singletons collide (a waiter against a holder).
+fn records_collide(waiter: &LockRecord, holder: &LockRecord) -> bool {
+    (waiter.singleton() && holder.singleton() && waiter.loop_name() == holder.loop_name())
+        || scope::first_overlap(waiter.scope(), &holder_scope(holder)).is_some()
+}
+
+/// The earliest live waiter that arrived before us (`ticket`; every waiter when we have none)
+/// and whose scope collides with ours: it goes first, so that overlapping waiters are served in
+/// arrival order.
+///
+/// Two exceptions keep the queue from deadlocking what runs without it. A waiter that is one of
+/// our ancestors is skipped, as its lock would be. And a waiter that is itself blocked by a
+/// lock of ours or of an ancestor's is skipped: it cannot go before that lock is released,
+/// which may depend on us (a loop holding a scope runs a nested loop over part of it while
+/// someone waits for the whole).
+fn first_waiter_ahead(
+    listing: &LockListing,
+    queue: &Queue,
+    request: &LockRequest,
+    scope: &[String],
+    ticket: Option<u64>,
+    family: &mut Family,
+) -> Option<Conflict> {
+    let me = imp::current_pid();
+    for waiter in &queue.tickets {
+        if ticket.is_some_and(|ours| waiter.number >= ours) {
+            break;
+        }
+        let record = &waiter.record;
+        let Some(_) = scope_rule(request, scope, record) else {
+            continue;
+        };
+        if family.is_ancestor(record.pid()) {
+            continue;
+        }
+        let waits_on_our_family = listing.locks.iter().any(|lock| {
+            records_collide(record, &lock.record) && family.contains(lock.record.pid())
+        });
+        if waits_on_our_family {
+            continue;
+        }
+        return Some(Conflict {
+            lock_path: waiter.path.clone(),
+            holder: Some(record.clone()),
+            rule: ConflictRule::Waiting {
+                ticket: waiter.number,
+            },
             by_this_process: record.pid() == me,
         });
     }

@@ -800,7 +800,7 @@ fn exactly_one_winner(
         match result {
             Ok(guard) => winners.push(guard),
             Err(AcquireError::Conflict(conflict)) => conflicts.push(conflict),
-            Err(AcquireError::Failed(err)) => {
+            Err(err @ (AcquireError::Failed(_) | AcquireError::Timeout(_))) => {
                 return Err(format!("round {round}: a racer failed: {err}").into());
             }
         }

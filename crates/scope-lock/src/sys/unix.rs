@@ -9,6 +9,7 @@ use std::fs::{self, File, FileType, Metadata, OpenOptions, Permissions, TryLockE
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rustix::fs::OFlags;
 use rustix::io::Errno;
@@ -224,6 +225,172 @@ pub(crate) fn parse_proc_locks(table: &str, device: &str) -> Vec<u32> {
     pids
 }
 
+/// Which names in a watched directory matter to a waiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interest {
+    /// Lock files (`*.lock`, not dot files): their release or their holder's death.
+    LockFiles,
+    /// Every name that is not a dot file (the ticket directory).
+    All,
+}
+
+impl Interest {
+    fn wants(self, name: &[u8]) -> bool {
+        !name.starts_with(b".") && (self == Interest::All || name.ends_with(b".lock"))
+    }
+}
+
+/// Wakes a waiter when a watched directory sees an event that may have freed a scope: a name
+/// removed or moved away (a release, a reclaim, a ticket withdrawn), or a file opened for
+/// writing closed (a holder or waiter whose descriptor closed, including by death: the kernel
+/// closes a dead process's descriptors, and a lock or ticket is always opened for writing).
+///
+/// On Linux this is inotify, so the wait ends within the kernel's wake-up latency, with no
+/// polling interval. Other systems have no such watch here ([`DirWatch::is_precise`] says so)
+/// and the caller polls with a backoff instead.
+///
+/// Scans do not wake anyone: they open files read-only, and their closes are not watched. The
+/// sentinel, whose every use closes a descriptor opened for writing, is a dot file and ignored.
+#[derive(Debug)]
+pub(crate) struct DirWatch {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    inotify: rustix::fd::OwnedFd,
+    watches: Vec<(i32, PathBuf, Interest)>,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl DirWatch {
+    pub(crate) fn new() -> io::Result<Self> {
+        use rustix::fs::inotify::{CreateFlags, init};
+        Ok(Self {
+            inotify: init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?,
+            watches: Vec::new(),
+        })
+    }
+
+    /// Whether [`wait`](Self::wait) ends on events (else it only sleeps).
+    pub(crate) fn is_precise(&self) -> bool {
+        true
+    }
+
+    /// Watches `dir`; `Ok(true)` when it was not watched before (events before this call were
+    /// missed, so the caller must look again before it waits).
+    pub(crate) fn watch(&mut self, dir: &Path, interest: Interest) -> io::Result<bool> {
+        use rustix::fs::inotify::{WatchFlags, add_watch};
+        if self.watches.iter().any(|(_, watched, _)| watched == dir) {
+            return Ok(false);
+        }
+        let flags = WatchFlags::DELETE
+            | WatchFlags::MOVED_FROM
+            | WatchFlags::CLOSE_WRITE
+            | WatchFlags::DELETE_SELF
+            | WatchFlags::MOVE_SELF
+            | WatchFlags::ONLYDIR
+            | WatchFlags::DONT_FOLLOW;
+        let wd = add_watch(&self.inotify, dir, flags)?;
+        self.watches.push((wd, dir.to_path_buf(), interest));
+        Ok(true)
+    }
+
+    /// Waits at most `timeout` for an event of interest; `Ok(true)` when one came. Every
+    /// pending event is consumed.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.drain()? {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let left =
+                Timespec::try_from(left).map_err(|_| io::Error::other("timeout too long"))?;
+            let mut fds = [PollFd::new(&self.inotify, PollFlags::IN)];
+            match poll(&mut fds, Some(&left)) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// Reads every pending event; whether any was of interest.
+    fn drain(&mut self) -> io::Result<bool> {
+        use rustix::fs::inotify::{ReadFlags, Reader};
+        let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
+        let mut reader = Reader::new(&self.inotify, &mut buf);
+        let mut woken = false;
+        loop {
+            let event = match reader.next() {
+                Ok(event) => event,
+                Err(Errno::AGAIN) => return Ok(woken),
+                Err(Errno::INTR) => continue,
+                Err(err) => return Err(err.into()),
+            };
+            let flags = event.events();
+            if flags.intersects(ReadFlags::QUEUE_OVERFLOW | ReadFlags::IGNORED) {
+                // Events were lost, or a watched directory went away: look again.
+                if flags.contains(ReadFlags::IGNORED) {
+                    let wd = event.wd();
+                    self.watches.retain(|(watched, _, _)| *watched != wd);
+                }
+                woken = true;
+                continue;
+            }
+            let Some((_, _, interest)) = self.watches.iter().find(|(wd, _, _)| *wd == event.wd())
+            else {
+                continue;
+            };
+            woken |= match event.file_name() {
+                Some(name) => interest.wants(name.to_bytes()),
+                // An event on the directory itself (deleted or moved).
+                None => true,
+            };
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl DirWatch {
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Self {
+            watches: Vec::new(),
+        })
+    }
+
+    pub(crate) fn is_precise(&self) -> bool {
+        false
+    }
+
+    pub(crate) fn watch(&mut self, _dir: &Path, _interest: Interest) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    /// No watch on this system: sleeps for `timeout`, which the caller keeps short.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
+}
+
+/// Creates `path` exclusively (`O_CREAT | O_EXCL`, mode 0644, never following a symlink) for
+/// reading and writing.
+pub(crate) fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(lock_dir_open_flags())
+        .open(path)
+}
+
+/// Writes all of `bytes` to `file`.
+pub(crate) fn write_all(mut file: &File, bytes: &[u8]) -> io::Result<()> {
+    file.write_all(bytes)
+}
+
 /// This process's id.
 pub(crate) fn current_pid() -> u32 {
     std::process::id()
@@ -388,6 +555,32 @@ mod tests {
         assert_eq!(flock_holders(&other), vec![current_pid()]);
         drop(held);
         assert_eq!(flock_holders(&other), Vec::<u32>::new());
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_dir_watch_wakes_on_release_and_on_close_but_not_on_reads() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let lock = dir.path().join("a.lock");
+        let holder = create_new(&lock)?;
+        let mut watch = DirWatch::new()?;
+        assert!(watch.watch(dir.path(), Interest::LockFiles)?);
+        assert!(!watch.watch(dir.path(), Interest::LockFiles)?);
+
+        // Reading and probing wake nobody; nor does the sentinel, a dot file.
+        drop(open_lock_file(&lock)?);
+        drop(open_sentinel(&dir.path().join(".acquire.lock"))?);
+        std::fs::write(dir.path().join("a.log"), b"x")?;
+        assert!(!watch.wait(Duration::ZERO)?);
+
+        // The holder's descriptor closing (a death looks the same) wakes.
+        drop(holder);
+        assert!(watch.wait(Duration::from_secs(30))?);
+        // Removing the file wakes.
+        remove_file(&lock)?;
+        assert!(watch.wait(Duration::from_secs(30))?);
+        assert!(!watch.wait(Duration::ZERO)?);
         Ok(())
     }
 

@@ -157,7 +157,9 @@ fn collect_lock_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), Box<dy
 pub(crate) fn expect_conflict(result: Result<ScopeGuard, AcquireError>) -> Conflict {
     match result {
         Err(AcquireError::Conflict(conflict)) => *conflict,
-        Err(AcquireError::Failed(err)) => panic!("expected a conflict, got the error: {err}"),
+        Err(err @ (AcquireError::Failed(_) | AcquireError::Timeout(_))) => {
+            panic!("expected a conflict, got: {err}")
+        }
         Ok(guard) => panic!("expected a conflict, but acquired {guard:?}"),
     }
 }
@@ -166,8 +168,8 @@ pub(crate) fn expect_conflict(result: Result<ScopeGuard, AcquireError>) -> Confl
 pub(crate) fn expect_failure(result: Result<ScopeGuard, AcquireError>) -> scope_lock::Error {
     match result {
         Err(AcquireError::Failed(err)) => err,
-        Err(AcquireError::Conflict(conflict)) => {
-            panic!("expected an error, got the conflict: {conflict}")
+        Err(err @ (AcquireError::Conflict(_) | AcquireError::Timeout(_))) => {
+            panic!("expected an error, got: {err}")
         }
         Ok(guard) => panic!("expected an error, but acquired {guard:?}"),
     }

@@ -1,0 +1,252 @@
+//! The waiting queue: one ticket per waiter, so that waiters whose scopes overlap are served
+//! in the order they started waiting.
+//!
+//! A ticket is a file `.running/.queue/<number>` holding the waiter's [`LockRecord`], open and
+//! exclusively flocked by the waiter for as long as it waits, exactly like a lock. So:
+//!
+//! - its liveness is its flock: a waiter that is killed leaves a file whose flock is free, and
+//!   the next scan of the queue removes it; it never blocks anyone;
+//! - a waiter that stops waiting (it got the lock, timed out, or was dropped) removes its file
+//!   itself.
+//!
+//! Numbers come from a counter read under the directory sentinel: one more than the highest
+//! live ticket. Every live ticket is a file, so a new number is higher than every live one, and
+//! that is all arrival order needs; no counter file can be lost or corrupted, and no clock is
+//! consulted. The directory's name starts with a dot, so the original's glob (`*.lock` in
+//! `.running/`) and our own scans of lock files never look inside.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, ErrorKind};
+use crate::protocol::Sentinel;
+use crate::record::{LockRecord, MAX_RECORD_BYTES};
+use crate::sys::imp::{self, FileId};
+
+/// The queue's directory, inside `.running/`.
+pub(crate) const QUEUE_DIR: &str = ".queue";
+
+/// How many numbers to try when a stale ticket that could not be removed holds one.
+const TAKE_ATTEMPTS: u64 = 64;
+
+/// The queue's directory for `running_dir`.
+pub(crate) fn queue_dir(running_dir: &Path) -> PathBuf {
+    running_dir.join(QUEUE_DIR)
+}
+
+/// A live waiter's ticket, as a scan of the queue finds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    pub(crate) number: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) record: LockRecord,
+}
+
+/// The live tickets, lowest number first.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    pub(crate) tickets: Vec<Queued>,
+}
+
+/// Reads the queue under the sentinel, removing the tickets of waiters that are gone (their
+/// flock is free). A ticket that is held but cannot be read is skipped: it cannot be ordered
+/// against, and skipping it costs fairness, never exclusion (locks alone decide that).
+pub(crate) fn scan(running_dir: &Path, _sentinel: &Sentinel) -> Result<Queue, Error> {
+    let dir = queue_dir(running_dir);
+    let entries = match imp::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Queue::default()),
+        Err(err) => return Err(Error::io("cannot list", &dir, err)),
+    };
+    let mut queue = Queue::default();
+    for entry in entries {
+        let entry = entry.map_err(|err| Error::io("cannot list", &dir, err))?;
+        let Some(number) = entry.name.to_str().and_then(parse_number) else {
+            continue;
+        };
+        let Ok(file) = imp::open_lock_file(&entry.path) else {
+            // Gone since the listing, or not a file we can open: nothing to order against.
+            continue;
+        };
+        match imp::try_lock_exclusive(&file) {
+            Ok(true) => {
+                // Its waiter is gone. We hold the sentinel, so nobody can be taking this number
+                // anew; still, only unlink the inode we probed.
+                if imp::path_id(&entry.path).ok().flatten() == imp::file_id(&file).ok() {
+                    let _ = imp::remove_file(&entry.path);
+                }
+            }
+            Ok(false) => {
+                let record = imp::read_up_to(&file, MAX_RECORD_BYTES + 1)
+                    .ok()
+                    .and_then(|bytes| LockRecord::from_json(&bytes).ok());
+                if let Some(record) = record {
+                    queue.tickets.push(Queued {
+                        number,
+                        path: entry.path,
+                        record,
+                    });
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    queue.tickets.sort_by_key(|ticket| ticket.number);
+    Ok(queue)
+}
+
+/// A ticket's file name is its number, in decimal, zero-padded so that names sort like numbers.
+fn file_name(number: u64) -> String {
+    format!("{number:020}")
+}
+
+fn parse_number(name: &str) -> Option<u64> {
+    if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+        name.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// This waiter's place in the queue. Dropping it withdraws it.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    number: u64,
+    path: PathBuf,
+    file: Option<File>,
+    id: FileId,
+    owner_pid: u32,
+}
+
+impl Ticket {
+    /// Takes the next number after every ticket in `queue` (which must have been read under the
+    /// same `sentinel`) and files `record` under it, flocked.
+    pub(crate) fn take(
+        running_dir: &Path,
+        queue: &Queue,
+        record: &LockRecord,
+        _sentinel: &Sentinel,
+    ) -> Result<Self, Error> {
+        let dir = queue_dir(running_dir);
+        match imp::create_dir(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(Error::io("cannot create the waiting queue", &dir, err)),
+        }
+        match imp::lstat(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::at_path(
+                    ErrorKind::NotALockFile,
+                    &dir,
+                    "is not a directory; cannot queue waiters there",
+                ));
+            }
+            Err(err) => return Err(Error::io("cannot stat", &dir, err)),
+        }
+        let first = queue.tickets.last().map_or(1, |last| last.number + 1);
+        for number in first..first + TAKE_ATTEMPTS {
+            let path = dir.join(file_name(number));
+            let file = match imp::create_new(&path) {
+                Ok(file) => file,
+                // A stale ticket we could not remove, or a stray file: try the next number.
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(err) => return Err(Error::io("cannot create ticket", &path, err)),
+            };
+            let id = match imp::file_id(&file) {
+                Ok(id) => id,
+                Err(err) => {
+                    let _ = imp::remove_file(&path);
+                    return Err(Error::io("cannot stat", &path, err));
+                }
+            };
+            // From here on, dropping `ticket` on an error removes the file again.
+            let ticket = Self {
+                number,
+                path,
+                file: Some(file),
+                id,
+                owner_pid: imp::current_pid(),
+            };
+            ticket.fill(record)?;
+            return Ok(ticket);
+        }
+        Err(Error::at_path(
+            ErrorKind::Io,
+            &dir,
+            format!(
+                "{TAKE_ATTEMPTS} ticket numbers from {first} on are all taken by files that cannot be removed"
+            ),
+        ))
+    }
+
+    /// Locks the new ticket's file and writes the waiter's record into it. Readers read tickets
+    /// only under the sentinel, which the taker holds, so nobody sees it half-written.
+    fn fill(&self, record: &LockRecord) -> Result<(), Error> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let locked = imp::try_lock_exclusive(file)
+            .map_err(|err| Error::io("cannot lock", &self.path, err))?;
+        if !locked {
+            return Err(Error::at_path(
+                ErrorKind::Io,
+                &self.path,
+                "a freshly created ticket is already locked by someone else",
+            ));
+        }
+        imp::write_all(file, record.to_json().as_bytes())
+            .map_err(|err| Error::io("cannot write", &self.path, err))
+    }
+
+    /// This ticket's number.
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// Withdraws the ticket: unlinks its file if the name is still ours, then closes it.
+    ///
+    /// No sentinel is needed, unlike a lock's release: nobody reclaims a ticket whose flock we
+    /// hold, and nobody can take its number while the file exists, so until our unlink the
+    /// name can only be ours. Withdrawing therefore never waits.
+    fn withdraw(&mut self) {
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        // A forked child only closes its copy (as for locks).
+        if imp::current_pid() == self.owner_pid
+            && imp::path_id(&self.path).ok().flatten() == Some(self.id)
+        {
+            let _ = imp::remove_file(&self.path);
+        }
+        drop(file);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.withdraw();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_names_sort_like_their_numbers_and_nothing_else_is_a_ticket() {
+        assert_eq!(parse_number(&file_name(7)), Some(7));
+        assert_eq!(parse_number(&file_name(u64::MAX)), Some(u64::MAX));
+        assert!(file_name(9) < file_name(10));
+        for other in [
+            "7",
+            "x0000000000000000007",
+            ".00000000000000000007",
+            "a.lock",
+            "",
+        ] {
+            assert_eq!(parse_number(other), None, "{other:?}");
+        }
+    }
+}

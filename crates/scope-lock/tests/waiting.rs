@@ -1,0 +1,293 @@
+//! Waiting acquires, in one process: threads stand in for processes (a flock belongs to an open
+//! file description, so two descriptors of one process exclude each other as two processes
+//! would). Threads report through channels; nothing waits on a clock for ordering. The
+//! multi-process scenarios (killed and stopped processes) are in the regression suite.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{TestResult, fixture, flock_is_held};
+use scope_lock::{AcquireError, ConflictRule, LockRecord, LockRequest, ScopeGuard, Waiting};
+
+/// Long enough never to be reached when the code is right; reaching it fails the test.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The files left in the waiting queue's directory.
+fn tickets(running: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let dir = running.join(".queue");
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
+/// Starts `request` waiting on another thread; returns once it has started waiting (its
+/// observer heard the first report), with the receiver of its outcome.
+fn start_waiting(
+    locks: &scope_lock::LockManager,
+    request: LockRequest,
+    timeout: Duration,
+) -> Result<mpsc::Receiver<Result<ScopeGuard, AcquireError>>, Box<dyn std::error::Error>> {
+    let (started_tx, started_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let locks = locks.clone();
+    thread::spawn(move || {
+        let mut observer = |wait: &Waiting<'_>| {
+            if wait.is_first() {
+                let _ = started_tx.send(wait.ticket());
+            }
+        };
+        let deadline = Instant::now() + timeout;
+        let result = locks.acquire_with(&request, deadline, &mut observer);
+        let _ = done_tx.send(result);
+    });
+    match started_rx.recv_timeout(PATIENCE) {
+        Ok(Some(_ticket)) => Ok(done_rx),
+        Ok(None) => Err("a waiter started waiting without a ticket".into()),
+        Err(_) => Err("the waiter never started waiting".into()),
+    }
+}
+
+#[test]
+fn acquire_returns_holding_the_lock_once_the_holder_releases() -> TestResult {
+    let f = fixture()?;
+    let holder = f.acquire("holder", "src")?;
+    let waiter = start_waiting(&f.locks, f.request("waiter", "src/lib"), PATIENCE)?;
+    holder.release()?;
+    let guard = waiter.recv_timeout(PATIENCE)??;
+    assert_eq!(guard.record().loop_name(), "waiter");
+    assert!(
+        flock_is_held(guard.path())?,
+        "acquire returned without the flock"
+    );
+    assert_eq!(
+        tickets(f.running())?,
+        Vec::<String>::new(),
+        "its ticket was left behind"
+    );
+    guard.release()?;
+    Ok(())
+}
+
+#[test]
+fn a_free_scope_is_acquired_at_once_without_waiting_or_a_ticket() -> TestResult {
+    let f = fixture()?;
+    let mut reports = 0;
+    let guard = f.locks.acquire_with(
+        &f.request("free", "src"),
+        Instant::now() + PATIENCE,
+        &mut |_: &Waiting<'_>| reports += 1,
+    )?;
+    assert_eq!(
+        reports, 0,
+        "the observer was told of a wait that did not happen"
+    );
+    assert_eq!(tickets(f.running())?, Vec::<String>::new());
+    guard.release()?;
+    Ok(())
+}
+
+#[test]
+fn a_timeout_names_the_holder_and_leaves_no_files() -> TestResult {
+    let f = fixture()?;
+    let holder = f.acquire("holder", "src")?;
+    let err = f
+        .locks
+        .acquire(&f.request("late", "src"), Duration::from_millis(300))
+        .map(drop)
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let conflict = err.conflict().ok_or("a timeout carries its conflict")?;
+    assert_eq!(conflict.holder(), Some(holder.record()));
+    assert_eq!(conflict.lock_path(), holder.path());
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(
+        tickets(f.running())?,
+        Vec::<String>::new(),
+        "a timed-out waiter left its ticket"
+    );
+    assert_eq!(f.lock_files()?, vec![holder.path().to_path_buf()]);
+    // A deadline already past is one attempt: a timeout, at once.
+    let err = f
+        .locks
+        .acquire_until(&f.request("later", "src"), Instant::now())
+        .map(drop)
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    holder.release()?;
+    Ok(())
+}
+
+#[test]
+fn disjoint_waiters_never_wait_for_each_other() -> TestResult {
+    let f = fixture()?;
+    let holder = f.acquire("holder", "a")?;
+    let waiter = start_waiting(&f.locks, f.request("waits-for-a", "a"), PATIENCE)?;
+
+    // A waiter exists, but its scope is disjoint from `b`: both calls go straight through.
+    let mut reports = 0;
+    let b = f.locks.acquire_with(
+        &f.request("b", "b"),
+        Instant::now() + PATIENCE,
+        &mut |_: &Waiting<'_>| reports += 1,
+    )?;
+    assert_eq!(reports, 0, "a disjoint acquire waited");
+    let c = f.acquire("c", "c")?;
+
+    holder.release()?;
+    waiter.recv_timeout(PATIENCE)??.release()?;
+    b.release()?;
+    c.release()?;
+    Ok(())
+}
+
+#[test]
+fn overlapping_waiters_get_the_lock_in_arrival_order() -> TestResult {
+    let f = fixture()?;
+    let holder = f.acquire("holder", "src")?;
+    // Each waiter starts only once the one before it is waiting: that is the arrival order.
+    let scopes = ["src", "src/a", "src", "src/a/b", "src"];
+    let mut waiters = Vec::new();
+    for (n, rel) in scopes.iter().enumerate() {
+        waiters.push(start_waiting(
+            &f.locks,
+            f.request(&format!("w{n}"), rel),
+            PATIENCE,
+        )?);
+    }
+    holder.release()?;
+    // Only the head of the queue can get the lock; the rest keep waiting until it releases.
+    for (n, waiter) in waiters.iter().enumerate() {
+        let guard = waiter.recv_timeout(PATIENCE)??;
+        assert_eq!(
+            guard.record().loop_name(),
+            format!("w{n}"),
+            "served out of order"
+        );
+        for later in &waiters[n + 1..] {
+            assert!(
+                later.try_recv().is_err(),
+                "a later waiter got the lock while w{n} held it"
+            );
+        }
+        guard.release()?;
+    }
+    assert_eq!(tickets(f.running())?, Vec::<String>::new());
+    Ok(())
+}
+
+#[test]
+fn try_acquire_does_not_jump_ahead_of_an_earlier_overlapping_waiter() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    // A holder that is another process: a lock file of the original, whose pid is alive and
+    // not our ancestor (pid 1 is never counted as one).
+    let record = LockRecord::new(
+        "original",
+        vec![f.path("a")],
+        1,
+        "2026-01-01T00:00:00+00:00",
+    );
+    let theirs = f.write_lock_file("original", record.to_json().as_bytes())?;
+    let waiter = start_waiting(
+        &f.locks,
+        LockRequest::new("wants-a-and-b").scope([f.path("a"), f.path("b")]),
+        PATIENCE,
+    )?;
+
+    // `b` is free of locks, but the earlier waiter wants it too: refused, naming the waiter.
+    let err = f.acquire("wants-b", "b").map(drop).unwrap_err();
+    let conflict = err
+        .conflict()
+        .ok_or_else(|| format!("expected a conflict: {err}"))?;
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Waiting { .. }),
+        "{conflict}"
+    );
+    assert_eq!(
+        conflict.holder().map(LockRecord::loop_name),
+        Some("wants-a-and-b")
+    );
+    assert!(err.to_string().contains("goes first"), "{err}");
+    // find_conflict says the same.
+    let found = f.locks.find_conflict(&f.request("wants-b", "b"))?;
+    assert_eq!(found.as_ref().map(|c| c.rule()), Some(conflict.rule()));
+
+    // The original's holder leaves; the waiter (which polls such locks) gets its turn.
+    fs::remove_file(&theirs)?;
+    let guard = waiter.recv_timeout(PATIENCE)??;
+    assert_eq!(guard.record().loop_name(), "wants-a-and-b");
+    guard.release()?;
+    f.acquire("wants-b", "b")?.release()?;
+    Ok(())
+}
+
+#[test]
+fn a_waiter_blocked_by_our_own_lock_does_not_block_us() -> TestResult {
+    // A loop holding `src` runs a nested loop over `src/x`, while someone waits for `src`: the
+    // waiter cannot go before our lock is released, so making us wait for it would deadlock.
+    let f = fixture()?;
+    let outer = f.acquire("outer", "src")?;
+    let waiter = start_waiting(&f.locks, f.request("waits-for-src", "src"), PATIENCE)?;
+    let err = f.acquire("nested", "src/x").map(drop).unwrap_err();
+    // Refused by our own lock (same process, not an ancestor), never by the waiter behind it.
+    let conflict = err.conflict().ok_or("expected a conflict")?;
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Overlap { .. }),
+        "{conflict}"
+    );
+    // Something disjoint from our lock but overlapping the waiter passes.
+    let beside = f.acquire_paths("beside", &["other"])?;
+    beside.release()?;
+    outer.release()?;
+    waiter.recv_timeout(PATIENCE)??.release()?;
+    Ok(())
+}
+
+#[test]
+fn the_observer_hears_the_holder_when_waiting_starts_and_then_periodically() -> TestResult {
+    let f = fixture()?;
+    let holder = f.acquire("holder", "src")?;
+    let mut reports: Vec<(bool, Option<String>, Option<u64>)> = Vec::new();
+    let err = f
+        .locks
+        .acquire_with(
+            &f.request("patient", "src"),
+            Instant::now() + Duration::from_millis(2200),
+            &mut |wait: &Waiting<'_>| {
+                reports.push((
+                    wait.is_first(),
+                    wait.conflict().holder().map(|h| h.loop_name().to_owned()),
+                    wait.ticket(),
+                ));
+            },
+        )
+        .map(drop)
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // Once at the start, then again each second of the 2.2 s it waited.
+    assert!(reports.len() >= 2, "{reports:?}");
+    assert!(
+        reports[0].0 && reports[1..].iter().all(|r| !r.0),
+        "{reports:?}"
+    );
+    assert!(
+        reports.iter().all(|r| r.1.as_deref() == Some("holder")),
+        "{reports:?}"
+    );
+    assert!(
+        reports.iter().all(|r| r.2.is_some() && r.2 == reports[0].2),
+        "{reports:?}"
+    );
+    holder.release()?;
+    Ok(())
+}
