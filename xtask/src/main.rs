@@ -1,59 +1,47 @@
 //! The workspace's task runner: `cargo xtask <command>`.
 //!
-//! One module per command, in the manner of rust-analyzer's xtask: `verify`
-//! is the release gate, `repro` shows BUG-423 happening on the pre-fix port.
-//! Every process is started through `xshell::cmd!` from a shell rooted at the
-//! workspace root.
+//! In the manner of rust-analyzer's xtask: the command line is declared in `flags.rs`, each
+//! command is a module (`verify` is the release gate, `repro` shows BUG-423 happening on the
+//! pre-fix port), and every process is started through `xshell::cmd!` from a shell rooted at
+//! the workspace root.
 
-mod libtest;
+mod cargo;
+mod flags;
 mod records;
-mod report;
 mod repro;
 mod verify;
 
 use std::{
     env,
+    ffi::OsString,
     path::{Path, PathBuf},
     process::ExitCode,
 };
 
-use anyhow::{Context, bail};
-use xshell::{Cmd, Shell};
-
-const HELP: &str = "\
-cargo xtask <COMMAND>
-
-COMMANDS:
-    verify [ISSUE...] [--soak] [--json PATH]
-        The release gate. Builds and runs every workspace test binary and the
-        doc tests, reads the issue records in issues/*.md (or only the ISSUEs
-        named), checks each acceptance criterion against the test outcomes,
-        re-runs each `against_prefix` test on the pre-fix port, prints a
-        table, and writes target/verify/report.{json,md}. Exits non-zero when
-        any criterion, workspace test or doc test failed, or an ISSUE is
-        unknown.
-            --soak       set SCOPE_LOCK_SOAK=1 for the test binaries (longer runs)
-            --json PATH  also write the JSON report to PATH
-
-    repro [BUG-423] [--soak]
-        Builds regression-worker and runs its BUG-423 reproduction on the
-        pre-fix port and on the fix, side by side. Exits 0 when the bug shows
-        on the pre-fix port and not on the fix.
-            --soak       pass --soak to the worker (more cycles)
-
-    help, --help, -h
-        Print this help.
-
-ENVIRONMENT:
-    XTASK_ISSUES_DIR   verify reads issue records from this directory instead
-                       of issues/ (to try out a record; a relative path is
-                       taken from the current directory)
-    CARGO_TARGET_DIR   where builds and target/verify/ go (default: target/)
-";
+use xshell::Shell;
 
 fn main() -> ExitCode {
-    match try_main() {
-        Ok(code) => code,
+    let flags = match parse(env::args_os().skip(1)) {
+        Ok(flags) => flags,
+        Err(err) if err.is_help() => {
+            println!("{err}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("error: {err}\n(cargo xtask --help lists the commands)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ok = Shell::new().map_err(anyhow::Error::from).and_then(|sh| {
+        sh.change_dir(project_root());
+        match flags.subcommand {
+            flags::XtaskCmd::Verify(cmd) => cmd.run(&sh),
+            flags::XtaskCmd::Repro(cmd) => cmd.run(&sh),
+        }
+    });
+    match ok {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -61,92 +49,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn try_main() -> anyhow::Result<ExitCode> {
-    let command = match Command::parse(env::args().skip(1))? {
-        Some(command) => command,
-        None => {
-            print!("{HELP}");
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
-    let sh = Shell::new()?;
-    sh.change_dir(project_root());
-    let ok = match command {
-        Command::Verify(flags) => verify::run(&sh, &flags)?,
-        Command::Repro(flags) => repro::run(&sh, &flags)?,
-    };
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Command {
-    Verify(VerifyFlags),
-    Repro(ReproFlags),
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct VerifyFlags {
-    issues: Vec<String>,
-    soak: bool,
-    json: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct ReproFlags {
-    issue: Option<String>,
-    soak: bool,
-}
-
-impl Command {
-    /// `Ok(None)` means "print the help".
-    fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Command>> {
-        let mut args = args.into_iter();
-        let Some(name) = args.next() else {
-            return Ok(None);
-        };
-        match name.as_str() {
-            "help" | "--help" | "-h" => Ok(None),
-            "verify" => {
-                let mut flags = VerifyFlags::default();
-                while let Some(arg) = args.next() {
-                    match arg.as_str() {
-                        "--help" | "-h" => return Ok(None),
-                        "--soak" => flags.soak = true,
-                        "--json" => {
-                            let path = args.next().context("--json needs a PATH")?;
-                            flags.json = Some(path.into());
-                        }
-                        _ if arg.starts_with("--json=") => {
-                            flags.json = Some(arg["--json=".len()..].into());
-                        }
-                        _ if arg.starts_with('-') => bail!("verify: unknown flag {arg}\n\n{HELP}"),
-                        _ => flags.issues.push(arg),
-                    }
-                }
-                Ok(Some(Command::Verify(flags)))
-            }
-            "repro" => {
-                let mut flags = ReproFlags::default();
-                for arg in args {
-                    match arg.as_str() {
-                        "--help" | "-h" => return Ok(None),
-                        "--soak" => flags.soak = true,
-                        _ if arg.starts_with('-') => bail!("repro: unknown flag {arg}\n\n{HELP}"),
-                        _ if flags.issue.is_some() => {
-                            bail!("repro takes one issue id, got another: {arg}")
-                        }
-                        _ => flags.issue = Some(arg),
-                    }
-                }
-                Ok(Some(Command::Repro(flags)))
-            }
-            _ => bail!("unknown command {name:?}\n\n{HELP}"),
+/// The command line, with `--flag=value` read as `--flag value`. With no arguments, or
+/// `help`, the help (as an `is_help` error).
+fn parse(args: impl IntoIterator<Item = OsString>) -> xflags::Result<flags::Xtask> {
+    let mut split = Vec::new();
+    for arg in args {
+        match arg
+            .to_str()
+            .and_then(|it| it.strip_prefix("--")?.split_once('='))
+        {
+            Some((flag, value)) => split.extend([format!("--{flag}").into(), value.into()]),
+            None => split.push(arg),
         }
     }
+    if split.is_empty() || split[0] == "help" {
+        split.insert(0, "--help".into());
+    }
+    flags::Xtask::from_vec(split)
 }
 
 /// The workspace root: the parent of this crate's directory.
@@ -157,72 +76,56 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `CARGO_TARGET_DIR` if set (relative to the root), else `<root>/target`.
-fn target_dir(sh: &Shell) -> PathBuf {
-    match sh.var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => project_root().join(dir),
-        _ => project_root().join("target"),
-    }
-}
-
-/// `cargo run` hands xtask its own package's variables; a nested cargo (or a
-/// test binary) must not inherit them. xshell 0.2 has no `Shell::remove_var`,
-/// so every command that needs it is cleaned here.
-fn without_cargo_package_env(mut cmd: Cmd<'_>) -> Cmd<'_> {
-    for (key, _) in env::vars_os() {
-        if let Some(key) = key.to_str()
-            && (key == "CARGO_MANIFEST_DIR" || key.starts_with("CARGO_PKG_"))
-        {
-            cmd = cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> anyhow::Result<Option<Command>> {
-        Command::parse(args.iter().map(|it| it.to_string()))
+    fn parse_strs(args: &[&str]) -> xflags::Result<flags::Xtask> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    fn verify(args: &[&str]) -> Option<flags::Verify> {
+        match parse_strs(args).ok()?.subcommand {
+            flags::XtaskCmd::Verify(verify) => Some(verify),
+            flags::XtaskCmd::Repro(_) => None,
+        }
     }
 
     #[test]
-    fn parses_verify_flags_and_issues() -> anyhow::Result<()> {
-        let got = parse(&["verify", "BUG-423", "--soak", "--json", "out.json", "BUG-1"])?;
-        let want = Command::Verify(VerifyFlags {
-            issues: vec!["BUG-423".into(), "BUG-1".into()],
-            soak: true,
-            json: Some("out.json".into()),
-        });
-        assert_eq!(got, Some(want));
-        let got = parse(&["verify", "--json=r.json"])?;
-        assert_eq!(
-            got,
-            Some(Command::Verify(VerifyFlags {
-                json: Some("r.json".into()),
-                ..VerifyFlags::default()
-            }))
+    fn parses_verify_flags_and_issues() {
+        let got = verify(&["verify", "BUG-423", "--soak", "--json", "out.json", "BUG-1"]);
+        assert!(
+            got.as_ref()
+                .is_some_and(|it| it.issues == ["BUG-423", "BUG-1"]
+                    && it.soak
+                    && it.json.as_deref() == Some(Path::new("out.json"))),
+            "{got:?}"
         );
-        Ok(())
+        let got = verify(&["verify", "--json=r.json"]);
+        assert!(
+            got.as_ref().is_some_and(|it| it.issues.is_empty()
+                && !it.soak
+                && it.json.as_deref() == Some(Path::new("r.json"))),
+            "{got:?}"
+        );
     }
 
     #[test]
-    fn parses_repro_and_help() -> anyhow::Result<()> {
-        assert_eq!(
-            parse(&["repro"])?,
-            Some(Command::Repro(ReproFlags::default()))
-        );
-        assert_eq!(
-            parse(&["repro", "BUG-423", "--soak"])?,
-            Some(Command::Repro(ReproFlags {
-                issue: Some("BUG-423".into()),
-                soak: true
-            }))
-        );
-        assert_eq!(parse(&[])?, None);
-        assert_eq!(parse(&["--help"])?, None);
-        assert_eq!(parse(&["verify", "-h"])?, None);
+    fn parses_repro_and_help() -> xflags::Result<()> {
+        match parse_strs(&["repro", "BUG-423", "--soak"])?.subcommand {
+            flags::XtaskCmd::Repro(repro) => {
+                assert_eq!(repro.issue.as_deref(), Some("BUG-423"));
+                assert!(repro.soak);
+            }
+            other => panic!("{other:?}"),
+        }
+        for args in [&[][..], &["--help"], &["verify", "-h"], &["help"]] {
+            let err = parse_strs(args).err();
+            assert!(
+                err.is_some_and(|it| it.is_help()),
+                "{args:?} should ask for help"
+            );
+        }
         Ok(())
     }
 
@@ -234,14 +137,40 @@ mod tests {
             &["verify", "--json"],
             &["repro", "A", "B"],
         ] {
-            assert!(parse(args).is_err(), "{args:?} should be rejected");
+            let err = parse_strs(args).err();
+            assert!(
+                err.is_some_and(|it| !it.is_help()),
+                "{args:?} should be rejected"
+            );
         }
     }
 
+    /// What verify does is described once, in issues/README.md; the README and the help
+    /// only point there.
     #[test]
-    fn help_lists_every_command_and_the_issues_dir_variable() {
-        for word in ["verify", "repro", "--soak", "--json", "XTASK_ISSUES_DIR"] {
-            assert!(HELP.contains(word), "help lacks {word}");
+    fn verify_is_described_in_one_place_and_pointed_to_from_the_others() -> anyhow::Result<()> {
+        let sh = Shell::new()?;
+        let root = project_root();
+        let issues_readme = sh.read_file(root.join("issues/README.md"))?;
+        assert!(issues_readme.contains("\n## What `cargo xtask verify` does\n"));
+        let readme = sh.read_file(root.join("README.md"))?;
+        assert!(readme.contains("(issues/README.md#what-cargo-xtask-verify-does)"));
+        Ok(())
+    }
+
+    #[test]
+    fn help_lists_every_command_and_points_to_the_full_description() {
+        let help = parse_strs(&["--help"]).err().map(|it| it.to_string());
+        let help = help.unwrap_or_default();
+        for word in [
+            "verify",
+            "repro",
+            "--soak",
+            "--json",
+            "XTASK_ISSUES_DIR",
+            "issues/README.md#what-cargo-xtask-verify-does",
+        ] {
+            assert!(help.contains(word), "help lacks {word}:\n{help}");
         }
     }
 }

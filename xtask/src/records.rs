@@ -93,6 +93,28 @@ pub(crate) fn read_dir(sh: &Shell, dir: &Path) -> anyhow::Result<Vec<RecordFile>
     Ok(files)
 }
 
+/// The records named on the command line (by id or file name, ignoring case), or all of
+/// them; and the names that matched no record.
+pub(crate) fn select(files: Vec<RecordFile>, wanted: &[String]) -> (Vec<RecordFile>, Vec<String>) {
+    if wanted.is_empty() {
+        return (files, Vec::new());
+    }
+    let matches = |file: &RecordFile, name: &str| {
+        file.id().eq_ignore_ascii_case(name)
+            || file.stem.eq_ignore_ascii_case(name.trim_end_matches(".md"))
+    };
+    let unknown = wanted
+        .iter()
+        .filter(|name| !files.iter().any(|f| matches(f, name)))
+        .cloned()
+        .collect();
+    let selected = files
+        .into_iter()
+        .filter(|f| wanted.iter().any(|name| matches(f, name)))
+        .collect();
+    (selected, unknown)
+}
+
 /// The TOML between the opening `+++` line and the next `+++` line.
 pub(crate) fn front_matter(text: &str) -> anyhow::Result<&str> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -309,6 +331,22 @@ against_prefix = [
         assert_eq!(files[0].id(), "BUG-1");
         assert!(files[1].record.is_ok());
         Ok(())
+    }
+
+    #[test]
+    fn selects_named_records_and_reports_unknown_ones() {
+        let file = |stem: &str| RecordFile {
+            path: PathBuf::from(format!("issues/{stem}.md")),
+            stem: stem.into(),
+            record: Err("x".into()),
+        };
+        let files = vec![file("BUG-1"), file("BUG-423")];
+        let (selected, unknown) = select(files, &["bug-423".into(), "BUG-7".into()]);
+        let stems: Vec<&str> = selected.iter().map(|it| it.stem.as_str()).collect();
+        assert_eq!(stems, ["BUG-423"]);
+        assert_eq!(unknown, ["BUG-7"]);
+        let (selected, unknown) = select(vec![file("BUG-1")], &[]);
+        assert_eq!((selected.len(), unknown.len()), (1, 0));
     }
 
     /// The records in the repository's issues/ directory must all be readable.

@@ -10,11 +10,20 @@ use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 use xtask_contract::{FleetSummary, env};
 
-use crate::{ReproFlags, target_dir, without_cargo_package_env};
+use crate::{
+    cargo::{target_dir, without_cargo_package_env},
+    flags,
+};
 
 const KNOWN: &str = "BUG-423";
 
-pub(crate) fn run(sh: &Shell, flags: &ReproFlags) -> anyhow::Result<bool> {
+impl flags::Repro {
+    pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<bool> {
+        run(sh, &self)
+    }
+}
+
+fn run(sh: &Shell, flags: &flags::Repro) -> anyhow::Result<bool> {
     if let Some(issue) = &flags.issue
         && !issue.eq_ignore_ascii_case(KNOWN)
     {
@@ -70,7 +79,10 @@ fn build_worker(sh: &Shell) -> anyhow::Result<PathBuf> {
             }
             _ => None,
         });
-    Ok(from_cargo.unwrap_or_else(|| target_dir(sh).join("debug").join("regression-worker")))
+    match from_cargo {
+        Some(path) => Ok(path),
+        None => Ok(target_dir(sh)?.join("debug").join("regression-worker")),
+    }
 }
 
 /// One run's report, as the worker printed it.
@@ -382,7 +394,7 @@ mod tests {
         let sh = Shell::new()?;
         let err = run(
             &sh,
-            &ReproFlags {
+            &flags::Repro {
                 issue: Some("BUG-1".into()),
                 soak: false,
             },

@@ -1,96 +1,14 @@
-//! Test binaries: finding them in cargo's JSON messages, listing their tests, and
-//! reading libtest's standard (`pretty`) output.
+//! Reading libtest's output: `--list --format terse` listings and the standard (`pretty`)
+//! report of a run.
+//!
+//! Parsing text is kept here, and only here, because libtest has no stable machine-readable
+//! alternative: `--format json` (and `--report-time`) still need `-Z unstable-options`, which
+//! stable toolchains refuse. `--list --format terse` is stable. When json output is
+//! stabilised, this module is what to replace.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::collections::BTreeMap;
 
-use anyhow::Context;
-use serde::Deserialize;
-
-/// A test binary that `cargo test --no-run` built.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TestBinary {
-    pub(crate) package: String,
-    pub(crate) target: String,
-    pub(crate) kind: String,
-    pub(crate) executable: PathBuf,
-    pub(crate) package_dir: PathBuf,
-}
-
-impl TestBinary {
-    /// The name a test id uses for this binary: the cargo target name, with `-` read as `_`
-    /// (that is how rustc names the crate).
-    pub(crate) fn id_name(&self) -> String {
-        self.target.replace('-', "_")
-    }
-}
-
-/// Reads `cargo test --no-run --message-format=json...` stdout.
-pub(crate) fn test_binaries(cargo_stdout: &str) -> anyhow::Result<Vec<TestBinary>> {
-    #[derive(Deserialize)]
-    struct Message {
-        reason: String,
-        #[serde(default)]
-        package_id: String,
-        manifest_path: Option<PathBuf>,
-        target: Option<Target>,
-        profile: Option<Profile>,
-        executable: Option<PathBuf>,
-    }
-    #[derive(Deserialize)]
-    struct Target {
-        name: String,
-        #[serde(default)]
-        kind: Vec<String>,
-    }
-    #[derive(Deserialize)]
-    struct Profile {
-        test: bool,
-    }
-
-    let mut binaries = Vec::new();
-    for line in cargo_stdout.lines().filter(|line| line.starts_with('{')) {
-        let message: Message = serde_json::from_str(line)
-            .with_context(|| format!("reading cargo's message {line}"))?;
-        if message.reason != "compiler-artifact" || !message.profile.is_some_and(|it| it.test) {
-            continue;
-        }
-        let (Some(executable), Some(target), Some(manifest_path)) =
-            (message.executable, message.target, message.manifest_path)
-        else {
-            continue;
-        };
-        let package_dir = manifest_path
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        binaries.push(TestBinary {
-            package: package_name(&message.package_id, &package_dir),
-            target: target.name,
-            kind: target.kind.first().cloned().unwrap_or_default(),
-            executable,
-            package_dir,
-        });
-    }
-    Ok(binaries)
-}
-
-/// The package name in a package id: `path+file:///w/tests#regression@0.0.0`,
-/// `path+file:///w/xtask#0.0.0` (name = directory), or the old `name 0.0.0 (source)`.
-fn package_name(package_id: &str, package_dir: &std::path::Path) -> String {
-    if let Some((url, fragment)) = package_id.split_once('#') {
-        return match fragment.split_once('@') {
-            Some((name, _)) => name.to_owned(),
-            None => url.rsplit('/').next().unwrap_or(url).to_owned(),
-        };
-    }
-    match package_id.split_whitespace().next() {
-        Some(name) => name.to_owned(),
-        None => package_dir
-            .file_name()
-            .map(|it| it.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    }
-}
+use super::outcomes::Outcome;
 
 /// The tests in `<exe> --list --format terse` output (`name: test` lines; benches are skipped).
 pub(crate) fn parse_list(stdout: &str) -> Vec<String> {
@@ -99,23 +17,6 @@ pub(crate) fn parse_list(stdout: &str) -> Vec<String> {
         .filter_map(|line| line.strip_suffix(": test"))
         .map(str::to_owned)
         .collect()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Outcome {
-    Passed,
-    Failed,
-    Ignored,
-}
-
-impl Outcome {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Passed => "passed",
-            Outcome::Failed => "failed",
-            Outcome::Ignored => "ignored",
-        }
-    }
 }
 
 /// What a run of a test binary reported.
@@ -229,6 +130,18 @@ pub(crate) fn first_failure_line(failure: &str) -> Option<String> {
         .map(|it| it.trim().to_owned())
 }
 
+/// stdout without libtest's own lines (`test <name> ... FAILED`, `---- <name> stdout ----`,
+/// the indented list of failures): what the tests themselves printed.
+pub(crate) fn without_result_lines(stdout: &str) -> String {
+    stdout
+        .lines()
+        .filter(|line| {
+            !line.starts_with("test ") && !line.starts_with("---- ") && !line.starts_with("    ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,52 +242,8 @@ test result: FAILED. 2 passed; 2 failed; 2 ignored; 0 measured; 0 filtered out; 
     }
 
     #[test]
-    fn finds_test_binaries_in_cargo_messages() -> anyhow::Result<()> {
-        let messages = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/crates/scope-lock#0.1.0","manifest_path":"/w/crates/scope-lock/Cargo.toml","target":{"kind":["lib"],"crate_types":["lib"],"name":"scope_lock","src_path":"/w/crates/scope-lock/src/lib.rs","edition":"2024","doc":true,"doctest":true,"test":true},"profile":{"opt_level":"0","debuginfo":2,"debug_assertions":true,"overflow_checks":true,"test":true},"features":[],"filenames":["/w/target/debug/deps/scope_lock-1"],"executable":"/w/target/debug/deps/scope_lock-1","fresh":true}
-{"reason":"compiler-artifact","package_id":"path+file:///w/crates/scope-lock#0.1.0","manifest_path":"/w/crates/scope-lock/Cargo.toml","target":{"kind":["lib"],"name":"scope_lock"},"profile":{"test":false},"filenames":["/w/target/debug/deps/libscope_lock-2.rlib"],"executable":null,"fresh":true}
-{"reason":"compiler-artifact","package_id":"path+file:///w/tests#regression@0.0.0","manifest_path":"/w/tests/Cargo.toml","target":{"kind":["test"],"name":"bug_423"},"profile":{"test":true},"filenames":["/w/target/debug/deps/bug_423-3"],"executable":"/w/target/debug/deps/bug_423-3","fresh":false}
-{"reason":"compiler-artifact","package_id":"path+file:///w/tests#regression@0.0.0","manifest_path":"/w/tests/Cargo.toml","target":{"kind":["bin"],"name":"regression-worker"},"profile":{"test":false},"filenames":["/w/target/debug/regression-worker"],"executable":"/w/target/debug/regression-worker","fresh":false}
-{"reason":"compiler-artifact","package_id":"xtask 0.0.0 (path+file:///w/xtask)","manifest_path":"/w/xtask/Cargo.toml","target":{"kind":["bin"],"name":"xtask"},"profile":{"test":true},"filenames":[],"executable":"/w/target/debug/deps/xtask-4","fresh":true}
-{"reason":"build-finished","success":true}"#;
-        let binaries = test_binaries(messages)?;
-        let summary: Vec<_> = binaries
-            .iter()
-            .map(|it| {
-                (
-                    it.package.as_str(),
-                    it.target.as_str(),
-                    it.kind.as_str(),
-                    it.executable.to_string_lossy().into_owned(),
-                    it.package_dir.to_string_lossy().into_owned(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                (
-                    "scope-lock",
-                    "scope_lock",
-                    "lib",
-                    "/w/target/debug/deps/scope_lock-1".to_owned(),
-                    "/w/crates/scope-lock".to_owned()
-                ),
-                (
-                    "regression",
-                    "bug_423",
-                    "test",
-                    "/w/target/debug/deps/bug_423-3".to_owned(),
-                    "/w/tests".to_owned()
-                ),
-                (
-                    "xtask",
-                    "xtask",
-                    "bin",
-                    "/w/target/debug/deps/xtask-4".to_owned(),
-                    "/w/xtask".to_owned()
-                ),
-            ]
-        );
-        Ok(())
+    fn the_symptom_is_not_looked_for_in_result_lines() {
+        let stdout = "running 1 test\ntest two_holders ... FAILED\n\nfailures:\n    two_holders\n";
+        assert!(!without_result_lines(stdout).contains("two_holders"));
     }
 }
