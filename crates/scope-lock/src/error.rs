@@ -27,7 +27,7 @@ pub enum ErrorKind {
     /// locked it, or a file we had just created was already locked.
     Interference,
     /// The lock directory is on a filesystem where `flock` is emulated or not shared between
-    /// clients (NFS, SMB, 9p).
+    /// clients (NFS, SMB, 9p, FUSE, CephFS, Lustre, AFS).
     UnsupportedFilesystem,
     /// The directory sentinel `.running/.acquire.lock` stayed locked by another process for
     /// longer than the manager's bound (a holder that is stopped, stuck or very slow). The

@@ -52,6 +52,7 @@ mod guard;
 mod listing;
 mod manager;
 mod protocol;
+mod python_json;
 mod queue;
 mod record;
 mod request;

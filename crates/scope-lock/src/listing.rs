@@ -100,7 +100,18 @@ pub enum ProblemKind {
         /// Why the record is invalid.
         reason: String,
     },
-    /// Not flocked and its record is invalid: moved aside to a dot file that scans skip (never
+    /// Not flocked, its record is invalid, and nothing proves its holder gone: it has no
+    /// marker of ours (so it may be the original's, which holds no flock) and its `pid` is
+    /// alive or cannot be read. It might be a live lock of unknown scope, so it blocks
+    /// acquires, and it is left as it is.
+    InvalidMaybeLive {
+        /// Why the record is invalid.
+        reason: String,
+        /// The pid read from it, alive; `None` when no pid could be read.
+        pid: Option<u32>,
+    },
+    /// Not flocked, its record is invalid, and its holder is provably gone (our marker, or
+    /// a dead pid): moved aside to a dot file that scans skip (never
     /// deleted), or left in place if even that failed.
     Invalid {
         /// Why the record is invalid.
@@ -189,8 +200,23 @@ impl ScanProblem {
     pub fn blocks(&self) -> bool {
         matches!(
             self.kind,
-            ProblemKind::Unreadable { .. } | ProblemKind::HeldInvalid { .. }
+            ProblemKind::Unreadable { .. }
+                | ProblemKind::HeldInvalid { .. }
+                | ProblemKind::InvalidMaybeLive { .. }
         )
+    }
+}
+
+/// Why a file of [`ProblemKind::InvalidMaybeLive`] is treated as held.
+pub(crate) fn maybe_live_reason(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!(
+            "not flocked and not written by scope-lock, and its pid {pid} is alive: \
+             treated as held"
+        ),
+        None => "not flocked and not written by scope-lock, and no pid can be read to prove \
+                 it stale: treated as held"
+            .to_owned(),
     }
 }
 
@@ -206,6 +232,10 @@ impl fmt::Display for ScanProblem {
             }
             ProblemKind::HeldInvalid { reason } => {
                 write!(f, "{path}: held, but {reason}; treated as held")
+            }
+            ProblemKind::InvalidMaybeLive { reason, pid } => {
+                write!(f, "{path}: {reason}; ")?;
+                f.write_str(&maybe_live_reason(*pid))
             }
             ProblemKind::Invalid {
                 reason,

@@ -63,18 +63,23 @@
 //! Every system call goes through [`imp`](crate::sys::imp); `clippy.toml` forbids std's lock
 //! methods anywhere else.
 
+use std::ffi::OsString;
 use std::fs::{File, FileType};
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::backoff::{Backoff, deadline_after};
 use crate::error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 use crate::guard::ScopeGuard;
-use crate::listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
+use crate::listing::{
+    FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem, maybe_live_reason,
+};
+use crate::python_json::salvage;
 use crate::queue::{self, Queue, Ticket};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
-use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING};
+use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING, NAME_MAX};
 use crate::scope;
 use crate::sys::imp::{self, DirWatch, FileId, Interest};
 use crate::wait::{REPORT_INTERVAL, WaitObserver, Waiting};
@@ -108,7 +113,7 @@ pub(crate) const POLL_MAX_PAUSE: Duration = Duration::from_millis(200);
 /// A request made ready once for any number of attempts: validated, its scope normalised,
 /// its lock file named, its directory created.
 struct Prepared<'a> {
-    running_dir: &'a Path,
+    running_dir: PathBuf,
     request: &'a LockRequest,
     scope: Vec<String>,
     target: PathBuf,
@@ -118,9 +123,13 @@ impl<'a> Prepared<'a> {
     fn new(running_dir: &'a Path, request: &'a LockRequest) -> Result<Self, Error> {
         request.validate()?;
         let scope = normalize_scope(request)?;
-        let target = lock_path(running_dir, request);
-        imp::create_dir_all(running_dir)
-            .map_err(|err| Error::io("cannot create lock directory", running_dir, err))?;
+        // Resolved once, now: the guard must release this very file even if the process
+        // changes its current directory while it holds the lock.
+        let running_dir = imp::absolute(running_dir)
+            .map_err(|err| Error::io("cannot resolve the lock directory", running_dir, err))?;
+        let target = lock_path(&running_dir, request);
+        imp::create_dir_all(&running_dir)
+            .map_err(|err| Error::io("cannot create lock directory", &running_dir, err))?;
         Ok(Self {
             running_dir,
             request,
@@ -181,6 +190,7 @@ fn attempt(
         }
         return Ok(Outcome::Blocked(conflict));
     }
+    stale_file_in_the_way(&listing, target)?;
     let record =
         LockRecord::for_new_lock(request.loop_name(), scope.clone(), request.is_singleton());
     let (file, id) = publish(running_dir, target, &record, &sentinel)?;
@@ -489,19 +499,29 @@ fn walk(
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
             Err(err) => return Err(Error::io("cannot stat", &path, err)),
         };
-        // Names that are not UTF-8 were not made by either implementation.
-        let Some(name) = entry.name.to_str().map(str::to_owned) else {
-            continue;
-        };
-        if name.starts_with('.') {
-            if file_type.is_file() && is_orphaned_publication(&name) {
+        // Names are bytes: the original writes names that are not UTF-8 (an instance id made
+        // from such a path), and its live locks must be seen whatever their names.
+        let name = entry.name.as_bytes();
+        if name.starts_with(b".") {
+            if file_type.is_file() && is_orphaned_publication(name) {
                 // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
                 let _ = imp::remove_file(&path);
             }
             continue;
         }
+        let stem = name.strip_suffix(LOCK_SUFFIX.as_bytes());
+        let display = String::from_utf8_lossy(stem.unwrap_or(name));
+        if let (Some(_), Some(file_kind)) = (stem, FileKind::of(&file_type)) {
+            // A directory named `x.lock` is reported too, and still walked below: it may be
+            // the directory of nested names such as `x.lock/run-1`.
+            listing.problems.push(ScanProblem {
+                path: path.clone(),
+                kind: ProblemKind::NotRegular { file_kind },
+            });
+        }
         if file_type.is_dir() {
             if depth < MAX_NESTING {
+                let name = String::from_utf8_lossy(name);
                 walk(
                     &path,
                     &format!("{prefix}{name}/"),
@@ -512,23 +532,15 @@ fn walk(
             }
             continue;
         }
-        let Some(stem) = name.strip_suffix(LOCK_SUFFIX) else {
-            continue;
-        };
-        if let Some(file_kind) = FileKind::of(&file_type) {
-            listing.problems.push(ScanProblem {
-                path,
-                kind: ProblemKind::NotRegular { file_kind },
-            });
-            continue;
+        if stem.is_some() && file_type.is_file() {
+            inspect(path, format!("{prefix}{display}"), listing, sentinel);
         }
-        inspect(path, format!("{prefix}{stem}"), listing, sentinel);
     }
     Ok(())
 }
 
-fn is_orphaned_publication(name: &str) -> bool {
-    name.starts_with(PUBLISH_PREFIX) && name.ends_with(PUBLISH_SUFFIX)
+fn is_orphaned_publication(name: &[u8]) -> bool {
+    name.starts_with(PUBLISH_PREFIX.as_bytes()) && name.ends_with(PUBLISH_SUFFIX.as_bytes())
 }
 
 /// Probes and reads one lock file and files it under live, reclaimed or problems.
@@ -591,7 +603,29 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing, sentinel: &Se
             record,
             liveness: Liveness::Pid,
         }),
-        (false, Err(err)) => move_aside(path, &file, err.to_string(), listing, sentinel),
+        (false, Err(err)) => {
+            // Not flocked and not a record we can read. Only proof that its holder is gone
+            // lets us move it: our marker (we always hold our files flocked, so unheld means
+            // the holder died), or a pid that is dead. Anything else may be the original's
+            // live lock, which holds no flock (B10): it blocks.
+            let salvaged = if bytes.len() as u64 > MAX_RECORD_BYTES {
+                // Stream the rest: the original sets no size limit, and its pid comes last.
+                match imp::reader_from_start(&file) {
+                    Ok(reader) => salvage(reader),
+                    Err(err) => return problem(listing, path, unreadable(err)),
+                }
+            } else {
+                salvage(bytes.as_slice())
+            };
+            let reason = err.to_string();
+            match salvaged.pid {
+                _ if salvaged.ours => move_aside(path, &file, reason, listing, sentinel),
+                Some(pid) if imp::pid_is_dead(pid) => {
+                    move_aside(path, &file, reason, listing, sentinel);
+                }
+                pid => problem(listing, path, ProblemKind::InvalidMaybeLive { reason, pid }),
+            }
+        }
     }
 }
 
@@ -620,10 +654,10 @@ fn reclaim(path: PathBuf, file: &File, listing: &mut LockListing, _sentinel: &Se
     }
 }
 
-/// Moves an unheld file with an invalid record to `.<name>.invalid-<pid>-<n>` beside it, so
-/// that it no longer blocks anyone but nothing is lost: hard link first (which never
-/// overwrites), then unlink the old name. Under the sentinel, for the same reason as
-/// [`reclaim`].
+/// Moves a stale file with an invalid record to `.<name>.invalid-<pid>-<n>` beside it (the
+/// name shortened to fit a file name), so that it no longer blocks anyone but nothing is lost:
+/// hard link first (which never overwrites), then unlink the old name. When that fails, the
+/// reason says why. Under the sentinel, for the same reason as [`reclaim`].
 fn move_aside(
     path: PathBuf,
     file: &File,
@@ -631,15 +665,16 @@ fn move_aside(
     listing: &mut LockListing,
     _sentinel: &Sentinel,
 ) {
-    let moved_to = (|| -> io::Result<Option<PathBuf>> {
+    let moved = (|| -> io::Result<Option<PathBuf>> {
         if !still_names(&path, file)? {
+            // Gone, or replaced by another file: not the file we judged.
             return Ok(None);
         }
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let name = path.file_name().unwrap_or_default().as_bytes();
         let dir = path.parent().unwrap_or(Path::new("."));
         let pid = imp::current_pid();
         for n in 0..100 {
-            let aside = dir.join(format!(".{name}.invalid-{pid}-{n}"));
+            let aside = dir.join(aside_name(name, pid, n));
             match imp::hard_link(&path, &aside) {
                 Ok(()) => {
                     imp::remove_file(&path)?;
@@ -649,13 +684,30 @@ fn move_aside(
                 Err(err) => return Err(err),
             }
         }
-        Ok(None)
-    })()
-    .unwrap_or(None);
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "a hundred names to move it to are all taken",
+        ))
+    })();
+    let (reason, moved_to) = match moved {
+        Ok(moved_to) => (reason, moved_to),
+        Err(err) => (format!("{reason}; moving it aside failed: {err}"), None),
+    };
     listing.problems.push(ScanProblem {
         path,
         kind: ProblemKind::Invalid { reason, moved_to },
     });
+}
+
+/// `.<name>.invalid-<pid>-<n>`, with `name` cut short so the whole fits in a file name.
+fn aside_name(name: &[u8], pid: u32, n: usize) -> OsString {
+    let suffix = format!(".invalid-{pid}-{n}");
+    let keep = name.len().min(NAME_MAX - 1 - suffix.len());
+    let mut aside = Vec::with_capacity(NAME_MAX);
+    aside.push(b'.');
+    aside.extend_from_slice(&name[..keep]);
+    aside.extend_from_slice(suffix.as_bytes());
+    OsString::from_vec(aside)
 }
 
 /// Whether `path` names, right now, the inode `file` is open on.
@@ -713,15 +765,18 @@ fn first_conflict(
 ) -> Option<Conflict> {
     if let Some(problem) = listing.problems.iter().find(|p| p.blocks()) {
         let reason = match &problem.kind {
-            ProblemKind::Unreadable { reason } | ProblemKind::HeldInvalid { reason } => reason,
-            _ => "",
+            ProblemKind::Unreadable { reason } | ProblemKind::HeldInvalid { reason } => {
+                reason.clone()
+            }
+            ProblemKind::InvalidMaybeLive { reason, pid } => {
+                format!("{reason}; {}", maybe_live_reason(*pid))
+            }
+            _ => String::new(),
         };
         return Some(Conflict {
             lock_path: problem.path.clone(),
             holder: None,
-            rule: ConflictRule::Unreadable {
-                reason: reason.to_owned(),
-            },
+            rule: ConflictRule::Unreadable { reason },
             by_this_process: false,
         });
     }
@@ -821,6 +876,28 @@ fn first_waiter_ahead(
     None
 }
 
+/// A stale file at our own name that the scan could not remove or move aside would make
+/// publication fail with a confusing `EEXIST`: say what is in the way, and why.
+fn stale_file_in_the_way(listing: &LockListing, target: &Path) -> Result<(), Error> {
+    for problem in listing.problems.iter().filter(|p| p.path == target) {
+        if let ProblemKind::Invalid {
+            reason,
+            moved_to: None,
+        }
+        | ProblemKind::ReclaimFailed { reason } = &problem.kind
+        {
+            if imp::path_id(target).ok().flatten().is_some() {
+                return Err(Error::at_path(
+                    ErrorKind::Io,
+                    target,
+                    format!("a stale lock file is in the way and could not be removed ({reason})"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A holder's scope as compared: absolute entries as recorded (normalised when acquired);
 /// relative ones, which only legacy files have, normalised here as the original does.
 fn holder_scope(record: &LockRecord) -> Vec<String> {
@@ -850,15 +927,11 @@ pub(crate) fn publish(
     record: &LockRecord,
     _sentinel: &Sentinel,
 ) -> Result<(File, FileId), Error> {
+    let json = readable_json(record, target)?;
     let dir = target.parent().unwrap_or(running_dir);
     ensure_real_directories(running_dir, dir)?;
-    let staged = imp::stage(
-        dir,
-        PUBLISH_PREFIX,
-        PUBLISH_SUFFIX,
-        record.to_json().as_bytes(),
-    )
-    .map_err(|err| Error::io("cannot write a new lock file in", dir, err))?;
+    let staged = imp::stage(dir, PUBLISH_PREFIX, PUBLISH_SUFFIX, json.as_bytes())
+        .map_err(|err| Error::io("cannot write a new lock file in", dir, err))?;
     let staged_path = staged.path().to_path_buf();
     let locked = imp::try_lock_exclusive(staged.as_file())
         .map_err(|err| Error::io("cannot lock", &staged_path, err))?;
@@ -886,6 +959,37 @@ pub(crate) fn publish(
     })?;
     let id = imp::file_id(&file).map_err(|err| Error::io("cannot stat", target, err))?;
     Ok((file, id))
+}
+
+/// The JSON of `record`, refused if a scan could not read it back as the same record (B10): a
+/// record over [`MAX_RECORD_BYTES`], the one limit writer and reader share, would block every
+/// acquire in the directory as an unreadable live lock.
+fn readable_json(record: &LockRecord, target: &Path) -> Result<String, Error> {
+    let json = record.to_json();
+    if json.len() as u64 > MAX_RECORD_BYTES {
+        return Err(Error::input(
+            ErrorKind::InvalidScope,
+            format!(
+                "the lock record for {} would be {} bytes, over the limit of {MAX_RECORD_BYTES} \
+                 bytes (MAX_RECORD_BYTES) that readers accept; the scope has {} entries: lock \
+                 fewer, shorter paths (a common parent directory)",
+                target.display(),
+                json.len(),
+                record.scope().len()
+            ),
+        ));
+    }
+    match LockRecord::from_json(json.as_bytes()) {
+        Ok(read_back) if read_back == *record => Ok(json),
+        _ => Err(Error::input(
+            ErrorKind::InvalidScope,
+            format!(
+                "the lock record for {} would not read back as written; this is a bug in \
+                 scope-lock",
+                target.display()
+            ),
+        )),
+    }
 }
 
 /// Creates the directories of a nested stem, refusing any that is not a real directory: a
@@ -1123,9 +1227,9 @@ mod tests {
 
     #[test]
     fn orphaned_publications_are_recognised_by_name_only() {
-        assert!(is_orphaned_publication(".scope-lock-publish-AbC123.tmp"));
-        assert!(!is_orphaned_publication(".acquire.lock"));
-        assert!(!is_orphaned_publication(".x.lock.invalid-1-0"));
-        assert!(!is_orphaned_publication("scope-lock-publish-x.tmp"));
+        assert!(is_orphaned_publication(b".scope-lock-publish-AbC123.tmp"));
+        assert!(!is_orphaned_publication(b".acquire.lock"));
+        assert!(!is_orphaned_publication(b".x.lock.invalid-1-0"));
+        assert!(!is_orphaned_publication(b"scope-lock-publish-x.tmp"));
     }
 }

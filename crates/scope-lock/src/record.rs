@@ -23,10 +23,14 @@
 //! `from_json` refuses).
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind};
+use crate::python_json::{
+    JsonBytes, path_from_json, push_json_path, push_json_string, text_from_json,
+};
 
 /// Lock files larger than this are not lock records; reading stops here so that a huge file
 /// cannot stall a scan or exhaust memory.
@@ -40,7 +44,10 @@ pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 #[serde(try_from = "RawRecord")]
 pub struct LockRecord {
     loop_name: String,
+    /// The scope as text (bytes that are not UTF-8 shown as U+FFFD), for people.
     scope: Vec<String>,
+    /// The scope as the paths it names, byte for byte: what overlap is decided on.
+    paths: Vec<PathBuf>,
     pid: u32,
     started_at: String,
     singleton: bool,
@@ -48,14 +55,16 @@ pub struct LockRecord {
 }
 
 /// A record as parsed, before the checks that make it a [`LockRecord`]. Private: the only way
-/// to a `LockRecord` from outside is through those checks.
+/// to a `LockRecord` from outside is through those checks. Strings are read as bytes, so that
+/// the lone surrogates Python writes for file names that are not UTF-8 are accepted (see
+/// [`crate::python_json`]).
 #[derive(Deserialize)]
 struct RawRecord {
-    loop_name: String,
+    loop_name: JsonBytes,
     #[serde(deserialize_with = "scope_list_or_legacy_string")]
-    scope: Vec<String>,
+    scope: Vec<JsonBytes>,
     pid: u32,
-    started_at: String,
+    started_at: JsonBytes,
     #[serde(default)]
     singleton: bool,
     #[serde(default)]
@@ -71,11 +80,14 @@ impl TryFrom<RawRecord> for LockRecord {
         if raw.pid == 0 || i32::try_from(raw.pid).is_err() {
             return Err(format!("pid {} is not a process id", raw.pid));
         }
+        let scope = raw.scope.iter().map(text_from_json).collect();
+        let paths = raw.scope.into_iter().map(path_from_json).collect();
         Ok(Self {
-            loop_name: raw.loop_name,
-            scope: raw.scope,
+            loop_name: text_from_json(&raw.loop_name),
+            scope,
+            paths,
             pid: raw.pid,
-            started_at: raw.started_at,
+            started_at: text_from_json(&raw.started_at),
             singleton: raw.singleton,
             liveness: raw.liveness,
         })
@@ -110,6 +122,7 @@ impl LockRecord {
     ) -> Self {
         Self {
             loop_name: loop_name.into(),
+            paths: scope.iter().map(PathBuf::from).collect(),
             scope,
             pid,
             started_at: started_at.into(),
@@ -138,6 +151,7 @@ impl LockRecord {
     pub(crate) fn for_new_lock(loop_name: &str, scope: Vec<String>, singleton: bool) -> Self {
         Self {
             loop_name: loop_name.to_owned(),
+            paths: scope.iter().map(PathBuf::from).collect(),
             scope,
             pid: crate::sys::imp::current_pid(),
             started_at: now_iso8601(),
@@ -151,9 +165,16 @@ impl LockRecord {
         &self.loop_name
     }
 
-    /// The locked paths, as the holder normalised them.
+    /// The locked paths, as the holder normalised them, as text: a byte of a path that is
+    /// not UTF-8 (which only the original can write) shows as U+FFFD. Overlap is decided on
+    /// [`scope_paths`](Self::scope_paths).
     pub fn scope(&self) -> &[String] {
         &self.scope
+    }
+
+    /// The locked paths byte for byte, as the holder named them.
+    pub fn scope_paths(&self) -> &[PathBuf] {
+        &self.paths
     }
 
     /// The process that acquired the lock.
@@ -202,16 +223,16 @@ impl LockRecord {
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(128);
         out.push_str("{\"loop_name\": ");
-        push_python_json_string(&mut out, &self.loop_name);
+        push_json_string(&mut out, &self.loop_name);
         out.push_str(", \"scope\": [");
-        for (i, path) in self.scope.iter().enumerate() {
+        for (i, path) in self.paths.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
-            push_python_json_string(&mut out, path);
+            push_json_path(&mut out, path);
         }
         let _ = write!(out, "], \"pid\": {}, \"started_at\": ", self.pid);
-        push_python_json_string(&mut out, &self.started_at);
+        push_json_string(&mut out, &self.started_at);
         if self.singleton {
             out.push_str(", \"singleton\": true");
         }
@@ -231,45 +252,35 @@ pub(crate) fn now_iso8601() -> String {
         .to_string()
 }
 
-/// Appends `s` as a JSON string the way Python's `json.dump` does with `ensure_ascii=True`:
-/// printable ASCII as is, the short escapes, everything else as `\uXXXX` (UTF-16 units).
-fn push_python_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-    out.push('"');
-}
-
-fn scope_list_or_legacy_string<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+/// A list of path strings, or (legacy files) one path string read as a one-element list.
+fn scope_list_or_legacy_string<'de, D>(deserializer: D) -> Result<Vec<JsonBytes>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged, expecting = "a list of path strings or a single path string")]
-    enum Scope {
-        List(Vec<String>),
-        Legacy(String),
+    struct ScopeVisitor;
+    impl<'de> serde::de::Visitor<'de> for ScopeVisitor {
+        type Value = Vec<JsonBytes>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of path strings or a single path string")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut paths = Vec::new();
+            while let Some(path) = seq.next_element::<JsonBytes>()? {
+                paths.push(path);
+            }
+            Ok(paths)
+        }
+        // A legacy string arrives here only when it is valid UTF-8: serde_json cannot hand
+        // `deserialize_any` a lone surrogate. Such a file is then read as unparsable, and its
+        // pid decides (see the scan).
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![JsonBytes(v.as_bytes().to_vec())])
+        }
     }
-    Ok(match Scope::deserialize(deserializer)? {
-        Scope::List(paths) => paths,
-        Scope::Legacy(path) => vec![path],
-    })
+    deserializer.deserialize_any(ScopeVisitor)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorKind};
 pub(crate) const LOCK_SUFFIX: &str = ".lock";
 
 /// The longest file name most filesystems allow (`NAME_MAX`).
-const NAME_MAX: usize = 255;
+pub(crate) const NAME_MAX: usize = 255;
 
 /// How many directories a nested name may have (`a/b/c` has two). Scans descend exactly this
 /// deep, so every name a request may have is one a scan sees.

@@ -109,7 +109,7 @@ fn corrupt_records() -> Vec<(&'static str, Vec<u8>)> {
         ("null", b"null".to_vec()),
         ("not-utf8", b"\xff\xfe\x00garbage".to_vec()),
         ("missing-key", br#"{"loop_name": "bad", "pid": 1}"#.to_vec()),
-        ("string-pid", with_pid(r#""123""#)),
+        ("string-pid", with_pid(r#""not-a-pid""#)),
         ("null-pid", with_pid("null")),
         ("zero-pid", with_pid("0")),
         ("negative-pid", with_pid("-4")),
@@ -491,7 +491,8 @@ fn a_sentinel_that_is_a_fifo_is_refused_without_hanging() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn corrupt_unheld_lock_files_are_reported_by_path_and_moved_aside_byte_for_byte() -> TestResult {
+fn corrupt_unheld_lock_files_without_proof_of_staleness_block_and_are_left_byte_for_byte()
+-> TestResult {
     let f = fixture()?;
     f.init()?;
     let mut written = write_corrupt_files(f.running())?;
@@ -507,15 +508,58 @@ fn corrupt_unheld_lock_files_are_reported_by_path_and_moved_aside_byte_for_byte(
             .iter()
             .find(|p| p.path() == path)
             .ok_or_else(|| format!("{} is not reported", path.display()))?;
-        assert!(!problem.blocks(), "{problem}");
-        let ProblemKind::Invalid { reason, moved_to } = problem.kind() else {
+        // No marker of ours and no dead pid: it may be the original's live lock (B10).
+        assert!(problem.blocks(), "{problem}");
+        let ProblemKind::InvalidMaybeLive { reason, .. } = problem.kind() else {
             return Err(format!("{}: {:?}", path.display(), problem.kind()).into());
         };
         assert!(!reason.is_empty());
         assert!(problem.to_string().contains(&path.display().to_string()));
-        let moved_to = moved_to
-            .as_ref()
-            .ok_or_else(|| format!("{} was not moved aside", path.display()))?;
+        assert_eq!(&fs::read(path)?, bytes, "{} was changed", path.display());
+    }
+    let conflict = expect_conflict(f.acquire("unrelated", "src"));
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Unreadable { .. }),
+        "{conflict}"
+    );
+    for (path, bytes) in &written {
+        assert_eq!(&fs::read(path)?, bytes, "{} was changed", path.display());
+    }
+    Ok(())
+}
+
+#[test]
+fn corrupt_unheld_lock_files_of_a_dead_pid_are_moved_aside_byte_for_byte() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let dead = format!(r#"{{"loop_name": "x", "scope": 5, "pid": {DEAD_PID}}}"#).into_bytes();
+    let cut = format!(r#"{{"loop_name": "x", "pid": {DEAD_PID}, "scope": ["/a", "#).into_bytes();
+    let ours = br#"{"loop_name": "x", "scope": 5, "pid": 1, "liveness": "flock"}"#.to_vec();
+    let mut written = Vec::new();
+    for (name, bytes) in [("dead", dead), ("cut", cut), ("ours", ours)] {
+        for dir in ["", "nested/dir/"] {
+            written.push((
+                f.write_lock_file(&format!("{dir}{name}"), &bytes)?,
+                bytes.clone(),
+            ));
+        }
+    }
+    let listing = f.locks.list_locks()?;
+    assert_eq!(listing.problems().len(), written.len(), "{listing:#?}");
+    for (path, bytes) in &written {
+        let problem = listing
+            .problems()
+            .iter()
+            .find(|p| p.path() == path)
+            .ok_or_else(|| format!("{} is not reported", path.display()))?;
+        assert!(!problem.blocks(), "{problem}");
+        let ProblemKind::Invalid {
+            moved_to: Some(moved_to),
+            ..
+        } = problem.kind()
+        else {
+            return Err(format!("{} was not moved aside: {problem}", path.display()).into());
+        };
         assert_eq!(moved_to.parent(), path.parent(), "{}", moved_to.display());
         let aside_name = moved_to
             .file_name()
@@ -533,6 +577,8 @@ fn corrupt_unheld_lock_files_are_reported_by_path_and_moved_aside_byte_for_byte(
     // Moved aside means scans no longer see them, and they stay where they were put.
     let again = f.locks.list_locks()?;
     assert!(again.problems().is_empty(), "{again:#?}");
+    let guard = f.acquire("unrelated", "src")?;
+    guard.release()?;
     for (path, bytes) in &written {
         let dir = path.parent().ok_or("no parent")?;
         assert_eq!(
@@ -546,46 +592,21 @@ fn corrupt_unheld_lock_files_are_reported_by_path_and_moved_aside_byte_for_byte(
 }
 
 #[test]
-fn corrupt_unheld_lock_files_do_not_make_acquires_of_unrelated_scopes_fail() -> TestResult {
-    let f = fixture()?;
-    f.init()?;
-    let written = write_corrupt_files(f.running())?;
-    let request = f.request("unrelated", "src");
-    assert_eq!(f.locks.find_conflict(&request)?, None);
-    // find_conflict already moved them aside; put them back for the acquire to meet.
-    let written_again = write_corrupt_files(f.running())?;
-    assert_eq!(written.len(), written_again.len());
-    let guard = f.locks.try_acquire(&request)?;
-    for (path, bytes) in &written {
-        assert!(!path.exists(), "{} still in the way", path.display());
-        // Once by find_conflict, once by the acquire: both copies kept.
-        assert_eq!(
-            dot_files_holding(f.running(), bytes)?.len(),
-            2,
-            "{}",
-            path.display()
-        );
-    }
-    guard.release()?;
-    Ok(())
-}
-
-#[test]
-fn a_corrupt_unheld_file_at_our_own_name_is_moved_aside_and_the_acquire_succeeds() -> TestResult {
+fn a_corrupt_unheld_file_of_a_dead_pid_at_our_own_name_is_moved_aside_and_the_acquire_succeeds()
+-> TestResult {
     let f = fixture()?;
     f.init()?;
     let path = f.running().join("mine.lock");
-    fs::write(&path, "garbage from a crashed writer")?;
+    // A writer that crashed mid-write, whose pid is gone.
+    let garbage = format!(r#"{{"loop_name": "mine", "pid": {DEAD_PID}, "sco"#);
+    fs::write(&path, &garbage)?;
     let guard = f.acquire("mine", "src")?;
     assert_eq!(guard.path(), path);
     assert_eq!(
         LockRecord::from_json(&fs::read(&path)?)?,
         guard.record().clone()
     );
-    assert_eq!(
-        dot_files_holding(f.running(), b"garbage from a crashed writer")?.len(),
-        1
-    );
+    assert_eq!(dot_files_holding(f.running(), garbage.as_bytes())?.len(), 1);
     guard.release()?;
     Ok(())
 }
@@ -595,7 +616,8 @@ fn a_corrupt_lock_file_whose_flock_is_held_blocks_acquires_as_unreadable() -> Te
     let f = fixture()?;
     f.init()?;
     let path = f.running().join("held-garbage.lock");
-    let bytes = br#"{"loop_name": "half"#;
+    // Our marker: once unheld, its holder is provably gone.
+    let bytes = br#"{"liveness": "flock", "loop_name": "half"#;
     fs::write(&path, bytes)?;
     let holder = File::open(&path)?;
     // A holder outside the library: the library has no way to flock an invalid record.

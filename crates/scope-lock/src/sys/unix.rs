@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, FileType, Metadata, OpenOptions, Permissions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,19 +51,17 @@ fn lock_dir_open_flags() -> i32 {
     (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32
 }
 
-/// Opens (creating if needed) the directory sentinel `.running/.acquire.lock`.
+/// Opens (creating if needed) the directory sentinel `.running/.acquire.lock`, read-only.
 ///
-/// It is not truncated: it is empty by convention and there is nothing to gain by writing to a
-/// file we did not create.
+/// `flock` needs no write access, and nothing is ever written to the sentinel (it is empty by
+/// convention; unlike the original we never truncate it), so a user who may only read the
+/// directory can still list it. Creating it, when missing, needs write access to the
+/// directory. std's `OpenOptions` refuses `create` without `write`, hence rustix.
 pub(crate) fn open_sentinel(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .custom_flags(lock_dir_open_flags())
-        .open(path)
+    let flags =
+        OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, rustix::fs::Mode::from_raw_mode(0o644))?;
+    Ok(File::from(fd))
 }
 
 /// Opens an existing lock file read-only, for probing its flock and reading its record.
@@ -111,6 +109,18 @@ pub(crate) fn read_up_to(file: &File, limit: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A reader of `file` from its first byte, for streaming a file too large to read whole.
+pub(crate) fn reader_from_start(file: &File) -> io::Result<impl Read + '_> {
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(0))?;
+    Ok(io::BufReader::new(reader))
+}
+
+/// The absolute form of `path` against the current directory (no symlinks resolved).
+pub(crate) fn absolute(path: &Path) -> io::Result<PathBuf> {
+    std::path::absolute(path)
+}
+
 /// `unlink`.
 pub(crate) fn remove_file(path: &Path) -> io::Result<()> {
     fs::remove_file(path)
@@ -152,15 +162,24 @@ pub(crate) fn read_dir(dir: &Path) -> io::Result<impl Iterator<Item = io::Result
     }))
 }
 
+/// The mode of published lock files: see [`stage`].
+pub(crate) const LOCK_FILE_MODE: u32 = 0o444;
+
 /// A file being published: a fresh, uniquely named file in the target's directory.
 pub(crate) type Staged = tempfile::NamedTempFile;
 
-/// Creates `<dir>/<prefix><random><suffix>` (mode 0644, `O_EXCL`) and writes `bytes` to it.
+/// Creates `<dir>/<prefix><random><suffix>` (`O_EXCL`) and writes `bytes` to it.
+///
+/// The file is read-only for everyone (mode 0444; the descriptor that writes it was opened
+/// when it was created). Nobody has reason to write a published lock file, and the original
+/// overwrites a live lock of the same name with `open(path, "w")`, which truncates it: with
+/// this mode that open fails with `EACCES` for every user but root, so the original reports
+/// an error instead of silently taking the holder's lock. Root bypasses file modes.
 pub(crate) fn stage(dir: &Path, prefix: &str, suffix: &str, bytes: &[u8]) -> io::Result<Staged> {
     let mut staged = tempfile::Builder::new()
         .prefix(prefix)
         .suffix(suffix)
-        .permissions(Permissions::from_mode(0o644))
+        .permissions(Permissions::from_mode(LOCK_FILE_MODE))
         .tempfile_in(dir)?;
     staged.write_all(bytes)?;
     Ok(staged)
@@ -458,7 +477,12 @@ pub(crate) fn unreliable_flock_filesystem(file: &File) -> io::Result<Option<&'st
     Ok(unreliable_flock_magic(stat.f_type as u32))
 }
 
-/// The filesystems of linux/magic.h whose flock we do not trust, by `f_type`.
+/// The filesystems whose flock we do not trust, by `f_type` (linux/magic.h and the
+/// filesystems' own headers). Network and cluster filesystems either emulate flock with their
+/// own lock protocol (whose guarantees and failure modes differ from one version or mount
+/// option to the next) or keep it local to one client. FUSE passes flock to the userspace
+/// daemon when it asks for it (sshfs, GlusterFS's native client, and others), so what a
+/// lock excludes depends on that daemon; `statfs` cannot tell which daemon it is.
 #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 fn unreliable_flock_magic(magic: u32) -> Option<&'static str> {
     match magic {
@@ -467,6 +491,11 @@ fn unreliable_flock_magic(magic: u32) -> Option<&'static str> {
         0xFE53_4D42 => Some("SMB2"),
         0x517B => Some("SMB"),
         0x0102_1997 => Some("9p"),
+        0x6573_5546 => Some("FUSE (sshfs, GlusterFS and other userspace filesystems)"),
+        0x00C3_6400 => Some("CephFS"),
+        0x0BD0_0BD0 => Some("Lustre"),
+        0x5346_414F => Some("AFS"),
+        0x6B41_4653 => Some("AFS (kAFS)"),
         _ => None,
     }
 }
@@ -515,9 +544,29 @@ mod tests {
 
     #[test]
     fn network_filesystems_are_recognised_and_local_ones_are_not() -> io::Result<()> {
-        assert_eq!(unreliable_flock_magic(0x6969), Some("NFS"));
-        assert_eq!(unreliable_flock_magic(0xFE53_4D42), Some("SMB2"));
-        assert_eq!(unreliable_flock_magic(0x0102_1997), Some("9p"));
+        // (f_type, a word the name must contain), from the kernel's and the filesystems'
+        // headers.
+        let unreliable = [
+            (0x6969, "NFS"),
+            (0xFF53_4D42, "CIFS"),
+            (0xFE53_4D42, "SMB2"),
+            (0x517B, "SMB"),
+            (0x0102_1997, "9p"),
+            (0x6573_5546, "FUSE"),
+            (0x6573_5546, "GlusterFS"),
+            (0x6573_5546, "sshfs"),
+            (0x00C3_6400, "CephFS"),
+            (0x0BD0_0BD0, "Lustre"),
+            (0x5346_414F, "AFS"),
+            (0x6B41_4653, "AFS"),
+        ];
+        for (magic, name) in unreliable {
+            let found = unreliable_flock_magic(magic);
+            assert!(
+                found.is_some_and(|found| found.contains(name)),
+                "{magic:#x} should be {name}, is {found:?}"
+            );
+        }
         // ext4, tmpfs, btrfs, xfs, overlayfs
         for local in [0xEF53, 0x0102_1994, 0x9123_683E, 0x5846_5342, 0x794C_7630] {
             assert_eq!(unreliable_flock_magic(local), None, "{local:#x}");

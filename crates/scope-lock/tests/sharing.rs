@@ -1,0 +1,456 @@
+//! Sharing `.running/` with the original manager and with whatever people and crashes leave
+//! there (issue 7): a file we did not write is never moved aside or reclaimed unless it is
+//! provably stale (B10), every `*.lock` name is seen, we never publish what we cannot read
+//! back, a guard releases its own file wherever the process's current directory has gone, and
+//! listing needs read access only.
+//!
+//! Tests that need another current directory or another user run part of themselves in a child
+//! process: this test binary again, filtered to the ignored [`child_entry`], with the role in
+//! [`ROLE`]. As root (CI containers) the child drops to `nobody` (uid 65534) with
+//! `CommandExt::uid`; as an ordinary user it already is one.
+
+mod common;
+
+use std::env;
+use std::error::Error;
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::{DEAD_PID, TestResult, expect_conflict, fixture};
+use scope_lock::{
+    AcquireError, ConflictRule, ErrorKind, LockManager, LockRecord, LockRequest, ProblemKind,
+};
+
+const STARTED: &str = "2026-01-01T00:00:00.000000+00:00";
+
+/// The unprivileged user a root test process runs its child as.
+const NOBODY: u32 = 65534;
+
+/// A process that is alive and is not one of our ancestors (so the ancestor rule cannot be
+/// what keeps its lock): `cat` waiting on a pipe. Dropping it closes the pipe and reaps it.
+struct LiveProcess(Child);
+
+impl LiveProcess {
+    fn spawn() -> Result<Self, Box<dyn Error>> {
+        Ok(Self(
+            Command::new("cat")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()?,
+        ))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for LiveProcess {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+/// The bytes Python's `json.dump` writes for a record of the original whose strings are given
+/// already escaped (so a test can put in `\udce9`, as `surrogateescape` produces).
+fn python_record(loop_name: &str, scope: &[&str], pid: u32) -> Vec<u8> {
+    let scope: Vec<String> = scope.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        r#"{{"loop_name": "{loop_name}", "scope": [{}], "pid": {pid}, "started_at": "{STARTED}"}}"#,
+        scope.join(", ")
+    )
+    .into_bytes()
+}
+
+/// Asserts that the file at `path` is still there with exactly `bytes`.
+#[track_caller]
+fn assert_untouched(path: &Path, bytes: &[u8]) {
+    match fs::read(path) {
+        Ok(now) => assert!(now == bytes, "{} was changed", path.display()),
+        Err(err) => panic!("{} is gone: {err}", path.display()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect 1: the original's live lock that our parser once refused
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_live_original_lock_with_surrogate_escapes_blocks_and_stays() -> TestResult {
+    let f = fixture()?;
+    let holder = LiveProcess::spawn()?;
+    // Python writes the non-UTF-8 byte 0xE9 of a path as the lone surrogate \udce9.
+    let theirs = format!("{}/caf\\udce9", f.root.display());
+    let bytes = python_record("caf\\udce9", &[&theirs], holder.pid());
+    let path = f.write_lock_file("original", &bytes)?;
+
+    let conflict = expect_conflict(f.acquire("mine", ""));
+    assert_eq!(conflict.lock_path(), path, "{conflict}");
+    assert_eq!(conflict.holder().map(LockRecord::pid), Some(holder.pid()));
+    assert_untouched(&path, &bytes);
+    Ok(())
+}
+
+#[test]
+fn an_unparsable_file_without_our_marker_is_kept_while_its_pid_lives() -> TestResult {
+    let f = fixture()?;
+    let holder = LiveProcess::spawn()?;
+    // A record the original could write but that is not one we accept (scope a number).
+    let bytes = format!(
+        r#"{{"loop_name": "x", "scope": 5, "pid": {}, "started_at": "{STARTED}"}}"#,
+        holder.pid()
+    )
+    .into_bytes();
+    let path = f.write_lock_file("odd", &bytes)?;
+
+    let conflict = expect_conflict(f.acquire("mine", "src"));
+    assert_eq!(conflict.lock_path(), path, "{conflict}");
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Unreadable { reason } if reason.contains("alive")),
+        "{conflict}"
+    );
+    let listing = f.locks.list_locks()?;
+    let problem = listing
+        .problems()
+        .iter()
+        .find(|p| p.path() == path)
+        .ok_or("the file is not reported")?;
+    assert!(problem.blocks(), "{problem}");
+    assert_untouched(&path, &bytes);
+
+    // Once its pid is gone it is provably stale: moved aside, content kept.
+    drop(holder);
+    let guard = f.acquire("mine", "src")?;
+    assert!(!path.exists(), "a stale file is still in the way");
+    guard.release()?;
+    Ok(())
+}
+
+#[test]
+fn an_unparsable_file_without_our_marker_and_without_a_pid_blocks_and_is_reported() -> TestResult {
+    let f = fixture()?;
+    // What the original leaves after truncating and before writing, or a crash mid-write.
+    let bytes = br#"{"loop_name": "half", "sco"#.to_vec();
+    let path = f.write_lock_file("torn", &bytes)?;
+
+    let conflict = expect_conflict(f.acquire("mine", "src"));
+    assert_eq!(conflict.lock_path(), path, "{conflict}");
+    assert!(
+        conflict.to_string().contains(&path.display().to_string()),
+        "{conflict}"
+    );
+    assert_untouched(&path, &bytes);
+    Ok(())
+}
+
+#[test]
+fn a_live_original_lock_larger_than_the_record_limit_blocks_and_stays() -> TestResult {
+    let f = fixture()?;
+    let holder = LiveProcess::spawn()?;
+    // Python has no size limit: 3000 long paths are about 2.3 MB of JSON.
+    let long: Vec<String> = (0..3000)
+        .map(|i| format!("{}/{}-{i}", f.root.display(), "p".repeat(760)))
+        .collect();
+    let refs: Vec<&str> = long.iter().map(String::as_str).collect();
+    let bytes = python_record("big", &refs, holder.pid());
+    assert!(bytes.len() as u64 > scope_lock::MAX_RECORD_BYTES);
+    let path = f.write_lock_file("big", &bytes)?;
+
+    let conflict = expect_conflict(f.acquire("mine", "src"));
+    assert_eq!(conflict.lock_path(), path, "{conflict}");
+    assert_untouched(&path, &bytes);
+
+    drop(holder);
+    let guard = f.acquire("mine", "src")?;
+    assert!(!path.exists(), "a stale oversized file is still in the way");
+    guard.release()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect 2: file names that are not UTF-8
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_live_original_lock_whose_name_is_not_utf8_is_seen() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let holder = LiveProcess::spawn()?;
+    let bytes = python_record("caf\\udce9", &[&f.path("src")], holder.pid());
+    let path = f
+        .running()
+        .join(OsStr::from_bytes(b"caf\xe9-20260101.lock"));
+    fs::write(&path, &bytes)?;
+
+    let listing = f.locks.list_locks()?;
+    assert!(
+        listing.locks().iter().any(|lock| lock.path() == path),
+        "not listed: {listing:#?}"
+    );
+    let conflict = expect_conflict(f.acquire("mine", "src/lib.rs"));
+    assert_eq!(conflict.lock_path(), path, "{conflict}");
+    assert_untouched(&path, &bytes);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect 3: a record too large to read back is never published
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_scope_too_large_to_read_back_is_refused_before_publishing() -> TestResult {
+    let f = fixture()?;
+    let scope: Vec<String> = (0..5000)
+        .map(|i| f.path(&format!("{}-{i}", "s".repeat(240))))
+        .collect();
+    let huge = LockRequest::new("huge").scope(scope);
+    // Not `expect_failure`: printing a guard of this scope would be megabytes.
+    let err = match f.locks.try_acquire(&huge) {
+        Err(AcquireError::Failed(err)) => err,
+        Err(AcquireError::Conflict(conflict)) => return Err(format!("conflict: {conflict}").into()),
+        Ok(guard) => {
+            let published = fs::metadata(guard.path())?.len();
+            return Err(format!("published a record of {published} bytes").into());
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::InvalidScope, "{err}");
+    let limit = scope_lock::MAX_RECORD_BYTES.to_string();
+    assert!(
+        err.to_string().contains(&limit),
+        "the limit is not named: {err}"
+    );
+    assert!(f.lock_files()?.is_empty(), "{:?}", f.lock_files()?);
+
+    // Nothing was published, so everyone else can still acquire.
+    let guard = f.acquire("other", "elsewhere")?;
+    guard.release()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect 5: moving aside long names
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_stale_invalid_file_with_the_longest_name_is_moved_aside_and_its_name_acquired() -> TestResult {
+    let f = fixture()?;
+    let stem = "n".repeat(250); // `<stem>.lock` is 255 bytes, the longest file name
+    let bytes = format!(r#"{{"loop_name": "x", "scope": 5, "pid": {DEAD_PID}}}"#).into_bytes();
+    let path = f.write_lock_file(&stem, &bytes)?;
+
+    let listing = f.locks.list_locks()?;
+    let problem = listing
+        .problems()
+        .iter()
+        .find(|p| p.path() == path)
+        .ok_or("not reported")?;
+    let ProblemKind::Invalid {
+        moved_to: Some(aside),
+        ..
+    } = problem.kind()
+    else {
+        return Err(format!("not moved aside: {problem}").into());
+    };
+    assert_eq!(fs::read(aside)?, bytes);
+    assert!(aside.file_name().is_some_and(|n| n.len() <= 255));
+
+    f.write_lock_file(&stem, &bytes)?;
+    let guard = f.acquire(&stem, "src")?;
+    assert_eq!(guard.path(), path);
+    guard.release()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect 6: a directory named like a lock
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_directory_named_like_a_lock_is_reported_and_left_alone() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let dir = f.running().join("x.lock");
+    fs::create_dir(&dir)?;
+    let listing = f.locks.list_locks()?;
+    let problem = listing
+        .problems()
+        .iter()
+        .find(|p| p.path() == dir)
+        .ok_or_else(|| format!("not reported: {listing:#?}"))?;
+    assert!(
+        matches!(problem.kind(), ProblemKind::NotRegular { .. }),
+        "{problem}"
+    );
+    assert!(problem.to_string().contains("directory"), "{problem}");
+    assert!(!problem.blocks(), "{problem}");
+    assert!(dir.is_dir());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defects 4, 7, 9: other directories and other users, in a child process
+// ---------------------------------------------------------------------------------------------
+
+/// Which part a child process plays, and the directory it works in.
+const ROLE: &str = "SCOPE_LOCK_SHARING_ROLE";
+const ARG: &str = "SCOPE_LOCK_SHARING_ARG";
+
+/// Runs [`child_entry`] in a child process as `role` with `arg`, from `cwd`, as `nobody` when
+/// `unprivileged` and this process is root. Returns the lines it reported (`said: ...`).
+fn run_child(
+    role: &str,
+    arg: &Path,
+    cwd: &Path,
+    unprivileged: bool,
+) -> Result<Vec<String>, Box<dyn Error>> {
+    let mut command = Command::new(env::current_exe()?);
+    command
+        .args(["--exact", "child_entry", "--include-ignored", "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env(ROLE, role)
+        .env(ARG, arg)
+        .current_dir(cwd);
+    if unprivileged && rustix::process::geteuid().is_root() {
+        command.uid(NOBODY).gid(NOBODY);
+    }
+    let output = command.output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "child `{role}` failed: {}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(stdout
+        .lines()
+        .filter_map(|line| line.split_once("said: "))
+        .map(|(_, said)| said.to_owned())
+        .collect())
+}
+
+/// Gives `path` and everything in it to `nobody` when we are root, so a child running as
+/// `nobody` owns the project as its user would.
+fn give_to_child_user(path: &Path) -> TestResult {
+    if !rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    chown(path, Some(NOBODY), Some(NOBODY))?;
+    if fs::symlink_metadata(path)?.is_dir() {
+        for entry in fs::read_dir(path)? {
+            give_to_child_user(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Not a test by itself: the entry point of the child processes the tests above start.
+#[test]
+#[ignore = "entry point of child processes; runs only when a test starts it with a role"]
+fn child_entry() -> TestResult {
+    let Ok(role) = env::var(ROLE) else {
+        return Ok(());
+    };
+    let arg = PathBuf::from(env::var_os(ARG).ok_or("no argument")?);
+    match role.as_str() {
+        // Acquire with the relative default directory, move away, release.
+        "release-after-chdir" => {
+            let locks = LockManager::default();
+            let guard = locks.try_acquire(&LockRequest::new("rel").scope(["src"]))?;
+            let path = env::current_dir()?.join(guard.path());
+            env::set_current_dir(&arg)?;
+            guard.release()?;
+            println!("said: released; file exists: {}", path.exists());
+        }
+        // List a directory this user may read but not write.
+        "list" => {
+            let listing = LockManager::new(&arg).list_locks()?;
+            for lock in listing.locks() {
+                println!("said: lock {}", lock.stem());
+            }
+            for problem in listing.problems() {
+                println!("said: problem {problem}");
+            }
+        }
+        // Acquire, then do what the original does to a lock file of the same name.
+        "truncate-own-lock" => {
+            let locks = LockManager::new(&arg);
+            let guard = locks.try_acquire(&LockRequest::new("ours").scope(["/nowhere"]))?;
+            let opened = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(guard.path());
+            match opened {
+                Ok(_) => println!("said: opened for writing"),
+                Err(err) => println!("said: refused: {:?}", err.kind()),
+            }
+            let bytes = fs::read(guard.path())?;
+            println!(
+                "said: record intact: {}",
+                LockRecord::from_json(&bytes)? == *guard.record()
+            );
+            guard.release()?;
+        }
+        other => return Err(format!("unknown role {other}").into()),
+    }
+    Ok(())
+}
+
+#[test]
+fn a_release_after_chdir_removes_the_lock_file() -> TestResult {
+    let f = fixture()?;
+    let elsewhere = f.root.join("elsewhere");
+    fs::create_dir(&elsewhere)?;
+    let said = run_child("release-after-chdir", &elsewhere, &f.root, false)?;
+    assert_eq!(said, ["released; file exists: false"]);
+    assert!(
+        f.lock_files()?.is_empty(),
+        "left behind: {:?}",
+        f.lock_files()?
+    );
+    assert!(
+        elsewhere.read_dir()?.next().is_none(),
+        "wrote into the new cwd"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_user_who_can_only_read_the_directory_can_list_it() -> TestResult {
+    let f = fixture()?;
+    let holder = LiveProcess::spawn()?;
+    f.write_lock_file(
+        "theirs",
+        &python_record("theirs", &[&f.path("src")], holder.pid()),
+    )?;
+    // Created by an acquire of the directory's owner; readable by all, writable by none else.
+    fs::write(f.running().join(".acquire.lock"), "")?;
+    for path in [&f.root, &f.loops_dir(), &f.running().to_path_buf()] {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    }
+    let said = run_child("list", &f.loops_dir(), &f.root, true)?;
+    assert_eq!(said, ["lock theirs"]);
+    Ok(())
+}
+
+#[test]
+fn the_originals_truncating_open_of_a_live_lock_fails_for_its_owner() -> TestResult {
+    let f = fixture()?;
+    let loops = f.loops_dir();
+    fs::create_dir_all(&loops)?;
+    give_to_child_user(&f.root)?;
+    let said = run_child("truncate-own-lock", &loops, &f.root, true)?;
+    assert_eq!(
+        said,
+        ["refused: PermissionDenied", "record intact: true"],
+        "a live lock file was opened for writing by its own user"
+    );
+    Ok(())
+}
