@@ -815,18 +815,27 @@ fn scope_rule(
     if request.is_singleton() && record.singleton() && record.loop_name() == request.loop_name() {
         return Some(ConflictRule::Singleton);
     }
-    let theirs = holder_scope(record);
-    let (ours, theirs) = scope::first_overlap(scope, &theirs)?;
+    let (ours, theirs) = first_overlap_with(scope, record)?;
     Some(ConflictRule::Overlap {
-        ours: ours.to_owned(),
-        theirs: theirs.to_owned(),
+        ours: ours.clone(),
+        theirs,
     })
+}
+
+/// The first of our paths that overlaps one of `record`'s, with that path of theirs as text.
+/// Compared as paths, byte for byte: the original's may not be UTF-8.
+fn first_overlap_with<'a>(ours: &'a [String], record: &LockRecord) -> Option<(&'a String, String)> {
+    let theirs = holder_scope(record);
+    ours.iter()
+        .flat_map(|o| theirs.iter().map(move |t| (o, t)))
+        .find(|(o, (path, _))| scope::path_overlap(Path::new(o), path))
+        .map(|(o, (_, text))| (o, text.clone()))
 }
 
 /// Whether two records' scopes or singletons collide (a waiter against a holder).
 fn records_collide(waiter: &LockRecord, holder: &LockRecord) -> bool {
     (waiter.singleton() && holder.singleton() && waiter.loop_name() == holder.loop_name())
-        || scope::first_overlap(waiter.scope(), &holder_scope(holder)).is_some()
+        || first_overlap_with(waiter.scope(), holder).is_some()
 }
 
 /// The earliest live waiter that arrived before us (`ticket`; every waiter when we have none)
@@ -898,17 +907,21 @@ fn stale_file_in_the_way(listing: &LockListing, target: &Path) -> Result<(), Err
     Ok(())
 }
 
-/// A holder's scope as compared: absolute entries as recorded (normalised when acquired);
-/// relative ones, which only legacy files have, normalised here as the original does.
-fn holder_scope(record: &LockRecord) -> Vec<String> {
+/// A holder's scope as compared, each entry as a path (byte for byte, see
+/// [`LockRecord::scope_paths`]) and as text for messages: absolute entries as recorded
+/// (normalised when acquired); relative ones, which only legacy files have, normalised here as
+/// the original does.
+fn holder_scope(record: &LockRecord) -> Vec<(PathBuf, String)> {
     record
-        .scope()
+        .scope_paths()
         .iter()
-        .map(|entry| {
-            if Path::new(entry).is_absolute() {
-                entry.clone()
+        .zip(record.scope())
+        .map(|(path, text)| {
+            if path.is_absolute() {
+                (path.clone(), text.clone())
             } else {
-                scope::normalize_path(entry).unwrap_or_else(|_| entry.clone())
+                let resolved = scope::normalize_path(text).unwrap_or_else(|_| text.clone());
+                (PathBuf::from(&resolved), resolved)
             }
         })
         .collect()

@@ -116,7 +116,11 @@ impl Resolver {
 /// Whether two normalised paths overlap: equal, or one an ancestor of the other, component by
 /// component (`/a/b` overlaps `/a/b/c` but not `/a/bc`). No globbing: `*` is a literal.
 pub fn paths_overlap(a: &str, b: &str) -> bool {
-    let (a, b) = (Path::new(a), Path::new(b));
+    path_overlap(Path::new(a), Path::new(b))
+}
+
+/// [`paths_overlap`] for paths that need not be UTF-8 (the original's, byte for byte).
+pub(crate) fn path_overlap(a: &Path, b: &Path) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
 

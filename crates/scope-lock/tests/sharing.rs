@@ -98,6 +98,30 @@ fn a_live_original_lock_with_surrogate_escapes_blocks_and_stays() -> TestResult 
 }
 
 #[test]
+fn overlap_with_the_originals_non_utf8_paths_is_decided_on_their_bytes() -> TestResult {
+    let f = fixture()?;
+    let holder = LiveProcess::spawn()?;
+    // The original holds `caf<0xE9>`, a name that is not UTF-8.
+    let theirs = format!("{}/caf\\udce9", f.root.display());
+    f.write_lock_file("original", &python_record("o", &[&theirs], holder.pid()))?;
+    // Different directories whose names only look alike once the byte is lost:
+    // `caf\u{fffd}` (U+FFFD itself) and `caf\u{e9}` (0xC3 0xA9).
+    for name in ["caf\u{fffd}", "caf\u{e9}"] {
+        let guard = f.acquire(name, &format!("{name}/src"))?;
+        guard.release()?;
+    }
+    // Its parent and the path itself overlap.
+    expect_conflict(f.acquire("parent", ""));
+    let listing = f.locks.list_locks()?;
+    let paths = listing.locks()[0].record().scope_paths();
+    assert_eq!(
+        paths[0].as_os_str().as_bytes(),
+        [f.root.as_os_str().as_bytes(), b"/caf\xe9"].concat()
+    );
+    Ok(())
+}
+
+#[test]
 fn an_unparsable_file_without_our_marker_is_kept_while_its_pid_lives() -> TestResult {
     let f = fixture()?;
     let holder = LiveProcess::spawn()?;
