@@ -26,6 +26,9 @@ pub enum ErrorKind {
     /// name while we held the directory sentinel, the sentinel kept being replaced while we
     /// locked it, or a file we had just created was already locked.
     Interference,
+    /// A stale file sits at the lock file's name (its holder is provably gone) but could not
+    /// be removed or moved aside; the message says why. Someone has to remove it by hand.
+    StaleInTheWay,
     /// The lock directory is on a filesystem where `flock` is emulated or not shared between
     /// clients (NFS, SMB, 9p, FUSE, CephFS, Lustre, AFS).
     UnsupportedFilesystem,
@@ -161,6 +164,7 @@ impl From<Error> for io::Error {
             ErrorKind::InvalidRecord => io::ErrorKind::InvalidData,
             ErrorKind::UnsupportedFilesystem => io::ErrorKind::Unsupported,
             ErrorKind::Busy => io::ErrorKind::TimedOut,
+            ErrorKind::StaleInTheWay => io::ErrorKind::AlreadyExists,
             ErrorKind::Io => err
                 .source
                 .as_ref()

@@ -894,14 +894,13 @@ fn stale_file_in_the_way(listing: &LockListing, target: &Path) -> Result<(), Err
             moved_to: None,
         }
         | ProblemKind::ReclaimFailed { reason } = &problem.kind
+            && imp::path_id(target).ok().flatten().is_some()
         {
-            if imp::path_id(target).ok().flatten().is_some() {
-                return Err(Error::at_path(
-                    ErrorKind::Io,
-                    target,
-                    format!("a stale lock file is in the way and could not be removed ({reason})"),
-                ));
-            }
+            return Err(Error::at_path(
+                ErrorKind::StaleInTheWay,
+                target,
+                format!("a stale lock file is in the way and could not be removed ({reason})"),
+            ));
         }
     }
     Ok(())

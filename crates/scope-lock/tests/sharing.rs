@@ -291,6 +291,54 @@ fn a_stale_invalid_file_with_the_longest_name_is_moved_aside_and_its_name_acquir
     Ok(())
 }
 
+#[test]
+fn a_stale_file_that_cannot_be_moved_aside_is_named_with_the_cause_by_acquire() -> TestResult {
+    let f = fixture()?;
+    let bytes = format!(r#"{{"loop_name": "x", "scope": 5, "pid": {DEAD_PID}}}"#).into_bytes();
+    let path = f.write_lock_file("x", &bytes)?;
+    // Every name this process would move it to is taken.
+    for n in 0..100 {
+        let name = format!(".x.lock.invalid-{}-{n}", std::process::id());
+        fs::write(f.running().join(name), "taken")?;
+    }
+    let err = common::expect_failure(f.acquire("x", "src"));
+    assert_eq!(err.kind(), ErrorKind::StaleInTheWay, "{err}");
+    assert_eq!(err.path(), Some(path.as_path()), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("stale") && message.contains("all taken"),
+        "the real cause is not named: {message}"
+    );
+    assert_untouched(&path, &bytes);
+    Ok(())
+}
+
+#[test]
+fn moving_aside_without_write_access_reports_the_error() -> TestResult {
+    let f = fixture()?;
+    let bytes = format!(r#"{{"loop_name": "x", "scope": 5, "pid": {DEAD_PID}}}"#).into_bytes();
+    let path = f.write_lock_file("x", &bytes)?;
+    fs::write(f.running().join(".acquire.lock"), "")?;
+    for dir in [&f.root, &f.loops_dir(), &f.running().to_path_buf()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    }
+    if !rustix::process::geteuid().is_root() {
+        // An ordinary user owns the fixture: take the write access away instead.
+        fs::set_permissions(f.running(), fs::Permissions::from_mode(0o555))?;
+    }
+    let said = run_child("list", &f.loops_dir(), &f.root, true);
+    fs::set_permissions(f.running(), fs::Permissions::from_mode(0o755))?;
+    let said = said?;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("moving it aside failed")
+            && (said[0].contains("Permission denied") || said[0].contains("not permitted")),
+        "{said:?}"
+    );
+    assert_untouched(&path, &bytes);
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Defect 6: a directory named like a lock
 // ---------------------------------------------------------------------------------------------
