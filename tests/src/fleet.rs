@@ -250,9 +250,11 @@ pub fn run_fleet(worker_exe: &Path, params: &FleetParams) -> Result<FleetReport,
     Ok(report)
 }
 
-/// Processes started together; any still running when this is dropped are killed and reaped.
+/// Processes started together, held at the stdin barrier and released at once; any still
+/// running when this is dropped are killed and reaped. Each must say `ready`, wait for stdin to
+/// close, and print a JSON summary as its last line.
 #[derive(Default)]
-struct Group {
+pub struct Group {
     members: Vec<Member>,
 }
 
@@ -264,7 +266,12 @@ struct Member {
 }
 
 impl Group {
-    fn spawn(&mut self, mut command: Command) -> Result<(), String> {
+    /// Starts `command` with piped stdin and stdout.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be spawned.
+    pub fn spawn(&mut self, mut command: Command) -> Result<(), String> {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -282,7 +289,12 @@ impl Group {
         Ok(())
     }
 
-    fn await_ready(&mut self) -> Result<(), String> {
+    /// Waits until every member has said `ready`.
+    ///
+    /// # Errors
+    ///
+    /// A member that said anything else, or exited first.
+    pub fn await_ready(&mut self) -> Result<(), String> {
         for member in &mut self.members {
             let mut line = String::new();
             if let Some(stdout) = member.stdout.as_mut() {
@@ -300,14 +312,19 @@ impl Group {
         Ok(())
     }
 
-    fn release(&mut self) {
+    /// The barrier: closes every member's stdin.
+    pub fn release(&mut self) {
         for member in &mut self.members {
             drop(member.stdin.take());
         }
     }
 
     /// Waits for every member to print its summary and exit, up to `limit`.
-    fn collect(&mut self, limit: Duration) -> Result<Vec<Value>, String> {
+    ///
+    /// # Errors
+    ///
+    /// A member still running after `limit` (killed on drop), failing, or printing no JSON.
+    pub fn collect(&mut self, limit: Duration) -> Result<Vec<Value>, String> {
         let (sender, receiver) = mpsc::channel();
         for (index, member) in self.members.iter_mut().enumerate() {
             let Some(mut stdout) = member.stdout.take() else {

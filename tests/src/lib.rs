@@ -1,6 +1,7 @@
 //! Test support for BUG-423's regression suite. Nothing here is part of the `scope-lock`
 //! library; the pre-fix port in particular lives only here.
 
+pub mod args;
 pub mod attempt;
 pub mod fleet;
 pub mod locker;

@@ -32,6 +32,14 @@ xflags::xflags! {
             /// Pass --soak to the worker: ten times the cycles.
             optional --soak
         }
+
+        /// Measures the lock (release build, one run) beside a bare floor of the same system
+        /// calls, the pre-fix port and a flock mutex: prints a table of ratios and writes
+        /// report.{json,html} and SVG plots to the target directory's bench/.
+        cmd bench {
+            /// Smoke sizes: seconds, not minutes; the figures are not for comparison.
+            optional --quick
+        }
     }
 }
 
@@ -47,6 +55,7 @@ pub struct Xtask {
 pub enum XtaskCmd {
     Verify(Verify),
     Repro(Repro),
+    Bench(Bench),
 }
 
 #[derive(Debug)]
@@ -62,6 +71,11 @@ pub struct Repro {
     pub issue: Option<String>,
 
     pub soak: bool,
+}
+
+#[derive(Debug)]
+pub struct Bench {
+    pub quick: bool,
 }
 
 impl Xtask {

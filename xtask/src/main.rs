@@ -5,6 +5,7 @@
 //! pre-fix port), and every process is started through `xshell::cmd!` from a shell rooted at
 //! the workspace root.
 
+mod bench;
 mod cargo;
 mod flags;
 mod records;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         match flags.subcommand {
             flags::XtaskCmd::Verify(cmd) => cmd.run(&sh),
             flags::XtaskCmd::Repro(cmd) => cmd.run(&sh),
+            flags::XtaskCmd::Bench(cmd) => cmd.run(&sh),
         }
     });
     match ok {
@@ -87,7 +89,7 @@ mod tests {
     fn verify(args: &[&str]) -> Option<flags::Verify> {
         match parse_strs(args).ok()?.subcommand {
             flags::XtaskCmd::Verify(verify) => Some(verify),
-            flags::XtaskCmd::Repro(_) => None,
+            _ => None,
         }
     }
 

@@ -61,27 +61,39 @@ fn run(sh: &Shell, flags: &flags::Repro) -> anyhow::Result<bool> {
 }
 
 fn build_worker(sh: &Shell) -> anyhow::Result<PathBuf> {
-    eprintln!("building regression-worker ...");
+    build_regression_bin(sh, "regression-worker", false)
+}
+
+/// Builds a binary of the regression package (in release mode if `release`) and returns its
+/// path: where cargo says it put it, else where it normally is.
+pub(crate) fn build_regression_bin(
+    sh: &Shell,
+    bin: &str,
+    release: bool,
+) -> anyhow::Result<PathBuf> {
+    let (profile, flag) = if release {
+        ("release", &["--release"][..])
+    } else {
+        ("debug", &[][..])
+    };
+    eprintln!("building {bin} ({profile}) ...");
     let messages = without_cargo_package_env(cmd!(
         sh,
-        "cargo build -p regression --bin regression-worker --message-format=json-render-diagnostics"
+        "cargo build {flag...} -p regression --bin {bin} --message-format=json-render-diagnostics"
     ))
     .read()
-    .context("building regression-worker failed")?;
-    // Where cargo says it put the binary; else where it normally is.
+    .with_context(|| format!("building {bin} failed"))?;
     let from_cargo = cargo_metadata::Message::parse_stream(messages.as_bytes())
         .filter_map(Result::ok)
         .find_map(|message| match message {
-            cargo_metadata::Message::CompilerArtifact(artifact)
-                if artifact.target.name == "regression-worker" =>
-            {
+            cargo_metadata::Message::CompilerArtifact(artifact) if artifact.target.name == bin => {
                 artifact.executable.map(PathBuf::from)
             }
             _ => None,
         });
     match from_cargo {
         Some(path) => Ok(path),
-        None => Ok(target_dir(sh)?.join("debug").join("regression-worker")),
+        None => Ok(target_dir(sh)?.join(profile).join(bin)),
     }
 }
 

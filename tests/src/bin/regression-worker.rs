@@ -19,14 +19,13 @@
 //! acquires and releases in a loop, saying each step, until killed or out of bounds. `repro`
 //! runs a whole fleet and prints its JSON report.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::{self, BufRead, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use lexopt::ValueExt as _;
+use regression::args::Args;
 use regression::fleet::{FleetParams, run_fleet};
 use regression::locker::{Attempt, Impl, Locker};
 use regression::original_reader;
@@ -93,67 +92,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// A command's `--key value` options, `--flag`s and positional arguments.
-struct Args {
-    values: HashMap<String, String>,
-    flags: Vec<String>,
-    positional: Vec<String>,
-}
-
-impl Args {
-    /// Reads the rest of the command line; `keys` take a value, `flags` do not.
-    fn parse(mut parser: lexopt::Parser, keys: &[&str], flags: &[&str]) -> Result<Self, String> {
-        let mut args = Args {
-            values: HashMap::new(),
-            flags: Vec::new(),
-            positional: Vec::new(),
-        };
-        let mut next = || -> Result<bool, lexopt::Error> {
-            let Some(arg) = parser.next()? else {
-                return Ok(false);
-            };
-            match arg {
-                lexopt::Arg::Long(flag) if flags.contains(&flag) => {
-                    args.flags.push(flag.to_owned())
-                }
-                lexopt::Arg::Long(key) if keys.contains(&key) => {
-                    let key = key.to_owned();
-                    let value = parser.value()?.string()?;
-                    args.values.insert(key, value);
-                }
-                lexopt::Arg::Value(value) => args.positional.push(value.string()?),
-                other => return Err(other.unexpected()),
-            }
-            Ok(true)
-        };
-        while next().map_err(|err| err.to_string())? {}
-        Ok(args)
-    }
-
-    fn get(&self, key: &str) -> Result<&str, String> {
-        self.values
-            .get(key)
-            .map(String::as_str)
-            .ok_or_else(|| format!("missing --{key}"))
-    }
-
-    fn path(&self, key: &str) -> Result<PathBuf, String> {
-        self.get(key).map(PathBuf::from)
-    }
-
-    fn number(&self, key: &str) -> Result<u64, String> {
-        self.get(key)?
-            .parse()
-            .map_err(|err| format!("--{key}: {err}"))
-    }
-
-    fn flag(&self, flag: &str) -> bool {
-        self.flags.iter().any(|f| f == flag)
-    }
-
-    fn which(&self) -> Result<Impl, String> {
-        self.get("impl")?.parse()
-    }
+fn which(args: &Args) -> Result<Impl, String> {
+    args.get("impl")?.parse()
 }
 
 fn say(line: &str) -> Result<(), String> {
@@ -176,7 +116,7 @@ fn ready_then_wait_for_start() -> Result<(), String> {
 /// `--cycles` times or until `--deadline-ms`: acquire (trying again on conflict), witness,
 /// probe, release. A cycle is one hold; the attempts it took are counted too.
 fn cycle(args: &Args) -> Result<(), String> {
-    let locker = Locker::new(args.which()?, &args.path("loops-dir")?);
+    let locker = Locker::new(which(args)?, &args.path("loops-dir")?);
     let name = args.get("name")?;
     let scope = vec![args.get("scope")?.to_owned()];
     let cycles = args.number("cycles")?;
@@ -312,7 +252,7 @@ fn attempt(args: &Args) -> Result<(), String> {
     if let Ok(uid) = args.get("as-uid") {
         become_user(uid)?;
     }
-    let which = args.which()?;
+    let which = which(args)?;
     let loops_dir = args.path("loops-dir")?;
     let name = args.get("name")?;
     let scope = vec![args.get("scope")?.to_owned()];
@@ -400,7 +340,7 @@ fn churn(args: &Args) -> Result<(), String> {
 /// Acquire, fork, let the child release (or drop) what it inherited and exit, then report
 /// whether the parent's lock survived: `{"exists": bool, "held": bool}`.
 fn fork_release(args: &Args) -> Result<(), String> {
-    let which = args.which()?;
+    let which = which(args)?;
     let loops_dir = args.path("loops-dir")?;
     let locker = Locker::new(which, &loops_dir);
     let scope = vec![args.get("scope")?.to_owned()];
@@ -428,14 +368,14 @@ fn fork_release(args: &Args) -> Result<(), String> {
 }
 
 fn probe_once(args: &Args) -> Result<(), String> {
-    let path = args.positional.first().ok_or("probe needs a path")?;
+    let path = args.positional().first().ok_or("probe needs a path")?;
     let found = probe(Path::new(path)).map_err(|err| format!("{path}: {err}"))?;
     say(found.name())
 }
 
 /// The report's steps to reproduce, scaled up: prints the fleet's JSON report.
 fn repro(args: &Args) -> Result<(), String> {
-    let params = FleetParams::standard(args.which()?, args.flag("soak"));
+    let params = FleetParams::standard(which(args)?, args.flag("soak"));
     let exe = std::env::current_exe().map_err(|err| format!("current_exe: {err}"))?;
     let report = run_fleet(&exe, &params)?;
     say(&report.to_json().to_string())

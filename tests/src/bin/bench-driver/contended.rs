@@ -1,0 +1,203 @@
+//! P4: contended throughput. N processes hammer one scope, each hold doing 1 ms of busy work,
+//! against N processes doing the same work under a bare flock mutex on one file.
+//!
+//! Ours cannot wait yet (`try_acquire` only), so a refused process retries at once, as the
+//! issue's measurement did. Every process is held at a start barrier (stdin), stops by itself
+//! when its time window ends, and is reaped by [`Group`].
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use regression::fleet::Group;
+use scope_lock::{LockManager, LockRequest};
+use serde_json::{Value, json};
+
+use crate::holder::Arena;
+use crate::measure::round3;
+
+/// Which side of the comparison a hammer process is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Ours,
+    Mutex,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Ours => "ours",
+            Side::Mutex => "mutex",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "ours" => Ok(Side::Ours),
+            "mutex" => Ok(Side::Mutex),
+            other => Err(format!("--side {other:?}: expected ours or mutex")),
+        }
+    }
+}
+
+/// Spins for `hold`: the work done while holding.
+fn busy(hold: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < hold {
+        std::hint::spin_loop();
+    }
+}
+
+/// `bench-driver hammer --side S --root R --worker K --hold-us H --window-ms W`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the flock mutex is the bare baseline, not the library"
+)]
+pub(crate) fn hammer(
+    side: Side,
+    root: &Path,
+    worker: u64,
+    hold: Duration,
+    window: Duration,
+) -> Result<(), String> {
+    println!("ready");
+    io::stdout().flush().map_err(|err| err.to_string())?;
+    let mut rest = Vec::new();
+    io::stdin()
+        .read_to_end(&mut rest)
+        .map_err(|err| format!("waiting for the start: {err}"))?;
+    let started = Instant::now();
+    let (mut holds, mut refused) = (0u64, 0u64);
+    match side {
+        Side::Ours => {
+            let locks = LockManager::new(root.join(".loops"));
+            let scope = root.join("project").to_string_lossy().into_owned();
+            let request = LockRequest::new(format!("hammer-{worker}")).scope([scope]);
+            while started.elapsed() < window {
+                match locks.try_acquire(&request) {
+                    Ok(guard) => {
+                        busy(hold);
+                        guard.release().map_err(|err| err.to_string())?;
+                        holds += 1;
+                    }
+                    Err(err) if err.conflict().is_some() => refused += 1,
+                    Err(err) => return Err(err.to_string()),
+                }
+            }
+        }
+        Side::Mutex => {
+            let path = root.join("mutex");
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|err| format!("{}: {err}", path.display()))?;
+            while started.elapsed() < window {
+                file.lock().map_err(|err| err.to_string())?;
+                busy(hold);
+                file.unlock().map_err(|err| err.to_string())?;
+                holds += 1;
+            }
+        }
+    }
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    println!(
+        "{}",
+        json!({"holds": holds, "refused": refused, "elapsed_us": elapsed_us})
+    );
+    Ok(())
+}
+
+/// Shape of the P4 run.
+pub(crate) struct Params {
+    pub(crate) processes: Vec<u64>,
+    pub(crate) rounds: usize,
+    pub(crate) hold: Duration,
+    pub(crate) window: Duration,
+}
+
+/// Runs P4 and returns its JSON rows.
+pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>, String> {
+    let arena = Arena::new(work, "p4")?;
+    let project = arena.root.join("project");
+    std::fs::create_dir_all(&project)
+        .map_err(|err| format!("creating {}: {err}", project.display()))?;
+    let mut rows = Vec::new();
+    for &processes in &params.processes {
+        let mut rates = [Vec::new(), Vec::new()];
+        let mut refused = 0u64;
+        for round in 0..params.rounds {
+            for k in 0..2 {
+                let which = (k + round) % 2;
+                let side = [Side::Ours, Side::Mutex][which];
+                let (rate, nope) = one_round(exe, &arena.root, side, processes, params)?;
+                rates[which].push(rate);
+                refused += nope;
+            }
+        }
+        let [ours, mutex] = rates.map(rate_stats);
+        eprintln!(
+            "  P4 {processes:>2} processes: ours {:.0}/s, flock mutex {:.0}/s (best of {})",
+            ours["best_per_s"].as_f64().unwrap_or(0.0),
+            mutex["best_per_s"].as_f64().unwrap_or(0.0),
+            params.rounds
+        );
+        rows.push(json!({
+            "processes": processes,
+            "ours": ours,
+            "mutex": mutex,
+            "ours_refused_attempts": refused,
+        }));
+    }
+    Ok(rows)
+}
+
+/// One fleet of `processes` hammers; returns holds per second and refused attempts.
+fn one_round(
+    exe: &Path,
+    root: &Path,
+    side: Side,
+    processes: u64,
+    params: &Params,
+) -> Result<(f64, u64), String> {
+    let mut group = Group::default();
+    for worker in 0..processes {
+        let mut command = Command::new(exe);
+        command
+            .arg("hammer")
+            .args(["--side", side.name()])
+            .arg("--root")
+            .arg(root)
+            .args(["--worker", &worker.to_string()])
+            .args(["--hold-us", &params.hold.as_micros().to_string()])
+            .args(["--window-ms", &params.window.as_millis().to_string()]);
+        group.spawn(command)?;
+    }
+    group.await_ready()?;
+    group.release();
+    let summaries = group.collect(params.window + Duration::from_secs(60))?;
+    let sum = |key: &str| -> u64 { summaries.iter().filter_map(|s| s[key].as_u64()).sum() };
+    let longest = summaries
+        .iter()
+        .filter_map(|s| s["elapsed_us"].as_u64())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    Ok((sum("holds") as f64 * 1e6 / longest as f64, sum("refused")))
+}
+
+fn rate_stats(mut rates: Vec<f64>) -> Value {
+    rates.sort_by(|a, b| b.total_cmp(a));
+    let n = rates.len();
+    let median = if n == 0 { 0.0 } else { rates[n / 2] };
+    json!({
+        "best_per_s": round3(rates.first().copied().unwrap_or(0.0)),
+        "median_per_s": round3(median),
+        "worst_per_s": round3(rates.last().copied().unwrap_or(0.0)),
+        "rounds": n,
+    })
+}

@@ -1,0 +1,401 @@
+//! The benchmark driver behind `cargo xtask bench`: measures the lock against a bare floor and
+//! the pre-fix port, in one run, side by side, and prints one JSON report as its last stdout
+//! line (progress goes to stderr).
+//!
+//! ```text
+//! bench-driver run --work-dir W [--quick]   the whole benchmark
+//! bench-driver hold --running-dir D --root R --paths K      (internal: a holder of many locks)
+//! bench-driver hammer --side ours|mutex --root R --worker K --hold-us H --window-ms W
+//!                                                           (internal: one P4 process)
+//! bench-driver rss-hold --root R                            (internal: peak RSS of a holder)
+//! bench-driver rss-list --root R                            (internal: peak RSS of list_locks)
+//! bench-driver rss-idle                                     (internal: peak RSS doing nothing)
+//! ```
+//!
+//! What is measured, and how, is described in README's "Performance" section and in
+//! `xtask/src/bench/mod.rs`. Every child process is reaped; every loop is bounded by a count or
+//! a time window.
+
+mod contended;
+mod floor;
+mod holder;
+mod measure;
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use regression::args::Args;
+use regression::prefix::PrefixLockManager;
+use scope_lock::{LockManager, LockRequest};
+use serde_json::{Value, json};
+
+use crate::holder::{Arena, Holder};
+use crate::measure::{Op, Plan, Samples, interleaved};
+
+fn main() -> ExitCode {
+    let mut parser = lexopt::Parser::from_env();
+    let command = match parser.next() {
+        Ok(Some(lexopt::Arg::Value(command))) => command.to_string_lossy().into_owned(),
+        _ => String::new(),
+    };
+    // Each command names the options it takes: anything else is refused, never ignored.
+    let result = match command.as_str() {
+        "run" => Args::parse(parser, &["work-dir"], &["quick"]).and_then(|args| run(&args)),
+        "hold" => Args::parse(parser, &["running-dir", "root", "paths"], &[]).and_then(|args| {
+            holder::serve(
+                &args.path("running-dir")?,
+                &args.path("root")?,
+                args.number("paths")? as usize,
+            )
+        }),
+        "hammer" => Args::parse(
+            parser,
+            &["side", "root", "worker", "hold-us", "window-ms"],
+            &[],
+        )
+        .and_then(|args| {
+            contended::hammer(
+                contended::Side::parse(args.get("side")?)?,
+                &args.path("root")?,
+                args.number("worker")?,
+                Duration::from_micros(args.number("hold-us")?),
+                Duration::from_millis(args.number("window-ms")?),
+            )
+        }),
+        "rss-hold" => Args::parse(parser, &["root"], &[]).and_then(|a| rss_hold(&a.path("root")?)),
+        "rss-list" => Args::parse(parser, &["root"], &[]).and_then(|a| rss_list(&a.path("root")?)),
+        "rss-idle" => Args::parse(parser, &[], &[])
+            .and_then(|_| print_json(&json!({"peak_rss_kib": peak_rss_kib()?}))),
+        other => Err(format!(
+            "unknown command {other:?}; see the source's header"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = writeln!(io::stderr(), "bench-driver {command}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(value: &Value) -> Result<(), String> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{value}")
+        .and_then(|()| out.flush())
+        .map_err(|err| format!("writing the report: {err}"))
+}
+
+/// The sizes of one run: the full benchmark, or `--quick` (a smoke run for CI and tests).
+struct Shape {
+    held_counts: Vec<usize>,
+    plan: Plan,
+    /// Rounds at 10,000 held locks, where one operation takes tens of milliseconds.
+    big_rounds: usize,
+    p5_holders: usize,
+    p5_sizes: Vec<usize>,
+    p5_plan: Plan,
+    p4: contended::Params,
+}
+
+impl Shape {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                held_counts: vec![0, 10, 100],
+                plan: Plan {
+                    sample: Duration::from_millis(2),
+                    rounds: 3,
+                },
+                big_rounds: 2,
+                p5_holders: 50,
+                p5_sizes: vec![1, 10, 100],
+                p5_plan: Plan {
+                    sample: Duration::from_millis(2),
+                    rounds: 2,
+                },
+                p4: contended::Params {
+                    processes: vec![2, 8],
+                    rounds: 1,
+                    hold: Duration::from_millis(1),
+                    window: Duration::from_millis(150),
+                },
+            }
+        } else {
+            Self {
+                held_counts: vec![0, 10, 100, 1_000, 10_000],
+                plan: Plan {
+                    sample: Duration::from_millis(25),
+                    rounds: 9,
+                },
+                big_rounds: 5,
+                p5_holders: 1_000,
+                p5_sizes: vec![1, 10, 100],
+                p5_plan: Plan {
+                    sample: Duration::from_millis(25),
+                    rounds: 5,
+                },
+                p4: contended::Params {
+                    processes: vec![2, 8, 32],
+                    rounds: 3,
+                    hold: Duration::from_millis(1),
+                    window: Duration::from_secs(1),
+                },
+            }
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|err| format!("finding myself: {err}"))?;
+    let work = args.path("work-dir")?;
+    let shape = Shape::new(args.flag("quick"));
+    let load_before = load_average();
+    eprintln!("bench: P1/P2 (held locks: {:?})", shape.held_counts);
+    let (held, list_rss) = held_locks(&exe, &work, &shape)?;
+    eprintln!("bench: memory");
+    let memory = memory(&exe, &work, list_rss)?;
+    eprintln!(
+        "bench: P5 ({} holders of {:?} paths)",
+        shape.p5_holders, shape.p5_sizes
+    );
+    let scope_size = scope_size(&exe, &work, &shape)?;
+    eprintln!("bench: P4 (processes: {:?})", shape.p4.processes);
+    let contended = contended::run(&exe, &work, &shape.p4)?;
+    print_json(&json!({
+        "schema": 1,
+        "quick": args.flag("quick"),
+        "machine": machine(load_before),
+        "held": held,
+        "scope_size": scope_size,
+        "contended": contended,
+        "memory": memory,
+    }))
+}
+
+/// P1 and P2: acquire+release and `list_locks` while another process holds N live locks.
+/// Returns the rows and the peak RSS of `list_locks` over the largest count.
+fn held_locks(exe: &Path, work: &Path, shape: &Shape) -> Result<(Vec<Value>, Value), String> {
+    let arena = Arena::new(work, "p2")?;
+    let mut holder = Holder::spawn(exe, &arena.running_dir, &arena.root, 1)?;
+    let scope = vec![format!("{}/ours/p0", arena.root.display())];
+    let locks = LockManager::new(&arena.loops_dir);
+    let request = LockRequest::new("bench-ours").scope(scope.clone());
+    let prefix = PrefixLockManager::new(&arena.loops_dir);
+    let mut rows = Vec::new();
+    for &count in &shape.held_counts {
+        holder.grow(count)?;
+        let plan = if count >= 10_000 {
+            Plan {
+                rounds: shape.big_rounds,
+                ..shape.plan
+            }
+        } else {
+            shape.plan
+        };
+        let mut cycle: Vec<Op<'_>> = vec![
+            Box::new(|| ours_cycle(&locks, &request)),
+            Box::new(|| floor_cycle(&arena.running_dir, "bench-floor", &scope)),
+            Box::new(|| {
+                if !prefix.acquire("bench-prefix", &scope).map_err(err)? {
+                    return Err("the pre-fix port refused a free scope".into());
+                }
+                prefix.release("bench-prefix").map_err(err)
+            }),
+        ];
+        let [ours, floor, pre] = three(interleaved(plan, &mut cycle)?)?;
+        drop(cycle);
+        let mut list: Vec<Op<'_>> = vec![
+            Box::new(|| {
+                let listing = locks.list_locks().map_err(err)?;
+                expect_count("list_locks", listing.locks().len(), count)
+            }),
+            Box::new(|| {
+                let live = floor::list(&arena.running_dir).map_err(err)?;
+                expect_count("the floor's list", live.len(), count)
+            }),
+        ];
+        let [list_ours, list_floor] = two(interleaved(plan, &mut list)?)?;
+        eprintln!(
+            "  {count:>5} held: acquire+release ours {:.1} µs, floor {:.1} µs, pre-fix {:.1} µs; \
+             list ours {:.1} µs, floor {:.1} µs",
+            ours.best(),
+            floor.best(),
+            pre.best(),
+            list_ours.best(),
+            list_floor.best()
+        );
+        rows.push(json!({
+            "held": count,
+            "acquire_release": {"ours": ours.to_json(), "floor": floor.to_json(), "prefix": pre.to_json()},
+            "list_locks": {"ours": list_ours.to_json(), "floor": list_floor.to_json()},
+        }));
+    }
+    let list_rss = child_json(
+        Command::new(exe)
+            .arg("rss-list")
+            .arg("--root")
+            .arg(&arena.root),
+    )?;
+    holder.finish()?;
+    Ok((rows, list_rss))
+}
+
+fn ours_cycle(locks: &LockManager, request: &LockRequest) -> Result<(), String> {
+    locks
+        .try_acquire(request)
+        .map_err(|e| e.to_string())?
+        .release()
+        .map_err(err)
+}
+
+fn floor_cycle(running_dir: &Path, name: &str, scope: &[String]) -> Result<(), String> {
+    match floor::acquire(running_dir, name, scope).map_err(err)? {
+        Ok(guard) => floor::release(running_dir, guard).map_err(err),
+        Err(blocker) => Err(format!("the floor was refused by {}", blocker.display())),
+    }
+}
+
+fn expect_count(what: &str, got: usize, want: usize) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what} saw {got} live locks, expected {want}"))
+    }
+}
+
+/// P5: acquire+release with scopes of 1, 10 and 100 paths against holders of 1, 10 and 100
+/// paths each (never overlapping, so every entry is compared).
+fn scope_size(exe: &Path, work: &Path, shape: &Shape) -> Result<Vec<Value>, String> {
+    let mut rows = Vec::new();
+    for &theirs in &shape.p5_sizes {
+        let arena = Arena::new(work, &format!("p5-{theirs}"))?;
+        let mut holder = Holder::spawn(exe, &arena.running_dir, &arena.root, theirs)?;
+        holder.grow(shape.p5_holders)?;
+        let locks = LockManager::new(&arena.loops_dir);
+        for &ours_paths in &shape.p5_sizes {
+            let scope: Vec<String> = (0..ours_paths)
+                .map(|j| format!("{}/ours/p{j}", arena.root.display()))
+                .collect();
+            let request = LockRequest::new("bench-ours").scope(scope.clone());
+            let mut ops: Vec<Op<'_>> = vec![
+                Box::new(|| ours_cycle(&locks, &request)),
+                Box::new(|| floor_cycle(&arena.running_dir, "bench-floor", &scope)),
+            ];
+            let [ours, floor] = two(interleaved(shape.p5_plan, &mut ops)?)?;
+            eprintln!(
+                "  {ours_paths:>3} paths vs {} holders of {theirs:>3}: ours {:.1} µs, floor {:.1} µs",
+                shape.p5_holders,
+                ours.best(),
+                floor.best()
+            );
+            rows.push(json!({
+                "ours_paths": ours_paths,
+                "holder_paths": theirs,
+                "holders": shape.p5_holders,
+                "ours": ours.to_json(),
+                "floor": floor.to_json(),
+            }));
+        }
+        holder.finish()?;
+    }
+    Ok(rows)
+}
+
+/// Peak resident sets: a process doing nothing, a process holding one lock, and `list_locks`
+/// over the most locks P2 held.
+fn memory(exe: &Path, work: &Path, list: Value) -> Result<Value, String> {
+    let arena = Arena::new(work, "rss")?;
+    let idle = child_json(Command::new(exe).arg("rss-idle"))?;
+    let hold = child_json(
+        Command::new(exe)
+            .arg("rss-hold")
+            .arg("--root")
+            .arg(&arena.root),
+    )?;
+    Ok(json!({
+        "idle_process_kib": idle["peak_rss_kib"],
+        "one_lock_holder_kib": hold["peak_rss_kib"],
+        "list_locks_kib": list["peak_rss_kib"],
+        "list_locks_count": list["locks"],
+    }))
+}
+
+fn rss_hold(root: &Path) -> Result<(), String> {
+    let locks = LockManager::new(root.join(".loops"));
+    let scope = format!("{}/ours/p0", root.display());
+    let guard = locks
+        .try_acquire(&LockRequest::new("rss").scope([scope]))
+        .map_err(|e| e.to_string())?;
+    let peak = peak_rss_kib()?;
+    guard.release().map_err(err)?;
+    print_json(&json!({"peak_rss_kib": peak}))
+}
+
+fn rss_list(root: &Path) -> Result<(), String> {
+    let listing = LockManager::new(root.join(".loops"))
+        .list_locks()
+        .map_err(err)?;
+    print_json(&json!({"peak_rss_kib": peak_rss_kib()?, "locks": listing.locks().len()}))
+}
+
+/// Runs a child to completion and parses its last stdout line.
+fn child_json(command: &mut Command) -> Result<Value, String> {
+    let output = command
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running {command:?}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{command:?} exited with {}", output.status));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).map_err(|e| format!("{command:?} printed {last:?}: {e}"))
+}
+
+/// This process's peak resident set (`VmHWM`), KiB.
+pub(crate) fn peak_rss_kib() -> Result<u64, String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("reading /proc/self/status (peak RSS needs Linux): {e}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmHWM line in /proc/self/status".to_owned())
+}
+
+fn machine(load_before: String) -> Value {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    json!({
+        "cpus": std::thread::available_parallelism().map_or(0, usize::from),
+        "cpu_model": cpu,
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "load_before": load_before,
+        "load_after": load_average(),
+    })
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|it| it.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn err(error: impl std::fmt::Display) -> String {
+    error.to_string()
+}
+
+fn two(samples: Vec<Samples>) -> Result<[Samples; 2], String> {
+    <[Samples; 2]>::try_from(samples).map_err(|_| "expected two contenders".to_owned())
+}
+
+fn three(samples: Vec<Samples>) -> Result<[Samples; 3], String> {
+    <[Samples; 3]>::try_from(samples).map_err(|_| "expected three contenders".to_owned())
+}

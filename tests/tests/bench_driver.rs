@@ -1,0 +1,74 @@
+//! `bench-driver run --quick` end to end, so that the benchmark cannot rot unnoticed.
+//!
+//! It checks that every scenario ran and reported a timing for every contender; it never
+//! judges a timing (targets live in `cargo xtask bench`'s report, not in tests).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn positive(value: &Value, what: &str) -> Result<f64, String> {
+    match value.as_f64() {
+        Some(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("{what} is not a positive number: {value}")),
+    }
+}
+
+#[test]
+fn quick_run_reports_every_scenario_and_contender() -> TestResult {
+    let work = tempfile::tempdir()?;
+    let output = Command::new(env!("CARGO_BIN_EXE_bench-driver"))
+        .args(["run", "--quick", "--work-dir"])
+        .arg(work.path())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench-driver failed:\n{stderr}");
+    let stdout = String::from_utf8(output.stdout)?;
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())?;
+    assert_eq!(report["quick"], true);
+
+    let held = report["held"].as_array().ok_or("no held rows")?;
+    let counts: Vec<u64> = held.iter().filter_map(|row| row["held"].as_u64()).collect();
+    assert_eq!(counts, [0, 10, 100]);
+    for row in held {
+        for who in ["ours", "floor", "prefix"] {
+            positive(&row["acquire_release"][who]["best_us"], who)?;
+        }
+        for who in ["ours", "floor"] {
+            positive(&row["list_locks"][who]["median_us"], who)?;
+        }
+    }
+
+    let sizes = report["scope_size"]
+        .as_array()
+        .ok_or("no scope_size rows")?;
+    assert_eq!(sizes.len(), 9, "3 scope sizes x 3 holder sizes");
+    for row in sizes {
+        positive(&row["ours"]["best_us"], "P5 ours")?;
+        positive(&row["floor"]["best_us"], "P5 floor")?;
+    }
+
+    let contended = report["contended"].as_array().ok_or("no contended rows")?;
+    let processes: Vec<u64> = contended
+        .iter()
+        .filter_map(|row| row["processes"].as_u64())
+        .collect();
+    assert_eq!(processes, [2, 8]);
+    for row in contended {
+        // Each side held the lock at least once in its window.
+        positive(&row["ours"]["best_per_s"], "P4 ours")?;
+        positive(&row["mutex"]["best_per_s"], "P4 mutex")?;
+    }
+
+    let memory = &report["memory"];
+    for key in ["idle_process_kib", "one_lock_holder_kib", "list_locks_kib"] {
+        positive(&memory[key], key)?;
+    }
+    assert_eq!(memory["list_locks_count"], 100);
+
+    // Every scenario cleaned up after itself; its holders and hammers are gone.
+    assert_eq!(std::fs::read_dir(work.path())?.count(), 0);
+    Ok(())
+}
