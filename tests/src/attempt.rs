@@ -3,7 +3,7 @@
 //! `release` (it releases and exits) or `kill` (SIGKILL). Every read is bounded in time, and a
 //! process still running when its handle is dropped is killed and reaped.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -43,13 +43,27 @@ impl AttemptProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let mut args: Vec<OsString> = vec!["--impl".into(), which.name().into()];
+        args.extend(["--loops-dir".into(), loops_dir.as_os_str().to_owned()]);
+        args.extend(["--name", name, "--scope", scope].map(OsString::from));
+        args.extend(extra.into_iter().map(|arg| arg.as_ref().to_owned()));
+        Self::spawn_command(worker, "attempt", args)
+    }
+
+    /// Spawns `worker <command> <args>`, a command that speaks this module's line protocol
+    /// (`attempt`, `wait`, `hold-sentinel`), and waits for its `ready`.
+    ///
+    /// # Errors
+    ///
+    /// A spawn failure, or no `ready` within [`LINE_TIMEOUT`].
+    pub fn spawn_command<I, S>(worker: &Path, command: &str, args: I) -> io::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut child = Command::new(worker)
-            .arg("attempt")
-            .args(["--impl", which.name()])
-            .arg("--loops-dir")
-            .arg(loops_dir)
-            .args(["--name", name, "--scope", scope])
-            .args(extra)
+            .arg(command)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -136,7 +150,12 @@ impl AttemptProcess {
         Ok(())
     }
 
-    fn next_line(&mut self) -> io::Result<String> {
+    /// The next line it says.
+    ///
+    /// # Errors
+    ///
+    /// No line within [`LINE_TIMEOUT`] (or it exited).
+    pub fn next_line(&mut self) -> io::Result<String> {
         self.lines
             .recv_timeout(LINE_TIMEOUT)
             .map_err(|_| io::Error::other("the worker said nothing in time (or exited)"))

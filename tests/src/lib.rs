@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod locker;
 pub mod original_reader;
 pub mod prefix;
+pub mod prefix_wait;
 pub mod probe;
 pub mod witness;
 

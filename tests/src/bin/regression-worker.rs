@@ -8,6 +8,10 @@
 //!                         [--singleton] [--as-uid U]
 //! regression-worker churn --loops-dir D --name N --scope S --cycles C --deadline-ms M
 //! regression-worker fork-release --impl I --loops-dir D --scope S
+//! regression-worker wait --impl I --loops-dir D --name N --scope S --timeout-ms T
+//!                         [--port poll|queue] [--witness LOG --worker K] [--barrier-dir B
+//!                         --barrier-count C] [--release-at-once]
+//! regression-worker hold-sentinel --running-dir R
 //! regression-worker probe PATH
 //! regression-worker repro --impl I [--soak]
 //! ```
@@ -17,7 +21,13 @@
 //! one line (`go`), tries once and says `held <path>`, `conflict <why>` or `failed <why>`, then
 //! holds until stdin closes, releases and says `released` or `release-failed <why>`. `churn`
 //! acquires and releases in a loop, saying each step, until killed or out of bounds. `repro`
-//! runs a whole fleet and prints its JSON report.
+//! runs a whole fleet and prints its JSON report. `wait` says `ready`, waits for `go`, then
+//! acquires waiting at most `--timeout-ms`: it says `waiting <ticket>` when it starts waiting,
+//! then `held <path>`, `timeout <why>`, `gave-up <why>` (the pre-fix port's loser) or
+//! `failed <why>`; a holder releases at once or when stdin closes and says `released`. With
+//! `--impl prefix` it waits like the port `--port` names (see `regression::prefix_wait`).
+//! `hold-sentinel` takes the directory sentinel's flock, says `holding`, and keeps it until
+//! stdin closes.
 
 use std::fs;
 use std::io::{self, BufRead, Read, Write};
@@ -29,9 +39,10 @@ use regression::args::Args;
 use regression::fleet::{FleetParams, run_fleet};
 use regression::locker::{Attempt, Impl, Locker};
 use regression::original_reader;
+use regression::prefix_wait;
 use regression::probe::{Probe, probe};
 use regression::witness::Witness;
-use scope_lock::{LockManager, LockRequest};
+use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, Waiting};
 use serde_json::json;
 
 fn main() -> ExitCode {
@@ -77,6 +88,26 @@ fn main() -> ExitCode {
         .and_then(|args| churn(&args)),
         "fork-release" => Args::parse(parser, &["impl", "loops-dir", "scope"], &[])
             .and_then(|args| fork_release(&args)),
+        "wait" => Args::parse(
+            parser,
+            &[
+                "impl",
+                "loops-dir",
+                "name",
+                "scope",
+                "timeout-ms",
+                "port",
+                "witness",
+                "worker",
+                "barrier-dir",
+                "barrier-count",
+            ],
+            &["release-at-once"],
+        )
+        .and_then(|args| wait(&args)),
+        "hold-sentinel" => {
+            Args::parse(parser, &["running-dir"], &[]).and_then(|args| hold_sentinel(&args))
+        }
         "probe" => Args::parse(parser, &[], &[]).and_then(|args| probe_once(&args)),
         "repro" => Args::parse(parser, &["impl"], &["soak"]).and_then(|args| repro(&args)),
         other => Err(format!(
@@ -365,6 +396,129 @@ fn fork_release(args: &Args) -> Result<(), String> {
     // The parent's own release: whatever the child did, this must not fail either.
     let _ = locker.release(held);
     say(&report.to_string())
+}
+
+/// One waiting acquire on `go`; see the header.
+fn wait(args: &Args) -> Result<(), String> {
+    let which = args.which()?;
+    let locks = LockManager::new(args.path("loops-dir")?);
+    let request = LockRequest::new(args.get("name")?).scope([args.get("scope")?]);
+    let timeout = Duration::from_millis(args.number("timeout-ms")?);
+    let mut witness = match args.get("witness") {
+        Ok(path) => {
+            let worker = u32::try_from(args.number("worker")?).map_err(|err| err.to_string())?;
+            Some(Witness::open(Path::new(path), worker).map_err(|err| format!("witness: {err}"))?)
+        }
+        Err(_) => None,
+    };
+    say("ready")?;
+    let mut stdin = io::stdin().lock();
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .map_err(|err| format!("stdin: {err}"))?;
+
+    let deadline = Instant::now() + timeout;
+    let outcome = match which {
+        Impl::Fixed => {
+            let mut told = Ok(());
+            let mut observer = |wait: &Waiting<'_>| {
+                if wait.is_first() {
+                    let ticket = wait.ticket().map_or("none".to_owned(), |t| t.to_string());
+                    told = say(&format!("waiting {ticket}"));
+                }
+            };
+            let result = locks.acquire_with(&request, deadline, &mut observer);
+            told?;
+            result.map_err(|err| match err {
+                AcquireError::Timeout(_) => format!("timeout {err}"),
+                _ => format!("failed {err}"),
+            })
+        }
+        Impl::Prefix => wait_like_the_port(args, &locks, &request, deadline)?,
+    };
+    let guard = match outcome {
+        Ok(guard) => guard,
+        Err(line) => return say(&line),
+    };
+    say(&format!("held {}", guard.path().display()))?;
+    if let Some(witness) = &mut witness {
+        witness.enter(0).map_err(|err| err.to_string())?;
+        witness.exit(0).map_err(|err| err.to_string())?;
+    }
+    if !args.flag("release-at-once") {
+        let mut sink = Vec::new();
+        stdin
+            .read_to_end(&mut sink)
+            .map_err(|err| format!("stdin: {err}"))?;
+    }
+    guard.release().map_err(|err| err.to_string())?;
+    say("released")
+}
+
+/// The pre-fix ports' waiting: `Ok(Err(line))` is an outcome to say, not a failure.
+fn wait_like_the_port(
+    args: &Args,
+    locks: &LockManager,
+    request: &LockRequest,
+    deadline: Instant,
+) -> Result<Result<ScopeGuard, String>, String> {
+    let mut told = Ok(());
+    let mut on_wait = || told = say("waiting port");
+    let outcome = match args.get("port")? {
+        "poll" => {
+            if !prefix_wait::wait_for_scope(locks, request, deadline, &mut on_wait)? {
+                Err("timeout the scope never came free".to_owned())
+            } else {
+                // Every waiter woke in the same poll tick: let them all see "free" first.
+                let barrier = args.path("barrier-dir")?;
+                let count = usize::try_from(args.number("barrier-count")?)
+                    .map_err(|err| err.to_string())?;
+                let me = args.number("worker")?;
+                let patience = Duration::from_secs(60);
+                prefix_wait::file_barrier(&barrier, "free", me, count, patience)?;
+                let result = locks.try_acquire(request);
+                prefix_wait::file_barrier(&barrier, "tried", me, count, patience)?;
+                result.map_err(|err| format!("gave-up {err}"))
+            }
+        }
+        "queue" => {
+            let queue = prefix_wait::PortQueue::new(locks.running_dir());
+            match prefix_wait::queue_then_acquire(locks, request, &queue, deadline, &mut on_wait)? {
+                Some(guard) => Ok(guard),
+                None => Err("timeout still queued behind an earlier entry".to_owned()),
+            }
+        }
+        other => return Err(format!("--port {other:?}: poll or queue")),
+    };
+    told?;
+    Ok(outcome)
+}
+
+/// Takes the directory sentinel's flock as a process stuck inside an acquire would hold it.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "stands in for another process holding the sentinel, outside the library"
+)]
+fn hold_sentinel(args: &Args) -> Result<(), String> {
+    let running_dir = args.path("running-dir")?;
+    fs::create_dir_all(&running_dir).map_err(|err| err.to_string())?;
+    say("ready")?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(running_dir.join(".acquire.lock"))
+        .map_err(|err| err.to_string())?;
+    file.lock().map_err(|err| err.to_string())?;
+    say("holding")?;
+    let mut sink = Vec::new();
+    io::stdin()
+        .read_to_end(&mut sink)
+        .map_err(|err| format!("stdin: {err}"))?;
+    drop(file);
+    Ok(())
 }
 
 fn probe_once(args: &Args) -> Result<(), String> {

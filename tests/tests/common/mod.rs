@@ -49,3 +49,32 @@ impl Fixture {
         AttemptProcess::spawn(worker(), which, &self.loops_dir(), name, scope, extra)
     }
 }
+
+impl Fixture {
+    /// A `wait` worker (see the worker's header), ready to acquire `name` over `scope` waiting
+    /// at most `timeout_ms` when told to go; `extra` are further worker arguments.
+    pub(crate) fn spawn_waiter(
+        &self,
+        which: Impl,
+        name: &str,
+        scope: &str,
+        timeout_ms: u64,
+        extra: &[&str],
+    ) -> io::Result<AttemptProcess> {
+        let timeout = timeout_ms.to_string();
+        let loops_dir = self.loops_dir();
+        let mut args: Vec<&std::ffi::OsStr> = Vec::new();
+        for arg in ["--impl", which.name()] {
+            args.push(arg.as_ref());
+        }
+        args.push("--loops-dir".as_ref());
+        args.push(loops_dir.as_os_str());
+        for arg in ["--name", name, "--scope", scope, "--timeout-ms", &timeout] {
+            args.push(arg.as_ref());
+        }
+        for arg in extra {
+            args.push(arg.as_ref());
+        }
+        AttemptProcess::spawn_command(worker(), "wait", args)
+    }
+}
