@@ -1,0 +1,298 @@
+"""Scope locks for little-loops' users, held for the whole hold.
+
+``scope_lock.LockManager`` has the API of little-loops' ``LockManager``
+(``scripts/little_loops/fsm/concurrency.py``): same names, arguments, defaults
+and return types, and it reads and writes the same ``.loops/.running/*.lock``
+files, so both can share one directory. The difference is underneath: here
+the lock is an open, exclusively flocked descriptor, held from ``acquire``
+until ``release`` (or the end of the process), by the Rust crate
+``scope-lock``. A holder that dies, however it dies, frees its scope at once.
+
+Deliberate differences from the original:
+
+- ``acquire`` keeps the lock (an open descriptor) inside the manager, keyed by
+  lock file, until ``release`` or until the process ends, even if the manager
+  itself is garbage-collected.
+- ``release`` releases only what this manager acquired; it never deletes a
+  file it does not hold. A lock name already held live is a conflict
+  (``acquire`` returns False) instead of being overwritten.
+- Lock records carry one more key, ``"liveness": "flock"``, which the
+  original's reader ignores. ``ScopeLock.liveness`` holds it (``None`` for
+  records the original wrote); it takes no part in equality.
+- A lock file that is held but cannot be read blocks every scope: it is a
+  conflict, reported by ``find_conflict`` as a ``ScopeLock`` with
+  ``liveness="unreadable"``, ``pid`` 0 and the file's name as ``loop_name``.
+  Files that are not live locks are logged at WARNING on the ``scope_lock``
+  logger, never silently skipped.
+- Scans see lock files with nested names (``generated/run-1``), which the
+  original's flat glob misses.
+- ``hold()`` is a context manager that raises ``ScopeConflict`` (with the
+  holder) when the scope is taken.
+
+Threads and processes:
+
+- A ``LockManager`` may be shared by threads. Its calls release the GIL while
+  they wait for the lock directory, and the table of held locks is guarded.
+  Locks belong to the manager, not to a thread: any thread may release what
+  another acquired. Two acquires of overlapping scopes in one process
+  conflict (the second gets False), they never wait on each other.
+- After ``os.fork`` (including multiprocessing's "fork" start method), the
+  child closes its copies of the parent's lock descriptors at once: the locks
+  stay the parent's, and the child can neither release nor prolong them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from . import _native
+from ._errors import NotALockFileError, UnsupportedFilesystemError
+
+__all__ = [
+    "RUNNING_DIR",
+    "LockManager",
+    "NotALockFileError",
+    "ScopeConflict",
+    "ScopeLock",
+    "UnsupportedFilesystemError",
+    "resolve_scope",
+]
+
+logger = logging.getLogger(__name__)
+
+RUNNING_DIR = ".running"
+
+os.register_at_fork(after_in_child=_native.forget_inherited)
+atexit.register(_native.release_all)
+
+
+def resolve_scope(scope: list[str], context: dict[str, Any]) -> list[str]:
+    """Replace each ``${context.<var>}`` in the scope's entries by ``str(context[var])``.
+
+    A variable the context lacks stays as written; other namespaces
+    (``${env.X}``) are not touched; replacements are not scanned again.
+    """
+    return _native.resolve_scope(list(scope), dict(context))
+
+
+@dataclass
+class ScopeLock:
+    """The record of a lock file: who holds which paths since when.
+
+    The first five fields are the original's. ``liveness`` is ours: ``"flock"``
+    for a record written by this package (alive exactly while its file is
+    flocked), ``None`` for one written by the original (alive while its pid
+    is).
+    """
+
+    loop_name: str
+    scope: list[str]
+    pid: int
+    started_at: str
+    singleton: bool = False
+    liveness: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as its JSON object: ``singleton`` only when true, ``liveness`` only when set."""
+        data: dict[str, Any] = {
+            "loop_name": self.loop_name,
+            "scope": self.scope,
+            "pid": self.pid,
+            "started_at": self.started_at,
+        }
+        if self.singleton:
+            data["singleton"] = self.singleton
+        if self.liveness is not None:
+            data["liveness"] = self.liveness
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScopeLock:
+        """Read a record: a string ``scope`` (legacy files) becomes a one-path list, a missing
+        ``singleton`` is false. Raises ``KeyError`` for a missing required key."""
+        scope = data["scope"]
+        liveness = data.get("liveness")
+        return cls(
+            loop_name=str(data["loop_name"]),
+            scope=list(scope) if isinstance(scope, list) else [str(scope)],
+            pid=int(data["pid"]),
+            started_at=str(data["started_at"]),
+            singleton=bool(data.get("singleton", False)),
+            liveness=None if liveness is None else str(liveness),
+        )
+
+
+class ScopeConflict(Exception):
+    """The scope is held by someone else (or by this process, through another lock).
+
+    ``holder`` is the holder's ``ScopeLock`` (``None`` when its lock file is
+    held but unreadable); ``loop_name``, ``scope``, ``pid`` and ``since`` are
+    the holder's, for convenience. ``rule`` says why it conflicts:
+    ``"overlap"``, ``"singleton"``, ``"same_name"`` (the lock file name is
+    taken) or ``"unreadable"``. ``lock_path`` is the holder's lock file.
+    """
+
+    def __init__(self, message: str, *, holder: ScopeLock | None, rule: str,
+                 lock_path: str, held_by_this_process: bool = False) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.rule = rule
+        self.lock_path = lock_path
+        self.held_by_this_process = held_by_this_process
+
+    @property
+    def loop_name(self) -> str | None:
+        return self.holder.loop_name if self.holder else None
+
+    @property
+    def scope(self) -> list[str] | None:
+        return self.holder.scope if self.holder else None
+
+    @property
+    def pid(self) -> int | None:
+        return self.holder.pid if self.holder else None
+
+    @property
+    def since(self) -> str | None:
+        return self.holder.started_at if self.holder else None
+
+    @classmethod
+    def _from_native(cls, conflict: dict[str, Any], prefix: str = "scope is locked: ") -> ScopeConflict:
+        holder = conflict["holder"]
+        return cls(
+            prefix + conflict["message"],
+            holder=None if holder is None else ScopeLock.from_dict(holder),
+            rule=conflict["rule"],
+            lock_path=conflict["lock_path"],
+            held_by_this_process=conflict["held_by_this_process"],
+        )
+
+
+def _stand_in(conflict: dict[str, Any]) -> ScopeLock:
+    """A ``ScopeLock`` for a conflict whose holder's record cannot be read."""
+    name = Path(conflict["lock_path"]).name
+    return ScopeLock(
+        loop_name=name[: -len(".lock")] if name.endswith(".lock") else name,
+        scope=[],
+        pid=0,
+        started_at="",
+        liveness="unreadable",
+    )
+
+
+class LockManager:
+    """Scope locks in ``<loops_dir>/.running/``, held for as long as they are held.
+
+    ``loops_dir`` defaults to ``.loops``; a relative one is resolved against
+    the current directory at each call, as in the original.
+    """
+
+    def __init__(self, loops_dir: Path | None = None) -> None:
+        self.loops_dir = Path(loops_dir) if loops_dir else Path(".loops")
+        self.running_dir = self.loops_dir / RUNNING_DIR
+        self._native = _native.Manager(os.fspath(self.loops_dir))
+
+    def acquire(
+        self,
+        loop_name: str,
+        scope: list[str],
+        instance_id: str | None = None,
+        *,
+        singleton: bool = False,
+    ) -> bool:
+        """Acquire the scope if no live lock conflicts; never waits for a holder.
+
+        Returns True when this manager now holds the lock (until ``release``),
+        False when a live lock overlaps the scope, is a singleton of the same
+        name (with ``singleton=True``), or already has this lock's file name.
+        An empty scope is the whole project (``"."``). ``instance_id`` names
+        the lock file instead of ``loop_name``.
+
+        Raises ``ValueError`` for a name or instance id that cannot name a
+        lock file (empty, absolute, ``..``, leading dot, NUL), and ``OSError``
+        (with ``filename``) when the lock directory cannot be used.
+        """
+        token, _ = self._native.acquire(loop_name, list(scope), instance_id, singleton)
+        return token is not None
+
+    def release(self, loop_name: str, instance_id: str | None = None) -> None:
+        """Release the lock this manager acquired under this name; nothing if it holds none.
+
+        The lock file is removed only if it is still this lock's, then the
+        descriptor is closed. Raises ``OSError`` if the lock directory
+        cannot be used; the lock ends all the same.
+        """
+        self._native.release(loop_name, instance_id)
+
+    def find_conflict(
+        self,
+        scope: list[str],
+        *,
+        caller_loop_name: str | None = None,
+        caller_singleton: bool = False,
+    ) -> ScopeLock | None:
+        """The live lock that overlaps ``scope`` (or, with ``caller_singleton``, is a
+        singleton named ``caller_loop_name``), or None. Stale locks are removed on the
+        way. The answer may be out of date when it returns: to hold a scope, acquire it.
+        """
+        conflict = self._native.find_conflict(list(scope), caller_loop_name, caller_singleton)
+        if conflict is None:
+            return None
+        if conflict["holder"] is None:
+            logger.warning("%s", conflict["message"])
+            return _stand_in(conflict)
+        return ScopeLock.from_dict(conflict["holder"])
+
+    def list_locks(self) -> list[ScopeLock]:
+        """Every live lock, nested names included. Stale locks are removed on the way;
+        lock files that are not readable live locks are logged at WARNING."""
+        records, problems = self._native.list_locks()
+        for problem in problems:
+            logger.warning("%s", problem)
+        return [ScopeLock.from_dict(record) for record in records]
+
+    @contextlib.contextmanager
+    def hold(
+        self,
+        loop_name: str,
+        scope: Sequence[str],
+        instance_id: str | None = None,
+        *,
+        singleton: bool = False,
+    ) -> Iterator[ScopeLock]:
+        """Hold the scope for the ``with`` block and yield its ``ScopeLock``.
+
+        Raises ``ScopeConflict`` (carrying the holder) when the scope is taken;
+        the lock is released when the block ends, however it ends.
+        """
+        token, detail = self._native.acquire(loop_name, list(scope), instance_id, singleton)
+        if token is None:
+            raise ScopeConflict._from_native(detail)
+        try:
+            yield ScopeLock.from_dict(detail)
+        finally:
+            self._native.release(loop_name, instance_id, token)
+
+    def held(self) -> list[Path]:
+        """The lock files this manager holds (not in the original)."""
+        return [Path(p) for p in self._native.held()]
+
+    # The original's private helpers, which its users call.
+
+    def _paths_overlap(self, path1: str, path2: str) -> bool:
+        """Whether two normalised paths are equal or one contains the other, by components."""
+        return _native.paths_overlap(os.fspath(path1), os.fspath(path2))
+
+    def _scopes_overlap(self, scope1: list[str], scope2: list[str]) -> bool:
+        """Whether any path of one scope overlaps any path of the other."""
+        return _native.scopes_overlap([os.fspath(p) for p in scope1], [os.fspath(p) for p in scope2])
+
+    def _normalize_path(self, path: str) -> str:
+        """The path as ``Path(path).resolve()`` gives it (non-strict)."""
+        return _native.normalize_path(os.fspath(path))

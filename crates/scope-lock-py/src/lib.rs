@@ -1,0 +1,31 @@
+//! `scope_lock._native`: the Rust half of the Python package `scope_lock`.
+//!
+//! The Python half (`python/scope_lock/__init__.py`) has the API little-loops' users know
+//! (`LockManager`, `ScopeLock`, `resolve_scope`); this module does the locking, with the
+//! `scope-lock` crate. What it adds to the crate is what a Python process needs:
+//!
+//! - [`held`]: the table of guards that `LockManager.acquire` keeps until `release` (or the
+//!   end of the process), and what happens to it in a child created by `os.fork`;
+//! - [`errors`]: the crate's errors as Python exceptions (`OSError` subclasses carrying the
+//!   path, `ValueError` for bad input);
+//! - [`manager`]: the calls themselves, each of which lets go of the GIL while it may wait.
+
+use pyo3::prelude::*;
+
+mod errors;
+mod held;
+mod manager;
+
+/// The extension module. Its contents are private to the package: use `scope_lock`.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<manager::Manager>()?;
+    m.add_function(wrap_pyfunction!(manager::paths_overlap, m)?)?;
+    m.add_function(wrap_pyfunction!(manager::scopes_overlap, m)?)?;
+    m.add_function(wrap_pyfunction!(manager::normalize_path, m)?)?;
+    m.add_function(wrap_pyfunction!(manager::resolve_scope, m)?)?;
+    m.add_function(wrap_pyfunction!(held::forget_inherited, m)?)?;
+    m.add_function(wrap_pyfunction!(held::release_all, m)?)?;
+    Ok(())
+}

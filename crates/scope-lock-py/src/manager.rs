@@ -1,0 +1,224 @@
+//! `_native.Manager`: the crate's [`LockManager`] for the Python `LockManager`, plus the scope
+//! helpers. Records and conflicts cross over as plain dicts; the Python half turns them into
+//! `ScopeLock`s and exceptions.
+//!
+//! Every call that may wait (for the directory sentinel, which another process holds while it
+//! scans) lets go of the GIL first, so other Python threads run meanwhile.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use scope_lock::{
+    AcquireError, Conflict, ConflictRule, LockManager, LockRecord, LockRequest, ProblemKind,
+};
+use serde_json::{Map, Value};
+
+use crate::errors;
+use crate::held;
+
+/// The lock directory `<loops_dir>/.running/` and the locks this manager acquired there.
+#[pyclass(module = "scope_lock._native", frozen)]
+pub(crate) struct Manager {
+    locks: LockManager,
+    id: u64,
+}
+
+#[pymethods]
+impl Manager {
+    #[new]
+    fn new(loops_dir: PathBuf) -> Self {
+        Self {
+            locks: LockManager::new(loops_dir),
+            id: held::next_id(),
+        }
+    }
+
+    /// Tries once to acquire; on success the guard goes into the process's table.
+    /// Returns `(token, record)` when held, `(None, conflict)` when refused.
+    #[pyo3(signature = (loop_name, scope, instance_id, singleton))]
+    fn acquire<'py>(
+        &self,
+        py: Python<'py>,
+        loop_name: String,
+        scope: Vec<String>,
+        instance_id: Option<String>,
+        singleton: bool,
+    ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
+        let request = request(loop_name, scope, instance_id, singleton);
+        let outcome = py.detach(|| self.locks.try_acquire(&request));
+        match outcome {
+            Ok(guard) => {
+                let record = record_dict(py, guard.record())?;
+                Ok((Some(held::keep(self.id, guard)), record))
+            }
+            Err(AcquireError::Conflict(conflict)) => Ok((None, conflict_dict(py, &conflict)?)),
+            Err(AcquireError::Failed(err)) => Err(errors::to_py(py, &err)),
+        }
+    }
+
+    /// Releases the lock this manager holds for `loop_name`/`instance_id` (only the hold
+    /// `token`, when given). Returns whether there was one.
+    #[pyo3(signature = (loop_name, instance_id, token=None))]
+    fn release(
+        &self,
+        py: Python<'_>,
+        loop_name: String,
+        instance_id: Option<String>,
+        token: Option<u64>,
+    ) -> PyResult<bool> {
+        let path = self
+            .locks
+            .lock_path(&request(loop_name, Vec::new(), instance_id, false));
+        let Some(guard) = held::take(self.id, &path, token) else {
+            return Ok(false);
+        };
+        py.detach(move || guard.release())
+            .map(|()| true)
+            .map_err(|err| errors::to_py(py, &err))
+    }
+
+    /// The conflict an acquire of `scope` would meet, by the original's rules (overlap, and
+    /// singleton when `caller_singleton`), or `None`.
+    #[pyo3(signature = (scope, caller_loop_name, caller_singleton))]
+    fn find_conflict<'py>(
+        &self,
+        py: Python<'py>,
+        scope: Vec<String>,
+        caller_loop_name: Option<String>,
+        caller_singleton: bool,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        // The crate also refuses a request whose own lock file name is held. The original's
+        // find_conflict knows no lock file name, so the question is asked under an instance id
+        // that no lock file has: only the overlap and singleton rules (and unreadable held
+        // files) can answer. A missing caller name cannot be a singleton's, which the original
+        // also requires; the placeholder name is then never compared with anything.
+        let singleton = caller_singleton && caller_loop_name.is_some();
+        let loop_name = caller_loop_name.unwrap_or_else(|| "scope-lock-py-query".to_owned());
+        let probe_id = format!(
+            "scope-lock-py-query-{}-{}",
+            std::process::id(),
+            held::next_id()
+        );
+        let request = request(loop_name, scope, Some(probe_id), singleton);
+        let found = py.detach(|| self.locks.find_conflict(&request));
+        match found {
+            Ok(Some(conflict)) => conflict_dict(py, &conflict).map(Some),
+            Ok(None) => Ok(None),
+            Err(err) => Err(errors::to_py(py, &err)),
+        }
+    }
+
+    /// `(records, problems)`: every live lock's record, and one line per `*.lock` file that is
+    /// not a readable live lock.
+    fn list_locks<'py>(&self, py: Python<'py>) -> PyResult<(Vec<Bound<'py, PyDict>>, Vec<String>)> {
+        let listing = py
+            .detach(|| self.locks.list_locks())
+            .map_err(|err| errors::to_py(py, &err))?;
+        let records = listing
+            .locks()
+            .iter()
+            .map(|lock| record_dict(py, lock.record()))
+            .collect::<PyResult<_>>()?;
+        let problems = listing
+            .problems()
+            .iter()
+            .filter(|problem| !matches!(problem.kind(), ProblemKind::NotRegular { .. }))
+            .map(ToString::to_string)
+            .collect();
+        Ok((records, problems))
+    }
+
+    /// The lock files this manager holds, sorted.
+    fn held(&self) -> Vec<PathBuf> {
+        held::paths_of(self.id)
+    }
+}
+
+fn request(
+    loop_name: String,
+    scope: Vec<String>,
+    instance_id: Option<String>,
+    singleton: bool,
+) -> LockRequest {
+    let mut request = LockRequest::new(loop_name)
+        .scope(scope)
+        .singleton(singleton);
+    if let Some(id) = instance_id {
+        request = request.instance_id(id);
+    }
+    request
+}
+
+/// A record as the keys of its JSON, with `liveness` `"flock"` for ours and `None` for the
+/// original's.
+fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("loop_name", record.loop_name())?;
+    dict.set_item("scope", PyList::new(py, record.scope())?)?;
+    dict.set_item("pid", record.pid())?;
+    dict.set_item("started_at", record.started_at())?;
+    dict.set_item("singleton", record.singleton())?;
+    dict.set_item("liveness", record.is_flock_liveness().then_some("flock"))?;
+    Ok(dict)
+}
+
+fn conflict_dict<'py>(py: Python<'py>, conflict: &Conflict) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("message", conflict.to_string())?;
+    dict.set_item("lock_path", conflict.lock_path().to_string_lossy())?;
+    dict.set_item("held_by_this_process", conflict.is_held_by_this_process())?;
+    let holder = conflict
+        .holder()
+        .map(|record| record_dict(py, record))
+        .transpose()?;
+    dict.set_item("holder", holder)?;
+    let (rule, detail): (&str, Option<String>) = match conflict.rule() {
+        ConflictRule::Overlap { ours, theirs } => {
+            ("overlap", Some(format!("{ours} overlaps {theirs}")))
+        }
+        ConflictRule::Singleton => ("singleton", None),
+        ConflictRule::SameName => ("same_name", None),
+        ConflictRule::Unreadable { reason } => ("unreadable", Some(reason.clone())),
+        _ => ("other", None),
+    };
+    dict.set_item("rule", rule)?;
+    dict.set_item("detail", detail)?;
+    Ok(dict)
+}
+
+/// Whether two normalised paths overlap (equal, or one contains the other).
+#[pyfunction]
+pub(crate) fn paths_overlap(path1: &str, path2: &str) -> bool {
+    scope_lock::paths_overlap(path1, path2)
+}
+
+/// Whether any path of one scope overlaps any path of the other.
+#[pyfunction]
+pub(crate) fn scopes_overlap(scope1: Vec<String>, scope2: Vec<String>) -> bool {
+    scope_lock::scopes_overlap(&scope1, &scope2)
+}
+
+/// A scope entry normalised like `Path(path).resolve()`.
+#[pyfunction]
+pub(crate) fn normalize_path(py: Python<'_>, path: &str) -> PyResult<String> {
+    scope_lock::normalize_path(path).map_err(|err| errors::to_py(py, &err))
+}
+
+/// `${context.<var>}` templates replaced with `str(context[var])`. The values are rendered by
+/// Python's own `str()` here, so any object renders as the original renders it.
+#[pyfunction]
+pub(crate) fn resolve_scope(
+    scope: Vec<String>,
+    context: &Bound<'_, PyDict>,
+) -> PyResult<Vec<String>> {
+    let mut rendered = Map::new();
+    for (key, value) in context.iter() {
+        // The original looks variables up by the string in the template; other keys can never
+        // match one.
+        if let Ok(key) = key.extract::<String>() {
+            rendered.insert(key, Value::String(value.str()?.to_string()));
+        }
+    }
+    Ok(scope_lock::resolve_scope(&scope, &rendered))
+}
