@@ -1,0 +1,316 @@
+"""Behaviour across processes and threads, including what the original cannot pass: its lock
+was not held while the loop ran (BUG-423), so these tests fail against it.
+
+Processes are synchronised through their pipes (a line said, a line read, stdin closed),
+never by sleeping; every wait has a deadline; every child is reaped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from scope_lock import LockManager
+
+from conftest import TIMEOUT_S, Child
+
+
+# --- the lock is held while it is held ----------------------------------------------------
+
+
+def test_the_lock_file_is_flocked_for_the_whole_hold_seen_from_another_process(manager: LockManager, actor) -> None:
+    assert manager.acquire("demo", ["src"])
+    path = manager.running_dir / "demo.lock"
+    assert actor("probe", path).line() == "held"
+    # Still held after other calls on the manager (the original let go inside acquire()).
+    manager.list_locks()
+    manager.find_conflict(["src"])
+    assert manager.acquire("other", ["elsewhere"])
+    assert actor("probe", path).line() == "held"
+    manager.release("demo")
+    assert actor("probe", path).line() == "missing"
+
+
+def test_another_process_is_refused_and_told_who_holds(manager: LockManager, loops_dir: Path, actor) -> None:
+    # The holder is our child, so we are not its ancestor: it blocks us (and we it, below).
+    holder = actor("hold", loops_dir, "theirs", "src/x")
+    assert holder.line().startswith("held ")
+    assert not manager.acquire("mine", ["src"])
+    found = manager.find_conflict(["src"])
+    assert (found.loop_name, found.pid) == ("theirs", holder.pid)
+    holder.send("release")
+    assert holder.line() == "released"
+    assert manager.acquire("mine", ["src"])
+
+
+def test_eight_processes_racing_for_one_scope_never_hold_it_together(loops_dir: Path, project: Path, actor) -> None:
+    witness = project / "witness.log"
+    workers = [actor("cycle", loops_dir, "race", "shared", 25, 120, witness, k) for k in range(8)]
+    for worker in workers:
+        assert worker.line() == "ready"
+    for worker in workers:  # the start barrier
+        worker.send("go")
+    summaries = [json.loads(worker.line(timeout=180)) for worker in workers]
+    for worker in workers:
+        assert worker.finish() == 0
+
+    holds = sum(s["holds"] for s in summaries)
+    assert all(s["holds"] == 25 for s in summaries), summaries
+    assert sum(s["unheld"] for s in summaries) == 0, "a lock file was not flocked during its hold"
+
+    events = [line.split() for line in witness.read_text().splitlines()]
+    assert len(events) == 2 * holds
+    # By order: each enter is followed by the exit of the same hold.
+    for i in range(0, len(events), 2):
+        enter, leave = events[i], events[i + 1]
+        assert (enter[0], leave[0]) == ("enter", "exit"), f"two holders at once at line {i + 1}"
+        assert enter[1:3] == leave[1:3], f"two holders at once at line {i + 1}"
+    # By time: no recorded hold starts before the previous one ended.
+    intervals = sorted((int(events[i][3]), int(events[i + 1][3])) for i in range(0, len(events), 2))
+    overlaps = sum(1 for (_, end), (start, _) in zip(intervals, intervals[1:]) if start < end)
+    assert overlaps == 0, f"{overlaps} holds overlapped in time"
+
+
+def test_a_holder_killed_by_sigkill_is_reclaimed_at_once(manager: LockManager, loops_dir: Path, actor) -> None:
+    holder = actor("hold", loops_dir, "doomed", "src")
+    line = holder.line()
+    assert line.startswith("held ")
+    lock_file = Path(line.split(" ", 1)[1])
+    assert not manager.acquire("next", ["src"])
+    holder.kill()  # SIGKILL, and reaped
+    assert lock_file.exists(), "the dead holder's file is left behind..."
+    assert manager.acquire("next", ["src"]), "...and reclaimed by the very next acquire"
+    assert not lock_file.exists()
+
+
+def test_files_vanishing_mid_scan_never_make_a_scan_fail(manager: LockManager, loops_dir: Path, actor) -> None:
+    churners = [actor("churn", loops_dir, f"churn-{k}", f"area-{k}", 100_000) for k in range(3)]
+    for churner in churners:
+        assert churner.line() == "ready"
+    scans = 0
+    deadline = time.monotonic() + TIMEOUT_S
+    while scans < 300 and time.monotonic() < deadline:
+        for lock in manager.list_locks():
+            assert lock.loop_name.startswith("churn-")
+        assert manager.find_conflict(["elsewhere"]) is None
+        assert manager.acquire("scanner", ["elsewhere"])
+        manager.release("scanner")
+        scans += 1
+    assert scans == 300
+    for churner in churners:
+        churner.close_stdin()
+        summary = json.loads(churner.line())
+        assert summary["errors"] == 0 and summary["cycles"] > 0, summary
+        assert churner.finish() == 0
+
+
+# --- singletons and the ancestor carve-out ------------------------------------------------
+
+
+def test_a_child_process_is_not_blocked_by_its_parents_lock(manager: LockManager, loops_dir: Path, actor) -> None:
+    # This test process is the child's parent: a loop running a nested loop.
+    assert manager.acquire("outer", ["src"], singleton=True)
+    nested = actor("hold", loops_dir, "inner", "src/x")
+    assert nested.line().startswith("held ")
+    nested_singleton = actor("hold", loops_dir, "outer", "elsewhere", "--instance", "outer-2", "--singleton")
+    assert nested_singleton.line().startswith("held ")
+
+
+def test_an_unrelated_process_is_blocked_by_a_singleton(loops_dir: Path, actor) -> None:
+    first = actor("hold", loops_dir, "solo", "a", "--instance", "solo-1", "--singleton")
+    assert first.line().startswith("held ")
+    sibling = actor("hold", loops_dir, "solo", "b", "--instance", "solo-2", "--singleton")
+    assert sibling.line() == "conflict"
+    plain = actor("hold", loops_dir, "solo", "c", "--instance", "solo-3")
+    assert plain.line().startswith("held ")
+
+
+def test_a_live_pid_of_another_user_counts_as_alive(tmp_path: Path) -> None:
+    """kill(pid, 0) failing with EPERM means the process exists (the original's BUG-526)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to scan as another user")
+    shared = Path("/tmp") / f"scope-lock-eperm-{os.getpid()}"
+    running = shared / ".running"
+    running.mkdir(parents=True)
+    try:
+        for path in (shared, running):
+            path.chmod(0o777)
+        (running / ".acquire.lock").touch()
+        (running / ".acquire.lock").chmod(0o666)
+        # The original's record of a live process of root's: this very process.
+        (running / "root.lock").write_text(json.dumps(
+            {"loop_name": "root", "scope": ["/srv"], "pid": os.getpid(), "started_at": "t"}))
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child scans as nobody, for whom kill(root's pid, 0) is EPERM
+            try:
+                os.close(read_end)
+                os.setgid(65534)
+                os.setuid(65534)
+                names = [lock.loop_name for lock in LockManager(shared).list_locks()]
+                os.write(write_end, json.dumps(names).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as answer:
+            assert json.loads(answer.read() or b"null") == ["root"]
+        assert os.waitpid(pid, 0)[1] == 0
+        assert (running / "root.lock").exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(shared)
+
+
+# --- threads and fork ---------------------------------------------------------------------
+
+
+def test_the_gil_is_released_while_waiting_for_the_lock_directory(manager: LockManager, spawn) -> None:
+    manager.running_dir.mkdir(parents=True)
+    sentinel = manager.running_dir / ".acquire.lock"
+    sentinel.touch()
+    # Another process holds the directory sentinel, as the original does while it scans.
+    blocker = actor_flock(spawn, sentinel)
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(manager.acquire("waiting", ["src"])))
+    waiter.start()
+    try:
+        # This thread runs Python while the other is blocked in flock inside acquire(): the
+        # kernel shows our process waiting on the sentinel. Were the GIL held, we could not
+        # even look.
+        inode = os.stat(sentinel).st_ino
+        deadline = time.monotonic() + TIMEOUT_S
+        while not blocked_on(os.getpid(), inode):
+            assert time.monotonic() < deadline, "acquire() never blocked on the sentinel"
+            assert waiter.is_alive(), "acquire() returned while the sentinel was held"
+            time.sleep(0.01)  # polling a condition with a deadline, not ordering by sleep
+        assert result == []
+    finally:
+        blocker.finish()
+        waiter.join(TIMEOUT_S)
+    assert result == [True]
+
+
+def actor_flock(spawn, path: Path) -> Child:
+    """A process that holds PATH's flock until its stdin ends."""
+    # It lets go by itself after TIMEOUT_S: if acquire() held the GIL, this test could not
+    # run its own deadline, and must still end (and fail).
+    code = (
+        "import fcntl, select, sys; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+        f"print('locked', flush=True); select.select([sys.stdin], [], [], {TIMEOUT_S})"
+    )
+    child = spawn([sys.executable, "-c", code, str(path)])
+    assert child.line() == "locked"
+    return child
+
+
+def blocked_on(pid: int, inode: int) -> bool:
+    """Whether /proc/locks shows `pid` waiting for a flock on inode `inode`."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields and "FLOCK" in fields:
+            rest = fields[fields.index("->") + 1:]
+            if int(rest[3]) == pid and int(rest[4].split(":")[-1]) == inode:
+                return True
+    return False
+
+
+def test_threads_share_one_manager_without_losing_locks(manager: LockManager) -> None:
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(50):
+                assert manager.acquire(f"t{k}-{i}", [f"area-{k}/{i}"])
+                manager.release(f"t{k}-{i}")
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT_S)
+    assert errors == []
+    assert manager.held() == [] and manager.list_locks() == []
+
+
+def test_a_forked_child_neither_releases_nor_keeps_its_parents_lock(manager: LockManager, loops_dir: Path, actor) -> None:
+    holder = actor("fork-hold", loops_dir, "parent", "src")
+    lock_file = Path(holder.line().split(" ", 1)[1])
+    child_line = holder.line()
+    assert child_line.startswith("child ") and child_line.endswith(" held=")
+    # The child called release(); the parent's lock is untouched.
+    assert lock_file.exists()
+    assert not manager.acquire("next", ["src"])
+    # The parent dies; the child lives on (it waits for our stdin to end), holding no copy.
+    holder.proc.send_signal(signal.SIGKILL)
+    holder.proc.wait(TIMEOUT_S)
+    try:
+        assert manager.acquire("next", ["src"]), "a forked child kept its parent's lock alive"
+    finally:
+        holder.close_stdin()  # the child's stdin: it exits
+
+
+def test_a_manager_in_a_forked_child_can_lock_for_itself(manager: LockManager) -> None:
+    assert manager.acquire("parent", ["a"])
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        try:
+            os.close(read_end)
+            ok = manager.held() == [] and manager.acquire("child", ["b"])
+            manager.release("child")
+            manager.release("parent")  # not the child's to release
+            ok = ok and (manager.running_dir / "parent.lock").exists()
+            os.write(write_end, b"ok" if ok else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        assert answer.read() == b"ok"
+    assert os.waitpid(pid, 0)[1] == 0
+    assert [lock.loop_name for lock in manager.list_locks()] == ["parent"]
+
+
+# --- Python and Rust share one directory --------------------------------------------------
+
+
+def rust_attempt(spawn, worker: Path, loops_dir: Path, name: str, scope: str) -> Child:
+    child = spawn([str(worker), "attempt", "--impl", "fixed", "--loops-dir", str(loops_dir),
+                   "--name", name, "--scope", scope])
+    assert child.line() == "ready"
+    child.send("go")
+    return child
+
+
+def test_python_and_rust_holders_exclude_each_other(manager: LockManager, loops_dir: Path, project: Path,
+                                                     actor, spawn, rust_worker: Path) -> None:
+    # Neither holder may be an ancestor of the other (a nested loop is never blocked by its
+    # parent), so the Python holder is a sibling of the Rust one: both are our children.
+    src = str(project / "src")
+    rust = rust_attempt(spawn, rust_worker, loops_dir, "rust-loop", src)
+    assert rust.line().startswith("held ")
+    python = actor("hold", loops_dir, "py-loop", "src/x")
+    assert python.line() == "conflict"
+    assert manager.find_conflict(["src"]).loop_name == "rust-loop"
+    assert rust.finish() == 0  # stdin closed: it releases and exits
+
+    python = actor("hold", loops_dir, "py-loop", "src/x")
+    assert python.line().startswith("held ")
+    refused = rust_attempt(spawn, rust_worker, loops_dir, "rust-loop", src)
+    line = refused.line()
+    assert line.startswith("conflict ") and "held by loop `py-loop`" in line, line
+    assert refused.finish() == 0
+    python.send("release")
+    assert python.line() == "released"
+    again = rust_attempt(spawn, rust_worker, loops_dir, "rust-loop", src)
+    assert again.line().startswith("held ")
+    assert again.finish() == 0
