@@ -3,14 +3,14 @@
 //! | crate [`ErrorKind`] | Python |
 //! |---|---|
 //! | `InvalidName`, `InvalidScope`, `InvalidRecord` | `ValueError` (the message quotes the input) |
-//! | `NotALockFile` | `NotALockFileError(OSError)`, `filename` = the path |
-//! | `UnsupportedFilesystem` | `UnsupportedFilesystemError(OSError)`, `filename` = the path |
-//! | `AlreadyExists` | `FileExistsError`, `filename` = the path |
-//! | `Io` | the `OSError` subclass of its errno (`PermissionError`, ...), `filename` = the path;
-//! |  | without an errno, an `OSError` whose message is the crate's and `filename` the path |
+//! | `NotALockFile` | `NotALockFileError(OSError)` |
+//! | `UnsupportedFilesystem` | `UnsupportedFilesystemError(OSError)` |
+//! | `Busy` | `LockDirectoryBusyError(OSError, TimeoutError)` |
+//! | `Io` | the `OSError` subclass of its errno (`PermissionError`, ...) |
+//! | `Interference`, any other | `OSError` |
 //!
-//! Every `OSError` keeps the crate's message (which names the path and says what was being
-//! done) as its `strerror`.
+//! Every one but `ValueError` has `filename` set to the path at fault, and its message is the
+//! crate's (which names the path and says what was being done) followed by the cause.
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -20,13 +20,18 @@ use scope_lock::{Error, ErrorKind};
 // `filename` is set; see there.
 pyo3::import_exception!(scope_lock._errors, NotALockFileError);
 pyo3::import_exception!(scope_lock._errors, UnsupportedFilesystemError);
+pyo3::import_exception!(scope_lock._errors, LockDirectoryBusyError);
 // Their base: an `OSError` with a path but no errno.
 pyo3::import_exception!(scope_lock._errors, _PathError);
 use _PathError as PathError;
 
 /// Converts a crate error into the Python exception the table above names.
 pub(crate) fn to_py(py: Python<'_>, err: &Error) -> PyErr {
-    let message = err.to_string();
+    let cause = err.io_error();
+    let message = match cause {
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
+    };
     let path = err.path().map(|p| p.to_string_lossy().into_owned());
     match err.kind() {
         ErrorKind::InvalidName | ErrorKind::InvalidScope | ErrorKind::InvalidRecord => {
@@ -36,22 +41,13 @@ pub(crate) fn to_py(py: Python<'_>, err: &Error) -> PyErr {
         ErrorKind::UnsupportedFilesystem => {
             with_filename::<UnsupportedFilesystemError>(py, message, path)
         }
-        ErrorKind::AlreadyExists => os_error(py, Some(17), message, path),
-        _ => {
-            let errno = err.io_error().and_then(std::io::Error::raw_os_error);
-            os_error(py, errno, message, path)
-        }
-    }
-}
-
-/// `OSError(errno, message, path)`, which Python itself turns into the subclass of that errno
-/// (`PermissionError` for `EACCES`, ...). Without an errno, a plain `OSError(message)` whose
-/// `filename` is set.
-fn os_error(py: Python<'_>, errno: Option<i32>, message: String, path: Option<String>) -> PyErr {
-    match (errno, path) {
-        (Some(errno), Some(path)) => PyOSError::new_err((errno, message, path)),
-        (Some(errno), None) => PyOSError::new_err((errno, message)),
-        (None, path) => with_filename::<PathError>(py, message, path),
+        ErrorKind::Busy => with_filename::<LockDirectoryBusyError>(py, message, path),
+        _ => match (cause.and_then(std::io::Error::raw_os_error), path) {
+            // Python itself turns `OSError(errno, ...)` into the subclass of that errno.
+            (Some(errno), Some(path)) => PyOSError::new_err((errno, message, path)),
+            (Some(errno), None) => PyOSError::new_err((errno, message)),
+            (None, path) => with_filename::<PathError>(py, message, path),
+        },
     }
 }
 
@@ -64,7 +60,7 @@ fn with_filename<T: pyo3::PyTypeInfo>(
     let err = PyErr::new::<T, _>(message);
     if let Some(path) = path {
         // Setting an attribute of a fresh exception cannot fail short of memory exhaustion; if
-        // it does, the exception still says the path in its message.
+        // it does, the exception still names the path in its message.
         let _ = err.value(py).setattr("filename", path);
     }
     err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import sys
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from scope_lock import LockManager
+from scope_lock import LockDirectoryBusyError, LockManager
 
 from conftest import TIMEOUT_S, Child
 
@@ -172,30 +173,70 @@ def test_a_live_pid_of_another_user_counts_as_alive(tmp_path: Path) -> None:
 # --- threads and fork ---------------------------------------------------------------------
 
 
+# The system calls a thread makes while it waits for the sentinel inside the crate (a
+# non-blocking flock, then a sleep before the next try). Python code never makes them in the
+# waiting thread, and a thread waiting for the GIL waits in futex instead.
+WAITING_SYSCALLS = {"x86_64": {73, 35, 230}, "aarch64": {32, 101, 115}}
+
+
+@pytest.mark.skipif(sys.platform != "linux" or platform.machine() not in WAITING_SYSCALLS,
+                    reason="reads a thread's current system call from /proc (Linux, x86_64/aarch64)")
 def test_the_gil_is_released_while_waiting_for_the_lock_directory(manager: LockManager, spawn) -> None:
     manager.running_dir.mkdir(parents=True)
     sentinel = manager.running_dir / ".acquire.lock"
     sentinel.touch()
     # Another process holds the directory sentinel, as the original does while it scans.
     blocker = actor_flock(spawn, sentinel)
-    result: list[bool] = []
-    waiter = threading.Thread(target=lambda: result.append(manager.acquire("waiting", ["src"])))
+    result: list[object] = []
+    native_id: list[int] = []
+
+    def wait() -> None:
+        native_id.append(threading.get_native_id())
+        try:
+            result.append(manager.acquire("waiting", ["src"]))
+        except BaseException as err:  # reported below
+            result.append(err)
+
+    waiter = threading.Thread(target=wait)
     waiter.start()
     try:
-        # This thread runs Python while the other is blocked in flock inside acquire(): the
-        # kernel shows our process waiting on the sentinel. Were the GIL held, we could not
-        # even look.
-        inode = os.stat(sentinel).st_ino
-        deadline = time.monotonic() + TIMEOUT_S
-        while not blocked_on(os.getpid(), inode):
-            assert time.monotonic() < deadline, "acquire() never blocked on the sentinel"
-            assert waiter.is_alive(), "acquire() returned while the sentinel was held"
-            time.sleep(0.01)  # polling a condition with a deadline, not ordering by sleep
-        assert result == []
+        # This thread runs Python and sees the other one inside the crate's wait: had the
+        # wait kept the GIL, we could not look until it had ended.
+        seen = False
+        while not seen:
+            assert waiter.is_alive() and not result, f"acquire() ended while the sentinel was held: {result}"
+            seen = bool(native_id) and current_syscall(native_id[0]) in WAITING_SYSCALLS[platform.machine()]
     finally:
         blocker.finish()
         waiter.join(TIMEOUT_S)
     assert result == [True]
+
+
+def current_syscall(tid: int) -> int | None:
+    """The number of the system call thread `tid` of this process is in, if any."""
+    try:
+        first = Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):  # the thread has ended
+        return None
+    return int(first) if first.lstrip("-").isdigit() and first != "-1" else None
+
+
+def test_a_lock_directory_held_too_long_is_a_busy_error_naming_the_holder(manager: LockManager, spawn) -> None:
+    manager.running_dir.mkdir(parents=True)
+    sentinel = manager.running_dir / ".acquire.lock"
+    sentinel.touch()
+    blocker = actor_flock(spawn, sentinel)
+    try:
+        with pytest.raises(LockDirectoryBusyError) as raised:
+            manager.acquire("waiting", ["src"])
+    finally:
+        blocker.finish()
+    err = raised.value
+    assert isinstance(err, TimeoutError) and isinstance(err, OSError)
+    assert err.filename == str(sentinel)
+    if sys.platform == "linux":
+        assert f"pid {blocker.pid}" in str(err), str(err)
+    assert manager.acquire("waiting", ["src"])
 
 
 def actor_flock(spawn, path: Path) -> Child:
@@ -209,17 +250,6 @@ def actor_flock(spawn, path: Path) -> Child:
     child = spawn([sys.executable, "-c", code, str(path)])
     assert child.line() == "locked"
     return child
-
-
-def blocked_on(pid: int, inode: int) -> bool:
-    """Whether /proc/locks shows `pid` waiting for a flock on inode `inode`."""
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()
-        if "->" in fields and "FLOCK" in fields:
-            rest = fields[fields.index("->") + 1:]
-            if int(rest[3]) == pid and int(rest[4].split(":")[-1]) == inode:
-                return True
-    return False
 
 
 def test_threads_share_one_manager_without_losing_locks(manager: LockManager) -> None:

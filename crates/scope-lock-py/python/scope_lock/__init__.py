@@ -52,10 +52,11 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from . import _native
-from ._errors import NotALockFileError, UnsupportedFilesystemError
+from ._errors import LockDirectoryBusyError, NotALockFileError, UnsupportedFilesystemError
 
 __all__ = [
     "RUNNING_DIR",
+    "LockDirectoryBusyError",
     "LockManager",
     "NotALockFileError",
     "ScopeConflict",
@@ -216,7 +217,9 @@ class LockManager:
 
         Raises ``ValueError`` for a name or instance id that cannot name a
         lock file (empty, absolute, ``..``, leading dot, NUL), and ``OSError``
-        (with ``filename``) when the lock directory cannot be used.
+        (with ``filename``) when the lock directory cannot be used, including
+        ``LockDirectoryBusyError`` when another process keeps the directory's
+        sentinel locked for longer than a few seconds.
         """
         token, _ = self._native.acquire(loop_name, list(scope), instance_id, singleton)
         return token is not None

@@ -25,3 +25,9 @@ class UnsupportedFilesystemError(_PathError):
     """The lock directory is on a filesystem whose flock is emulated or not shared
     between machines (NFS, SMB/CIFS, 9p), where locks would not exclude each other.
     ``filename`` is the sentinel's path."""
+
+
+class LockDirectoryBusyError(_PathError, TimeoutError):
+    """Another process kept the lock directory's sentinel (``.running/.acquire.lock``)
+    locked for longer than the bound (a holder that is stopped, stuck or very slow). The
+    message names it and, on Linux, the pid holding it. Trying again later may succeed."""
