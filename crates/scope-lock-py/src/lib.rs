@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 mod errors;
 mod held;
 mod manager;
+mod wait;
 
 /// The extension module. Its contents are private to the package: use `scope_lock`.
 #[pymodule]

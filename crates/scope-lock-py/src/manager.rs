@@ -6,6 +6,9 @@
 //! scans) lets go of the GIL first, so other Python threads run meanwhile.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::PyValueError;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -16,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::errors;
 use crate::held;
+use crate::wait;
 
 /// The lock directory `<loops_dir>/.running/` and the locks this manager acquired there.
 #[pyclass(module = "scope_lock._native", frozen)]
@@ -34,9 +38,10 @@ impl Manager {
         }
     }
 
-    /// Tries once to acquire; on success the guard goes into the process's table.
-    /// Returns `(token, record)` when held, `(None, conflict)` when refused.
-    #[pyo3(signature = (loop_name, scope, instance_id, singleton))]
+    /// Acquires, trying once (`timeout` None) or waiting up to `timeout` seconds; on success
+    /// the guard goes into the process's table. Returns `(token, record)` when held,
+    /// `(None, conflict)` when refused or timed out (the conflict's `timed_out` says which).
+    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout=None))]
     fn acquire<'py>(
         &self,
         py: Python<'py>,
@@ -44,15 +49,25 @@ impl Manager {
         scope: Vec<String>,
         instance_id: Option<String>,
         singleton: bool,
+        timeout: Option<f64>,
     ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
         let request = request(loop_name, scope, instance_id, singleton);
-        let outcome = py.detach(|| self.locks.try_acquire(&request));
+        let outcome = match timeout {
+            None => py.detach(|| self.locks.try_acquire(&request)),
+            Some(seconds) => {
+                let deadline = deadline_after(seconds)?;
+                wait::acquire_until(py, &self.locks, &request, deadline)?
+            }
+        };
         match outcome {
             Ok(guard) => {
                 let record = record_dict(py, guard.record())?;
                 Ok((Some(held::keep(self.id, guard)), record))
             }
-            Err(AcquireError::Conflict(conflict)) => Ok((None, conflict_dict(py, &conflict)?)),
+            Err(AcquireError::Conflict(conflict)) => {
+                Ok((None, conflict_dict(py, &conflict, false)?))
+            }
+            Err(AcquireError::Timeout(conflict)) => Ok((None, conflict_dict(py, &conflict, true)?)),
             Err(AcquireError::Failed(err)) => Err(errors::to_py(py, &err)),
         }
     }
@@ -103,7 +118,7 @@ impl Manager {
         let request = request(loop_name, scope, Some(probe_id), singleton);
         let found = py.detach(|| self.locks.find_conflict(&request));
         match found {
-            Ok(Some(conflict)) => conflict_dict(py, &conflict).map(Some),
+            Ok(Some(conflict)) => conflict_dict(py, &conflict, false).map(Some),
             Ok(None) => Ok(None),
             Err(err) => Err(errors::to_py(py, &err)),
         }
@@ -135,6 +150,18 @@ impl Manager {
     }
 }
 
+/// `now + seconds`; a negative timeout is no wait at all (one attempt).
+fn deadline_after(seconds: f64) -> PyResult<Instant> {
+    let wait = Duration::try_from_secs_f64(seconds.max(0.0)).map_err(|_| {
+        PyValueError::new_err(format!(
+            "timeout must be a number of seconds, not {seconds}"
+        ))
+    })?;
+    Instant::now().checked_add(wait).ok_or_else(|| {
+        PyValueError::new_err(format!("timeout {seconds} s is too far in the future"))
+    })
+}
+
 fn request(
     loop_name: String,
     scope: Vec<String>,
@@ -163,8 +190,13 @@ fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py,
     Ok(dict)
 }
 
-fn conflict_dict<'py>(py: Python<'py>, conflict: &Conflict) -> PyResult<Bound<'py, PyDict>> {
+fn conflict_dict<'py>(
+    py: Python<'py>,
+    conflict: &Conflict,
+    timed_out: bool,
+) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
+    dict.set_item("timed_out", timed_out)?;
     dict.set_item("message", conflict.to_string())?;
     dict.set_item("lock_path", conflict.lock_path().to_string_lossy())?;
     dict.set_item("held_by_this_process", conflict.is_held_by_this_process())?;
@@ -180,6 +212,7 @@ fn conflict_dict<'py>(py: Python<'py>, conflict: &Conflict) -> PyResult<Bound<'p
         ConflictRule::Singleton => ("singleton", None),
         ConflictRule::SameName => ("same_name", None),
         ConflictRule::Unreadable { reason } => ("unreadable", Some(reason.clone())),
+        ConflictRule::Waiting { ticket } => ("waiting", Some(format!("ticket {ticket}"))),
         _ => ("other", None),
     };
     dict.set_item("rule", rule)?;

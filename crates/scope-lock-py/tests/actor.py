@@ -9,10 +9,11 @@
         Acquires, says "held <lock file>", forks; the child says
         "child <pid> held=<paths its manager holds>" and lives until its stdin
         ends (or 60 s), the parent blocks until killed.
-    actor.py cycle LOOPS_DIR NAME SCOPE CYCLES DEADLINE_S WITNESS WORKER
+    actor.py cycle LOOPS_DIR NAME SCOPE CYCLES DEADLINE_S WITNESS WORKER [WAIT_S]
         Says "ready", waits for one line (the start), then CYCLES times:
-        acquire (again until it succeeds), witness "enter", check from a
-        separate open file description that the lock file is flocked, witness
+        acquire (again until it succeeds; with WAIT_S, acquire_wait with that
+        timeout, counting each False as "gave_up"), witness "enter", check from
+        a separate open file description that the lock file is flocked, witness
         "exit", release. Ends early at DEADLINE_S. Last line: a JSON summary.
     actor.py churn LOOPS_DIR NAME SCOPE MAX_CYCLES
         Says "ready", then acquires and releases until stdin ends or
@@ -111,25 +112,34 @@ def fork_hold(args: list[str]) -> None:
 
 
 def cycle(args: list[str]) -> None:
-    loops_dir, name, scope, cycles, deadline_s, witness_path, worker = args
+    loops_dir, name, scope, cycles, deadline_s, witness_path, worker, *wait_s = args
     manager = LockManager(loops_dir)
+    instance = f"{name}-{worker}"
+
+    def acquire() -> bool:
+        if wait_s:
+            return manager.acquire_wait(name, [scope], float(wait_s[0]), instance)
+        return manager.acquire(name, [scope], instance)
+
     witness = os.open(witness_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     say("ready")
     sys.stdin.readline()
     deadline = time.monotonic() + float(deadline_s)
-    done = attempts = unheld = 0
+    done = attempts = unheld = gave_up = 0
     while done < int(cycles) and time.monotonic() < deadline:
         attempts += 1
-        if not manager.acquire(name, [scope], f"{name}-{worker}"):
+        if not acquire():
+            gave_up += 1 if wait_s else 0
             continue
         os.write(witness, f"enter {worker} {done} {time.monotonic_ns()}\n".encode())
         path = manager.held()[0]
         if probe(str(path)) != "held":
             unheld += 1
         os.write(witness, f"exit {worker} {done} {time.monotonic_ns()}\n".encode())
-        manager.release(name, f"{name}-{worker}")
+        manager.release(name, instance)
         done += 1
-    say(json.dumps({"worker": int(worker), "holds": done, "attempts": attempts, "unheld": unheld}))
+    say(json.dumps({"worker": int(worker), "holds": done, "attempts": attempts, "unheld": unheld,
+                    "gave_up": gave_up}))
 
 
 def churn(args: list[str]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from scope_lock import LockDirectoryBusyError, LockManager
+from scope_lock import LockDirectoryBusyError, LockManager, ScopeConflict, ScopeTimeout
 
 from conftest import TIMEOUT_S, Child
 
@@ -62,12 +62,16 @@ def test_eight_processes_racing_for_one_scope_never_hold_it_together(loops_dir: 
     for worker in workers:
         assert worker.finish() == 0
 
-    holds = sum(s["holds"] for s in summaries)
     assert all(s["holds"] == 25 for s in summaries), summaries
     assert sum(s["unheld"] for s in summaries) == 0, "a lock file was not flocked during its hold"
+    assert witnessed_holds(witness) == 25 * 8
 
+
+def witnessed_holds(witness: Path) -> int:
+    """Checks the witness log (one line per enter and exit, each written while holding) for
+    two holders at once, by order and by time; returns the number of holds."""
     events = [line.split() for line in witness.read_text().splitlines()]
-    assert len(events) == 2 * holds
+    assert len(events) % 2 == 0
     # By order: each enter is followed by the exit of the same hold.
     for i in range(0, len(events), 2):
         enter, leave = events[i], events[i + 1]
@@ -77,6 +81,7 @@ def test_eight_processes_racing_for_one_scope_never_hold_it_together(loops_dir: 
     intervals = sorted((int(events[i][3]), int(events[i + 1][3])) for i in range(0, len(events), 2))
     overlaps = sum(1 for (_, end), (start, _) in zip(intervals, intervals[1:]) if start < end)
     assert overlaps == 0, f"{overlaps} holds overlapped in time"
+    return len(intervals)
 
 
 def test_a_holder_killed_by_sigkill_is_reclaimed_at_once(manager: LockManager, loops_dir: Path, actor) -> None:
@@ -344,3 +349,114 @@ def test_python_and_rust_holders_exclude_each_other(manager: LockManager, loops_
     again = rust_attempt(spawn, rust_worker, loops_dir, "rust-loop", src)
     assert again.line().startswith("held ")
     assert again.finish() == 0
+
+
+# --- waiting --------------------------------------------------------------------------------
+
+
+def test_waiters_for_one_scope_all_get_it_in_turn_and_none_gives_up(loops_dir: Path, project: Path, actor) -> None:
+    """The original's BUG-1281: waiters woke in the same poll tick, one won, the rest gave up."""
+    holder = actor("hold", loops_dir, "first", "shared")
+    assert holder.line().startswith("held ")
+    witness = project / "witness.log"
+    waiters = [actor("cycle", loops_dir, "waiter", "shared", 5, 120, witness, k, 60) for k in range(6)]
+    for waiter in waiters:
+        assert waiter.line() == "ready"
+    for waiter in waiters:
+        waiter.send("go")  # they start waiting behind the holder
+    holder.send("release")
+    assert holder.line() == "released"
+    summaries = [json.loads(waiter.line(timeout=180)) for waiter in waiters]
+    for waiter in waiters:
+        assert waiter.finish() == 0
+    assert [s["gave_up"] for s in summaries] == [0] * 6, summaries
+    assert [s["holds"] for s in summaries] == [5] * 6, summaries
+    assert sum(s["unheld"] for s in summaries) == 0
+    assert witnessed_holds(witness) == 30
+
+
+def test_wait_for_scope_returns_true_when_the_holder_releases_and_takes_nothing(
+        manager: LockManager, loops_dir: Path, actor) -> None:
+    holder = actor("hold", loops_dir, "holder", "src")
+    assert holder.line().startswith("held ")
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(manager.wait_for_scope(["src/x"], timeout=60)))
+    waiter.start()
+    try:
+        assert result == [], "wait_for_scope returned while the scope was held"
+        holder.send("release")
+        assert holder.line() == "released"
+    finally:
+        waiter.join(TIMEOUT_S)
+    assert result == [True]
+    assert manager.held() == [] and manager.list_locks() == []
+
+
+def test_wait_for_scope_returns_false_when_the_timeout_passes(manager: LockManager, loops_dir: Path, actor) -> None:
+    holder = actor("hold", loops_dir, "holder", "src", "--singleton")
+    assert holder.line().startswith("held ")
+    assert manager.wait_for_scope(["src/x"], timeout=0.2) is False
+    assert manager.wait_for_scope(["elsewhere"], timeout=0.2) is True
+    assert manager.wait_for_scope(["elsewhere"], timeout=0.2, loop_name="holder", singleton=True) is False
+    assert [lock.loop_name for lock in manager.list_locks()] == ["holder"]
+
+
+def test_acquire_wait_returns_holding_the_lock(manager: LockManager, loops_dir: Path, actor) -> None:
+    holder = actor("hold", loops_dir, "holder", "src")
+    assert holder.line().startswith("held ")
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(manager.acquire_wait("next", ["src"], 60)))
+    waiter.start()
+    try:
+        assert result == [], "acquire_wait returned while the scope was held"
+        holder.send("release")
+        assert holder.line() == "released"
+    finally:
+        waiter.join(TIMEOUT_S)
+    assert result == [True]
+    assert manager.held() == [manager.running_dir / "next.lock"]
+    assert actor("probe", manager.running_dir / "next.lock").line() == "held"
+
+
+def test_a_timed_out_wait_returns_false_or_raises_scope_timeout_and_leaves_nothing(
+        manager: LockManager, loops_dir: Path, project: Path, actor) -> None:
+    holder = actor("hold", loops_dir, "holder", "src")
+    assert holder.line().startswith("held ")
+    assert manager.acquire_wait("next", ["src/x"], 0.2) is False
+    with pytest.raises(ScopeTimeout) as raised:
+        with manager.hold("next", ["src/x"], timeout=0.2):
+            pytest.fail("entered a held scope")
+    err = raised.value
+    assert isinstance(err, ScopeConflict) and isinstance(err, TimeoutError)
+    assert (err.loop_name, err.scope, err.pid) == ("holder", [str(project / "src")], holder.pid)
+    assert str(err).startswith("timed out waiting for scope: ")
+    # Nothing of ours is left: another waiter is not queued behind a ghost.
+    holder.send("release")
+    assert holder.line() == "released"
+    assert actor("hold", loops_dir, "other", "src").line().startswith("held ")
+
+
+def test_a_signal_handler_that_raises_ends_a_wait(manager: LockManager, loops_dir: Path, actor) -> None:
+    holder = actor("hold", loops_dir, "holder", "src")
+    assert holder.line().startswith("held ")
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            manager.acquire_wait("next", ["src"], timeout=TIMEOUT_S)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < TIMEOUT_S / 2, "the wait ran on after the handler raised"
+    assert manager.held() == []
+    holder.send("release")
+    assert holder.line() == "released"
+    assert actor("hold", loops_dir, "other", "src").line().startswith("held ")

@@ -26,8 +26,14 @@ Deliberate differences from the original:
   logger, never silently skipped.
 - Scans see lock files with nested names (``generated/run-1``), which the
   original's flat glob misses.
+- ``wait_for_scope`` waits on the waiting acquire (in arrival order, woken
+  when the holder goes, no one-second polls) instead of polling, and briefly
+  holds the scope when it finds it free. Its True is still only a snapshot:
+  ``acquire_wait`` (not in the original) waits and returns holding the lock.
 - ``hold()`` is a context manager that raises ``ScopeConflict`` (with the
-  holder) when the scope is taken.
+  holder) when the scope is taken, or ``ScopeTimeout`` when a ``timeout``
+  passes.
+- A waiting call releases the GIL and can be interrupted by Ctrl-C.
 
 Threads and processes:
 
@@ -45,6 +51,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -61,6 +68,7 @@ __all__ = [
     "NotALockFileError",
     "ScopeConflict",
     "ScopeLock",
+    "ScopeTimeout",
     "UnsupportedFilesystemError",
     "resolve_scope",
 ]
@@ -68,6 +76,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RUNNING_DIR = ".running"
+
+_probe_numbers = itertools.count(1)
 
 os.register_at_fork(after_in_child=_native.forget_inherited)
 atexit.register(_native.release_all)
@@ -175,6 +185,17 @@ class ScopeConflict(Exception):
         )
 
 
+class ScopeTimeout(ScopeConflict, TimeoutError):
+    """The timeout passed while the scope was still taken; carries the last conflict seen,
+    as ``ScopeConflict`` does. Also a ``TimeoutError``."""
+
+
+def _conflict_error(conflict: dict[str, Any]) -> ScopeConflict:
+    if conflict["timed_out"]:
+        return ScopeTimeout._from_native(conflict, "timed out waiting for scope: ")
+    return ScopeConflict._from_native(conflict)
+
+
 def _stand_in(conflict: dict[str, Any]) -> ScopeLock:
     """A ``ScopeLock`` for a conflict whose holder's record cannot be read."""
     name = Path(conflict["lock_path"]).name
@@ -233,6 +254,56 @@ class LockManager:
         """
         self._native.release(loop_name, instance_id)
 
+    def acquire_wait(
+        self,
+        loop_name: str,
+        scope: list[str],
+        timeout: float = 300,
+        instance_id: str | None = None,
+        *,
+        singleton: bool = False,
+    ) -> bool:
+        """Acquire the scope, waiting up to ``timeout`` seconds for it. Prefer this to
+        ``wait_for_scope`` followed by ``acquire``: it returns True only holding the lock.
+
+        Returns False if the timeout passed while the scope was taken. Waiters for
+        overlapping scopes get it in the order they started waiting, and wake as soon as
+        the holder releases or dies (no one-second polls). The GIL is released while
+        waiting; a signal handler that raises (Ctrl-C) ends the wait within about a
+        second, with its exception. Raises as ``acquire`` does, and
+        ``LockDirectoryBusyError`` if the lock directory stayed busy until the timeout.
+        """
+        token, _ = self._native.acquire(loop_name, list(scope), instance_id, singleton, float(timeout))
+        return token is not None
+
+    def wait_for_scope(
+        self,
+        scope: list[str],
+        timeout: int = 300,
+        *,
+        loop_name: str | None = None,
+        singleton: bool = False,
+    ) -> bool:
+        """Wait up to ``timeout`` seconds until ``scope`` is free; True if it was.
+
+        Racy by nature, as in the original: True means the scope was free at one
+        moment, and another process may take it before the caller's ``acquire``.
+        Use ``acquire_wait``, which ends holding the lock.
+
+        Built on the waiting acquire: it waits its turn among the waiters, holds the
+        scope for an instant under a lock named ``wait_for_scope-<pid>-<n>`` (for
+        ``loop_name``, or ``"wait_for_scope"``), and releases it at once. With
+        ``singleton=True`` and a ``loop_name``, live singletons of that name also count.
+        """
+        name = loop_name if loop_name is not None else "wait_for_scope"
+        probe = f"wait_for_scope-{os.getpid()}-{next(_probe_numbers)}"
+        token, _ = self._native.acquire(name, list(scope), probe, singleton and loop_name is not None,
+                                        float(timeout))
+        if token is None:
+            return False
+        self._native.release(name, probe, token)
+        return True
+
     def find_conflict(
         self,
         scope: list[str],
@@ -241,7 +312,8 @@ class LockManager:
         caller_singleton: bool = False,
     ) -> ScopeLock | None:
         """The live lock that overlaps ``scope`` (or, with ``caller_singleton``, is a
-        singleton named ``caller_loop_name``), or None. Stale locks are removed on the
+        singleton named ``caller_loop_name``), or None; an earlier waiter for an
+        overlapping scope counts too (it goes first). Stale locks are removed on the
         way. The answer may be out of date when it returns: to hold a scope, acquire it.
         """
         conflict = self._native.find_conflict(list(scope), caller_loop_name, caller_singleton)
@@ -268,15 +340,20 @@ class LockManager:
         instance_id: str | None = None,
         *,
         singleton: bool = False,
+        timeout: float | None = None,
     ) -> Iterator[ScopeLock]:
         """Hold the scope for the ``with`` block and yield its ``ScopeLock``.
 
-        Raises ``ScopeConflict`` (carrying the holder) when the scope is taken;
-        the lock is released when the block ends, however it ends.
+        Without a ``timeout``, tries once and raises ``ScopeConflict`` (carrying the
+        holder) when the scope is taken. With one, waits as ``acquire_wait`` does and
+        raises ``ScopeTimeout`` (a ``ScopeConflict`` and a ``TimeoutError``, carrying
+        the last holder) when it passes. The lock is released when the block ends,
+        however it ends.
         """
-        token, detail = self._native.acquire(loop_name, list(scope), instance_id, singleton)
+        wait = None if timeout is None else float(timeout)
+        token, detail = self._native.acquire(loop_name, list(scope), instance_id, singleton, wait)
         if token is None:
-            raise ScopeConflict._from_native(detail)
+            raise _conflict_error(detail)
         try:
             yield ScopeLock.from_dict(detail)
         finally:
