@@ -294,19 +294,39 @@ def test_a_legacy_string_scope_and_a_missing_singleton_are_read(manager: LockMan
     assert not manager.acquire("new", ["src"])
 
 
-def test_unreadable_files_are_reported_and_never_deleted(manager: LockManager, caplog) -> None:
+def test_an_unreadable_file_that_may_be_live_blocks_and_is_never_deleted(manager: LockManager, caplog) -> None:
+    # The original skipped what it could not parse, as if there were no lock. A torn file with
+    # no proof that its holder is gone may be the original's live lock: it blocks every scope.
     manager.running_dir.mkdir(parents=True)
-    broken = manager.running_dir / "broken.lock"
-    broken.write_text('{"loop_name": "x", "sco')
+    torn = manager.running_dir / "torn.lock"
+    torn.write_text('{"loop_name": "x", "sco')
     (manager.running_dir / "notes.txt").write_text("not a lock")
     with caplog.at_level("WARNING", logger="scope_lock"):
         assert manager.list_locks() == []
-    assert "broken.lock" in caplog.text
-    # Nobody holds it, so it no longer blocks; but it was moved aside, not deleted.
-    aside = [p.name for p in manager.running_dir.iterdir() if p.name.startswith(".broken.lock")]
-    assert len(aside) == 1
+        found = manager.find_conflict(["anything"])
+    assert "torn.lock" in caplog.text
+    assert (found.loop_name, found.pid, found.liveness) == ("torn", 0, "unreadable")
+    assert not manager.acquire("mine", ["anything"])
+    with pytest.raises(ScopeConflict) as raised:
+        with manager.hold("mine", ["anything"]):
+            pass
+    assert raised.value.holder is None and raised.value.rule == "unreadable"
+    assert torn.read_text() == '{"loop_name": "x", "sco'
     assert (manager.running_dir / "notes.txt").read_text() == "not a lock"
-    assert manager.acquire("mine", ["src"])
+
+
+def test_an_unreadable_file_of_a_dead_holder_is_moved_aside_not_deleted(manager: LockManager, caplog) -> None:
+    manager.running_dir.mkdir(parents=True)
+    torn = manager.running_dir / "torn.lock"
+    content = '{"loop_name": "x", "pid": %d, "sco' % dead_pid()
+    torn.write_text(content)
+    with caplog.at_level("WARNING", logger="scope_lock"):
+        assert manager.list_locks() == []
+    assert "torn.lock" in caplog.text
+    assert not torn.exists()
+    (aside,) = [p for p in manager.running_dir.iterdir() if p.name.startswith(".torn.lock")]
+    assert aside.read_text() == content
+    assert manager.acquire("mine", ["anything"])
 
 
 # --- hold() and ScopeConflict -------------------------------------------------------------

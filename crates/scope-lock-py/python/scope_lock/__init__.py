@@ -19,8 +19,9 @@ Deliberate differences from the original:
 - Lock records carry one more key, ``"liveness": "flock"``, which the
   original's reader ignores. ``ScopeLock.liveness`` holds it (``None`` for
   records the original wrote); it takes no part in equality.
-- A lock file that is held but cannot be read blocks every scope: it is a
-  conflict, reported by ``find_conflict`` as a ``ScopeLock`` with
+- A lock file that cannot be read blocks every scope unless its holder is
+  provably gone (then it is moved aside, never deleted): it is a conflict,
+  reported by ``find_conflict`` as a ``ScopeLock`` with
   ``liveness="unreadable"``, ``pid`` 0 and the file's name as ``loop_name``.
   Files that are not live locks are logged at WARNING on the ``scope_lock``
   logger, never silently skipped.
