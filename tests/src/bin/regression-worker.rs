@@ -400,7 +400,7 @@ fn fork_release(args: &Args) -> Result<(), String> {
 
 /// One waiting acquire on `go`; see the header.
 fn wait(args: &Args) -> Result<(), String> {
-    let which = args.which()?;
+    let which = which(args)?;
     let locks = LockManager::new(args.path("loops-dir")?);
     let request = LockRequest::new(args.get("name")?).scope([args.get("scope")?]);
     let timeout = Duration::from_millis(args.number("timeout-ms")?);
