@@ -14,8 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use xtask_contract::FleetSummary;
+use serde_json::Value;
 
 use crate::locker::Impl;
 use crate::witness;
@@ -56,96 +55,10 @@ impl FleetParams {
     }
 }
 
-/// What a fleet run saw, summed over its processes.
-#[derive(Debug, Clone, Default)]
-pub struct FleetReport {
-    /// Implementation.
-    pub which: Option<Impl>,
-    /// Cycling workers.
-    pub workers: u64,
-    /// Completed hold cycles (acquire, witness, probe, release).
-    pub cycles: u64,
-    /// Acquire attempts, including those refused.
-    pub attempts: u64,
-    /// Attempts that acquired.
-    pub holds: u64,
-    /// Attempts refused because of a conflict.
-    pub conflicts: u64,
-    /// Releases that failed because the file was already gone.
-    pub not_found_on_release: u64,
-    /// Any other error of acquire or release.
-    pub other_errors: u64,
-    /// The first such error.
-    pub first_error: Option<String>,
-    /// Probes of a holder's lock file while it held.
-    pub probes: u64,
-    /// Probes that found the file missing or its flock free.
-    pub unheld_probes: u64,
-    /// Scans by the scanners.
-    pub scans: u64,
-    /// Lock files the scanners read.
-    pub reads: u64,
-    /// Reads the original's reader would reject (empty or partial JSON).
-    pub partial_reads: u64,
-    /// The first such read.
-    pub first_partial: Option<String>,
-    /// The witness's findings.
-    pub witness: witness::WitnessReport,
-    /// Wall time of the cycling phase.
-    pub elapsed_ms: u64,
-}
-
-impl FleetReport {
-    /// The report as one flat record: `repro`'s output, which `cargo xtask repro` reads with
-    /// the same type.
-    pub fn summary(&self) -> FleetSummary {
-        FleetSummary {
-            implementation: self.which.map(|it| it.name().to_owned()),
-            workers: self.workers,
-            cycles: self.cycles,
-            attempts: self.attempts,
-            holds: self.holds,
-            conflicts: self.conflicts,
-            not_found_on_release: self.not_found_on_release,
-            other_errors: self.other_errors,
-            first_error: self.first_error.clone(),
-            overlaps: self.witness.overlaps(),
-            overlaps_by_order: self.witness.overlaps_by_order,
-            overlaps_by_time: self.witness.overlaps_by_time,
-            max_holders: self.witness.max_holders,
-            witnessed_holds: self.witness.holds,
-            unmatched_events: self.witness.unmatched,
-            probes: self.probes,
-            unheld_probes: self.unheld_probes,
-            scans: self.scans,
-            reads: self.reads,
-            partial_reads: self.partial_reads,
-            first_partial: self.first_partial.clone(),
-            elapsed_ms: self.elapsed_ms,
-        }
-    }
-
-    /// The [`summary`](Self::summary) as one flat JSON object (the evidence format).
-    pub fn to_json(&self) -> Value {
-        json!(self.summary())
-    }
-}
-
-impl FleetReport {
-    /// The keys of [`to_json`](Self::to_json) named in `keys`, as the evidence of a test that
-    /// judges only those (null values dropped).
-    pub fn evidence(&self, keys: &[&str]) -> Value {
-        let all = self.to_json();
-        let picked = keys
-            .iter()
-            .filter_map(|key| {
-                let value = all.get(*key)?;
-                (!value.is_null()).then(|| ((*key).to_owned(), value.clone()))
-            })
-            .collect();
-        Value::Object(picked)
-    }
-}
+/// What a fleet run saw, summed over its processes: one flat record, which the worker's
+/// `repro` prints and `cargo xtask repro` reads, and which the fleet tests take their evidence
+/// from (`to_json`, `evidence`).
+pub use xtask_contract::FleetSummary as FleetReport;
 
 /// The loop name every cycling worker uses: the same loop started many times, as in the
 /// report's steps to reproduce.
@@ -226,8 +139,10 @@ pub fn run_fleet(worker_exe: &Path, params: &FleetParams) -> Result<FleetReport,
             .find_map(|summary| summary.get(key)?.as_str().map(str::to_owned))
     };
     let (w, s) = (&worker_summaries, &scanner_summaries);
-    let mut report = FleetReport {
-        which: Some(params.which),
+    let log = fs::read_to_string(&witness_log).unwrap_or_default();
+    let witness = witness::check(&log)?;
+    Ok(FleetReport {
+        implementation: Some(params.which.name().to_owned()),
         workers: u64::from(params.workers),
         cycles: sum(w, "cycles"),
         attempts: sum(w, "attempts"),
@@ -236,18 +151,20 @@ pub fn run_fleet(worker_exe: &Path, params: &FleetParams) -> Result<FleetReport,
         not_found_on_release: sum(w, "not_found_on_release"),
         other_errors: sum(w, "other_errors") + sum(s, "errors"),
         first_error: first(w, "first_error"),
+        overlaps: witness.overlaps(),
+        overlaps_by_order: witness.overlaps_by_order,
+        overlaps_by_time: witness.overlaps_by_time,
+        max_holders: witness.max_holders,
+        witnessed_holds: witness.holds,
+        unmatched_events: witness.unmatched,
         probes: sum(w, "probes"),
         unheld_probes: sum(w, "unheld_probes"),
         scans: sum(s, "scans"),
         reads: sum(s, "reads"),
         partial_reads: sum(s, "partial_reads"),
         first_partial: first(s, "first_partial"),
-        witness: witness::WitnessReport::default(),
         elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-    };
-    let log = fs::read_to_string(&witness_log).unwrap_or_default();
-    report.witness = witness::check(&log)?;
-    Ok(report)
+    })
 }
 
 /// Processes started together, held at the stdin barrier and released at once; any still

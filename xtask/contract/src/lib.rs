@@ -2,10 +2,10 @@
 //! variables that pass between them ([`env`]) and the report `regression-worker repro`
 //! prints for `cargo xtask repro` to read ([`FleetSummary`]).
 //!
-//! A crate of its own, depending on serde alone, rather than a module of the `regression`
-//! package: xtask must not depend on the code it judges. `cargo xtask verify` has to build and
-//! report even when the library or the regression suite does not compile, and a change to the
-//! suite should not rebuild the task runner.
+//! A crate of its own, depending on serde and serde_json alone, rather than a module of the
+//! `regression` package: xtask must not depend on the code it judges. `cargo xtask verify` has
+//! to build and report even when the library or the regression suite does not compile, and a
+//! change to the suite should not rebuild the task runner.
 
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +84,27 @@ pub struct FleetSummary {
     pub elapsed_ms: u64,
 }
 
+impl FleetSummary {
+    /// As one flat JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!(self)
+    }
+
+    /// The keys of [`to_json`](Self::to_json) named in `keys`, nulls left out: the evidence
+    /// of a test that judges only those.
+    pub fn evidence(&self, keys: &[&str]) -> serde_json::Value {
+        let all = self.to_json();
+        let picked = keys
+            .iter()
+            .filter_map(|key| {
+                let value = all.get(*key)?;
+                (!value.is_null()).then(|| ((*key).to_owned(), value.clone()))
+            })
+            .collect();
+        serde_json::Value::Object(picked)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +124,19 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<FleetSummary>(&json)?, summary);
         Ok(())
+    }
+
+    #[test]
+    fn evidence_picks_the_keys_asked_for_and_drops_nulls() {
+        let summary = FleetSummary {
+            workers: 8,
+            overlaps: 3,
+            ..FleetSummary::default()
+        };
+        assert_eq!(
+            summary.evidence(&["overlaps", "first_error", "no_such_key", "workers"]),
+            serde_json::json!({"overlaps": 3, "workers": 8})
+        );
     }
 
     #[test]
