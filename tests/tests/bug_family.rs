@@ -161,18 +161,25 @@ fn bug1360_release_removes_exactly_the_lock_its_guard_acquired() -> TestResult {
     let (f, scope) = project()?;
     let other = f.scope_dir("other")?;
     // A retry under another instance id, as in the original's bug: two locks of one loop.
-    let first = f
-        .locks
-        .try_acquire(&LockRequest::new("retry").instance_id("retry-1").scope([scope.as_str()]))?;
-    let second = f
-        .locks
-        .try_acquire(&LockRequest::new("retry").instance_id("retry-2").scope([other.as_str()]))?;
+    let first = f.locks.try_acquire(
+        &LockRequest::new("retry")
+            .instance_id("retry-1")
+            .scope([scope.as_str()]),
+    )?;
+    let second = f.locks.try_acquire(
+        &LockRequest::new("retry")
+            .instance_id("retry-2")
+            .scope([other.as_str()]),
+    )?;
     let (first_path, second_path) = (first.path().to_owned(), second.path().to_owned());
     let second_bytes = fs::read(&second_path)?;
 
     second.release()?;
     assert!(!second_path.exists(), "the released lock is still there");
-    assert!(first_path.exists(), "releasing one lock removed another of the same loop");
+    assert!(
+        first_path.exists(),
+        "releasing one lock removed another of the same loop"
+    );
     drop(first);
     assert!(!first_path.exists());
     assert_ne!(second_bytes, b"", "the record was empty");
@@ -286,7 +293,10 @@ fn a_torn_lock_file_is_never_taken_for_no_lock() -> TestResult {
     // The original truncates, then writes: a reader can find its live lock empty or cut short.
     for (name, torn) in [
         ("empty", String::new()),
-        ("cut", format!(r#"{{"loop_name": "cut", "scope": ["{scope}"], "pi"#)),
+        (
+            "cut",
+            format!(r#"{{"loop_name": "cut", "scope": ["{scope}"], "pi"#),
+        ),
     ] {
         let path = f.write_lock_file(name, torn.as_bytes())?;
         let locker = f.locker(which());
@@ -299,7 +309,11 @@ fn a_torn_lock_file_is_never_taken_for_no_lock() -> TestResult {
             !got_in,
             "took a torn lock file for no lock ({name}): acquired over a live writer"
         );
-        assert_eq!(fs::read_to_string(&path)?, torn, "the torn file was changed");
+        assert_eq!(
+            fs::read_to_string(&path)?,
+            torn,
+            "the torn file was changed"
+        );
         fs::remove_file(&path)?;
     }
     Ok(())
@@ -325,23 +339,35 @@ fn no_bad_file_makes_an_acquire_fail_with_an_error() -> TestResult {
         )
         .as_bytes(),
     )?;
-    let outcome = f.locks.try_acquire(&LockRequest::new("me").scope([scope.as_str()]));
+    let outcome = f
+        .locks
+        .try_acquire(&LockRequest::new("me").scope([scope.as_str()]));
     match outcome {
         // The string pid is alive and its file unparsable: it blocks, by name, never an error.
         Err(err) => {
             let conflict = err
                 .conflict()
                 .ok_or_else(|| format!("a bad file made the acquire fail: {err}"))?;
-            assert!(conflict.lock_path().ends_with("string-pid.lock"), "{conflict}");
+            assert!(
+                conflict.lock_path().ends_with("string-pid.lock"),
+                "{conflict}"
+            );
         }
-        Ok(guard) => return Err(format!("acquired beside a live unparsable lock: {guard:?}").into()),
+        Ok(guard) => {
+            return Err(format!("acquired beside a live unparsable lock: {guard:?}").into());
+        }
     }
     drop(holder);
     // Once its pid is dead it is provably stale: moved aside; the directory stays reported.
-    let guard = f.locks.try_acquire(&LockRequest::new("me").scope([scope.as_str()]))?;
+    let guard = f
+        .locks
+        .try_acquire(&LockRequest::new("me").scope([scope.as_str()]))?;
     let listing = f.locks.list_locks()?;
     assert!(
-        listing.problems().iter().any(|p| p.path().ends_with("odd.lock")),
+        listing
+            .problems()
+            .iter()
+            .any(|p| p.path().ends_with("odd.lock")),
         "{listing:?}"
     );
     guard.release()?;
