@@ -55,8 +55,9 @@
 //!    description, and we never call `LOCK_UN`).
 //! 6. **Wait** ([`acquire_until`]): the first blocked attempt takes a ticket, in the same hold
 //!    of the sentinel that saw the conflict. Between attempts, wait (never past the deadline)
-//!    for an event that may have freed the scope: a lock or ticket removed, or a descriptor of
-//!    one closed, which is also how a holder's death shows. The attempt that succeeds removes
+//!    for an event about the file that blocks it: removed, or its descriptor closed, which is
+//!    also how a holder's death shows. A waiter with a ticket is blocked by the earlier waiter
+//!    ahead of it before any lock, so a release wakes the head of the queue and no one else. The attempt that succeeds removes
 //!    the ticket as it publishes; a waiter that gives up removes it on the way out; one that
 //!    is killed leaves a ticket whose flock is free, which the next scan removes.
 //!
@@ -274,10 +275,13 @@ pub(crate) fn acquire_until(
             wake = wake.min(now + poll.next_delay(deadline));
         }
         let timeout = wake.saturating_duration_since(Instant::now());
+        // Nothing but an event about the file that blocks us can let us go on.
+        let path = conflict.lock_path();
+        let focus = path.parent().zip(path.file_name()).filter(|_| flocked);
         match &mut watch {
             // A watch that fails is given up for polling, not turned into an error.
             Some(active) => {
-                if active.wait(timeout).is_err() {
+                if active.wait(timeout, focus).is_err() {
                     watch = None;
                 }
             }
@@ -731,8 +735,15 @@ fn decide(
     ticket: Option<u64>,
 ) -> Option<Conflict> {
     let mut family = Family::default();
-    first_conflict(listing, request, scope, target, &mut family)
-        .or_else(|| first_waiter_ahead(listing, queue, request, scope, ticket, &mut family))
+    if ticket.is_some() {
+        // A waiter behind an earlier one cannot go before it, whatever the locks: report (and
+        // so wait for) that waiter, so that a release wakes only the head of the queue.
+        first_waiter_ahead(listing, queue, request, scope, ticket, &mut family)
+            .or_else(|| first_conflict(listing, request, scope, target, &mut family))
+    } else {
+        first_conflict(listing, request, scope, target, &mut family)
+            .or_else(|| first_waiter_ahead(listing, queue, request, scope, ticket, &mut family))
+    }
 }
 
 /// This process and its ancestors, read once per decision and only when needed.

@@ -4,7 +4,7 @@
 // forbids them everywhere else, so every lock the crate takes is visibly an flock taken here.
 #![allow(clippy::disallowed_methods)]
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, FileType, Metadata, OpenOptions, Permissions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -313,11 +313,20 @@ impl DirWatch {
 
     /// Waits at most `timeout` for an event of interest; `Ok(true)` when one came. Every
     /// pending event is consumed.
-    pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+    ///
+    /// With a `focus` (a watched directory and a name in it), only events about that name (or
+    /// about the watched directories themselves) count: a waiter blocked by one file cannot
+    /// go on before something happens to that file, so it need not wake for the others. That
+    /// keeps a release from waking every waiter at once, only the one it concerns.
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Duration,
+        focus: Option<(&Path, &OsStr)>,
+    ) -> io::Result<bool> {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
         let deadline = Instant::now() + timeout;
         loop {
-            if self.drain()? {
+            if self.drain(focus)? {
                 return Ok(true);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -335,7 +344,7 @@ impl DirWatch {
     }
 
     /// Reads every pending event; whether any was of interest.
-    fn drain(&mut self) -> io::Result<bool> {
+    fn drain(&mut self, focus: Option<(&Path, &OsStr)>) -> io::Result<bool> {
         use rustix::fs::inotify::{ReadFlags, Reader};
         let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
         let mut reader = Reader::new(&self.inotify, &mut buf);
@@ -357,14 +366,18 @@ impl DirWatch {
                 woken = true;
                 continue;
             }
-            let Some((_, _, interest)) = self.watches.iter().find(|(wd, _, _)| *wd == event.wd())
+            let Some((_, dir, interest)) = self.watches.iter().find(|(wd, _, _)| *wd == event.wd())
             else {
                 continue;
             };
-            woken |= match event.file_name() {
-                Some(name) => interest.wants(name.to_bytes()),
+            woken |= match (event.file_name(), focus) {
+                (Some(name), Some((focus_dir, focus_name))) => {
+                    dir == focus_dir
+                        && name.to_bytes() == std::os::unix::ffi::OsStrExt::as_bytes(focus_name)
+                }
+                (Some(name), None) => interest.wants(name.to_bytes()),
                 // An event on the directory itself (deleted or moved).
-                None => true,
+                (None, _) => true,
             };
         }
     }
@@ -387,7 +400,11 @@ impl DirWatch {
     }
 
     /// No watch on this system: sleeps for `timeout`, which the caller keeps short.
-    pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Duration,
+        _focus: Option<(&Path, &OsStr)>,
+    ) -> io::Result<bool> {
         std::thread::sleep(timeout);
         Ok(false)
     }
@@ -621,15 +638,25 @@ mod tests {
         drop(open_lock_file(&lock)?);
         drop(open_sentinel(&dir.path().join(".acquire.lock"))?);
         std::fs::write(dir.path().join("a.log"), b"x")?;
-        assert!(!watch.wait(Duration::ZERO)?);
+        assert!(!watch.wait(Duration::ZERO, None)?);
 
         // The holder's descriptor closing (a death looks the same) wakes.
         drop(holder);
-        assert!(watch.wait(Duration::from_secs(30))?);
+        assert!(watch.wait(Duration::from_secs(30), None)?);
         // Removing the file wakes.
         remove_file(&lock)?;
-        assert!(watch.wait(Duration::from_secs(30))?);
-        assert!(!watch.wait(Duration::ZERO)?);
+        assert!(watch.wait(Duration::from_secs(30), None)?);
+        assert!(!watch.wait(Duration::ZERO, None)?);
+
+        // Focused on one file, events about others do not wake.
+        let (a, b) = (dir.path().join("a.lock"), dir.path().join("b.lock"));
+        let (holder_a, holder_b) = (create_new(&a)?, create_new(&b)?);
+        let focus = Some((dir.path(), std::ffi::OsStr::new("a.lock")));
+        drop(holder_b);
+        remove_file(&b)?;
+        assert!(!watch.wait(Duration::ZERO, focus)?);
+        drop(holder_a);
+        assert!(watch.wait(Duration::from_secs(30), focus)?);
         Ok(())
     }
 
