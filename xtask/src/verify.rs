@@ -10,6 +10,7 @@ mod collect;
 mod judge;
 mod libtest;
 mod outcomes;
+mod pytest;
 mod render;
 mod report;
 
@@ -28,6 +29,7 @@ impl flags::Verify {
             soak: self.soak,
             evidence_fixed: verify_dir.join("evidence").join("fixed"),
             evidence_prefix: verify_dir.join("evidence").join("prefix"),
+            python_venv: verify_dir.join("python"),
         };
         // Nothing from an earlier run may be mistaken for this one's.
         for stale in ["evidence", "report.json", "report.md"] {

@@ -163,3 +163,11 @@ def write_original_lock(path: Path, **record) -> None:
     """A lock file as the original writes it: json.dump's one line, no flock, no liveness."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
+
+
+def record_evidence(test: str, **counts) -> None:
+    """Leaves a test's counts for `cargo xtask verify`'s report: a flat JSON object in
+    `$SCOPE_LOCK_EVIDENCE_DIR/<test function name>.json` (issues/README.md, "Evidence")."""
+    directory = os.environ.get("SCOPE_LOCK_EVIDENCE_DIR")
+    if directory:
+        Path(directory, f"{test}.json").write_text(json.dumps(counts))

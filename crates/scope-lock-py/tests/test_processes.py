@@ -20,7 +20,7 @@ import pytest
 
 from scope_lock import LockDirectoryBusyError, LockManager, ScopeConflict, ScopeTimeout
 
-from conftest import TIMEOUT_S, Child
+from conftest import TIMEOUT_S, Child, record_evidence
 
 
 # --- the lock is held while it is held ----------------------------------------------------
@@ -37,6 +37,8 @@ def test_the_lock_file_is_flocked_for_the_whole_hold_seen_from_another_process(m
     assert actor("probe", path).line() == "held"
     manager.release("demo")
     assert actor("probe", path).line() == "missing"
+    record_evidence("test_the_lock_file_is_flocked_for_the_whole_hold_seen_from_another_process",
+                    probes_while_held=2, held=2, after_release="missing")
 
 
 def test_another_process_is_refused_and_told_who_holds(manager: LockManager, loops_dir: Path, actor) -> None:
@@ -65,6 +67,9 @@ def test_eight_processes_racing_for_one_scope_never_hold_it_together(loops_dir: 
     assert all(s["holds"] == 25 for s in summaries), summaries
     assert sum(s["unheld"] for s in summaries) == 0, "a lock file was not flocked during its hold"
     assert witnessed_holds(witness) == 25 * 8
+    record_evidence("test_eight_processes_racing_for_one_scope_never_hold_it_together",
+                    workers=8, holds=200, attempts=sum(s["attempts"] for s in summaries),
+                    overlaps=0, unheld_probes=0)
 
 
 def witnessed_holds(witness: Path) -> int:
@@ -94,6 +99,7 @@ def test_a_holder_killed_by_sigkill_is_reclaimed_at_once(manager: LockManager, l
     assert lock_file.exists(), "the dead holder's file is left behind..."
     assert manager.acquire("next", ["src"]), "...and reclaimed by the very next acquire"
     assert not lock_file.exists()
+    record_evidence("test_a_holder_killed_by_sigkill_is_reclaimed_at_once", killed=1, reclaimed=1)
 
 
 def test_files_vanishing_mid_scan_never_make_a_scan_fail(manager: LockManager, loops_dir: Path, actor) -> None:
@@ -349,6 +355,8 @@ def test_python_and_rust_holders_exclude_each_other(manager: LockManager, loops_
     again = rust_attempt(spawn, rust_worker, loops_dir, "rust-loop", src)
     assert again.line().startswith("held ")
     assert again.finish() == 0
+    record_evidence("test_python_and_rust_holders_exclude_each_other",
+                    python_refused_by_rust=1, rust_refused_by_python=1)
 
 
 # --- waiting --------------------------------------------------------------------------------
@@ -373,6 +381,8 @@ def test_waiters_for_one_scope_all_get_it_in_turn_and_none_gives_up(loops_dir: P
     assert [s["holds"] for s in summaries] == [5] * 6, summaries
     assert sum(s["unheld"] for s in summaries) == 0
     assert witnessed_holds(witness) == 30
+    record_evidence("test_waiters_for_one_scope_all_get_it_in_turn_and_none_gives_up",
+                    waiters=6, holds=30, gave_up=0, overlaps=0)
 
 
 def test_wait_for_scope_returns_true_when_the_holder_releases_and_takes_nothing(

@@ -28,6 +28,10 @@ pub mod env {
     /// The value of [`SOAK`] that turns soaking on.
     pub const SOAK_ON: &str = "1";
 
+    /// A Python interpreter that has the package `scope_lock` and pytest installed, for
+    /// `verify`'s run of the Python suite; unset, `verify` makes its own virtual environment.
+    pub const PYTHON: &str = "SCOPE_LOCK_PYTHON";
+
     /// A directory `cargo xtask verify` reads issue records from instead of `issues/`.
     pub const ISSUES_DIR: &str = "XTASK_ISSUES_DIR";
 }

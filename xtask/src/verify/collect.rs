@@ -1,5 +1,5 @@
-//! Collecting: run every suite (today the workspace's test binaries and doc tests, see
-//! `cargo_test.rs`), run the `against_prefix` tests on the pre-fix port, and load the evidence
+//! Collecting: run every suite (the workspace's test binaries and doc tests, see
+//! `cargo_test.rs`, and the Python package's pytest suite, see `pytest.rs`), run the `against_prefix` tests on the pre-fix port, and load the evidence
 //! the tests leave, into [`Outcomes`]. Everything that starts a process or reads a file for
 //! `verify` happens below this module.
 
@@ -13,6 +13,7 @@ use xshell::Shell;
 use super::{
     cargo_test::{self, TestBinary},
     outcomes::{Evidence, Outcomes, PrefixRun},
+    pytest,
 };
 use crate::records::{self, RecordFile};
 
@@ -24,6 +25,9 @@ pub(crate) struct Settings {
     pub(crate) evidence_fixed: PathBuf,
     /// `SCOPE_LOCK_EVIDENCE_DIR` for the runs on the pre-fix port.
     pub(crate) evidence_prefix: PathBuf,
+    /// The virtual environment verify makes for the pytest suite when `SCOPE_LOCK_PYTHON`
+    /// names no interpreter; its JUnit report is written beside it.
+    pub(crate) python_venv: PathBuf,
 }
 
 /// Runs everything `files` needs judged.
@@ -50,6 +54,7 @@ pub(crate) fn collect(
     }
     // Another suite joins here: a module like `cargo_test.rs` that runs it and pushes its
     // `TargetRun`s (see `outcomes.rs`), keyed by the target name its test ids use.
+    outcomes.targets.push(pytest::run(sh, settings)?);
     outcomes.doc_tests = cargo_test::run_doc_tests(sh, settings)?;
 
     let evidence = read_evidence_dir(sh, &settings.evidence_fixed)?;
