@@ -61,9 +61,36 @@ impl AttemptProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut child = Command::new(worker)
-            .arg(command)
-            .args(args)
+        let mut command_line = Command::new(worker);
+        command_line.arg(command).args(args);
+        Self::spawn_from(command_line)
+    }
+
+    /// Spawns `worker attempt` for the fix that stops at the library's pause point `step`
+    /// (`scope_lock::PAUSE_STEPS`): it says `paused <step>` there and waits to be killed.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    pub fn spawn_paused(
+        worker: &Path,
+        loops_dir: &Path,
+        name: &str,
+        scope: &str,
+        step: &str,
+    ) -> io::Result<Self> {
+        let mut command = Command::new(worker);
+        command
+            .arg("attempt")
+            .args(["--impl", Impl::Fixed.name(), "--loops-dir"])
+            .arg(loops_dir)
+            .args(["--name", name, "--scope", scope])
+            .env(scope_lock::PAUSE_AT_VAR, step);
+        Self::spawn_from(command)
+    }
+
+    fn spawn_from(mut command: Command) -> io::Result<Self> {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -112,6 +139,17 @@ impl AttemptProcess {
             .ok_or_else(|| io::Error::other("already released"))?;
         stdin.write_all(b"go\n")?;
         stdin.flush()?;
+        self.next_line()
+    }
+
+    /// Tells it to release (closes its input) and returns the next thing it says, keeping the
+    /// process: for a worker that pauses during its release.
+    ///
+    /// # Errors
+    ///
+    /// No answer within [`LINE_TIMEOUT`].
+    pub fn start_release(&mut self) -> io::Result<String> {
+        drop(self.stdin.take());
         self.next_line()
     }
 

@@ -48,6 +48,7 @@
 
 mod backoff;
 mod error;
+mod fault;
 mod guard;
 mod listing;
 mod manager;
@@ -61,6 +62,8 @@ mod sys;
 mod wait;
 
 pub use error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
+#[cfg(feature = "test-support")]
+pub use fault::{PAUSE_AT_VAR, STEPS as PAUSE_STEPS};
 pub use guard::ScopeGuard;
 pub use listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 pub use manager::{DEFAULT_LOOPS_DIR, DEFAULT_SENTINEL_BOUND, LockManager, RUNNING_DIR};

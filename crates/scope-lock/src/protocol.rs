@@ -73,6 +73,7 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::{Backoff, deadline_after};
 use crate::error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
+use crate::fault;
 use crate::guard::ScopeGuard;
 use crate::listing::{
     FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem, maybe_live_reason,
@@ -176,6 +177,7 @@ fn attempt(
         target,
     } = prepared;
     let sentinel = Sentinel::lock(running_dir, bound)?;
+    fault::pause("acquire:sentinel-held");
     ensure_target_usable(target, &sentinel)?;
     let listing = scan(running_dir, &sentinel)?;
     let queue = queue::scan(running_dir, &sentinel)?;
@@ -955,6 +957,7 @@ pub(crate) fn publish(
     ensure_real_directories(running_dir, dir)?;
     let staged = imp::stage(dir, PUBLISH_PREFIX, PUBLISH_SUFFIX, json.as_bytes())
         .map_err(|err| Error::io("cannot write a new lock file in", dir, err))?;
+    fault::pause("acquire:staged-written");
     let staged_path = staged.path().to_path_buf();
     let locked = imp::try_lock_exclusive(staged.as_file())
         .map_err(|err| Error::io("cannot lock", &staged_path, err))?;
@@ -965,6 +968,7 @@ pub(crate) fn publish(
             "a freshly created file is already locked by someone else",
         ));
     }
+    fault::pause("acquire:staged-locked");
     let file = imp::persist_noclobber(staged, target).map_err(|err| {
         if err.kind() == io::ErrorKind::AlreadyExists {
             match imp::lstat(target) {
@@ -981,6 +985,7 @@ pub(crate) fn publish(
         }
     })?;
     let id = imp::file_id(&file).map_err(|err| Error::io("cannot stat", target, err))?;
+    fault::pause("acquire:published");
     Ok((file, id))
 }
 
@@ -1079,10 +1084,12 @@ pub(crate) fn release(
         }
         Err(err) => return Err(err),
     };
+    fault::pause("release:sentinel-held");
     let result = match &sentinel {
         Some(sentinel) => unlink_if_ours(path, id, sentinel),
         None => Ok(()),
     };
+    fault::pause("release:unlinked");
     // Closing the descriptor ends the flock, strictly after the unlink.
     drop(file);
     drop(sentinel);

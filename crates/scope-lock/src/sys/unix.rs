@@ -181,6 +181,7 @@ pub(crate) fn stage(dir: &Path, prefix: &str, suffix: &str, bytes: &[u8]) -> io:
         .suffix(suffix)
         .permissions(Permissions::from_mode(LOCK_FILE_MODE))
         .tempfile_in(dir)?;
+    crate::fault::pause("acquire:staged-created");
     staged.write_all(bytes)?;
     Ok(staged)
 }
