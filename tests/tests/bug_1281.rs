@@ -8,6 +8,7 @@
 mod common;
 
 use std::fs;
+use std::time::{Duration, Instant};
 
 use common::{TestResult, project};
 use regression::locker::Impl;
@@ -142,4 +143,42 @@ fn percentile(values: &[u64], p: usize) -> u64 {
     }
     let rank = (p * values.len()).div_ceil(100).clamp(1, values.len());
     values[rank - 1]
+}
+
+#[test]
+fn ac1_a_waiter_gets_the_scope_when_its_holder_is_killed() -> TestResult {
+    // A holder's death ends its flock and closes its lock file; that close is what wakes the
+    // waiter (nothing polls a lock of ours), so a waiter that slept through it would time out.
+    let which = Impl::from_env();
+    let (f, scope) = project()?;
+    let mut holder = f.spawn_attempt(Impl::Fixed, "holder", &scope, &[])?;
+    let said = holder.go()?;
+    assert!(
+        said.starts_with("held"),
+        "the holder did not get the scope: {said}"
+    );
+    // A waiter that slept through the death would still get the scope, at its deadline (its
+    // last attempt finds the lock stale): so the test checks that it came well before that.
+    let deadline = Duration::from_secs(20);
+    let timeout_ms = u64::try_from(deadline.as_millis())?;
+    let mut waiter = f.spawn_waiter(which, "waiter", &scope, timeout_ms, &["--port", "poll"])?;
+    let said = waiter.go()?;
+    assert!(
+        said.starts_with("waiting"),
+        "the waiter did not wait: {said}"
+    );
+    let killed = Instant::now();
+    holder.kill()?;
+    let said = waiter.next_line()?;
+    let after = killed.elapsed();
+    assert!(
+        said.starts_with("held"),
+        "the waiter did not get the scope: {said}"
+    );
+    assert!(
+        after < deadline / 2,
+        "the waiter slept through its holder's death, until its deadline ({after:?})"
+    );
+    assert_eq!(waiter.release()?, "released");
+    Ok(())
 }

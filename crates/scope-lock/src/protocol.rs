@@ -84,7 +84,7 @@ use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING, NAME_MAX};
 use crate::scope;
 use crate::sys::imp::{self, DirWatch, FileId, Interest};
-use crate::wait::{REPORT_INTERVAL, WaitObserver, Waiting};
+use crate::wait::{WaitObserver, Waiting};
 
 /// The directory sentinel's name, as in the original.
 pub(crate) const SENTINEL_NAME: &str = ".acquire.lock";
@@ -258,7 +258,17 @@ pub(crate) fn acquire_until(
             Some(watch) => watch_for(watch, running_dir, &conflict),
             None => (false, false),
         };
-        if reported_at.is_none_or(|at| now >= at + REPORT_INTERVAL) {
+        if fresh {
+            // Something may have changed before the new watch was in place: look again.
+            continue;
+        }
+        // Reported only from here on, where every event that could end the wait is caught:
+        // whoever hears "waiting" may count on the waiter noticing what happens next.
+        // When the observer wants to hear again; `None` when it does not.
+        let interval = observer.interval();
+        let next_report =
+            |at: Instant| interval.map(|every| at.checked_add(every).unwrap_or(deadline));
+        if reported_at.is_none_or(|at| next_report(at).is_some_and(|next| now >= next)) {
             observer.waiting(&Waiting {
                 conflict: &conflict,
                 waited: now - started,
@@ -267,11 +277,9 @@ pub(crate) fn acquire_until(
             });
             reported_at = Some(now);
         }
-        if fresh {
-            // Something may have changed before the new watch was in place: look again.
-            continue;
-        }
-        let mut wake = reported_at.map_or(deadline, |at| deadline.min(at + REPORT_INTERVAL));
+        let mut wake = reported_at
+            .and_then(next_report)
+            .map_or(deadline, |next| deadline.min(next));
         let flocked = conflict.holder().is_some_and(LockRecord::is_flock_liveness);
         if !precise || !flocked {
             wake = wake.min(now + poll.next_delay(deadline));

@@ -9,7 +9,10 @@ use std::time::Duration;
 use crate::error::Conflict;
 
 /// Told when a waiting acquire starts waiting, and then about once every
-/// [`REPORT_INTERVAL`] while it still waits. Never called when the scope was free at once.
+/// [`interval`](WaitObserver::interval) while it still waits. Never called when the scope was
+/// free at once. A waiting acquire does not wake up just to look again: between reports it
+/// sleeps until something happens to what blocks it (see
+/// [`LockManager::acquire_until`](crate::LockManager::acquire_until)).
 ///
 /// Any `FnMut(&Waiting<'_>)` is an observer:
 ///
@@ -34,6 +37,12 @@ use crate::error::Conflict;
 pub trait WaitObserver {
     /// Called with what the acquire is waiting for.
     fn waiting(&mut self, wait: &Waiting<'_>);
+
+    /// How often to be told again while the wait goes on; `None` for only once, when it
+    /// starts. [`REPORT_INTERVAL`] unless overridden.
+    fn interval(&self) -> Option<Duration> {
+        Some(REPORT_INTERVAL)
+    }
 }
 
 impl<F: FnMut(&Waiting<'_>)> WaitObserver for F {
@@ -82,4 +91,8 @@ pub(crate) struct Silent;
 
 impl WaitObserver for Silent {
     fn waiting(&mut self, _wait: &Waiting<'_>) {}
+
+    fn interval(&self) -> Option<Duration> {
+        None
+    }
 }

@@ -42,7 +42,7 @@ use regression::original_reader;
 use regression::prefix_wait;
 use regression::probe::{Probe, probe};
 use regression::witness::Witness;
-use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, Waiting};
+use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, WaitObserver, Waiting};
 use serde_json::json;
 
 fn main() -> ExitCode {
@@ -421,15 +421,9 @@ fn wait(args: &Args) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let outcome = match which {
         Impl::Fixed => {
-            let mut told = Ok(());
-            let mut observer = |wait: &Waiting<'_>| {
-                if wait.is_first() {
-                    let ticket = wait.ticket().map_or("none".to_owned(), |t| t.to_string());
-                    told = say(&format!("waiting {ticket}"));
-                }
-            };
+            let mut observer = SayWhenWaiting(Ok(()));
             let result = locks.acquire_with(&request, deadline, &mut observer);
-            told?;
+            observer.0?;
             result.map_err(|err| match err {
                 AcquireError::Timeout(_) => format!("timeout {err}"),
                 _ => format!("failed {err}"),
@@ -454,6 +448,21 @@ fn wait(args: &Args) -> Result<(), String> {
     }
     guard.release().map_err(|err| err.to_string())?;
     say("released")
+}
+
+/// Says `waiting <ticket>` once, when the wait starts, and never again: so that the waiter
+/// wakes only for what the library's watch tells it, and a missed event shows as a timeout.
+struct SayWhenWaiting(Result<(), String>);
+
+impl WaitObserver for SayWhenWaiting {
+    fn waiting(&mut self, wait: &Waiting<'_>) {
+        let ticket = wait.ticket().map_or("none".to_owned(), |t| t.to_string());
+        self.0 = say(&format!("waiting {ticket}"));
+    }
+
+    fn interval(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The pre-fix ports' waiting: `Ok(Err(line))` is an outcome to say, not a failure.
