@@ -1,0 +1,247 @@
+//! The command line, declared with clap's derive: every subcommand, its flags and its help.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use scope_lock::LockRequest;
+
+/// The table of exit statuses, shown by `scope-lock --help` and `scope-lock run --help` (the
+/// README has the same table).
+macro_rules! exit_status_table {
+    () => {
+        "\
+Exit status:
+  0    success (for `run`: CMD exited 0; for `check`: the scope is free)
+  1    failure: the lock directory or a lock file could not be used, a holder could not be
+       stopped, ... (the message names the path or input)
+  2    usage: unknown flag, missing argument, invalid name or scope
+  75   contention: a live lock holds the scope (EX_TEMPFAIL); try again later
+  N    `run`: CMD's own exit status; 128+N when CMD was killed by signal N;
+       126 when CMD cannot be executed, 127 when it is not found"
+    };
+}
+
+const ROOT_AFTER_HELP: &str = concat!(
+    "\
+Examples:
+  scope-lock run --name docs-fixer --scope docs/ -- make docs
+  scope-lock list
+  scope-lock check --scope docs/api && echo free
+  scope-lock clean
+  scope-lock break docs-fixer --kill
+
+Environment:
+  SCOPE_LOCK_LOOPS_DIR   the loops directory when --loops-dir is not given (default: .loops);
+                         the lock files live in its .running/ directory
+
+",
+    exit_status_table!()
+);
+
+/// Path-scope locks for shell scripts and CI jobs: run a command while holding a set of paths,
+/// so that nobody else touches them at the same time.
+///
+/// Lock files are those of little-loops' LockManager (<loops dir>/.running/<name>.lock); both
+/// can share one directory.
+#[derive(Debug, Parser)]
+#[command(name = "scope-lock", version, after_help = ROOT_AFTER_HELP)]
+pub(crate) struct Cli {
+    /// The loops directory; lock files live in its `.running/` directory.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "SCOPE_LOCK_LOOPS_DIR",
+        default_value = ".loops",
+        hide_env_values = true
+    )]
+    pub(crate) loops_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    Run(RunArgs),
+    List(ListArgs),
+    Check(CheckArgs),
+    Clean(CleanArgs),
+    Break(BreakArgs),
+}
+
+/// Acquire a scope, run CMD while holding it, release it when CMD exits.
+///
+/// Exits with CMD's status (128+N if CMD was killed by signal N). If a live lock holds an
+/// overlapping scope, CMD is not run: one line on stderr names the holder and the exit status
+/// is 75. SIGINT and SIGTERM sent to scope-lock are passed on to CMD; the lock is released once
+/// CMD has ended. CMD does not inherit the lock: if scope-lock itself is killed, the lock ends
+/// with it.
+#[derive(Debug, Args)]
+#[command(after_help = concat!(
+    "Examples:\n",
+    "  scope-lock run --name docs-fixer --scope docs/ --scope README.md -- make docs\n",
+    "  scope-lock run --name nightly --singleton -- ./nightly.sh --full\n",
+    "  scope-lock run --name gen --instance-id gen/run-7 --scope out/7 -- sh -c 'make -C out/7'\n",
+    "\n",
+    exit_status_table!(),
+))]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) lock: LockArgs,
+
+    /// The command to run, and its arguments (after `--`).
+    #[arg(last = true, required = true, num_args = 1.., value_name = "CMD")]
+    pub(crate) command: Vec<OsString>,
+}
+
+/// What to lock: shared by `run` and `check`.
+#[derive(Debug, Args)]
+pub(crate) struct LockArgs {
+    /// The loop's name (the lock file is `<NAME>.lock` unless --instance-id is given).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: String,
+
+    /// Name the lock file after this instance, so several instances of one loop can hold
+    /// disjoint scopes at once; may contain `/` to nest.
+    #[arg(long, value_name = "ID")]
+    pub(crate) instance_id: Option<String>,
+
+    /// A path (file or directory, existing or not) to lock; repeat for more. None means the
+    /// whole project (`.`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) scope: Vec<String>,
+
+    /// Conflict with any live singleton of the same name, whatever the scopes.
+    #[arg(long)]
+    pub(crate) singleton: bool,
+}
+
+impl LockArgs {
+    pub(crate) fn request(&self) -> LockRequest {
+        let request = LockRequest::new(&self.name)
+            .scope(self.scope.iter().cloned())
+            .singleton(self.singleton);
+        match &self.instance_id {
+            Some(id) => request.instance_id(id),
+            None => request,
+        }
+    }
+}
+
+/// List every live lock, and every lock file that is not one (with the reason).
+///
+/// For each holder: its name, loop, pid, since when, how its liveness was established (`flock`:
+/// its file is flocked, written by this tool or the library; `pid`: its pid is alive, written
+/// by little-loops itself) and its scope. Stale locks found on the way are reclaimed and
+/// reported. `--json` prints one JSON document instead (see README, "JSON output").
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  scope-lock list
+  scope-lock list --json | jq -r '.locks[].name'
+  SCOPE_LOCK_LOOPS_DIR=/srv/repo/.loops scope-lock list")]
+pub(crate) struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Would acquiring this scope conflict right now? Exit 0 when free, 75 when not.
+///
+/// The answer can be out of date as soon as it is printed; to hold a scope, use `run`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  scope-lock check --scope docs/
+  scope-lock check --name nightly --singleton --scope .
+  if scope-lock check --scope docs/ 2>/dev/null; then echo free; fi")]
+pub(crate) struct CheckArgs {
+    /// Check as this loop (matters for --singleton and for a lock file of the same name).
+    #[arg(long, value_name = "NAME", default_value = "scope-lock-check")]
+    pub(crate) name: String,
+
+    /// Check as this instance (a live lock file of the same name conflicts).
+    #[arg(long, value_name = "ID")]
+    pub(crate) instance_id: Option<String>,
+
+    /// A path to check; repeat for more.
+    #[arg(long, value_name = "PATH", required = true)]
+    pub(crate) scope: Vec<String>,
+
+    /// Check as a singleton of --name.
+    #[arg(long)]
+    pub(crate) singleton: bool,
+
+    /// Print JSON (`{"free": ..., "conflict": ...}`) on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl CheckArgs {
+    pub(crate) fn request(&self) -> LockRequest {
+        LockArgs {
+            name: self.name.clone(),
+            instance_id: self.instance_id.clone(),
+            scope: self.scope.clone(),
+            singleton: self.singleton,
+        }
+        .request()
+    }
+}
+
+/// Reclaim stale locks and what killed acquirers left behind.
+///
+/// A lock is stale when its holder is gone (its file is no longer flocked; for little-loops'
+/// own files, its pid no longer exists). Live locks are never touched, and neither is any file
+/// that is not a lock file (`.pid`, `.log`, `.state.json`, `.events.jsonl`, `user-stop.marker`
+/// and the like stay). A lock file whose record cannot be read and that nobody holds is moved
+/// aside to a dot file, never deleted.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  scope-lock clean
+  scope-lock clean --json")]
+pub(crate) struct CleanArgs {
+    /// Print JSON (the same document as `list --json`).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Show who holds a lock; with --kill, stop that holder and wait until the lock is free.
+///
+/// --kill first checks that the pid in the lock still belongs to the process that took the lock
+/// (the process must have started before the lock's `started_at`), so a recycled pid is never
+/// signalled; where that cannot be checked it refuses. It then sends SIGTERM, SIGKILL if the
+/// lock is still held after the grace period, and waits until the lock is free.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  scope-lock break docs-fixer
+  scope-lock break docs-fixer --kill
+  scope-lock break gen/run-7 --kill --grace 30")]
+pub(crate) struct BreakArgs {
+    /// The lock's name: its instance id, or its loop name (as `list` shows it).
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+
+    /// Signal the holder (SIGTERM, then SIGKILL) and wait until the lock is free.
+    #[arg(long)]
+    pub(crate) kill: bool,
+
+    /// Seconds to wait after SIGTERM before SIGKILL, and after SIGKILL before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "kill")]
+    pub(crate) grace: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub(crate) mod brk;
+pub(crate) mod check;
+pub(crate) mod clean;
+pub(crate) mod list;
+pub(crate) mod run;

@@ -1,0 +1,343 @@
+//! What the commands print: the one-line description of a holder, the `list` table, and the
+//! JSON documents (their shape is documented in the README, "JSON output", and snapshot-tested;
+//! change it only by adding keys).
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use scope_lock::{
+    Conflict, ConflictRule, LiveLock, Liveness, LockListing, LockRecord, ProblemKind, ScanProblem,
+};
+use serde::Serialize;
+
+use crate::exit::{self, Failure};
+
+/// A lock file's name relative to `.running/` without `.lock`: the instance id or loop name.
+pub(crate) fn lock_name(running_dir: &Path, lock_path: &Path) -> String {
+    let relative = lock_path.strip_prefix(running_dir).unwrap_or(lock_path);
+    let name = relative.to_string_lossy();
+    name.strip_suffix(".lock").unwrap_or(&name).to_owned()
+}
+
+/// `<what blocks> held by loop L, instance I, pid P, since T (<lock file>)`: one line that says
+/// who holds the scope and why it blocks.
+pub(crate) fn describe_conflict(running_dir: &Path, conflict: &Conflict) -> String {
+    let path = conflict.lock_path();
+    let Some(holder) = conflict.holder() else {
+        let reason = match conflict.rule() {
+            ConflictRule::Unreadable { reason } => reason.as_str(),
+            _ => "no record",
+        };
+        return format!(
+            "{} is held but its record cannot be read ({reason}); its scope is unknown",
+            path.display()
+        );
+    };
+    let name = lock_name(running_dir, path);
+    let why = match conflict.rule() {
+        ConflictRule::Overlap { ours, theirs } => format!("{ours} overlaps {theirs}"),
+        ConflictRule::Singleton => format!("singleton `{}` is running", holder.loop_name()),
+        ConflictRule::SameName => format!("lock name `{name}` is taken"),
+        ConflictRule::Unreadable { reason } => format!("unreadable ({reason})"),
+        _ => "conflict".to_owned(),
+    };
+    format!(
+        "{why}: held by {} ({})",
+        describe_holder(&name, holder),
+        path.display()
+    )
+}
+
+/// `loop L, instance I, pid P, since T`.
+pub(crate) fn describe_holder(name: &str, record: &LockRecord) -> String {
+    format!(
+        "loop `{}`, instance `{name}`, pid {}, since {}",
+        record.loop_name(),
+        record.pid(),
+        record.started_at()
+    )
+}
+
+/// Writes a JSON document and a newline to stdout.
+pub(crate) fn print_json(value: &impl Serialize) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(io::Error::from)
+        .and_then(|()| writeln!(out))
+        .map_err(|err| Failure::new(exit::FAILURE, format!("cannot write to stdout: {err}")))
+}
+
+/// Writes text to stdout; a closed pipe (`| head`) is not worth a failure.
+pub(crate) fn print_text(text: &str) -> Result<(), Failure> {
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        Err(err) if err.kind() != io::ErrorKind::BrokenPipe => Err(Failure::new(
+            exit::FAILURE,
+            format!("cannot write to stdout: {err}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------------------------
+
+/// `list --json` and `clean --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ListingJson {
+    running_dir: PathBuf,
+    locks: Vec<LockJson>,
+    problems: Vec<ProblemJson>,
+    reclaimed: Vec<PathBuf>,
+}
+
+impl ListingJson {
+    pub(crate) fn new(running_dir: &Path, listing: &LockListing) -> Self {
+        Self {
+            running_dir: running_dir.to_path_buf(),
+            locks: listing.locks().iter().map(LockJson::new).collect(),
+            problems: listing.problems().iter().map(ProblemJson::new).collect(),
+            reclaimed: listing.reclaimed().to_vec(),
+        }
+    }
+}
+
+/// The record's keys, as the lock file has them.
+#[derive(Debug, Serialize)]
+pub(crate) struct RecordJson {
+    loop_name: String,
+    scope: Vec<String>,
+    pid: u32,
+    started_at: String,
+    singleton: bool,
+}
+
+impl RecordJson {
+    fn new(record: &LockRecord) -> Self {
+        Self {
+            loop_name: record.loop_name().to_owned(),
+            scope: record.scope().to_vec(),
+            pid: record.pid(),
+            started_at: record.started_at().to_owned(),
+            singleton: record.singleton(),
+        }
+    }
+}
+
+/// A live lock.
+#[derive(Debug, Serialize)]
+pub(crate) struct LockJson {
+    name: String,
+    path: PathBuf,
+    /// `"flock"` or `"pid"`.
+    liveness: &'static str,
+    #[serde(flatten)]
+    record: RecordJson,
+}
+
+impl LockJson {
+    fn new(lock: &LiveLock) -> Self {
+        Self {
+            name: lock.stem().to_owned(),
+            path: lock.path().to_path_buf(),
+            liveness: liveness_name(lock.liveness()),
+            record: RecordJson::new(lock.record()),
+        }
+    }
+}
+
+pub(crate) fn liveness_name(liveness: Liveness) -> &'static str {
+    match liveness {
+        Liveness::Flock => "flock",
+        Liveness::Pid => "pid",
+    }
+}
+
+/// A `*.lock` file that is not a readable live lock.
+#[derive(Debug, Serialize)]
+pub(crate) struct ProblemJson {
+    path: PathBuf,
+    /// `not_regular`, `unreadable`, `held_invalid`, `invalid` or `reclaim_failed`.
+    kind: &'static str,
+    /// Whether it blocks acquires (a live lock of unknown scope).
+    blocks: bool,
+    /// Why, in words; for `not_regular`, what it is instead.
+    reason: String,
+    /// For `invalid`: where the file was moved aside to, if it was.
+    moved_to: Option<PathBuf>,
+    /// The whole line `list` prints.
+    message: String,
+}
+
+impl ProblemJson {
+    fn new(problem: &ScanProblem) -> Self {
+        let (kind, reason, moved_to) = match problem.kind() {
+            ProblemKind::NotRegular { file_type } => ("not_regular", (*file_type).to_owned(), None),
+            ProblemKind::Unreadable { reason } => ("unreadable", reason.clone(), None),
+            ProblemKind::HeldInvalid { reason } => ("held_invalid", reason.clone(), None),
+            ProblemKind::Invalid { reason, moved_to } => {
+                ("invalid", reason.clone(), moved_to.clone())
+            }
+            ProblemKind::ReclaimFailed { reason } => ("reclaim_failed", reason.clone(), None),
+            _ => ("other", String::new(), None),
+        };
+        Self {
+            path: problem.path().to_path_buf(),
+            kind,
+            blocks: problem.blocks(),
+            reason,
+            moved_to,
+            message: problem.to_string(),
+        }
+    }
+}
+
+/// `check --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckJson {
+    free: bool,
+    conflict: Option<ConflictJson>,
+}
+
+impl CheckJson {
+    pub(crate) fn new(running_dir: &Path, conflict: Option<&Conflict>) -> Self {
+        Self {
+            free: conflict.is_none(),
+            conflict: conflict.map(|c| ConflictJson::new(running_dir, c)),
+        }
+    }
+}
+
+/// Why a scope is not free.
+#[derive(Debug, Serialize)]
+pub(crate) struct ConflictJson {
+    /// `overlap`, `singleton`, `same_name` or `unreadable`.
+    rule: &'static str,
+    /// For `overlap`: our path and the holder's path it overlaps.
+    ours: Option<String>,
+    theirs: Option<String>,
+    /// For `unreadable`: why the held file's record cannot be read.
+    reason: Option<String>,
+    /// The blocking lock file and its name.
+    path: PathBuf,
+    name: String,
+    /// The holder's record; `null` for `unreadable`.
+    holder: Option<RecordJson>,
+    /// The one line `check` prints on stderr.
+    message: String,
+}
+
+impl ConflictJson {
+    fn new(running_dir: &Path, conflict: &Conflict) -> Self {
+        let (rule, ours, theirs, reason) = match conflict.rule() {
+            ConflictRule::Overlap { ours, theirs } => {
+                ("overlap", Some(ours.clone()), Some(theirs.clone()), None)
+            }
+            ConflictRule::Singleton => ("singleton", None, None, None),
+            ConflictRule::SameName => ("same_name", None, None, None),
+            ConflictRule::Unreadable { reason } => ("unreadable", None, None, Some(reason.clone())),
+            _ => ("other", None, None, None),
+        };
+        Self {
+            rule,
+            ours,
+            theirs,
+            reason,
+            path: conflict.lock_path().to_path_buf(),
+            name: lock_name(running_dir, conflict.lock_path()),
+            holder: conflict.holder().map(RecordJson::new),
+            message: describe_conflict(running_dir, conflict),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Human output
+// ---------------------------------------------------------------------------------------------
+
+/// The `list` table, then problems and what was reclaimed.
+pub(crate) fn listing_text(running_dir: &Path, listing: &LockListing) -> String {
+    let mut out = String::new();
+    if listing.locks().is_empty() {
+        out.push_str(&format!("no live locks in {}\n", running_dir.display()));
+    } else {
+        let header = ["NAME", "LOOP", "PID", "SINCE", "LIVENESS", "SCOPE"].map(str::to_owned);
+        let rows: Vec<[String; 6]> = listing
+            .locks()
+            .iter()
+            .map(|lock| {
+                let record = lock.record();
+                [
+                    lock.stem().to_owned(),
+                    record.loop_name().to_owned()
+                        + if record.singleton() {
+                            " (singleton)"
+                        } else {
+                            ""
+                        },
+                    record.pid().to_string(),
+                    record.started_at().to_owned(),
+                    liveness_name(lock.liveness()).to_owned(),
+                    record.scope().join(" "),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&header, &rows));
+    }
+    if !listing.problems().is_empty() {
+        out.push_str("\nnot live locks:\n");
+        for problem in listing.problems() {
+            out.push_str(&format!("  {problem}\n"));
+        }
+    }
+    if !listing.reclaimed().is_empty() {
+        out.push_str("\nreclaimed (holder gone):\n");
+        for path in listing.reclaimed() {
+            out.push_str(&format!("  {}\n", path.display()));
+        }
+    }
+    out
+}
+
+/// Left-aligned columns two spaces apart; the last column is not padded.
+fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in std::iter::once(header).chain(rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_names_are_relative_to_the_directory_without_the_suffix() {
+        let dir = Path::new("/r/.loops/.running");
+        assert_eq!(lock_name(dir, &dir.join("docs.lock")), "docs");
+        assert_eq!(lock_name(dir, &dir.join("gen/run-1.lock")), "gen/run-1");
+    }
+
+    #[test]
+    fn tables_align_columns_and_leave_the_last_unpadded() {
+        let header = ["A".to_owned(), "LONG".to_owned(), "Z".to_owned()];
+        let rows = [["xyz".to_owned(), "1".to_owned(), "tail".to_owned()]];
+        assert_eq!(table(&header, &rows), "A    LONG  Z\nxyz  1     tail\n");
+    }
+}
