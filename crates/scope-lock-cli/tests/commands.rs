@@ -1,0 +1,350 @@
+//! `list`, `check`, `clean` and `break`, driven as real processes, with snapshots of their
+//! human and JSON output (the sandbox path, pids and times redacted).
+
+mod support;
+
+use std::fs;
+use std::process::{Command, Stdio};
+
+use support::{BOUND, Sandbox, TestResult, redact_dir};
+
+/// A record in the original's format (no `liveness` key: alive while its pid is).
+fn original_record(loop_name: &str, scope: &str, pid: u32, started_at: &str) -> String {
+    format!(
+        r#"{{"loop_name": "{loop_name}", "scope": ["{scope}"], "pid": {pid}, "started_at": "{started_at}"}}"#
+    )
+}
+
+/// The directory as the original (and the lock files) leave it: a live holder of ours, a live
+/// original-format lock (this test process), a stale lock of ours, an unreadable unheld lock,
+/// an orphaned publication, and the original's other files.
+fn populate(sandbox: &Sandbox) -> Result<support::Holder, Box<dyn std::error::Error>> {
+    let holder = sandbox.hold(
+        "docs-fixer",
+        &[
+            "--instance-id",
+            "gen/run-7",
+            "--scope",
+            "docs",
+            "--scope",
+            "README.md",
+            "--singleton",
+        ],
+    )?;
+    let running = sandbox.running();
+    let me = std::process::id();
+    fs::write(
+        running.join("legacy.lock"),
+        original_record("legacy", "/srv/src", me, "2026-01-01T00:00:00.000000+00:00"),
+    )?;
+    fs::write(
+        running.join("stale.lock"),
+        r#"{"loop_name": "stale", "scope": ["/srv/stale"], "pid": 1, "started_at": "2026-01-01T00:00:00.000000+00:00", "liveness": "flock"}"#,
+    )?;
+    fs::write(running.join("broken.lock"), "{\"loop_name\": ")?;
+    fs::write(running.join(".scope-lock-publish-AbC123.tmp"), "partial")?;
+    for other in [
+        "legacy.pid",
+        "legacy.log",
+        "legacy.state.json",
+        "legacy.events.jsonl",
+        "user-stop.marker",
+    ] {
+        fs::write(running.join(other), format!("kept: {other}"))?;
+    }
+    Ok(holder)
+}
+
+/// `text` with the sandbox path, the given pids and the live locks' start times replaced.
+fn redact(
+    text: &str,
+    sandbox: &Sandbox,
+    pids: &[u32],
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut text = redact_dir(text, sandbox.path());
+    for pid in pids {
+        text = text.replace(&format!("pid {pid}"), "pid [pid]");
+        text = text.replace(&format!("\"pid\": {pid}"), "\"pid\": \"[pid]\"");
+        text = text.replace(&format!("-{pid}-"), "-[pid]-");
+    }
+    let listing = scope_lock::LockManager::new(sandbox.path().join(".loops")).list_locks()?;
+    for lock in listing.locks() {
+        let started_at = lock.record().started_at();
+        // The records this file writes by hand keep their fixed time.
+        if !started_at.starts_with("2026-01-01T00:00:00") {
+            text = text.replace(started_at, "[started_at]");
+        }
+    }
+    Ok(text)
+}
+
+#[test]
+fn list_json_has_the_documented_shape() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = populate(&sandbox)?;
+    let mut command = sandbox.command(&["list", "--json"]);
+    command.stdout(Stdio::piped());
+    let out = support::run_to_end(command)?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let value: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    // The moved-aside file is named after the pid of the scanning `list` process.
+    let text = redact(&out.stdout, &sandbox, &[holder.pid(), std::process::id()])?;
+    let text = redact_invalid_suffix(&text);
+    insta::assert_snapshot!("list_json", text);
+    assert_eq!(value["locks"].as_array().map(Vec::len), Some(2));
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    Ok(())
+}
+
+/// `.broken.lock.invalid-<pid>-<n>` → `.broken.lock.invalid-[pid]-<n>`.
+fn redact_invalid_suffix(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(".invalid-") {
+        let (head, tail) = rest.split_at(at + ".invalid-".len());
+        out.push_str(head);
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        out.push_str(if digits > 0 { "[pid]" } else { "" });
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn list_prints_a_table_problems_and_what_it_reclaimed() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = populate(&sandbox)?;
+    let out = sandbox.run(&["list"])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let pids = [holder.pid(), std::process::id()];
+    let text = redact(&out.stdout, &sandbox, &pids)?;
+    // Column widths follow the pids' lengths; the table layout itself is unit-tested.
+    let mut text: String = redact_invalid_suffix(&text)
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+        .collect();
+    for pid in pids {
+        text = text.replace(&format!(" {pid} "), " [pid] ");
+    }
+    insta::assert_snapshot!("list_text", text);
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    Ok(())
+}
+
+#[test]
+fn check_exits_0_when_free_and_75_with_the_holder_when_not() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let free = sandbox.run(&["check", "--scope", "docs"])?;
+    assert_eq!(free.code(), 0, "{}", free.stderr);
+    let free_json = sandbox.run(&["check", "--json", "--scope", "docs"])?;
+    assert_eq!(free_json.code(), 0);
+    insta::assert_snapshot!("check_free_json", free_json.stdout);
+
+    let mut holder = sandbox.hold(
+        "nightly",
+        &[
+            "--instance-id",
+            "nightly-1",
+            "--scope",
+            "docs",
+            "--singleton",
+        ],
+    )?;
+    let pids = [holder.pid()];
+    let busy = sandbox.run(&["check", "--scope", "docs/api"])?;
+    assert_eq!(busy.code(), 75);
+    assert_eq!(busy.stdout, "");
+    insta::assert_snapshot!("check_busy_stderr", redact(&busy.stderr, &sandbox, &pids)?);
+    let busy_json = sandbox.run(&["check", "--json", "--scope", "docs/api"])?;
+    assert_eq!(busy_json.code(), 75);
+    insta::assert_snapshot!(
+        "check_busy_json",
+        redact(&busy_json.stdout, &sandbox, &pids)?
+    );
+    // A singleton conflicts whatever the scopes; a disjoint scope under another name is free.
+    let singleton = sandbox.run(&[
+        "check",
+        "--name",
+        "nightly",
+        "--singleton",
+        "--scope",
+        "src",
+    ])?;
+    assert_eq!(singleton.code(), 75);
+    assert!(
+        singleton.stderr.contains("singleton `nightly` is running"),
+        "{}",
+        singleton.stderr
+    );
+    assert_eq!(sandbox.run(&["check", "--scope", "src"])?.code(), 0);
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    assert_eq!(sandbox.run(&["check", "--scope", "docs/api"])?.code(), 0);
+    Ok(())
+}
+
+#[test]
+fn clean_reclaims_stale_locks_and_leaves_live_locks_and_other_files_alone() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = populate(&sandbox)?;
+    let running = sandbox.running();
+    let out = sandbox.run(&["clean"])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let text = redact_invalid_suffix(&redact(&out.stdout, &sandbox, &[holder.pid()])?);
+    insta::assert_snapshot!("clean_text", text);
+
+    for other in [
+        "legacy.pid",
+        "legacy.log",
+        "legacy.state.json",
+        "legacy.events.jsonl",
+        "user-stop.marker",
+    ] {
+        assert_eq!(
+            fs::read_to_string(running.join(other))?,
+            format!("kept: {other}"),
+            "{other}"
+        );
+    }
+    assert!(
+        !running.join("stale.lock").exists(),
+        "the stale lock was not reclaimed"
+    );
+    assert!(!running.join(".scope-lock-publish-AbC123.tmp").exists());
+    assert!(
+        !running.join("broken.lock").exists(),
+        "the unreadable lock was not moved aside"
+    );
+    let moved: Vec<_> = fs::read_dir(&running)?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".broken.lock.invalid-")
+        })
+        .collect();
+    assert_eq!(moved.len(), 1, "the unreadable lock's content must be kept");
+    assert_eq!(fs::read_to_string(moved[0].path())?, "{\"loop_name\": ");
+    // The live locks are untouched and still held.
+    assert!(running.join("gen/run-7.lock").exists());
+    assert!(running.join("legacy.lock").exists());
+    assert_eq!(sandbox.run(&["check", "--scope", "docs"])?.code(), 75);
+    let legacy = original_record(
+        "legacy",
+        "/srv/src",
+        std::process::id(),
+        "2026-01-01T00:00:00.000000+00:00",
+    );
+    assert_eq!(fs::read_to_string(running.join("legacy.lock"))?, legacy);
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    // A second clean finds nothing to do.
+    let again = sandbox.run(&["clean"])?;
+    assert!(
+        again.stdout.starts_with("nothing to clean in "),
+        "{}",
+        again.stdout
+    );
+    Ok(())
+}
+
+#[test]
+fn break_without_kill_only_shows_the_holder() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = sandbox.hold("docs", &["--scope", "docs"])?;
+    let out = sandbox.run(&["break", "docs"])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!("pid {}", holder.pid())),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("scope-lock break docs --kill"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(sandbox.run(&["check", "--scope", "docs"])?.code(), 75);
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+
+    let missing = sandbox.run(&["break", "nobody"])?;
+    assert_eq!(missing.code(), 1);
+    assert!(
+        missing.stderr.contains("no live lock named `nobody`"),
+        "{}",
+        missing.stderr
+    );
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn break_kill_refuses_a_pid_that_started_after_the_lock_was_taken() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    fs::create_dir_all(sandbox.running())?;
+    // A live process that cannot be the lock's holder: it started long after `started_at`.
+    let mut bystander = Command::new("sleep").arg("300").spawn()?;
+    let record = original_record(
+        "ghost",
+        "/srv/ghost",
+        bystander.id(),
+        "2001-01-01T00:00:00.000000+00:00",
+    );
+    fs::write(sandbox.running().join("ghost.lock"), record)?;
+    let out = sandbox.run(&["break", "ghost", "--kill", "--grace", "1"]);
+    let alive = bystander.try_wait()?.is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let out = out?;
+    assert!(alive, "break signalled a recycled pid");
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("refusing to signal pid {}", bystander.id()))
+            && out.stderr.contains("after the lock was taken"),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn break_kill_stops_the_holder_with_sigterm_and_waits_until_the_lock_is_free() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = sandbox.hold("stuck", &["--scope", "docs"])?;
+    let out = sandbox.run(&["break", "stuck", "--kill"])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("sent SIGTERM to pid {}", holder.pid())),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("SIGKILL"), "{}", out.stdout);
+    // scope-lock passed SIGTERM on to CMD, which died of it: 128 + 15.
+    assert_eq!(holder.wait(BOUND).and_then(|s| s.code()), Some(143));
+    assert_eq!(sandbox.run(&["check", "--scope", "docs"])?.code(), 0);
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn break_kill_escalates_to_sigkill_when_the_holder_ignores_sigterm() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    // CMD ignores SIGTERM, so scope-lock (which passes it on) keeps waiting for CMD.
+    let mut holder = sandbox.hold_with("deaf", &["--scope", "docs"], "trap '' TERM")?;
+    let out = sandbox.run(&["break", "deaf", "--kill", "--grace", "1"])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("sent SIGTERM") && out.stdout.contains("sent SIGKILL"),
+        "{}",
+        out.stdout
+    );
+    let status = holder.wait(BOUND).ok_or("scope-lock did not exit")?;
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert_eq!(sandbox.run(&["check", "--scope", "docs"])?.code(), 0);
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! `scope-lock run`, driven as a real process: contention, exit statuses, signals, and what
+//! happens to the lock when scope-lock dies.
+
+mod support;
+
+use rustix::process::Signal;
+use support::{BOUND, Sandbox, TestResult, process_exists};
+
+/// `run --name NAME --scope SCOPE -- echo ran` runs CMD and exits 0.
+fn assert_runs(sandbox: &Sandbox, name: &str, scope: &str) -> TestResult {
+    let out = sandbox.run(&["run", "--name", name, "--scope", scope, "--", "echo", "ran"])?;
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (0, "ran\n"),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+#[test]
+fn two_runs_started_together_on_overlapping_scopes_admit_exactly_one() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut first = sandbox.spawn_holder("docs-a", &["--scope", "docs"], "")?;
+    let mut second = sandbox.spawn_holder("docs-b", &["--scope", "docs/api"], "")?;
+    // Each either runs CMD (which prints "ready") or exits 75 without running it (end of output).
+    let a = first.next_line(BOUND);
+    let b = second.next_line(BOUND);
+    let (mut winner, mut loser, winner_name) = match (&a, &b) {
+        (Some(line), None) if line.starts_with("ready") => (first, second, "docs-a"),
+        (None, Some(line)) if line.starts_with("ready") => (second, first, "docs-b"),
+        _ => return Err(format!("expected exactly one CMD to run, got {a:?} and {b:?}").into()),
+    };
+    let refused = loser.wait(BOUND).ok_or("the refused run did not exit")?;
+    assert_eq!(refused.code(), Some(75), "{}", loser.stderr());
+    let stderr = loser.stderr();
+    assert!(
+        stderr.contains(&format!("held by loop `{winner_name}`"))
+            && stderr.contains(&format!("pid {}", winner.pid())),
+        "the refusal does not name the holder: {stderr}"
+    );
+    assert_eq!(winner.finish().and_then(|s| s.code()), Some(0));
+    Ok(())
+}
+
+#[test]
+fn a_refused_run_names_the_holder_in_one_line_and_does_not_run_cmd() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let holder = sandbox.hold(
+        "docs-fixer",
+        &["--instance-id", "docs-fixer-7", "--scope", "docs"],
+    )?;
+    let out = sandbox.run(&[
+        "run",
+        "--name",
+        "site",
+        "--scope",
+        "docs/api",
+        "--",
+        "sh",
+        "-c",
+        "echo ran > ran.txt",
+    ])?;
+    assert_eq!(out.code(), 75, "{}", out.stderr);
+    assert!(
+        !sandbox.path().join("ran.txt").exists(),
+        "CMD ran while the scope was held"
+    );
+    assert_eq!(out.stdout, "");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    let line = lines[0];
+    let dir = sandbox.path().canonicalize()?;
+    for needle in [
+        format!("{}/docs/api overlaps {}/docs", dir.display(), dir.display()),
+        "loop `docs-fixer`".to_owned(),
+        "instance `docs-fixer-7`".to_owned(),
+        format!("pid {}", holder.pid()),
+        "since 20".to_owned(),
+    ] {
+        assert!(line.contains(&needle), "{needle:?} missing from {line:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn disjoint_scopes_both_run() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = sandbox.hold("docs", &["--scope", "docs"])?;
+    assert_runs(&sandbox, "src", "src")?;
+    // The other holder is still running and still holds its scope.
+    let busy = sandbox.run(&["check", "--scope", "docs"])?;
+    assert_eq!(busy.code(), 75);
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    Ok(())
+}
+
+#[test]
+fn cmd_exit_statuses_and_deaths_by_signal_propagate() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    std::fs::write(sandbox.path().join("not-executable"), "#!/bin/sh\n")?;
+    for (cmd, expected) in [
+        (&["true"][..], 0),
+        (&["sh", "-c", "exit 3"], 3),
+        (&["sh", "-c", "exit 255"], 255),
+        (&["sh", "-c", "kill -KILL $$"], 128 + 9),
+        (&["sh", "-c", "kill -TERM $$"], 128 + 15),
+        (&["./not-executable"], 126),
+        (&["no-such-command-anywhere"], 127),
+    ] {
+        let mut args = vec!["run", "--name", "status", "--"];
+        args.extend_from_slice(cmd);
+        let out = sandbox.run(&args)?;
+        assert_eq!(out.code(), expected, "{cmd:?}: {}", out.stderr);
+        // Whatever CMD did, the lock is gone afterwards.
+        assert!(!sandbox.running().join("status.lock").exists(), "{cmd:?}");
+    }
+    Ok(())
+}
+
+/// CMD traps the signal, reports whether the lock file still exists while it handles it, and
+/// exits 7; the test then checks the lock is free.
+fn signal_reaches_cmd_and_lock_outlives_it(signal: Signal, name: &str) -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let trap = format!(
+        "trap 'test -e .loops/.running/sig.lock && echo held-in-trap; echo got-{name}; exit 7' {name}"
+    );
+    let mut holder = sandbox.hold_with("sig", &["--scope", "docs"], &trap)?;
+    holder.signal(signal)?;
+    // `read` returns early when a trapped signal arrives; if it did not, closing stdin ends it
+    // and the missing "got-" line fails the test.
+    let mut lines = Vec::new();
+    while let Some(line) = holder.next_line(BOUND) {
+        lines.push(line);
+    }
+    let status = holder.finish().ok_or("scope-lock did not exit")?;
+    assert_eq!(lines, ["held-in-trap".to_owned(), format!("got-{name}")]);
+    assert_eq!(status.code(), Some(7), "{}", holder.stderr());
+    assert!(!sandbox.running().join("sig.lock").exists());
+    assert_eq!(sandbox.run(&["check", "--scope", "docs"])?.code(), 0);
+    Ok(())
+}
+
+#[test]
+fn sigint_to_scope_lock_reaches_cmd_and_the_lock_is_released_after_cmd_ends() -> TestResult {
+    signal_reaches_cmd_and_lock_outlives_it(Signal::INT, "INT")
+}
+
+#[test]
+fn sigterm_to_scope_lock_reaches_cmd_and_the_lock_is_released_after_cmd_ends() -> TestResult {
+    signal_reaches_cmd_and_lock_outlives_it(Signal::TERM, "TERM")
+}
+
+#[test]
+fn a_run_killed_with_sigkill_leaves_a_lock_the_next_run_reclaims() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = sandbox.hold("victim", &["--scope", "docs"])?;
+    let cmd_pid = holder.cmd_pid.ok_or("CMD did not say its pid")?;
+    holder.signal(Signal::KILL)?;
+    let status = holder.wait(BOUND).ok_or("scope-lock survived SIGKILL")?;
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    // The lock file is still there, but nobody holds it: CMD, still running, did not inherit
+    // the descriptor.
+    assert!(sandbox.running().join("victim.lock").exists());
+    assert!(
+        process_exists(cmd_pid),
+        "CMD should outlive scope-lock here"
+    );
+    assert_runs(&sandbox, "next", "docs/api")?;
+    assert!(
+        !sandbox.running().join("victim.lock").exists(),
+        "the stale lock was not reclaimed"
+    );
+    drop(holder); // closes CMD's stdin: the orphaned CMD ends
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn cmd_has_no_descriptor_of_the_lock_directory() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let out = sandbox.run(&[
+        "run",
+        "--name",
+        "fds",
+        "--scope",
+        "docs",
+        "--",
+        "sh",
+        "-c",
+        "ls -l /proc/$$/fd/",
+    ])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(!out.stdout.is_empty());
+    assert!(
+        !out.stdout.contains(".running"),
+        "CMD inherited a descriptor in the lock directory:\n{}",
+        out.stdout
+    );
+    Ok(())
+}
+
+#[test]
+fn the_loops_directory_comes_from_the_flag_or_the_environment() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut command = sandbox.holder_command("env", &["--scope", "docs"], "");
+    command.env("SCOPE_LOCK_LOOPS_DIR", "elsewhere");
+    let mut holder = support::spawn(command)?;
+    let line = holder.next_line(BOUND).ok_or("CMD did not start")?;
+    assert!(line.starts_with("ready"), "{line}");
+    assert!(sandbox.path().join("elsewhere/.running/env.lock").exists());
+    assert_eq!(sandbox.run(&["check", "--scope", "docs"])?.code(), 0);
+    let flag = ["check", "--loops-dir", "elsewhere", "--scope", "docs"];
+    assert_eq!(sandbox.run(&flag)?.code(), 75);
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    Ok(())
+}

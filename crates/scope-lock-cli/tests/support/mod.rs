@@ -1,0 +1,290 @@
+//! Driving the real `scope-lock` binary: a sandbox directory per test, commands run to their
+//! end, and holders that run in the background until the test lets them go.
+//!
+//! Every wait is bounded. Ordering comes from pipes: a holder's CMD prints a line once it runs
+//! (the test reads it) and then reads its stdin (the test closes it to let CMD end).
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// How long any single step may take before the test fails instead of hanging.
+pub(crate) const BOUND: Duration = Duration::from_secs(60);
+
+/// A temporary project directory; `scope-lock` runs there with the default `.loops`.
+pub(crate) struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+/// What a finished `scope-lock` printed and how it exited.
+#[derive(Debug)]
+pub(crate) struct Output {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Output {
+    /// The exit code; panics (failing the test) if the process was killed by a signal.
+    pub(crate) fn code(&self) -> i32 {
+        match self.status.code() {
+            Some(code) => code,
+            None => panic!("scope-lock was killed: {:?}\n{}", self.status, self.stderr),
+        }
+    }
+}
+
+impl Sandbox {
+    pub(crate) fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `.running/` directory of the default loops directory.
+    pub(crate) fn running(&self) -> PathBuf {
+        self.path().join(".loops/.running")
+    }
+
+    /// `scope-lock ARGS` in the sandbox, with no loops directory from the environment.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_scope-lock"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("SCOPE_LOCK_LOOPS_DIR")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `scope-lock ARGS` to its end (bounded).
+    pub(crate) fn run(&self, args: &[&str]) -> Result<Output, Box<dyn std::error::Error>> {
+        run_to_end(self.command(args))
+    }
+
+    /// Starts `scope-lock run --name NAME [ARGS] -- sh -c 'echo ready $$; read x; SCRIPT'`
+    /// and waits until CMD runs (it printed its line) or `scope-lock` exited without running it.
+    pub(crate) fn hold(
+        &self,
+        name: &str,
+        args: &[&str],
+    ) -> Result<Holder, Box<dyn std::error::Error>> {
+        self.hold_with(name, args, "")
+    }
+
+    /// As [`hold`](Self::hold), with `setup` run by CMD's shell before it says it is ready
+    /// (traps, for example).
+    pub(crate) fn hold_with(
+        &self,
+        name: &str,
+        args: &[&str],
+        setup: &str,
+    ) -> Result<Holder, Box<dyn std::error::Error>> {
+        let mut holder = self.spawn_holder(name, args, setup)?;
+        match holder.next_line(BOUND) {
+            Some(line) if line.starts_with("ready ") => {
+                holder.cmd_pid = line["ready ".len()..].trim().parse().ok();
+                Ok(holder)
+            }
+            other => {
+                let status = holder.wait(BOUND);
+                Err(format!("holder {name} did not start CMD: {other:?}, {status:?}").into())
+            }
+        }
+    }
+
+    /// Starts a holder without waiting for its CMD.
+    pub(crate) fn spawn_holder(
+        &self,
+        name: &str,
+        args: &[&str],
+        setup: &str,
+    ) -> Result<Holder, Box<dyn std::error::Error>> {
+        spawn(self.holder_command(name, args, setup))
+    }
+
+    /// The command line of a holder: `scope-lock run --name NAME ARGS -- sh -c SCRIPT`, where
+    /// the script runs `setup`, prints `ready <its pid>` and reads a line from stdin.
+    pub(crate) fn holder_command(&self, name: &str, args: &[&str], setup: &str) -> Command {
+        let script = format!("{setup}\necho ready $$\nread x\nexit 0\n");
+        let mut all = vec!["run", "--name", name];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--", "sh", "-c", &script]);
+        self.command(&all)
+    }
+}
+
+/// Starts `command` with its stdin, stdout and stderr piped to the test.
+pub(crate) fn spawn(mut command: Command) -> Result<Holder, Box<dyn std::error::Error>> {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn()?;
+    let stdin = child.stdin.take();
+    let lines = child.stdout.take().map(read_lines);
+    let stderr = child.stderr.take().map(read_all);
+    Ok(Holder {
+        child: Some(child),
+        stdin,
+        lines,
+        stderr,
+        cmd_pid: None,
+    })
+}
+
+/// A `scope-lock run` in the background whose CMD waits for its stdin to close.
+pub(crate) struct Holder {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    lines: Option<Receiver<String>>,
+    stderr: Option<Receiver<String>>,
+    /// CMD's pid, as it printed it.
+    pub(crate) cmd_pid: Option<u32>,
+}
+
+impl Holder {
+    /// The `scope-lock` process's pid (the pid in its lock record).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The next line CMD (or scope-lock) printed on stdout; `None` at end of output or after
+    /// `limit`.
+    pub(crate) fn next_line(&mut self, limit: Duration) -> Option<String> {
+        self.lines.as_ref()?.recv_timeout(limit).ok()
+    }
+
+    /// Sends `signal` to the `scope-lock` process.
+    pub(crate) fn signal(&self, signal: rustix::process::Signal) -> std::io::Result<()> {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32)
+            .ok_or_else(|| std::io::Error::other("no pid"))?;
+        rustix::process::kill_process(pid, signal).map_err(Into::into)
+    }
+
+    /// Closes CMD's stdin (so `read` returns and CMD exits) and waits for `scope-lock`.
+    pub(crate) fn finish(&mut self) -> Option<ExitStatus> {
+        self.stdin = None;
+        self.wait(BOUND)
+    }
+
+    /// Waits at most `limit` for `scope-lock` to exit; kills it (and still reaps it) after that.
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + limit;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Everything `scope-lock` (and CMD) wrote on stderr; call after it exited.
+    pub(crate) fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .and_then(|rx| rx.recv_timeout(BOUND).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // Let CMD end (its stdin closes), then reap scope-lock, killing it if it is stuck.
+        self.stdin = None;
+        let _ = self.wait(BOUND);
+    }
+}
+
+fn read_lines(stdout: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn read_all(mut stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    rx
+}
+
+/// Runs `command` with piped output until it exits, for at most [`BOUND`].
+pub(crate) fn run_to_end(mut command: Command) -> Result<Output, Box<dyn std::error::Error>> {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn()?;
+    let stdout = child.stdout.take().map(read_all);
+    let stderr = child.stderr.take().map(read_all);
+    let mut holder = Holder {
+        child: Some(child),
+        stdin: None,
+        lines: None,
+        stderr: None,
+        cmd_pid: None,
+    };
+    let status = holder
+        .wait(BOUND)
+        .ok_or("scope-lock did not exit in time")?;
+    let collect = |rx: Option<Receiver<String>>| {
+        rx.and_then(|rx| rx.recv_timeout(BOUND).ok())
+            .unwrap_or_default()
+    };
+    Ok(Output {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    })
+}
+
+/// Whether process `pid` exists (and is not yet reaped).
+pub(crate) fn process_exists(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+/// Replaces every occurrence of the sandbox path with `[DIR]`, for snapshots.
+pub(crate) fn redact_dir(text: &str, dir: &Path) -> String {
+    // The sandbox path may be reached through a symlink (macOS /var -> /private/var).
+    let mut text = text.replace(&dir.display().to_string(), "[DIR]");
+    if let Ok(real) = dir.canonicalize() {
+        text = text.replace(&real.display().to_string(), "[DIR]");
+    }
+    text
+}
