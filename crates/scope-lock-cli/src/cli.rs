@@ -16,7 +16,8 @@ Exit status:
   1    failure: the lock directory or a lock file could not be used, a holder could not be
        stopped, ... (the message names the path or input)
   2    usage: unknown flag, missing argument, invalid name or scope
-  75   contention: a live lock holds the scope (EX_TEMPFAIL); try again later
+  75   contention (EX_TEMPFAIL): a live lock holds the scope, or the lock directory stayed
+       busy past its bound; try again later
   N    `run`: CMD's own exit status; 128+N when CMD was killed by signal N;
        126 when CMD cannot be executed, 127 when it is not found"
     };

@@ -44,6 +44,9 @@ impl From<scope_lock::Error> for Failure {
         let status = match err.kind() {
             // A name or scope given on the command line that cannot be one.
             ErrorKind::InvalidName | ErrorKind::InvalidScope => USAGE,
+            // The directory's sentinel stayed locked past the manager's bound: someone else is
+            // in the way, and trying again later may succeed.
+            ErrorKind::Busy => CONTENTION,
             _ => FAILURE,
         };
         Self::new(status, err.to_string())

@@ -172,7 +172,9 @@ pub(crate) struct ProblemJson {
 impl ProblemJson {
     fn new(problem: &ScanProblem) -> Self {
         let (kind, reason, moved_to) = match problem.kind() {
-            ProblemKind::NotRegular { file_type } => ("not_regular", (*file_type).to_owned(), None),
+            ProblemKind::NotRegular { file_kind } => {
+                ("not_regular", file_kind.as_str().to_owned(), None)
+            }
             ProblemKind::Unreadable { reason } => ("unreadable", reason.clone(), None),
             ProblemKind::HeldInvalid { reason } => ("held_invalid", reason.clone(), None),
             ProblemKind::Invalid { reason, moved_to } => {

@@ -281,10 +281,11 @@ pub(crate) fn process_exists(pid: u32) -> bool {
 
 /// Replaces every occurrence of the sandbox path with `[DIR]`, for snapshots.
 pub(crate) fn redact_dir(text: &str, dir: &Path) -> String {
-    // The sandbox path may be reached through a symlink (macOS /var -> /private/var).
-    let mut text = text.replace(&dir.display().to_string(), "[DIR]");
+    // The sandbox path may be reached through a symlink (macOS /var -> /private/var); the
+    // resolved form, which contains the other, goes first.
+    let mut text = text.to_owned();
     if let Ok(real) = dir.canonicalize() {
         text = text.replace(&real.display().to_string(), "[DIR]");
     }
-    text
+    text.replace(&dir.display().to_string(), "[DIR]")
 }
