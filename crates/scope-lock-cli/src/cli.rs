@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use scope_lock::LockRequest;
@@ -76,7 +77,7 @@ pub(crate) enum Command {
 ///
 /// Exits with CMD's status (128+N if CMD was killed by signal N). If a live lock holds an
 /// overlapping scope, CMD is not run: one line on stderr names the holder and the exit status
-/// is 75. SIGINT and SIGTERM sent to scope-lock are passed on to CMD; the lock is released once
+/// is 75; with --wait, scope-lock waits for the scope first (75 if --timeout passes). SIGINT and SIGTERM sent to scope-lock are passed on to CMD; the lock is released once
 /// CMD has ended. CMD does not inherit the lock: if scope-lock itself is killed, the lock ends
 /// with it.
 #[derive(Debug, Args)]
@@ -84,6 +85,7 @@ pub(crate) enum Command {
     "Examples:\n",
     "  scope-lock run --name docs-fixer --scope docs/ --scope README.md -- make docs\n",
     "  scope-lock run --name nightly --singleton -- ./nightly.sh --full\n",
+    "  scope-lock run --name site --scope docs/ --wait --timeout 600 -- make site\n",
     "  scope-lock run --name gen --instance-id gen/run-7 --scope out/7 -- sh -c 'make -C out/7'\n",
     "\n",
     exit_status_table!(),
@@ -92,9 +94,29 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) lock: LockArgs,
 
+    /// If the scope is held, wait for it (in arrival order among overlapping waiters) instead
+    /// of exiting 75. One "Blocking: waiting for scope ..." line goes to stderr when the wait
+    /// starts.
+    #[arg(long)]
+    pub(crate) wait: bool,
+
+    /// With --wait: give up after SECS seconds (decimals allowed) and exit 75. Without it,
+    /// --wait waits as long as it takes.
+    #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_seconds)]
+    pub(crate) timeout: Option<Duration>,
+
     /// The command to run, and its arguments (after `--`).
     #[arg(last = true, required = true, num_args = 1.., value_name = "CMD")]
     pub(crate) command: Vec<OsString>,
+}
+
+/// A number of seconds, decimals allowed: `10`, `0.5`.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("`{text}` is not a number of seconds from 0 up"))
 }
 
 /// What to lock: shared by `run` and `check`.
@@ -244,5 +266,15 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn timeouts_are_non_negative_seconds() {
+        assert_eq!(parse_seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        for bad in ["-1", "soon", "", "NaN", "inf"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -19,8 +19,8 @@ pub(crate) fn lock_name(running_dir: &Path, lock_path: &Path) -> String {
     name.strip_suffix(".lock").unwrap_or(&name).to_owned()
 }
 
-/// `<what blocks> held by loop L, instance I, pid P, since T (<lock file>)`: one line that says
-/// who holds the scope and why it blocks.
+/// `<what blocks>: held by loop L, instance I, pid P, since T (<lock file>)`: one line that
+/// says who holds the scope (or waits for it ahead of us) and why it blocks.
 pub(crate) fn describe_conflict(running_dir: &Path, conflict: &Conflict) -> String {
     let path = conflict.lock_path();
     let Some(holder) = conflict.holder() else {
@@ -39,6 +39,17 @@ pub(crate) fn describe_conflict(running_dir: &Path, conflict: &Conflict) -> Stri
         ConflictRule::Singleton => format!("singleton `{}` is running", holder.loop_name()),
         ConflictRule::SameName => format!("lock name `{name}` is taken"),
         ConflictRule::Unreadable { reason } => format!("unreadable ({reason})"),
+        ConflictRule::Waiting { ticket } => {
+            // The path is the waiter's ticket, not a lock file: it has no instance name.
+            return format!(
+                "an earlier waiter for an overlapping scope goes first: waiting is loop `{}`, \
+                 pid {}, since {}, ticket {ticket} ({})",
+                holder.loop_name(),
+                holder.pid(),
+                holder.started_at(),
+                path.display()
+            );
+        }
         _ => "conflict".to_owned(),
     };
     format!(
@@ -213,14 +224,16 @@ impl CheckJson {
 /// Why a scope is not free.
 #[derive(Debug, Serialize)]
 pub(crate) struct ConflictJson {
-    /// `overlap`, `singleton`, `same_name` or `unreadable`.
+    /// `overlap`, `singleton`, `same_name`, `unreadable` or `waiting`.
     rule: &'static str,
     /// For `overlap`: our path and the holder's path it overlaps.
     ours: Option<String>,
     theirs: Option<String>,
     /// For `unreadable`: why the held file's record cannot be read.
     reason: Option<String>,
-    /// The blocking lock file and its name.
+    /// For `waiting`: the earlier waiter's place in the queue.
+    ticket: Option<u64>,
+    /// The blocking lock file (for `waiting`, the waiter's ticket) and its name.
     path: PathBuf,
     name: String,
     /// The holder's record; `null` for `unreadable`.
@@ -231,20 +244,33 @@ pub(crate) struct ConflictJson {
 
 impl ConflictJson {
     fn new(running_dir: &Path, conflict: &Conflict) -> Self {
-        let (rule, ours, theirs, reason) = match conflict.rule() {
-            ConflictRule::Overlap { ours, theirs } => {
-                ("overlap", Some(ours.clone()), Some(theirs.clone()), None)
+        let (mut ours, mut theirs, mut reason, mut ticket) = (None, None, None, None);
+        let rule = match conflict.rule() {
+            ConflictRule::Overlap {
+                ours: our_path,
+                theirs: their_path,
+            } => {
+                (ours, theirs) = (Some(our_path.clone()), Some(their_path.clone()));
+                "overlap"
             }
-            ConflictRule::Singleton => ("singleton", None, None, None),
-            ConflictRule::SameName => ("same_name", None, None, None),
-            ConflictRule::Unreadable { reason } => ("unreadable", None, None, Some(reason.clone())),
-            _ => ("other", None, None, None),
+            ConflictRule::Singleton => "singleton",
+            ConflictRule::SameName => "same_name",
+            ConflictRule::Unreadable { reason: why } => {
+                reason = Some(why.clone());
+                "unreadable"
+            }
+            ConflictRule::Waiting { ticket: number } => {
+                ticket = Some(*number);
+                "waiting"
+            }
+            _ => "other",
         };
         Self {
             rule,
             ours,
             theirs,
             reason,
+            ticket,
             path: conflict.lock_path().to_path_buf(),
             name: lock_name(running_dir, conflict.lock_path()),
             holder: conflict.holder().map(RecordJson::new),

@@ -48,6 +48,17 @@ fn usage_errors_exit_2() -> TestResult {
         &["run", "--name", "../up", "--", "true"], // invalid name
         &["check", "--name", "", "--scope", "docs"], // invalid name
         &["--loops-dir", "", "list"],
+        &["run", "--name", "x", "--timeout", "5", "--", "true"], // --timeout without --wait
+        &[
+            "run",
+            "--name",
+            "x",
+            "--wait",
+            "--timeout",
+            "-1",
+            "--",
+            "true",
+        ],
     ] {
         let out = sandbox.run(args)?;
         assert_eq!(out.code(), 2, "{args:?}: {}", out.stderr);

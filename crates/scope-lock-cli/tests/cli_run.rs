@@ -218,3 +218,74 @@ fn the_loops_directory_comes_from_the_flag_or_the_environment() -> TestResult {
     assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
     Ok(())
 }
+
+#[test]
+fn a_waiting_run_says_so_once_and_runs_when_the_holder_ends() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = sandbox.hold("docs-a", &["--scope", "docs"])?;
+    let command = sandbox.command(&[
+        "run", "--name", "docs-b", "--scope", "docs/api", "--wait", "--", "echo", "ran-b",
+    ]);
+    let mut waiter = support::spawn(command)?;
+    let blocking = waiter
+        .next_stderr_line(BOUND)
+        .ok_or("the waiting run said nothing")?;
+    assert!(
+        blocking.starts_with("Blocking: waiting for scope docs/api: ")
+            && blocking.contains("held by loop `docs-a`")
+            && blocking.contains(&format!("pid {}", holder.pid())),
+        "{blocking}"
+    );
+    // It said it waits, and it does: still running, its CMD not run while the holder holds.
+    assert!(
+        waiter.is_running(),
+        "the waiting run exited while the scope was held"
+    );
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    assert_eq!(waiter.next_line(BOUND).as_deref(), Some("ran-b"));
+    assert_eq!(waiter.wait(BOUND).and_then(|s| s.code()), Some(0));
+    assert_eq!(waiter.stderr(), "", "more than one line while waiting");
+    Ok(())
+}
+
+#[test]
+fn a_waiting_run_that_times_out_exits_75_without_running_cmd() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = sandbox.hold("docs-a", &["--scope", "docs"])?;
+    // Longer than the library's one-second report interval, so the wait is reported again
+    // meanwhile, and must stay quiet.
+    let out = sandbox.run(&[
+        "run",
+        "--name",
+        "docs-b",
+        "--scope",
+        "docs/api",
+        "--wait",
+        "--timeout",
+        "1.5",
+        "--",
+        "sh",
+        "-c",
+        "echo ran > ran.txt",
+    ])?;
+    assert_eq!(out.code(), 75, "{}", out.stderr);
+    assert!(
+        !sandbox.path().join("ran.txt").exists(),
+        "CMD ran after a timeout"
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("Blocking: waiting for scope docs/api: "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("scope-lock: timed out waiting: ")
+            && lines[1].contains("held by loop `docs-a`"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    Ok(())
+}

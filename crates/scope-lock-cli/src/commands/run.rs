@@ -4,14 +4,16 @@
 //! CMD never holds the lock: if this process dies, however it dies, the lock ends with it.
 //! SIGINT and SIGTERM are caught once the lock is held and passed on to CMD, so that CMD can
 //! clean up and exit, and the lock is released only after CMD has ended. Before that (while
-//! acquiring) they keep their default action: dying then leaves nothing behind.
+//! acquiring, or waiting with `--wait`) they keep their default action: dying then leaves
+//! nothing behind that blocks anyone.
 
 use std::io;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
 
-use scope_lock::{AcquireError, LockManager, ScopeGuard};
+use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, Waiting};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -22,13 +24,36 @@ use crate::process;
 
 pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
     let request = args.lock.request();
-    let guard = match manager.try_acquire(&request) {
+    let running_dir = manager.running_dir();
+    let acquired = if args.wait {
+        // Printed once, when the wait starts (as cargo does); quiet after that.
+        let mut report = |wait: &Waiting<'_>| {
+            if wait.is_first() {
+                eprintln!(
+                    "Blocking: waiting for scope {}: {}",
+                    scope_display(&request),
+                    output::describe_conflict(running_dir, wait.conflict())
+                );
+            }
+        };
+        manager.acquire_with(&request, deadline(args.timeout), &mut report)
+    } else {
+        manager.try_acquire(&request)
+    };
+    let guard = match acquired {
         Ok(guard) => guard,
-        Err(AcquireError::Conflict(conflict)) => {
-            eprintln!(
-                "scope-lock: busy: {}",
-                output::describe_conflict(manager.running_dir(), &conflict)
-            );
+        Err(err @ (AcquireError::Conflict(_) | AcquireError::Timeout(_))) => {
+            if let Some(conflict) = err.conflict() {
+                let what = if err.is_timeout() {
+                    "timed out waiting"
+                } else {
+                    "busy"
+                };
+                eprintln!(
+                    "scope-lock: {what}: {}",
+                    output::describe_conflict(running_dir, conflict)
+                );
+            }
             return Ok(exit::CONTENTION);
         }
         Err(AcquireError::Failed(err)) => return Err(err.into()),
@@ -36,6 +61,23 @@ pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
     let status = run_holding(&guard, &args);
     release(guard);
     status
+}
+
+/// The scope as given on the command line; `.` (the whole project) when none was.
+fn scope_display(request: &LockRequest) -> String {
+    match request.scope_entries() {
+        [] => ".".to_owned(),
+        entries => entries.join(" "),
+    }
+}
+
+/// `now + timeout`; without a timeout, a deadline no wait will reach (about a century).
+fn deadline(timeout: Option<Duration>) -> Instant {
+    const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    let now = Instant::now();
+    now.checked_add(timeout.unwrap_or(FOREVER))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 60 * 60)))
+        .unwrap_or(now)
 }
 
 /// Runs CMD to its end while `_guard` holds the lock; CMD's exit status as a shell reports it.

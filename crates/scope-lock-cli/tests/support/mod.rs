@@ -134,7 +134,7 @@ pub(crate) fn spawn(mut command: Command) -> Result<Holder, Box<dyn std::error::
     let mut child = command.spawn()?;
     let stdin = child.stdin.take();
     let lines = child.stdout.take().map(read_lines);
-    let stderr = child.stderr.take().map(read_all);
+    let stderr = child.stderr.take().map(read_lines);
     Ok(Holder {
         child: Some(child),
         stdin,
@@ -198,12 +198,27 @@ impl Holder {
         }
     }
 
-    /// Everything `scope-lock` (and CMD) wrote on stderr; call after it exited.
+    /// The next line written on stderr; `None` at its end or after `limit`.
+    pub(crate) fn next_stderr_line(&mut self, limit: Duration) -> Option<String> {
+        self.stderr.as_ref()?.recv_timeout(limit).ok()
+    }
+
+    /// The rest of what `scope-lock` (and CMD) wrote on stderr, one line each; call after it
+    /// exited.
     pub(crate) fn stderr(&mut self) -> String {
-        self.stderr
-            .take()
-            .and_then(|rx| rx.recv_timeout(BOUND).ok())
-            .unwrap_or_default()
+        let mut text = String::new();
+        while let Some(line) = self.next_stderr_line(BOUND) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// Whether `scope-lock` is still running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 }
 
