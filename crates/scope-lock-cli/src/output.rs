@@ -168,7 +168,8 @@ pub(crate) fn liveness_name(liveness: Liveness) -> &'static str {
 #[derive(Debug, Serialize)]
 pub(crate) struct ProblemJson {
     path: PathBuf,
-    /// `not_regular`, `unreadable`, `held_invalid`, `invalid` or `reclaim_failed`.
+    /// `not_regular`, `unreadable`, `held_invalid`, `invalid_maybe_live`, `invalid` or
+    /// `reclaim_failed`.
     kind: &'static str,
     /// Whether it blocks acquires (a live lock of unknown scope).
     blocks: bool,
@@ -176,23 +177,35 @@ pub(crate) struct ProblemJson {
     reason: String,
     /// For `invalid`: where the file was moved aside to, if it was.
     moved_to: Option<PathBuf>,
+    /// For `invalid_maybe_live`: the live pid read from it, if one could be read.
+    pid: Option<u32>,
     /// The whole line `list` prints.
     message: String,
 }
 
 impl ProblemJson {
     fn new(problem: &ScanProblem) -> Self {
-        let (kind, reason, moved_to) = match problem.kind() {
-            ProblemKind::NotRegular { file_kind } => {
-                ("not_regular", file_kind.as_str().to_owned(), None)
+        let (mut moved_to, mut pid) = (None, None);
+        let (kind, reason) = match problem.kind() {
+            ProblemKind::NotRegular { file_kind } => ("not_regular", file_kind.to_string()),
+            ProblemKind::Unreadable { reason } => ("unreadable", reason.clone()),
+            ProblemKind::HeldInvalid { reason } => ("held_invalid", reason.clone()),
+            ProblemKind::InvalidMaybeLive {
+                reason,
+                pid: live_pid,
+            } => {
+                pid = *live_pid;
+                ("invalid_maybe_live", reason.clone())
             }
-            ProblemKind::Unreadable { reason } => ("unreadable", reason.clone(), None),
-            ProblemKind::HeldInvalid { reason } => ("held_invalid", reason.clone(), None),
-            ProblemKind::Invalid { reason, moved_to } => {
-                ("invalid", reason.clone(), moved_to.clone())
+            ProblemKind::Invalid {
+                reason,
+                moved_to: to,
+            } => {
+                moved_to.clone_from(to);
+                ("invalid", reason.clone())
             }
-            ProblemKind::ReclaimFailed { reason } => ("reclaim_failed", reason.clone(), None),
-            _ => ("other", String::new(), None),
+            ProblemKind::ReclaimFailed { reason } => ("reclaim_failed", reason.clone()),
+            _ => ("other", String::new()),
         };
         Self {
             path: problem.path().to_path_buf(),
@@ -200,6 +213,7 @@ impl ProblemJson {
             blocks: problem.blocks(),
             reason,
             moved_to,
+            pid,
             message: problem.to_string(),
         }
     }

@@ -15,9 +15,13 @@ fn original_record(loop_name: &str, scope: &str, pid: u32, started_at: &str) -> 
     )
 }
 
+/// A record of ours (it has the marker) with a pid that is not a number.
+const BROKEN_OURS: &str = r#"{"loop_name": "half", "scope": ["/srv/half"], "pid": "x", "started_at": "2026-01-01T00:00:00.000000+00:00", "liveness": "flock"}"#;
+
 /// The directory as the original (and the lock files) leave it: a live holder of ours, a live
-/// original-format lock (this test process), a stale lock of ours, an unreadable unheld lock,
-/// an orphaned publication, and the original's other files.
+/// original-format lock (this test process), a stale lock of ours, an unheld lock of ours
+/// whose record is invalid, an unreadable file that may be the original's (no marker, no
+/// pid), an orphaned publication, and the original's other files.
 fn populate(sandbox: &Sandbox) -> Result<support::Holder, Box<dyn std::error::Error>> {
     let holder = sandbox.hold(
         "docs-fixer",
@@ -41,7 +45,8 @@ fn populate(sandbox: &Sandbox) -> Result<support::Holder, Box<dyn std::error::Er
         running.join("stale.lock"),
         r#"{"loop_name": "stale", "scope": ["/srv/stale"], "pid": 1, "started_at": "2026-01-01T00:00:00.000000+00:00", "liveness": "flock"}"#,
     )?;
-    fs::write(running.join("broken.lock"), "{\"loop_name\": ")?;
+    fs::write(running.join("broken.lock"), BROKEN_OURS)?;
+    fs::write(running.join("foreign.lock"), "{\"loop_name\": ")?;
     fs::write(running.join(".scope-lock-publish-AbC123.tmp"), "partial")?;
     for other in [
         "legacy.pid",
@@ -213,7 +218,12 @@ fn clean_reclaims_stale_locks_and_leaves_live_locks_and_other_files_alone() -> T
     assert!(!running.join(".scope-lock-publish-AbC123.tmp").exists());
     assert!(
         !running.join("broken.lock").exists(),
-        "the unreadable lock was not moved aside"
+        "our unheld lock with an invalid record was not moved aside"
+    );
+    // Without our marker and without a pid, it may be the original's live lock: left as is.
+    assert_eq!(
+        fs::read_to_string(running.join("foreign.lock"))?,
+        "{\"loop_name\": "
     );
     let moved: Vec<_> = fs::read_dir(&running)?
         .filter_map(Result::ok)
@@ -224,11 +234,15 @@ fn clean_reclaims_stale_locks_and_leaves_live_locks_and_other_files_alone() -> T
         })
         .collect();
     assert_eq!(moved.len(), 1, "the unreadable lock's content must be kept");
-    assert_eq!(fs::read_to_string(moved[0].path())?, "{\"loop_name\": ");
+    assert_eq!(fs::read_to_string(moved[0].path())?, BROKEN_OURS);
     // The live locks are untouched and still held.
-    assert!(running.join("gen/run-7.lock").exists());
-    assert!(running.join("legacy.lock").exists());
-    assert_eq!(sandbox.run(&["check", "--scope", "docs"])?.code(), 75);
+    let listed = sandbox.run(&["list", "--json"])?;
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout)?;
+    let names: Vec<&str> = listed["locks"]
+        .as_array()
+        .map(|locks| locks.iter().filter_map(|l| l["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["gen/run-7", "legacy"]);
     let legacy = original_record(
         "legacy",
         "/srv/src",
@@ -237,10 +251,10 @@ fn clean_reclaims_stale_locks_and_leaves_live_locks_and_other_files_alone() -> T
     );
     assert_eq!(fs::read_to_string(running.join("legacy.lock"))?, legacy);
     assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
-    // A second clean finds nothing to do.
+    // A second clean has nothing left to reclaim or move.
     let again = sandbox.run(&["clean"])?;
     assert!(
-        again.stdout.starts_with("nothing to clean in "),
+        !again.stdout.contains("reclaimed") && !again.stdout.contains("moved aside"),
         "{}",
         again.stdout
     );
