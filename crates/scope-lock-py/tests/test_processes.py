@@ -102,6 +102,14 @@ def test_a_holder_killed_by_sigkill_is_reclaimed_at_once(manager: LockManager, l
     record_evidence("test_a_holder_killed_by_sigkill_is_reclaimed_at_once", killed=1, reclaimed=1)
 
 
+def test_locks_still_held_when_the_interpreter_exits_are_released_cleanly(loops_dir: Path, actor) -> None:
+    holder = actor("hold", loops_dir, "leaver", "src")
+    lock_file = Path(holder.line().split(" ", 1)[1])
+    assert lock_file.exists()
+    assert holder.finish() == 0  # it exits normally without calling release()
+    assert not lock_file.exists(), "the lock file was left for the next scan to reclaim"
+
+
 def test_files_vanishing_mid_scan_never_make_a_scan_fail(manager: LockManager, loops_dir: Path, actor) -> None:
     churners = [actor("churn", loops_dir, f"churn-{k}", f"area-{k}", 100_000) for k in range(3)]
     for churner in churners:
