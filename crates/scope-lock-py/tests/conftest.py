@@ -134,22 +134,32 @@ def actor(spawn, project: Path):
     return start
 
 
-@pytest.fixture(scope="session")
-def rust_worker() -> Path:
-    """The regression suite's worker binary (Rust, the crate's LockManager), built if needed."""
+def cargo_binary(package: str, binary: str) -> Path:
+    """A binary of this workspace, built (or found up to date) by cargo."""
     cargo = shutil.which("cargo")
     if cargo is None:
-        pytest.fail("cargo is needed to build the Rust holder (tests/src/bin/regression-worker.rs)")
+        pytest.fail(f"cargo is needed to build {binary} (package {package})")
     out = subprocess.run(
-        [cargo, "build", "--quiet", "-p", "regression", "--bin", "regression-worker",
-         "--message-format=json"],
+        [cargo, "build", "--quiet", "-p", package, "--bin", binary, "--message-format=json"],
         cwd=REPO, check=True, stdout=subprocess.PIPE, timeout=900,
     ).stdout
     for line in out.decode().splitlines():
         message = json.loads(line)
         if message.get("reason") == "compiler-artifact" and message.get("executable"):
             return Path(message["executable"])
-    pytest.fail("cargo built no regression-worker executable")
+    pytest.fail(f"cargo built no {binary} executable")
+
+
+@pytest.fixture(scope="session")
+def rust_worker() -> Path:
+    """The regression suite's worker binary (Rust, the crate's LockManager)."""
+    return cargo_binary("regression", "regression-worker")
+
+
+@pytest.fixture(scope="session")
+def cli() -> Path:
+    """The `scope-lock` command (crates/scope-lock-cli)."""
+    return cargo_binary("scope-lock-cli", "scope-lock")
 
 
 def dead_pid() -> int:

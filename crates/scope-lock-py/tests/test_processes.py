@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import platform
 import signal
 import sys
@@ -365,6 +366,30 @@ def test_python_and_rust_holders_exclude_each_other(manager: LockManager, loops_
     assert again.finish() == 0
     record_evidence("test_python_and_rust_holders_exclude_each_other",
                     python_refused_by_rust=1, rust_refused_by_python=1)
+
+
+def test_python_and_the_command_line_exclude_each_other(loops_dir: Path, project: Path, actor, spawn,
+                                                       cli: Path) -> None:
+    src = str(project / "src")
+    # The command line holds src while its command runs (the command ends with its stdin).
+    holder = spawn([str(cli), "run", "--loops-dir", str(loops_dir), "--name", "cli-loop", "--scope", src,
+                    "--", sys.executable, "-c", "import sys; print('running', flush=True); sys.stdin.read()"])
+    assert holder.line() == "running"
+    assert actor("hold", loops_dir, "py-loop", "src/x").line() == "conflict"
+    assert holder.finish() == 0
+    # A Python holder (a sibling, not an ancestor) blocks the command line: status 75, its
+    # command not run, the holder named.
+    python = actor("hold", loops_dir, "py-loop", "src/x")
+    assert python.line().startswith("held ")
+    refused = subprocess.run([str(cli), "run", "--loops-dir", str(loops_dir), "--name", "cli-loop",
+                              "--scope", src, "--", "false"], capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert refused.returncode == 75, refused.stderr
+    assert "held by loop `py-loop`" in refused.stderr, refused.stderr
+    python.send("release")
+    assert python.line() == "released"
+    done = subprocess.run([str(cli), "run", "--loops-dir", str(loops_dir), "--name", "cli-loop",
+                           "--scope", src, "--", "true"], capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
 
 
 # --- waiting --------------------------------------------------------------------------------
