@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -36,6 +36,8 @@ pub struct FleetParams {
     pub probe: bool,
     /// Each process stops by itself after this long.
     pub deadline: Duration,
+    /// Where to keep a copy of the witness log (`cargo xtask repro` draws it).
+    pub witness_copy: Option<PathBuf>,
 }
 
 impl FleetParams {
@@ -51,6 +53,7 @@ impl FleetParams {
             max_scans: 2_000_000 * scale,
             probe: true,
             deadline: Duration::from_secs(90 * scale),
+            witness_copy: None,
         }
     }
 }
@@ -140,6 +143,9 @@ pub fn run_fleet(worker_exe: &Path, params: &FleetParams) -> Result<FleetReport,
     };
     let (w, s) = (&worker_summaries, &scanner_summaries);
     let log = fs::read_to_string(&witness_log).unwrap_or_default();
+    if let Some(copy) = &params.witness_copy {
+        fs::write(copy, &log).map_err(|err| format!("{}: {err}", copy.display()))?;
+    }
     let witness = witness::check(&log)?;
     Ok(FleetReport {
         implementation: Some(params.which.name().to_owned()),

@@ -11,6 +11,7 @@ use xshell::{Shell, cmd};
 use xtask_contract::{FleetSummary, env};
 
 use crate::{
+    bench::timeline,
     cargo::{target_dir, without_cargo_package_env},
     flags,
 };
@@ -31,16 +32,22 @@ fn run(sh: &Shell, flags: &flags::Repro) -> anyhow::Result<bool> {
     }
     let worker = build_worker(sh)?;
     let soak: &[&str] = if flags.soak { &["--soak"] } else { &[] };
+    let out_dir = target_dir(sh)?.join("repro");
+    sh.create_dir(&out_dir)?;
     let mut results = Vec::new();
     for which in ["prefix", "fixed"] {
         eprintln!(
             "running regression-worker repro --impl {which}{} ...",
             if flags.soak { " --soak" } else { "" }
         );
-        let output = without_cargo_package_env(cmd!(sh, "{worker} repro --impl {which} {soak...}"))
-            .env_remove(env::IMPL)
-            .ignore_status()
-            .output()?;
+        let log = out_dir.join(format!("{which}-witness.log"));
+        let output = without_cargo_package_env(cmd!(
+            sh,
+            "{worker} repro --impl {which} {soak...} --witness-copy {log}"
+        ))
+        .env_remove(env::IMPL)
+        .ignore_status()
+        .output()?;
         // The worker's own diagnostics go to stderr: pass them on.
         eprint!("{}", String::from_utf8_lossy(&output.stderr));
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -55,9 +62,31 @@ fn run(sh: &Shell, flags: &flags::Repro) -> anyhow::Result<bool> {
     let [prefix, fixed] = <[WorkerResult; 2]>::try_from(results)
         .map_err(|_| anyhow::anyhow!("expected two worker results"))?;
     print!("{}", render(&prefix, &fixed));
+    draw_timeline(sh, &out_dir);
     let verdict = verdict(&prefix, &fixed);
     println!("{}", verdict.message);
     Ok(verdict.ok)
+}
+
+/// Draws both runs' holds from their witness logs into `timeline.svg`; a log that cannot be
+/// read is reported and drawn as nothing (the verdict rests on the counts, not the picture).
+fn draw_timeline(sh: &Shell, out_dir: &std::path::Path) {
+    let run = |which: &str| {
+        let path = out_dir.join(format!("{which}-witness.log"));
+        sh.read_file(&path)
+            .map_err(anyhow::Error::from)
+            .and_then(|log| timeline::Run::parse(&log))
+            .unwrap_or_else(|err| {
+                eprintln!("note: cannot draw {}: {err:#}", path.display());
+                timeline::Run::default()
+            })
+    };
+    let svg = timeline::svg(&run("prefix"), &run("fixed"));
+    let path = out_dir.join("timeline.svg");
+    match sh.write_file(&path, svg) {
+        Ok(()) => println!("timeline of both runs' holds: {}", path.display()),
+        Err(err) => eprintln!("note: cannot write {}: {err}", path.display()),
+    }
 }
 
 fn build_worker(sh: &Shell) -> anyhow::Result<PathBuf> {

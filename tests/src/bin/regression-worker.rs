@@ -13,7 +13,7 @@
 //!                         --barrier-count C] [--release-at-once]
 //! regression-worker hold-sentinel --running-dir R
 //! regression-worker probe PATH
-//! regression-worker repro --impl I [--soak]
+//! regression-worker repro --impl I [--soak] [--witness-copy PATH]
 //! ```
 //!
 //! `cycle` and `scan` say `ready`, wait for stdin to close (the start barrier), run within
@@ -109,7 +109,9 @@ fn main() -> ExitCode {
             Args::parse(parser, &["running-dir"], &[]).and_then(|args| hold_sentinel(&args))
         }
         "probe" => Args::parse(parser, &[], &[]).and_then(|args| probe_once(&args)),
-        "repro" => Args::parse(parser, &["impl"], &["soak"]).and_then(|args| repro(&args)),
+        "repro" => {
+            Args::parse(parser, &["impl", "witness-copy"], &["soak"]).and_then(|args| repro(&args))
+        }
         other => Err(format!(
             "unknown command {other:?}; see the source's header"
         )),
@@ -538,7 +540,8 @@ fn probe_once(args: &Args) -> Result<(), String> {
 
 /// The report's steps to reproduce, scaled up: prints the fleet's JSON report.
 fn repro(args: &Args) -> Result<(), String> {
-    let params = FleetParams::standard(which(args)?, args.flag("soak"));
+    let mut params = FleetParams::standard(which(args)?, args.flag("soak"));
+    params.witness_copy = args.path("witness-copy").ok();
     let exe = std::env::current_exe().map_err(|err| format!("current_exe: {err}"))?;
     let report = run_fleet(&exe, &params)?;
     say(&report.to_json().to_string())

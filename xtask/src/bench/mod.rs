@@ -17,6 +17,7 @@
 
 mod render;
 mod svg;
+pub(crate) mod timeline;
 
 use std::path::Path;
 

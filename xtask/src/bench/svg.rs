@@ -142,7 +142,8 @@ pub(crate) fn chart(title: &str, x: &Axis, y: &Axis, series: &[Series]) -> Strin
             points.join(" "),
             series.color
         );
-        for point in &points {
+        // Markers only where there are few points (a CDF has a hundred).
+        for point in points.iter().filter(|_| series.points.len() <= 20) {
             let (cx, cy) = point.split_once(',').unwrap_or(("0", "0"));
             let _ = writeln!(
                 s,
@@ -263,7 +264,7 @@ pub(crate) fn plots(report: &Report) -> Vec<(String, String)> {
                 .collect(),
         };
         let series = [
-            line("ours (try, retry at once)", OURS, |r| r.ours.0),
+            line("ours (waiting acquire)", OURS, |r| r.ours.0),
             line("flock mutex, one file", FLOOR, |r| r.mutex.0),
         ];
         let top = series
@@ -340,6 +341,45 @@ pub(crate) fn plots(report: &Report) -> Vec<(String, String)> {
             ),
         ));
     }
+    if !report.handoff.is_empty() {
+        let mut series = Vec::new();
+        for (k, row) in report.handoff.iter().enumerate() {
+            let color = PALETTE[k % PALETTE.len()];
+            for (side, dashed, name) in [(&row.ours, false, "ours"), (&row.mutex, true, "mutex")] {
+                series.push(Series {
+                    name: format!("{} waiters: {name}", row.waiters),
+                    color,
+                    dashed,
+                    points: side
+                        .cdf
+                        .iter()
+                        .enumerate()
+                        .map(|(p, &us)| (us, p as f64 / 100.0))
+                        .collect(),
+                });
+            }
+        }
+        let x_ticks = time_ticks(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
+        out.push((
+            "handoff.svg".to_owned(),
+            chart(
+                "Handoff: release to the next process holding the lock (CDF)",
+                &Axis {
+                    label: "handoff time".into(),
+                    scale: Scale::Log,
+                    ticks: x_ticks,
+                },
+                &Axis {
+                    label: "fraction of handoffs".into(),
+                    scale: Scale::Linear,
+                    ticks: (0..=4)
+                        .map(|k| (f64::from(k) / 4.0, format!("{}", f64::from(k) / 4.0)))
+                        .collect(),
+                },
+                &series,
+            ),
+        ));
+    }
     out
 }
 
@@ -378,7 +418,15 @@ mod tests {
     fn every_plot_is_drawn_with_every_series() {
         let plots = plots(&report());
         let names: Vec<&str> = plots.iter().map(|(name, _)| name.as_str()).collect();
-        assert_eq!(names, ["latency.svg", "throughput.svg", "scope-size.svg"]);
+        assert_eq!(
+            names,
+            [
+                "latency.svg",
+                "throughput.svg",
+                "scope-size.svg",
+                "handoff.svg"
+            ]
+        );
         let (_, latency) = &plots[0];
         assert!(latency.starts_with("<svg"));
         assert!(latency.trim_end().ends_with("</svg>"));
@@ -395,6 +443,9 @@ mod tests {
             assert!(latency.contains(label), "latency.svg lacks {label}");
         }
         assert_eq!(plots[2].1.matches("<polyline").count(), 4);
+        // Ours and the mutex at two counts of waiters, 101 points each.
+        assert_eq!(plots[3].1.matches("<polyline").count(), 4);
+        assert_eq!(plots[3].1.matches("<circle").count(), 0);
     }
 
     #[test]

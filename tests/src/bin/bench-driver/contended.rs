@@ -1,11 +1,11 @@
 //! P4: contended throughput. N processes hammer one scope, each hold doing 1 ms of busy work,
 //! against N processes doing the same work under a bare flock mutex on one file.
 //!
-//! Ours cannot wait yet (`try_acquire` only), so a refused process retries at once, as the
-//! issue's measurement did. Every process is held at a start barrier (stdin), stops by itself
-//! when its time window ends, and is reaped by [`Group`].
+//! Ours waits in `LockManager::acquire` (served in arrival order, woken by the release). Every
+//! process is held at a start barrier (stdin), stops by itself when its time window ends, and
+//! is reaped by [`Group`].
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -26,7 +26,7 @@ pub(crate) enum Side {
 }
 
 impl Side {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Side::Ours => "ours",
             Side::Mutex => "mutex",
@@ -43,11 +43,34 @@ impl Side {
 }
 
 /// Spins for `hold`: the work done while holding.
-fn busy(hold: Duration) {
+pub(crate) fn busy(hold: Duration) {
     let started = Instant::now();
     while started.elapsed() < hold {
         std::hint::spin_loop();
     }
+}
+
+/// The start barrier: say `ready`, then wait for the parent to close our stdin.
+pub(crate) fn ready_then_wait_for_start() -> Result<(), String> {
+    println!("ready");
+    io::stdout().flush().map_err(|err| err.to_string())?;
+    let mut rest = Vec::new();
+    io::stdin()
+        .read_to_end(&mut rest)
+        .map_err(|err| format!("waiting for the start: {err}"))?;
+    Ok(())
+}
+
+/// The bare baseline's one file, `<root>/mutex`, opened (created) for flocking.
+pub(crate) fn open_mutex(root: &Path) -> Result<File, String> {
+    let path = root.join("mutex");
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|err| format!("{}: {err}", path.display()))
 }
 
 /// `bench-driver hammer --side S --root R --worker K --hold-us H --window-ms W`.
@@ -62,40 +85,27 @@ pub(crate) fn hammer(
     hold: Duration,
     window: Duration,
 ) -> Result<(), String> {
-    println!("ready");
-    io::stdout().flush().map_err(|err| err.to_string())?;
-    let mut rest = Vec::new();
-    io::stdin()
-        .read_to_end(&mut rest)
-        .map_err(|err| format!("waiting for the start: {err}"))?;
+    ready_then_wait_for_start()?;
     let started = Instant::now();
-    let (mut holds, mut refused) = (0u64, 0u64);
+    let mut holds = 0u64;
     match side {
         Side::Ours => {
             let locks = LockManager::new(root.join(".loops"));
             let scope = root.join("project").to_string_lossy().into_owned();
             let request = LockRequest::new(format!("hammer-{worker}")).scope([scope]);
+            // Waiting may outlast the window by one turn of every other process.
+            let timeout = window + Duration::from_secs(60);
             while started.elapsed() < window {
-                match locks.try_acquire(&request) {
-                    Ok(guard) => {
-                        busy(hold);
-                        guard.release().map_err(|err| err.to_string())?;
-                        holds += 1;
-                    }
-                    Err(err) if err.conflict().is_some() => refused += 1,
-                    Err(err) => return Err(err.to_string()),
-                }
+                let guard = locks
+                    .acquire(&request, timeout)
+                    .map_err(|err| err.to_string())?;
+                busy(hold);
+                guard.release().map_err(|err| err.to_string())?;
+                holds += 1;
             }
         }
         Side::Mutex => {
-            let path = root.join("mutex");
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|err| format!("{}: {err}", path.display()))?;
+            let file = open_mutex(root)?;
             while started.elapsed() < window {
                 file.lock().map_err(|err| err.to_string())?;
                 busy(hold);
@@ -105,10 +115,7 @@ pub(crate) fn hammer(
         }
     }
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    println!(
-        "{}",
-        json!({"holds": holds, "refused": refused, "elapsed_us": elapsed_us})
-    );
+    println!("{}", json!({"holds": holds, "elapsed_us": elapsed_us}));
     Ok(())
 }
 
@@ -129,14 +136,12 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
     let mut rows = Vec::new();
     for &processes in &params.processes {
         let mut rates = [Vec::new(), Vec::new()];
-        let mut refused = 0u64;
         for round in 0..params.rounds {
             for k in 0..2 {
                 let which = (k + round) % 2;
                 let side = [Side::Ours, Side::Mutex][which];
-                let (rate, nope) = one_round(exe, &arena.root, side, processes, params)?;
+                let rate = one_round(exe, &arena.root, side, processes, params)?;
                 rates[which].push(rate);
-                refused += nope;
             }
         }
         let [ours, mutex] = rates.map(rate_stats);
@@ -150,20 +155,19 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
             "processes": processes,
             "ours": ours,
             "mutex": mutex,
-            "ours_refused_attempts": refused,
         }));
     }
     Ok(rows)
 }
 
-/// One fleet of `processes` hammers; returns holds per second and refused attempts.
+/// One fleet of `processes` hammers; returns holds per second.
 fn one_round(
     exe: &Path,
     root: &Path,
     side: Side,
     processes: u64,
     params: &Params,
-) -> Result<(f64, u64), String> {
+) -> Result<f64, String> {
     let mut group = Group::default();
     for worker in 0..processes {
         let mut command = Command::new(exe);
@@ -187,7 +191,7 @@ fn one_round(
         .max()
         .unwrap_or(0)
         .max(1);
-    Ok((sum("holds") as f64 * 1e6 / longest as f64, sum("refused")))
+    Ok(sum("holds") as f64 * 1e6 / longest as f64)
 }
 
 fn rate_stats(mut rates: Vec<f64>) -> Value {

@@ -7,6 +7,8 @@
 //! bench-driver hold --running-dir D --root R --paths K      (internal: a holder of many locks)
 //! bench-driver hammer --side ours|mutex --root R --worker K --hold-us H --window-ms W
 //!                                                           (internal: one P4 process)
+//! bench-driver relay --side ours|mutex --root R --worker K --holds H --hold-us U --log L
+//!                                                           (internal: one P3 process)
 //! bench-driver rss-hold --root R                            (internal: peak RSS of a holder)
 //! bench-driver rss-list --root R                            (internal: peak RSS of list_locks)
 //! bench-driver rss-idle                                     (internal: peak RSS doing nothing)
@@ -18,6 +20,7 @@
 
 mod contended;
 mod floor;
+mod handoff;
 mod holder;
 mod measure;
 
@@ -64,6 +67,21 @@ fn main() -> ExitCode {
                 Duration::from_millis(args.number("window-ms")?),
             )
         }),
+        "relay" => Args::parse(
+            parser,
+            &["side", "root", "worker", "holds", "hold-us", "log"],
+            &[],
+        )
+        .and_then(|args| {
+            handoff::relay(
+                contended::Side::parse(args.get("side")?)?,
+                &args.path("root")?,
+                u32::try_from(args.number("worker")?).map_err(|err| err.to_string())?,
+                args.number("holds")?,
+                Duration::from_micros(args.number("hold-us")?),
+                &args.path("log")?,
+            )
+        }),
         "rss-hold" => Args::parse(parser, &["root"], &[]).and_then(|a| rss_hold(&a.path("root")?)),
         "rss-list" => Args::parse(parser, &["root"], &[]).and_then(|a| rss_list(&a.path("root")?)),
         "rss-idle" => Args::parse(parser, &[], &[])
@@ -98,6 +116,7 @@ struct Shape {
     p5_sizes: Vec<usize>,
     p5_plan: Plan,
     p4: contended::Params,
+    p3: handoff::Params,
 }
 
 impl Shape {
@@ -122,6 +141,11 @@ impl Shape {
                     hold: Duration::from_millis(1),
                     window: Duration::from_millis(150),
                 },
+                p3: handoff::Params {
+                    waiters: vec![1, 8],
+                    handoffs: 30,
+                    hold: Duration::from_micros(200),
+                },
             }
         } else {
             Self {
@@ -142,6 +166,11 @@ impl Shape {
                     rounds: 3,
                     hold: Duration::from_millis(1),
                     window: Duration::from_secs(1),
+                },
+                p3: handoff::Params {
+                    waiters: vec![1, 8, 32],
+                    handoffs: 600,
+                    hold: Duration::from_micros(200),
                 },
             }
         }
@@ -164,6 +193,8 @@ fn run(args: &Args) -> Result<(), String> {
     let scope_size = scope_size(&exe, &work, &shape)?;
     eprintln!("bench: P4 (processes: {:?})", shape.p4.processes);
     let contended = contended::run(&exe, &work, &shape.p4)?;
+    eprintln!("bench: P3 (waiters: {:?})", shape.p3.waiters);
+    let handoff = handoff::run(&exe, &work, &shape.p3)?;
     print_json(&json!({
         "schema": 1,
         "quick": args.flag("quick"),
@@ -171,6 +202,7 @@ fn run(args: &Args) -> Result<(), String> {
         "held": held,
         "scope_size": scope_size,
         "contended": contended,
+        "handoff": handoff,
         "memory": memory,
     }))
 }
@@ -355,14 +387,17 @@ fn child_json(command: &mut Command) -> Result<Value, String> {
     serde_json::from_str(last).map_err(|e| format!("{command:?} printed {last:?}: {e}"))
 }
 
-/// This process's peak resident set (`VmHWM`), KiB.
-pub(crate) fn peak_rss_kib() -> Result<u64, String> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("reading /proc/self/status (peak RSS needs Linux): {e}"))?;
+/// This process's peak resident set (`VmHWM`), KiB; `None` where there is no `/proc` (the
+/// report says null).
+pub(crate) fn peak_rss_kib() -> Result<Option<u64>, String> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Ok(None);
+    };
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .map(Some)
         .ok_or_else(|| "no VmHWM line in /proc/self/status".to_owned())
 }
 
