@@ -47,7 +47,8 @@ impl ScopeGuard {
             id,
             path,
             running_dir,
-            owner_pid: imp::current_pid(),
+            // The record was made for this process just now: its pid is ours.
+            owner_pid: record.pid(),
             record,
             sentinel_bound,
         }

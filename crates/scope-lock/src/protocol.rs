@@ -82,7 +82,7 @@ use crate::python_json::salvage;
 use crate::queue::{self, Queue, Ticket};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING, NAME_MAX};
-use crate::scope;
+use crate::scope::{self, ScopeIndex};
 use crate::sys::imp::{self, DirWatch, FileId, Interest};
 use crate::wait::{WaitObserver, Waiting};
 
@@ -130,8 +130,11 @@ impl<'a> Prepared<'a> {
         let running_dir = imp::absolute(running_dir)
             .map_err(|err| Error::io("cannot resolve the lock directory", running_dir, err))?;
         let target = lock_path(&running_dir, request);
-        imp::create_dir_all(&running_dir)
-            .map_err(|err| Error::io("cannot create lock directory", &running_dir, err))?;
+        // Usually there already: one `lstat` instead of `create_dir_all`'s `mkdir` and `stat`.
+        if !imp::lstat(&running_dir).is_ok_and(|meta| meta.is_dir()) {
+            imp::create_dir_all(&running_dir)
+                .map_err(|err| Error::io("cannot create lock directory", &running_dir, err))?;
+        }
         Ok(Self {
             running_dir,
             request,
@@ -182,7 +185,8 @@ fn attempt(
     let listing = scan(running_dir, &sentinel)?;
     let queue = queue::scan(running_dir, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
-    if let Some(conflict) = decide(&listing, &queue, request, scope, target, ours) {
+    let index = ScopeIndex::new(scope);
+    if let Some(conflict) = decide(&listing, &queue, request, &index, target, ours) {
         if join_queue && ticket.is_none() {
             let record = LockRecord::for_new_lock(
                 request.loop_name(),
@@ -342,7 +346,14 @@ pub(crate) fn find_conflict(
     let listing = scan(running_dir, &sentinel)?;
     let queue = queue::scan(running_dir, &sentinel)?;
     let target = lock_path(running_dir, request);
-    Ok(decide(&listing, &queue, request, &scope, &target, None))
+    Ok(decide(
+        &listing,
+        &queue,
+        request,
+        &ScopeIndex::new(&scope),
+        &target,
+        None,
+    ))
 }
 
 /// Every live lock and every problem: steps 1 and 2. A missing directory holds no locks.
@@ -579,20 +590,20 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing, sentinel: &Se
             return problem(listing, path, kind);
         }
     };
-    match imp::metadata(&file) {
-        Ok(meta) if meta.is_file() => {}
+    let size = match imp::metadata(&file) {
+        Ok(meta) if meta.is_file() => meta.len(),
         Ok(meta) => {
             let file_kind = FileKind::of(&meta.file_type()).unwrap_or(FileKind::Other);
             return problem(listing, path, ProblemKind::NotRegular { file_kind });
         }
         Err(err) => return problem(listing, path, unreadable(err)),
-    }
+    };
     let held = match imp::try_lock_exclusive(&file) {
         Ok(taken) => !taken,
         Err(err) => return problem(listing, path, unreadable(err)),
     };
     // One byte more than a record may have, so `from_json` can tell "too large".
-    let bytes = match imp::read_up_to(&file, MAX_RECORD_BYTES + 1) {
+    let bytes = match imp::read_sized(&file, size, MAX_RECORD_BYTES + 1) {
         Ok(bytes) => bytes,
         Err(err) => return problem(listing, path, unreadable(err)),
     };
@@ -740,7 +751,7 @@ fn decide(
     listing: &LockListing,
     queue: &Queue,
     request: &LockRequest,
-    scope: &[String],
+    scope: &ScopeIndex<'_>,
     target: &Path,
     ticket: Option<u64>,
 ) -> Option<Conflict> {
@@ -780,7 +791,7 @@ impl Family {
 fn first_conflict(
     listing: &LockListing,
     request: &LockRequest,
-    scope: &[String],
+    scope: &ScopeIndex<'_>,
     target: &Path,
     family: &mut Family,
 ) -> Option<Conflict> {
@@ -801,7 +812,6 @@ fn first_conflict(
             by_this_process: false,
         });
     }
-    let me = imp::current_pid();
     for lock in &listing.locks {
         let record = &lock.record;
         let rule = if lock.path == target {
@@ -820,7 +830,7 @@ fn first_conflict(
             lock_path: lock.path.clone(),
             holder: Some(record.clone()),
             rule,
-            by_this_process: record.pid() == me,
+            by_this_process: record.pid() == imp::current_pid(),
         });
     }
     None
@@ -830,7 +840,7 @@ fn first_conflict(
 /// singletons only: the same singleton name, else the first overlapping pair of paths.
 fn scope_rule(
     request: &LockRequest,
-    scope: &[String],
+    scope: &ScopeIndex<'_>,
     record: &LockRecord,
 ) -> Option<ConflictRule> {
     if request.is_singleton() && record.singleton() && record.loop_name() == request.loop_name() {
@@ -845,18 +855,25 @@ fn scope_rule(
 
 /// The first of our paths that overlaps one of `record`'s, with that path of theirs as text.
 /// Compared as paths, byte for byte: the original's may not be UTF-8.
-fn first_overlap_with<'a>(ours: &'a [String], record: &LockRecord) -> Option<(&'a String, String)> {
+fn first_overlap_with<'a>(
+    ours: &ScopeIndex<'a>,
+    record: &LockRecord,
+) -> Option<(&'a String, String)> {
+    let paths = record.scope_paths();
+    if paths.iter().all(|path| path.is_absolute()) {
+        // As recorded: nothing to normalise, nothing to copy.
+        let (i, j) = ours.first_overlap(paths.iter().map(PathBuf::as_path))?;
+        return Some((ours.paths().get(i)?, record.scope().get(j)?.clone()));
+    }
     let theirs = holder_scope(record);
-    ours.iter()
-        .flat_map(|o| theirs.iter().map(move |t| (o, t)))
-        .find(|(o, (path, _))| scope::path_overlap(Path::new(o), path))
-        .map(|(o, (_, text))| (o, text.clone()))
+    let (i, j) = ours.first_overlap(theirs.iter().map(|(path, _)| path.as_path()))?;
+    Some((ours.paths().get(i)?, theirs.get(j)?.1.clone()))
 }
 
 /// Whether two records' scopes or singletons collide (a waiter against a holder).
 fn records_collide(waiter: &LockRecord, holder: &LockRecord) -> bool {
     (waiter.singleton() && holder.singleton() && waiter.loop_name() == holder.loop_name())
-        || first_overlap_with(waiter.scope(), holder).is_some()
+        || first_overlap_with(&ScopeIndex::new(waiter.scope()), holder).is_some()
 }
 
 /// The earliest live waiter that arrived before us (`ticket`; every waiter when we have none)
@@ -872,11 +889,10 @@ fn first_waiter_ahead(
     listing: &LockListing,
     queue: &Queue,
     request: &LockRequest,
-    scope: &[String],
+    scope: &ScopeIndex<'_>,
     ticket: Option<u64>,
     family: &mut Family,
 ) -> Option<Conflict> {
-    let me = imp::current_pid();
     for waiter in &queue.tickets {
         if ticket.is_some_and(|ours| waiter.number >= ours) {
             break;
@@ -900,7 +916,7 @@ fn first_waiter_ahead(
             rule: ConflictRule::Waiting {
                 ticket: waiter.number,
             },
-            by_this_process: record.pid() == me,
+            by_this_process: record.pid() == imp::current_pid(),
         });
     }
     None

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -124,19 +125,114 @@ pub(crate) fn path_overlap(a: &Path, b: &Path) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
 
-/// The first pair `(ours, theirs)` that overlaps, if any.
+/// The first pair `(ours, theirs)` that overlaps, if any: first in `ours`, then in `theirs`.
 pub(crate) fn first_overlap<'a>(
     ours: &'a [String],
     theirs: &'a [String],
 ) -> Option<(&'a str, &'a str)> {
-    ours.iter()
-        .flat_map(|o| theirs.iter().map(move |t| (o.as_str(), t.as_str())))
-        .find(|(o, t)| paths_overlap(o, t))
+    let (i, j) = ScopeIndex::new(ours).first_overlap(theirs.iter().map(Path::new))?;
+    Some((ours[i].as_str(), theirs[j].as_str()))
 }
 
 /// Whether any path of one scope overlaps any path of the other.
 pub fn scopes_overlap(a: &[String], b: &[String]) -> bool {
     first_overlap(a, b).is_some()
+}
+
+/// One scope indexed for overlap tests against many others: built once per attempt, it
+/// checks each path of another scope in time proportional to that path's depth instead of
+/// comparing it with every path of ours.
+///
+/// Two paths overlap when one's components begin with all of the other's ([`path_overlap`]).
+/// So a path of theirs overlaps one of ours exactly when (a) one of its own ancestors-or-self
+/// *is* a path of ours, or (b) it is an ancestor-or-self of a path of ours. The index maps
+/// every path of ours, for (a), and every ancestor-or-self of every path of ours, for (b), to
+/// the first path of ours that answers it, so that the pair found is the one the pairwise
+/// comparison finds first.
+///
+/// Paths are keyed by the bytes of their components (`Path::components`, joined by `/`), so
+/// `/a//b/` and `/a/b` are one path, as they are to [`path_overlap`], and paths that are not
+/// UTF-8 compare byte for byte.
+pub(crate) struct ScopeIndex<'a> {
+    ours: &'a [String],
+    /// Each path of ours → the first index that has it.
+    entries: HashMap<Vec<u8>, usize>,
+    /// Every ancestor-or-self of a path of ours (the empty path, which is an ancestor of every
+    /// path, included) → the first index at or below it.
+    covered: HashMap<Vec<u8>, usize>,
+}
+
+impl<'a> ScopeIndex<'a> {
+    pub(crate) fn new(ours: &'a [String]) -> Self {
+        let mut entries = HashMap::with_capacity(ours.len());
+        let mut covered = HashMap::new();
+        let mut spelling = Vec::new();
+        for (index, path) in ours.iter().enumerate() {
+            for_each_prefix(Path::new(path), &mut spelling, |prefix| {
+                covered.entry(prefix.to_vec()).or_insert(index);
+            });
+            entries.entry(spelling.clone()).or_insert(index);
+        }
+        Self {
+            ours,
+            entries,
+            covered,
+        }
+    }
+
+    /// Our paths, in order.
+    pub(crate) fn paths(&self) -> &'a [String] {
+        self.ours
+    }
+
+    /// The indices `(ours, theirs)` of the first pair that overlaps, first in ours and then
+    /// in theirs.
+    pub(crate) fn first_overlap<'t>(
+        &self,
+        theirs: impl IntoIterator<Item = &'t Path>,
+    ) -> Option<(usize, usize)> {
+        let mut best: Option<(usize, usize)> = None;
+        let mut spelling = Vec::new();
+        for (j, path) in theirs.into_iter().enumerate() {
+            let mut first: Option<usize> = None;
+            let mut consider = |i: usize| first = Some(first.map_or(i, |f| f.min(i)));
+            for_each_prefix(path, &mut spelling, |prefix| {
+                if let Some(&i) = self.entries.get(prefix) {
+                    consider(i);
+                }
+            });
+            if let Some(&i) = self.covered.get(spelling.as_slice()) {
+                consider(i);
+            }
+            if let Some(i) = first
+                && best.is_none_or(|(b, _)| i < b)
+            {
+                best = Some((i, j));
+                if i == 0 {
+                    break;
+                }
+            }
+        }
+        best
+    }
+}
+
+/// Spells `path` component by component into `spelling` (the root as `/`, then the
+/// components joined by `/`), calling `each` with the empty path and then with every
+/// ancestor-or-self in order. Leaves the whole spelling in `spelling`.
+fn for_each_prefix(path: &Path, spelling: &mut Vec<u8>, mut each: impl FnMut(&[u8])) {
+    spelling.clear();
+    each(spelling);
+    for component in path.components() {
+        if !spelling.is_empty() && !spelling.ends_with(b"/") {
+            spelling.push(b'/');
+        }
+        match component {
+            Component::RootDir => spelling.push(b'/'),
+            other => spelling.extend_from_slice(other.as_os_str().as_bytes()),
+        }
+        each(spelling);
+    }
 }
 
 /// Replaces every `${context.<var>}` in each entry with the context's value for `var`, in one
@@ -280,6 +376,68 @@ mod tests {
         assert_eq!(
             first_overlap(&s(&["/x", "/a/b"]), &s(&["/q", "/a"])),
             Some(("/a/b", "/a"))
+        );
+    }
+
+    /// The pairwise comparison the index replaces, as the oracle.
+    fn first_overlap_pairwise<'a>(
+        ours: &'a [String],
+        theirs: &'a [String],
+    ) -> Option<(&'a str, &'a str)> {
+        ours.iter()
+            .flat_map(|o| theirs.iter().map(move |t| (o.as_str(), t.as_str())))
+            .find(|(o, t)| paths_overlap(o, t))
+    }
+
+    #[test]
+    fn the_index_finds_the_same_first_pair_as_comparing_every_pair() {
+        let paths = [
+            "", "/", "//", "/a", "/a/", "/a//", "/a/.", "/a/./b", "/a/b", "/a//b/", "/a/b/c",
+            "/a/bc", "/ab", "/a/..", "/a/../b", "a", "a/", "./a", ".", "./", "a/b", "..", "../a",
+            "/b", "/b/a", "/x/y/z", "/é", "/é/ü",
+        ];
+        // Windows of three paths, as ours against each as theirs, so that which pair comes
+        // first is tested along with whether any does.
+        let windows: Vec<Vec<String>> = (0..paths.len())
+            .map(|start| {
+                (0..3)
+                    .map(|k| paths[(start + k * 7) % paths.len()].to_owned())
+                    .collect()
+            })
+            .chain(paths.iter().map(|p| vec![(*p).to_owned()]))
+            .chain([Vec::new()])
+            .collect();
+        let (mut overlapping, mut disjoint) = (0, 0);
+        for ours in &windows {
+            for theirs in &windows {
+                let want = first_overlap_pairwise(ours, theirs);
+                assert_eq!(first_overlap(ours, theirs), want, "{ours:?} vs {theirs:?}");
+                if want.is_some() {
+                    overlapping += 1;
+                } else {
+                    disjoint += 1;
+                }
+            }
+        }
+        // Both answers occur plenty: the oracle is not one-sided.
+        assert!(
+            overlapping > 100 && disjoint > 100,
+            "{overlapping} {disjoint}"
+        );
+    }
+
+    #[test]
+    fn paths_that_are_not_utf8_are_indexed_by_their_bytes() {
+        use std::ffi::OsStr;
+        let ours = ["/data/x".to_owned()];
+        let index = ScopeIndex::new(&ours);
+        let raw = |bytes: &'static [u8]| Path::new(OsStr::from_bytes(bytes));
+        assert_eq!(index.first_overlap([raw(b"/data/\xff")]), None);
+        assert_eq!(index.first_overlap([raw(b"/data/x/\xff")]), Some((0, 0)));
+        assert_eq!(index.first_overlap([raw(b"/q"), raw(b"/da\xffta")]), None);
+        assert_eq!(
+            index.first_overlap([raw(b"/q"), raw(b"/data")]),
+            Some((0, 1))
         );
     }
 

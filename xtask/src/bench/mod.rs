@@ -40,6 +40,8 @@ fn run(sh: &Shell, flags: &flags::Bench) -> anyhow::Result<bool> {
     let out_dir = target_dir(sh)?.join("bench");
     let work = out_dir.join("work");
     sh.create_dir(&work)?;
+    // Before the run: the figures belong to the tree as it was built.
+    let context = context(sh);
     let quick: &[&str] = if flags.quick { &["--quick"] } else { &[] };
     eprintln!(
         "running bench-driver run{} (release build) ...",
@@ -55,7 +57,7 @@ fn run(sh: &Shell, flags: &flags::Bench) -> anyhow::Result<bool> {
         .context("bench-driver printed nothing")?;
     let measured: Value = serde_json::from_str(last)
         .with_context(|| format!("bench-driver's last line is not JSON: {last}"))?;
-    let report = render::Report::new(measured, context(sh))?;
+    let report = render::Report::new(measured, context)?;
     print!("{}", report.table());
     write_outputs(sh, &out_dir, &report)?;
     Ok(true)

@@ -104,8 +104,43 @@ pub(crate) fn lstat(path: &Path) -> io::Result<Metadata> {
 
 /// Reads at most `limit` bytes from `file`'s current offset.
 pub(crate) fn read_up_to(file: &File, limit: u64) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    file.take(limit).read_to_end(&mut bytes)?;
+    read_sized(file, 0, limit)
+}
+
+/// Reads at most `limit` bytes of a regular file from its current offset, in one `read` when
+/// the file holds no more than `expected` bytes (the size `fstat` just gave) and a little
+/// slack: the buffer is sized for that, and a read that returns less than it was asked for,
+/// once `expected` bytes are in, is the end of the file (a regular file's `read` stops short
+/// only there). A file that grew since is read on, in steps, up to `limit`.
+pub(crate) fn read_sized(file: &File, expected: u64, limit: u64) -> io::Result<Vec<u8>> {
+    const SLACK: u64 = 512;
+    let first = usize::try_from(expected.saturating_add(SLACK).min(limit)).unwrap_or(0);
+    let mut bytes = vec![0; first];
+    let mut filled = 0;
+    let mut reader = file;
+    loop {
+        if filled == bytes.len() {
+            let room = limit.saturating_sub(filled as u64);
+            if room == 0 {
+                break;
+            }
+            let step = usize::try_from(room.min(filled.max(4096) as u64)).unwrap_or(4096);
+            bytes.resize(filled + step, 0);
+        }
+        let asked = bytes.len() - filled;
+        match reader.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if n < asked && filled as u64 >= expected {
+                    break;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    bytes.truncate(filled);
     Ok(bytes)
 }
 
@@ -527,6 +562,24 @@ pub(crate) fn unreliable_flock_filesystem(_file: &File) -> io::Result<Option<&'s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sized_reads_get_the_whole_file_whatever_the_size_hint_and_stop_at_the_limit()
+    -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("record");
+        let content: Vec<u8> = (0..9000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content)?;
+        for expected in [0, 10, 9000, 20_000] {
+            let got = read_sized(&File::open(&path)?, expected, 1 << 20)?;
+            assert!(got == content, "hint {expected}: read {} bytes", got.len());
+        }
+        assert_eq!(read_sized(&File::open(&path)?, 9000, 100)?, content[..100]);
+        assert_eq!(read_up_to(&File::open(&path)?, 5000)?, content[..5000]);
+        std::fs::write(&path, b"")?;
+        assert!(read_sized(&File::open(&path)?, 0, 10)?.is_empty());
+        Ok(())
+    }
 
     #[test]
     fn proc_stat_ppid_survives_hostile_command_names() {
