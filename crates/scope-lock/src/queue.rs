@@ -69,6 +69,10 @@ pub(crate) fn scan(running_dir: &Path, _sentinel: &Sentinel) -> Result<Queue, Er
             // Gone since the listing, or not a file we can open: nothing to order against.
             continue;
         };
+        // Only regular files are tickets; anything else is not ours to judge, let alone remove.
+        if !imp::metadata(&file).is_ok_and(|meta| meta.is_file()) {
+            continue;
+        }
         match imp::try_lock_exclusive(&file) {
             Ok(true) => {
                 // Its waiter is gone. We hold the sentinel, so nobody can be taking this number

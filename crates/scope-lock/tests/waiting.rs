@@ -6,6 +6,8 @@
 mod common;
 
 use std::fs;
+#[cfg(target_os = "linux")]
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
@@ -289,5 +291,30 @@ fn the_observer_hears_the_holder_when_waiting_starts_and_then_periodically() -> 
         "{reports:?}"
     );
     holder.release()?;
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn things_in_the_queue_that_are_not_tickets_are_left_alone() -> TestResult {
+    use rustix::fs::{CWD, FileType, Mode, mknodat};
+    let f = fixture()?;
+    let queue = f.running().join(".queue");
+    fs::create_dir_all(&queue)?;
+    // Names a ticket could have, taken by a FIFO and a directory.
+    let fifo = queue.join(format!("{:020}", 1));
+    mknodat(CWD, &fifo, FileType::Fifo, Mode::from_raw_mode(0o644), 0)?;
+    let dir = queue.join(format!("{:020}", 2));
+    fs::create_dir(&dir)?;
+
+    let holder = f.acquire("holder", "src")?;
+    let waiter = start_waiting(&f.locks, f.request("waiter", "src"), PATIENCE)?;
+    holder.release()?;
+    waiter.recv_timeout(PATIENCE)??.release()?;
+    assert!(
+        fs::symlink_metadata(&fifo)?.file_type().is_fifo(),
+        "the FIFO was touched"
+    );
+    assert!(dir.is_dir(), "the directory was touched");
     Ok(())
 }
