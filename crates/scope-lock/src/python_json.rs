@@ -330,4 +330,26 @@ mod tests {
         );
         assert_eq!(salvage(deep.as_bytes()).pid, Some(9));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: if std::env::var("SCOPE_LOCK_SOAK").is_ok_and(|v| v == "1") { 100_000 } else { 1_000 },
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Any path, UTF-8 or not, comes back byte for byte from the JSON we write for it,
+        /// and salvage survives any bytes.
+        #[test]
+        fn any_path_round_trips_and_salvage_survives_any_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let path = PathBuf::from(OsString::from_vec(bytes.clone()));
+            let mut json = String::new();
+            push_json_path(&mut json, &path);
+            let read = read(&json).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            proptest::prop_assert_eq!(path_from_json(read), path);
+            let _ = salvage(bytes.as_slice());
+        }
+    }
 }
