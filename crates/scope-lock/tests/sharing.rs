@@ -454,6 +454,17 @@ fn child_entry() -> TestResult {
             }
         }
         // Acquire, then do what the original does to a lock file of the same name.
+        // Acquire beside another user's files, list, release.
+        "acquire-beside-others" => {
+            let locks = LockManager::new(&arg);
+            let guard = locks.try_acquire(&LockRequest::new("mine").scope(["/nowhere"]))?;
+            println!("said: held");
+            for problem in locks.list_locks()?.problems() {
+                println!("said: problem {problem}");
+            }
+            guard.release()?;
+            println!("said: released");
+        }
         "truncate-own-lock" => {
             let locks = LockManager::new(&arg);
             let guard = locks.try_acquire(&LockRequest::new("ours").scope(["/nowhere"]))?;
@@ -525,6 +536,119 @@ fn the_originals_truncating_open_of_a_live_lock_fails_for_its_owner() -> TestRes
         said,
         ["refused: PermissionDenied", "record intact: true"],
         "a live lock file was opened for writing by its own user"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile directories
+// ---------------------------------------------------------------------------------------------
+
+/// A regular file's bytes, inode and modification time (seconds, nanoseconds).
+type FileState = (Vec<u8>, u64, i64, i64);
+
+/// The [`FileState`] of `path`, for "never touched" checks.
+fn state_of(path: &Path) -> Result<FileState, Box<dyn Error>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path)?;
+    Ok((fs::read(path)?, meta.ino(), meta.mtime(), meta.mtime_nsec()))
+}
+
+#[test]
+fn a_running_directory_replaced_by_a_symlink_to_a_file_is_an_error_and_the_file_is_untouched()
+-> TestResult {
+    let f = fixture()?;
+    let victim = f.root.join("victim.txt");
+    fs::write(&victim, "someone's data\n")?;
+    let before = state_of(&victim)?;
+    fs::create_dir_all(f.loops_dir())?;
+    std::os::unix::fs::symlink(&victim, f.running())?;
+
+    let err = common::expect_failure(f.acquire("mine", "src"));
+    assert!(
+        err.to_string().contains(&f.running().display().to_string()),
+        "the error does not name the directory: {err}"
+    );
+    let listed = f.locks.list_locks();
+    assert!(listed.is_err(), "listed a file as a directory: {listed:?}");
+    assert_eq!(
+        state_of(&victim)?,
+        before,
+        "the victim was written, truncated or replaced"
+    );
+    Ok(())
+}
+
+/// A world-writable sticky `.running/` (mode 1777) holding another user's files: a stale lock,
+/// a stale unparsable one and a live one. We (as `nobody`) can acquire and list; what we may
+/// not remove is reported with the reason, and nothing of theirs changes.
+#[test]
+fn in_a_sticky_shared_directory_another_users_files_are_reported_and_never_touched() -> TestResult {
+    if !rustix::process::geteuid().is_root() {
+        // Files of another user can only be made by root; nothing to test as an ordinary user.
+        eprintln!("skipped: needs root to create another user's files");
+        return Ok(());
+    }
+    let f = fixture()?;
+    let holder = LiveProcess::spawn()?;
+    f.init()?;
+    let theirs = [
+        (
+            "theirs-stale",
+            python_record("stale", &[&f.path("a")], DEAD_PID),
+        ),
+        (
+            "theirs-garbage",
+            format!(r#"{{"loop_name": "g", "scope": 5, "pid": {DEAD_PID}}}"#).into_bytes(),
+        ),
+        (
+            "theirs-live",
+            python_record("live", &[&f.path("b")], holder.pid()),
+        ),
+    ];
+    let mut before = Vec::new();
+    for (stem, bytes) in &theirs {
+        let path = f.write_lock_file(stem, bytes)?;
+        before.push((path.clone(), state_of(&path)?));
+    }
+    fs::write(f.running().join(".acquire.lock"), "")?;
+    for dir in [&f.root, &f.loops_dir()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    }
+    fs::set_permissions(f.running(), fs::Permissions::from_mode(0o1777))?;
+
+    let said = run_child("acquire-beside-others", &f.loops_dir(), &f.root, true)?;
+    assert_eq!(said.first().map(String::as_str), Some("held"), "{said:?}");
+    assert_eq!(
+        said.last().map(String::as_str),
+        Some("released"),
+        "{said:?}"
+    );
+    let problem = |stem: &str| {
+        said.iter()
+            .find(|line| line.contains(&format!("{stem}.lock")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        problem("theirs-stale").contains("cannot be removed"),
+        "{said:?}"
+    );
+    assert!(
+        problem("theirs-garbage").contains("moving it aside failed"),
+        "{said:?}"
+    );
+    assert!(
+        problem("theirs-live").is_empty(),
+        "a live lock reported as a problem: {said:?}"
+    );
+    for (path, state) in before {
+        assert_eq!(state_of(&path)?, state, "{} was touched", path.display());
+    }
+    assert!(
+        f.lock_files()?
+            .iter()
+            .all(|p| p.to_string_lossy().contains("theirs-"))
     );
     Ok(())
 }
