@@ -90,13 +90,14 @@ fn draw_timeline(sh: &Shell, out_dir: &std::path::Path) {
 }
 
 fn build_worker(sh: &Shell) -> anyhow::Result<PathBuf> {
-    build_regression_bin(sh, "regression-worker", false)
+    build_bin(sh, "regression", "regression-worker", false)
 }
 
-/// Builds a binary of the regression package (in release mode if `release`) and returns its
-/// path: where cargo says it put it, else where it normally is.
-pub(crate) fn build_regression_bin(
+/// Builds binary `bin` of `package` (in release mode if `release`) and returns its path: where
+/// cargo says it put it, else where it normally is.
+pub(crate) fn build_bin(
     sh: &Shell,
+    package: &str,
     bin: &str,
     release: bool,
 ) -> anyhow::Result<PathBuf> {
@@ -108,7 +109,7 @@ pub(crate) fn build_regression_bin(
     eprintln!("building {bin} ({profile}) ...");
     let messages = without_cargo_package_env(cmd!(
         sh,
-        "cargo build {flag...} -p regression --bin {bin} --message-format=json-render-diagnostics"
+        "cargo build {flag...} -p {package} --bin {bin} --message-format=json-render-diagnostics"
     ))
     .read()
     .with_context(|| format!("building {bin} failed"))?;

@@ -27,7 +27,7 @@ use xshell::{Shell, cmd};
 
 use crate::cargo::{target_dir, without_cargo_package_env};
 use crate::flags;
-use crate::repro::build_regression_bin;
+use crate::repro::build_bin;
 
 impl flags::Bench {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<bool> {
@@ -36,7 +36,8 @@ impl flags::Bench {
 }
 
 fn run(sh: &Shell, flags: &flags::Bench) -> anyhow::Result<bool> {
-    let driver = build_regression_bin(sh, "bench-driver", true)?;
+    let driver = build_bin(sh, "regression", "bench-driver", true)?;
+    let cli = build_bin(sh, "scope-lock-cli", "scope-lock", true)?;
     let out_dir = target_dir(sh)?.join("bench");
     let work = out_dir.join("work");
     sh.create_dir(&work)?;
@@ -47,9 +48,12 @@ fn run(sh: &Shell, flags: &flags::Bench) -> anyhow::Result<bool> {
         "running bench-driver run{} (release build) ...",
         if flags.quick { " --quick" } else { "" }
     );
-    let stdout = without_cargo_package_env(cmd!(sh, "{driver} run --work-dir {work} {quick...}"))
-        .read()
-        .context("bench-driver failed")?;
+    let stdout = without_cargo_package_env(cmd!(
+        sh,
+        "{driver} run --work-dir {work} --cli {cli} {quick...}"
+    ))
+    .read()
+    .context("bench-driver failed")?;
     let last = stdout
         .lines()
         .rev()

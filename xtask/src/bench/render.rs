@@ -481,11 +481,12 @@ impl Report {
         let memory = &self.measured["memory"];
         let _ = writeln!(
             w,
-            "\nmemory (peak RSS): a process doing nothing {} KiB; holding one lock {} KiB; list_locks over {} locks {} KiB",
+            "\nmemory (peak RSS): a process doing nothing {} KiB; holding one lock {} KiB; list_locks over {} locks {} KiB; `scope-lock list` over them {} KiB",
             memory["idle_process_kib"],
             memory["one_lock_holder_kib"],
             memory["list_locks_count"],
             memory["list_locks_kib"],
+            memory["cli_list_kib"],
         );
         let _ = writeln!(w, "\ntargets (issue 10; reported, never asserted)");
         for (what, ratio, target, met) in self.targets() {
@@ -563,7 +564,7 @@ pub(crate) mod tests {
             "schema": 1, "quick": false, "handoff": handoff,
             "machine": {"cpus": 2, "cpu_model": "Test CPU", "kernel": "6.0", "load_before": "0.1 0.2 0.3", "load_after": "0.1 0.2 0.3"},
             "held": held, "scope_size": scope_size, "contended": contended,
-            "memory": {"idle_process_kib": 2000, "one_lock_holder_kib": 2500, "list_locks_kib": 9000, "list_locks_count": 1000},
+            "memory": {"idle_process_kib": 2000, "one_lock_holder_kib": 2500, "list_locks_kib": 9000, "list_locks_count": 1000, "cli_list_kib": 9500},
         })
     }
 
@@ -588,7 +589,7 @@ pub(crate) mod tests {
             "        8       400      390       950      940        0.42",
             "  MISS P1/P2 acquire+release, 0 held: ours/floor: 1.50 (target <= 1.2)",
             "  MISS P5 largest scopes / 1-path scopes (ours): 9.00",
-            "list_locks over 1000 locks 9000 KiB",
+            "list_locks over 1000 locks 9000 KiB; `scope-lock list` over them 9500 KiB",
             "      8     2.40 ms    9.60 ms   21.60 ms    3/103     20.0 µs    80.0 µs   180.0 µs    3/103",
             "  met  P3 handoff p99, 1 waiters (ours, ms): 1.20 (target <= 10)",
         ] {

@@ -3,7 +3,8 @@
 //! line (progress goes to stderr).
 //!
 //! ```text
-//! bench-driver run --work-dir W [--quick]   the whole benchmark
+//! bench-driver run --work-dir W [--quick] [--cli PATH]   the whole benchmark (with PATH, the
+//!                                           `scope-lock` command's peak RSS too)
 //! bench-driver hold --running-dir D --root R --paths K      (internal: a holder of many locks)
 //! bench-driver hammer --side ours|mutex --root R --worker K --hold-us H --window-ms W
 //!                                                           (internal: one P4 process)
@@ -11,6 +12,7 @@
 //!                                                           (internal: one P3 process)
 //! bench-driver rss-hold --root R                            (internal: peak RSS of a holder)
 //! bench-driver rss-list --root R                            (internal: peak RSS of list_locks)
+//! bench-driver rss-cli --cli PATH --root R                  (internal: peak RSS of `scope-lock list`)
 //! bench-driver rss-idle                                     (internal: peak RSS doing nothing)
 //! ```
 //!
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
     };
     // Each command names the options it takes: anything else is refused, never ignored.
     let result = match command.as_str() {
-        "run" => Args::parse(parser, &["work-dir"], &["quick"]).and_then(|args| run(&args)),
+        "run" => Args::parse(parser, &["work-dir", "cli"], &["quick"]).and_then(|args| run(&args)),
         "hold" => Args::parse(parser, &["running-dir", "root", "paths"], &[]).and_then(|args| {
             holder::serve(
                 &args.path("running-dir")?,
@@ -84,6 +86,8 @@ fn main() -> ExitCode {
         }),
         "rss-hold" => Args::parse(parser, &["root"], &[]).and_then(|a| rss_hold(&a.path("root")?)),
         "rss-list" => Args::parse(parser, &["root"], &[]).and_then(|a| rss_list(&a.path("root")?)),
+        "rss-cli" => Args::parse(parser, &["cli", "root"], &[])
+            .and_then(|a| rss_cli(&a.path("cli")?, &a.path("root")?)),
         "rss-idle" => Args::parse(parser, &[], &[])
             .and_then(|_| print_json(&json!({"peak_rss_kib": peak_rss_kib()?}))),
         other => Err(format!(
@@ -183,7 +187,8 @@ fn run(args: &Args) -> Result<(), String> {
     let shape = Shape::new(args.flag("quick"));
     let load_before = load_average();
     eprintln!("bench: P1/P2 (held locks: {:?})", shape.held_counts);
-    let (held, list_rss) = held_locks(&exe, &work, &shape)?;
+    let cli = args.path("cli").ok();
+    let (held, list_rss) = held_locks(&exe, &work, &shape, cli.as_deref())?;
     eprintln!("bench: memory");
     let memory = memory(&exe, &work, list_rss)?;
     eprintln!(
@@ -209,7 +214,12 @@ fn run(args: &Args) -> Result<(), String> {
 
 /// P1 and P2: acquire+release and `list_locks` while another process holds N live locks.
 /// Returns the rows and the peak RSS of `list_locks` over the largest count.
-fn held_locks(exe: &Path, work: &Path, shape: &Shape) -> Result<(Vec<Value>, Value), String> {
+fn held_locks(
+    exe: &Path,
+    work: &Path,
+    shape: &Shape,
+    cli: Option<&Path>,
+) -> Result<(Vec<Value>, Value), String> {
     let arena = Arena::new(work, "p2")?;
     let mut holder = Holder::spawn(exe, &arena.running_dir, &arena.root, 1)?;
     let scope = vec![format!("{}/ours/p0", arena.root.display())];
@@ -265,12 +275,23 @@ fn held_locks(exe: &Path, work: &Path, shape: &Shape) -> Result<(Vec<Value>, Val
             "list_locks": {"ours": list_ours.to_json(), "floor": list_floor.to_json()},
         }));
     }
-    let list_rss = child_json(
+    let mut list_rss = child_json(
         Command::new(exe)
             .arg("rss-list")
             .arg("--root")
             .arg(&arena.root),
     )?;
+    if let Some(cli) = cli {
+        let measured = child_json(
+            Command::new(exe)
+                .arg("rss-cli")
+                .arg("--cli")
+                .arg(cli)
+                .arg("--root")
+                .arg(&arena.root),
+        )?;
+        list_rss["cli_peak_rss_kib"] = measured["peak_rss_kib"].clone();
+    }
     holder.finish()?;
     Ok((rows, list_rss))
 }
@@ -352,7 +373,45 @@ fn memory(exe: &Path, work: &Path, list: Value) -> Result<Value, String> {
         "one_lock_holder_kib": hold["peak_rss_kib"],
         "list_locks_kib": list["peak_rss_kib"],
         "list_locks_count": list["locks"],
+        "cli_list_kib": list["cli_peak_rss_kib"],
     }))
+}
+
+/// Runs `scope-lock list` over `<root>/.loops` as our only child and reports its peak RSS
+/// (`getrusage(RUSAGE_CHILDREN)` covers exactly the children reaped so far: this one).
+fn rss_cli(cli: &Path, root: &Path) -> Result<(), String> {
+    let status = Command::new(cli)
+        .arg("--loops-dir")
+        .arg(root.join(".loops"))
+        .arg("list")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("running {}: {e}", cli.display()))?;
+    if !status.success() {
+        return Err(format!("{} list exited with {status}", cli.display()));
+    }
+    print_json(&json!({"peak_rss_kib": children_peak_rss_kib()}))
+}
+
+/// The largest peak resident set of the children reaped so far, KiB.
+#[allow(unsafe_code)]
+fn children_peak_rss_kib() -> Option<u64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole `rusage` into the buffer we own, or fails and writes
+    // nothing; we read it only on success, and all-zero bytes are a valid `rusage` anyway.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let max = u64::try_from(usage.ru_maxrss).ok()?;
+    // Linux reports KiB; macOS, bytes.
+    Some(if cfg!(target_os = "macos") {
+        max / 1024
+    } else {
+        max
+    })
 }
 
 fn rss_hold(root: &Path) -> Result<(), String> {
