@@ -418,4 +418,106 @@ mod tests {
             assert_eq!(io_err.to_string(), "/r/.running/x.lock: is wrong");
         }
     }
+
+    fn conflict(rule: ConflictRule, by_this_process: bool) -> Conflict {
+        Conflict {
+            lock_path: PathBuf::from("/r/.running/x.lock"),
+            holder: Some(LockRecord::new("x", vec!["/r/src".into()], 42, "t0")),
+            rule,
+            by_this_process,
+        }
+    }
+
+    /// Each rule reads as what happened, and a waiter ahead of us is told apart from a holder.
+    #[test]
+    fn a_conflict_says_which_rule_fired_and_who_is_in_the_way() {
+        let overlap = ConflictRule::Overlap {
+            ours: "/r/src/a".into(),
+            theirs: "/r/src".into(),
+        };
+        assert_eq!(
+            conflict(overlap, false).to_string(),
+            "/r/src/a overlaps /r/src: held by loop `x` (pid 42) since t0 in /r/.running/x.lock"
+        );
+        assert_eq!(
+            conflict(ConflictRule::Singleton, true).to_string(),
+            "singleton loop `x`: held by loop `x` (pid 42, this process) since t0 in \
+             /r/.running/x.lock"
+        );
+        assert_eq!(
+            conflict(ConflictRule::Waiting { ticket: 7 }, false).to_string(),
+            "an earlier waiter goes first: waiting by loop `x` (pid 42, ticket 7) since t0 in \
+             /r/.running/x.lock"
+        );
+        let mut unreadable = conflict(
+            ConflictRule::Unreadable {
+                reason: "empty lock file".into(),
+            },
+            false,
+        );
+        unreadable.holder = None;
+        assert_eq!(
+            unreadable.to_string(),
+            "/r/.running/x.lock is held but its record cannot be read (empty lock file)"
+        );
+    }
+
+    /// Each variant answers to its own accessor only, and says what it is.
+    #[test]
+    fn an_acquire_error_is_a_conflict_a_timeout_or_a_failure() {
+        let locked = AcquireError::Conflict(Box::new(conflict(ConflictRule::SameName, false)));
+        let timed_out = AcquireError::Timeout(Box::new(conflict(ConflictRule::SameName, false)));
+        let failed = AcquireError::from(Error::io("cannot open", Path::new("/r"), enoent()));
+
+        assert!(locked.conflict().is_some() && !locked.is_timeout() && locked.error().is_none());
+        assert!(timed_out.conflict().is_some() && timed_out.is_timeout());
+        assert!(timed_out.error().is_none());
+        assert!(failed.conflict().is_none() && !failed.is_timeout() && failed.error().is_some());
+
+        let held = "lock name taken: held by loop `x` (pid 42) since t0 in /r/.running/x.lock";
+        assert_eq!(locked.to_string(), format!("scope is locked: {held}"));
+        assert_eq!(
+            timed_out.to_string(),
+            format!("timed out waiting for the scope: {held}")
+        );
+        assert_eq!(failed.to_string(), "cannot open /r");
+        assert!(locked.source().is_none() && timed_out.source().is_none());
+    }
+
+    /// A lock held by another live process is not "this process"; one held under our own pid
+    /// is.
+    #[test]
+    fn a_conflict_knows_whether_this_process_holds_it() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let root = std::fs::canonicalize(dir.path())?;
+        let locks = crate::LockManager::new(root.join(".loops"));
+        std::fs::create_dir_all(locks.running_dir())?;
+        // A live process that is not one of our ancestors (whose locks never block us),
+        // killed and reaped however the test ends.
+        struct Reaped(std::process::Child);
+        impl Drop for Reaped {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let other = Reaped(std::process::Command::new("sleep").arg("60").spawn()?);
+        for (name, pid, ours) in [
+            ("theirs", other.0.id(), false),
+            ("ours", std::process::id(), true),
+        ] {
+            let path = root.join(name).to_string_lossy().into_owned();
+            let record = LockRecord::new(name, vec![path.clone()], pid, "t0");
+            let file = locks.running_dir().join(format!("{name}.lock"));
+            std::fs::write(&file, record.to_json())?;
+            let request = crate::LockRequest::new("asker").scope([path]);
+            let Err(AcquireError::Conflict(conflict)) = locks.try_acquire(&request) else {
+                return Err(format!("no conflict with the lock of {name}").into());
+            };
+            assert_eq!(conflict.lock_path(), file);
+            assert_eq!(conflict.is_held_by_this_process(), ours, "{conflict}");
+            assert_eq!(conflict.to_string().contains("this process"), ours);
+        }
+        Ok(())
+    }
 }

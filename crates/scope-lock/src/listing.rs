@@ -255,3 +255,113 @@ impl fmt::Display for ScanProblem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn kind_of(path: &Path) -> Result<Option<FileKind>, std::io::Error> {
+        Ok(FileKind::of(&fs::symlink_metadata(path)?.file_type()))
+    }
+
+    /// Every kind of entry a lock directory may hold is named for what it is; a regular file
+    /// is not a "kind" at all. (FIFOs are covered by the bad-input tests, which need a FIFO
+    /// made without spawning.)
+    #[test]
+    fn each_file_type_is_named_for_what_it_is() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("file.lock");
+        fs::write(&file, "{}")?;
+        let link = dir.path().join("link.lock");
+        symlink(&file, &link)?;
+        let sub = dir.path().join("sub.lock");
+        fs::create_dir(&sub)?;
+        let socket = dir.path().join("socket.lock");
+        let _listener = UnixListener::bind(&socket)?;
+
+        assert_eq!(kind_of(&file)?, None);
+        assert_eq!(kind_of(&link)?, Some(FileKind::Symlink));
+        assert_eq!(kind_of(&sub)?, Some(FileKind::Directory));
+        assert_eq!(kind_of(&socket)?, Some(FileKind::Socket));
+        // A character device that every Unix has.
+        assert_eq!(kind_of(Path::new("/dev/null"))?, Some(FileKind::Device));
+        Ok(())
+    }
+
+    #[test]
+    fn file_kinds_and_problems_read_as_what_they_are() {
+        let names = [
+            (FileKind::Symlink, "symlink"),
+            (FileKind::Directory, "directory"),
+            (FileKind::Fifo, "FIFO"),
+            (FileKind::Socket, "socket"),
+            (FileKind::Device, "device"),
+            (FileKind::Other, "special file"),
+        ];
+        for (kind, name) in names {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(kind.to_string(), name);
+        }
+
+        let problem = |kind: ProblemKind| ScanProblem {
+            path: PathBuf::from("/r/.running/x.lock"),
+            kind,
+        };
+        let reason = || "not a lock record: EOF".to_owned();
+        let cases = [
+            (
+                ProblemKind::NotRegular {
+                    file_kind: FileKind::Socket,
+                },
+                false,
+                "/r/.running/x.lock: is a socket, not a lock file; left alone",
+            ),
+            (
+                ProblemKind::Unreadable {
+                    reason: "permission denied".into(),
+                },
+                true,
+                "/r/.running/x.lock: cannot be read (permission denied); treated as held",
+            ),
+            (
+                ProblemKind::HeldInvalid { reason: reason() },
+                true,
+                "/r/.running/x.lock: held, but not a lock record: EOF; treated as held",
+            ),
+            (
+                ProblemKind::Invalid {
+                    reason: reason(),
+                    moved_to: Some(PathBuf::from("/r/.running/.x.lock.invalid")),
+                },
+                false,
+                "/r/.running/x.lock: not a lock record: EOF; not held, moved aside to \
+                 /r/.running/.x.lock.invalid",
+            ),
+            (
+                ProblemKind::Invalid {
+                    reason: reason(),
+                    moved_to: None,
+                },
+                false,
+                "/r/.running/x.lock: not a lock record: EOF; not held, could not be moved aside",
+            ),
+            (
+                ProblemKind::ReclaimFailed {
+                    reason: "read-only filesystem".into(),
+                },
+                false,
+                "/r/.running/x.lock: stale, but cannot be removed (read-only filesystem)",
+            ),
+        ];
+        for (kind, blocks, message) in cases {
+            let problem = problem(kind);
+            assert_eq!(problem.blocks(), blocks, "{problem}");
+            assert_eq!(problem.to_string(), message);
+        }
+    }
+}

@@ -358,6 +358,35 @@ mod tests {
         );
     }
 
+    /// Python's `json.dumps` has short escapes for these, and `\uXXXX` for other controls.
+    #[test]
+    fn control_characters_are_escaped_like_python() {
+        let record = LockRecord::new("\r\t\u{8}\u{c}\u{1}\u{1f}", vec![], 1, "t");
+        assert_eq!(
+            record.to_json(),
+            r#"{"loop_name": "\r\t\b\f\u0001\u001f", "scope": [], "pid": 1, "started_at": "t"}"#
+        );
+    }
+
+    /// The size cap is a guard against junk, not a limit on real scopes: a record with a
+    /// thousand long paths (about 200 KiB) is read, and so is one padded to exactly the cap.
+    #[test]
+    fn large_records_up_to_the_cap_are_read() -> Result<(), Error> {
+        let scope: Vec<String> = (0..1000)
+            .map(|i| format!("/repo/{}/{i}", "deep/".repeat(40)))
+            .collect();
+        let big = LockRecord::new("a", scope, 5, "t").to_json();
+        assert!(big.len() > 128 * 1024, "{}", big.len());
+        assert_eq!(parse(&big)?.scope().len(), 1000);
+
+        let mut padded = LockRecord::new("a", vec!["/x".into()], 5, "t")
+            .to_json()
+            .into_bytes();
+        padded.resize(MAX_RECORD_BYTES as usize, b' ');
+        assert_eq!(LockRecord::from_json(&padded)?.pid(), 5);
+        Ok(())
+    }
+
     #[test]
     fn bad_files_are_errors_that_say_why() {
         assert!(parse_err("").contains("empty"));
@@ -374,6 +403,11 @@ mod tests {
         assert!(parse_err(&with_pid("3000000000")).contains("not a process id"));
         assert!(parse_err(&with_pid("1.5")).contains("floating point"));
         assert!(parse_err(r#"{"loop_name": "a", "pid": 1, "started_at": "t"}"#).contains("scope"));
+        // A scope of the wrong type says what a scope may be.
+        assert!(
+            parse_err(r#"{"loop_name": "a", "scope": 5, "pid": 1, "started_at": "t"}"#)
+                .contains("expected a list of path strings or a single path string"),
+        );
         assert!(
             parse_err(r#"{"loop_name": 7, "scope": [], "pid": 1, "started_at": "t"}"#)
                 .contains("invalid type: integer")

@@ -245,6 +245,24 @@ mod tests {
     }
 
     #[test]
+    fn the_builder_keeps_what_it_was_given() {
+        let request = LockRequest::new("docs")
+            .scope(["docs/", "README.md"])
+            .instance_id("docs-7")
+            .singleton(true);
+        assert_eq!(request.loop_name(), "docs");
+        assert_eq!(request.scope_entries(), ["docs/", "README.md"]);
+        assert_eq!(request.effective_scope(), ["docs/", "README.md"]);
+        assert_eq!(request.instance(), Some("docs-7"));
+        assert!(request.is_singleton());
+
+        let plain = LockRequest::new("docs");
+        assert!(plain.scope_entries().is_empty());
+        assert_eq!(plain.instance(), None);
+        assert!(!plain.is_singleton());
+    }
+
+    #[test]
     fn the_stem_is_the_instance_id_or_the_loop_name() {
         assert_eq!(LockRequest::new("loop").stem(), "loop");
         assert_eq!(LockRequest::new("loop").instance_id("i-1").stem(), "i-1");

@@ -473,6 +473,44 @@ mod tests {
         assert!(resolve_scope::<&str>(&[], &ctx).is_empty());
     }
 
+    /// A chain of distinct symlinks is followed up to the kernel's own limit, 40, and refused
+    /// beyond it, even without a loop.
+    #[test]
+    fn symlink_chains_are_followed_up_to_forty() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let root = fs::canonicalize(dir.path())?;
+        fs::create_dir(root.join("real"))?;
+        // link0 -> real, link1 -> link0, ..., link40 -> link39.
+        symlink(root.join("real"), root.join("link0"))?;
+        for i in 1..=MAX_SYMLINKS {
+            symlink(
+                root.join(format!("link{}", i - 1)),
+                root.join(format!("link{i}")),
+            )?;
+        }
+        let real = format!("{}/real/x", root.to_string_lossy());
+        let forty = format!("link{}/x", MAX_SYMLINKS - 1);
+        assert_eq!(normalize_path_in(&root, &forty)?, real);
+        let forty_one = format!("link{MAX_SYMLINKS}/x");
+        let err = normalize_path_in(&root, &forty_one)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidScope);
+        assert!(err.to_string().contains("more than 40 symlinks"), "{err}");
+        Ok(())
+    }
+
+    /// The original's pattern needs at least one character of name: `${context.}` is never a
+    /// template, even when the context has an empty key.
+    #[test]
+    fn an_empty_variable_name_is_not_a_template() {
+        let ctx = context(json!({"": "empty", "a": "A"}));
+        assert_eq!(
+            resolve_scope(&["${context.}/${context.a}"], &ctx),
+            ["${context.}/A"]
+        );
+    }
+
     #[test]
     fn a_replacement_is_not_rescanned() {
         let ctx = context(json!({"a": "${context.b}", "b": "no"}));
