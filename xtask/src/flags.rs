@@ -40,6 +40,29 @@ xflags::xflags! {
             /// Smoke sizes: seconds, not minutes; the figures are not for comparison.
             optional --quick
         }
+
+        /// Mutation testing: runs the pinned cargo-mutants (installing it if missing) over the
+        /// library, testing each mutant with the workspace's tests. Prints caught, missed,
+        /// timeout and unviable counts per file and writes mutants/report.json to the target
+        /// directory. Fails on a survivor not listed in mutants-accepted.toml, and on a listed
+        /// one that is no longer a survivor. The whole library takes over an hour on 2 cores.
+        cmd mutants {
+            /// Only these source files or directories of the library (crates/scope-lock/src).
+            repeated paths: PathBuf
+            /// Only the lines changed since the merge base of HEAD with BASE (e.g. origin/main).
+            optional --in-diff base: String
+            /// Seconds a test run of one mutant may take; derived from the baseline by default.
+            optional --timeout secs: u32
+            /// Seconds a build of one mutant may take.
+            optional --build-timeout secs: u32
+            /// Mutants tested at once, each in its own copy of the tree; 1 by default.
+            optional --jobs n: u32
+            /// Test each mutant with the library's own tests only (its unit, integration and
+            /// doc tests), not the whole workspace: several times faster. A mutant they catch,
+            /// the workspace's tests catch too; a survivor counts as missed until a run
+            /// without this flag confirms it.
+            optional --lib-tests
+        }
     }
 }
 
@@ -56,6 +79,7 @@ pub enum XtaskCmd {
     Verify(Verify),
     Repro(Repro),
     Bench(Bench),
+    Mutants(Mutants),
 }
 
 #[derive(Debug)]
@@ -76,6 +100,17 @@ pub struct Repro {
 #[derive(Debug)]
 pub struct Bench {
     pub quick: bool,
+}
+
+#[derive(Debug)]
+pub struct Mutants {
+    pub paths: Vec<PathBuf>,
+
+    pub in_diff: Option<String>,
+    pub timeout: Option<u32>,
+    pub build_timeout: Option<u32>,
+    pub jobs: Option<u32>,
+    pub lib_tests: bool,
 }
 
 impl Xtask {

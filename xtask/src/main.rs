@@ -2,12 +2,13 @@
 //!
 //! In the manner of rust-analyzer's xtask: the command line is declared in `flags.rs`, each
 //! command is a module (`verify` is the release gate, `repro` shows BUG-423 happening on the
-//! pre-fix port), and every process is started through `xshell::cmd!` from a shell rooted at
-//! the workspace root.
+//! pre-fix port, `mutants` is mutation testing), and every process is started through
+//! `xshell::cmd!` from a shell rooted at the workspace root.
 
 mod bench;
 mod cargo;
 mod flags;
+mod mutants;
 mod records;
 mod repro;
 mod verify;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
             flags::XtaskCmd::Verify(cmd) => cmd.run(&sh),
             flags::XtaskCmd::Repro(cmd) => cmd.run(&sh),
             flags::XtaskCmd::Bench(cmd) => cmd.run(&sh),
+            flags::XtaskCmd::Mutants(cmd) => cmd.run(&sh),
         }
     });
     match ok {
@@ -147,6 +149,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn parses_mutants_paths_and_flags() -> xflags::Result<()> {
+        let args = [
+            "mutants",
+            "crates/scope-lock/src/scope.rs",
+            "--in-diff=origin/main",
+            "--timeout",
+            "300",
+            "--jobs=2",
+            "--lib-tests",
+        ];
+        match parse_strs(&args)?.subcommand {
+            flags::XtaskCmd::Mutants(mutants) => {
+                assert_eq!(
+                    mutants.paths,
+                    [PathBuf::from("crates/scope-lock/src/scope.rs")]
+                );
+                assert_eq!(mutants.in_diff.as_deref(), Some("origin/main"));
+                assert_eq!((mutants.timeout, mutants.build_timeout), (Some(300), None));
+                assert_eq!(mutants.jobs, Some(2));
+                assert!(mutants.lib_tests);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_strs(&["mutants", "--timeout", "soon"]).is_err());
+        Ok(())
+    }
+
     /// What verify does is described once, in issues/README.md; the README and the help
     /// only point there.
     #[test]
@@ -171,6 +201,10 @@ mod tests {
             "--json",
             "XTASK_ISSUES_DIR",
             "issues/README.md#what-cargo-xtask-verify-does",
+            "mutants",
+            "--in-diff",
+            "--lib-tests",
+            "mutants-accepted.toml",
         ] {
             assert!(help.contains(word), "help lacks {word}:\n{help}");
         }

@@ -19,12 +19,13 @@ use std::{env, path::Path};
 use xshell::Shell;
 use xtask_contract::env::ISSUES_DIR;
 
-use crate::{cargo, flags, project_root, records};
+use crate::{cargo, flags, mutants, project_root, records};
 
 impl flags::Verify {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<bool> {
         let cwd = env::current_dir()?;
-        let verify_dir = cargo::target_dir(sh)?.join("verify");
+        let target_dir = cargo::target_dir(sh)?;
+        let verify_dir = target_dir.join("verify");
         let settings = collect::Settings {
             soak: self.soak,
             evidence_fixed: verify_dir.join("evidence").join("fixed"),
@@ -76,6 +77,10 @@ impl flags::Verify {
             judge::unknown_issues(&context, unknown)
         };
 
+        let report = report::Report {
+            mutants: mutants::latest_summary(&target_dir),
+            ..report
+        };
         let width = sh
             .var("COLUMNS")
             .ok()

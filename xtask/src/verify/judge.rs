@@ -44,6 +44,7 @@ pub(crate) fn judge(context: &Context, files: &[RecordFile], outcomes: &Outcomes
         criteria_failed,
         workspace: Some(workspace),
         records,
+        mutants: None,
     }
 }
 
@@ -58,6 +59,7 @@ pub(crate) fn unknown_issues(context: &Context, unknown: Vec<String>) -> Report 
         criteria_failed: 0,
         workspace: None,
         records: Vec::new(),
+        mutants: None,
     }
 }
 

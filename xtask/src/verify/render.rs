@@ -27,6 +27,9 @@ pub(crate) fn terminal(report: &Report, width: usize) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "{}", totals(report));
+    if let Some(mutants) = &report.mutants {
+        let _ = writeln!(out, "{mutants}");
+    }
     out
 }
 
@@ -285,6 +288,9 @@ pub(crate) fn markdown(report: &Report) -> String {
         );
     }
     let _ = writeln!(out, "\n{}", totals(report));
+    if let Some(mutants) = &report.mutants {
+        let _ = writeln!(out, "\n{}", md_escape(mutants));
+    }
     let failures = failing_tests(report);
     if !failures.is_empty() {
         let _ = writeln!(out, "\n## Failing workspace tests\n");
@@ -384,7 +390,12 @@ mod tests {
             text.contains("failing workspace tests:\n    bug_423::x: boom | bang\n"),
             "{text}"
         );
-        assert!(text.ends_with("doc tests: 2 passed, 0 failed\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "doc tests: 2 passed, 0 failed\nmutants: PASSED (the whole library, at abc1234): 9 caught\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -425,6 +436,7 @@ mod tests {
             md.contains("workspace tests: 10 passed, 1 failed, 0 ignored"),
             "{md}"
         );
+        assert!(md.contains("\nmutants: PASSED (the whole library"), "{md}");
     }
 
     #[test]

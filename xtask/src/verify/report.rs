@@ -34,6 +34,9 @@ pub(crate) struct Report {
     /// `None` when nothing was run (an unknown issue stops verify before it builds).
     pub(crate) workspace: Option<Workspace>,
     pub(crate) records: Vec<RecordReport>,
+    /// The summary of the latest `cargo xtask mutants` run, when it left a report in the
+    /// target directory. Shown, never judged: it may be older than the tree.
+    pub(crate) mutants: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -154,6 +157,7 @@ pub(crate) fn sample() -> Report {
                 ..DocTests::default()
             },
         }),
+        mutants: Some("mutants: PASSED (the whole library, at abc1234): 9 caught".into()),
         records: vec![RecordReport {
             id: "BUG-423".into(),
             title: Some("t".into()),
