@@ -14,6 +14,8 @@ pub struct LockListing {
     pub(crate) locks: Vec<LiveLock>,
     pub(crate) problems: Vec<ScanProblem>,
     pub(crate) reclaimed: Vec<PathBuf>,
+    pub(crate) orphans: Vec<PathBuf>,
+    pub(crate) inspection: bool,
 }
 
 impl LockListing {
@@ -27,9 +29,25 @@ impl LockListing {
         &self.problems
     }
 
-    /// Stale lock files this scan removed (their holders are gone).
+    /// Stale lock files this scan removed (their holders are gone); for an
+    /// [inspection](Self::is_inspection), those it would have removed, still in place.
     pub fn reclaimed(&self) -> &[PathBuf] {
         &self.reclaimed
+    }
+
+    /// Publications left behind by acquirers killed half-way (dot files never given a lock
+    /// file's name) that this scan removed; for an [inspection](Self::is_inspection), those it
+    /// would have removed, still in place.
+    pub fn orphans(&self) -> &[PathBuf] {
+        &self.orphans
+    }
+
+    /// Whether this listing comes from
+    /// [`LockManager::inspect_locks`](crate::LockManager::inspect_locks), which changes
+    /// nothing: [`reclaimed`](Self::reclaimed) and [`orphans`](Self::orphans) then say what a
+    /// cleaning scan would remove, and [`ProblemKind::InvalidStale`] what it would move aside.
+    pub fn is_inspection(&self) -> bool {
+        self.inspection
     }
 }
 
@@ -118,6 +136,13 @@ pub enum ProblemKind {
         reason: String,
         /// Where it now is, if it was moved.
         moved_to: Option<PathBuf>,
+    },
+    /// As [`Invalid`](Self::Invalid) (not flocked, record invalid, holder provably gone), found
+    /// by an [inspection](LockListing::is_inspection), which left it in place: a cleaning scan
+    /// would move it aside.
+    InvalidStale {
+        /// Why the record is invalid.
+        reason: String,
     },
     /// Stale (its holder is gone) but could not be removed.
     ReclaimFailed {
@@ -249,6 +274,9 @@ impl fmt::Display for ScanProblem {
                 reason,
                 moved_to: None,
             } => write!(f, "{path}: {reason}; not held, could not be moved aside"),
+            ProblemKind::InvalidStale { reason } => {
+                write!(f, "{path}: {reason}; not held, would be moved aside")
+            }
             ProblemKind::ReclaimFailed { reason } => {
                 write!(f, "{path}: stale, but cannot be removed ({reason})")
             }

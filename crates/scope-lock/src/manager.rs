@@ -8,7 +8,7 @@ use crate::backoff::deadline_after;
 use crate::error::{AcquireError, Conflict, Error};
 use crate::guard::ScopeGuard;
 use crate::listing::LockListing;
-use crate::protocol;
+use crate::protocol::{self, Stale};
 use crate::request::LockRequest;
 use crate::wait::{Silent, WaitObserver};
 
@@ -197,6 +197,22 @@ impl LockManager {
     /// locked (within the sentinel bound: [`ErrorKind::Busy`](crate::ErrorKind::Busy)) or
     /// listed. A missing directory is not an error: there are no locks.
     pub fn list_locks(&self) -> Result<LockListing, Error> {
-        protocol::list(&self.running_dir, self.sentinel_bound)
+        protocol::list(&self.running_dir, self.sentinel_bound, Stale::Clean)
+    }
+
+    /// What [`list_locks`](Self::list_locks) would report, without changing anything: the
+    /// same scan, under the directory sentinel, judges every file the same way, but leaves
+    /// stale lock files, unheld files of ours with invalid records and publications orphaned
+    /// by killed acquirers where they are. [`LockListing::reclaimed`] and
+    /// [`LockListing::orphans`] name what a cleaning scan would remove, and problems of kind
+    /// [`InvalidStale`](crate::ProblemKind::InvalidStale) what it would move aside. The only
+    /// file it may create is the directory sentinel, when the directory has none. The answer
+    /// can be out of date as soon as it is returned.
+    ///
+    /// # Errors
+    ///
+    /// As [`list_locks`](Self::list_locks).
+    pub fn inspect_locks(&self) -> Result<LockListing, Error> {
+        protocol::list(&self.running_dir, self.sentinel_bound, Stale::Report)
     }
 }

@@ -13,6 +13,8 @@
 //! [`try_acquire`]) is steps 1 to 4 in this order, under one hold of the sentinel; a waiting
 //! acquire ([`acquire_until`]) repeats attempts with step 6 between them; [`find_conflict`] is
 //! steps 1 to 3 and [`list`] steps 1 and 2; [`release`] is step 5.
+//! [`list`] with [`Stale::Report`] is an inspection: the same steps, but step 2 only reports
+//! what it would reclaim, move aside or remove.
 //!
 //! 1. **Sentinel** ([`Sentinel::lock`]): open without following symlinks, refuse anything but a
 //!    regular file and filesystems whose flock is unreliable, try for the flock without blocking
@@ -34,7 +36,9 @@
 //!
 //!    Reclaiming unlinks only if the path still names the inode just probed. Files that our own
 //!    publication left behind when its process was killed mid-way are removed too: while we
-//!    hold the sentinel nobody can be publishing.
+//!    hold the sentinel nobody can be publishing. An inspection ([`Stale::Report`]) judges
+//!    every file the same way and reports what it would reclaim, move aside or remove, but
+//!    changes nothing.
 //!
 //!    Then the waiting queue (`.running/.queue/`, see [`queue`]): each live waiter's ticket,
 //!    in arrival order; tickets whose flock is free (their waiter died) are removed.
@@ -356,13 +360,21 @@ pub(crate) fn find_conflict(
     ))
 }
 
-/// Every live lock and every problem: steps 1 and 2. A missing directory holds no locks.
-pub(crate) fn list(running_dir: &Path, bound: Duration) -> Result<LockListing, Error> {
+/// Every live lock and every problem: steps 1 and 2, cleaning or only reporting as `stale`
+/// says. A missing directory holds no locks.
+pub(crate) fn list(
+    running_dir: &Path,
+    bound: Duration,
+    stale: Stale,
+) -> Result<LockListing, Error> {
     if !present(running_dir)? {
-        return Ok(LockListing::default());
+        return Ok(LockListing {
+            inspection: stale == Stale::Report,
+            ..LockListing::default()
+        });
     }
     let sentinel = Sentinel::lock(running_dir, bound)?;
-    scan(running_dir, &sentinel)
+    scan_as(running_dir, stale, &sentinel)
 }
 
 /// Whether the directory exists: asking and listing never create it.
@@ -493,13 +505,32 @@ pub(crate) fn ensure_target_usable(target: &Path, _sentinel: &Sentinel) -> Resul
 // 2. The scan
 // ---------------------------------------------------------------------------------------------
 
+/// What a scan does with the stale files it finds: stale locks, unheld files of ours with
+/// invalid records, and publications whose publisher died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stale {
+    /// Reclaim, move aside, remove: what every acquire, question and listing does.
+    Clean,
+    /// Report them as a cleaning scan would, and change nothing (an inspection).
+    Report,
+}
+
 /// Scans `running_dir` (which `sentinel` belongs to), reclaiming what is stale.
 pub(crate) fn scan(running_dir: &Path, sentinel: &Sentinel) -> Result<LockListing, Error> {
-    let mut listing = LockListing::default();
-    walk(running_dir, "", 0, &mut listing, sentinel)?;
+    scan_as(running_dir, Stale::Clean, sentinel)
+}
+
+/// Scans `running_dir`, doing with stale files what `stale` says.
+fn scan_as(running_dir: &Path, stale: Stale, sentinel: &Sentinel) -> Result<LockListing, Error> {
+    let mut listing = LockListing {
+        inspection: stale == Stale::Report,
+        ..LockListing::default()
+    };
+    walk(running_dir, "", 0, stale, &mut listing, sentinel)?;
     listing.locks.sort_by(|a, b| a.path.cmp(&b.path));
     listing.problems.sort_by(|a, b| a.path.cmp(&b.path));
     listing.reclaimed.sort();
+    listing.orphans.sort();
     Ok(listing)
 }
 
@@ -507,6 +538,7 @@ fn walk(
     dir: &Path,
     prefix: &str,
     depth: usize,
+    stale: Stale,
     listing: &mut LockListing,
     sentinel: &Sentinel,
 ) -> Result<(), Error> {
@@ -530,7 +562,13 @@ fn walk(
         if name.starts_with(b".") {
             if file_type.is_file() && is_orphaned_publication(name) {
                 // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
-                let _ = imp::remove_file(&path);
+                let removed = match stale {
+                    Stale::Clean => imp::remove_file(&path).is_ok(),
+                    Stale::Report => true,
+                };
+                if removed {
+                    listing.orphans.push(path);
+                }
             }
             continue;
         }
@@ -551,6 +589,7 @@ fn walk(
                     &path,
                     &format!("{prefix}{name}/"),
                     depth + 1,
+                    stale,
                     listing,
                     sentinel,
                 )?;
@@ -558,7 +597,8 @@ fn walk(
             continue;
         }
         if stem.is_some() && file_type.is_file() {
-            inspect(path, format!("{prefix}{display}"), listing, sentinel);
+            let stem = format!("{prefix}{display}");
+            inspect(path, stem, stale, listing, sentinel);
         }
     }
     Ok(())
@@ -569,7 +609,13 @@ fn is_orphaned_publication(name: &[u8]) -> bool {
 }
 
 /// Probes and reads one lock file and files it under live, reclaimed or problems.
-fn inspect(path: PathBuf, stem: String, listing: &mut LockListing, sentinel: &Sentinel) {
+fn inspect(
+    path: PathBuf,
+    stem: String,
+    stale: Stale,
+    listing: &mut LockListing,
+    sentinel: &Sentinel,
+) {
     let problem = |listing: &mut LockListing, path: PathBuf, kind| {
         listing.problems.push(ScanProblem { path, kind });
     };
@@ -620,7 +666,7 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing, sentinel: &Se
             problem(listing, path, ProblemKind::HeldInvalid { reason });
         }
         (false, Ok(record)) if record.is_flock_liveness() || imp::pid_is_dead(record.pid()) => {
-            reclaim(path, &file, listing, sentinel);
+            reclaim(path, &file, stale, listing, sentinel);
         }
         (false, Ok(record)) => listing.locks.push(LiveLock {
             path,
@@ -644,9 +690,9 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing, sentinel: &Se
             };
             let reason = err.to_string();
             match salvaged.pid {
-                _ if salvaged.ours => move_aside(path, &file, reason, listing, sentinel),
+                _ if salvaged.ours => move_aside(path, &file, reason, stale, listing, sentinel),
                 Some(pid) if imp::pid_is_dead(pid) => {
-                    move_aside(path, &file, reason, listing, sentinel);
+                    move_aside(path, &file, reason, stale, listing, sentinel);
                 }
                 pid => problem(listing, path, ProblemKind::InvalidMaybeLive { reason, pid }),
             }
@@ -656,7 +702,17 @@ fn inspect(path: PathBuf, stem: String, listing: &mut LockListing, sentinel: &Se
 
 /// Removes a stale lock file if `path` still names the inode we probed through `file`. Under
 /// the sentinel, so nobody can publish a new lock at `path` between the check and the unlink.
-fn reclaim(path: PathBuf, file: &File, listing: &mut LockListing, _sentinel: &Sentinel) {
+/// An inspection only reports it.
+fn reclaim(
+    path: PathBuf,
+    file: &File,
+    stale: Stale,
+    listing: &mut LockListing,
+    _sentinel: &Sentinel,
+) {
+    if stale == Stale::Report {
+        return listing.reclaimed.push(path);
+    }
     match still_names(&path, file) {
         Ok(true) => match imp::remove_file(&path) {
             Ok(()) => listing.reclaimed.push(path),
@@ -682,14 +738,20 @@ fn reclaim(path: PathBuf, file: &File, listing: &mut LockListing, _sentinel: &Se
 /// Moves a stale file with an invalid record to `.<name>.invalid-<pid>-<n>` beside it (the
 /// name shortened to fit a file name), so that it no longer blocks anyone but nothing is lost:
 /// hard link first (which never overwrites), then unlink the old name. When that fails, the
-/// reason says why. Under the sentinel, for the same reason as [`reclaim`].
+/// reason says why. Under the sentinel, for the same reason as [`reclaim`]. An inspection
+/// only reports it.
 fn move_aside(
     path: PathBuf,
     file: &File,
     reason: String,
+    stale: Stale,
     listing: &mut LockListing,
     _sentinel: &Sentinel,
 ) {
+    if stale == Stale::Report {
+        let kind = ProblemKind::InvalidStale { reason };
+        return listing.problems.push(ScanProblem { path, kind });
+    }
     let moved = (|| -> io::Result<Option<PathBuf>> {
         if !still_names(&path, file)? {
             // Gone, or replaced by another file: not the file we judged.

@@ -1,0 +1,170 @@
+//! `LockManager::inspect_locks`: the scan that `list_locks` runs, judging every file the same
+//! way, but only reporting what it would reclaim, move aside or remove. A cleaning scan
+//! afterwards does exactly what the inspection said.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{DEAD_PID, TestResult, fixture};
+use scope_lock::{LockManager, ProblemKind};
+
+const STARTED: &str = "2026-01-01T00:00:00.000000+00:00";
+
+/// Every entry under `dir`, recursively, with the contents of its files.
+fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>, Box<dyn Error>> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path.clone());
+                found.insert(path, Vec::new());
+            } else {
+                found.insert(path.clone(), fs::read(&path)?);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The reason of the problem reported for `path`, if it is of kind `InvalidStale`.
+fn invalid_stale(listing: &scope_lock::LockListing, path: &Path) -> Option<String> {
+    listing
+        .problems()
+        .iter()
+        .find(|p| p.path() == path)
+        .and_then(|p| match p.kind() {
+            ProblemKind::InvalidStale { reason } => Some(reason.clone()),
+            _ => None,
+        })
+}
+
+#[test]
+fn inspecting_reports_what_a_clean_would_do_and_changes_nothing() -> TestResult {
+    let fx = fixture()?;
+    let live = fx.acquire("live", "src")?;
+    // A lock of ours whose holder is gone (unheld, with our marker): stale.
+    let stale = fx.write_lock_file(
+        "stale",
+        format!(
+            r#"{{"loop_name": "stale", "scope": ["/srv/stale"], "pid": 1, "started_at": "{STARTED}", "liveness": "flock"}}"#
+        )
+        .as_bytes(),
+    )?;
+    // Unheld, ours (the marker), record invalid: a clean moves it aside.
+    let ours = fx.write_lock_file(
+        "broken",
+        format!(
+            r#"{{"loop_name": "broken", "scope": ["/srv/b"], "pid": "x", "started_at": "{STARTED}", "liveness": "flock"}}"#
+        )
+        .as_bytes(),
+    )?;
+    // Not ours, record invalid, but its pid is dead: a clean moves it aside too.
+    let dead = fx.write_lock_file(
+        "gen/dead",
+        format!(r#"{{"loop_name": 7, "scope": ["/srv/d"], "pid": {DEAD_PID}}}"#).as_bytes(),
+    )?;
+    // Left alone by both: the original's live lock (no flock; its pid, ours, is alive), a file
+    // that is not ours and whose pid is alive, and a file that is not a lock file.
+    let me = std::process::id();
+    let legacy = fx.write_lock_file(
+        "legacy",
+        format!(r#"{{"loop_name": "legacy", "scope": ["/srv/l"], "pid": {me}, "started_at": "{STARTED}"}}"#)
+            .as_bytes(),
+    )?;
+    let foreign = fx.write_lock_file(
+        "foreign",
+        format!(r#"{{"loop_name": 7, "scope": ["/srv/f"], "pid": {me}}}"#).as_bytes(),
+    )?;
+    fs::write(fx.running().join("legacy.pid"), "not json")?;
+    let orphan = fx.running().join(".scope-lock-publish-AbC123.tmp");
+    fs::write(&orphan, "partial")?;
+    let before = snapshot(fx.running())?;
+
+    let inspected = fx.locks.inspect_locks()?;
+
+    assert_eq!(
+        snapshot(fx.running())?,
+        before,
+        "an inspection changed a file"
+    );
+    assert!(inspected.is_inspection());
+    assert_eq!(inspected.reclaimed(), std::slice::from_ref(&stale));
+    assert_eq!(inspected.orphans(), std::slice::from_ref(&orphan));
+    let live_paths: Vec<_> = inspected.locks().iter().map(|l| l.path()).collect();
+    assert_eq!(live_paths, [legacy.as_path(), live.path()]);
+    let maybe_live = inspected.problems().iter().find(|p| p.path() == foreign);
+    assert!(
+        matches!(
+            maybe_live.map(|p| p.kind()),
+            Some(ProblemKind::InvalidMaybeLive { pid: Some(pid), .. }) if *pid == me
+        ),
+        "{maybe_live:?}"
+    );
+    for path in [&ours, &dead] {
+        let reason = invalid_stale(&inspected, path).ok_or_else(|| {
+            format!(
+                "{} not reported as InvalidStale: {:?}",
+                path.display(),
+                inspected.problems()
+            )
+        })?;
+        assert!(reason.contains("not a lock record"), "{reason}");
+        let problem = inspected.problems().iter().find(|p| p.path() == path);
+        let shown = problem.map(ToString::to_string).unwrap_or_default();
+        assert!(shown.ends_with("not held, would be moved aside"), "{shown}");
+        assert!(problem.is_some_and(|p| !p.blocks()), "{shown}");
+    }
+    assert_eq!(inspected.problems().len(), 3, "{:?}", inspected.problems());
+
+    // The cleaning scan does what the inspection announced.
+    let cleaned = fx.locks.list_locks()?;
+    assert!(!cleaned.is_inspection());
+    assert_eq!(cleaned.reclaimed(), inspected.reclaimed());
+    assert_eq!(cleaned.orphans(), inspected.orphans());
+    assert_eq!(cleaned.locks(), inspected.locks());
+    for path in [&ours, &dead] {
+        let moved = cleaned.problems().iter().find(|p| p.path() == path);
+        assert!(
+            matches!(
+                moved.map(|p| p.kind()),
+                Some(ProblemKind::Invalid {
+                    moved_to: Some(_),
+                    ..
+                })
+            ),
+            "{moved:?}"
+        );
+        assert!(!path.exists(), "{} was not moved aside", path.display());
+    }
+    assert!(!stale.exists(), "the stale lock was not reclaimed");
+    assert!(!orphan.exists(), "the orphaned publication was not removed");
+    assert!(live.path().exists());
+
+    // Nothing is left to clean, and the live lock is still there.
+    let again = fx.locks.inspect_locks()?;
+    assert!(again.reclaimed().is_empty() && again.orphans().is_empty());
+    let left: Vec<_> = again.problems().iter().map(|p| p.path()).collect();
+    assert_eq!(left, [foreign.as_path()]);
+    assert_eq!(again.locks().len(), 2);
+    assert!(legacy.exists() && foreign.exists());
+    live.release()?;
+    Ok(())
+}
+
+#[test]
+fn inspecting_a_missing_directory_creates_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let locks = LockManager::new(dir.path().join(".loops"));
+    let inspected = locks.inspect_locks()?;
+    assert!(inspected.is_inspection());
+    assert!(inspected.locks().is_empty() && inspected.problems().is_empty());
+    assert!(!dir.path().join(".loops").exists());
+    assert!(!locks.list_locks()?.is_inspection());
+    Ok(())
+}
