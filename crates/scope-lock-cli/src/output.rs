@@ -100,6 +100,11 @@ pub(crate) struct ListingJson {
     locks: Vec<LockJson>,
     problems: Vec<ProblemJson>,
     reclaimed: Vec<PathBuf>,
+    /// Publications left by acquirers killed half-way, removed.
+    orphans: Vec<PathBuf>,
+    /// `clean --dry-run`: nothing was changed; `reclaimed` and `orphans` name what would have
+    /// been removed, problems of kind `invalid_stale` what would have been moved aside.
+    dry_run: bool,
 }
 
 impl ListingJson {
@@ -109,6 +114,8 @@ impl ListingJson {
             locks: listing.locks().iter().map(LockJson::new).collect(),
             problems: listing.problems().iter().map(ProblemJson::new).collect(),
             reclaimed: listing.reclaimed().to_vec(),
+            orphans: listing.orphans().to_vec(),
+            dry_run: listing.is_inspection(),
         }
     }
 }
@@ -168,8 +175,8 @@ pub(crate) fn liveness_name(liveness: Liveness) -> &'static str {
 #[derive(Debug, Serialize)]
 pub(crate) struct ProblemJson {
     path: PathBuf,
-    /// `not_regular`, `unreadable`, `held_invalid`, `invalid_maybe_live`, `invalid` or
-    /// `reclaim_failed`.
+    /// `not_regular`, `unreadable`, `held_invalid`, `invalid_maybe_live`, `invalid`,
+    /// `invalid_stale` (`clean --dry-run` only) or `reclaim_failed`.
     kind: &'static str,
     /// Whether it blocks acquires (a live lock of unknown scope).
     blocks: bool,
@@ -204,6 +211,7 @@ impl ProblemJson {
                 moved_to.clone_from(to);
                 ("invalid", reason.clone())
             }
+            ProblemKind::InvalidStale { reason } => ("invalid_stale", reason.clone()),
             ProblemKind::ReclaimFailed { reason } => ("reclaim_failed", reason.clone()),
             _ => ("other", String::new()),
         };
@@ -335,6 +343,12 @@ pub(crate) fn listing_text(running_dir: &Path, listing: &LockListing) -> String 
     if !listing.reclaimed().is_empty() {
         out.push_str("\nreclaimed (holder gone):\n");
         for path in listing.reclaimed() {
+            out.push_str(&format!("  {}\n", path.display()));
+        }
+    }
+    if !listing.orphans().is_empty() {
+        out.push_str("\nremoved (left by acquirers killed while publishing):\n");
+        for path in listing.orphans() {
             out.push_str(&format!("  {}\n", path.display()));
         }
     }

@@ -261,6 +261,70 @@ fn clean_reclaims_stale_locks_and_leaves_live_locks_and_other_files_alone() -> T
     Ok(())
 }
 
+/// Every entry under a directory, recursively, with the contents of its files.
+type Tree = std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>;
+
+fn tree(dir: &std::path::Path) -> Result<Tree, Box<dyn std::error::Error>> {
+    let mut found = Tree::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let content = if path.is_dir() {
+                pending.push(path.clone());
+                Vec::new()
+            } else {
+                fs::read(&path)?
+            };
+            found.insert(path, content);
+        }
+    }
+    Ok(found)
+}
+
+#[test]
+fn clean_dry_run_changes_no_file_and_says_what_clean_would_do() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = populate(&sandbox)?;
+    let running = sandbox.running();
+    let before = tree(&running)?;
+
+    let text_out = sandbox.run(&["clean", "--dry-run"])?;
+    assert_eq!(text_out.code(), 0, "{}", text_out.stderr);
+    let mut command = sandbox.command(&["clean", "--dry-run", "--json"]);
+    command.stdout(Stdio::piped());
+    let json_out = support::run_to_end(command)?;
+    assert_eq!(json_out.code(), 0, "{}", json_out.stderr);
+    // Taken before `redact`, whose own listing cleans.
+    let after = tree(&running)?;
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "clean --dry-run added or removed a file"
+    );
+    assert_eq!(after, before, "clean --dry-run changed a file's content");
+
+    let value: serde_json::Value = serde_json::from_str(&json_out.stdout)?;
+    assert_eq!(value["dry_run"], true);
+
+    // The real clean then does what the dry run said (before `redact`, which cleans too).
+    let cleaned = sandbox.run(&["clean", "--json"])?;
+    let cleaned: serde_json::Value = serde_json::from_str(&cleaned.stdout)?;
+    assert_eq!(cleaned["dry_run"], false);
+    assert_eq!(cleaned["reclaimed"], value["reclaimed"]);
+    assert_eq!(cleaned["orphans"], value["orphans"]);
+    assert!(!running.join("stale.lock").exists());
+    // The original-format lock is this test process's.
+    let pids = [holder.pid(), std::process::id()];
+    let text = redact(&json_out.stdout, &sandbox, &pids)?;
+    insta::assert_snapshot!("clean_dry_run_json", text);
+    let text = redact(&text_out.stdout, &sandbox, &pids)?;
+    insta::assert_snapshot!("clean_dry_run_text", text);
+
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    Ok(())
+}
+
 #[test]
 fn break_without_kill_only_shows_the_holder() -> TestResult {
     let sandbox = Sandbox::new()?;

@@ -3,7 +3,8 @@
 //! The library's scan does the work, under the directory sentinel: it removes lock files whose
 //! holders are gone and publications whose publishers died mid-way, moves unheld lock files
 //! with unreadable records aside, and leaves live locks and every other file alone. This
-//! command runs that scan and reports what it did.
+//! command runs that scan and reports what it did. With `--dry-run` it runs the library's
+//! inspection instead, the same scan changing nothing, and reports what it would do.
 
 use scope_lock::{LockManager, ProblemKind};
 
@@ -12,33 +13,61 @@ use crate::exit::{self, Failure};
 use crate::output::{self, ListingJson};
 
 pub(crate) fn clean(manager: &LockManager, args: &CleanArgs) -> Result<u8, Failure> {
-    let listing = manager.list_locks()?;
+    let listing = if args.dry_run {
+        manager.inspect_locks()?
+    } else {
+        manager.list_locks()?
+    };
     let running_dir = manager.running_dir();
+    // What was done, or with --dry-run, what would be.
+    let (reclaim, remove, leave, left) = if listing.is_inspection() {
+        (
+            "would reclaim",
+            "would remove",
+            "would leave alone",
+            "would be left alone",
+        )
+    } else {
+        ("reclaimed", "removed", "left alone", "left alone")
+    };
     if args.json {
         output::print_json(&ListingJson::new(running_dir, &listing))?;
         return Ok(exit::SUCCESS);
     }
     let mut out = String::new();
     for path in listing.reclaimed() {
-        out.push_str(&format!("reclaimed {} (holder gone)\n", path.display()));
+        out.push_str(&format!("{reclaim} {} (holder gone)\n", path.display()));
+    }
+    for path in listing.orphans() {
+        out.push_str(&format!(
+            "{remove} {} (left by an acquirer killed while publishing)\n",
+            path.display()
+        ));
     }
     for problem in listing.problems() {
         let verb = match problem.kind() {
             ProblemKind::Invalid {
                 moved_to: Some(_), ..
             } => "moved aside",
-            _ => "left alone",
+            ProblemKind::InvalidStale { .. } => "would move aside",
+            _ => leave,
         };
         out.push_str(&format!("{verb}: {problem}\n"));
     }
-    if listing.reclaimed().is_empty() && listing.problems().is_empty() {
+    if listing.reclaimed().is_empty()
+        && listing.orphans().is_empty()
+        && listing.problems().is_empty()
+    {
         out.push_str(&format!("nothing to clean in {}\n", running_dir.display()));
     }
     let live = listing.locks().len();
     out.push_str(&format!(
-        "{live} live lock{} left alone\n",
+        "{live} live lock{} {left}\n",
         if live == 1 { "" } else { "s" }
     ));
+    if listing.is_inspection() {
+        out.push_str("dry run: nothing was changed\n");
+    }
     output::print_text(&out)?;
     Ok(exit::SUCCESS)
 }
