@@ -233,7 +233,7 @@ pub(crate) fn persist_noclobber(staged: Staged, target: &Path) -> io::Result<Fil
 /// holder may have changed.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn flock_holders(file: &File) -> Vec<u32> {
-    let (Ok(meta), Ok(table)) = (file.metadata(), fs::read_to_string("/proc/locks")) else {
+    let Ok(meta) = file.metadata() else {
         return Vec::new();
     };
     let dev = meta.dev();
@@ -243,8 +243,24 @@ pub(crate) fn flock_holders(file: &File) -> Vec<u32> {
         rustix::fs::minor(dev),
         meta.ino()
     );
-    parse_proc_locks(&table, &device)
+    // /proc/locks is one system-wide table handed out a page at a time: a lock dropped
+    // elsewhere between two pages shifts the rest, and our line can be skipped. Skipping only
+    // ever hides lines, so a few reads make naming "another process" for a real holder rare.
+    for _ in 0..PROC_LOCKS_READS {
+        let Ok(table) = fs::read_to_string("/proc/locks") else {
+            break;
+        };
+        let pids = parse_proc_locks(&table, &device);
+        if !pids.is_empty() {
+            return pids;
+        }
+    }
+    Vec::new()
 }
+
+/// How many times [`flock_holders`] reads `/proc/locks` before it says nobody holds the lock.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const PROC_LOCKS_READS: usize = 3;
 
 /// Without `/proc/locks` the holder cannot be named.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
