@@ -29,12 +29,7 @@ fn ac1_processes_waiting_for_one_scope_all_get_it_in_arrival_order() -> TestResu
 
     // Another process holds the scope while the waiters line up (not this test process: the
     // waiters are its children, and a lock of an ancestor never blocks).
-    let mut holder = f.spawn_attempt(Impl::Fixed, "holder", &scope, &[])?;
-    let said = holder.go()?;
-    assert!(
-        said.starts_with("held"),
-        "the holder did not get the scope: {said}"
-    );
+    let holder = f.spawn_holder(&scope)?;
     let mut processes = Vec::new();
     for k in 0..waiters {
         let worker = k.to_string();
@@ -151,12 +146,7 @@ fn ac1_a_waiter_gets_the_scope_when_its_holder_is_killed() -> TestResult {
     // waiter (nothing polls a lock of ours), so a waiter that slept through it would time out.
     let which = Impl::from_env();
     let (f, scope) = project()?;
-    let mut holder = f.spawn_attempt(Impl::Fixed, "holder", &scope, &[])?;
-    let said = holder.go()?;
-    assert!(
-        said.starts_with("held"),
-        "the holder did not get the scope: {said}"
-    );
+    let holder = f.spawn_holder(&scope)?;
     // A waiter that slept through the death would still get the scope, at its deadline (its
     // last attempt finds the lock stale): so the test checks that it came well before that.
     let deadline = Duration::from_secs(20);

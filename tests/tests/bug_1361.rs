@@ -25,12 +25,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn ac1_a_sigkilled_waiter_does_not_block_the_waiters_behind_it() -> TestResult {
     let which = Impl::from_env();
     let (f, scope) = project()?;
-    let mut holder = f.spawn_attempt(Impl::Fixed, "holder", &scope, &[])?;
-    let said = holder.go()?;
-    assert!(
-        said.starts_with("held"),
-        "the holder did not get the scope: {said}"
-    );
+    let holder = f.spawn_holder(&scope)?;
 
     // Waiters line up one after another; every other one, the first included, is killed.
     let count: usize = if soak() { 12 } else { 4 };

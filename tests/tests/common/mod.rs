@@ -48,6 +48,17 @@ impl Fixture {
     ) -> io::Result<AttemptProcess> {
         AttemptProcess::spawn(worker(), which, &self.loops_dir(), name, scope, extra)
     }
+
+    /// A worker of the fix that holds `scope` under the name `holder` until it is ended: the
+    /// lock that waiting tests queue behind. Errors if it did not get the scope.
+    pub(crate) fn spawn_holder(&self, scope: &str) -> Result<AttemptProcess, Box<dyn Error>> {
+        let mut holder = self.spawn_attempt(Impl::Fixed, "holder", scope, &[])?;
+        let said = holder.go()?;
+        if !said.starts_with("held") {
+            return Err(format!("the holder did not get the scope: {said}").into());
+        }
+        Ok(holder)
+    }
 }
 
 impl Fixture {
