@@ -72,6 +72,8 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
         "--package".into(),
         PACKAGE.into(),
         format!("--test-workspace={}", !options.lib_tests),
+        // `[profile.mutants]` in Cargo.toml: no debug info, for quick relinks.
+        "--profile=mutants".into(),
         "--output".into(),
         out_dir.display().to_string(),
         "--jobs".into(),
