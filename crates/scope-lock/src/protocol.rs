@@ -550,56 +550,71 @@ fn walk(
     };
     for entry in entries {
         let entry = entry.map_err(|err| Error::io("cannot list", dir, err))?;
-        let path = entry.path;
-        let file_type = match entry.file_type {
-            Ok(file_type) => file_type,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(Error::io("cannot stat", &path, err)),
-        };
-        // Names are bytes: the original writes names that are not UTF-8 (an instance id made
-        // from such a path), and its live locks must be seen whatever their names.
-        let name = entry.name.as_bytes();
-        if name.starts_with(b".") {
-            if file_type.is_file() && is_orphaned_publication(name) {
-                // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
-                let removed = match stale {
-                    Stale::Clean => imp::remove_file(&path).is_ok(),
-                    Stale::Report => true,
-                };
-                if removed {
-                    listing.orphans.push(path);
-                }
+        visit(entry, prefix, depth, stale, listing, sentinel)?;
+    }
+    Ok(())
+}
+
+/// Files one entry of a directory at `depth` (whose names start with `prefix`) that [`walk`]
+/// lists: skipped, removed as an orphaned publication, reported, walked into, or inspected.
+fn visit(
+    entry: imp::DirEntry,
+    prefix: &str,
+    depth: usize,
+    stale: Stale,
+    listing: &mut LockListing,
+    sentinel: &Sentinel,
+) -> Result<(), Error> {
+    let path = entry.path;
+    let file_type = match entry.file_type {
+        Ok(file_type) => file_type,
+        // Removed between the listing and the `lstat` that some filesystems need for it.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(Error::io("cannot stat", &path, err)),
+    };
+    // Names are bytes: the original writes names that are not UTF-8 (an instance id made
+    // from such a path), and its live locks must be seen whatever their names.
+    let name = entry.name.as_bytes();
+    if name.starts_with(b".") {
+        if file_type.is_file() && is_orphaned_publication(name) {
+            // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
+            let removed = match stale {
+                Stale::Clean => imp::remove_file(&path).is_ok(),
+                Stale::Report => true,
+            };
+            if removed {
+                listing.orphans.push(path);
             }
-            continue;
         }
-        let stem = name.strip_suffix(LOCK_SUFFIX.as_bytes());
-        let display = String::from_utf8_lossy(stem.unwrap_or(name));
-        if let (Some(_), Some(file_kind)) = (stem, FileKind::of(&file_type)) {
-            // A directory named `x.lock` is reported too, and still walked below: it may be
-            // the directory of nested names such as `x.lock/run-1`.
-            listing.problems.push(ScanProblem {
-                path: path.clone(),
-                kind: ProblemKind::NotRegular { file_kind },
-            });
+        return Ok(());
+    }
+    let stem = name.strip_suffix(LOCK_SUFFIX.as_bytes());
+    let display = String::from_utf8_lossy(stem.unwrap_or(name));
+    if let (Some(_), Some(file_kind)) = (stem, FileKind::of(&file_type)) {
+        // A directory named `x.lock` is reported too, and still walked below: it may be
+        // the directory of nested names such as `x.lock/run-1`.
+        listing.problems.push(ScanProblem {
+            path: path.clone(),
+            kind: ProblemKind::NotRegular { file_kind },
+        });
+    }
+    if file_type.is_dir() {
+        if depth < MAX_NESTING {
+            let name = String::from_utf8_lossy(name);
+            walk(
+                &path,
+                &format!("{prefix}{name}/"),
+                depth + 1,
+                stale,
+                listing,
+                sentinel,
+            )?;
         }
-        if file_type.is_dir() {
-            if depth < MAX_NESTING {
-                let name = String::from_utf8_lossy(name);
-                walk(
-                    &path,
-                    &format!("{prefix}{name}/"),
-                    depth + 1,
-                    stale,
-                    listing,
-                    sentinel,
-                )?;
-            }
-            continue;
-        }
-        if stem.is_some() && file_type.is_file() {
-            let stem = format!("{prefix}{display}");
-            inspect(path, stem, stale, listing, sentinel);
-        }
+        return Ok(());
+    }
+    if stem.is_some() && file_type.is_file() {
+        let stem = format!("{prefix}{display}");
+        inspect(path, stem, stale, listing, sentinel);
     }
     Ok(())
 }
@@ -1338,6 +1353,281 @@ mod tests {
             "the dropped guard's flock outlived it"
         );
         drop(held);
+        Ok(())
+    }
+
+    /// A directory with its sentinel held, for calling the scan's steps one by one: what a
+    /// scan does when the directory changes between its listing and its look at one entry.
+    fn held_dir() -> Result<(tempfile::TempDir, Sentinel), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let sentinel = Sentinel::lock(dir.path(), Duration::from_secs(60))?;
+        Ok((dir, sentinel))
+    }
+
+    /// What [`inspect`] makes of `path`, listed as a regular `x.lock` a moment ago.
+    fn inspect_listed(path: &Path, stale: Stale, sentinel: &Sentinel) -> LockListing {
+        let mut listing = LockListing::default();
+        inspect(
+            path.to_path_buf(),
+            "x".into(),
+            stale,
+            &mut listing,
+            sentinel,
+        );
+        listing
+    }
+
+    #[test]
+    fn a_lock_file_removed_between_listing_and_opening_is_no_lock_and_no_problem() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let listing = inspect_listed(&dir.path().join("x.lock"), Stale::Clean, &sentinel);
+        assert_eq!(listing, LockListing::default());
+        Ok(())
+    }
+
+    #[test]
+    fn a_symlink_put_in_place_of_a_listed_lock_file_is_reported_not_regular() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let path = dir.path().join("x.lock");
+        std::os::unix::fs::symlink("elsewhere", &path)?;
+        let listing = inspect_listed(&path, Stale::Clean, &sentinel);
+        let kind = ProblemKind::NotRegular {
+            file_kind: FileKind::Symlink,
+        };
+        assert_eq!(listing.problems, [ScanProblem { path, kind }]);
+        assert!(listing.locks.is_empty() && listing.reclaimed.is_empty());
+        Ok(())
+    }
+
+    /// A directory opens (read-only, as every lock file is): only its `fstat` tells.
+    #[test]
+    fn a_directory_put_in_place_of_a_listed_lock_file_is_reported_not_regular() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let path = dir.path().join("x.lock");
+        std::fs::create_dir(&path)?;
+        let listing = inspect_listed(&path, Stale::Clean, &sentinel);
+        let kind = ProblemKind::NotRegular {
+            file_kind: FileKind::Directory,
+        };
+        assert_eq!(
+            listing.problems,
+            [ScanProblem {
+                path: path.clone(),
+                kind
+            }]
+        );
+        assert!(listing.locks.is_empty() && listing.reclaimed.is_empty());
+        assert!(path.is_dir());
+        Ok(())
+    }
+
+    /// Judged stale through `file`, then replaced at its name by another file: a cleaning scan
+    /// must leave the newcomer alone, whether it would reclaim or move aside what it judged.
+    #[test]
+    fn a_stale_file_replaced_after_it_was_judged_is_neither_reclaimed_nor_moved() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let path = dir.path().join("x.lock");
+        std::fs::write(&path, "judged")?;
+        let judged = imp::open_lock_file(&path)?;
+        let newcomer = dir.path().join("newcomer");
+        std::fs::write(&newcomer, "newcomer")?;
+        std::fs::rename(&newcomer, &path)?;
+
+        let mut listing = LockListing::default();
+        reclaim(path.clone(), &judged, Stale::Clean, &mut listing, &sentinel);
+        assert_eq!(listing, LockListing::default());
+        assert_eq!(std::fs::read(&path)?, b"newcomer");
+
+        move_aside(
+            path.clone(),
+            &judged,
+            "invalid".into(),
+            Stale::Clean,
+            &mut listing,
+            &sentinel,
+        );
+        let kind = ProblemKind::Invalid {
+            reason: "invalid".into(),
+            moved_to: None,
+        };
+        assert_eq!(
+            listing.problems,
+            [ScanProblem {
+                path: path.clone(),
+                kind
+            }]
+        );
+        assert_eq!(std::fs::read(&path)?, b"newcomer");
+        let names: Vec<_> = std::fs::read_dir(dir.path())?
+            .map(|entry| entry.map(|entry| entry.file_name()))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(names.len(), 2, "moved aside after all: {names:?}");
+        Ok(())
+    }
+
+    /// What [`walk`] finds in `dir` at `depth` (under a directory named `nested` if deeper
+    /// than the top), with nothing found before.
+    fn walk_alone(dir: &Path, depth: usize, sentinel: &Sentinel) -> Result<LockListing, Error> {
+        let mut listing = LockListing::default();
+        let prefix = if depth == 0 { "" } else { "nested/" };
+        walk(dir, prefix, depth, Stale::Clean, &mut listing, sentinel).map(|()| listing)
+    }
+
+    #[test]
+    fn a_nested_directory_removed_before_it_is_listed_holds_nothing() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let listing = walk_alone(&dir.path().join("gone"), 1, &sentinel)?;
+        assert_eq!(listing, LockListing::default());
+        Ok(())
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_listed_is_an_error_naming_it() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        // The lock directory itself gone: not to be reported as empty.
+        let gone = dir.path().join("gone");
+        let err = walk_alone(&gone, 0, &sentinel).unwrap_err();
+        assert_eq!(err.path(), Some(gone.as_path()), "{err}");
+        // A nested name that is no directory (any error but "not found", at any depth).
+        let file = dir.path().join("file");
+        std::fs::write(&file, "")?;
+        let err = walk_alone(&file, 1, &sentinel).unwrap_err();
+        assert_eq!(err.path(), Some(file.as_path()), "{err}");
+        Ok(())
+    }
+
+    /// What [`visit`] makes of an entry listed as `x.lock` in `dir` whose type is `file_type`,
+    /// as a filesystem that does not record types in its directories gives it: from an `lstat`
+    /// after the listing.
+    fn visit_listed(
+        dir: &Path,
+        file_type: io::Result<FileType>,
+        sentinel: &Sentinel,
+    ) -> Result<LockListing, Error> {
+        let entry = imp::DirEntry {
+            path: dir.join("x.lock"),
+            name: "x.lock".into(),
+            file_type,
+        };
+        let mut listing = LockListing::default();
+        visit(entry, "", 0, Stale::Clean, &mut listing, sentinel).map(|()| listing)
+    }
+
+    #[test]
+    fn an_entry_removed_before_its_type_is_read_is_skipped() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let listing = visit_listed(dir.path(), Err(io::ErrorKind::NotFound.into()), &sentinel)?;
+        assert_eq!(listing, LockListing::default());
+        Ok(())
+    }
+
+    #[test]
+    fn an_entry_whose_type_cannot_be_read_is_an_error_naming_it() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let denied = Err(io::ErrorKind::PermissionDenied.into());
+        let err = visit_listed(dir.path(), denied, &sentinel).unwrap_err();
+        assert_eq!(
+            err.path(),
+            Some(dir.path().join("x.lock").as_path()),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    /// A lock of the original's (no flock; its pid, ours, alive) nested `depth` directories
+    /// deep in `running_dir`.
+    fn write_nested_lock(
+        running_dir: &Path,
+        depth: usize,
+    ) -> Result<PathBuf, Box<dyn std::error::Error>> {
+        let path = running_dir.join(format!("{}x.lock", "d/".repeat(depth)));
+        std::fs::create_dir_all(path.parent().ok_or("no parent")?)?;
+        let record = LockRecord::new("x", vec!["/x".into()], imp::current_pid(), "t");
+        std::fs::write(&path, record.to_json())?;
+        Ok(path)
+    }
+
+    /// Scans look as deep as names may be nested, and no deeper.
+    #[test]
+    fn scans_see_locks_nested_as_deep_as_names_may_be_and_no_deeper() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let deepest = write_nested_lock(dir.path(), MAX_NESTING)?;
+        let too_deep = write_nested_lock(dir.path(), MAX_NESTING + 1)?;
+        let listing = list(dir.path(), Duration::from_secs(60), Stale::Report)?;
+        let listed: Vec<&Path> = listing
+            .locks
+            .iter()
+            .map(|lock| lock.path.as_path())
+            .collect();
+        assert_eq!(listed, [deepest.as_path()]);
+        assert!(listing.problems.is_empty(), "{listing:?}");
+        assert!(too_deep.exists());
+        Ok(())
+    }
+
+    /// The reader's size cap is exactly [`MAX_RECORD_BYTES`]: a record padded to it is a lock,
+    /// one byte more is a file too large to be one (and says so).
+    #[test]
+    fn a_record_of_the_size_cap_is_read_and_one_byte_more_is_too_large() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let pid = imp::current_pid();
+        let json = LockRecord::new("x", vec!["/x".into()], pid, "t").to_json();
+        let mut padded = json.into_bytes();
+        padded.resize(usize::try_from(MAX_RECORD_BYTES)?, b' ');
+        let at_cap = dir.path().join("at-cap.lock");
+        std::fs::write(&at_cap, &padded)?;
+        padded.push(b' ');
+        let over = dir.path().join("over.lock");
+        std::fs::write(&over, &padded)?;
+
+        let listing = list(dir.path(), Duration::from_secs(60), Stale::Report)?;
+        let listed: Vec<&Path> = listing
+            .locks
+            .iter()
+            .map(|lock| lock.path.as_path())
+            .collect();
+        assert_eq!(listed, [at_cap.as_path()]);
+        match listing.problems.as_slice() {
+            [
+                ScanProblem {
+                    path,
+                    kind:
+                        ProblemKind::InvalidMaybeLive {
+                            reason,
+                            pid: Some(read),
+                        },
+                },
+            ] if *path == over && *read == pid => {
+                assert!(reason.contains("larger than"), "{reason}");
+            }
+            problems => panic!("not reported as too large: {problems:?}"),
+        }
+        Ok(())
+    }
+
+    /// A record whose JSON is `len` bytes long: its one scope entry padded to fit.
+    fn record_of_len(len: usize) -> Result<LockRecord, Box<dyn std::error::Error>> {
+        let with = |entry: usize| {
+            let path = format!("/{}", "p".repeat(entry));
+            LockRecord::new("x", vec![path], 5, "t")
+        };
+        let base = with(0).to_json().len();
+        let record = with(len.checked_sub(base).ok_or("too short")?);
+        assert_eq!(record.to_json().len(), len);
+        Ok(record)
+    }
+
+    /// Writers refuse exactly what readers would: a record of [`MAX_RECORD_BYTES`] is
+    /// published, one byte more is refused as too large.
+    #[test]
+    fn a_record_of_the_size_cap_is_written_and_one_byte_more_is_refused() -> TestResult {
+        let cap = usize::try_from(MAX_RECORD_BYTES)?;
+        let target = Path::new("/run/x.lock");
+        let at_cap = record_of_len(cap)?;
+        assert_eq!(readable_json(&at_cap, target)?, at_cap.to_json());
+        let err = readable_json(&record_of_len(cap + 1)?, target).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidScope, "{err}");
+        assert!(err.to_string().contains("over the limit"), "{err}");
         Ok(())
     }
 

@@ -525,6 +525,32 @@ fn a_user_who_can_only_read_the_directory_can_list_it() -> TestResult {
     Ok(())
 }
 
+/// A lock file that cannot even be opened may be anyone's live lock: it blocks as unreadable
+/// and says why, and is not taken for something other than a regular file.
+#[test]
+fn a_lock_file_the_user_cannot_open_is_reported_unreadable_naming_the_cause() -> TestResult {
+    let f = fixture()?;
+    let bytes = python_record("theirs", &[&f.path("src")], DEAD_PID);
+    let path = f.write_lock_file("theirs", &bytes)?;
+    fs::write(f.running().join(".acquire.lock"), "")?;
+    for dir in [&f.root, &f.loops_dir(), &f.running().to_path_buf()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o000))?;
+    let said = run_child("list", &f.loops_dir(), &f.root, true);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
+    let said = said?;
+    assert_eq!(
+        said,
+        [format!(
+            "problem {}: cannot be read (Permission denied (os error 13)); treated as held",
+            path.display()
+        )]
+    );
+    assert_untouched(&path, &bytes);
+    Ok(())
+}
+
 #[test]
 fn the_originals_truncating_open_of_a_live_lock_fails_for_its_owner() -> TestResult {
     let f = fixture()?;
