@@ -150,9 +150,9 @@ pub fn scopes_overlap(a: &[String], b: &[String]) -> bool {
 /// the first path of ours that answers it, so that the pair found is the one the pairwise
 /// comparison finds first.
 ///
-/// Paths are keyed by the bytes of their components (`Path::components`, joined by `/`), so
-/// `/a//b/` and `/a/b` are one path, as they are to [`path_overlap`], and paths that are not
-/// UTF-8 compare byte for byte.
+/// Paths are keyed by the bytes of their components (`Path::components`, see
+/// [`for_each_prefix`]), so `/a//b/` and `/a/b` are one path, as they are to [`path_overlap`],
+/// and paths that are not UTF-8 compare byte for byte.
 pub(crate) struct ScopeIndex<'a> {
     ours: &'a [String],
     /// Each path of ours → the first index that has it.
@@ -217,20 +217,20 @@ impl<'a> ScopeIndex<'a> {
     }
 }
 
-/// Spells `path` component by component into `spelling` (the root as `/`, then the
-/// components joined by `/`), calling `each` with the empty path and then with every
-/// ancestor-or-self in order. Leaves the whole spelling in `spelling`.
+/// Spells `path` into `spelling` one component at a time, each as `/` followed by its bytes
+/// (the root's bytes being `/` too), calling `each` with the empty spelling and then after
+/// every component: with the spelling of every ancestor-or-self, in order. Leaves the whole
+/// spelling in `spelling`.
+///
+/// The spelling is only ever compared with other spellings, so all it needs is to be one to
+/// one: no component is empty or holds a `/`, and only the first can be the root. So `/a/b` is
+/// `///a/b` and `a/b` is `/a/b`.
 fn for_each_prefix(path: &Path, spelling: &mut Vec<u8>, mut each: impl FnMut(&[u8])) {
     spelling.clear();
     each(spelling);
     for component in path.components() {
-        if !spelling.is_empty() && !spelling.ends_with(b"/") {
-            spelling.push(b'/');
-        }
-        match component {
-            Component::RootDir => spelling.push(b'/'),
-            other => spelling.extend_from_slice(other.as_os_str().as_bytes()),
-        }
+        spelling.push(b'/');
+        spelling.extend_from_slice(component.as_os_str().as_bytes());
         each(spelling);
     }
 }
@@ -256,23 +256,27 @@ fn substitute(template: &str, context: &Map<String, Value>) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find(OPEN) {
-        let after = &rest[start + OPEN.len()..];
-        match after.find('}') {
-            Some(len) if len > 0 => {
-                let name = &after[..len];
-                out.push_str(&rest[..start]);
+        let (before, found) = rest.split_at(start);
+        out.push_str(before);
+        // `found` begins with `OPEN`.
+        rest = match found[OPEN.len()..].split_once('}') {
+            Some((name, after)) if !name.is_empty() => {
                 match context.get(name) {
                     Some(value) => out.push_str(&python_str(value)),
-                    None => out.push_str(&rest[start..start + OPEN.len() + len + 1]),
+                    None => {
+                        out.push_str(OPEN);
+                        out.push_str(name);
+                        out.push('}');
+                    }
                 }
-                rest = &after[len + 1..];
+                after
             }
             // `${context.}` or no closing brace: not a template here; move past the `$`.
             _ => {
-                out.push_str(&rest[..=start]);
-                rest = &rest[start + 1..];
+                out.push('$');
+                &found[1..]
             }
-        }
+        };
     }
     out.push_str(rest);
     out
