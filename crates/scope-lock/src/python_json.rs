@@ -51,21 +51,22 @@ impl<'de> de::Deserialize<'de> for JsonBytes {
 /// surrogates cannot come from a file name; they stay as their WTF-8 bytes.
 pub(crate) fn unescape_surrogates(wtf8: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(wtf8.len());
-    let mut i = 0;
-    while i < wtf8.len() {
-        // A surrogate in WTF-8 is ED A0..BF xx; U+DC80..=U+DCFF is ED B2 80 ..= ED B3 BF.
-        if let [0xED, b1 @ 0xB2..=0xB3, b2, ..] = wtf8[i..] {
-            let code = 0xD000 | (u32::from(b1 & 0x3F) << 6) | u32::from(b2 & 0x3F);
-            if let Ok(byte) = u8::try_from(code - 0xDC00) {
-                out.push(byte);
-                i += 3;
-                continue;
+    let mut rest = wtf8;
+    loop {
+        rest = match rest {
+            // U+DC80..=U+DCBF is ED B2 80..=BF in WTF-8 and stands for the bytes 0x80..=0xBF;
+            // U+DCC0..=U+DCFF is ED B3 80..=BF and stands for 0xC0..=0xFF.
+            [0xED, middle @ 0xB2..=0xB3, last @ 0x80..=0xBF, after @ ..] => {
+                out.push(if *middle == 0xB2 { *last } else { *last + 0x40 });
+                after
             }
-        }
-        out.push(wtf8[i]);
-        i += 1;
+            [byte, after @ ..] => {
+                out.push(*byte);
+                after
+            }
+            [] => return out,
+        };
     }
-    out
 }
 
 /// A scope entry as the original meant it: the path whose bytes its JSON string encodes.
@@ -249,7 +250,21 @@ mod tests {
         let odd = path_from_json(read(r#""\ud800x""#)?);
         assert_eq!(odd.as_os_str().as_bytes(), b"\xed\xa0\x80x");
         assert_eq!(text_from_json(&read(r#""caf\udce9""#)?), "caf\u{fffd}");
+        // The ends of the range, and the lone surrogates just outside it.
+        let ends = path_from_json(read(r#""\udc80\udcbf\udcc0\udcff\udc7f\udd00""#)?);
+        assert_eq!(
+            ends.as_os_str().as_bytes(),
+            b"\x80\xbf\xc0\xff\xed\xb1\xbf\xed\xb4\x80"
+        );
         Ok(())
+    }
+
+    /// A scope entry or name that is not a string is refused with a message that says what
+    /// was expected, which the record's error passes on.
+    #[test]
+    fn a_value_that_is_not_a_string_is_refused_saying_what_was_expected() {
+        let err = read("[5]").map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("expected a string"), "{err}");
     }
 
     #[test]
