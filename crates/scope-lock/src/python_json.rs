@@ -212,8 +212,8 @@ impl<'de> de::Deserialize<'de> for PidValue {
                 Ok(PidValue(None))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<PidValue, E> {
-                let digits =
-                    !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit());
+                // Only digits: `parse` would also take a sign. An empty string fails `parse`.
+                let digits = v.bytes().all(|b| b.is_ascii_digit());
                 Ok(PidValue(
                     digits.then(|| v.parse().ok().and_then(positive)).flatten(),
                 ))
@@ -307,6 +307,20 @@ mod tests {
                 },
             ),
             (br#"{"pid": " 42"}"#, Salvaged::default()),
+            (br#"{"pid": "+42"}"#, Salvaged::default()),
+            (br#"{"pid": ""}"#, Salvaged::default()),
+            (
+                br#"{"pid": "000000000042"}"#,
+                Salvaged {
+                    ours: false,
+                    pid: Some(42),
+                },
+            ),
+            (br#"{"pid": "2147483648"}"#, Salvaged::default()),
+            (
+                br#"{"pid": "99999999999999999999999999999999999999999"}"#,
+                Salvaged::default(),
+            ),
             (br#"{"pid": 0}"#, Salvaged::default()),
             (br#"{"pid": -4}"#, Salvaged::default()),
             (br#"{"pid": 3000000000}"#, Salvaged::default()),
