@@ -42,10 +42,11 @@ xflags::xflags! {
         }
 
         /// Mutation testing: runs the pinned cargo-mutants (installing it if missing) over the
-        /// library, testing each mutant with the workspace's tests. Prints caught, missed,
-        /// timeout and unviable counts per file and writes mutants/report.json to the target
-        /// directory. Fails on a survivor not listed in mutants-accepted.toml, and on a listed
-        /// one that is no longer a survivor. The whole library takes over an hour on 2 cores.
+        /// library in two stages: every mutant with the library's own tests, then each survivor
+        /// again with the workspace's tests. Prints caught, missed, timeout and unviable counts
+        /// per file and writes mutants/report.json to the target directory. Fails on a survivor
+        /// not listed in mutants-accepted.toml, and on a listed one that is no longer a
+        /// survivor.
         cmd mutants {
             /// Only these source files or directories of the library (crates/scope-lock/src).
             repeated paths: PathBuf
@@ -57,10 +58,10 @@ xflags::xflags! {
             optional --build-timeout secs: u32
             /// Mutants tested at once, each in its own copy of the tree; 1 by default.
             optional --jobs n: u32
-            /// Test each mutant with the library's own tests only (its unit, integration and
-            /// doc tests), not the whole workspace: several times faster. A mutant they catch,
-            /// the workspace's tests catch too; a survivor counts as missed until a run
-            /// without this flag confirms it.
+            /// Stage 1 only: test each mutant with the library's own tests (its unit,
+            /// integration and doc tests), and skip re-testing the survivors with the
+            /// workspace's. A survivor then counts as missed until a run without this flag
+            /// confirms it.
             optional --lib-tests
         }
     }

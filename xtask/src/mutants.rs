@@ -59,37 +59,25 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
     let (coverage, files) = coverage(options)?;
 
     let out_dir = target_dir.join("mutants");
-    let results_dir = out_dir.join("mutants.out");
+    let workspace_dir = out_dir.join(WORKSPACE_STAGE_DIR);
     // Nothing from an earlier run may be read as this one's.
-    sh.remove_path(&results_dir)?;
+    sh.remove_path(out_dir.join("mutants.out"))?;
+    sh.remove_path(&workspace_dir)?;
     sh.remove_path(out_dir.join("report.json"))?;
     sh.create_dir(&out_dir)?;
 
     ensure_installed(sh)?;
+    let tree_before = tree_state(sh)?;
 
-    let mut args: Vec<String> = vec![
-        "mutants".into(),
-        "--package".into(),
-        PACKAGE.into(),
-        format!("--test-workspace={}", !options.lib_tests),
-        // `[profile.mutants]` in Cargo.toml: no debug info, for quick relinks.
-        "--profile=mutants".into(),
-        "--output".into(),
-        out_dir.display().to_string(),
-        "--jobs".into(),
-        options.jobs.unwrap_or(1).to_string(),
-        // Every test binary runs even after one fails, so that each mutant's log names every
-        // test that catches it, not only the first.
-        "--cargo-test-arg=--no-fail-fast".into(),
-    ];
-    for file in &files {
-        args.extend(["--file".into(), file.clone()]);
-    }
+    // Stage 1: every mutant, with the library's own tests.
+    let mut args = common_args(options);
+    args.push("--test-workspace=false".into());
     if let Some(timeout) = options.timeout {
         args.extend(["--timeout".into(), timeout.to_string()]);
     }
-    if let Some(timeout) = options.build_timeout {
-        args.extend(["--build-timeout".into(), timeout.to_string()]);
+    args.extend(["--output".into(), out_dir.display().to_string()]);
+    for file in &files {
+        args.extend(["--file".into(), file.clone()]);
     }
     if let Some(base) = &options.in_diff {
         let diff_file = out_dir.join("in.diff");
@@ -101,34 +89,62 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
         sh.write_file(&diff_file, diff + "\n")?;
         args.extend(["--in-diff".into(), diff_file.display().to_string()]);
     }
-
     eprintln!(
-        "running cargo {} (one line per mutant; the whole library takes over an hour on 2 cores)",
-        args.join(" ")
+        "stage 1: every mutant, with the library's tests (a line for each that is not caught)"
     );
-    let mut command = Command::from(without_cargo_package_env(cmd!(sh, "cargo {args...}")));
-    let status = command.status().context("cannot run cargo mutants")?;
-    // 0: all caught; 2: missed mutants; 3: timeouts. Those are judged below, from its output.
-    // 4 is a failing baseline; the rest are usage or diff errors, explained above by it.
-    match status.code() {
-        Some(0 | 2 | 3) => {}
-        Some(4) => bail!("the workspace's tests fail without any mutation; fix them first"),
-        _ => bail!("cargo mutants failed ({status})"),
-    }
-
-    let outcomes_file = results_dir.join("outcomes.json");
-    let (generated, results, version) = if outcomes_file.exists() {
-        let generated = read_generated(&sh.read_file(results_dir.join("mutants.json"))?)?;
-        let (results, version) = read_outcomes(&sh.read_file(&outcomes_file)?)?;
-        (generated, results, version)
-    } else if options.in_diff.is_some() {
+    let (generated, first, version) = match run_cargo_mutants(sh, &args, &out_dir)? {
+        Some(output) => output,
         // cargo-mutants exits 0 without output when the diff touches no mutable code.
-        (Vec::new(), Vec::new(), CARGO_MUTANTS_VERSION.to_owned())
-    } else {
-        bail!("cargo mutants wrote no {}", outcomes_file.display());
+        None if options.in_diff.is_some() => {
+            (Vec::new(), Vec::new(), CARGO_MUTANTS_VERSION.to_owned())
+        }
+        None => bail!("cargo mutants wrote no outcomes to {}", out_dir.display()),
     };
 
-    let verdict = judge(&generated, &results, &accepted, &coverage);
+    // Stage 2: the survivors of stage 1 again, with the workspace's tests.
+    let retest = to_retest(&first);
+    let second = if options.lib_tests || retest.is_empty() {
+        None
+    } else {
+        // Stage 2 copies the tree anew and selects mutants by name, line and column: the
+        // tree must be the one stage 1 tested.
+        if tree_state(sh)? != tree_before {
+            bail!(
+                "the working tree changed while stage 1 ran: stage 2 would test other code \
+                 (and mutants at other lines); run again without editing meanwhile"
+            );
+        }
+        let mut args = common_args(options);
+        args.push("--test-workspace=true".into());
+        // Its baseline builds and runs only the library's tests (cargo-mutants 27.1.0 tests
+        // the mutated package there), so the timeout it would derive is too short for the
+        // workspace's.
+        let timeout = options.timeout.unwrap_or(WORKSPACE_TIMEOUT_SECS);
+        args.extend(["--timeout".into(), timeout.to_string()]);
+        args.extend(["--output".into(), workspace_dir.display().to_string()]);
+        let retest_files: BTreeSet<&str> = retest.iter().map(|m| m.file.as_str()).collect();
+        for file in retest_files {
+            args.extend(["--file".into(), file.to_owned()]);
+        }
+        for mutant in &retest {
+            args.extend(["--re".into(), exact_name_regex(&mutant.name)]);
+        }
+        eprintln!(
+            "stage 2: the {} survivors of stage 1, with the workspace's tests",
+            retest.len()
+        );
+        let Some((_, results, _)) = run_cargo_mutants(sh, &args, &workspace_dir)? else {
+            bail!(
+                "cargo mutants wrote no outcomes to {}",
+                workspace_dir.display()
+            );
+        };
+        Some(results)
+    };
+
+    let combined = combine(first, second);
+    let mut verdict = judge(&generated, &combined.results, &accepted, &coverage);
+    verdict.not_run.extend(combined.not_retested);
     let report = Report {
         passed: verdict.passed(),
         cargo_mutants: version,
@@ -136,7 +152,7 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
         tests: if options.lib_tests {
             "library"
         } else {
-            "workspace"
+            "library, then workspace for its survivors"
         }
         .to_owned(),
         commit: commit(sh),
@@ -150,6 +166,63 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
     sh.write_file(&report_file, json)?;
     println!("report: {}", report_file.display());
     Ok(report.passed)
+}
+
+/// Mutants tested at once unless `--jobs` says otherwise.
+const DEFAULT_JOBS: u32 = 1;
+
+/// Seconds the workspace's tests may take on one mutant in stage 2, unless `--timeout` says
+/// otherwise: they took 20 to 45 s on 2 loaded cores (README, "Mutation testing").
+const WORKSPACE_TIMEOUT_SECS: u32 = 240;
+
+/// Where, under `<target>/mutants/`, stage 2 writes its `mutants.out/`.
+const WORKSPACE_STAGE_DIR: &str = "workspace";
+
+/// The arguments both stages share. Without `--no-fail-fast`: the test binaries after the
+/// first that fails do not run, so a mutant one binary catches costs that binary's run, not
+/// the whole suite's, and one that makes another binary's waits hang is caught before it
+/// times out. The log still names every test of that binary that fails.
+fn common_args(options: &flags::Mutants) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "mutants".into(),
+        "--package".into(),
+        PACKAGE.into(),
+        // `[profile.mutants]` in Cargo.toml: no debug info, for quick relinks.
+        "--profile=mutants".into(),
+        "--jobs".into(),
+        options.jobs.unwrap_or(DEFAULT_JOBS).to_string(),
+    ];
+    if let Some(timeout) = options.build_timeout {
+        args.extend(["--build-timeout".into(), timeout.to_string()]);
+    }
+    args
+}
+
+/// What one cargo-mutants run wrote: every mutant generated, the fate of each tested, and
+/// its version.
+type Output = (Vec<Mutant>, Vec<(Mutant, Fate)>, String);
+
+/// Runs `cargo <args>` (cargo-mutants, writing to `<output>/mutants.out/`) and reads what it
+/// wrote. `None` when it wrote no outcomes.
+fn run_cargo_mutants(sh: &Shell, args: &[String], output: &Path) -> anyhow::Result<Option<Output>> {
+    eprintln!("running cargo {}", args.join(" "));
+    let mut command = Command::from(without_cargo_package_env(cmd!(sh, "cargo {args...}")));
+    let status = command.status().context("cannot run cargo mutants")?;
+    // 0: all caught; 2: missed mutants; 3: timeouts. Those are judged from its output.
+    // 4 is a failing baseline; the rest are usage or diff errors, explained above by it.
+    match status.code() {
+        Some(0 | 2 | 3) => {}
+        Some(4) => bail!("the tests fail without any mutation; fix them first"),
+        _ => bail!("cargo mutants failed ({status})"),
+    }
+    let results_dir = output.join("mutants.out");
+    let outcomes_file = results_dir.join("outcomes.json");
+    if !outcomes_file.exists() {
+        return Ok(None);
+    }
+    let generated = read_generated(&sh.read_file(results_dir.join("mutants.json"))?)?;
+    let (results, version) = read_outcomes(&sh.read_file(&outcomes_file)?)?;
+    Ok(Some((generated, results, version)))
 }
 
 /// Which files the run covers: the accepted entries of those files must match a generated
@@ -222,6 +295,19 @@ fn ensure_installed(sh: &Shell) -> anyhow::Result<()> {
     .run()
     .with_context(|| format!("cannot install {want}"))?;
     Ok(())
+}
+
+/// What cargo-mutants copies of the tree, as git sees it: the commit, the uncommitted changes
+/// and the untracked files' names (not ignored ones).
+fn tree_state(sh: &Shell) -> anyhow::Result<String> {
+    let head = cmd!(sh, "git rev-parse HEAD").quiet().read()?;
+    let changes = cmd!(sh, "git diff HEAD --no-color --no-ext-diff")
+        .quiet()
+        .read()?;
+    let untracked = cmd!(sh, "git ls-files --others --exclude-standard")
+        .quiet()
+        .read()?;
+    Ok(format!("{head}\n{changes}\n{untracked}"))
 }
 
 /// `abc1234`, with ` + uncommitted changes` when the library's sources differ from it.
@@ -368,6 +454,93 @@ pub(crate) fn read_outcomes(json: &str) -> anyhow::Result<(Vec<(Mutant, Fate)>, 
     Ok((results, parsed.cargo_mutants_version))
 }
 
+/// Whose tests decided a mutant's fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Stage {
+    /// Stage 1: the library's own tests (unit, integration and doc tests of scope-lock).
+    Library,
+    /// Stage 2: the workspace's tests, for the survivors of stage 1.
+    Workspace,
+}
+
+/// A mutant, its fate, and the stage that decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tested {
+    pub(crate) mutant: Mutant,
+    pub(crate) fate: Fate,
+    pub(crate) stage: Stage,
+}
+
+/// Which mutants of stage 1 stage 2 tests again: the survivors. A timeout is not one (the
+/// library's tests already hang on it, and the workspace's would only take longer to), nor is
+/// a mutant that does not build.
+pub(crate) fn to_retest(first: &[(Mutant, Fate)]) -> Vec<Mutant> {
+    first
+        .iter()
+        .filter(|(_, fate)| *fate == Fate::Missed)
+        .map(|(mutant, _)| mutant.clone())
+        .collect()
+}
+
+/// Both stages' results as one.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Combined {
+    pub(crate) results: Vec<Tested>,
+    /// Survivors of stage 1 that stage 2 should have tested and did not (an interrupted run).
+    pub(crate) not_retested: Vec<String>,
+}
+
+/// Combines stage 1's results with stage 2's (`None` when stage 2 did not run): a survivor of
+/// stage 1 takes its fate from stage 2, every other mutant keeps its fate from stage 1.
+pub(crate) fn combine(first: Vec<(Mutant, Fate)>, second: Option<Vec<(Mutant, Fate)>>) -> Combined {
+    let mut combined = Combined {
+        results: Vec::with_capacity(first.len()),
+        not_retested: Vec::new(),
+    };
+    for (mutant, fate) in first {
+        let retested = match &second {
+            Some(second) if fate == Fate::Missed => {
+                let found = second.iter().find(|(m, _)| m.name == mutant.name);
+                if found.is_none() {
+                    combined.not_retested.push(mutant.name.clone());
+                }
+                found.map(|(_, fate)| *fate)
+            }
+            _ => None,
+        };
+        combined.results.push(match retested {
+            Some(fate) => Tested {
+                mutant,
+                fate,
+                stage: Stage::Workspace,
+            },
+            None => Tested {
+                mutant,
+                fate,
+                stage: Stage::Library,
+            },
+        });
+    }
+    combined
+}
+
+/// A regex (for cargo-mutants' `--re`) that matches exactly this mutant's name as `--list`
+/// shows it, with file, line and column, and nothing else.
+pub(crate) fn exact_name_regex(name: &str) -> String {
+    let mut regex = String::with_capacity(name.len() + 8);
+    regex.push('^');
+    for c in name.chars() {
+        // The characters the regex crate gives a meaning to (those `regex::escape` escapes).
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            regex.push('\\');
+        }
+        regex.push(c);
+    }
+    regex.push('$');
+    regex
+}
+
 /// One accepted survivor.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -446,6 +619,9 @@ impl Coverage {
 pub(crate) struct Counts {
     pub(crate) file: String,
     pub(crate) caught: usize,
+    /// Of `caught`, those that only the workspace's tests caught (stage 2).
+    #[serde(default)]
+    pub(crate) caught_by_workspace: usize,
     /// Survivors not listed in the accepted file.
     pub(crate) missed: usize,
     /// Survivors listed in the accepted file.
@@ -458,6 +634,7 @@ pub(crate) struct Counts {
 impl Counts {
     fn add(&mut self, other: &Counts) {
         self.caught += other.caught;
+        self.caught_by_workspace += other.caught_by_workspace;
         self.missed += other.missed;
         self.accepted += other.accepted;
         self.timeout += other.timeout;
@@ -489,6 +666,10 @@ pub(crate) struct Verdict {
     /// that makes no difference.
     pub(crate) unlisted_survivors: Vec<String>,
     pub(crate) accepted_survivors: Vec<AcceptedSurvivor>,
+    /// Mutants that survived the library's tests and that only the workspace's caught: the
+    /// library's own tests do not pin these behaviours down.
+    #[serde(default)]
+    pub(crate) caught_by_workspace: Vec<String>,
     pub(crate) stale_entries: Vec<StaleEntry>,
     /// Mutants generated but never tested (an interrupted run).
     pub(crate) not_run: Vec<String>,
@@ -520,7 +701,7 @@ impl Verdict {
 /// must still be a survivor, and every generated mutant must have been tested.
 pub(crate) fn judge(
     generated: &[Mutant],
-    results: &[(Mutant, Fate)],
+    results: &[Tested],
     accepted: &[Accepted],
     coverage: &Coverage,
 ) -> Verdict {
@@ -532,7 +713,12 @@ pub(crate) fn judge(
             .find(|entry| (entry.file.as_str(), entry.mutant.as_str()) == mutant.key())
             .map(|entry| entry.reason.clone())
     };
-    for (mutant, fate) in results {
+    for Tested {
+        mutant,
+        fate,
+        stage,
+    } in results
+    {
         let counts = per_file
             .entry(mutant.file.as_str())
             .or_insert_with(|| Counts {
@@ -540,7 +726,13 @@ pub(crate) fn judge(
                 ..Counts::default()
             });
         match fate {
-            Fate::Caught => counts.caught += 1,
+            Fate::Caught => {
+                counts.caught += 1;
+                if *stage == Stage::Workspace {
+                    counts.caught_by_workspace += 1;
+                    verdict.caught_by_workspace.push(mutant.name.clone());
+                }
+            }
             Fate::Missed => match reason_of(mutant) {
                 Some(reason) => {
                     counts.accepted += 1;
@@ -564,7 +756,7 @@ pub(crate) fn judge(
     }
     verdict.files = per_file.into_values().collect();
 
-    let tested: BTreeSet<&str> = results.iter().map(|(m, _)| m.name.as_str()).collect();
+    let tested: BTreeSet<&str> = results.iter().map(|it| it.mutant.name.as_str()).collect();
     verdict.not_run = generated
         .iter()
         .filter(|m| !tested.contains(m.name.as_str()))
@@ -575,8 +767,8 @@ pub(crate) fn judge(
         let key = (entry.file.as_str(), entry.mutant.as_str());
         let fates: Vec<Fate> = results
             .iter()
-            .filter(|(m, _)| m.key() == key)
-            .map(|(_, fate)| *fate)
+            .filter(|it| it.mutant.key() == key)
+            .map(|it| it.fate)
             .collect();
         let was_generated = generated.iter().any(|m| m.key() == key);
         let why = if fates.contains(&Fate::Missed) {
@@ -606,7 +798,8 @@ pub(crate) struct Report {
     pub(crate) cargo_mutants: String,
     /// What was mutated.
     pub(crate) scope: String,
-    /// Whose tests judged each mutant: "workspace", or "library" (`--lib-tests`).
+    /// Whose tests judged the mutants: "library" (`--lib-tests`: stage 1 only), or the
+    /// library's and then the workspace's for the survivors (both stages).
     pub(crate) tests: String,
     /// The commit the run was made on.
     pub(crate) commit: String,
@@ -630,22 +823,32 @@ impl Report {
             .max(5);
         let _ = writeln!(
             out,
-            "\n{:<width$} {:>6} {:>6} {:>8} {:>7} {:>8}",
-            "file", "caught", "missed", "accepted", "timeout", "unviable"
+            "\n{:<width$} {:>6} {:>9} {:>6} {:>8} {:>7} {:>8}",
+            "file", "caught", "stage 2", "missed", "accepted", "timeout", "unviable"
         );
         for counts in self.verdict.files.iter().chain([&self.totals]) {
             let _ = writeln!(
                 out,
-                "{:<width$} {:>6} {:>6} {:>8} {:>7} {:>8}",
+                "{:<width$} {:>6} {:>9} {:>6} {:>8} {:>7} {:>8}",
                 counts.file,
                 counts.caught,
+                counts.caught_by_workspace,
                 counts.missed,
                 counts.accepted,
                 counts.timeout,
                 counts.unviable
             );
         }
+        let _ = writeln!(
+            out,
+            "(stage 2: of the caught, those only the workspace's tests caught, after the library's missed them)"
+        );
         let sections = [
+            (
+                "caught only by the workspace's tests (stage 2), not by the library's own:"
+                    .to_owned(),
+                &self.verdict.caught_by_workspace,
+            ),
             (
                 format!(
                     "survivors not listed in {ACCEPTED_FILE} (add a test that kills each, or list it with its reason):"
@@ -683,7 +886,7 @@ impl Report {
     pub(crate) fn summary_line(&self) -> String {
         let t = &self.totals;
         format!(
-            "mutants: {} ({}, {} tests, at {}, cargo-mutants {}, {:.0} min): {} caught, {} missed, {} accepted, {} timeout, {} unviable{}",
+            "mutants: {} ({}, tests: {}, at {}, cargo-mutants {}, {:.0} min): {} caught ({} by stage 2), {} missed, {} accepted, {} timeout, {} unviable{}",
             if self.passed { "PASSED" } else { "FAILED" },
             self.scope,
             self.tests,
@@ -691,6 +894,7 @@ impl Report {
             self.cargo_mutants,
             self.seconds / 60.0,
             t.caught,
+            t.caught_by_workspace,
             t.missed,
             t.accepted,
             t.timeout,
@@ -737,6 +941,15 @@ mod tests {
         }
     }
 
+    /// Decided by stage 1, the library's tests.
+    fn lib(mutant: &Mutant, fate: Fate) -> Tested {
+        Tested {
+            mutant: mutant.clone(),
+            fate,
+            stage: Stage::Library,
+        }
+    }
+
     const A: &str = "crates/scope-lock/src/a.rs";
     const B: &str = "crates/scope-lock/src/b.rs";
 
@@ -761,10 +974,7 @@ mod tests {
         let survivor = mutant(A, 10, "replace == with != in f");
         let caught = mutant(B, 20, "replace g -> bool with true");
         let generated = [survivor.clone(), caught.clone()];
-        let results = [
-            (survivor.clone(), Fate::Missed),
-            (caught.clone(), Fate::Caught),
-        ];
+        let results = [lib(&survivor, Fate::Missed), lib(&caught, Fate::Caught)];
 
         let verdict = judge(&generated, &results, &[], &library());
         assert!(!verdict.passed());
@@ -781,10 +991,10 @@ mod tests {
 
         // Listed under its description, at any line: the survivor moved from line 10 to 14.
         let moved = mutant(A, 14, "replace == with != in f");
-        let results = [(moved.clone(), Fate::Missed), (caught, Fate::Caught)];
+        let results = [lib(&moved, Fate::Missed), lib(&caught, Fate::Caught)];
         let list = [accepted(A, "replace == with != in f")];
         let verdict = judge(
-            &[moved.clone(), results[1].0.clone()],
+            &[moved.clone(), caught.clone()],
             &results,
             &list,
             &library(),
@@ -802,7 +1012,7 @@ mod tests {
     #[test]
     fn an_entry_for_a_mutant_that_is_gone_or_caught_fails() {
         let caught = mutant(A, 10, "replace == with != in f");
-        let results = [(caught.clone(), Fate::Caught)];
+        let results = [lib(&caught, Fate::Caught)];
         let list = [
             accepted(A, "replace == with != in f"),
             accepted(A, "replace f -> bool with false"),
@@ -822,7 +1032,7 @@ mod tests {
     #[test]
     fn entries_are_judged_gone_only_for_files_that_were_run_whole() {
         let m = mutant(A, 10, "replace == with != in f");
-        let results = [(m.clone(), Fate::Caught)];
+        let results = [lib(&m, Fate::Caught)];
         let gone_in_b = [accepted(B, "replace h -> bool with true")];
         // Only a.rs was run: b.rs's entry cannot be judged.
         let only_a = Coverage::Paths(vec![A.to_owned()]);
@@ -845,10 +1055,7 @@ mod tests {
     fn timeouts_and_unviable_mutants_are_counted_not_failed() {
         let hang = mutant(A, 1, "replace += with *= in f");
         let broken = mutant(A, 2, "replace f -> Foo with Default::default()");
-        let results = [
-            (hang.clone(), Fate::Timeout),
-            (broken.clone(), Fate::Unviable),
-        ];
+        let results = [lib(&hang, Fate::Timeout), lib(&broken, Fate::Unviable)];
         let verdict = judge(&[hang, broken], &results, &[], &library());
         assert!(verdict.passed(), "{verdict:?}");
         assert_eq!(
@@ -861,10 +1068,99 @@ mod tests {
     fn a_mutant_generated_but_not_tested_fails() {
         let tested = mutant(A, 1, "replace f -> bool with true");
         let skipped = mutant(A, 2, "replace f -> bool with false");
-        let results = [(tested.clone(), Fate::Caught)];
+        let results = [lib(&tested, Fate::Caught)];
         let verdict = judge(&[tested, skipped.clone()], &results, &[], &library());
         assert!(!verdict.passed());
         assert_eq!(verdict.not_run, [skipped.name]);
+    }
+
+    #[test]
+    fn stage_2_retests_only_the_survivors_and_decides_their_fate() {
+        let caught = mutant(A, 1, "replace f -> bool with true");
+        let survivor = mutant(A, 2, "replace f -> bool with false");
+        let confirmed = mutant(A, 3, "replace == with != in f");
+        let hang = mutant(B, 4, "replace += with *= in g");
+        let broken = mutant(B, 5, "replace g -> Foo with Default::default()");
+        let first = vec![
+            (caught.clone(), Fate::Caught),
+            (survivor.clone(), Fate::Missed),
+            (confirmed.clone(), Fate::Missed),
+            (hang.clone(), Fate::Timeout),
+            (broken.clone(), Fate::Unviable),
+        ];
+        assert_eq!(to_retest(&first), [survivor.clone(), confirmed.clone()]);
+
+        let second = vec![
+            (survivor.clone(), Fate::Caught),
+            (confirmed.clone(), Fate::Missed),
+        ];
+        let combined = combine(first.clone(), Some(second));
+        assert!(combined.not_retested.is_empty());
+        let fates: Vec<(Fate, Stage)> = combined
+            .results
+            .iter()
+            .map(|it| (it.fate, it.stage))
+            .collect();
+        assert_eq!(
+            fates,
+            [
+                (Fate::Caught, Stage::Library),
+                (Fate::Caught, Stage::Workspace),
+                (Fate::Missed, Stage::Workspace),
+                (Fate::Timeout, Stage::Library),
+                (Fate::Unviable, Stage::Library),
+            ]
+        );
+        let generated = [caught, survivor.clone(), confirmed.clone(), hang, broken];
+        let verdict = judge(&generated, &combined.results, &[], &library());
+        assert!(!verdict.passed());
+        assert_eq!(
+            verdict.unlisted_survivors,
+            std::slice::from_ref(&confirmed.name)
+        );
+        assert_eq!(
+            verdict.caught_by_workspace,
+            std::slice::from_ref(&survivor.name)
+        );
+        let totals = verdict.totals();
+        assert_eq!(
+            (totals.caught, totals.caught_by_workspace, totals.missed),
+            (2, 1, 1)
+        );
+        assert_eq!((totals.timeout, totals.unviable), (1, 1));
+
+        // Without stage 2 (`--lib-tests`), a survivor of stage 1 stays one.
+        let combined = combine(first.clone(), None);
+        assert!(combined.not_retested.is_empty());
+        assert!(combined.results.iter().all(|it| it.stage == Stage::Library));
+        let verdict = judge(&generated, &combined.results, &[], &library());
+        assert_eq!(verdict.unlisted_survivors.len(), 2);
+
+        // A survivor that stage 2 did not get to is reported, not passed.
+        let combined = combine(first, Some(vec![(survivor, Fate::Caught)]));
+        assert_eq!(combined.not_retested, std::slice::from_ref(&confirmed.name));
+        let missed = combined.results.iter().find(|it| it.mutant == confirmed);
+        assert_eq!(
+            missed.map(|it| (it.fate, it.stage)),
+            Some((Fate::Missed, Stage::Library))
+        );
+    }
+
+    #[test]
+    fn stage_2_selects_each_survivor_by_its_exact_name() {
+        let name = "crates/scope-lock/src/a.rs:37:28: replace f -> Result<(), Error> with Ok(()) in <impl Foo for Bar>::f";
+        assert_eq!(
+            exact_name_regex(name),
+            "^crates/scope\\-lock/src/a\\.rs:37:28: replace f \\-> Result<\\(\\), Error> with Ok\\(\\(\\)\\) in <impl Foo for Bar>::f$"
+        );
+        for (raw, escaped) in [
+            ("a|b", "^a\\|b$"),
+            ("[x]{1}", "^\\[x\\]\\{1\\}$"),
+            ("*+?.", "^\\*\\+\\?\\.$"),
+            ("^$#&~\\", "^\\^\\$\\#\\&\\~\\\\$"),
+        ] {
+            assert_eq!(exact_name_regex(raw), escaped, "{raw}");
+        }
     }
 
     #[test]
@@ -945,13 +1241,21 @@ mod tests {
     #[test]
     fn the_report_round_trips_and_summarises() -> anyhow::Result<()> {
         let m = mutant(A, 1, "replace f -> bool with true");
-        let results = [(m.clone(), Fate::Caught)];
-        let verdict = judge(&[m], &results, &[], &library());
+        let late = mutant(A, 2, "replace f -> bool with false");
+        let results = [
+            lib(&m, Fate::Caught),
+            Tested {
+                mutant: late.clone(),
+                fate: Fate::Caught,
+                stage: Stage::Workspace,
+            },
+        ];
+        let verdict = judge(&[m, late.clone()], &results, &[], &library());
         let report = Report {
             passed: verdict.passed(),
             cargo_mutants: CARGO_MUTANTS_VERSION.to_owned(),
             scope: library().describe(),
-            tests: "workspace".to_owned(),
+            tests: "library, then workspace for its survivors".to_owned(),
             commit: "abc1234".to_owned(),
             seconds: 600.0,
             totals: verdict.totals(),
@@ -971,8 +1275,17 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("at abc1234"), "{line}");
-        assert!(line.contains("1 caught, 0 missed, 0 accepted"), "{line}");
-        assert!(report.text().contains(A));
+        assert!(
+            line.contains("2 caught (1 by stage 2), 0 missed, 0 accepted"),
+            "{line}"
+        );
+        let text = report.text();
+        assert!(text.contains(A), "{text}");
+        assert!(
+            text.contains("caught only by the workspace's tests (stage 2)")
+                && text.contains(&late.name),
+            "{text}"
+        );
         assert_eq!(latest_summary(Path::new("/nonexistent-target")), None);
         Ok(())
     }
