@@ -21,20 +21,21 @@ impl Backoff {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let seed = (u64::from(std::process::id()) << 32) ^ u64::from(nanos) ^ 0x9E37_79B9_7F4A_7C15;
+        Self::with_seed(first, cap, seed(std::process::id(), nanos))
+    }
+
+    fn with_seed(first: Duration, cap: Duration, seed: u64) -> Self {
         Self {
             step: first,
             cap,
+            // xorshift stays at zero once there: the one state it must never start from.
             state: seed | 1,
         }
     }
 
     /// The next delay, never past `deadline` (zero once it has passed).
     pub(crate) fn next_delay(&mut self, deadline: Instant) -> Duration {
-        // xorshift64: enough randomness for jitter, no dependency.
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
+        self.state = xorshift64(self.state);
         let half = self.step / 2;
         let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX).max(1);
         let delay = half + Duration::from_nanos(self.state % nanos);
@@ -50,6 +51,21 @@ impl Backoff {
         std::thread::sleep(self.next_delay(deadline));
         true
     }
+}
+
+/// A seed that differs for every process id and every clock reading (the pid fills the high
+/// half, the nanoseconds the low one).
+fn seed(pid: u32, nanos: u32) -> u64 {
+    (u64::from(pid) << 32) ^ u64::from(nanos) ^ 0x9E37_79B9_7F4A_7C15
+}
+
+/// One step of Marsaglia's xorshift64 (shifts 13, 7, 17): enough randomness for jitter, and no
+/// dependency.
+fn xorshift64(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
 }
 
 /// `now + timeout`, or a deadline so far away it never comes when that overflows (a timeout of
@@ -80,7 +96,59 @@ mod tests {
     }
 
     #[test]
+    fn the_generator_is_xorshift64() {
+        // The first outputs of xorshift64 (13, 7, 17) from the state 1, as the reference
+        // algorithm (Marsaglia, "Xorshift RNGs", 2003) computes them.
+        let mut x = 1;
+        let outputs: Vec<u64> = (0..4)
+            .map(|_| {
+                x = xorshift64(x);
+                x
+            })
+            .collect();
+        assert_eq!(
+            outputs,
+            [
+                1_082_269_761,
+                1_152_992_998_833_853_505,
+                11_177_516_664_432_764_457,
+                17_678_023_832_001_937_445
+            ]
+        );
+    }
+
+    #[test]
+    fn seeds_differ_between_processes_and_between_clock_readings() {
+        let mut seen = std::collections::HashSet::new();
+        for pid in [0, 1, 2, 3, 1000, u32::MAX] {
+            for nanos in [0, 1, 2, 3, 999_999_999] {
+                assert!(seen.insert(seed(pid, nanos)), "pid {pid}, nanos {nanos}");
+            }
+        }
+    }
+
+    #[test]
+    fn delays_at_the_cap_are_spread_out_for_every_seed() {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let step = Duration::from_millis(16);
+        // Zero is the seed xorshift would stay stuck at; one maps to it if mishandled.
+        for seed in [0, 1, 2, u64::MAX, 0x9E37_79B9_7F4A_7C15] {
+            let mut backoff = Backoff::with_seed(step, step, seed);
+            let delays: std::collections::BTreeSet<Duration> =
+                (0..32).map(|_| backoff.next_delay(far)).collect();
+            assert!(delays.len() >= 30, "seed {seed:#x}: {delays:?}");
+            assert!(
+                delays.iter().all(|d| *d >= step / 2 && *d < step),
+                "seed {seed:#x}: {delays:?}"
+            );
+        }
+    }
+
+    #[test]
     fn an_unbounded_timeout_does_not_overflow() {
-        assert!(deadline_after(Duration::MAX) > Instant::now() + Duration::from_secs(3600));
+        // It means a century: a deadline a few days or years off would come.
+        let before = Instant::now();
+        let never = deadline_after(Duration::MAX);
+        assert!(never >= before + Duration::from_secs(99 * 365 * 24 * 3600));
     }
 }
