@@ -129,3 +129,23 @@ impl fmt::Debug for ScopeGuard {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{LockManager, LockRequest};
+
+    #[test]
+    fn debug_names_the_lock_file_its_holder_and_whether_it_is_held()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let locks = LockManager::new(dir.path());
+        let guard = locks.try_acquire(&LockRequest::new("docs-fixer").scope(["docs"]))?;
+        let text = format!("{guard:?}");
+        assert!(text.starts_with("ScopeGuard {"), "{text}");
+        assert!(text.contains(&format!("{:?}", guard.path())), "{text}");
+        assert!(text.contains("\"docs-fixer\""), "{text}");
+        assert!(text.contains("held: true"), "{text}");
+        guard.release()?;
+        Ok(())
+    }
+}

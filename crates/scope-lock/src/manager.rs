@@ -216,3 +216,17 @@ impl LockManager {
         protocol::list(&self.running_dir, self.sentinel_bound, Stale::Report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sentinel_bound_is_the_default_until_set() {
+        let locks = LockManager::new("loops");
+        assert_eq!(locks.sentinel_bound(), DEFAULT_SENTINEL_BOUND);
+        let locks = locks.with_sentinel_bound(Duration::from_millis(250));
+        assert_eq!(locks.sentinel_bound(), Duration::from_millis(250));
+        assert_eq!(locks.running_dir(), Path::new("loops/.running"));
+    }
+}

@@ -96,3 +96,15 @@ impl WaitObserver for Silent {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_observer_hears_again_every_report_interval_unless_it_says_otherwise() {
+        let closure = |_: &Waiting<'_>| {};
+        assert_eq!(closure.interval(), Some(REPORT_INTERVAL));
+        assert_eq!(Silent.interval(), None);
+    }
+}
