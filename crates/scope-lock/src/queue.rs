@@ -176,11 +176,14 @@ impl Ticket {
             ticket.fill(record)?;
             return Ok(ticket);
         }
-        Err(Error::at_path(
-            ErrorKind::Io,
+        Err(Error::io(
+            "cannot take a ticket in",
             &dir,
-            format!(
-                "{TAKE_ATTEMPTS} ticket numbers from {first} on are all taken by files that cannot be removed"
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{TAKE_ATTEMPTS} ticket numbers from {first} on are all taken by files that cannot be removed"
+                ),
             ),
         ))
     }
@@ -195,7 +198,7 @@ impl Ticket {
             .map_err(|err| Error::io("cannot lock", &self.path, err))?;
         if !locked {
             return Err(Error::at_path(
-                ErrorKind::Io,
+                ErrorKind::Interference,
                 &self.path,
                 "a freshly created ticket is already locked by someone else",
             ));

@@ -5,16 +5,20 @@
 
 mod common;
 
+use std::error::Error as _;
 use std::fs;
 #[cfg(target_os = "linux")]
 use std::os::unix::fs::FileTypeExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TestResult, fixture, flock_is_held};
-use scope_lock::{AcquireError, ConflictRule, LockRecord, LockRequest, ScopeGuard, Waiting};
+use common::{TestResult, expect_failure, fixture, flock_is_held};
+use scope_lock::{
+    AcquireError, ConflictRule, ErrorKind, LockRecord, LockRequest, MAX_RECORD_BYTES, ScopeGuard,
+    Waiting,
+};
 
 /// Long enough never to be reached when the code is right; reaching it fails the test.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -259,7 +263,7 @@ fn a_waiter_blocked_by_our_own_lock_does_not_block_us() -> TestResult {
 fn the_observer_hears_the_holder_when_waiting_starts_and_then_periodically() -> TestResult {
     let f = fixture()?;
     let holder = f.acquire("holder", "src")?;
-    let mut reports: Vec<(bool, Option<String>, Option<u64>)> = Vec::new();
+    let mut reports: Vec<(bool, Option<String>, Option<u64>, Duration)> = Vec::new();
     let err = f
         .locks
         .acquire_with(
@@ -270,6 +274,7 @@ fn the_observer_hears_the_holder_when_waiting_starts_and_then_periodically() -> 
                     wait.is_first(),
                     wait.conflict().holder().map(|h| h.loop_name().to_owned()),
                     wait.ticket(),
+                    wait.waited(),
                 ));
             },
         )
@@ -288,6 +293,11 @@ fn the_observer_hears_the_holder_when_waiting_starts_and_then_periodically() -> 
     );
     assert!(
         reports.iter().all(|r| r.2.is_some() && r.2 == reports[0].2),
+        "{reports:?}"
+    );
+    // Each report says how long the wait has gone on: longer at every later one.
+    assert!(
+        reports.windows(2).all(|pair| pair[1].3 > pair[0].3),
         "{reports:?}"
     );
     holder.release()?;
@@ -316,5 +326,192 @@ fn things_in_the_queue_that_are_not_tickets_are_left_alone() -> TestResult {
         "the FIFO was touched"
     );
     assert!(dir.is_dir(), "the directory was touched");
+    Ok(())
+}
+
+/// Files a ticket as a waiting process would: `record`, padded with spaces to `len` bytes,
+/// under `number` in the queue. The waiter is alive for as long as the returned file (which
+/// holds the ticket's flock) is open.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "stands in for another process's waiter, which flocks its own ticket"
+)]
+fn file_ticket(
+    running: &Path,
+    number: u64,
+    record: &LockRecord,
+    len: usize,
+) -> Result<(PathBuf, fs::File), Box<dyn std::error::Error>> {
+    let queue = running.join(".queue");
+    fs::create_dir_all(&queue)?;
+    let mut bytes = record.to_json().into_bytes();
+    bytes.resize(len.max(bytes.len()), b' ');
+    let path = queue.join(format!("{number:020}"));
+    fs::write(&path, &bytes)?;
+    let file = fs::File::open(&path)?;
+    file.try_lock()
+        .map_err(|err| format!("cannot flock {}: {err}", path.display()))?;
+    Ok((path, file))
+}
+
+/// A waiter of another process (pid 1 is alive and never our ancestor) over `rel`.
+fn waiter_record(f: &common::Fixture, rel: &str) -> LockRecord {
+    LockRecord::new("waiter", vec![f.path(rel)], 1, "2026-01-01T00:00:00+00:00")
+}
+
+#[test]
+fn a_tickets_record_is_read_up_to_the_size_limit_and_no_further() -> TestResult {
+    let f = fixture()?;
+    let record = waiter_record(&f, "src");
+    let limit = usize::try_from(MAX_RECORD_BYTES)?;
+
+    // A record of exactly the limit is a waiter like any other: we may not go first.
+    let (path, live) = file_ticket(f.running(), 1, &record, limit)?;
+    let err = f.acquire("late", "src").map(drop).unwrap_err();
+    let conflict = err
+        .conflict()
+        .ok_or_else(|| format!("expected a conflict: {err}"))?;
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Waiting { .. }),
+        "{conflict}"
+    );
+    assert_eq!(conflict.holder().map(LockRecord::loop_name), Some("waiter"));
+    drop(live);
+    fs::remove_file(&path)?;
+
+    // One byte more is not a record: the ticket cannot be ordered against and is skipped.
+    let (_path, _live) = file_ticket(f.running(), 2, &record, limit + 1)?;
+    f.acquire("late", "src")?.release()?;
+    Ok(())
+}
+
+#[test]
+fn the_ticket_of_a_waiter_that_is_gone_is_removed_by_the_next_scan() -> TestResult {
+    let f = fixture()?;
+    let (stale, file) = file_ticket(f.running(), 7, &waiter_record(&f, "src"), 0)?;
+    // Its waiter dies: the flock is gone, the file stays.
+    drop(file);
+    assert!(stale.exists());
+    f.acquire("late", "src")?.release()?;
+    assert_eq!(tickets(f.running())?, Vec::<String>::new());
+    Ok(())
+}
+
+#[test]
+fn a_queue_that_cannot_be_listed_is_an_error_naming_it() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let queue = f.running().join(".queue");
+    fs::write(&queue, "not a directory")?;
+    let err = expect_failure(f.acquire("a", "src"));
+    assert!(err.to_string().contains(&*queue.to_string_lossy()), "{err}");
+    assert_eq!(fs::read(&queue)?, b"not a directory");
+    Ok(())
+}
+
+#[test]
+fn a_queue_directory_that_is_a_symlink_is_refused_and_nothing_is_filed_where_it_points()
+-> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let elsewhere = tempfile::tempdir()?;
+    let queue = f.running().join(".queue");
+    std::os::unix::fs::symlink(elsewhere.path(), &queue)?;
+    let holder = f.acquire("holder", "src")?;
+    // Blocked, the waiter must take a ticket, and refuses to through the symlink. (The
+    // deadline is only reached by a waiter that queued anyway.)
+    let err = expect_failure(
+        f.locks
+            .acquire(&f.request("waiter", "src"), Duration::from_secs(10)),
+    );
+    assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
+    assert!(err.to_string().contains(&*queue.to_string_lossy()), "{err}");
+    assert_eq!(fs::read_dir(elsewhere.path())?.count(), 0);
+    holder.release()?;
+    Ok(())
+}
+
+/// The ticket number a waiter for `request` takes: it waits (for a holder the caller keeps) a
+/// moment, reports its ticket when it starts waiting, and times out.
+fn ticket_taken(
+    f: &common::Fixture,
+    request: &LockRequest,
+) -> Result<Result<Option<u64>, AcquireError>, Box<dyn std::error::Error>> {
+    let mut ticket = None;
+    let mut observer = |wait: &Waiting<'_>| {
+        if wait.is_first() {
+            ticket = wait.ticket();
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    match f.locks.acquire_with(request, deadline, &mut observer) {
+        Err(AcquireError::Timeout(_)) => Ok(Ok(ticket)),
+        Err(err) => Ok(Err(err)),
+        Ok(guard) => Err(format!("acquired past a live holder: {guard:?}").into()),
+    }
+}
+
+#[test]
+fn a_waiter_tries_sixty_four_numbers_after_the_last_live_ticket() -> TestResult {
+    let f = fixture()?;
+    let holder = f.acquire("holder", "src")?;
+    // A live waiter (over another scope) holds number 1; numbers after it are taken by
+    // directories, which nobody removes.
+    let (_path, _live) = file_ticket(f.running(), 1, &waiter_record(&f, "docs"), 0)?;
+    let queue = f.running().join(".queue");
+    for number in 2..=64 {
+        fs::create_dir(queue.join(format!("{number:020}")))?;
+    }
+    // 2 to 64 are taken: the 64th number tried, 65, is free.
+    let request = f.request("waiter", "src");
+    assert_eq!(ticket_taken(&f, &request)??, Some(65));
+    // With 65 taken too, all 64 numbers from 2 on are: an error that says so.
+    fs::create_dir(queue.join(format!("{:020}", 65)))?;
+    let err = match ticket_taken(&f, &request)? {
+        Err(AcquireError::Failed(err)) => err,
+        other => return Err(format!("expected an error, got {other:?}").into()),
+    };
+    let message = format!(
+        "{err}: {}",
+        err.source().map(ToString::to_string).unwrap_or_default()
+    );
+    assert!(
+        message.contains("64 ticket numbers from 2 on are all taken")
+            && message.contains(&*queue.to_string_lossy()),
+        "{message}"
+    );
+    holder.release()?;
+    Ok(())
+}
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "stands in for another process that filed a file under the waiter's number"
+)]
+fn a_waiter_leaving_does_not_remove_a_file_that_replaced_its_ticket() -> TestResult {
+    let f = fixture()?;
+    let holder = f.acquire("holder", "src")?;
+    let waiter = start_waiting(&f.locks, f.request("waiter", "src"), PATIENCE)?;
+    let names = tickets(f.running())?;
+    let [name] = names.as_slice() else {
+        return Err(format!("expected one ticket, found {names:?}").into());
+    };
+    // Someone removes the waiter's ticket and files their own, flocked, under its name.
+    let path = f.running().join(".queue").join(name);
+    fs::remove_file(&path)?;
+    fs::write(&path, "theirs")?;
+    let theirs = fs::File::open(&path)?;
+    theirs
+        .try_lock()
+        .map_err(|err| format!("cannot flock {}: {err}", path.display()))?;
+
+    holder.release()?;
+    waiter.recv_timeout(PATIENCE)??.release()?;
+    assert_eq!(
+        fs::read(&path)?,
+        b"theirs",
+        "the waiter removed a file not its own"
+    );
     Ok(())
 }
