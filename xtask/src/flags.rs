@@ -39,6 +39,9 @@ xflags::xflags! {
         cmd bench {
             /// Smoke sizes: seconds, not minutes; the figures are not for comparison.
             optional --quick
+            /// Only these parts, comma-separated: p1, p2 (measured together), p3, p4, p5,
+            /// memory (which runs P2 too). For iterating; every part by default.
+            optional --only parts: String
         }
 
         /// Mutation testing: runs the pinned cargo-mutants (installing it if missing) over the
@@ -101,6 +104,7 @@ pub struct Repro {
 #[derive(Debug)]
 pub struct Bench {
     pub quick: bool,
+    pub only: Option<String>,
 }
 
 #[derive(Debug)]

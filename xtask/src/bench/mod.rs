@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick]`: how fast the lock is, measured beside what it must be
+//! `cargo xtask bench [--quick] [--only PARTS]`: how fast the lock is, measured beside what it must be
 //! compared with, in one run.
 //!
 //! The measuring is done by `bench-driver` (package `regression`, built in release mode),
@@ -43,14 +43,20 @@ fn run(sh: &Shell, flags: &flags::Bench) -> anyhow::Result<bool> {
     sh.create_dir(&work)?;
     // Before the run: the figures belong to the tree as it was built.
     let context = context(sh);
-    let quick: &[&str] = if flags.quick { &["--quick"] } else { &[] };
+    let mut options: Vec<String> = Vec::new();
+    if flags.quick {
+        options.push("--quick".into());
+    }
+    if let Some(only) = &flags.only {
+        options.extend(["--only".into(), only.clone()]);
+    }
     eprintln!(
-        "running bench-driver run{} (release build) ...",
-        if flags.quick { " --quick" } else { "" }
+        "running bench-driver run {} (release build) ...",
+        options.join(" ")
     );
     let stdout = without_cargo_package_env(cmd!(
         sh,
-        "{driver} run --work-dir {work} --cli {cli} {quick...}"
+        "{driver} run --work-dir {work} --cli {cli} {options...}"
     ))
     .read()
     .context("bench-driver failed")?;

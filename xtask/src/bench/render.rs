@@ -450,6 +450,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_run_of_some_parts_shows_only_those() -> anyhow::Result<()> {
+        let mut partial = sample();
+        for part in ["held", "scope_size", "contended"] {
+            partial[part] = json!([]);
+        }
+        partial["memory"] = Value::Null;
+        let table = Report::new(partial, Value::Null)?.table();
+        assert!(table.contains("P3 handoff p99, 8 waiters"), "{table}");
+        for absent in ["P1/P2", "P4 contended", "P5", "memory (peak RSS)"] {
+            assert!(!table.contains(absent), "{absent:?} in\n{table}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn durations_pick_their_unit() {
         assert_eq!(duration(12.34), "12.3 µs");
         assert_eq!(duration(12_340.0), "12.34 ms");

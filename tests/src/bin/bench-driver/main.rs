@@ -3,8 +3,10 @@
 //! line (progress goes to stderr).
 //!
 //! ```text
-//! bench-driver run --work-dir W [--quick] [--cli PATH]   the whole benchmark (with PATH, the
-//!                                           `scope-lock` command's peak RSS too)
+//! bench-driver run --work-dir W [--quick] [--cli PATH] [--only PARTS]
+//!                                           the whole benchmark (with PATH, the `scope-lock`
+//!                                           command's peak RSS too); with PARTS (e.g. `p3,p4`),
+//!                                           only those of p1, p2, p3, p4, p5 and memory
 //! bench-driver hold --running-dir D --root R --paths K      (internal: a holder of many locks)
 //! bench-driver hammer --side ours|mutex --root R --worker K --hold-us H --window-ms W
 //!                                                           (internal: one P4 process)
@@ -47,7 +49,8 @@ fn main() -> ExitCode {
     };
     // Each command names the options it takes: anything else is refused, never ignored.
     let result = match command.as_str() {
-        "run" => Args::parse(parser, &["work-dir", "cli"], &["quick"]).and_then(|args| run(&args)),
+        "run" => Args::parse(parser, &["work-dir", "cli", "only"], &["quick"])
+            .and_then(|args| run(&args)),
         "hold" => Args::parse(parser, &["running-dir", "root", "paths"], &[]).and_then(|args| {
             holder::serve(
                 &args.path("running-dir")?,
@@ -181,28 +184,80 @@ impl Shape {
     }
 }
 
+/// The parts of a run, as `--only` names them; P1 and P2 are measured together.
+const PARTS: [&str; 6] = ["p1", "p2", "p3", "p4", "p5", "memory"];
+
+/// The parts `--only` asks for (every part without it); an unknown name is an error.
+fn parts(only: Option<&str>) -> Result<Vec<&'static str>, String> {
+    let Some(only) = only else {
+        return Ok(PARTS.to_vec());
+    };
+    let mut wanted = Vec::new();
+    for name in only
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let part = PARTS
+            .iter()
+            .find(|part| part.eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("--only {name:?}: expected some of {}", PARTS.join(", ")))?;
+        wanted.push(*part);
+    }
+    if wanted.is_empty() {
+        return Err(format!(
+            "--only names no part; expected some of {}",
+            PARTS.join(", ")
+        ));
+    }
+    Ok(wanted)
+}
+
 fn run(args: &Args) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|err| format!("finding myself: {err}"))?;
     let work = args.path("work-dir")?;
     let shape = Shape::new(args.flag("quick"));
+    let parts = parts(args.get("only").ok())?;
+    let wants = |part: &str| parts.contains(&part);
     let load_before = load_average();
-    eprintln!("bench: P1/P2 (held locks: {:?})", shape.held_counts);
     let cli = args.path("cli").ok();
-    let (held, list_rss) = held_locks(&exe, &work, &shape, cli.as_deref())?;
-    eprintln!("bench: memory");
-    let memory = memory(&exe, &work, list_rss)?;
-    eprintln!(
-        "bench: P5 ({} holders of {:?} paths)",
-        shape.p5_holders, shape.p5_sizes
-    );
-    let scope_size = scope_size(&exe, &work, &shape)?;
-    eprintln!("bench: P4 (processes: {:?})", shape.p4.processes);
-    let contended = contended::run(&exe, &work, &shape.p4)?;
-    eprintln!("bench: P3 (waiters: {:?})", shape.p3.waiters);
-    let handoff = handoff::run(&exe, &work, &shape.p3)?;
+    let (mut held, mut list_rss) = (Vec::new(), Value::Null);
+    // Memory needs P2's largest listing, so it runs P2 too.
+    if wants("p1") || wants("p2") || wants("memory") {
+        eprintln!("bench: P1/P2 (held locks: {:?})", shape.held_counts);
+        (held, list_rss) = held_locks(&exe, &work, &shape, cli.as_deref())?;
+    }
+    let memory = if wants("memory") {
+        eprintln!("bench: memory");
+        memory(&exe, &work, list_rss)?
+    } else {
+        Value::Null
+    };
+    let scope_size = if wants("p5") {
+        eprintln!(
+            "bench: P5 ({} holders of {:?} paths)",
+            shape.p5_holders, shape.p5_sizes
+        );
+        scope_size(&exe, &work, &shape)?
+    } else {
+        Vec::new()
+    };
+    let contended = if wants("p4") {
+        eprintln!("bench: P4 (processes: {:?})", shape.p4.processes);
+        contended::run(&exe, &work, &shape.p4)?
+    } else {
+        Vec::new()
+    };
+    let handoff = if wants("p3") {
+        eprintln!("bench: P3 (waiters: {:?})", shape.p3.waiters);
+        handoff::run(&exe, &work, &shape.p3)?
+    } else {
+        Vec::new()
+    };
     print_json(&json!({
         "schema": 1,
         "quick": args.flag("quick"),
+        "parts": parts,
         "machine": machine(load_before),
         "held": held,
         "scope_size": scope_size,
@@ -492,4 +547,17 @@ fn two(samples: Vec<Samples>) -> Result<[Samples; 2], String> {
 
 fn three(samples: Vec<Samples>) -> Result<[Samples; 3], String> {
     <[Samples; 3]>::try_from(samples).map_err(|_| "expected three contenders".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_picks_the_named_parts_and_refuses_unknown_ones() {
+        assert_eq!(parts(None), Ok(PARTS.to_vec()));
+        assert_eq!(parts(Some("P3, p4")), Ok(vec!["p3", "p4"]));
+        assert!(parts(Some("p3,p9")).is_err_and(|err| err.contains("\"p9\"")));
+        assert!(parts(Some(",")).is_err());
+    }
 }

@@ -20,62 +20,64 @@ impl Report {
             "ratios: ours / a baseline measured beside it, interleaved, best round against best round;\n\
              spread: median round above best\n"
         );
-        let _ = writeln!(
-            w,
-            "P1/P2 acquire+release with N live locks held by another process"
-        );
-        let _ = writeln!(
-            w,
-            "{:>6}  {:>10} {:>7}  {:>10} {:>7}  {:>10} {:>8}",
-            "held", "ours", "spread", "floor", "ours/fl", "pre-fix", "ours/pre"
-        );
-        for row in &self.held {
+        if !self.held.is_empty() {
             let _ = writeln!(
                 w,
-                "{:>6}  {:>10} {:>6.0}%  {:>10} {:>7.2}  {:>10} {:>8.2}",
-                row.held,
-                duration(row.ours.best),
-                row.ours.spread(),
-                duration(row.floor.best),
-                row.ours.best / row.floor.best,
-                duration(row.prefix.best),
-                row.ours.best / row.prefix.best,
+                "P1/P2 acquire+release with N live locks held by another process"
             );
-        }
-        for (from, to, ours, floor) in self.per_held_lock() {
             let _ = writeln!(
                 w,
-                "  each held lock from {from} to {to}: ours {}, floor {} ({:.2}x)",
-                duration(ours),
-                duration(floor),
-                ours / floor
+                "{:>6}  {:>10} {:>7}  {:>10} {:>7}  {:>10} {:>8}",
+                "held", "ours", "spread", "floor", "ours/fl", "pre-fix", "ours/pre"
             );
-        }
-        let _ = writeln!(w, "\nP2 list_locks");
-        let _ = writeln!(
-            w,
-            "{:>6}  {:>10} {:>7}  {:>10}  {:>7}  {:>12} {:>12}",
-            "held", "ours", "spread", "floor", "ours/fl", "ours/lock", "floor/lock"
-        );
-        for row in &self.held {
-            let per = |t: Timing| {
-                if row.held == 0 {
-                    "-".to_owned()
-                } else {
-                    duration(t.best / row.held as f64)
-                }
-            };
+            for row in &self.held {
+                let _ = writeln!(
+                    w,
+                    "{:>6}  {:>10} {:>6.0}%  {:>10} {:>7.2}  {:>10} {:>8.2}",
+                    row.held,
+                    duration(row.ours.best),
+                    row.ours.spread(),
+                    duration(row.floor.best),
+                    row.ours.best / row.floor.best,
+                    duration(row.prefix.best),
+                    row.ours.best / row.prefix.best,
+                );
+            }
+            for (from, to, ours, floor) in self.per_held_lock() {
+                let _ = writeln!(
+                    w,
+                    "  each held lock from {from} to {to}: ours {}, floor {} ({:.2}x)",
+                    duration(ours),
+                    duration(floor),
+                    ours / floor
+                );
+            }
+            let _ = writeln!(w, "\nP2 list_locks");
             let _ = writeln!(
                 w,
-                "{:>6}  {:>10} {:>6.0}%  {:>10}  {:>7.2}  {:>12} {:>12}",
-                row.held,
-                duration(row.list_ours.best),
-                row.list_ours.spread(),
-                duration(row.list_floor.best),
-                row.list_ours.best / row.list_floor.best,
-                per(row.list_ours),
-                per(row.list_floor),
+                "{:>6}  {:>10} {:>7}  {:>10}  {:>7}  {:>12} {:>12}",
+                "held", "ours", "spread", "floor", "ours/fl", "ours/lock", "floor/lock"
             );
+            for row in &self.held {
+                let per = |t: Timing| {
+                    if row.held == 0 {
+                        "-".to_owned()
+                    } else {
+                        duration(t.best / row.held as f64)
+                    }
+                };
+                let _ = writeln!(
+                    w,
+                    "{:>6}  {:>10} {:>6.0}%  {:>10}  {:>7.2}  {:>12} {:>12}",
+                    row.held,
+                    duration(row.list_ours.best),
+                    row.list_ours.spread(),
+                    duration(row.list_floor.best),
+                    row.list_ours.best / row.list_floor.best,
+                    per(row.list_ours),
+                    per(row.list_floor),
+                );
+            }
         }
         if let Some(holders) = self.scope_size.first().map(|row| row.holders) {
             let _ = writeln!(
@@ -104,26 +106,28 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(
-            w,
-            "\nP4 contended throughput: N processes, one scope, 1 ms of busy work per hold, waiting in acquire (holds/s)"
-        );
-        let _ = writeln!(
-            w,
-            "{:>9}  {:>8} {:>8}  {:>8} {:>8}  {:>10}",
-            "processes", "ours", "median", "mutex", "median", "ours/mutex"
-        );
-        for row in &self.contended {
+        if !self.contended.is_empty() {
             let _ = writeln!(
                 w,
-                "{:>9}  {:>8.0} {:>8.0}  {:>8.0} {:>8.0}  {:>10.2}",
-                row.processes,
-                row.ours.0,
-                row.ours.1,
-                row.mutex.0,
-                row.mutex.1,
-                row.ours.0 / row.mutex.0
+                "\nP4 contended throughput: N processes, one scope, 1 ms of busy work per hold, waiting in acquire (holds/s)"
             );
+            let _ = writeln!(
+                w,
+                "{:>9}  {:>8} {:>8}  {:>8} {:>8}  {:>10}",
+                "processes", "ours", "median", "mutex", "median", "ours/mutex"
+            );
+            for row in &self.contended {
+                let _ = writeln!(
+                    w,
+                    "{:>9}  {:>8.0} {:>8.0}  {:>8.0} {:>8.0}  {:>10.2}",
+                    row.processes,
+                    row.ours.0,
+                    row.ours.1,
+                    row.mutex.0,
+                    row.mutex.1,
+                    row.ours.0 / row.mutex.0
+                );
+            }
         }
         if !self.handoff.is_empty() {
             let _ = writeln!(
@@ -164,15 +168,17 @@ impl Report {
             }
         }
         let memory = &self.measured["memory"];
-        let _ = writeln!(
-            w,
-            "\nmemory (peak RSS): a process doing nothing {} KiB; holding one lock {} KiB; list_locks over {} locks {} KiB; `scope-lock list` over them {} KiB",
-            memory["idle_process_kib"],
-            memory["one_lock_holder_kib"],
-            memory["list_locks_count"],
-            memory["list_locks_kib"],
-            memory["cli_list_kib"],
-        );
+        if !memory.is_null() {
+            let _ = writeln!(
+                w,
+                "\nmemory (peak RSS): a process doing nothing {} KiB; holding one lock {} KiB; list_locks over {} locks {} KiB; `scope-lock list` over them {} KiB",
+                memory["idle_process_kib"],
+                memory["one_lock_holder_kib"],
+                memory["list_locks_count"],
+                memory["list_locks_kib"],
+                memory["cli_list_kib"],
+            );
+        }
         let _ = writeln!(w, "\ntargets (issue 10; reported, never asserted)");
         for (what, ratio, target, met) in self.targets() {
             let _ = writeln!(
