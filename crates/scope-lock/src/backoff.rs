@@ -42,15 +42,6 @@ impl Backoff {
         self.step = (self.step * 2).min(self.cap);
         delay.min(deadline.saturating_duration_since(Instant::now()))
     }
-
-    /// Sleeps for the next delay; `false` (without sleeping) once `deadline` has passed.
-    pub(crate) fn sleep_until_next(&mut self, deadline: Instant) -> bool {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(self.next_delay(deadline));
-        true
-    }
 }
 
 /// A seed that differs for every process id and every clock reading (the pid fills the high
@@ -92,7 +83,6 @@ mod tests {
             assert!(*delay >= Duration::from_millis(8) && *delay < Duration::from_millis(16));
         }
         assert_eq!(backoff.next_delay(Instant::now()), Duration::ZERO);
-        assert!(!backoff.sleep_until_next(Instant::now()));
     }
 
     #[test]

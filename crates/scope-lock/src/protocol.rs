@@ -18,8 +18,9 @@
 //!
 //! 1. **Sentinel** ([`Sentinel::lock`]): open without following symlinks, refuse anything but a
 //!    regular file and filesystems whose flock is unreliable, try for the flock without blocking
-//!    for at most the manager's bound (so a stopped holder delays nobody longer; past it the
-//!    error is `Busy` and names the holder's pid), then check the path still names the locked
+//!    for at most the manager's bound, woken between tries by the holder closing the sentinel
+//!    (so a stopped holder delays nobody longer; past it the error is `Busy` and names the
+//!    holder's pid), then check the path still names the locked
 //!    inode (a sentinel deleted and recreated meanwhile would split contenders across two
 //!    inodes). Then, when acquiring, check that the lock file's name is
 //!    not taken by a directory, symlink or FIFO ([`ensure_target_usable`]), so that is a clear
@@ -61,7 +62,8 @@
 //!    of the sentinel that saw the conflict. Between attempts, wait (never past the deadline)
 //!    for an event about the file that blocks it: removed, or its descriptor closed, which is
 //!    also how a holder's death shows. A waiter with a ticket is blocked by the earlier waiter
-//!    ahead of it before any lock, so a release wakes the head of the queue and no one else. The attempt that succeeds removes
+//!    ahead of it before any lock, so a release wakes the head of the queue and no one else.
+//!    The watches are in place before the first attempt. The attempt that succeeds removes
 //!    the ticket as it publishes; a waiter that gives up removes it on the way out; one that
 //!    is killed leaves a ticket whose flock is free, which the next scan removes.
 //!
@@ -100,11 +102,17 @@ const PUBLISH_SUFFIX: &str = ".tmp";
 /// How often to retry when the sentinel we locked turns out to have been replaced.
 const SENTINEL_ATTEMPTS: usize = 16;
 
-/// The first and the longest pause between tries of a busy sentinel. Holds of the sentinel
-/// last well under a millisecond (a scan and a rename), so the first retries come quickly; the
-/// cap keeps a long wait from spinning.
+/// The first and the longest pause between tries of a busy sentinel where no watch wakes the
+/// waiter. Holds of the sentinel last well under a millisecond (a scan and a rename), so the
+/// first retries come quickly; the cap keeps a long wait from spinning.
 const SENTINEL_FIRST_PAUSE: Duration = Duration::from_micros(50);
 const SENTINEL_MAX_PAUSE: Duration = Duration::from_millis(5);
+
+/// The longest a waiter for a busy sentinel sleeps on its watch before trying again anyway. A
+/// close wakes it at once; this is for the release it cannot see: a holder whose descriptor a
+/// forked child still shares unlocks without closing the last copy, and a sentinel replaced
+/// meanwhile is not the file the watch is on.
+const SENTINEL_RECHECK: Duration = SENTINEL_MAX_PAUSE;
 
 /// The first and the longest pause between looks at a conflict that no event can announce: a
 /// lock of the original's, whose holder's death closes nothing we can watch (or any conflict,
@@ -420,17 +428,43 @@ impl Drop for Sentinel {
 impl Sentinel {
     /// Takes the directory sentinel, trying for at most `bound` (at least once).
     ///
-    /// flock has no timed form, so this tries without blocking and pauses between tries (a
-    /// jittered backoff from microseconds up to a few milliseconds). A process that holds the
-    /// sentinel and is stopped or stuck therefore costs others at most `bound`, after which
-    /// they get [`ErrorKind::Busy`] naming it, never a hang.
+    /// flock has no timed form, so this tries without blocking, and while the sentinel is busy
+    /// waits for its holder to close it: a watch wakes us on every close of the sentinel
+    /// ([`DirWatch::watch_closes`]), and every holder closes its descriptor once it has
+    /// unlocked (ours unlock explicitly first, then close). The watch is added after a
+    /// failed try and followed by one more try, so a close between the two cannot be missed;
+    /// a wait still ends after [`SENTINEL_RECHECK`] for a release that closes nothing we can
+    /// see. Where there is no watch, it pauses between tries instead (a jittered backoff from
+    /// microseconds up to a few milliseconds). Either way, a process that holds the sentinel
+    /// and is stopped or stuck costs others at most `bound`, after which they get
+    /// [`ErrorKind::Busy`] naming it, never a hang.
     pub(crate) fn lock(running_dir: &Path, bound: Duration) -> Result<Self, Error> {
+        Self::lock_with(running_dir, bound, Patience::WATCH, &mut || {})
+    }
+
+    /// [`lock`](Self::lock), waiting as `patience` says and calling `before_wait` each time
+    /// it is about to wait for a busy sentinel (tests use it to release the sentinel exactly
+    /// then).
+    fn lock_with(
+        running_dir: &Path,
+        bound: Duration,
+        patience: Patience,
+        before_wait: &mut dyn FnMut(),
+    ) -> Result<Self, Error> {
         let path = running_dir.join(SENTINEL_NAME);
         let deadline = deadline_after(bound);
-        let mut backoff = Backoff::new(SENTINEL_FIRST_PAUSE, SENTINEL_MAX_PAUSE);
+        let mut backoff = Backoff::new(patience.first_pause, patience.max_pause);
+        // Made the first time the sentinel is busy; `None` inside when no watch can be had.
+        let mut watch: Option<Option<DirWatch>> = None;
         for _ in 0..SENTINEL_ATTEMPTS {
             let file = imp::open_sentinel(&path).map_err(|err| open_error(&path, err))?;
-            ensure_regular(&file, &path)?;
+            // One `fstat` serves both: the type, and the inode the descriptor (so the lock
+            // we take) refers to, which no later call can change.
+            let meta = imp::metadata(&file).map_err(|err| Error::io("cannot stat", &path, err))?;
+            if !meta.is_file() {
+                return Err(not_a_lock_file(&path, &meta.file_type()));
+            }
+            let locked = imp::id_of(&meta);
             if let Some(fs_name) = imp::unreliable_flock_filesystem(&file)
                 .map_err(|err| Error::io("cannot inspect the filesystem of", &path, err))?
             {
@@ -446,11 +480,29 @@ impl Sentinel {
             while !imp::try_lock_exclusive(&file)
                 .map_err(|err| Error::io("cannot lock", &path, err))?
             {
-                if !backoff.sleep_until_next(deadline) {
+                if watch.is_none() {
+                    watch = Some(patience.watch.then(|| watch_closes(&path)).flatten());
+                    if watch.as_ref().is_some_and(Option::is_some) {
+                        // A close before the watch was in place went unseen: try again.
+                        continue;
+                    }
+                }
+                let now = Instant::now();
+                if now >= deadline {
                     return Err(busy(&path, &file, bound));
                 }
+                before_wait();
+                match watch.as_mut().and_then(Option::as_mut) {
+                    Some(active) => {
+                        let timeout = patience.max_pause.min(deadline - now);
+                        if active.wait(timeout, None).is_err() {
+                            // Given up for the backoff, not turned into an error.
+                            watch = Some(None);
+                        }
+                    }
+                    None => std::thread::sleep(backoff.next_delay(deadline)),
+                }
             }
-            let locked = imp::file_id(&file).map_err(|err| Error::io("cannot stat", &path, err))?;
             let named = imp::path_id(&path).map_err(|err| Error::io("cannot stat", &path, err))?;
             if named == Some(locked) {
                 return Ok(Self { file });
@@ -462,6 +514,32 @@ impl Sentinel {
             "keeps being replaced while we lock it; is something deleting it?",
         ))
     }
+}
+
+/// How [`Sentinel::lock_with`] waits for a busy sentinel.
+#[derive(Debug, Clone, Copy)]
+struct Patience {
+    /// Wake on the sentinel's closes where the system can watch them; else back off.
+    watch: bool,
+    /// The backoff's first pause, without a watch.
+    first_pause: Duration,
+    /// The backoff's longest pause without a watch ([`SENTINEL_MAX_PAUSE`]); with one, the
+    /// longest wait on it before trying again anyway ([`SENTINEL_RECHECK`]).
+    max_pause: Duration,
+}
+
+impl Patience {
+    const WATCH: Self = Self {
+        watch: true,
+        first_pause: SENTINEL_FIRST_PAUSE,
+        max_pause: SENTINEL_RECHECK,
+    };
+}
+
+/// A watch on the closes of the sentinel at `path`, where the system has one.
+fn watch_closes(path: &Path) -> Option<DirWatch> {
+    let mut watch = DirWatch::new().ok()?;
+    (watch.is_precise() && watch.watch_closes(path).is_ok()).then_some(watch)
 }
 
 /// The error for a sentinel that stayed locked for all of `bound`: names it and, where the
@@ -1224,15 +1302,6 @@ fn open_error(path: &Path, err: io::Error) -> Error {
     }
 }
 
-fn ensure_regular(file: &File, path: &Path) -> Result<(), Error> {
-    let meta = imp::metadata(file).map_err(|err| Error::io("cannot stat", path, err))?;
-    if meta.is_file() {
-        Ok(())
-    } else {
-        Err(not_a_lock_file(path, &meta.file_type()))
-    }
-}
-
 fn not_a_lock_file(path: &Path, file_type: &FileType) -> Error {
     Error::at_path(
         ErrorKind::NotALockFile,
@@ -1628,6 +1697,107 @@ mod tests {
         let err = readable_json(&record_of_len(cap + 1)?, target).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidScope, "{err}");
         assert!(err.to_string().contains("over the limit"), "{err}");
+        Ok(())
+    }
+
+    /// Runs [`Sentinel::lock_with`] on a thread while the test holds the sentinel, and calls
+    /// `let_go` with the held file once the waiter is about to wait for it (so strictly after
+    /// its tries, never instead of them); what `let_go` returns stays open until the waiter
+    /// has answered. Returns what the waiter got, or `None` when it had got nothing after a
+    /// while (a waiter that never noticed).
+    fn wait_for_held_sentinel(
+        bound: Duration,
+        patience: Patience,
+        let_go: impl FnOnce(File) -> Option<File>,
+    ) -> Result<Option<Result<(), Error>>, Box<dyn std::error::Error>> {
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir()?;
+        let running_dir = dir.path().to_path_buf();
+        let held = hold_sentinel(&running_dir)?;
+        let (waiting_tx, waiting) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        // Not joined: a waiter that never notices would hold the test up for its bound.
+        std::thread::spawn(move || {
+            let mut before_wait = || {
+                let _ = waiting_tx.send(());
+            };
+            let got = Sentinel::lock_with(&running_dir, bound, patience, &mut before_wait);
+            let _ = done_tx.send(got.map(drop));
+        });
+        // Generous: the waiter needs microseconds.
+        let patience_of_the_test = Duration::from_secs(20);
+        let kept = match waiting.recv_timeout(patience_of_the_test) {
+            Ok(()) => let_go(held),
+            Err(_) => Some(held),
+        };
+        let got = done.recv_timeout(patience_of_the_test).ok();
+        drop(kept);
+        drop(dir);
+        Ok(got)
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_waiter_for_the_sentinel_is_woken_by_its_holder_closing_it() -> TestResult {
+        // Were the close not to wake it (or were there no watch), the waiter would sleep for
+        // an hour before its next try.
+        let patience = Patience {
+            watch: true,
+            first_pause: HOUR,
+            max_pause: HOUR,
+        };
+        let got = wait_for_held_sentinel(HOUR, patience, |_| None)?;
+        assert!(
+            matches!(got, Some(Ok(()))),
+            "the waiter did not take the sentinel its holder closed: {got:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_waiter_for_the_sentinel_tries_again_after_its_recheck_without_a_close() -> TestResult {
+        // Unlocked but not closed, as by a holder whose forked child shares its descriptor: no
+        // event comes, and only trying again finds the sentinel free.
+        let patience = Patience {
+            watch: true,
+            first_pause: HOUR,
+            max_pause: Duration::from_millis(1),
+        };
+        let got = wait_for_held_sentinel(HOUR, patience, |held| {
+            imp::unlock(&held).ok().map(|()| held)
+        })?;
+        assert!(matches!(got, Some(Ok(()))), "{got:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn without_a_watch_a_waiter_for_the_sentinel_backs_off_and_tries_again() -> TestResult {
+        let patience = Patience {
+            watch: false,
+            ..Patience::WATCH
+        };
+        let got = wait_for_held_sentinel(HOUR, patience, |_| None)?;
+        assert!(matches!(got, Some(Ok(()))), "{got:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_waiter_for_the_sentinel_still_gives_up_busy_at_its_bound() -> TestResult {
+        // The holder never lets go; the waiter must not sleep for its recheck past the bound.
+        for watch in [true, false] {
+            let patience = Patience {
+                watch,
+                first_pause: HOUR,
+                max_pause: HOUR,
+            };
+            let got = wait_for_held_sentinel(Duration::from_millis(50), patience, Some)?;
+            match got {
+                Some(Err(err)) => assert_eq!(err.kind(), ErrorKind::Busy, "{err}"),
+                other => panic!("watch {watch}: expected Busy, got {other:?}"),
+            }
+        }
         Ok(())
     }
 

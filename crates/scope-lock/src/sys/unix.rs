@@ -24,21 +24,22 @@ pub(crate) struct FileId {
 
 /// The identity of the inode an open descriptor refers to (`fstat`).
 pub(crate) fn file_id(file: &File) -> io::Result<FileId> {
-    let meta = file.metadata()?;
-    Ok(FileId {
+    Ok(id_of(&file.metadata()?))
+}
+
+/// The identity of the inode `meta` describes.
+pub(crate) fn id_of(meta: &Metadata) -> FileId {
+    FileId {
         dev: meta.dev(),
         ino: meta.ino(),
-    })
+    }
 }
 
 /// The identity of the inode a path names right now, without following a final symlink
 /// (`lstat`); `None` when nothing is there.
 pub(crate) fn path_id(path: &Path) -> io::Result<Option<FileId>> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) => Ok(Some(FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        })),
+        Ok(meta) => Ok(Some(id_of(&meta))),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err),
     }
@@ -321,7 +322,11 @@ impl Interest {
 /// and the caller polls with a backoff instead.
 ///
 /// Scans do not wake anyone: they open files read-only, and their closes are not watched. The
-/// sentinel, whose every use closes a descriptor opened for writing, is a dot file and ignored.
+/// sentinel is a dot file and ignored by directory watches; [`DirWatch::watch_closes`] watches
+/// it on its own, for a process waiting to take it.
+///
+/// An instance is kept for this process's next wait when the watch is dropped (see
+/// [`SPARE_INOTIFY`]): closing one costs the closer milliseconds.
 #[derive(Debug)]
 pub(crate) struct DirWatch {
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -329,14 +334,103 @@ pub(crate) struct DirWatch {
     watches: Vec<(i32, PathBuf, Interest)>,
 }
 
+/// Inotify instances that this process no longer uses, kept for its next wait.
+///
+/// Closing an instance that has had watches blocks the closer until the kernel has freed them
+/// (it waits out an RCU grace period: 8 to 16 ms measured on Linux 6.18, whatever the load).
+/// A waiter drops its watch right after it got its lock, so every waiting acquire would pay
+/// that before it returns, holding the lock. Removing the watches is cheap, so a spent
+/// instance loses its watches and waits here instead; closing it later costs nothing, since
+/// the kernel freed its watches long before.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+static SPARE_INOTIFY: Spares = Spares::new(4);
+
+/// Spare descriptors, each with the pid of the process that put it there: a child created by
+/// `fork` inherits its parent's, which share their event queues with the parent's, so it must
+/// not use them.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[derive(Debug)]
+struct Spares {
+    spare: std::sync::Mutex<Vec<(u32, rustix::fd::OwnedFd)>>,
+    max: usize,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Spares {
+    const fn new(max: usize) -> Self {
+        Self {
+            spare: std::sync::Mutex::new(Vec::new()),
+            max,
+        }
+    }
+
+    /// A spare descriptor of process `pid`'s, if there is one. Drops those of other processes.
+    /// Never blocks: a list held by another thread (or by a thread that did not survive a
+    /// fork) is as good as empty.
+    fn take(&self, pid: u32) -> Option<rustix::fd::OwnedFd> {
+        let mut spare = self.spare.try_lock().ok()?;
+        spare.retain(|(owner, _)| *owner == pid);
+        spare.pop().map(|(_, fd)| fd)
+    }
+
+    /// Keeps `fd` for process `pid`, unless `max` are kept already (then it is closed).
+    fn give(&self, pid: u32, fd: rustix::fd::OwnedFd) {
+        if let Ok(mut spare) = self.spare.try_lock()
+            && spare.len() < self.max
+        {
+            spare.push((pid, fd));
+        }
+    }
+}
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 impl DirWatch {
+    /// A watch with nothing watched yet: a spare instance of this process's, or a new one.
     pub(crate) fn new() -> io::Result<Self> {
         use rustix::fs::inotify::{CreateFlags, init};
+        let inotify = match SPARE_INOTIFY.take(current_pid()) {
+            Some(inotify) => inotify,
+            None => init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?,
+        };
         Ok(Self {
-            inotify: init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?,
+            inotify,
             watches: Vec::new(),
         })
+    }
+
+    /// Empties the instance of watches and events and gives a descriptor of it to `spares`,
+    /// so that it closes late and cheaply instead of now, at the cost of a grace period; ours
+    /// then closes without being the last.
+    fn retire(&mut self, spares: &Spares) {
+        if self.reset().is_ok()
+            && let Ok(kept) = self.inotify.try_clone()
+        {
+            spares.give(current_pid(), kept);
+        }
+    }
+
+    /// Removes every watch and reads every pending event: the instance is as good as new.
+    fn reset(&mut self) -> io::Result<()> {
+        use rustix::fs::inotify::remove_watch;
+        // A removal fails only for a watch the kernel dropped already (its directory went).
+        for (wd, _, _) in std::mem::take(&mut self.watches) {
+            let _ = remove_watch(&self.inotify, wd);
+        }
+        // Each removal queued an `IN_IGNORED`: read them now, with whatever else was pending.
+        // (Anything left could at worst wake the next user once for nothing.)
+        self.drain(None).map(drop)
+    }
+
+    /// Also wakes [`wait`](Self::wait) whenever a descriptor of `file`'s inode is closed,
+    /// read-only or not: what a process waiting for someone's flock on it to end needs, since
+    /// flock's holders close their descriptor after unlocking (or to unlock). The watch stays
+    /// on the inode if the name is removed or replaced; the waiter's own checks of the name
+    /// (and its timeout) deal with that.
+    pub(crate) fn watch_closes(&mut self, file: &Path) -> io::Result<()> {
+        use rustix::fs::inotify::{WatchFlags, add_watch};
+        let wd = add_watch(&self.inotify, file, WatchFlags::CLOSE)?;
+        self.watches.push((wd, file.to_path_buf(), Interest::All));
+        Ok(())
     }
 
     /// Whether [`wait`](Self::wait) ends on events (else it only sleeps).
@@ -435,12 +529,25 @@ impl DirWatch {
     }
 }
 
+/// Gives the instance back to [`SPARE_INOTIFY`] (see [`DirWatch::retire`]).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Drop for DirWatch {
+    fn drop(&mut self) {
+        self.retire(&SPARE_INOTIFY);
+    }
+}
+
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 impl DirWatch {
     pub(crate) fn new() -> io::Result<Self> {
         Ok(Self {
             watches: Vec::new(),
         })
+    }
+
+    /// No watch on this system: the caller polls.
+    pub(crate) fn watch_closes(&mut self, _file: &Path) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
     }
 
     pub(crate) fn is_precise(&self) -> bool {
@@ -733,6 +840,103 @@ mod tests {
         assert!(!watch.wait(Duration::ZERO, focus)?);
         drop(holder_a);
         assert!(watch.wait(Duration::from_secs(30), focus)?);
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_close_watch_wakes_on_every_close_of_the_file_and_nothing_else() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let sentinel = dir.path().join(".acquire.lock");
+        let holder = open_sentinel(&sentinel)?;
+        let mut watch = DirWatch::new()?;
+        watch.watch_closes(&sentinel)?;
+        // Other files, and locking and unlocking without a close, wake nobody.
+        drop(create_new(&dir.path().join("a.lock"))?);
+        assert!(try_lock_exclusive(&holder)?);
+        unlock(&holder)?;
+        assert!(!watch.wait(Duration::ZERO, None)?);
+        // A read-only descriptor closing (how ours and most holders let go) wakes.
+        drop(holder);
+        assert!(watch.wait(Duration::from_secs(30), None)?);
+        assert!(!watch.wait(Duration::ZERO, None)?);
+        // So does one opened for writing (the original's).
+        drop(OpenOptions::new().write(true).open(&sentinel)?);
+        assert!(watch.wait(Duration::from_secs(30), None)?);
+        Ok(())
+    }
+
+    /// The watches that `/proc/self/fdinfo` lists for the inotify descriptor `fd`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn inotify_watches(fd: &rustix::fd::OwnedFd) -> io::Result<usize> {
+        use std::os::fd::AsRawFd as _;
+        let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+        Ok(info
+            .lines()
+            .filter(|l| l.starts_with("inotify wd:"))
+            .count())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_reset_watch_watches_nothing_and_has_nothing_pending() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut watch = DirWatch::new()?;
+        let file = dir.path().join("x");
+        drop(create_new(&file)?);
+        assert!(watch.watch(dir.path(), Interest::All)?);
+        watch.watch_closes(&file)?;
+        drop(open_lock_file(&file)?);
+        drop(create_new(&dir.path().join("a"))?);
+        assert_eq!(inotify_watches(&watch.inotify)?, 2);
+        watch.reset()?;
+        assert_eq!(inotify_watches(&watch.inotify)?, 0);
+        assert!(watch.watches.is_empty());
+        // The close above and the removals' notices were read: nothing wakes it.
+        drop(create_new(&dir.path().join("b"))?);
+        assert!(!watch.wait(Duration::ZERO, None)?);
+        // It can watch again, as new.
+        assert!(watch.watch(dir.path(), Interest::All)?);
+        drop(create_new(&dir.path().join("c"))?);
+        assert!(watch.wait(Duration::from_secs(30), None)?);
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_retired_watch_leaves_a_spare_without_watches_for_this_process() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spares = Spares::new(4);
+        let mut watch = DirWatch::new()?;
+        watch.watch(dir.path(), Interest::All)?;
+        watch.retire(&spares);
+        let spare = spares
+            .take(current_pid())
+            .ok_or("no spare was kept")
+            .map_err(io::Error::other)?;
+        assert_eq!(inotify_watches(&spare)?, 0);
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn spare_instances_go_only_to_the_process_that_kept_them_and_only_so_many() -> io::Result<()> {
+        use rustix::fs::inotify::{CreateFlags, init};
+        let spares = Spares::new(2);
+        let me = current_pid();
+        let new = || init(CreateFlags::CLOEXEC);
+        // Another process's (a parent's, inherited through fork) is never handed out.
+        spares.give(me.wrapping_add(1), new()?);
+        assert!(spares.take(me).is_none());
+        spares.give(me, new()?);
+        assert!(spares.take(me).is_some());
+        assert!(spares.take(me).is_none());
+        for _ in 0..3 {
+            spares.give(me, new()?);
+        }
+        assert!(spares.take(me).is_some());
+        assert!(spares.take(me).is_some());
+        assert!(spares.take(me).is_none(), "kept more than its maximum");
         Ok(())
     }
 
