@@ -248,7 +248,16 @@ pub(crate) fn acquire_until(
     let prepared = Prepared::new(running_dir, request)?;
     let started = Instant::now();
     let mut ticket = None;
-    let mut watch: Option<DirWatch> = None;
+    // Watched before the first attempt, so that the attempt that finds the scope taken is the
+    // last look before the wait. A watch added only after it would need one more attempt
+    // (events before it went unseen): one more hold of the sentinel per waiting acquire, just
+    // when the waiter that a release woke wants it. The queue's directory exists once anyone
+    // has waited; until then it is watched after the attempt that creates it.
+    let mut watch = DirWatch::new().ok();
+    if let Some(watch) = &mut watch {
+        let _ = watch.watch(&prepared.running_dir, Interest::LockFiles);
+        let _ = watch.watch(&queue::queue_dir(&prepared.running_dir), Interest::All);
+    }
     let mut reported_at: Option<Instant> = None;
     let mut poll = Backoff::new(POLL_FIRST_PAUSE, POLL_MAX_PAUSE);
     loop {
@@ -271,7 +280,7 @@ pub(crate) fn acquire_until(
             watch = DirWatch::new().ok();
         }
         let (precise, fresh) = match &mut watch {
-            Some(watch) => watch_for(watch, running_dir, &conflict),
+            Some(watch) => watch_for(watch, &prepared.running_dir, &conflict),
             None => (false, false),
         };
         if fresh {
