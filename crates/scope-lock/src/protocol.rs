@@ -1551,6 +1551,35 @@ mod tests {
         walk(dir, prefix, depth, Stale::Clean, &mut listing, sentinel).map(|()| listing)
     }
 
+    /// An unlink that fails is reported, by a reclaim and by a release alike, never passed
+    /// over as if the file were gone. (A directory stands in for a file that cannot be
+    /// unlinked: `unlink` refuses it whoever asks, root included.)
+    #[test]
+    fn an_unlink_that_fails_is_reported_by_reclaim_and_release() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let path = dir.path().join("x.lock");
+        std::fs::create_dir(&path)?;
+        let judged = imp::open_lock_file(&path)?;
+
+        let mut listing = LockListing::default();
+        reclaim(path.clone(), &judged, Stale::Clean, &mut listing, &sentinel);
+        match listing.problems.as_slice() {
+            [
+                ScanProblem {
+                    path: reported,
+                    kind: ProblemKind::ReclaimFailed { .. },
+                },
+            ] if *reported == path => {}
+            problems => panic!("the failed unlink is not reported: {problems:?}"),
+        }
+        assert!(listing.reclaimed.is_empty());
+
+        let err = unlink_if_ours(&path, imp::file_id(&judged)?, &sentinel).unwrap_err();
+        assert_eq!(err.path(), Some(path.as_path()), "{err}");
+        assert!(path.is_dir());
+        Ok(())
+    }
+
     #[test]
     fn a_nested_directory_removed_before_it_is_listed_holds_nothing() -> TestResult {
         let (dir, sentinel) = held_dir()?;
@@ -1808,6 +1837,17 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// Whatever a scan would not read back as written is never published. A pid of 0 is one
+    /// such record (the reader wants a positive process id); acquiring never makes one, but
+    /// the check is what keeps any such mistake from blocking a directory.
+    #[test]
+    fn a_record_that_would_not_read_back_is_refused() {
+        let record = LockRecord::new("x", vec!["/x".into()], 0, "t");
+        let err = readable_json(&record, Path::new("/run/x.lock")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidScope, "{err}");
+        assert!(err.to_string().contains("would not read back"), "{err}");
     }
 
     #[test]

@@ -206,8 +206,18 @@ fn try_acquire_does_not_jump_ahead_of_an_earlier_overlapping_waiter() -> TestRes
     let theirs = f.write_lock_file("original", record.to_json().as_bytes())?;
     let waiter = start_waiting(
         &f.locks,
-        LockRequest::new("wants-a-and-b").scope([f.path("a"), f.path("b")]),
+        LockRequest::new("wants-a-and-b")
+            .scope([f.path("a"), f.path("b")])
+            .singleton(true),
         PATIENCE,
+    )?;
+
+    // A lock of ours that does not block the waiter (not a singleton, though of its name): it
+    // does not let us go before the waiter.
+    let ours = f.locks.try_acquire(
+        &LockRequest::new("wants-a-and-b")
+            .instance_id("ours")
+            .scope([f.path("c")]),
     )?;
 
     // `b` is free of locks, but the earlier waiter wants it too: refused, naming the waiter.
@@ -224,6 +234,8 @@ fn try_acquire_does_not_jump_ahead_of_an_earlier_overlapping_waiter() -> TestRes
         Some("wants-a-and-b")
     );
     assert!(err.to_string().contains("goes first"), "{err}");
+    // The waiter is a thread of this process.
+    assert!(conflict.is_held_by_this_process(), "{conflict}");
     // find_conflict says the same.
     let found = f.locks.find_conflict(&f.request("wants-b", "b"))?;
     assert_eq!(found.as_ref().map(|c| c.rule()), Some(conflict.rule()));
@@ -234,6 +246,7 @@ fn try_acquire_does_not_jump_ahead_of_an_earlier_overlapping_waiter() -> TestRes
     assert_eq!(guard.record().loop_name(), "wants-a-and-b");
     guard.release()?;
     f.acquire("wants-b", "b")?.release()?;
+    ours.release()?;
     Ok(())
 }
 
@@ -243,7 +256,11 @@ fn a_waiter_blocked_by_our_own_lock_does_not_block_us() -> TestResult {
     // waiter cannot go before our lock is released, so making us wait for it would deadlock.
     let f = fixture()?;
     let outer = f.acquire("outer", "src")?;
-    let waiter = start_waiting(&f.locks, f.request("waits-for-src", "src"), PATIENCE)?;
+    let waiter = start_waiting(
+        &f.locks,
+        LockRequest::new("waits-for-src").scope([f.path("src"), f.path("other")]),
+        PATIENCE,
+    )?;
     let err = f.acquire("nested", "src/x").map(drop).unwrap_err();
     // Refused by our own lock (same process, not an ancestor), never by the waiter behind it.
     let conflict = err.conflict().ok_or("expected a conflict")?;
@@ -254,6 +271,25 @@ fn a_waiter_blocked_by_our_own_lock_does_not_block_us() -> TestResult {
     // Something disjoint from our lock but overlapping the waiter passes.
     let beside = f.acquire_paths("beside", &["other"])?;
     beside.release()?;
+    outer.release()?;
+    waiter.recv_timeout(PATIENCE)??.release()?;
+    Ok(())
+}
+
+#[test]
+fn a_singleton_waiter_blocked_by_our_singleton_does_not_block_us() -> TestResult {
+    // Our singleton `n` holds `a`; another instance of `n` waits for it, over `b`. That waiter
+    // cannot go before our lock is released, so it must not hold up what we acquire over `b`.
+    let f = fixture()?;
+    let singleton = |id: &str, rel: &str| {
+        LockRequest::new("n")
+            .instance_id(id)
+            .scope([f.path(rel)])
+            .singleton(true)
+    };
+    let outer = f.locks.try_acquire(&singleton("n-1", "a"))?;
+    let waiter = start_waiting(&f.locks, singleton("n-2", "b"), PATIENCE)?;
+    f.acquire("beside", "b")?.release()?;
     outer.release()?;
     waiter.recv_timeout(PATIENCE)??.release()?;
     Ok(())
