@@ -76,14 +76,14 @@ pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
 
 /// Tries `flock(LOCK_EX | LOCK_NB)` on `file`: `Ok(true)` when taken, `Ok(false)` when another
 /// open file description holds it (including one in this very process).
+///
+/// No retry on `EINTR`: a signal can interrupt `flock` only while it waits for the lock, and
+/// with `LOCK_NB` it never waits.
 pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(true),
-            Err(TryLockError::WouldBlock) => return Ok(false),
-            Err(TryLockError::Error(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(TryLockError::Error(err)) => return Err(err),
-        }
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(err)) => Err(err),
     }
 }
 
@@ -445,10 +445,10 @@ impl DirWatch {
         if self.watches.iter().any(|(_, watched, _)| watched == dir) {
             return Ok(false);
         }
+        // No DELETE_SELF: a deleted directory's watch ends with IGNORED, which wakes anyway.
         let flags = WatchFlags::DELETE
             | WatchFlags::MOVED_FROM
             | WatchFlags::CLOSE_WRITE
-            | WatchFlags::DELETE_SELF
             | WatchFlags::MOVE_SELF
             | WatchFlags::ONLYDIR
             | WatchFlags::DONT_FOLLOW;
@@ -604,10 +604,19 @@ pub(crate) fn pid_is_dead(pid: u32) -> bool {
 /// The pids of this process's ancestors, nearest first, excluding this process and pid 1.
 /// Read afresh on every call: a process's parent changes when its parent dies.
 pub(crate) fn ancestor_pids() -> Vec<u32> {
+    ancestor_chain(std::os::unix::process::parent_id(), parent_of)
+}
+
+/// The most ancestors [`ancestor_chain`] follows.
+const MAX_ANCESTORS: usize = 4096;
+
+/// `first` and its ancestors by `parent_of`, nearest first. The chain ends before pid 1 (and
+/// before 0, "no parent"), where `parent_of` cannot say, and where a pid comes round again (the
+/// process table changed under us while we read it); it is at most [`MAX_ANCESTORS`] long.
+fn ancestor_chain(first: u32, parent_of: impl Fn(u32) -> Option<u32>) -> Vec<u32> {
     let mut ancestors = Vec::new();
-    let mut next = std::os::unix::process::parent_id();
-    // A bound in case the process table changes under us into a cycle.
-    while next > 1 && ancestors.len() < 4096 && !ancestors.contains(&next) {
+    let mut next = first;
+    while next > 1 && ancestors.len() < MAX_ANCESTORS && !ancestors.contains(&next) {
         ancestors.push(next);
         match parent_of(next) {
             Some(parent) => next = parent,
@@ -701,6 +710,30 @@ mod tests {
         assert_eq!(read_up_to(&File::open(&path)?, 5000)?, content[..5000]);
         std::fs::write(&path, b"")?;
         assert!(read_sized(&File::open(&path)?, 0, 10)?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_short_read_ends_the_read_once_the_expected_bytes_are_in() -> io::Result<()> {
+        // Each read of a datagram socket returns one datagram: short reads on demand. The
+        // receiving end does not block, so a read past the two datagrams fails (EAGAIN).
+        let (tx, rx) = std::os::unix::net::UnixDatagram::pair()?;
+        rx.set_nonblocking(true)?;
+        let rx = File::from(std::os::fd::OwnedFd::from(rx));
+        tx.send(b"hel")?;
+        tx.send(b"lo")?;
+        // Short of the expected 5 bytes after the first read: reads on; then stops.
+        assert_eq!(read_sized(&rx, 5, 4096)?, b"hello");
+        tx.send(b"hello")?;
+        assert_eq!(read_sized(&rx, 2, 4096)?, b"hello");
+        Ok(())
+    }
+
+    #[test]
+    fn a_failing_read_is_an_error() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let err = read_sized(&File::open(dir.path())?, 0, 4096).expect_err("read of a directory");
+        assert_eq!(err.raw_os_error(), Some(Errno::ISDIR.raw_os_error()));
         Ok(())
     }
 
@@ -937,6 +970,151 @@ mod tests {
         assert!(spares.take(me).is_some());
         assert!(spares.take(me).is_some());
         assert!(spares.take(me).is_none(), "kept more than its maximum");
+        Ok(())
+    }
+
+    #[test]
+    fn a_path_id_is_the_inode_the_path_names_and_only_a_missing_path_is_none() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("a.lock");
+        let file = create_new(&path)?;
+        assert_eq!(path_id(&path)?, Some(file_id(&file)?));
+        assert_eq!(path_id(&dir.path().join("missing"))?, None);
+        // A file used as a directory is ENOTDIR, not "nothing there".
+        let err = path_id(&path.join("x")).expect_err("a path through a file has no inode");
+        assert_eq!(err.raw_os_error(), Some(Errno::NOTDIR.raw_os_error()));
+        Ok(())
+    }
+
+    #[test]
+    fn ancestor_chains_end_at_init_at_a_repeat_or_at_the_bound() {
+        let table = |pairs: &'static [(u32, u32)]| {
+            move |pid| {
+                pairs
+                    .iter()
+                    .find(|(child, _)| *child == pid)
+                    .map(|(_, p)| *p)
+            }
+        };
+        // Up to init, which is left out, as is 0 ("no parent").
+        assert_eq!(ancestor_chain(9, table(&[(9, 7), (7, 1)])), vec![9, 7]);
+        assert_eq!(ancestor_chain(9, table(&[(9, 7), (7, 0)])), vec![9, 7]);
+        assert_eq!(ancestor_chain(1, table(&[])), Vec::<u32>::new());
+        // Up to a pid whose parent cannot be read.
+        assert_eq!(ancestor_chain(9, table(&[(9, 7)])), vec![9, 7]);
+        // A table that changed into a cycle while it was read.
+        assert_eq!(
+            ancestor_chain(9, table(&[(9, 7), (7, 5), (5, 9)])),
+            vec![9, 7, 5]
+        );
+        // An endless chain of fresh pids stops at the bound.
+        let endless = ancestor_chain(2, |pid| Some(pid + 1));
+        assert_eq!(endless.len(), MAX_ANCESTORS);
+        assert_eq!(endless.last(), Some(&(MAX_ANCESTORS as u32 + 1)));
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn the_parent_read_from_proc_is_the_one_getppid_reports() {
+        assert_eq!(
+            parent_of(current_pid()),
+            Some(std::os::unix::process::parent_id())
+        );
+    }
+
+    #[test]
+    fn waiters_ignore_dot_files_and_lock_file_waiters_ignore_other_names() {
+        for (interest, name, wanted) in [
+            (Interest::LockFiles, "a.lock", true),
+            (Interest::LockFiles, "a.log", false),
+            (Interest::LockFiles, ".acquire.lock", false),
+            (Interest::All, "a.lock", true),
+            (Interest::All, "1700000000-42", true),
+            (Interest::All, ".hidden", false),
+            (Interest::All, ".acquire.lock", false),
+        ] {
+            assert_eq!(
+                interest.wants(name.as_bytes()),
+                wanted,
+                "{interest:?} {name}"
+            );
+        }
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_dir_watch_without_events_waits_out_its_timeout() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut watch = DirWatch::new()?;
+        assert!(watch.watch(dir.path(), Interest::All)?);
+        let timeout = Duration::from_millis(200);
+        let started = Instant::now();
+        assert!(!watch.wait(timeout, None)?);
+        // A lower bound only: the wait may end later on a busy machine, never earlier.
+        assert!(
+            started.elapsed() >= timeout,
+            "woke after {:?}",
+            started.elapsed()
+        );
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_watched_directory_that_is_removed_and_made_again_is_watched_afresh() -> io::Result<()> {
+        let parent = tempfile::tempdir()?;
+        let dir = parent.path().join(".running");
+        create_dir(&dir)?;
+        let mut watch = DirWatch::new()?;
+        assert!(watch.watch(&dir, Interest::LockFiles)?);
+        // rmdir queues the directory's own deletion and the end of its watch in one go.
+        fs::remove_dir(&dir)?;
+        assert!(watch.wait(Duration::from_secs(30), None)?);
+        create_dir(&dir)?;
+        assert!(
+            watch.watch(&dir, Interest::LockFiles)?,
+            "the watch of the removed directory was not forgotten"
+        );
+        drop(create_new(&dir.join("a.lock"))?);
+        assert!(watch.wait(Duration::from_secs(30), None)?);
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_dir_watch_wakes_when_a_name_or_the_directory_itself_is_moved() -> io::Result<()> {
+        let parent = tempfile::tempdir()?;
+        let dir = parent.path().join(".running");
+        create_dir(&dir)?;
+        drop(create_new(&dir.join("a.lock"))?);
+        let mut watch = DirWatch::new()?;
+        assert!(watch.watch(&dir, Interest::LockFiles)?);
+        fs::rename(dir.join("a.lock"), parent.path().join("a.lock"))?;
+        assert!(watch.wait(Duration::from_secs(30), None)?);
+        fs::rename(&dir, parent.path().join("moved"))?;
+        assert!(watch.wait(Duration::from_secs(30), None)?);
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_dir_watch_refuses_a_file_and_a_symlink_to_a_directory() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("a.lock");
+        drop(create_new(&file)?);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link)?;
+        let mut watch = DirWatch::new()?;
+        for path in [&file, &link] {
+            let err = watch
+                .watch(path, Interest::LockFiles)
+                .expect_err("only a directory can be watched");
+            assert_eq!(
+                err.raw_os_error(),
+                Some(Errno::NOTDIR.raw_os_error()),
+                "{path:?}"
+            );
+        }
         Ok(())
     }
 
