@@ -85,7 +85,7 @@ use crate::listing::{
     FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem, maybe_live_reason,
 };
 use crate::python_json::salvage;
-use crate::queue::{self, Queue, Ticket};
+use crate::queue::{self, Queue, Queued, Ticket};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING, NAME_MAX};
 use crate::scope::{self, ScopeIndex};
@@ -198,14 +198,29 @@ fn attempt(
     let queue = queue::scan(running_dir, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
     let index = ScopeIndex::new(scope);
-    if let Some(conflict) = decide(&listing, &queue, request, &index, target, ours) {
+    let mut family = Family::default();
+    if let Some(conflict) = decide(&listing, &queue, request, &index, target, ours, &mut family) {
         if join_queue && ticket.is_none() {
             let record = LockRecord::for_new_lock(
                 request.loop_name(),
                 scope.clone(),
                 request.is_singleton(),
             );
-            *ticket = Some(Ticket::take(running_dir, &queue, &record, &sentinel)?);
+            let taken = Ticket::take(running_dir, &queue, &record, &sentinel)?;
+            let number = taken.number();
+            *ticket = Some(taken);
+            // From now on a waiter with a ticket: what it waits for is the waiter just ahead
+            // of it, if any, not the lock that every waiter behind a holder would watch.
+            let as_waiter = decide(
+                &listing,
+                &queue,
+                request,
+                &index,
+                target,
+                Some(number),
+                &mut family,
+            );
+            return Ok(Outcome::Blocked(as_waiter.unwrap_or(conflict)));
         }
         return Ok(Outcome::Blocked(conflict));
     }
@@ -374,6 +389,7 @@ pub(crate) fn find_conflict(
         &ScopeIndex::new(&scope),
         &target,
         None,
+        &mut Family::default(),
     ))
 }
 
@@ -910,7 +926,8 @@ fn still_names(path: &Path, file: &File) -> io::Result<bool> {
 
 /// What blocks `request` (whose normalised scope is `scope` and whose lock file would be
 /// `target`): a live lock ([`first_conflict`]), else a waiter ahead of us in the queue
-/// ([`first_waiter_ahead`]). `ticket` is our own place in the queue, if we have one.
+/// ([`waiter_ahead`]). `ticket` is our own place in the queue, if we have one. `family` is
+/// our ancestry, read at most once for all the decisions of one hold of the sentinel.
 fn decide(
     listing: &LockListing,
     queue: &Queue,
@@ -918,16 +935,19 @@ fn decide(
     scope: &ScopeIndex<'_>,
     target: &Path,
     ticket: Option<u64>,
+    family: &mut Family,
 ) -> Option<Conflict> {
-    let mut family = Family::default();
     if ticket.is_some() {
         // A waiter behind an earlier one cannot go before it, whatever the locks: report (and
-        // so wait for) that waiter, so that a release wakes only the head of the queue.
-        first_waiter_ahead(listing, queue, request, scope, ticket, &mut family)
-            .or_else(|| first_conflict(listing, request, scope, target, &mut family))
+        // so wait for) the one just ahead of it, so that a release wakes only the head of the
+        // queue, and a waiter leaving wakes only the one behind it. Waiting on the head
+        // instead would wake every waiter at every turn, each to take the sentinel and find
+        // the next head.
+        waiter_ahead(listing, queue, request, scope, ticket, family)
+            .or_else(|| first_conflict(listing, request, scope, target, family))
     } else {
-        first_conflict(listing, request, scope, target, &mut family)
-            .or_else(|| first_waiter_ahead(listing, queue, request, scope, ticket, &mut family))
+        first_conflict(listing, request, scope, target, family)
+            .or_else(|| waiter_ahead(listing, queue, request, scope, ticket, family))
     }
 }
 
@@ -1040,16 +1060,17 @@ fn records_collide(waiter: &LockRecord, holder: &LockRecord) -> bool {
         || first_overlap_with(&ScopeIndex::new(waiter.scope()), holder).is_some()
 }
 
-/// The earliest live waiter that arrived before us (`ticket`; every waiter when we have none)
-/// and whose scope collides with ours: it goes first, so that overlapping waiters are served in
-/// arrival order.
+/// A live waiter that arrived before us and whose scope collides with ours: it goes first, so
+/// that overlapping waiters are served in arrival order. With a `ticket`, the last such waiter
+/// ahead of it (while that one waits it cannot go, whatever those further ahead do);
+/// without one, the earliest of all (the head of the queue, the one that goes next).
 ///
 /// Two exceptions keep the queue from deadlocking what runs without it. A waiter that is one of
 /// our ancestors is skipped, as its lock would be. And a waiter that is itself blocked by a
 /// lock of ours or of an ancestor's is skipped: it cannot go before that lock is released,
 /// which may depend on us (a loop holding a scope runs a nested loop over part of it while
 /// someone waits for the whole).
-fn first_waiter_ahead(
+fn waiter_ahead(
     listing: &LockListing,
     queue: &Queue,
     request: &LockRequest,
@@ -1057,33 +1078,36 @@ fn first_waiter_ahead(
     ticket: Option<u64>,
     family: &mut Family,
 ) -> Option<Conflict> {
-    for waiter in &queue.tickets {
-        if ticket.is_some_and(|ours| waiter.number >= ours) {
-            break;
-        }
+    let mut blocking = |waiter: &Queued| {
         let record = &waiter.record;
-        let Some(_) = scope_rule(request, scope, record) else {
-            continue;
-        };
+        scope_rule(request, scope, record)?;
         if family.is_ancestor(record.pid()) {
-            continue;
+            return None;
         }
         let waits_on_our_family = listing.locks.iter().any(|lock| {
             records_collide(record, &lock.record) && family.contains(lock.record.pid())
         });
         if waits_on_our_family {
-            continue;
+            return None;
         }
-        return Some(Conflict {
+        Some(Conflict {
             lock_path: waiter.path.clone(),
             holder: Some(record.clone()),
             rule: ConflictRule::Waiting {
                 ticket: waiter.number,
             },
             by_this_process: record.pid() == imp::current_pid(),
-        });
+        })
+    };
+    // The tickets are in number order.
+    let mut ahead = queue
+        .tickets
+        .iter()
+        .filter(|waiter| ticket.is_none_or(|ours| waiter.number < ours));
+    match ticket {
+        Some(_) => ahead.rev().find_map(blocking),
+        None => ahead.find_map(&mut blocking),
     }
-    None
 }
 
 /// A stale file at our own name that the scan could not remove or move aside would make

@@ -43,23 +43,9 @@ fn start_waiting(
     request: LockRequest,
     timeout: Duration,
 ) -> Result<mpsc::Receiver<Result<ScopeGuard, AcquireError>>, Box<dyn std::error::Error>> {
-    let (started_tx, started_rx) = mpsc::channel();
-    let (done_tx, done_rx) = mpsc::channel();
-    let locks = locks.clone();
-    thread::spawn(move || {
-        let mut observer = |wait: &Waiting<'_>| {
-            if wait.is_first() {
-                let _ = started_tx.send(wait.ticket());
-            }
-        };
-        let deadline = Instant::now() + timeout;
-        let result = locks.acquire_with(&request, deadline, &mut observer);
-        let _ = done_tx.send(result);
-    });
-    match started_rx.recv_timeout(PATIENCE) {
-        Ok(Some(_ticket)) => Ok(done_rx),
-        Ok(None) => Err("a waiter started waiting without a ticket".into()),
-        Err(_) => Err("the waiter never started waiting".into()),
+    match start_waiting_reported(locks, request, timeout)? {
+        (done, (Some(_ticket), _)) => Ok(done),
+        (_, (None, _)) => Err("a waiter started waiting without a ticket".into()),
     }
 }
 
@@ -191,19 +177,96 @@ fn overlapping_waiters_get_the_lock_in_arrival_order() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn try_acquire_does_not_jump_ahead_of_an_earlier_overlapping_waiter() -> TestResult {
-    let f = fixture()?;
+/// What a waiter's first report said: its own ticket, and the ticket of the waiter it waits
+/// for (`None` when it waits for a lock).
+type FirstReport = (Option<u64>, Option<u64>);
+
+/// Where a waiting thread sends how its wait ended.
+type Outcome = mpsc::Receiver<Result<ScopeGuard, AcquireError>>;
+
+/// A lock file of the original over `rel`, as another process's: its pid is alive and not our
+/// ancestor (pid 1 is never counted as one), and it holds no flock. Removing it releases it.
+fn original_holder(f: &common::Fixture, rel: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
     f.init()?;
-    // A holder that is another process: a lock file of the original, whose pid is alive and
-    // not our ancestor (pid 1 is never counted as one).
     let record = LockRecord::new(
         "original",
-        vec![f.path("a")],
+        vec![f.path(rel)],
         1,
         "2026-01-01T00:00:00+00:00",
     );
-    let theirs = f.write_lock_file("original", record.to_json().as_bytes())?;
+    f.write_lock_file("original", record.to_json().as_bytes())
+}
+
+/// [`start_waiting`], also returning what the waiter's first report said.
+fn start_waiting_reported(
+    locks: &scope_lock::LockManager,
+    request: LockRequest,
+    timeout: Duration,
+) -> Result<(Outcome, FirstReport), Box<dyn std::error::Error>> {
+    let (started_tx, started_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let locks = locks.clone();
+    thread::spawn(move || {
+        let mut observer = |wait: &Waiting<'_>| {
+            if wait.is_first() {
+                let ahead = match wait.conflict().rule() {
+                    ConflictRule::Waiting { ticket } => Some(*ticket),
+                    _ => None,
+                };
+                let _ = started_tx.send((wait.ticket(), ahead));
+            }
+        };
+        let result = locks.acquire_with(&request, Instant::now() + timeout, &mut observer);
+        let _ = done_tx.send(result);
+    });
+    let report = started_rx
+        .recv_timeout(PATIENCE)
+        .map_err(|_| "the waiter never started waiting")?;
+    Ok((done_rx, report))
+}
+
+#[test]
+fn each_waiter_waits_for_the_waiter_just_ahead_of_it_not_the_head() -> TestResult {
+    // A waiter wakes for what its conflict names. Naming the head of the queue would wake
+    // every waiter each time the head leaves; naming the one just ahead wakes one.
+    let f = fixture()?;
+    // The holder is another process: a lock of ours would not block our own waiters in the
+    // queue.
+    let holder = original_holder(&f, "src")?;
+    let mut waiters = Vec::new();
+    let mut reports = Vec::new();
+    for n in 0..4 {
+        let (done, report) =
+            start_waiting_reported(&f.locks, f.request(&format!("w{n}"), "src"), PATIENCE)?;
+        waiters.push(done);
+        reports.push(report);
+    }
+    let tickets: Vec<u64> = reports
+        .iter()
+        .map(|(ticket, _)| ticket.ok_or("a waiter without a ticket"))
+        .collect::<Result<_, _>>()?;
+    // The head waits for the holder's lock; each later one for the ticket just before its own,
+    // from its first report on (the attempt that gave it its ticket).
+    assert_eq!(reports[0].1, None, "{reports:?}");
+    for n in 1..reports.len() {
+        assert_eq!(reports[n].1, Some(tickets[n - 1]), "{reports:?}");
+    }
+    // Its holder gone, the original's lock is released.
+    fs::remove_file(&holder)?;
+    let mut served = Vec::new();
+    for waiter in &waiters {
+        let guard = waiter.recv_timeout(PATIENCE)??;
+        served.push(guard.record().loop_name().to_owned());
+        guard.release()?;
+    }
+    assert_eq!(served, ["w0", "w1", "w2", "w3"]);
+    Ok(())
+}
+
+#[test]
+fn try_acquire_does_not_jump_ahead_of_an_earlier_overlapping_waiter() -> TestResult {
+    let f = fixture()?;
+    let theirs = original_holder(&f, "a")?;
     let waiter = start_waiting(
         &f.locks,
         LockRequest::new("wants-a-and-b")
