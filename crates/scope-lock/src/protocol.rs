@@ -1382,6 +1382,113 @@ mod tests {
         Ok(file)
     }
 
+    /// Hears only that a wait started, and never asks to hear again: nothing but the
+    /// protocol's own wakeups (events, polls) can end the wait early.
+    struct StartedOnce(std::sync::mpsc::Sender<()>);
+
+    impl WaitObserver for StartedOnce {
+        fn waiting(&mut self, wait: &Waiting<'_>) {
+            if wait.is_first() {
+                let _ = self.0.send(());
+            }
+        }
+
+        fn interval(&self) -> Option<Duration> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_waiting_acquire_retries_a_busy_sentinel_until_its_deadline_then_fails_busy() -> TestResult
+    {
+        let dir = tempfile::tempdir()?;
+        let held = hold_sentinel(dir.path())?;
+        // Each attempt gives up on the sentinel after `bound`; the wait must outlast many.
+        let bound = Duration::from_millis(20);
+        let wait = Duration::from_millis(300);
+        let started = Instant::now();
+        let deadline = started + wait;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let running_dir = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let request = LockRequest::new("b").scope(["/elsewhere"]);
+            let result = acquire_until(
+                &running_dir,
+                &request,
+                bound,
+                deadline,
+                &mut crate::wait::Silent,
+            );
+            let _ = done_tx.send(result.map(drop));
+        });
+        // Only a bound on a hang: a wait that goes on past its deadline fails here.
+        let result = done_rx
+            .recv_timeout(wait + Duration::from_secs(30))
+            .map_err(|_| "the acquire kept retrying the busy sentinel past its deadline")?;
+        assert!(
+            started.elapsed() >= wait,
+            "a busy sentinel ended the wait before its deadline: {result:?}"
+        );
+        let err = result
+            .map(|()| "acquired while the sentinel was held")
+            .unwrap_err();
+        let err = err.error().ok_or("expected a failure, not a conflict")?;
+        assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+        drop(held);
+        Ok(())
+    }
+
+    #[test]
+    fn a_waiter_polls_for_the_death_of_an_original_lock_holder_which_no_event_announces()
+    -> TestResult {
+        use std::process::{Command, Stdio};
+
+        let dir = tempfile::tempdir()?;
+        // A holder of the original's kind: its lock file names its pid and holds no flock, so
+        // its death closes nothing and changes nothing in the directory.
+        let mut holder = Command::new("cat").stdin(Stdio::piped()).spawn()?;
+        let record = format!(
+            r#"{{"loop_name": "legacy", "scope": ["/srv/l"], "pid": {}, "started_at": "2026-01-01T00:00:00+00:00"}}"#,
+            holder.id()
+        );
+        std::fs::write(dir.path().join("legacy.lock"), record)?;
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let running_dir = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let request = LockRequest::new("b").scope(["/srv/l"]);
+            // Far enough never to be reached by a waiter that polls.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut observer = StartedOnce(started_tx);
+            let result = acquire_until(
+                &running_dir,
+                &request,
+                Duration::from_secs(5),
+                deadline,
+                &mut observer,
+            );
+            // The last attempt, at the deadline, would find the holder dead too: only an
+            // acquire before it shows that something polled.
+            let before_deadline = Instant::now() < deadline;
+            let _ = done_tx.send((result.map(drop), before_deadline));
+        });
+        started_rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "the waiter never started waiting")?;
+        // The holder dies (end of input) and is reaped: its pid is no longer alive.
+        drop(holder.stdin.take());
+        holder.wait()?;
+        let (result, before_deadline) = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "the waiter never returned")?;
+        assert!(
+            result.is_ok() && before_deadline,
+            "the waiter did not poll for the holder's death (acquired before the deadline: \
+             {before_deadline}): {result:?}"
+        );
+        Ok(())
+    }
+
     #[test]
     fn a_held_sentinel_makes_calls_fail_busy_within_their_bound_naming_the_holder() -> TestResult {
         let dir = tempfile::tempdir()?;
