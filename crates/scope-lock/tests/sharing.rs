@@ -483,6 +483,22 @@ fn child_entry() -> TestResult {
             );
             guard.release()?;
         }
+        // Try to acquire the loop named by the current directory's `stem` file; say why not.
+        "try-acquire" => {
+            let stem = fs::read_to_string("stem")?;
+            let locks = LockManager::new(&arg);
+            match locks.try_acquire(&LockRequest::new(stem.trim()).scope(["/nowhere"])) {
+                Ok(guard) => {
+                    println!("said: held");
+                    guard.release()?;
+                }
+                Err(err) => {
+                    let err = err.error().ok_or("expected a failure, not a conflict")?;
+                    let cause = err.io_error().map(std::io::Error::kind);
+                    println!("said: {:?}: {err} ({cause:?})", err.kind());
+                }
+            }
+        }
         other => return Err(format!("unknown role {other}").into()),
     }
     Ok(())
@@ -548,6 +564,73 @@ fn a_lock_file_the_user_cannot_open_is_reported_unreadable_naming_the_cause() ->
         )]
     );
     assert_untouched(&path, &bytes);
+    Ok(())
+}
+
+/// Runs the `try-acquire` child as `nobody` on `f`'s directory for the loop named `stem`.
+fn try_acquire_as_child(f: &common::Fixture, stem: &str) -> Result<Vec<String>, Box<dyn Error>> {
+    fs::write(f.root.join("stem"), stem)?;
+    fs::set_permissions(f.root.join("stem"), fs::Permissions::from_mode(0o644))?;
+    run_child("try-acquire", &f.loops_dir(), &f.root, true)
+}
+
+/// A sentinel the user may not open is a regular file all the same: the error is the open's,
+/// and does not call it something other than a lock file.
+#[test]
+fn a_sentinel_the_user_cannot_open_is_an_open_error_naming_it() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let sentinel = f.running().join(".acquire.lock");
+    fs::write(&sentinel, "")?;
+    for dir in [&f.root, &f.loops_dir(), &f.running().to_path_buf()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    }
+    fs::set_permissions(&sentinel, fs::Permissions::from_mode(0o000))?;
+    let said = try_acquire_as_child(&f, "mine");
+    fs::set_permissions(&sentinel, fs::Permissions::from_mode(0o644))?;
+    assert_eq!(
+        said?,
+        [format!(
+            "Io: cannot open {} (Some(PermissionDenied))",
+            sentinel.display()
+        )]
+    );
+    Ok(())
+}
+
+/// A nested lock whose directory the user may not create fails naming that directory, and
+/// leaves nothing behind.
+#[test]
+fn a_nested_directory_the_user_cannot_create_is_an_error_naming_it() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    fs::create_dir(f.running().join("a"))?;
+    fs::write(f.running().join(".acquire.lock"), "")?;
+    give_to_child_user(&f.running().join(".acquire.lock"))?;
+    // Ours (root's, when we are root): the child may search and list it, not write to it.
+    for dir in [&f.root, &f.loops_dir(), &f.running().to_path_buf()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    }
+    give_to_child_user(f.running())?;
+    let nested = f.running().join("a");
+    if rustix::process::geteuid().is_root() {
+        chown(&nested, Some(0), Some(0))?;
+    }
+    fs::set_permissions(&nested, fs::Permissions::from_mode(0o555))?;
+    let said = try_acquire_as_child(&f, "a/b/x");
+    fs::set_permissions(&nested, fs::Permissions::from_mode(0o755))?;
+    assert_eq!(
+        said?,
+        [format!(
+            "Io: cannot create directory {} (Some(PermissionDenied))",
+            nested.join("b").display()
+        )]
+    );
+    assert!(
+        f.lock_files()?.is_empty(),
+        "left behind: {:?}",
+        f.lock_files()?
+    );
     Ok(())
 }
 
