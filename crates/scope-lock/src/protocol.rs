@@ -1423,7 +1423,7 @@ mod tests {
         });
         // Only a bound on a hang: a wait that goes on past its deadline fails here.
         let result = done_rx
-            .recv_timeout(wait + Duration::from_secs(30))
+            .recv_timeout(wait + Duration::from_secs(10))
             .map_err(|_| "the acquire kept retrying the busy sentinel past its deadline")?;
         assert!(
             started.elapsed() >= wait,
@@ -1457,8 +1457,8 @@ mod tests {
         let running_dir = dir.path().to_path_buf();
         std::thread::spawn(move || {
             let request = LockRequest::new("b").scope(["/srv/l"]);
-            // Far enough never to be reached by a waiter that polls.
-            let deadline = Instant::now() + Duration::from_secs(30);
+            // Far enough never to be reached by a waiter that polls (every 200 ms at most).
+            let deadline = Instant::now() + Duration::from_secs(15);
             let mut observer = StartedOnce(started_tx);
             let result = acquire_until(
                 &running_dir,
