@@ -491,7 +491,7 @@ impl DirWatch {
 
     /// Reads every pending event; whether any was of interest.
     fn drain(&mut self, focus: Option<(&Path, &OsStr)>) -> io::Result<bool> {
-        use rustix::fs::inotify::{ReadFlags, Reader};
+        use rustix::fs::inotify::{ReadFlags, Reader, remove_watch};
         let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
         let mut reader = Reader::new(&self.inotify, &mut buf);
         let mut woken = false;
@@ -512,6 +512,13 @@ impl DirWatch {
                 woken = true;
                 continue;
             }
+            if flags.contains(ReadFlags::MOVE_SELF) {
+                // A watched directory was moved: its path now names another directory or none,
+                // so its watch goes, and a later `watch` of the path starts afresh. The removal
+                // queues an IGNORED, read before this drain ends, which forgets the entry (a
+                // removal fails only for a watch that has had its IGNORED already).
+                let _ = remove_watch(&self.inotify, event.wd());
+            }
             let Some((_, dir, interest)) = self.watches.iter().find(|(wd, _, _)| *wd == event.wd())
             else {
                 continue;
@@ -522,7 +529,8 @@ impl DirWatch {
                         && name.to_bytes() == std::os::unix::ffi::OsStrExt::as_bytes(focus_name)
                 }
                 (Some(name), None) => interest.wants(name.to_bytes()),
-                // An event on the directory itself (deleted or moved).
+                // An event on the watched inode itself: a directory moved, or a close of a
+                // file that `watch_closes` watches.
                 (None, _) => true,
             };
         }
@@ -1093,6 +1101,33 @@ mod tests {
         assert!(watch.wait(Duration::from_secs(30), None)?);
         fs::rename(&dir, parent.path().join("moved"))?;
         assert!(watch.wait(Duration::from_secs(30), None)?);
+        Ok(())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_watched_directory_that_is_moved_away_and_made_again_is_watched_afresh() -> io::Result<()> {
+        let parent = tempfile::tempdir()?;
+        let dir = parent.path().join(".running");
+        create_dir(&dir)?;
+        let mut watch = DirWatch::new()?;
+        assert!(watch.watch(&dir, Interest::LockFiles)?);
+        // A rename ends no watch by itself (no IGNORED): the old one follows the directory.
+        fs::rename(&dir, parent.path().join("moved"))?;
+        assert!(watch.wait(Duration::from_secs(30), None)?);
+        create_dir(&dir)?;
+        assert!(
+            watch.watch(&dir, Interest::LockFiles)?,
+            "the watch of the moved directory was not forgotten"
+        );
+        // Only the new directory is watched: the moved one's watch is gone from the kernel.
+        assert_eq!(inotify_watches(&watch.inotify)?, 1);
+        // A timeout this long ends the wait only if nothing wakes it: `true` is the event.
+        drop(create_new(&dir.join("a.lock"))?);
+        assert!(
+            watch.wait(Duration::from_secs(30), None)?,
+            "a release in the new directory did not wake the wait"
+        );
         Ok(())
     }
 
