@@ -51,7 +51,7 @@ impl AttemptProcess {
     }
 
     /// Spawns `worker <command> <args>`, a command that speaks this module's line protocol
-    /// (`attempt`, `wait`, `hold-sentinel`), and waits for its `ready`.
+    /// (`attempt`, `wait`, `list`, `hold-sentinel`), and waits for its `ready`.
     ///
     /// # Errors
     ///
@@ -67,7 +67,10 @@ impl AttemptProcess {
     }
 
     /// Spawns `worker attempt` for the fix that stops at the library's pause point `step`
-    /// (`scope_lock::PAUSE_STEPS`): it says `paused <step>` there and waits to be killed.
+    /// (`scope_lock::PAUSE_STEPS`): it says `paused <step>` there and waits, to be killed
+    /// ([`kill`](Self::kill)) or resumed ([`resume`](Self::resume)). A release started with
+    /// [`start_release`](Self::start_release) closed the input, so only a kill ends its pause;
+    /// one started with [`release_on_line`](Self::release_on_line) can be resumed.
     ///
     /// # Errors
     ///
@@ -87,6 +90,30 @@ impl AttemptProcess {
             .args(["--name", name, "--scope", scope])
             .env(scope_lock::PAUSE_AT_VAR, step);
         Self::spawn_from(command)
+    }
+
+    /// Spawns `worker <command> <args>` as [`spawn_command`](Self::spawn_command) does, to stop
+    /// at the library's pause point `step` as [`spawn_paused`](Self::spawn_paused) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    pub fn spawn_command_paused<I, S>(
+        worker: &Path,
+        command: &str,
+        args: I,
+        step: &str,
+    ) -> io::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command_line = Command::new(worker);
+        command_line
+            .arg(command)
+            .args(args)
+            .env(scope_lock::PAUSE_AT_VAR, step);
+        Self::spawn_from(command_line)
     }
 
     fn spawn_from(mut command: Command) -> io::Result<Self> {
@@ -133,13 +160,7 @@ impl AttemptProcess {
     ///
     /// A closed pipe, or no answer within [`LINE_TIMEOUT`].
     pub fn go(&mut self) -> io::Result<String> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| io::Error::other("already released"))?;
-        stdin.write_all(b"go\n")?;
-        stdin.flush()?;
-        self.next_line()
+        self.say("go")
     }
 
     /// Tells it to release (closes its input) and returns the next thing it says, keeping the
@@ -150,6 +171,36 @@ impl AttemptProcess {
     /// No answer within [`LINE_TIMEOUT`].
     pub fn start_release(&mut self) -> io::Result<String> {
         drop(self.stdin.take());
+        self.next_line()
+    }
+
+    /// Tells it to release with the line `release`, keeping its input open, and returns the
+    /// next thing it says: for a worker paused during its release that the test resumes.
+    ///
+    /// # Errors
+    ///
+    /// A closed pipe, or no answer within [`LINE_TIMEOUT`].
+    pub fn release_on_line(&mut self) -> io::Result<String> {
+        self.say("release")
+    }
+
+    /// Resumes a worker that said `paused <step>` and returns the next thing it says. Write
+    /// nothing else to it between reading `paused` and this: the pause reads the input itself.
+    ///
+    /// # Errors
+    ///
+    /// A closed pipe, or no answer within [`LINE_TIMEOUT`].
+    pub fn resume(&mut self) -> io::Result<String> {
+        self.say("resume")
+    }
+
+    fn say(&mut self, line: &str) -> io::Result<String> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::other("its input is closed"))?;
+        stdin.write_all(format!("{line}\n").as_bytes())?;
+        stdin.flush()?;
         self.next_line()
     }
 

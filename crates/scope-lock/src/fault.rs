@@ -1,13 +1,23 @@
 //! Pause points for fault-injection tests: places in acquire and release where a test can stop
-//! a process, to kill it there with SIGKILL and check that nothing it leaves behind blocks
-//! anyone (no lock live without a live holder, the sentinel never wedged, leftovers reclaimed
-//! by the next acquire).
+//! a process, either to kill it there with SIGKILL and check that nothing it leaves behind
+//! blocks anyone (no lock live without a live holder, the sentinel never wedged, leftovers
+//! reclaimed by the next acquire), or to change the directory while the process stands there
+//! and then let it go on, which makes a race happen in one chosen order.
 //!
 //! Compiled in only with the `test-support` feature; without it, [`pause`] is an empty inline
 //! function. With it, a process whose environment sets [`PAUSE_AT_VAR`] to one of [`STEPS`]
-//! prints `paused <step>` on its standard output when it reaches that step, and then blocks
-//! forever, waiting to be killed. The wait is not a sleep standing in for ordering: the test
-//! reads the line, so it knows the process is exactly there.
+//! prints `paused <step>` on its standard output when it reaches that step, and then reads its
+//! standard input up to the next newline: a line there resumes it. If its input is closed (or
+//! unreadable) before a line comes, nothing can resume it, and it blocks until it is killed.
+//! The wait is not a sleep standing in for ordering: the test reads the `paused` line, so it
+//! knows the process is exactly there, and what it does before writing the line happens
+//! before the process goes on.
+//!
+//! The pause reads the descriptor itself, a byte at a time, not through [`std::io::stdin`]: the
+//! process may hold that handle's lock while it calls the library (the regression worker
+//! does), and a buffered read could take input meant for the caller. So the caller must not
+//! have read ahead of the line it last acted on: a test writes the resuming line only after
+//! it has read `paused`.
 
 /// The environment variable that names the step to pause at.
 #[cfg(feature = "test-support")]
@@ -16,16 +26,33 @@ pub const PAUSE_AT_VAR: &str = "SCOPE_LOCK_PAUSE_AT";
 /// Every pause point, in the order a successful acquire and release pass them.
 #[cfg(feature = "test-support")]
 pub const STEPS: &[&str] = &[
+    // An attempt holds the directory sentinel and has not looked at the directory yet.
     "acquire:sentinel-held",
+    // A scan (an acquire's, or a cleaning listing's) has seen that the path of a stale lock
+    // file still names the file it judged, and is about to unlink it; reached only when
+    // `.running/` holds a stale lock (a test that removes it here makes the unlink fail with
+    // NotFound).
+    "scan:reclaim-checked",
+    // The staged file (hidden name) exists and is empty.
     "acquire:staged-created",
+    // The staged file holds the record, not yet flocked.
     "acquire:staged-written",
+    // The staged file is flocked; the no-overwrite rename to the lock's name comes next (a
+    // test that creates that name here makes the rename fail).
     "acquire:staged-locked",
+    // The lock file has its name, and is flocked; the acquire has not returned yet.
     "acquire:published",
+    // A release holds the sentinel and has not looked at its lock file yet.
     "release:sentinel-held",
+    // A release has seen that its path still names its file, and is about to unlink it (a
+    // test that removes the file here makes the unlink fail with NotFound).
+    "release:checked",
+    // The lock file is unlinked, its descriptor (and so its flock) not yet closed.
     "release:unlinked",
 ];
 
-/// Stops here, forever, when [`PAUSE_AT_VAR`] names `step`.
+/// Stops here when [`PAUSE_AT_VAR`] names `step`: says `paused <step>` and waits for a line on
+/// standard input (forever if the input closes first).
 #[cfg(feature = "test-support")]
 pub(crate) fn pause(step: &'static str) {
     use std::io::Write as _;
@@ -41,8 +68,27 @@ pub(crate) fn pause(step: &'static str) {
     let _ = writeln!(stdout, "paused {step}");
     let _ = stdout.flush();
     drop(stdout);
+    if !resume_line() {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// Reads standard input up to and including a newline; false if it closed or failed first.
+#[cfg(feature = "test-support")]
+fn resume_line() -> bool {
+    use std::os::fd::AsFd as _;
+
+    let stdin = std::io::stdin();
+    let mut byte = [0_u8; 1];
     loop {
-        std::thread::park();
+        match rustix::io::read(stdin.as_fd(), &mut byte) {
+            Ok(0) => return false,
+            Ok(_) if byte[0] == b'\n' => return true,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
     }
 }
 

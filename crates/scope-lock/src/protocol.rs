@@ -832,16 +832,20 @@ fn reclaim(
         return listing.reclaimed.push(path);
     }
     match still_names(&path, file) {
-        Ok(true) => match imp::remove_file(&path) {
-            Ok(()) => listing.reclaimed.push(path),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => listing.problems.push(ScanProblem {
-                path,
-                kind: ProblemKind::ReclaimFailed {
-                    reason: err.to_string(),
-                },
-            }),
-        },
+        Ok(true) => {
+            fault::pause("scan:reclaim-checked");
+            match imp::remove_file(&path) {
+                Ok(()) => listing.reclaimed.push(path),
+                // Removed by someone else since the check: not in anyone's way.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => listing.problems.push(ScanProblem {
+                    path,
+                    kind: ProblemKind::ReclaimFailed {
+                        reason: err.to_string(),
+                    },
+                }),
+            }
+        }
         // Gone, or the name now belongs to another inode: not ours to touch.
         Ok(false) => {}
         Err(err) => listing.problems.push(ScanProblem {
@@ -1312,11 +1316,15 @@ pub(crate) fn release(
 /// lock at `path` between the check and the unlink, so we never remove someone else's.
 fn unlink_if_ours(path: &Path, id: FileId, _sentinel: &Sentinel) -> Result<(), Error> {
     match imp::path_id(path) {
-        Ok(Some(named)) if named == id => match imp::remove_file(path) {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(Error::io("cannot remove lock file", path, err)),
-        },
+        Ok(Some(named)) if named == id => {
+            fault::pause("release:checked");
+            match imp::remove_file(path) {
+                Ok(()) => Ok(()),
+                // Removed by someone else since the check: gone all the same.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(Error::io("cannot remove lock file", path, err)),
+            }
+        }
         // Already gone, or the name was reclaimed and re-acquired by another holder.
         Ok(_) => Ok(()),
         Err(err) => Err(Error::io("cannot stat", path, err)),

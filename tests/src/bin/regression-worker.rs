@@ -11,6 +11,7 @@
 //! regression-worker wait --impl I --loops-dir D --name N --scope S --timeout-ms T
 //!                         [--port poll|queue] [--witness LOG --worker K] [--barrier-dir B
 //!                         --barrier-count C] [--release-at-once]
+//! regression-worker list --loops-dir D
 //! regression-worker hold-sentinel --running-dir R
 //! regression-worker probe PATH
 //! regression-worker repro --impl I [--soak] [--witness-copy PATH]
@@ -19,15 +20,19 @@
 //! `cycle` and `scan` say `ready`, wait for stdin to close (the start barrier), run within
 //! their bounds, and print a JSON summary as their last line. `attempt` says `ready`, waits for
 //! one line (`go`), tries once and says `held <path>`, `conflict <why>` or `failed <why>`, then
-//! holds until stdin closes, releases and says `released` or `release-failed <why>`. `churn`
+//! holds until the line `release` or until stdin closes, releases and says `released` or
+//! `release-failed <why>`. With `SCOPE_LOCK_PAUSE_AT` set, it says `paused <step>` at that step
+//! and goes on after the next line (`resume`). `churn`
 //! acquires and releases in a loop, saying each step, until killed or out of bounds. `repro`
 //! runs a whole fleet and prints its JSON report. `wait` says `ready`, waits for `go`, then
 //! acquires waiting at most `--timeout-ms`: it says `waiting <ticket>` when it starts waiting,
 //! then `held <path>`, `timeout <why>`, `gave-up <why>` (the pre-fix port's loser) or
 //! `failed <why>`; a holder releases at once or when stdin closes and says `released`. With
 //! `--impl prefix` it waits like the port `--port` names (see `regression::prefix_wait`).
-//! `hold-sentinel` takes the directory sentinel's flock, says `holding`, and keeps it until
-//! stdin closes.
+//! `list` says `ready`, waits for `go`, lists the locks as `list_locks` does (cleaning what is
+//! stale) and says `lock <path>`, `reclaimed <path>` and `problem <what>` for each, then
+//! `listed` (or `failed <why>`). `hold-sentinel` takes the directory sentinel's flock, says
+//! `holding`, and keeps it until stdin closes.
 
 use std::fs;
 use std::io::{self, BufRead, Read, Write};
@@ -105,6 +110,7 @@ fn main() -> ExitCode {
             &["release-at-once"],
         )
         .and_then(|args| wait(&args)),
+        "list" => Args::parse(parser, &["loops-dir"], &[]).and_then(|args| list(&args)),
         "hold-sentinel" => {
             Args::parse(parser, &["running-dir"], &[]).and_then(|args| hold_sentinel(&args))
         }
@@ -280,7 +286,7 @@ fn scan(args: &Args) -> Result<(), String> {
     .to_string())
 }
 
-/// One acquire on `go`, held until stdin closes.
+/// One acquire on `go`, held until the line `release` or until stdin closes.
 fn attempt(args: &Args) -> Result<(), String> {
     if let Ok(uid) = args.get("as-uid") {
         become_user(uid)?;
@@ -333,10 +339,17 @@ fn attempt(args: &Args) -> Result<(), String> {
             None
         }
     };
-    let mut sink = Vec::new();
-    stdin
-        .read_to_end(&mut sink)
-        .map_err(|err| format!("stdin: {err}"))?;
+    // Until `release` or the end of the input. A line, not the end, leaves the input open for
+    // a pause point in the release to be resumed (`scope_lock::PAUSE_AT_VAR`).
+    loop {
+        line.clear();
+        let read = stdin
+            .read_line(&mut line)
+            .map_err(|err| format!("stdin: {err}"))?;
+        if read == 0 || line.trim_end() == "release" {
+            break;
+        }
+    }
     if let Some(held) = held {
         match Locker::new(which, &loops_dir).release(held) {
             Ok(()) => say("released")?,
@@ -504,6 +517,32 @@ fn wait_like_the_port(
     };
     told?;
     Ok(outcome)
+}
+
+/// One cleaning listing (`list_locks`) on `go`, said line by line.
+fn list(args: &Args) -> Result<(), String> {
+    let locks = LockManager::new(args.path("loops-dir")?);
+    say("ready")?;
+    let mut line = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|err| format!("stdin: {err}"))?;
+    match locks.list_locks() {
+        Ok(listing) => {
+            for lock in listing.locks() {
+                say(&format!("lock {}", lock.path().display()))?;
+            }
+            for path in listing.reclaimed() {
+                say(&format!("reclaimed {}", path.display()))?;
+            }
+            for problem in listing.problems() {
+                say(&format!("problem {problem}"))?;
+            }
+            say("listed")
+        }
+        Err(err) => say(&format!("failed {err}")),
+    }
 }
 
 /// Takes the directory sentinel's flock as a process stuck inside an acquire would hold it.

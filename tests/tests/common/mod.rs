@@ -32,6 +32,22 @@ pub(crate) fn project() -> Result<(Fixture, String), Box<dyn Error>> {
 }
 
 impl Fixture {
+    /// Writes `<stem>.lock` over `scope` as the original writes it, for a process that does not
+    /// exist: a stale lock, which the next cleaning scan reclaims.
+    pub(crate) fn write_dead_lock(
+        &self,
+        stem: &str,
+        scope: &str,
+    ) -> Result<std::path::PathBuf, Box<dyn Error>> {
+        let record = scope_lock::LockRecord::new(
+            stem,
+            vec![scope.to_owned()],
+            DEAD_PID,
+            "2026-01-01T00:00:00.000000+00:00",
+        );
+        self.write_lock_file(stem, record.to_json().as_bytes())
+    }
+
     /// A locker of the `which` implementation over this project's `.loops/`.
     pub(crate) fn locker(&self, which: Impl) -> Locker {
         Locker::new(which, &self.loops_dir())
