@@ -70,7 +70,8 @@ impl AttemptProcess {
     /// (`scope_lock::PAUSE_STEPS`): it says `paused <step>` there and waits, to be killed
     /// ([`kill`](Self::kill)) or resumed ([`resume`](Self::resume)). A release started with
     /// [`start_release`](Self::start_release) closed the input, so only a kill ends its pause;
-    /// one started with [`release_on_line`](Self::release_on_line) can be resumed.
+    /// one started with [`release_on_line`](Self::release_on_line) can be resumed. `extra`
+    /// are further worker arguments (`--instance ID`).
     ///
     /// # Errors
     ///
@@ -81,6 +82,7 @@ impl AttemptProcess {
         name: &str,
         scope: &str,
         step: &str,
+        extra: &[&str],
     ) -> io::Result<Self> {
         let mut command = Command::new(worker);
         command
@@ -88,6 +90,7 @@ impl AttemptProcess {
             .args(["--impl", Impl::Fixed.name(), "--loops-dir"])
             .arg(loops_dir)
             .args(["--name", name, "--scope", scope])
+            .args(extra)
             .env(scope_lock::PAUSE_AT_VAR, step);
         Self::spawn_from(command)
     }

@@ -8,9 +8,10 @@
 //! - after it releases, `.running/` holds no lock file and no half-published file (leftovers
 //!   are gone after the next acquire).
 //!
-//! `verify` runs 15 kills per step (135 in all, 9 steps), `verify --soak` 150 (1,350). The step
-//! `scan:reclaim-checked` is reached only when there is a stale lock to reclaim: each round
-//! there starts with one.
+//! `verify` runs 15 kills per step (150 in all, 10 steps), `verify --soak` 150 (1,500). The
+//! step `scan:reclaim-checked` is reached only when there is a stale lock to reclaim, and
+//! `acquire:directory-missing` only for a nested name whose directory is missing: each round
+//! there starts so.
 
 mod common;
 
@@ -33,8 +34,21 @@ fn a_process_killed_at_any_step_of_acquire_or_release_leaves_nothing_that_blocks
                 // Reached only while a stale lock waits to be reclaimed.
                 f.write_dead_lock("stale", &f.path("elsewhere"))?;
             }
-            let mut victim =
-                AttemptProcess::spawn_paused(worker(), &f.loops_dir(), "victim", &scope, step)?;
+            // Reached only for a nested name whose directory is missing: a new one each round.
+            let instance = format!("round-{round}/victim");
+            let extra: &[&str] = if *step == "acquire:directory-missing" {
+                &["--instance", &instance]
+            } else {
+                &[]
+            };
+            let mut victim = AttemptProcess::spawn_paused(
+                worker(),
+                &f.loops_dir(),
+                "victim",
+                &scope,
+                step,
+                extra,
+            )?;
             let said = victim.go()?;
             let said = if step.starts_with("release:") {
                 assert!(said.starts_with("held"), "{step}: {said}");

@@ -2,8 +2,9 @@
 //! points (the `test-support` feature; it says `paused <step>`), the test changes the
 //! directory as another process could at that instant, and then resumes the worker and checks
 //! what it does. These are the race branches of `protocol.rs` that nothing else reaches: the
-//! file gone between a release's check and its unlink, and a name taken by someone outside the
-//! protocol between the scan and the no-overwrite rename that publishes a lock.
+//! file gone between a release's (or a reclaim's) check and its unlink, a name taken by
+//! someone outside the protocol between the scan and the no-overwrite rename that publishes a
+//! lock, and a nested lock's directory made by someone else between its lstat and its mkdir.
 
 mod common;
 
@@ -15,7 +16,7 @@ use regression::attempt::AttemptProcess;
 
 /// A worker of the fix over `scope` as `victim`, paused at `step` once told to go.
 fn paused_worker(f: &Fixture, scope: &str, step: &str) -> std::io::Result<AttemptProcess> {
-    AttemptProcess::spawn_paused(worker(), &f.loops_dir(), "victim", scope, step)
+    AttemptProcess::spawn_paused(worker(), &f.loops_dir(), "victim", scope, step, &[])
 }
 
 /// The names in `.running/` that a failed publication must not leave: staged files.
@@ -130,5 +131,26 @@ fn a_stale_lock_removed_by_someone_else_after_the_reclaim_check_is_no_problem() 
 
     // Gone, as the reclaim wanted: neither a failure to reclaim nor a reclaim of ours.
     assert_eq!(said, ["listed"]);
+    Ok(())
+}
+
+#[test]
+fn a_nested_directory_made_by_someone_else_before_our_mkdir_is_used() -> TestResult {
+    let (f, scope) = project()?;
+    let mut victim = AttemptProcess::spawn_paused(
+        worker(),
+        &f.loops_dir(),
+        "victim",
+        &scope,
+        "acquire:directory-missing",
+        &["--instance", "team/run-1"],
+    )?;
+    assert_eq!(victim.go()?, "paused acquire:directory-missing");
+
+    // Between the lstat that found `.running/team` missing and the mkdir.
+    fs::create_dir(f.running().join("team"))?;
+    let target = f.running().join("team/run-1.lock");
+    assert_eq!(victim.resume()?, format!("held {}", target.display()));
+    assert_eq!(victim.release()?, "released");
     Ok(())
 }

@@ -33,6 +33,10 @@ pub const STEPS: &[&str] = &[
     // `.running/` holds a stale lock (a test that removes it here makes the unlink fail with
     // NotFound).
     "scan:reclaim-checked",
+    // The directory of a nested lock name (`.running/team/` of `team/run-1`) was found missing
+    // and is about to be created; reached only for such a name (a test that creates the
+    // directory here makes the mkdir fail with AlreadyExists).
+    "acquire:directory-missing",
     // The staged file (hidden name) exists and is empty.
     "acquire:staged-created",
     // The staged file holds the record, not yet flocked.

@@ -1257,11 +1257,15 @@ fn ensure_real_directories(running_dir: &Path, dir: &Path) -> Result<(), Error> 
                     ),
                 ));
             }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => match imp::create_dir(&current) {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(err) => return Err(Error::io("cannot create directory", &current, err)),
-            },
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                fault::pause("acquire:directory-missing");
+                match imp::create_dir(&current) {
+                    Ok(()) => {}
+                    // Made by someone else since the lstat: a directory all the same.
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(err) => return Err(Error::io("cannot create directory", &current, err)),
+                }
+            }
             Err(err) => return Err(Error::io("cannot stat", &current, err)),
         }
     }
