@@ -11,7 +11,7 @@
 //! `verify` runs 15 kills per step (150 in all, 10 steps), `verify --soak` 150 (1,500). The
 //! step `scan:reclaim-checked` is reached only when there is a stale lock to reclaim, and
 //! `acquire:directory-missing` only for a nested name whose directory is missing: each round
-//! there starts so.
+//! there starts so. The `wait:` steps, reached only by a blocked waiter, are left out here.
 
 mod common;
 
@@ -29,6 +29,11 @@ fn a_process_killed_at_any_step_of_acquire_or_release_leaves_nothing_that_blocks
     let per_step = if soak() { 150 } else { 15 };
     let mut evidence = Map::new();
     for step in PAUSE_STEPS {
+        if step.starts_with("wait:") {
+            // Reached only by a blocked waiter; one killed there is bug_1361's test
+            // (ac1_a_sigkilled_waiter_does_not_block_the_waiters_behind_it).
+            continue;
+        }
         for round in 0..per_step {
             if *step == "scan:reclaim-checked" {
                 // Reached only while a stale lock waits to be reclaimed.
@@ -92,10 +97,7 @@ fn a_process_killed_at_any_step_of_acquire_or_release_leaves_nothing_that_blocks
         }
         evidence.insert((*step).to_owned(), Value::from(per_step));
     }
-    evidence.insert(
-        "kills".to_owned(),
-        Value::from(per_step * PAUSE_STEPS.len()),
-    );
+    evidence.insert("kills".to_owned(), Value::from(per_step * evidence.len()));
     record_evidence(
         "a_process_killed_at_any_step_of_acquire_or_release_leaves_nothing_that_blocks",
         &Value::Object(evidence),

@@ -4,7 +4,8 @@
 //! what it does. These are the race branches of `protocol.rs` that nothing else reaches: the
 //! file gone between a release's (or a reclaim's) check and its unlink, a name taken by
 //! someone outside the protocol between the scan and the no-overwrite rename that publishes a
-//! lock, and a nested lock's directory made by someone else between its lstat and its mkdir.
+//! lock, a nested lock's directory made by someone else between its lstat and its mkdir, and
+//! a holder that releases between a waiter's attempt and its new watch.
 
 mod common;
 
@@ -13,6 +14,7 @@ use std::path::Path;
 
 use common::{Fixture, TestResult, project, worker};
 use regression::attempt::AttemptProcess;
+use regression::locker::Impl;
 
 /// A worker of the fix over `scope` as `victim`, paused at `step` once told to go.
 fn paused_worker(f: &Fixture, scope: &str, step: &str) -> std::io::Result<AttemptProcess> {
@@ -152,5 +154,48 @@ fn a_nested_directory_made_by_someone_else_before_our_mkdir_is_used() -> TestRes
     let target = f.running().join("team/run-1.lock");
     assert_eq!(victim.resume()?, format!("held {}", target.display()));
     assert_eq!(victim.release()?, "released");
+    Ok(())
+}
+
+#[test]
+fn a_waiter_whose_holder_releases_before_its_new_watch_looks_again() -> TestResult {
+    let (f, scope) = project()?;
+    // A nested name: its directory is watched only once a waiter finds it in the way.
+    let mut holder =
+        f.spawn_attempt(Impl::Fixed, "holder", &scope, &["--instance", "team/run-1"])?;
+    let held = holder.go()?;
+    assert!(held.ends_with("team/run-1.lock"), "{held}");
+    let loops_dir = f.loops_dir();
+    let args = [
+        "--impl",
+        Impl::Fixed.name(),
+        "--loops-dir",
+        &loops_dir.to_string_lossy(),
+        "--name",
+        "waiter",
+        "--scope",
+        &scope,
+        "--timeout-ms",
+        "60000",
+    ]
+    .map(str::to_owned);
+    let mut waiter = AttemptProcess::spawn_command_paused(worker(), "wait", args, "wait:blocked")?;
+    assert_eq!(waiter.go()?, "paused wait:blocked");
+
+    // Between the attempt that found the holder and the watch on `.running/team/`: the
+    // release's event comes before anyone watches for it.
+    assert_eq!(holder.release()?, "released");
+    let mut said = waiter.resume()?;
+    if cfg!(not(any(target_os = "linux", target_os = "android"))) {
+        // No directory watch there (no inotify): the waiter polls, so it says that it waits
+        // and finds the scope free at its first poll.
+        assert!(said.starts_with("waiting"), "{said}");
+        said = waiter.next_line()?;
+    }
+    assert!(
+        said.starts_with("held"),
+        "the holder is gone, so the waiter must look again before it waits: {said}"
+    );
+    assert_eq!(waiter.release()?, "released");
     Ok(())
 }

@@ -46,6 +46,11 @@ pub const STEPS: &[&str] = &[
     "acquire:staged-locked",
     // The lock file has its name, and is flocked; the acquire has not returned yet.
     "acquire:published",
+    // A waiting acquire found the scope taken (and has its ticket) and has not yet watched the
+    // directories of what blocks it; reached only by a waiting acquire that is blocked (a
+    // test that releases the holder here, in a directory not watched yet, checks that the
+    // wait looks again rather than wait for an event that came before its watch).
+    "wait:blocked",
     // A release holds the sentinel and has not looked at its lock file yet.
     "release:sentinel-held",
     // A release has seen that its path still names its file, and is about to unlink it (a

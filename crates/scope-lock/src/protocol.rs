@@ -290,6 +290,7 @@ pub(crate) fn acquire_until(
             // Dropping the ticket on the way out withdraws it.
             return Err(AcquireError::Timeout(Box::new(conflict)));
         }
+        fault::pause("wait:blocked");
         if watch.is_none() {
             // No watch to be had (inotify instances are limited per user): poll instead.
             watch = DirWatch::new().ok();
