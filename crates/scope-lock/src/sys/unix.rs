@@ -4,16 +4,29 @@
 // forbids them everywhere else, so every lock the crate takes is visibly an flock taken here.
 #![allow(clippy::disallowed_methods)]
 
-use std::ffi::{OsStr, OsString};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::fs::{self, File, FileType, Metadata, OpenOptions, Permissions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use std::time::{Duration, Instant};
 
 use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::process::{Pid, test_kill_process};
+
+// What Linux gets from `/proc`, inotify and `statfs`, other Unixes get from these stand-ins:
+// chosen here, once, and kept in their own file (see its header for why).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[path = "unix/other.rs"]
+mod other;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+use other::parent_of;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) use other::{flock_holders, unreliable_flock_filesystem};
 
 /// The identity of an inode: what a path must still name for us to act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,12 +276,6 @@ pub(crate) fn flock_holders(file: &File) -> Vec<u32> {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const PROC_LOCKS_READS: usize = 3;
 
-/// Without `/proc/locks` the holder cannot be named.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn flock_holders(_file: &File) -> Vec<u32> {
-    Vec::new()
-}
-
 /// The pids of the granted `FLOCK` entries of `/proc/locks` for `device` (`MAJ:MIN:INODE`, as
 /// the kernel prints it: major and minor in hex). Lines with `->` are requests still waiting.
 #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
@@ -307,6 +314,7 @@ pub(crate) enum Interest {
 }
 
 impl Interest {
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     fn wants(self, name: &[u8]) -> bool {
         !name.starts_with(b".") && (self == Interest::All || name.ends_with(b".lock"))
     }
@@ -331,6 +339,7 @@ impl Interest {
 pub(crate) struct DirWatch {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     inotify: rustix::fd::OwnedFd,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     watches: Vec<(i32, PathBuf, Interest)>,
 }
 
@@ -545,38 +554,6 @@ impl Drop for DirWatch {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-impl DirWatch {
-    pub(crate) fn new() -> io::Result<Self> {
-        Ok(Self {
-            watches: Vec::new(),
-        })
-    }
-
-    /// No watch on this system: the caller polls.
-    pub(crate) fn watch_closes(&mut self, _file: &Path) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-
-    pub(crate) fn is_precise(&self) -> bool {
-        false
-    }
-
-    pub(crate) fn watch(&mut self, _dir: &Path, _interest: Interest) -> io::Result<bool> {
-        Ok(false)
-    }
-
-    /// No watch on this system: sleeps for `timeout`, which the caller keeps short.
-    pub(crate) fn wait(
-        &mut self,
-        timeout: Duration,
-        _focus: Option<(&Path, &OsStr)>,
-    ) -> io::Result<bool> {
-        std::thread::sleep(timeout);
-        Ok(false)
-    }
-}
-
 /// Creates `path` exclusively (`O_CREAT | O_EXCL`, mode 0644, never following a symlink) for
 /// reading and writing.
 pub(crate) fn create_new(path: &Path) -> io::Result<File> {
@@ -641,13 +618,6 @@ fn parent_of(pid: u32) -> Option<u32> {
     parse_proc_stat_ppid(&stat)
 }
 
-/// Without a `/proc` we only know our own parent; the chain stops there. See README
-/// ("Platforms").
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn parent_of(_pid: u32) -> Option<u32> {
-    None
-}
-
 /// `/proc/<pid>/stat` is `pid (comm) state ppid ...`, where `comm` may itself contain spaces
 /// and parentheses, so the fields are counted from the *last* `)`.
 #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
@@ -691,12 +661,6 @@ fn unreliable_flock_magic(magic: u32) -> Option<&'static str> {
         0x6B41_4653 => Some("AFS (kAFS)"),
         _ => None,
     }
-}
-
-/// Other Unixes: no detection (see README, "Platforms").
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn unreliable_flock_filesystem(_file: &File) -> io::Result<Option<&'static str>> {
-    Ok(None)
 }
 
 #[cfg(test)]

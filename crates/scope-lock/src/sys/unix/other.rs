@@ -1,0 +1,60 @@
+//! The platform layer on Unixes other than Linux and Android (macOS, the BSDs): what Linux
+//! reads from `/proc` or learns from inotify and `statfs`, these systems do not offer here, so
+//! each function below is the weaker stand-in its caller expects (see README, "Platforms").
+//!
+//! Kept apart from `unix.rs` because it is compiled only on those systems: mutation testing
+//! runs on Linux, where none of this is built, so `.cargo/mutants.toml` leaves this file out.
+//! `cargo clippy --target aarch64-apple-darwin` type-checks it.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{DirWatch, Interest};
+
+/// Without `/proc/locks` the holder cannot be named.
+pub(crate) fn flock_holders(_file: &File) -> Vec<u32> {
+    Vec::new()
+}
+
+impl DirWatch {
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// No watch on this system: the caller polls.
+    pub(crate) fn watch_closes(&mut self, _file: &Path) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub(crate) fn is_precise(&self) -> bool {
+        false
+    }
+
+    pub(crate) fn watch(&mut self, _dir: &Path, _interest: Interest) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    /// No watch on this system: sleeps for `timeout`, which the caller keeps short.
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Duration,
+        _focus: Option<(&Path, &OsStr)>,
+    ) -> io::Result<bool> {
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
+}
+
+/// Without a `/proc` we only know our own parent; the chain stops there. See README
+/// ("Platforms").
+pub(super) fn parent_of(_pid: u32) -> Option<u32> {
+    None
+}
+
+/// Other Unixes: no detection (see README, "Platforms").
+pub(crate) fn unreliable_flock_filesystem(_file: &File) -> io::Result<Option<&'static str>> {
+    Ok(None)
+}
