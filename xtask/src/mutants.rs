@@ -98,7 +98,12 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
         None if options.in_diff.is_some() => {
             (Vec::new(), Vec::new(), CARGO_MUTANTS_VERSION.to_owned())
         }
-        None => bail!("cargo mutants wrote no outcomes to {}", out_dir.display()),
+        // Also when every file named is left out by `exclude_globs` in .cargo/mutants.toml.
+        None => bail!(
+            "cargo mutants generated no mutants, or wrote no outcomes to {} (a file left out \
+             by exclude_globs in .cargo/mutants.toml has no mutants)",
+            out_dir.display()
+        ),
     };
 
     // Stage 2: the survivors of stage 1 again, with the workspace's tests.
