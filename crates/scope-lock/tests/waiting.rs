@@ -23,6 +23,25 @@ use scope_lock::{
 /// Long enough never to be reached when the code is right; reaching it fails the test.
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// Tries `name` on `rel` and expects it refused because `waiter`, an earlier waiter, goes first.
+fn refused_for_waiter(
+    f: &common::Fixture,
+    name: &str,
+    rel: &str,
+    waiter: &str,
+) -> Result<AcquireError, Box<dyn std::error::Error>> {
+    let err = f.acquire(name, rel).map(drop).unwrap_err();
+    let conflict = err
+        .conflict()
+        .ok_or_else(|| format!("expected a conflict: {err}"))?;
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Waiting { .. }),
+        "{conflict}"
+    );
+    assert_eq!(conflict.holder().map(LockRecord::loop_name), Some(waiter));
+    Ok(err)
+}
+
 /// The files left in the waiting queue's directory.
 fn tickets(running: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let dir = running.join(".queue");
@@ -284,18 +303,10 @@ fn try_acquire_does_not_jump_ahead_of_an_earlier_overlapping_waiter() -> TestRes
     )?;
 
     // `b` is free of locks, but the earlier waiter wants it too: refused, naming the waiter.
-    let err = f.acquire("wants-b", "b").map(drop).unwrap_err();
+    let err = refused_for_waiter(&f, "wants-b", "b", "wants-a-and-b")?;
     let conflict = err
         .conflict()
         .ok_or_else(|| format!("expected a conflict: {err}"))?;
-    assert!(
-        matches!(conflict.rule(), ConflictRule::Waiting { .. }),
-        "{conflict}"
-    );
-    assert_eq!(
-        conflict.holder().map(LockRecord::loop_name),
-        Some("wants-a-and-b")
-    );
     assert!(err.to_string().contains("goes first"), "{err}");
     // The waiter is a thread of this process.
     assert!(conflict.is_held_by_this_process(), "{conflict}");
@@ -466,15 +477,7 @@ fn a_tickets_record_is_read_up_to_the_size_limit_and_no_further() -> TestResult 
 
     // A record of exactly the limit is a waiter like any other: we may not go first.
     let (path, live) = file_ticket(f.running(), 1, &record, limit)?;
-    let err = f.acquire("late", "src").map(drop).unwrap_err();
-    let conflict = err
-        .conflict()
-        .ok_or_else(|| format!("expected a conflict: {err}"))?;
-    assert!(
-        matches!(conflict.rule(), ConflictRule::Waiting { .. }),
-        "{conflict}"
-    );
-    assert_eq!(conflict.holder().map(LockRecord::loop_name), Some("waiter"));
+    refused_for_waiter(&f, "late", "src", "waiter")?;
     drop(live);
     fs::remove_file(&path)?;
 
