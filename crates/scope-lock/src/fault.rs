@@ -65,6 +65,7 @@ pub const STEPS: &[&str] = &[
 #[cfg(feature = "test-support")]
 pub(crate) fn pause(step: &'static str) {
     use std::io::Write as _;
+    use std::os::fd::AsFd as _;
     use std::sync::OnceLock;
 
     static PAUSE_AT: OnceLock<Option<String>> = OnceLock::new();
@@ -77,22 +78,19 @@ pub(crate) fn pause(step: &'static str) {
     let _ = writeln!(stdout, "paused {step}");
     let _ = stdout.flush();
     drop(stdout);
-    if !resume_line() {
+    if !resume_line(std::io::stdin().as_fd()) {
         loop {
             std::thread::park();
         }
     }
 }
 
-/// Reads standard input up to and including a newline; false if it closed or failed first.
+/// Reads `input` up to and including a newline; false if it closed or failed first.
 #[cfg(feature = "test-support")]
-fn resume_line() -> bool {
-    use std::os::fd::AsFd as _;
-
-    let stdin = std::io::stdin();
+fn resume_line(input: std::os::fd::BorrowedFd<'_>) -> bool {
     let mut byte = [0_u8; 1];
     loop {
-        match rustix::io::read(stdin.as_fd(), &mut byte) {
+        match rustix::io::read(input, &mut byte) {
             Ok(0) => return false,
             Ok(_) if byte[0] == b'\n' => return true,
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -105,3 +103,38 @@ fn resume_line() -> bool {
 #[cfg(not(feature = "test-support"))]
 #[inline(always)]
 pub(crate) fn pause(_step: &'static str) {}
+
+#[cfg(all(test, feature = "test-support"))]
+mod tests {
+    use super::resume_line;
+    use std::io::Write as _;
+    use std::os::fd::AsFd as _;
+
+    /// What `resume_line` says when its input is a pipe that was given `written` and then
+    /// closed.
+    fn resumes_on(written: &[u8]) -> bool {
+        let (reader, mut writer) = std::io::pipe().expect("a pipe");
+        writer.write_all(written).expect("write to the pipe");
+        drop(writer);
+        resume_line(reader.as_fd())
+    }
+
+    #[test]
+    fn a_newline_resumes_even_after_other_bytes() {
+        assert!(resumes_on(b"\n"));
+        assert!(resumes_on(b"go on\n"));
+    }
+
+    #[test]
+    fn input_that_closes_before_a_newline_does_not_resume() {
+        assert!(!resumes_on(b""));
+        assert!(!resumes_on(b"go on"));
+    }
+
+    #[test]
+    fn input_that_cannot_be_read_does_not_resume() {
+        // Reading the write end of a pipe fails (EBADF): a pause must not take that for a line.
+        let (_reader, writer) = std::io::pipe().expect("a pipe");
+        assert!(!resume_line(writer.as_fd()));
+    }
+}
