@@ -1,8 +1,8 @@
 //! Sharing `.running/` with the original manager and with whatever people and crashes leave
 //! there (issue 7): a file we did not write is never moved aside or reclaimed unless it is
 //! provably stale (B10), every `*.lock` name is seen, we never publish what we cannot read
-//! back, a guard releases its own file wherever the process's current directory has gone, and
-//! listing needs read access only.
+//! back, a guard releases its own file wherever the process's current directory has gone,
+//! listing needs read access only, and a waiter that may not write to the queue is told so.
 //!
 //! Tests that need another current directory or another user run part of themselves in a child
 //! process: this test binary again, filtered to the ignored [`child_entry`], with the role in
@@ -20,6 +20,7 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use common::{DEAD_PID, TestResult, expect_conflict, fixture};
 use scope_lock::{
@@ -483,17 +484,25 @@ fn child_entry() -> TestResult {
             );
             guard.release()?;
         }
-        // Try to acquire the loop named by the current directory's `stem` file; say why not.
-        "try-acquire" => {
+        // Acquire the loop named by the current directory's `stem` file, over `/nowhere`,
+        // without waiting (`try-acquire`) or waiting for at most ten seconds (`acquire`); say
+        // why not.
+        "try-acquire" | "acquire" => {
             let stem = fs::read_to_string("stem")?;
             let locks = LockManager::new(&arg);
-            match locks.try_acquire(&LockRequest::new(stem.trim()).scope(["/nowhere"])) {
+            let request = LockRequest::new(stem.trim()).scope(["/nowhere"]);
+            let acquired = if role == "acquire" {
+                locks.acquire(&request, Duration::from_secs(10))
+            } else {
+                locks.try_acquire(&request)
+            };
+            match acquired {
                 Ok(guard) => {
                     println!("said: held");
                     guard.release()?;
                 }
                 Err(err) => {
-                    let err = err.error().ok_or("expected a failure, not a conflict")?;
+                    let err = err.error().ok_or_else(|| format!("not a failure: {err}"))?;
                     let cause = err.io_error().map(std::io::Error::kind);
                     println!("said: {:?}: {err} ({cause:?})", err.kind());
                 }
@@ -567,11 +576,16 @@ fn a_lock_file_the_user_cannot_open_is_reported_unreadable_naming_the_cause() ->
     Ok(())
 }
 
-/// Runs the `try-acquire` child as `nobody` on `f`'s directory for the loop named `stem`.
-fn try_acquire_as_child(f: &common::Fixture, stem: &str) -> Result<Vec<String>, Box<dyn Error>> {
+/// Runs the `try-acquire` or `acquire` child (`role`) as `nobody` on `f`'s directory for the
+/// loop named `stem`.
+fn acquire_as_child(
+    f: &common::Fixture,
+    role: &str,
+    stem: &str,
+) -> Result<Vec<String>, Box<dyn Error>> {
     fs::write(f.root.join("stem"), stem)?;
     fs::set_permissions(f.root.join("stem"), fs::Permissions::from_mode(0o644))?;
-    run_child("try-acquire", &f.loops_dir(), &f.root, true)
+    run_child(role, &f.loops_dir(), &f.root, true)
 }
 
 /// A sentinel the user may not open is a regular file all the same: the error is the open's,
@@ -586,7 +600,7 @@ fn a_sentinel_the_user_cannot_open_is_an_open_error_naming_it() -> TestResult {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
     }
     fs::set_permissions(&sentinel, fs::Permissions::from_mode(0o000))?;
-    let said = try_acquire_as_child(&f, "mine");
+    let said = acquire_as_child(&f, "try-acquire", "mine");
     fs::set_permissions(&sentinel, fs::Permissions::from_mode(0o644))?;
     assert_eq!(
         said?,
@@ -617,7 +631,7 @@ fn a_nested_directory_the_user_cannot_create_is_an_error_naming_it() -> TestResu
         chown(&nested, Some(0), Some(0))?;
     }
     fs::set_permissions(&nested, fs::Permissions::from_mode(0o555))?;
-    let said = try_acquire_as_child(&f, "a/b/x");
+    let said = acquire_as_child(&f, "try-acquire", "a/b/x");
     fs::set_permissions(&nested, fs::Permissions::from_mode(0o755))?;
     assert_eq!(
         said?,
@@ -631,6 +645,78 @@ fn a_nested_directory_the_user_cannot_create_is_an_error_naming_it() -> TestResu
         "left behind: {:?}",
         f.lock_files()?
     );
+    Ok(())
+}
+
+/// Makes `.running/` one the child may read but not write (ours, when we are root; mode 0555
+/// when we are not), holding a live lock of the original over `/nowhere`, so that the child's
+/// waiting acquire must queue. Returns the lock's holder, the lock file and its bytes.
+fn blocked_in_a_directory_the_user_cannot_write(
+    f: &common::Fixture,
+) -> Result<(LiveProcess, PathBuf, Vec<u8>), Box<dyn Error>> {
+    let holder = LiveProcess::spawn()?;
+    let bytes = python_record("theirs", &["/nowhere"], holder.pid());
+    let path = f.write_lock_file("theirs", &bytes)?;
+    fs::write(f.running().join(".acquire.lock"), "")?;
+    for dir in [&f.root, &f.loops_dir(), &f.running().to_path_buf()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    }
+    Ok((holder, path, bytes))
+}
+
+/// Takes write access to `dir` away from an ordinary user running the tests (as root the
+/// child is `nobody`, and `dir` is root's already); `restore` gives it back.
+fn deny_write_when_not_root(dir: &Path, restore: bool) -> TestResult {
+    if !rustix::process::geteuid().is_root() {
+        let mode = if restore { 0o755 } else { 0o555 };
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// A waiter that may not create the queue's directory fails at once, naming the directory
+/// and the denial, and does not take the missing directory for the cause.
+#[test]
+fn a_waiting_queue_the_user_cannot_create_is_an_error_naming_it() -> TestResult {
+    let f = fixture()?;
+    let (_holder, lock, bytes) = blocked_in_a_directory_the_user_cannot_write(&f)?;
+    deny_write_when_not_root(f.running(), false)?;
+    let said = acquire_as_child(&f, "acquire", "mine");
+    deny_write_when_not_root(f.running(), true)?;
+    let queue = f.running().join(".queue");
+    assert_eq!(
+        said?,
+        [format!(
+            "Io: cannot create the waiting queue {} (Some(PermissionDenied))",
+            queue.display()
+        )]
+    );
+    assert!(!queue.exists());
+    assert_untouched(&lock, &bytes);
+    Ok(())
+}
+
+/// A waiter that may not create its ticket in the queue fails at once, naming the ticket and
+/// the denial, and does not take the denial for numbers already taken.
+#[test]
+fn a_ticket_the_user_cannot_create_is_an_error_naming_it() -> TestResult {
+    let f = fixture()?;
+    let (_holder, lock, bytes) = blocked_in_a_directory_the_user_cannot_write(&f)?;
+    let queue = f.running().join(".queue");
+    fs::create_dir(&queue)?;
+    fs::set_permissions(&queue, fs::Permissions::from_mode(0o755))?;
+    deny_write_when_not_root(&queue, false)?;
+    let said = acquire_as_child(&f, "acquire", "mine");
+    deny_write_when_not_root(&queue, true)?;
+    assert_eq!(
+        said?,
+        [format!(
+            "Io: cannot create ticket {} (Some(PermissionDenied))",
+            queue.join("00000000000000000001").display()
+        )]
+    );
+    assert!(queue.read_dir()?.next().is_none(), "left in the queue");
+    assert_untouched(&lock, &bytes);
     Ok(())
 }
 
