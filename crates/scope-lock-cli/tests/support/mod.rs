@@ -126,9 +126,18 @@ impl Sandbox {
 }
 
 /// Starts `command` with its stdin, stdout and stderr piped to the test.
-pub(crate) fn spawn(mut command: Command) -> Result<Holder, Box<dyn std::error::Error>> {
+pub(crate) fn spawn(command: Command) -> Result<Holder, Box<dyn std::error::Error>> {
+    spawn_with_stdin(command, Stdio::piped())
+}
+
+/// Starts `command` with stdin `stdin` (kept by the holder if piped) and its stdout and stderr
+/// piped to the test.
+pub(crate) fn spawn_with_stdin(
+    mut command: Command,
+    stdin: Stdio,
+) -> Result<Holder, Box<dyn std::error::Error>> {
     command
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn()?;
