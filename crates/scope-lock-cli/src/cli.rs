@@ -77,9 +77,13 @@ pub(crate) enum Command {
 ///
 /// Exits with CMD's status (128+N if CMD was killed by signal N). If a live lock holds an
 /// overlapping scope, CMD is not run: one line on stderr names the holder and the exit status
-/// is 75; with --wait, scope-lock waits for the scope first (75 if --timeout passes). SIGINT and SIGTERM sent to scope-lock are passed on to CMD; the lock is released once
-/// CMD has ended. CMD does not inherit the lock: if scope-lock itself is killed, the lock ends
-/// with it.
+/// is 75; with --wait, scope-lock waits for the scope first (75 if --timeout passes).
+///
+/// SIGINT and SIGTERM that a process sends to scope-lock are passed on to CMD; the lock is
+/// released once CMD has ended. Ctrl-C in a terminal is not passed on when CMD is in
+/// scope-lock's process group, since the terminal signalled CMD too; a signal sent to the whole
+/// group by a process (kill -INT -PGID) does reach CMD twice. CMD does not inherit the lock: if
+/// scope-lock itself is killed, the lock ends with it.
 #[derive(Debug, Args)]
 #[command(after_help = concat!(
     "Examples:\n",

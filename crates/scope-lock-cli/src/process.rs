@@ -55,6 +55,13 @@ pub(crate) fn send_signal(pid_raw: u32, signal: i32) -> io::Result<()> {
     rustix::process::kill_process(pid(pid_raw)?, signal).map_err(io::Error::from)
 }
 
+/// Whether process `pid` is in this process's process group (the group a terminal signals
+/// when Ctrl-C is typed, if it is the terminal's foreground group).
+pub(crate) fn in_our_process_group(pid_raw: u32) -> io::Result<bool> {
+    let theirs = rustix::process::getpgid(Some(pid(pid_raw)?))?;
+    Ok(theirs == rustix::process::getpgrp())
+}
+
 /// Signal numbers, as signal-hook names them.
 pub(crate) mod libc_like {
     pub(crate) use signal_hook::consts::{SIGINT, SIGKILL, SIGTERM};

@@ -6,6 +6,13 @@
 //! clean up and exit, and the lock is released only after CMD has ended. Before that (while
 //! acquiring, or waiting with `--wait`) they keep their default action: dying then leaves
 //! nothing behind that blocks anyone.
+//!
+//! CMD gets each signal once. Ctrl-C in a terminal makes the kernel signal the terminal's
+//! foreground process group, which holds CMD as well as this process unless CMD left the
+//! group: a signal the kernel sent is therefore passed on only when CMD is in another process
+//! group. A signal a process sent (`kill`, `sigqueue`) is passed on. What siginfo cannot tell
+//! apart is a process signalling the whole group (`kill -INT -PGID`, or a service manager
+//! signalling every process it started): CMD gets that one directly and once more from here.
 
 use std::io;
 use std::process::{Child, Command};
@@ -15,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, Waiting};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::low_level::siginfo::Cause;
 
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
@@ -82,7 +91,7 @@ fn deadline(timeout: Option<Duration>) -> Instant {
 
 /// Runs CMD to its end while `_guard` holds the lock; CMD's exit status as a shell reports it.
 fn run_holding(_guard: &ScopeGuard, args: &RunArgs) -> Result<u8, Failure> {
-    let signals = Signals::new([SIGINT, SIGTERM]).map_err(|err| {
+    let signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM]).map_err(|err| {
         Failure::new(
             exit::FAILURE,
             format!("cannot install signal handlers: {err}"),
@@ -108,8 +117,9 @@ fn run_holding(_guard: &ScopeGuard, args: &RunArgs) -> Result<u8, Failure> {
     wait_forwarding(child, signals)
 }
 
-/// Waits for `child`, passing on every signal `signals` catches meanwhile.
-fn wait_forwarding(mut child: Child, mut signals: Signals) -> Result<u8, Failure> {
+/// Waits for `child`, passing on the signals `signals` catches meanwhile that did not reach it
+/// already (see [`passes_on`]).
+fn wait_forwarding(mut child: Child, mut signals: SignalsInfo<WithOrigin>) -> Result<u8, Failure> {
     // The pid to forward to, cleared (under the mutex) once the child has exited and before it
     // is reaped: a reaped pid may be reused, an unreaped one may not.
     let target = Arc::new(Mutex::new(Some(child.id())));
@@ -117,11 +127,16 @@ fn wait_forwarding(mut child: Child, mut signals: Signals) -> Result<u8, Failure
     let forwarder = {
         let target = Arc::clone(&target);
         thread::spawn(move || {
-            for signal in signals.forever() {
+            for origin in signals.forever() {
                 let target = target.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(pid) = *target {
-                    // The child may be exiting on its own already; nothing to report.
-                    let _ = process::send_signal(pid, signal);
+                    // If the group cannot be read, pass the signal on: a second SIGINT is
+                    // better than a Ctrl-C that does not reach CMD at all.
+                    let shares_group = || process::in_our_process_group(pid).unwrap_or(false);
+                    if passes_on(origin.cause, shares_group) {
+                        // The child may be exiting on its own already; nothing to report.
+                        let _ = process::send_signal(pid, origin.signal);
+                    }
                 }
             }
         })
@@ -137,10 +152,46 @@ fn wait_forwarding(mut child: Child, mut signals: Signals) -> Result<u8, Failure
     Ok(process::shell_status(status))
 }
 
+/// Whether a caught signal must be passed on to CMD, given why it was sent (`cause`) and
+/// whether CMD is in this process's process group (`cmd_shares_group`, asked only when needed).
+///
+/// The kernel signals a whole process group when Ctrl-C is typed in its terminal: CMD got such
+/// a signal already if it shares our group. Signals sent by a process, and those whose cause
+/// the platform does not report (everywhere but Linux), are passed on.
+fn passes_on(cause: Cause, cmd_shares_group: impl FnOnce() -> bool) -> bool {
+    !(cause == Cause::Kernel && cmd_shares_group())
+}
+
 /// Releases the lock; a failure is reported but does not change CMD's status (the flock ends
 /// with the descriptor all the same, so the file left behind is stale and will be reclaimed).
 fn release(guard: ScopeGuard) {
     if let Err(err) = guard.release() {
         eprintln!("scope-lock: warning: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signal_hook::low_level::siginfo::Sent;
+
+    #[test]
+    fn a_signal_from_the_terminal_is_passed_on_only_to_a_cmd_outside_our_group() {
+        assert!(!passes_on(Cause::Kernel, || true));
+        assert!(passes_on(Cause::Kernel, || false));
+    }
+
+    #[test]
+    fn a_signal_from_a_process_is_passed_on_without_asking_for_the_group() {
+        for cause in [
+            Cause::Sent(Sent::User),
+            Cause::Sent(Sent::Queue),
+            Cause::Unknown,
+        ] {
+            assert!(
+                passes_on(cause, || panic!("asked for the group of {cause:?}")),
+                "{cause:?}"
+            );
+        }
     }
 }
