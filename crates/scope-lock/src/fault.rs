@@ -29,9 +29,9 @@ pub const STEPS: &[&str] = &[
     // An attempt holds the directory sentinel and has not looked at the directory yet.
     "acquire:sentinel-held",
     // A scan (an acquire's, or a cleaning listing's) has seen that the path of a stale lock
-    // file still names the file it judged, and is about to unlink it; reached only when
-    // `.running/` holds a stale lock (a test that removes it here makes the unlink fail with
-    // NotFound).
+    // file (or of a dead waiter's ticket) still names the file it judged, and is about to
+    // unlink it; reached only when `.running/` holds a stale lock or the queue a stale ticket
+    // (a test that removes it here makes the unlink fail with NotFound).
     "scan:reclaim-checked",
     // The directory of a nested lock name (`.running/team/` of `team/run-1`) was found missing
     // and is about to be created; reached only for such a name (a test that creates the

@@ -15,6 +15,7 @@ pub struct LockListing {
     pub(crate) problems: Vec<ScanProblem>,
     pub(crate) reclaimed: Vec<PathBuf>,
     pub(crate) orphans: Vec<PathBuf>,
+    pub(crate) stale_tickets: Vec<PathBuf>,
     pub(crate) inspection: bool,
 }
 
@@ -24,7 +25,8 @@ impl LockListing {
         &self.locks
     }
 
-    /// Files named `*.lock` that are not readable live locks, sorted by path.
+    /// Files named `*.lock` that are not readable live locks, and stale tickets that could
+    /// not be removed ([`ProblemKind::ReclaimFailed`]), sorted by path.
     pub fn problems(&self) -> &[ScanProblem] {
         &self.problems
     }
@@ -42,10 +44,21 @@ impl LockListing {
         &self.orphans
     }
 
+    /// Tickets in the waiting queue (`.running/.queue/`) whose waiters are gone (their flock
+    /// is free: killed while waiting) that this scan removed, sorted by path; for an
+    /// [inspection](Self::is_inspection), those it would have removed, still in place. Only
+    /// [`LockManager::list_locks`](crate::LockManager::list_locks) and
+    /// [`inspect_locks`](crate::LockManager::inspect_locks) look at the queue; the tickets of
+    /// live waiters are left alone and not listed.
+    pub fn stale_tickets(&self) -> &[PathBuf] {
+        &self.stale_tickets
+    }
+
     /// Whether this listing comes from
     /// [`LockManager::inspect_locks`](crate::LockManager::inspect_locks), which changes
-    /// nothing: [`reclaimed`](Self::reclaimed) and [`orphans`](Self::orphans) then say what a
-    /// cleaning scan would remove, and [`ProblemKind::InvalidStale`] what it would move aside.
+    /// nothing: [`reclaimed`](Self::reclaimed), [`orphans`](Self::orphans) and
+    /// [`stale_tickets`](Self::stale_tickets) then say what a cleaning scan would remove, and
+    /// [`ProblemKind::InvalidStale`] what it would move aside.
     pub fn is_inspection(&self) -> bool {
         self.inspection
     }
@@ -91,7 +104,8 @@ impl LiveLock {
     }
 }
 
-/// A `*.lock` entry that a scan could not take for a live lock.
+/// A `*.lock` entry that a scan could not take for a live lock (or a stale ticket of the
+/// waiting queue that it could not remove).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanProblem {
     pub(crate) path: PathBuf,

@@ -189,22 +189,26 @@ impl LockManager {
     }
 
     /// Every live lock, nested names included, and every `*.lock` file that is not a readable
-    /// live lock. Stale locks are reclaimed on the way.
+    /// live lock. Stale locks are reclaimed on the way, and so are the tickets that waiters
+    /// killed while waiting left in the queue ([`LockListing::stale_tickets`]); a live
+    /// waiter's ticket (its flock is held) is left alone.
     ///
     /// # Errors
     ///
-    /// An [`Error`] naming the path when the directory or its sentinel cannot be opened,
-    /// locked (within the sentinel bound: [`ErrorKind::Busy`](crate::ErrorKind::Busy)) or
-    /// listed. A missing directory is not an error: there are no locks.
+    /// An [`Error`] naming the path when the directory, its sentinel or its waiting queue
+    /// (`.queue/`) cannot be opened, locked (within the sentinel bound:
+    /// [`ErrorKind::Busy`](crate::ErrorKind::Busy)) or listed. A missing directory is not an
+    /// error: there are no locks (and a missing queue has no tickets).
     pub fn list_locks(&self) -> Result<LockListing, Error> {
         protocol::list(&self.running_dir, self.sentinel_bound, Stale::Clean)
     }
 
     /// What [`list_locks`](Self::list_locks) would report, without changing anything: the
     /// same scan, under the directory sentinel, judges every file the same way, but leaves
-    /// stale lock files, unheld files of ours with invalid records and publications orphaned
-    /// by killed acquirers where they are. [`LockListing::reclaimed`] and
-    /// [`LockListing::orphans`] name what a cleaning scan would remove, and problems of kind
+    /// stale lock files, unheld files of ours with invalid records, publications orphaned
+    /// by killed acquirers and tickets of dead waiters where they are.
+    /// [`LockListing::reclaimed`], [`LockListing::orphans`] and
+    /// [`LockListing::stale_tickets`] name what a cleaning scan would remove, and problems of kind
     /// [`InvalidStale`](crate::ProblemKind::InvalidStale) what it would move aside. The only
     /// file it may create is the directory sentinel, when the directory has none. The answer
     /// can be out of date as soon as it is returned.

@@ -195,7 +195,7 @@ fn attempt(
     fault::pause("acquire:sentinel-held");
     ensure_target_usable(target, &sentinel)?;
     let listing = scan(running_dir, &sentinel)?;
-    let queue = queue::scan(running_dir, &sentinel)?;
+    let queue = queue::scan(running_dir, Stale::Clean, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
     let index = ScopeIndex::new(scope);
     let mut family = Family::default();
@@ -381,7 +381,7 @@ pub(crate) fn find_conflict(
     }
     let sentinel = Sentinel::lock(running_dir, bound)?;
     let listing = scan(running_dir, &sentinel)?;
-    let queue = queue::scan(running_dir, &sentinel)?;
+    let queue = queue::scan(running_dir, Stale::Clean, &sentinel)?;
     let target = lock_path(running_dir, request);
     Ok(decide(
         &listing,
@@ -394,8 +394,8 @@ pub(crate) fn find_conflict(
     ))
 }
 
-/// Every live lock and every problem: steps 1 and 2, cleaning or only reporting as `stale`
-/// says. A missing directory holds no locks.
+/// Every live lock and every problem: steps 1 and 2 (the queue too, for its stale tickets),
+/// cleaning or only reporting as `stale` says. A missing directory holds no locks.
 pub(crate) fn list(
     running_dir: &Path,
     bound: Duration,
@@ -408,7 +408,12 @@ pub(crate) fn list(
         });
     }
     let sentinel = Sentinel::lock(running_dir, bound)?;
-    scan_as(running_dir, stale, &sentinel)
+    let mut listing = scan_as(running_dir, stale, &sentinel)?;
+    let queue = queue::scan(running_dir, stale, &sentinel)?;
+    listing.stale_tickets = queue.stale;
+    listing.problems.extend(queue.problems);
+    listing.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(listing)
 }
 
 /// Whether the directory exists: asking and listing never create it.
@@ -785,7 +790,8 @@ fn inspect(
             problem(listing, path, ProblemKind::HeldInvalid { reason });
         }
         (false, Ok(record)) if record.is_flock_liveness() || imp::pid_is_dead(record.pid()) => {
-            reclaim(path, &file, stale, listing, sentinel);
+            let found = (&mut listing.reclaimed, &mut listing.problems);
+            reclaim(path, &file, stale, found, sentinel);
         }
         (false, Ok(record)) => listing.locks.push(LiveLock {
             path,
@@ -819,27 +825,28 @@ fn inspect(
     }
 }
 
-/// Removes a stale lock file if `path` still names the inode we probed through `file`. Under
-/// the sentinel, so nobody can publish a new lock at `path` between the check and the unlink.
-/// An inspection only reports it.
-fn reclaim(
+/// Removes a stale lock file (or a dead waiter's ticket) if `path` still names the inode we
+/// probed through `file`, and adds it to `removed`; a failure goes to `problems`. Under the
+/// sentinel, so nobody can publish a new lock (or take a ticket) at `path` between the check
+/// and the unlink. An inspection only reports it.
+pub(crate) fn reclaim(
     path: PathBuf,
     file: &File,
     stale: Stale,
-    listing: &mut LockListing,
+    (removed, problems): (&mut Vec<PathBuf>, &mut Vec<ScanProblem>),
     _sentinel: &Sentinel,
 ) {
     if stale == Stale::Report {
-        return listing.reclaimed.push(path);
+        return removed.push(path);
     }
     match still_names(&path, file) {
         Ok(true) => {
             fault::pause("scan:reclaim-checked");
             match imp::remove_file(&path) {
-                Ok(()) => listing.reclaimed.push(path),
+                Ok(()) => removed.push(path),
                 // Removed by someone else since the check: not in anyone's way.
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => listing.problems.push(ScanProblem {
+                Err(err) => problems.push(ScanProblem {
                     path,
                     kind: ProblemKind::ReclaimFailed {
                         reason: err.to_string(),
@@ -849,7 +856,7 @@ fn reclaim(
         }
         // Gone, or the name now belongs to another inode: not ours to touch.
         Ok(false) => {}
-        Err(err) => listing.problems.push(ScanProblem {
+        Err(err) => problems.push(ScanProblem {
             path,
             kind: ProblemKind::ReclaimFailed {
                 reason: err.to_string(),
@@ -1656,7 +1663,8 @@ mod tests {
         std::fs::rename(&newcomer, &path)?;
 
         let mut listing = LockListing::default();
-        reclaim(path.clone(), &judged, Stale::Clean, &mut listing, &sentinel);
+        let found = (&mut listing.reclaimed, &mut listing.problems);
+        reclaim(path.clone(), &judged, Stale::Clean, found, &sentinel);
         assert_eq!(listing, LockListing::default());
         assert_eq!(std::fs::read(&path)?, b"newcomer");
 
@@ -1706,7 +1714,8 @@ mod tests {
         let judged = imp::open_lock_file(&path)?;
 
         let mut listing = LockListing::default();
-        reclaim(path.clone(), &judged, Stale::Clean, &mut listing, &sentinel);
+        let found = (&mut listing.reclaimed, &mut listing.problems);
+        reclaim(path.clone(), &judged, Stale::Clean, found, &sentinel);
         match listing.problems.as_slice() {
             [
                 ScanProblem {

@@ -5,7 +5,8 @@
 //! exclusively flocked by the waiter for as long as it waits, exactly like a lock. So:
 //!
 //! - its liveness is its flock: a waiter that is killed leaves a file whose flock is free, and
-//!   the next scan of the queue removes it; it never blocks anyone;
+//!   the next scan of the queue (an acquire's, or a listing's) removes it; it never blocks
+//!   anyone;
 //! - a waiter that stops waiting (it got the lock, timed out, or was dropped) removes its file
 //!   itself.
 //!
@@ -20,7 +21,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind};
-use crate::protocol::Sentinel;
+use crate::listing::ScanProblem;
+use crate::protocol::{self, Sentinel, Stale};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::sys::imp::{self, FileId};
 
@@ -43,17 +45,31 @@ pub(crate) struct Queued {
     pub(crate) record: LockRecord,
 }
 
-/// The live tickets, lowest number first.
+/// What a scan of the queue found.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
+    /// The live tickets, lowest number first.
     pub(crate) tickets: Vec<Queued>,
+    /// The tickets of waiters that are gone, removed (or, by an inspection, left in place),
+    /// sorted by path.
+    pub(crate) stale: Vec<PathBuf>,
+    /// Tickets of waiters that are gone which could not be removed.
+    pub(crate) problems: Vec<ScanProblem>,
 }
 
 /// Reads the queue under the sentinel, removing the tickets of waiters that are gone (their
-/// flock is free). A ticket that is held but cannot be read is skipped: it cannot be ordered
-/// against, and skipping it costs fairness, never exclusion (locks alone decide that).
-pub(crate) fn scan(running_dir: &Path, _sentinel: &Sentinel) -> Result<Queue, Error> {
+/// flock is free), or with [`Stale::Report`] only noting them. A ticket that is held but
+/// cannot be read is skipped: it cannot be ordered against, and skipping it costs fairness,
+/// never exclusion (locks alone decide that). Only regular files named like tickets are
+/// judged, and a queue directory that is a symlink is not followed: nothing else is ours.
+pub(crate) fn scan(running_dir: &Path, stale: Stale, sentinel: &Sentinel) -> Result<Queue, Error> {
     let dir = queue_dir(running_dir);
+    if imp::lstat(&dir).is_ok_and(|meta| meta.is_symlink()) {
+        // `Ticket::take` refuses to queue there, so no waiter of ours can be where it points,
+        // and nothing there is ours to remove. (Anything else that is not a directory fails
+        // to be listed below: an error that names it.)
+        return Ok(Queue::default());
+    }
     let entries = match imp::read_dir(&dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Queue::default()),
@@ -74,13 +90,15 @@ pub(crate) fn scan(running_dir: &Path, _sentinel: &Sentinel) -> Result<Queue, Er
             continue;
         }
         match imp::try_lock_exclusive(&file) {
-            Ok(true) => {
-                // Its waiter is gone. We hold the sentinel, so nobody can be taking this number
-                // anew; still, only unlink the inode we probed.
-                if imp::path_id(&entry.path).ok().flatten() == imp::file_id(&file).ok() {
-                    let _ = imp::remove_file(&entry.path);
-                }
-            }
+            // Its waiter is gone. We hold the sentinel, so nobody can be taking this number
+            // anew; still, as for a stale lock, only the inode we probed is unlinked.
+            Ok(true) => protocol::reclaim(
+                entry.path,
+                &file,
+                stale,
+                (&mut queue.stale, &mut queue.problems),
+                sentinel,
+            ),
             Ok(false) => {
                 let record = imp::read_up_to(&file, MAX_RECORD_BYTES + 1)
                     .ok()
@@ -97,6 +115,7 @@ pub(crate) fn scan(running_dir: &Path, _sentinel: &Sentinel) -> Result<Queue, Er
         }
     }
     queue.tickets.sort_by_key(|ticket| ticket.number);
+    queue.stale.sort();
     Ok(queue)
 }
 

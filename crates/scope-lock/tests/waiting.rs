@@ -499,6 +499,66 @@ fn the_ticket_of_a_waiter_that_is_gone_is_removed_by_the_next_scan() -> TestResu
     Ok(())
 }
 
+/// `list_locks` removes the tickets of waiters that are gone and names them; `inspect_locks`
+/// names the same tickets and removes nothing. A live waiter's ticket (flocked), names that
+/// are not a ticket's, and a ticket's name on a symlink (to an unlocked file elsewhere) are
+/// left as they are, and not named.
+#[test]
+fn listing_removes_and_names_the_tickets_of_waiters_that_are_gone_and_nothing_else() -> TestResult {
+    let f = fixture()?;
+    let (live, _held) = file_ticket(f.running(), 1, &waiter_record(&f, "docs"), 0)?;
+    let (gone, file) = file_ticket(f.running(), 3, &waiter_record(&f, "src"), 0)?;
+    drop(file);
+    let queue = f.running().join(".queue");
+    let elsewhere = tempfile::tempdir()?;
+    let target = elsewhere.path().join(format!("{:020}", 4));
+    fs::write(&target, "not ours")?;
+    std::os::unix::fs::symlink(&target, queue.join(format!("{:020}", 4)))?;
+    for other in ["5", "notes", ".00000000000000000006"] {
+        fs::write(queue.join(other), other)?;
+    }
+    let mut before = tickets(f.running())?;
+    before.sort();
+
+    let inspection = f.locks.inspect_locks()?;
+    assert_eq!(inspection.stale_tickets(), std::slice::from_ref(&gone));
+    let mut after = tickets(f.running())?;
+    after.sort();
+    assert_eq!(after, before, "an inspection changed the queue");
+
+    let listing = f.locks.list_locks()?;
+    assert_eq!(listing.stale_tickets(), std::slice::from_ref(&gone));
+    assert!(!gone.exists(), "the gone waiter's ticket is still there");
+    before.retain(|name| *name != format!("{:020}", 3));
+    let mut after = tickets(f.running())?;
+    after.sort();
+    assert_eq!(after, before);
+    assert!(live.exists());
+    assert_eq!(fs::read(&target)?, b"not ours");
+    assert!(listing.problems().is_empty(), "{:?}", listing.problems());
+
+    let again = f.locks.list_locks()?;
+    assert_eq!(again.stale_tickets(), [] as [PathBuf; 0]);
+    Ok(())
+}
+
+/// A queue directory that is a symlink is not followed by a listing: an unlocked file with a
+/// ticket's name where it points is not ours, and stays.
+#[test]
+fn listing_does_not_follow_a_queue_directory_that_is_a_symlink() -> TestResult {
+    let f = fixture()?;
+    f.init()?;
+    let elsewhere = tempfile::tempdir()?;
+    let unlocked = elsewhere.path().join(format!("{:020}", 1));
+    fs::write(&unlocked, "not ours")?;
+    std::os::unix::fs::symlink(elsewhere.path(), f.running().join(".queue"))?;
+    for listing in [f.locks.inspect_locks()?, f.locks.list_locks()?] {
+        assert_eq!(listing.stale_tickets(), [] as [PathBuf; 0]);
+    }
+    assert_eq!(fs::read(&unlocked)?, b"not ours");
+    Ok(())
+}
+
 #[test]
 fn a_queue_that_cannot_be_listed_is_an_error_naming_it() -> TestResult {
     let f = fixture()?;
