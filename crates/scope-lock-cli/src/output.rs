@@ -102,8 +102,11 @@ pub(crate) struct ListingJson {
     reclaimed: Vec<PathBuf>,
     /// Publications left by acquirers killed half-way, removed.
     orphans: Vec<PathBuf>,
-    /// `clean --dry-run`: nothing was changed; `reclaimed` and `orphans` name what would have
-    /// been removed, problems of kind `invalid_stale` what would have been moved aside.
+    /// Tickets left in the waiting queue by waiters killed while waiting, removed.
+    stale_tickets: Vec<PathBuf>,
+    /// `clean --dry-run`: nothing was changed; `reclaimed`, `orphans` and `stale_tickets` name
+    /// what would have been removed, problems of kind `invalid_stale` what would have been
+    /// moved aside.
     dry_run: bool,
 }
 
@@ -115,6 +118,7 @@ impl ListingJson {
             problems: listing.problems().iter().map(ProblemJson::new).collect(),
             reclaimed: listing.reclaimed().to_vec(),
             orphans: listing.orphans().to_vec(),
+            stale_tickets: listing.stale_tickets().to_vec(),
             dry_run: listing.is_inspection(),
         }
     }
@@ -349,6 +353,12 @@ pub(crate) fn listing_text(running_dir: &Path, listing: &LockListing) -> String 
     if !listing.orphans().is_empty() {
         out.push_str("\nremoved (left by acquirers killed while publishing):\n");
         for path in listing.orphans() {
+            out.push_str(&format!("  {}\n", path.display()));
+        }
+    }
+    if !listing.stale_tickets().is_empty() {
+        out.push_str("\nremoved (tickets of waiters killed while waiting):\n");
+        for path in listing.stale_tickets() {
             out.push_str(&format!("  {}\n", path.display()));
         }
     }

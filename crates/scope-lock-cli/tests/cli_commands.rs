@@ -18,10 +18,19 @@ fn original_record(loop_name: &str, scope: &str, pid: u32, started_at: &str) -> 
 /// A record of ours (it has the marker) with a pid that is not a number.
 const BROKEN_OURS: &str = r#"{"loop_name": "half", "scope": ["/srv/half"], "pid": "x", "started_at": "2026-01-01T00:00:00.000000+00:00", "liveness": "flock"}"#;
 
+/// A waiter's ticket as a waiter killed while waiting leaves it: its record, and no flock.
+const STALE_TICKET: &str = "00000000000000000007";
+
+/// Files in the waiting queue that are not tickets by name, and a name that is a ticket's but
+/// a symlink (to a file outside `.running/`, unlocked): none of them is ever touched.
+const NOT_TICKETS: [&str; 3] = ["7", "notes.txt", ".00000000000000000009"];
+const SYMLINKED_TICKET: &str = "00000000000000000008";
+
 /// The directory as the original (and the lock files) leave it: a live holder of ours, a live
 /// original-format lock (this test process), a stale lock of ours, an unheld lock of ours
 /// whose record is invalid, an unreadable file that may be the original's (no marker, no
-/// pid), an orphaned publication, and the original's other files.
+/// pid), an orphaned publication, the original's other files, and in the waiting queue a
+/// killed waiter's ticket beside files that are not tickets.
 fn populate(sandbox: &Sandbox) -> Result<support::Holder, Box<dyn std::error::Error>> {
     let holder = sandbox.hold(
         "docs-fixer",
@@ -57,7 +66,36 @@ fn populate(sandbox: &Sandbox) -> Result<support::Holder, Box<dyn std::error::Er
     ] {
         fs::write(running.join(other), format!("kept: {other}"))?;
     }
+    let queue = running.join(".queue");
+    fs::create_dir(&queue)?;
+    fs::write(
+        queue.join(STALE_TICKET),
+        r#"{"loop_name": "gone-waiter", "scope": ["/srv/gone"], "pid": 1, "started_at": "2026-01-01T00:00:00.000000+00:00", "liveness": "flock"}"#,
+    )?;
+    for other in NOT_TICKETS {
+        fs::write(queue.join(other), format!("kept: {other}"))?;
+    }
+    let outside = sandbox.path().join("outside-ticket");
+    fs::write(&outside, "kept: outside-ticket")?;
+    std::os::unix::fs::symlink(&outside, queue.join(SYMLINKED_TICKET))?;
     Ok(holder)
+}
+
+/// Checks that the files `populate` put in the queue that are not tickets are all there, as
+/// they were.
+fn assert_not_tickets_kept(sandbox: &Sandbox) -> TestResult {
+    let queue = sandbox.running().join(".queue");
+    for other in NOT_TICKETS {
+        assert_eq!(
+            fs::read_to_string(queue.join(other))?,
+            format!("kept: {other}"),
+            "{other}"
+        );
+    }
+    let link = queue.join(SYMLINKED_TICKET);
+    assert_eq!(fs::read_link(&link)?, sandbox.path().join("outside-ticket"));
+    assert_eq!(fs::read_to_string(&link)?, "kept: outside-ticket");
+    Ok(())
 }
 
 /// `text` with the sandbox path, the given pids and the live locks' start times replaced.
@@ -217,6 +255,11 @@ fn clean_reclaims_stale_locks_and_leaves_live_locks_and_other_files_alone() -> T
     );
     assert!(!running.join(".scope-lock-publish-AbC123.tmp").exists());
     assert!(
+        !running.join(".queue").join(STALE_TICKET).exists(),
+        "the killed waiter's ticket was not removed"
+    );
+    assert_not_tickets_kept(&sandbox)?;
+    assert!(
         !running.join("broken.lock").exists(),
         "our unheld lock with an invalid record was not moved aside"
     );
@@ -313,7 +356,10 @@ fn clean_dry_run_changes_no_file_and_says_what_clean_would_do() -> TestResult {
     assert_eq!(cleaned["dry_run"], false);
     assert_eq!(cleaned["reclaimed"], value["reclaimed"]);
     assert_eq!(cleaned["orphans"], value["orphans"]);
+    assert_eq!(cleaned["stale_tickets"], value["stale_tickets"]);
     assert!(!running.join("stale.lock").exists());
+    assert!(!running.join(".queue").join(STALE_TICKET).exists());
+    assert_not_tickets_kept(&sandbox)?;
     // The original-format lock is this test process's.
     let pids = [holder.pid(), std::process::id()];
     let text = redact(&json_out.stdout, &sandbox, &pids)?;
@@ -424,5 +470,112 @@ fn break_kill_escalates_to_sigkill_when_the_holder_ignores_sigterm() -> TestResu
         Some(9)
     );
     assert_eq!(sandbox.run(&["check", "--scope", "docs"])?.code(), 0);
+    Ok(())
+}
+
+/// The tickets in the waiting queue, lowest number first.
+fn tickets(sandbox: &Sandbox) -> Result<Vec<std::path::PathBuf>, Box<dyn std::error::Error>> {
+    let mut found = fs::read_dir(sandbox.running().join(".queue"))?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<Vec<_>, _>>()?;
+    found.sort();
+    Ok(found)
+}
+
+/// Starts `scope-lock run --name NAME --scope SCOPE --wait` (its CMD, once it runs, prints
+/// `ready` and waits for its stdin) and returns once it says it waits: by then its ticket is
+/// in the queue and it waits for an event about what blocks it.
+fn waiter(
+    sandbox: &Sandbox,
+    name: &str,
+    scope: &str,
+) -> Result<support::Holder, Box<dyn std::error::Error>> {
+    let mut waiter = sandbox.spawn_holder(name, &["--scope", scope, "--wait"], "")?;
+    let said = waiter
+        .next_stderr_line(BOUND)
+        .ok_or_else(|| format!("waiter {name} said nothing"))?;
+    assert!(
+        said.starts_with(&format!("Blocking: waiting for scope {scope}: ")),
+        "{name}: {said}"
+    );
+    Ok(waiter)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn clean_removes_a_killed_waiters_ticket_and_live_waiters_still_go_in_order() -> TestResult {
+    use std::os::unix::process::ExitStatusExt;
+
+    let sandbox = Sandbox::new()?;
+    let mut holder = sandbox.hold("docs-fixer", &["--scope", "docs"])?;
+    let mut first = waiter(&sandbox, "first", "docs/api")?;
+    let mut second = waiter(&sandbox, "second", "docs")?;
+    // Queued last, so no waiter waits for it to leave: when it is killed, nobody's next look
+    // removes its ticket before `clean` does.
+    let mut killed = waiter(&sandbox, "killed", "docs/guide")?;
+    let queued = tickets(&sandbox)?;
+    assert_eq!(queued.len(), 3, "{queued:?}");
+    killed.signal(rustix::process::Signal::KILL)?;
+    let status = killed.wait(BOUND).ok_or("the killed waiter did not exit")?;
+    assert_eq!(status.signal(), Some(9));
+    assert_eq!(
+        tickets(&sandbox)?,
+        queued,
+        "the killed waiter's ticket is gone already"
+    );
+    let dead = &queued[2];
+    let said = format!(
+        "{} (ticket of a waiter killed while waiting)\n",
+        dead.display()
+    );
+
+    let dry = sandbox.run(&["clean", "--dry-run"])?;
+    assert_eq!(dry.code(), 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains(&format!("would remove {said}")),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        tickets(&sandbox)?,
+        queued,
+        "clean --dry-run removed a ticket"
+    );
+
+    let out = sandbox.run(&["clean"])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!("removed {said}")),
+        "{}",
+        out.stdout
+    );
+    // The live waiters' tickets, flocked by them, are left; nothing else was said of them.
+    assert_eq!(
+        tickets(&sandbox)?,
+        queued[..2],
+        "clean removed a live waiter's ticket"
+    );
+    assert_eq!(out.stdout.matches("ticket").count(), 1, "{}", out.stdout);
+    let again = sandbox.run(&["clean", "--json"])?;
+    let again: serde_json::Value = serde_json::from_str(&again.stdout)?;
+    assert_eq!(again["stale_tickets"], serde_json::json!([]));
+
+    // The live waiters still get the scope, in the order they came, when its holder ends.
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    let line = first
+        .next_line(BOUND)
+        .ok_or("the first waiter never ran CMD")?;
+    assert!(line.starts_with("ready "), "{line}");
+    assert!(
+        second.is_running(),
+        "the second waiter did not wait its turn"
+    );
+    assert_eq!(first.finish().and_then(|s| s.code()), Some(0));
+    let line = second
+        .next_line(BOUND)
+        .ok_or("the second waiter never ran CMD")?;
+    assert!(line.starts_with("ready "), "{line}");
+    assert_eq!(second.finish().and_then(|s| s.code()), Some(0));
+    assert_eq!(tickets(&sandbox)?, Vec::<std::path::PathBuf>::new());
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! `scope-lock clean`: reclaim stale locks and what killed acquirers left behind.
 //!
 //! The library's scan does the work, under the directory sentinel: it removes lock files whose
-//! holders are gone and publications whose publishers died mid-way, moves unheld lock files
-//! with unreadable records aside, and leaves live locks and every other file alone. This
+//! holders are gone, publications whose publishers died mid-way and the tickets of waiters
+//! killed while waiting (`.running/.queue/`), moves unheld lock files with unreadable records
+//! aside, and leaves live locks, live waiters' tickets and every other file alone. This
 //! command runs that scan and reports what it did. With `--dry-run` it runs the library's
 //! inspection instead, the same scan changing nothing, and reports what it would do.
 
@@ -44,6 +45,12 @@ pub(crate) fn clean(manager: &LockManager, args: &CleanArgs) -> Result<u8, Failu
             path.display()
         ));
     }
+    for path in listing.stale_tickets() {
+        out.push_str(&format!(
+            "{remove} {} (ticket of a waiter killed while waiting)\n",
+            path.display()
+        ));
+    }
     for problem in listing.problems() {
         let verb = match problem.kind() {
             ProblemKind::Invalid {
@@ -56,6 +63,7 @@ pub(crate) fn clean(manager: &LockManager, args: &CleanArgs) -> Result<u8, Failu
     }
     if listing.reclaimed().is_empty()
         && listing.orphans().is_empty()
+        && listing.stale_tickets().is_empty()
         && listing.problems().is_empty()
     {
         out.push_str(&format!("nothing to clean in {}\n", running_dir.display()));
