@@ -28,9 +28,13 @@ const ROOT_AFTER_HELP: &str = concat!(
     "\
 Examples:
   scope-lock run --name docs-fixer --scope docs/ -- make docs
+  scope-lock run --name site --scope docs/ --wait --timeout 600 -- make site
   scope-lock list
+  scope-lock list --json | jq -r '.locks[].name'
   scope-lock check --scope docs/api && echo free
+  scope-lock clean --dry-run
   scope-lock clean
+  scope-lock break docs-fixer
   scope-lock break docs-fixer --kill
 
 Environment:

@@ -36,6 +36,39 @@ fn every_subcommand_help_has_examples() -> TestResult {
     Ok(())
 }
 
+/// The top-level help shows each subcommand in use, and the forms its own help shows beyond
+/// the plain one (`clean --dry-run`, `run --wait`, ...): someone reading only `--help` sees
+/// what each command can do.
+#[test]
+fn the_top_level_help_shows_the_useful_forms_of_every_subcommand() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let out = sandbox.run(&["--help"])?;
+    let examples = out
+        .stdout
+        .split_once("Examples:\n")
+        .and_then(|(_, rest)| rest.split_once("\n\n"))
+        .map(|(examples, _)| examples)
+        .ok_or("no examples")?;
+    for form in [
+        "scope-lock run --name ",
+        " --wait --timeout ",
+        "scope-lock list\n",
+        "scope-lock list --json",
+        "scope-lock check --scope ",
+        "scope-lock clean\n",
+        "scope-lock clean --dry-run\n",
+        "scope-lock break docs-fixer\n",
+        "scope-lock break docs-fixer --kill\n",
+    ] {
+        assert!(
+            format!("{examples}\n").contains(form),
+            "no `{}` among the examples:\n{examples}",
+            form.trim()
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn usage_errors_exit_2() -> TestResult {
     let sandbox = Sandbox::new()?;
