@@ -59,7 +59,8 @@ pub(super) fn run(sh: &Shell, settings: &Settings) -> anyhow::Result<TargetRun> 
         "{python} -m pytest {tests} -p no:cacheprovider -q -rfE --junitxml={report}"
     )
     .env(env::EVIDENCE_DIR, &settings.evidence_fixed)
-    .env_remove(env::IMPL);
+    .env_remove(env::IMPL)
+    .env_remove(env::SKIP_HOSTILE);
     pytest = if settings.soak {
         pytest.env(env::SOAK, env::SOAK_ON)
     } else {
