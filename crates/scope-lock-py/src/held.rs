@@ -3,10 +3,14 @@
 //! The original's `acquire` returns a bool and its caller later names the lock again in
 //! `release(loop_name, instance_id)`. Our lock is a [`ScopeGuard`], so between the two calls
 //! someone must own the guard: this table does, keyed by lock file, together with the id of the
-//! manager that acquired it (`release` only releases what its own manager acquired) and a token
-//! (so that a `with manager.hold(...)` block ends only its own hold). The table outlives the
-//! managers: a lock acquired through a manager that is then garbage-collected stays held until
-//! the process ends, as the original's lock file stayed.
+//! manager that acquired it (`release` only releases what its own manager acquired), the lock's
+//! name and a token (so that a `with manager.hold(...)` block ends only its own hold). The table
+//! outlives the managers: a lock acquired through a manager that is then garbage-collected stays
+//! held until the process ends, as the original's lock file stayed.
+//!
+//! The key is the guard's own path, which the crate made absolute when it acquired. A release
+//! finds its lock by name (or by token), not by a path built again from the loops directory:
+//! that directory is relative by default, and the current directory may have changed since.
 //!
 //! Locking discipline: the mutex is taken only while the GIL is held, and nothing inside the
 //! critical section waits, calls into Python or drops a guard (dropping releases, which waits
@@ -26,8 +30,25 @@ use crate::errors;
 struct Entry {
     manager: u64,
     token: u64,
+    /// The request's stem: the file's name under `.running/`, without `.lock`.
+    name: String,
     guard: ScopeGuard,
 }
+
+/// Which of a manager's holds a release ends.
+pub(crate) enum Hold<'a> {
+    /// The hold that got this token (a `with manager.hold(...)` block's own).
+    Token(u64),
+    /// The lock of this name; if the manager holds several (acquired under different current
+    /// directories), the one at `here`, the name's lock file under the current directory.
+    Named {
+        name: &'a str,
+        here: Option<&'a Path>,
+    },
+}
+
+/// A release by name that could mean more than one lock.
+pub(crate) struct Ambiguous(pub(crate) Vec<PathBuf>);
 
 static TABLE: Mutex<Option<HashMap<PathBuf, Entry>>> = Mutex::new(None);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -43,8 +64,8 @@ fn table() -> MutexGuard<'static, Option<HashMap<PathBuf, Entry>>> {
     TABLE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Keeps `guard` for `manager`; returns its token.
-pub(crate) fn keep(manager: u64, guard: ScopeGuard) -> u64 {
+/// Keeps `guard`, acquired by `manager` under `name`; returns its token.
+pub(crate) fn keep(manager: u64, name: String, guard: ScopeGuard) -> u64 {
     let token = next_id();
     let path = guard.path().to_path_buf();
     let replaced = table().get_or_insert_with(HashMap::new).insert(
@@ -52,6 +73,7 @@ pub(crate) fn keep(manager: u64, guard: ScopeGuard) -> u64 {
         Entry {
             manager,
             token,
+            name,
             guard,
         },
     );
@@ -61,16 +83,45 @@ pub(crate) fn keep(manager: u64, guard: ScopeGuard) -> u64 {
     token
 }
 
-/// Takes out the guard of `path` if `manager` holds it (and, given a token, if it is that
-/// hold).
-pub(crate) fn take(manager: u64, path: &Path, token: Option<u64>) -> Option<ScopeGuard> {
+/// Takes out `manager`'s guard that `hold` names, if it has one.
+///
+/// # Errors
+///
+/// [`Ambiguous`] when `hold` is a name the manager holds several locks under, none at `here`.
+pub(crate) fn take(manager: u64, hold: &Hold<'_>) -> Result<Option<ScopeGuard>, Ambiguous> {
     let mut table = table();
-    let map = table.as_mut()?;
-    let entry = map.get(path)?;
-    if entry.manager != manager || token.is_some_and(|t| t != entry.token) {
-        return None;
-    }
-    map.remove(path).map(|entry| entry.guard)
+    let Some(map) = table.as_mut() else {
+        return Ok(None);
+    };
+    let key = match *hold {
+        Hold::Token(token) => map
+            .iter()
+            .find(|(_, entry)| entry.manager == manager && entry.token == token)
+            .map(|(path, _)| path.clone()),
+        Hold::Named { name, here } => {
+            let mut named: Vec<&PathBuf> = map
+                .iter()
+                .filter(|(_, entry)| entry.manager == manager && entry.name == name)
+                .map(|(path, _)| path)
+                .collect();
+            match named.as_slice() {
+                [] => None,
+                // Wherever the current directory is now: this manager has no other lock of
+                // that name that the caller could mean.
+                [only] => Some((*only).clone()),
+                several => match several.iter().find(|path| Some(path.as_path()) == here) {
+                    Some(path) => Some((*path).clone()),
+                    None => {
+                        named.sort();
+                        return Err(Ambiguous(named.into_iter().cloned().collect()));
+                    }
+                },
+            }
+        }
+    };
+    Ok(key
+        .and_then(|key| map.remove(&key))
+        .map(|entry| entry.guard))
 }
 
 /// The lock files `manager` holds, sorted.

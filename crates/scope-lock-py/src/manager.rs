@@ -52,6 +52,7 @@ impl Manager {
         timeout: Option<f64>,
     ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
         let request = request(loop_name, scope, instance_id, singleton);
+        let name = request.stem().to_owned();
         let outcome = match timeout {
             None => py.detach(|| self.locks.try_acquire(&request)),
             Some(seconds) => {
@@ -62,7 +63,7 @@ impl Manager {
         match outcome {
             Ok(guard) => {
                 let record = record_dict(py, guard.record())?;
-                Ok((Some(held::keep(self.id, guard)), record))
+                Ok((Some(held::keep(self.id, name, guard)), record))
             }
             Err(AcquireError::Conflict(conflict)) => {
                 Ok((None, conflict_dict(py, &conflict, false)?))
@@ -73,7 +74,11 @@ impl Manager {
     }
 
     /// Releases the lock this manager holds for `loop_name`/`instance_id` (only the hold
-    /// `token`, when given). Returns whether there was one.
+    /// `token`, when given, whatever the name). Returns whether there was one.
+    ///
+    /// A relative loops directory means another file once the current directory changes, so
+    /// the lock is found by its name among this manager's; only if the manager holds that name
+    /// under several directories does the current one choose.
     #[pyo3(signature = (loop_name, instance_id, token=None))]
     fn release(
         &self,
@@ -82,10 +87,28 @@ impl Manager {
         instance_id: Option<String>,
         token: Option<u64>,
     ) -> PyResult<bool> {
-        let path = self
-            .locks
-            .lock_path(&request(loop_name, Vec::new(), instance_id, false));
-        let Some(guard) = held::take(self.id, &path, token) else {
+        let request = request(loop_name, Vec::new(), instance_id, false);
+        // Resolved as the crate resolves it when it acquires; unresolvable (the current
+        // directory is gone) only means no lock is here.
+        let here = std::path::absolute(self.locks.lock_path(&request)).ok();
+        let hold = match token {
+            Some(token) => held::Hold::Token(token),
+            None => held::Hold::Named {
+                name: request.stem(),
+                here: here.as_deref(),
+            },
+        };
+        let guard = held::take(self.id, &hold).map_err(|held::Ambiguous(paths)| {
+            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            PyValueError::new_err(format!(
+                "this manager holds {} locks named {:?}, none under the current directory: \
+                 release it from the directory it was acquired in ({})",
+                paths.len(),
+                request.stem(),
+                paths.join(", ")
+            ))
+        })?;
+        let Some(guard) = guard else {
             return Ok(false);
         };
         py.detach(move || guard.release())

@@ -100,6 +100,65 @@ def test_a_manager_keeps_its_locks_after_it_is_garbage_collected(loops_dir: Path
     assert not LockManager(loops_dir).acquire("other", ["src"])
 
 
+# --- a relative loops directory (the default) ----------------------------------------------
+# Lock files are resolved to absolute paths when acquired, and release() names them again from
+# a relative directory: these tests go through LockManager() in the `project` fixture's cwd.
+
+
+def test_release_frees_a_lock_taken_through_the_default_relative_directory(project: Path, actor) -> None:
+    manager = LockManager()
+    assert manager.acquire("job", ["src"])
+    lock_file = project / ".loops" / ".running" / "job.lock"
+    assert actor("probe", lock_file).line() == "held"
+    manager.release("job")
+    assert manager.held() == [], "release left the lock held"
+    assert actor("probe", lock_file).line() == "missing"
+    assert manager.acquire("job", ["src"])
+
+
+def test_hold_on_the_default_directory_releases_when_the_block_ends(project: Path) -> None:
+    # The README's example.
+    with LockManager().hold("docs-fixer", ["docs/"]):
+        assert (project / ".loops" / ".running" / "docs-fixer.lock").is_file()
+    assert not (project / ".loops" / ".running" / "docs-fixer.lock").exists(), \
+        "the lock outlived its with block"
+    assert LockManager().acquire("other", ["docs"])
+
+
+def test_release_after_a_chdir_releases_the_lock_acquired(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = project / "elsewhere"
+    elsewhere.mkdir()
+    manager = LockManager()
+    assert manager.acquire("job", ["src"])
+    monkeypatch.chdir(elsewhere)
+    manager.release("job")
+    assert manager.held() == [], "release after a chdir left the lock held"
+    assert not (project / ".loops" / ".running" / "job.lock").exists()
+    monkeypatch.chdir(project)
+    with manager.hold("block", ["src"]):
+        monkeypatch.chdir(elsewhere)
+    assert manager.held() == [], "a chdir inside the with block left the lock held"
+    assert not (project / ".loops" / ".running" / "block.lock").exists()
+
+
+def test_release_of_a_name_held_under_two_directories_takes_the_one_under_the_current_directory(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second, third = (project / name for name in ("first", "second", "third"))
+    for directory in (first, second, third):
+        directory.mkdir()
+    manager = LockManager()
+    for directory in (first, second):
+        monkeypatch.chdir(directory)
+        assert manager.acquire("job", ["src"])
+    monkeypatch.chdir(third)
+    with pytest.raises(ValueError, match='holds 2 locks named "job"'):
+        manager.release("job")
+    assert len(manager.held()) == 2
+    monkeypatch.chdir(first)
+    manager.release("job")
+    assert manager.held() == [second / ".loops" / ".running" / "job.lock"]
+
+
 # --- conflicts by overlap -----------------------------------------------------------------
 
 
@@ -137,6 +196,65 @@ def test_scope_entries_resolve_symlinks_like_path_resolve(manager: LockManager, 
     assert manager.acquire("by-alias", ["alias/sub"])
     assert manager.list_locks()[0].scope == [str(project / "real" / "sub")]
     assert not manager.acquire("by-real", ["real"])
+
+
+# --- scope arguments: a str is one path, os.PathLike is a path ----------------------------
+
+
+class FsPath:
+    """An os.PathLike that is not a pathlib.Path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
+@pytest.mark.parametrize("scope", ["docs", Path("docs"), FsPath("docs"), ["docs"], [Path("docs")],
+                                   (FsPath("docs"),)],
+                         ids=["str", "Path", "PathLike", "list-of-str", "list-of-Path", "tuple-of-PathLike"])
+def test_a_str_or_path_like_scope_is_one_path_on_every_entry_point(
+        manager: LockManager, loops_dir: Path, project: Path, scope) -> None:
+    docs = [str(project / "docs")]
+    with manager.hold("s", scope) as lock:
+        assert lock.scope == docs
+    assert manager.acquire("a", scope) and manager.list_locks()[0].scope == docs
+    # The split scope would have locked ./d, ./o, ./c and ./s instead.
+    assert manager.acquire("d", ["d", "o", "c", "s"])
+    assert manager.find_conflict(scope).loop_name == "a"
+    assert not manager.wait_for_scope(scope, timeout=0)
+    manager.release("a")
+    assert manager.find_conflict(scope) is None
+    assert manager.wait_for_scope(scope, timeout=0)
+    assert manager.acquire_wait("w", scope, timeout=0)
+    assert {lock.loop_name: lock.scope for lock in manager.list_locks()}["w"] == docs
+    assert LockManager(FsPath(str(loops_dir))).running_dir == loops_dir / ".running"
+    with pytest.raises(TypeError):
+        LockManager(b".loops")
+    assert manager._scopes_overlap(scope, ["docs/x"])
+    assert not manager._scopes_overlap(scope, ["d"])
+
+
+def test_resolve_scope_takes_a_str_as_one_entry() -> None:
+    assert resolve_scope("${context.dir}/x", {"dir": "docs"}) == ["docs/x"]
+    assert resolve_scope([Path("docs")], {}) == ["docs"]
+
+
+@pytest.mark.parametrize("scope", [b"docs", [b"docs"], [7]],
+                         ids=["bytes", "list-of-bytes", "list-of-int"])
+def test_a_scope_entry_that_is_not_a_path_is_a_type_error_naming_it(manager: LockManager, scope) -> None:
+    shown = repr(scope if isinstance(scope, bytes) else scope[0])
+    for call in (lambda: manager.acquire("x", scope), lambda: manager.acquire_wait("x", scope, 0),
+                 lambda: manager.find_conflict(scope), lambda: manager.wait_for_scope(scope, 0),
+                 lambda: manager._scopes_overlap(scope, ["a"])):
+        with pytest.raises(TypeError, match="scope entry") as raised:
+            call()
+        assert shown in str(raised.value)
+    with pytest.raises(TypeError, match="scope entry"):
+        with manager.hold("x", scope):
+            pass
+    assert manager.list_locks() == []
 
 
 # --- instance ids and names ---------------------------------------------------------------

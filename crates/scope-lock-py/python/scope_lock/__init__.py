@@ -31,6 +31,11 @@ Deliberate differences from the original:
   when the holder goes, no one-second polls) instead of polling, and briefly
   holds the scope when it finds it free. Its True is still only a snapshot:
   ``acquire_wait`` (not in the original) waits and returns holding the lock.
+- A scope given as one ``str`` or ``os.PathLike`` is one path: ``hold("x",
+  "docs")`` locks ``docs`` (the original's ``for p in scope`` locked ``d``,
+  ``o``, ``c`` and ``s``). Scope entries and ``loops_dir`` may be any
+  ``os.PathLike`` giving a ``str``; ``bytes`` paths are refused with a
+  ``TypeError``, as the original's ``Path(p)`` refuses them.
 - ``hold()`` is a context manager that raises ``ScopeConflict`` (with the
   holder) when the scope is taken, or ``ScopeTimeout`` when a ``timeout``
   passes.
@@ -57,7 +62,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Union
 
 from . import _native
 from ._errors import LockDirectoryBusyError, NotALockFileError, UnsupportedFilesystemError
@@ -80,17 +85,41 @@ RUNNING_DIR = ".running"
 
 _probe_numbers = itertools.count(1)
 
+#: A scope: one path, or any iterable of paths; a path is a ``str`` or an ``os.PathLike``
+#: whose ``__fspath__`` gives one.
+Scope = Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]]]
+
 os.register_at_fork(after_in_child=_native.forget_inherited)
 atexit.register(_native.release_all)
 
 
-def resolve_scope(scope: list[str], context: dict[str, Any]) -> list[str]:
+def resolve_scope(scope: Scope, context: dict[str, Any]) -> list[str]:
     """Replace each ``${context.<var>}`` in the scope's entries by ``str(context[var])``.
 
     A variable the context lacks stays as written; other namespaces
     (``${env.X}``) are not touched; replacements are not scanned again.
     """
-    return _native.resolve_scope(list(scope), dict(context))
+    return _native.resolve_scope(_scope_paths(scope), dict(context))
+
+
+def _path(entry: object) -> str:
+    """A scope entry as the ``str`` the lock records; ``TypeError`` naming anything else."""
+    try:
+        path = os.fspath(entry)  # type: ignore[call-overload]
+    except TypeError:
+        path = None
+    if not isinstance(path, str):
+        raise TypeError(f"a scope entry must be a str or an os.PathLike giving one, not {entry!r}")
+    return path
+
+
+def _scope_paths(scope: Scope) -> list[str]:
+    """The scope's paths. A lone ``str`` or ``os.PathLike`` is one path: iterating it, as
+    ``list()`` would, makes a path of each character. Lone ``bytes`` are refused the same way
+    (``_path``), not split into numbers."""
+    if isinstance(scope, (str, bytes, os.PathLike)):
+        return [_path(scope)]
+    return [_path(entry) for entry in scope]
 
 
 @dataclass
@@ -216,7 +245,7 @@ class LockManager:
     the current directory at each call, as in the original.
     """
 
-    def __init__(self, loops_dir: Path | None = None) -> None:
+    def __init__(self, loops_dir: str | os.PathLike[str] | None = None) -> None:
         self.loops_dir = Path(loops_dir) if loops_dir else Path(".loops")
         self.running_dir = self.loops_dir / RUNNING_DIR
         self._native = _native.Manager(os.fspath(self.loops_dir))
@@ -224,7 +253,7 @@ class LockManager:
     def acquire(
         self,
         loop_name: str,
-        scope: list[str],
+        scope: Scope,
         instance_id: str | None = None,
         *,
         singleton: bool = False,
@@ -234,16 +263,18 @@ class LockManager:
         Returns True when this manager now holds the lock (until ``release``),
         False when a live lock overlaps the scope, is a singleton of the same
         name (with ``singleton=True``), or already has this lock's file name.
-        An empty scope is the whole project (``"."``). ``instance_id`` names
-        the lock file instead of ``loop_name``.
+        An empty scope is the whole project (``"."``); a lone ``str`` or
+        ``os.PathLike`` is one path. ``instance_id`` names the lock file
+        instead of ``loop_name``.
 
         Raises ``ValueError`` for a name or instance id that cannot name a
-        lock file (empty, absolute, ``..``, leading dot, NUL), and ``OSError``
+        lock file (empty, absolute, ``..``, leading dot, NUL), ``TypeError``
+        for a scope entry that is not a ``str`` or ``os.PathLike``, and ``OSError``
         (with ``filename``) when the lock directory cannot be used, including
         ``LockDirectoryBusyError`` when another process keeps the directory's
         sentinel locked for longer than a few seconds.
         """
-        token, _ = self._native.acquire(loop_name, list(scope), instance_id, singleton)
+        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton)
         return token is not None
 
     def release(self, loop_name: str, instance_id: str | None = None) -> None:
@@ -252,13 +283,19 @@ class LockManager:
         The lock file is removed only if it is still this lock's, then the
         descriptor is closed. Raises ``OSError`` if the lock directory
         cannot be used; the lock ends all the same.
+
+        The lock is found by name among this manager's, so a relative
+        ``loops_dir`` and a change of the current directory since ``acquire``
+        do not matter. Only when this manager holds the name under several
+        directories does the current directory choose; if it chooses none of
+        them, ``ValueError`` lists them and nothing is released.
         """
         self._native.release(loop_name, instance_id)
 
     def acquire_wait(
         self,
         loop_name: str,
-        scope: list[str],
+        scope: Scope,
         timeout: float = 300,
         instance_id: str | None = None,
         *,
@@ -274,12 +311,13 @@ class LockManager:
         second, with its exception. Raises as ``acquire`` does, and
         ``LockDirectoryBusyError`` if the lock directory stayed busy until the timeout.
         """
-        token, _ = self._native.acquire(loop_name, list(scope), instance_id, singleton, float(timeout))
+        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton,
+                                        float(timeout))
         return token is not None
 
     def wait_for_scope(
         self,
-        scope: list[str],
+        scope: Scope,
         timeout: int = 300,
         *,
         loop_name: str | None = None,
@@ -298,7 +336,7 @@ class LockManager:
         """
         name = loop_name if loop_name is not None else "wait_for_scope"
         probe = f"wait_for_scope-{os.getpid()}-{next(_probe_numbers)}"
-        token, _ = self._native.acquire(name, list(scope), probe, singleton and loop_name is not None,
+        token, _ = self._native.acquire(name, _scope_paths(scope), probe, singleton and loop_name is not None,
                                         float(timeout))
         if token is None:
             return False
@@ -307,7 +345,7 @@ class LockManager:
 
     def find_conflict(
         self,
-        scope: list[str],
+        scope: Scope,
         *,
         caller_loop_name: str | None = None,
         caller_singleton: bool = False,
@@ -317,7 +355,7 @@ class LockManager:
         overlapping scope counts too (it goes first). Stale locks are removed on the
         way. The answer may be out of date when it returns: to hold a scope, acquire it.
         """
-        conflict = self._native.find_conflict(list(scope), caller_loop_name, caller_singleton)
+        conflict = self._native.find_conflict(_scope_paths(scope), caller_loop_name, caller_singleton)
         if conflict is None:
             return None
         if conflict["holder"] is None:
@@ -337,7 +375,7 @@ class LockManager:
     def hold(
         self,
         loop_name: str,
-        scope: Sequence[str],
+        scope: Scope,
         instance_id: str | None = None,
         *,
         singleton: bool = False,
@@ -352,7 +390,7 @@ class LockManager:
         however it ends.
         """
         wait = None if timeout is None else float(timeout)
-        token, detail = self._native.acquire(loop_name, list(scope), instance_id, singleton, wait)
+        token, detail = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, wait)
         if token is None:
             raise _conflict_error(detail)
         try:
@@ -366,14 +404,14 @@ class LockManager:
 
     # The original's private helpers, which its users call.
 
-    def _paths_overlap(self, path1: str, path2: str) -> bool:
+    def _paths_overlap(self, path1: str | os.PathLike[str], path2: str | os.PathLike[str]) -> bool:
         """Whether two normalised paths are equal or one contains the other, by components."""
-        return _native.paths_overlap(os.fspath(path1), os.fspath(path2))
+        return _native.paths_overlap(_path(path1), _path(path2))
 
-    def _scopes_overlap(self, scope1: list[str], scope2: list[str]) -> bool:
+    def _scopes_overlap(self, scope1: Scope, scope2: Scope) -> bool:
         """Whether any path of one scope overlaps any path of the other."""
-        return _native.scopes_overlap([os.fspath(p) for p in scope1], [os.fspath(p) for p in scope2])
+        return _native.scopes_overlap(_scope_paths(scope1), _scope_paths(scope2))
 
-    def _normalize_path(self, path: str) -> str:
+    def _normalize_path(self, path: str | os.PathLike[str]) -> str:
         """The path as ``Path(path).resolve()`` gives it (non-strict)."""
-        return _native.normalize_path(os.fspath(path))
+        return _native.normalize_path(_path(path))
