@@ -1,6 +1,8 @@
 //! Exit statuses, and the error every command returns when it cannot do its job.
 
+use std::error::Error;
 use std::fmt;
+use std::io;
 
 use scope_lock::ErrorKind;
 
@@ -49,6 +51,71 @@ impl From<scope_lock::Error> for Failure {
             ErrorKind::Busy => CONTENTION,
             _ => FAILURE,
         };
-        Self::new(status, err.to_string())
+        Self::new(status, with_causes(&err))
+    }
+}
+
+/// `err` and every cause behind it on one line, `: ` between them ("cannot stat
+/// /r/afile/.running: Not a directory"). The library's messages name the path and leave the
+/// cause to [`Error::source`], so printing only the message drops the reason.
+pub(crate) fn with_causes(err: &(dyn Error + 'static)) -> String {
+    let mut line = describe(err);
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        line.push_str(": ");
+        line.push_str(&describe(err));
+        cause = err.source();
+    }
+    line
+}
+
+fn describe(err: &(dyn Error + 'static)) -> String {
+    match err.downcast_ref::<io::Error>() {
+        Some(err) => os_reason(err),
+        None => err.to_string(),
+    }
+}
+
+/// An I/O error as the system's own words ("Permission denied"), without the " (os error 13)"
+/// that std's `Display` adds.
+pub(crate) fn os_reason(err: &io::Error) -> String {
+    let text = err.to_string();
+    match err.raw_os_error() {
+        Some(code) => match text.strip_suffix(&format!(" (os error {code})")) {
+            Some(words) => words.to_owned(),
+            None => text,
+        },
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cause_is_on_the_line_in_the_systems_words() {
+        let inner = io::Error::from_raw_os_error(rustix::io::Errno::NOTDIR.raw_os_error());
+        let outer = io::Error::new(io::ErrorKind::NotADirectory, Wrapper(inner));
+        assert_eq!(with_causes(&outer), "cannot stat /x: Not a directory");
+        assert_eq!(
+            os_reason(&io::Error::other("not an OS error")),
+            "not an OS error"
+        );
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(io::Error);
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("cannot stat /x")
+        }
+    }
+
+    impl Error for Wrapper {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
     }
 }

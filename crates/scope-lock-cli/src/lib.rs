@@ -57,8 +57,9 @@ fn absolute(loops_dir: &Path) -> Result<std::path::PathBuf, Failure> {
         Failure::new(
             exit::FAILURE,
             format!(
-                "cannot resolve loops directory {}: {err}",
-                loops_dir.display()
+                "cannot resolve loops directory {}: {}",
+                loops_dir.display(),
+                exit::os_reason(&err)
             ),
         )
     })

@@ -1,22 +1,53 @@
 //! What the commands print: the one-line description of a holder, the `list` table, and the
 //! JSON documents (their shape is documented in the README, "JSON output", and snapshot-tested;
 //! change it only by adding keys).
+//!
+//! File names are bytes, not text. The JSON documents write every path and lock name as the
+//! lock files do ([`JsonPath`]), so any name gives valid JSON that reads back byte for byte;
+//! text for people shows a byte that is not UTF-8 as U+FFFD.
 
+use std::ffi::OsStr;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use scope_lock::{
     Conflict, ConflictRule, LiveLock, Liveness, LockListing, LockRecord, ProblemKind, ScanProblem,
 };
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::exit::{self, Failure};
 
-/// A lock file's name relative to `.running/` without `.lock`: the instance id or loop name.
-pub(crate) fn lock_name(running_dir: &Path, lock_path: &Path) -> String {
+/// A lock file's name relative to `.running/` without `.lock`: the instance id or loop name,
+/// byte for byte.
+pub(crate) fn lock_name(running_dir: &Path, lock_path: &Path) -> PathBuf {
     let relative = lock_path.strip_prefix(running_dir).unwrap_or(lock_path);
-    let name = relative.to_string_lossy();
-    name.strip_suffix(".lock").unwrap_or(&name).to_owned()
+    let bytes = relative.as_os_str().as_bytes();
+    let name = bytes.strip_suffix(b".lock").unwrap_or(bytes);
+    PathBuf::from(OsStr::from_bytes(name))
+}
+
+/// A path (or a lock's name) in a JSON document, written as the lock files write paths
+/// ([`scope_lock::path_to_json`]: Python's `json.dump` of `os.fsdecode(path)`). serde_json
+/// refuses a path that is not UTF-8, which cut the document off in the middle of a key; here
+/// each such byte is the escape `\udcXX`, which Python's `json` reads back as the same name.
+#[derive(Debug)]
+pub(crate) struct JsonPath(PathBuf);
+
+impl JsonPath {
+    fn all(paths: &[PathBuf]) -> Vec<Self> {
+        paths.iter().cloned().map(Self).collect()
+    }
+}
+
+impl Serialize for JsonPath {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // A JSON string is all `path_to_json` writes, so the check cannot fail.
+        RawValue::from_string(scope_lock::path_to_json(&self.0))
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
 }
 
 /// `<what blocks>: held by loop L, instance I, pid P, since T (<lock file>)`: one line that
@@ -34,6 +65,7 @@ pub(crate) fn describe_conflict(running_dir: &Path, conflict: &Conflict) -> Stri
         );
     };
     let name = lock_name(running_dir, path);
+    let name = name.to_string_lossy();
     let why = match conflict.rule() {
         ConflictRule::Overlap { ours, theirs } => format!("{ours} overlaps {theirs}"),
         ConflictRule::Singleton => format!("singleton `{}` is running", holder.loop_name()),
@@ -75,7 +107,12 @@ pub(crate) fn print_json(value: &impl Serialize) -> Result<(), Failure> {
     serde_json::to_writer_pretty(&mut out, value)
         .map_err(io::Error::from)
         .and_then(|()| writeln!(out))
-        .map_err(|err| Failure::new(exit::FAILURE, format!("cannot write to stdout: {err}")))
+        .map_err(|err| {
+            Failure::new(
+                exit::FAILURE,
+                format!("cannot write to stdout: {}", exit::os_reason(&err)),
+            )
+        })
 }
 
 /// Writes text to stdout; a closed pipe (`| head`) is not worth a failure.
@@ -83,7 +120,7 @@ pub(crate) fn print_text(text: &str) -> Result<(), Failure> {
     match io::stdout().lock().write_all(text.as_bytes()) {
         Err(err) if err.kind() != io::ErrorKind::BrokenPipe => Err(Failure::new(
             exit::FAILURE,
-            format!("cannot write to stdout: {err}"),
+            format!("cannot write to stdout: {}", exit::os_reason(&err)),
         )),
         _ => Ok(()),
     }
@@ -96,14 +133,14 @@ pub(crate) fn print_text(text: &str) -> Result<(), Failure> {
 /// `list --json` and `clean --json`.
 #[derive(Debug, Serialize)]
 pub(crate) struct ListingJson {
-    running_dir: PathBuf,
+    running_dir: JsonPath,
     locks: Vec<LockJson>,
     problems: Vec<ProblemJson>,
-    reclaimed: Vec<PathBuf>,
+    reclaimed: Vec<JsonPath>,
     /// Publications left by acquirers killed half-way, removed.
-    orphans: Vec<PathBuf>,
+    orphans: Vec<JsonPath>,
     /// Tickets left in the waiting queue by waiters killed while waiting, removed.
-    stale_tickets: Vec<PathBuf>,
+    stale_tickets: Vec<JsonPath>,
     /// `clean --dry-run`: nothing was changed; `reclaimed`, `orphans` and `stale_tickets` name
     /// what would have been removed, problems of kind `invalid_stale` what would have been
     /// moved aside.
@@ -113,12 +150,16 @@ pub(crate) struct ListingJson {
 impl ListingJson {
     pub(crate) fn new(running_dir: &Path, listing: &LockListing) -> Self {
         Self {
-            running_dir: running_dir.to_path_buf(),
-            locks: listing.locks().iter().map(LockJson::new).collect(),
+            running_dir: JsonPath(running_dir.to_path_buf()),
+            locks: listing
+                .locks()
+                .iter()
+                .map(|lock| LockJson::new(running_dir, lock))
+                .collect(),
             problems: listing.problems().iter().map(ProblemJson::new).collect(),
-            reclaimed: listing.reclaimed().to_vec(),
-            orphans: listing.orphans().to_vec(),
-            stale_tickets: listing.stale_tickets().to_vec(),
+            reclaimed: JsonPath::all(listing.reclaimed()),
+            orphans: JsonPath::all(listing.orphans()),
+            stale_tickets: JsonPath::all(listing.stale_tickets()),
             dry_run: listing.is_inspection(),
         }
     }
@@ -128,7 +169,7 @@ impl ListingJson {
 #[derive(Debug, Serialize)]
 pub(crate) struct RecordJson {
     loop_name: String,
-    scope: Vec<String>,
+    scope: Vec<JsonPath>,
     pid: u32,
     started_at: String,
     singleton: bool,
@@ -138,7 +179,7 @@ impl RecordJson {
     fn new(record: &LockRecord) -> Self {
         Self {
             loop_name: record.loop_name().to_owned(),
-            scope: record.scope().to_vec(),
+            scope: JsonPath::all(record.scope_paths()),
             pid: record.pid(),
             started_at: record.started_at().to_owned(),
             singleton: record.singleton(),
@@ -149,8 +190,8 @@ impl RecordJson {
 /// A live lock.
 #[derive(Debug, Serialize)]
 pub(crate) struct LockJson {
-    name: String,
-    path: PathBuf,
+    name: JsonPath,
+    path: JsonPath,
     /// `"flock"` or `"pid"`.
     liveness: &'static str,
     #[serde(flatten)]
@@ -158,10 +199,11 @@ pub(crate) struct LockJson {
 }
 
 impl LockJson {
-    fn new(lock: &LiveLock) -> Self {
+    fn new(running_dir: &Path, lock: &LiveLock) -> Self {
         Self {
-            name: lock.stem().to_owned(),
-            path: lock.path().to_path_buf(),
+            // From the path, not `stem()`, which is text for people.
+            name: JsonPath(lock_name(running_dir, lock.path())),
+            path: JsonPath(lock.path().to_path_buf()),
             liveness: liveness_name(lock.liveness()),
             record: RecordJson::new(lock.record()),
         }
@@ -178,7 +220,7 @@ pub(crate) fn liveness_name(liveness: Liveness) -> &'static str {
 /// A `*.lock` file that is not a readable live lock.
 #[derive(Debug, Serialize)]
 pub(crate) struct ProblemJson {
-    path: PathBuf,
+    path: JsonPath,
     /// `not_regular`, `unreadable`, `held_invalid`, `invalid_maybe_live`, `invalid`,
     /// `invalid_stale` (`clean --dry-run` only) or `reclaim_failed`.
     kind: &'static str,
@@ -187,7 +229,7 @@ pub(crate) struct ProblemJson {
     /// Why, in words; for `not_regular`, what it is instead.
     reason: String,
     /// For `invalid`: where the file was moved aside to, if it was.
-    moved_to: Option<PathBuf>,
+    moved_to: Option<JsonPath>,
     /// For `invalid_maybe_live`: the live pid read from it, if one could be read.
     pid: Option<u32>,
     /// The whole line `list` prints.
@@ -220,11 +262,11 @@ impl ProblemJson {
             _ => ("other", String::new()),
         };
         Self {
-            path: problem.path().to_path_buf(),
+            path: JsonPath(problem.path().to_path_buf()),
             kind,
             blocks: problem.blocks(),
             reason,
-            moved_to,
+            moved_to: moved_to.map(JsonPath),
             pid,
             message: problem.to_string(),
         }
@@ -260,8 +302,8 @@ pub(crate) struct ConflictJson {
     /// For `waiting`: the earlier waiter's place in the queue.
     ticket: Option<u64>,
     /// The blocking lock file (for `waiting`, the waiter's ticket) and its name.
-    path: PathBuf,
-    name: String,
+    path: JsonPath,
+    name: JsonPath,
     /// The holder's record; `null` for `unreadable`.
     holder: Option<RecordJson>,
     /// The one line `check` prints on stderr.
@@ -297,8 +339,8 @@ impl ConflictJson {
             theirs,
             reason,
             ticket,
-            path: conflict.lock_path().to_path_buf(),
-            name: lock_name(running_dir, conflict.lock_path()),
+            path: JsonPath(conflict.lock_path().to_path_buf()),
+            name: JsonPath(lock_name(running_dir, conflict.lock_path())),
             holder: conflict.holder().map(RecordJson::new),
             message: describe_conflict(running_dir, conflict),
         }
@@ -396,8 +438,11 @@ mod tests {
     #[test]
     fn lock_names_are_relative_to_the_directory_without_the_suffix() {
         let dir = Path::new("/r/.loops/.running");
-        assert_eq!(lock_name(dir, &dir.join("docs.lock")), "docs");
-        assert_eq!(lock_name(dir, &dir.join("gen/run-1.lock")), "gen/run-1");
+        assert_eq!(lock_name(dir, &dir.join("docs.lock")), Path::new("docs"));
+        assert_eq!(
+            lock_name(dir, &dir.join("gen/run-1.lock")),
+            Path::new("gen/run-1")
+        );
     }
 
     #[test]

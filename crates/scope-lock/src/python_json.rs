@@ -79,6 +79,36 @@ pub(crate) fn text_from_json(bytes: &JsonBytes) -> String {
     String::from_utf8_lossy(&unescape_surrogates(&bytes.0)).into_owned()
 }
 
+/// `path` as a JSON string, quotes included, written as the lock files write paths (the way
+/// Python's `json.dump` writes `os.fsdecode(path)`): printable ASCII as is, other characters as
+/// `\uXXXX` escapes, and each byte that is not UTF-8 as the lone surrogate `\udcXX`. Any file
+/// name is then valid JSON, which [`deserialize_json_path`] (or Python's
+/// `os.fsencode(json.loads(...))`) reads back byte for byte.
+///
+/// ```
+/// use std::os::unix::ffi::OsStrExt;
+/// let name = std::path::Path::new(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+/// assert_eq!(scope_lock::path_to_json(name), r#""caf\udce9""#);
+/// ```
+pub fn path_to_json(path: &Path) -> String {
+    let mut out = String::new();
+    push_json_path(&mut out, path);
+    out
+}
+
+/// For serde's `deserialize_with`: a JSON string read back as the path whose bytes it encodes,
+/// the reverse of [`path_to_json`]. Needs a deserializer that hands a string to
+/// `deserialize_bytes` as its raw bytes, lone surrogates included, as `serde_json`'s does.
+///
+/// # Errors
+///
+/// The deserializer's error when the value is not a string.
+pub fn deserialize_json_path<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<PathBuf, D::Error> {
+    de::Deserialize::deserialize(deserializer).map(path_from_json)
+}
+
 /// Appends `path` as Python's `json.dump` writes the string `os.fsdecode(path)`:
 /// printable ASCII as is, the short escapes, other characters as `\uXXXX` UTF-16 units, and
 /// each byte that is not UTF-8 as the lone surrogate `\udcXX` of `surrogateescape`.
@@ -277,6 +307,10 @@ mod tests {
         push_json_path(&mut out, &path);
         assert_eq!(out, r#""/r/caf\udce9/\u00e9 \"q\"\udcff""#);
         assert_eq!(path_from_json(read(&out)?), path);
+        // The public pair says the same.
+        assert_eq!(path_to_json(&path), out);
+        let back = deserialize_json_path(&mut serde_json::Deserializer::from_str(&out))?;
+        assert_eq!(back, path);
         Ok(())
     }
 

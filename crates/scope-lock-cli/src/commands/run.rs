@@ -166,7 +166,7 @@ fn passes_on(cause: Cause, cmd_shares_group: impl FnOnce() -> bool) -> bool {
 /// with the descriptor all the same, so the file left behind is stale and will be reclaimed).
 fn release(guard: ScopeGuard) {
     if let Err(err) = guard.release() {
-        eprintln!("scope-lock: warning: {err}");
+        eprintln!("scope-lock: warning: {}", exit::with_causes(&err));
     }
 }
 
