@@ -86,8 +86,8 @@ pub(crate) enum Command {
 /// SIGINT and SIGTERM that a process sends to scope-lock are passed on to CMD; the lock is
 /// released once CMD has ended. Ctrl-C in a terminal is not passed on when CMD is in
 /// scope-lock's process group, since the terminal signalled CMD too; a signal sent to the whole
-/// group by a process (kill -INT -PGID) does reach CMD twice. CMD does not inherit the lock: if
-/// scope-lock itself is killed, the lock ends with it.
+/// group by a process (kill -INT -PGID) does reach CMD twice. CMD inherits the lock's descriptor
+/// (as with flock(1)): if scope-lock itself is killed, the lock lives on until CMD ends.
 #[derive(Debug, Args)]
 #[command(after_help = concat!(
     "Examples:\n",

@@ -152,7 +152,7 @@ fn sigterm_to_scope_lock_reaches_cmd_and_the_lock_is_released_after_cmd_ends() -
 }
 
 #[test]
-fn a_run_killed_with_sigkill_leaves_a_lock_the_next_run_reclaims() -> TestResult {
+fn a_run_killed_with_sigkill_keeps_the_scope_locked_until_cmd_ends() -> TestResult {
     let sandbox = Sandbox::new()?;
     let mut holder = sandbox.hold("victim", &["--scope", "docs"])?;
     let cmd_pid = holder.cmd_pid.ok_or("CMD did not say its pid")?;
@@ -162,25 +162,58 @@ fn a_run_killed_with_sigkill_leaves_a_lock_the_next_run_reclaims() -> TestResult
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(9)
     );
-    // The lock file is still there, but nobody holds it: CMD, still running, did not inherit
-    // the descriptor.
-    assert!(sandbox.running().join("victim.lock").exists());
-    assert!(
-        process_exists(cmd_pid),
-        "CMD should outlive scope-lock here"
+    // CMD reads its stdin, which the test keeps open: it runs on, orphaned.
+    assert!(process_exists(cmd_pid), "CMD should outlive scope-lock");
+    let check = sandbox.run(&["check", "--scope", "docs/api"])?;
+    assert_eq!(
+        check.code(),
+        75,
+        "check says the scope is free while CMD (pid {cmd_pid}) still runs: {}{}",
+        check.stdout,
+        check.stderr
     );
-    assert_runs(&sandbox, "next", "docs/api")?;
-    assert!(
-        !sandbox.running().join("victim.lock").exists(),
-        "the stale lock was not reclaimed"
+    let second = sandbox.run(&[
+        "run",
+        "--name",
+        "next",
+        "--scope",
+        "docs/api",
+        "--",
+        "echo",
+        "second ran",
+    ])?;
+    assert_eq!(
+        (second.code(), second.stdout.as_str()),
+        (75, ""),
+        "a second run got the scope while CMD (pid {cmd_pid}) still runs: {}",
+        second.stderr
     );
-    drop(holder); // closes CMD's stdin: the orphaned CMD ends
+    // A waiting run gets it once CMD ends, and not before.
+    let mut waiter = support::spawn(sandbox.command(&[
+        "run",
+        "--name",
+        "next",
+        "--scope",
+        "docs/api",
+        "--wait",
+        "--",
+        "echo",
+        "second ran",
+    ]))?;
+    let blocking = waiter
+        .next_stderr_line(BOUND)
+        .ok_or("the waiting run said nothing")?;
+    assert!(blocking.starts_with("Blocking: waiting"), "{blocking}");
+    assert!(waiter.is_running(), "the waiting run did not wait for CMD");
+    holder.finish(); // closes CMD's stdin: CMD ends, and the lock with it
+    assert_eq!(waiter.next_line(BOUND).as_deref(), Some("second ran"));
+    assert_eq!(waiter.wait(BOUND).and_then(|s| s.code()), Some(0));
     Ok(())
 }
 
 #[cfg(target_os = "linux")]
 #[test]
-fn cmd_has_no_descriptor_of_the_lock_directory() -> TestResult {
+fn cmd_inherits_the_lock_file_and_nothing_else_of_the_lock_directory() -> TestResult {
     let sandbox = Sandbox::new()?;
     let out = sandbox.run(&[
         "run",
@@ -194,10 +227,14 @@ fn cmd_has_no_descriptor_of_the_lock_directory() -> TestResult {
         "ls -l /proc/$$/fd/",
     ])?;
     assert_eq!(out.code(), 0, "{}", out.stderr);
-    assert!(!out.stdout.is_empty());
+    let lock_dir_fds: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|line| line.contains(".running"))
+        .collect();
     assert!(
-        !out.stdout.contains(".running"),
-        "CMD inherited a descriptor in the lock directory:\n{}",
+        lock_dir_fds.len() == 1 && lock_dir_fds[0].ends_with("/.running/fds.lock"),
+        "CMD should hold the lock file's descriptor and no other in the lock directory:\n{}",
         out.stdout
     );
     Ok(())

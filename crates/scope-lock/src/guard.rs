@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,9 +23,15 @@ use crate::sys::imp::{self, FileId};
 /// copy of the descriptor until it `exec`s (descriptors are close-on-exec); a flock can outlast
 /// a release by that instant. The released file is already unlinked by then, so nobody waits
 /// on it.
+///
+/// The guard lends its descriptor through [`AsFd`], so that a program it runs can hold the lock
+/// too (see [`AsFd for ScopeGuard`](#impl-AsFd-for-ScopeGuard)).
 #[must_use = "the scope is released as soon as the guard is dropped"]
 pub struct ScopeGuard {
-    file: Option<File>,
+    /// Open until the guard itself is dropped, released or not: [`AsFd`] lends it for as long
+    /// as the guard can be borrowed.
+    file: File,
+    released: bool,
     id: FileId,
     path: PathBuf,
     running_dir: PathBuf,
@@ -43,7 +50,8 @@ impl ScopeGuard {
         sentinel_bound: Duration,
     ) -> Self {
         Self {
-            file: Some(file),
+            file,
+            released: false,
             id,
             path,
             running_dir,
@@ -92,22 +100,39 @@ impl ScopeGuard {
         self.release_once()
     }
 
+    /// Removes the lock file if this is the owner's first release. The descriptor, and with
+    /// it the flock, is closed when the guard is dropped, which follows at once: `release`
+    /// consumes the guard, and `Drop` calls this.
     fn release_once(&mut self) -> Result<(), Error> {
-        let Some(file) = self.file.take() else {
+        if std::mem::replace(&mut self.released, true) {
             return Ok(());
-        };
+        }
         if imp::current_pid() != self.owner_pid {
             // A forked child: closing our copy leaves the parent's flock in place.
-            drop(file);
             return Ok(());
         }
         protocol::release(
             &self.running_dir,
             &self.path,
-            file,
+            &self.file,
             self.id,
             self.sentinel_bound,
         )
+    }
+}
+
+/// The descriptor that holds the lock, lent so that a program this process runs can inherit it
+/// and keep the lock for as long as it runs, as `flock(1)` does: `scope-lock run` gives its
+/// command a duplicate of it, so the lock lives while either process does.
+///
+/// The flock belongs to the open file description, which every duplicate shares: do not unlock
+/// it (that would end the lock for the guard too) and close only duplicates of your own. A
+/// process that inherits a duplicate holds the lock but cannot release it: only this guard
+/// removes the lock file (B4), and once it has, a duplicate still open holds a flock on a name
+/// nobody looks up, which blocks nobody.
+impl AsFd for ScopeGuard {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 
@@ -125,7 +150,7 @@ impl fmt::Debug for ScopeGuard {
         f.debug_struct("ScopeGuard")
             .field("path", &self.path)
             .field("record", &self.record)
-            .field("held", &self.file.is_some())
+            .field("held", &!self.released)
             .finish()
     }
 }

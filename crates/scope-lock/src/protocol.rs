@@ -1284,12 +1284,13 @@ fn ensure_real_directories(running_dir: &Path, dir: &Path) -> Result<(), Error> 
 // 5. Release
 // ---------------------------------------------------------------------------------------------
 
-/// Releases a lock held through `file` (whose inode is `id`) at `path`. Must only be called by
-/// the process that acquired it.
+/// Releases a lock held through `file` (whose inode is `id`) at `path`: removes the file if
+/// it is still ours. Must only be called by the process that acquired it, which closes `file`
+/// when this returns, ending the flock strictly after the unlink.
 pub(crate) fn release(
     running_dir: &Path,
     path: &Path,
-    file: File,
+    _file: &File,
     id: FileId,
     bound: Duration,
 ) -> Result<(), Error> {
@@ -1297,10 +1298,9 @@ pub(crate) fn release(
     let sentinel = match Sentinel::lock(running_dir, bound) {
         Ok(sentinel) => Some(sentinel),
         Err(err) if err.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) => None,
-        // Our descriptor closes on return all the same, so the flock ends and the next scan
-        // reclaims the file: a stuck sentinel holder delays a release by `bound`, no more.
+        // Our descriptor is closed all the same once we return, so the flock ends and the next
+        // scan reclaims the file: a stuck sentinel holder delays a release by `bound`, no more.
         Err(err) if err.kind() == ErrorKind::Busy => {
-            drop(file);
             return Err(Error::at_path(
                 ErrorKind::Busy,
                 path,
@@ -1318,8 +1318,6 @@ pub(crate) fn release(
         None => Ok(()),
     };
     fault::pause("release:unlinked");
-    // Closing the descriptor ends the flock, strictly after the unlink.
-    drop(file);
     drop(sentinel);
     result
 }

@@ -1,7 +1,10 @@
 //! `scope-lock run`: acquire, run CMD while holding the lock, release once CMD has ended.
 //!
-//! The lock's descriptor is close-on-exec (the library opens every file with `O_CLOEXEC`), so
-//! CMD never holds the lock: if this process dies, however it dies, the lock ends with it.
+//! CMD inherits a duplicate of the lock's descriptor, as `flock(1)`'s command does, so the lock
+//! lives as long as CMD: if this process is killed, CMD (and whatever it starts that keeps the
+//! descriptor) still holds it, and nobody else gets the scope while CMD runs on. On a normal
+//! end this process releases the lock once CMD has ended, as always: it removes the lock file
+//! first, so a background process CMD left holding the descriptor blocks nobody.
 //! SIGINT and SIGTERM are caught once the lock is held and passed on to CMD, so that CMD can
 //! clean up and exit, and the lock is released only after CMD has ended. Before that (while
 //! acquiring, or waiting with `--wait`) they keep their default action: dying then leaves
@@ -15,6 +18,7 @@
 //! signalling every process it started): CMD gets that one directly and once more from here.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -89,8 +93,9 @@ fn deadline(timeout: Option<Duration>) -> Instant {
         .unwrap_or(now)
 }
 
-/// Runs CMD to its end while `_guard` holds the lock; CMD's exit status as a shell reports it.
-fn run_holding(_guard: &ScopeGuard, args: &RunArgs) -> Result<u8, Failure> {
+/// Runs CMD to its end while `guard` holds the lock, CMD holding it too; CMD's exit status as
+/// a shell reports it.
+fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<u8, Failure> {
     let signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM]).map_err(|err| {
         Failure::new(
             exit::FAILURE,
@@ -101,20 +106,40 @@ fn run_holding(_guard: &ScopeGuard, args: &RunArgs) -> Result<u8, Failure> {
         .command
         .split_first()
         .ok_or_else(|| Failure::new(exit::USAGE, "no command given after `--`"))?;
-    let child = Command::new(program)
-        .args(program_args)
-        .spawn()
-        .map_err(|err| {
-            let status = match err.kind() {
-                io::ErrorKind::NotFound => exit::NOT_FOUND,
-                _ => exit::CANNOT_EXECUTE,
-            };
-            Failure::new(
-                status,
-                format!("cannot run {}: {err}", program.to_string_lossy()),
-            )
-        })?;
+    let inherited = inheritable_duplicate(guard)?;
+    let spawned = Command::new(program).args(program_args).spawn();
+    // CMD has its copy now; ours must not reach anything else this process might start.
+    drop(inherited);
+    let child = spawned.map_err(|err| {
+        let status = match err.kind() {
+            io::ErrorKind::NotFound => exit::NOT_FOUND,
+            _ => exit::CANNOT_EXECUTE,
+        };
+        Failure::new(
+            status,
+            format!("cannot run {}: {err}", program.to_string_lossy()),
+        )
+    })?;
     wait_forwarding(child, signals)
+}
+
+/// A duplicate of the lock's descriptor without close-on-exec, for CMD to inherit.
+///
+/// `dup` clears close-on-exec on the copy, so the child `spawn` makes keeps it across `exec`
+/// at the same number, and no `pre_exec` hook (unsafe code, denied here) is needed. The copy
+/// exists only around the one `spawn` of this process: nothing else is started meanwhile (the
+/// signal forwarder starts after it and starts nothing), so it reaches CMD alone.
+fn inheritable_duplicate(guard: &ScopeGuard) -> Result<OwnedFd, Failure> {
+    rustix::io::dup(guard).map_err(|err| {
+        Failure::new(
+            exit::FAILURE,
+            format!(
+                "cannot pass the lock on to CMD: dup of the descriptor of {}: {}",
+                guard.path().display(),
+                io::Error::from(err)
+            ),
+        )
+    })
 }
 
 /// Waits for `child`, passing on the signals `signals` catches meanwhile that did not reach it
