@@ -248,12 +248,15 @@ pub(crate) struct CleanArgs {
     pub(crate) dry_run: bool,
 }
 
-/// Show who holds a lock; with --kill, stop that holder and wait until the lock is free.
+/// Show who holds a lock; with --kill, stop its holders and wait until the lock is free.
 ///
-/// --kill first checks that the pid in the lock still belongs to the process that took the lock
-/// (the process must have started before the lock's `started_at`), so a recycled pid is never
-/// signalled; where that cannot be checked it refuses. It then sends SIGTERM, SIGKILL if the
-/// lock is still held after the grace period, and waits until the lock is free.
+/// A holder is a process that has a descriptor of the lock file holding its flock (read from
+/// /proc), never the pid the file names, which proves nothing. --kill sends SIGTERM to the
+/// topmost holder (a `scope-lock run`, which passes it on to CMD), SIGKILL to every holder if
+/// the lock is still held after the grace period, and waits until the lock is free. It never
+/// signals pid 1, itself or its ancestors, a process of another pid namespace, or one whose uid
+/// is not the lock file's owner; each signal goes through a pidfd, so a reused pid is never
+/// hit. When no holder may be signalled, it says why and what to do instead.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -265,7 +268,7 @@ pub(crate) struct BreakArgs {
     #[arg(value_name = "NAME")]
     pub(crate) name: String,
 
-    /// Signal the holder (SIGTERM, then SIGKILL) and wait until the lock is free.
+    /// Signal the holders (SIGTERM, then SIGKILL) and wait until the lock is free.
     #[arg(long)]
     pub(crate) kill: bool,
 

@@ -15,6 +15,7 @@ use scope_lock::LockManager;
 mod cli;
 mod commands;
 mod exit;
+mod holders;
 mod output;
 mod process;
 

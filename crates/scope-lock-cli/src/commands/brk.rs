@@ -1,22 +1,25 @@
 //! `scope-lock break`: the supported way out when a holder is stuck.
 //!
-//! Without `--kill` it only shows the holder. With `--kill` it makes sure the pid in the lock
-//! still belongs to the process that took the lock (see [`process::identity`]), sends SIGTERM,
-//! then SIGKILL if the lock is still held after the grace period (checking the pid again
-//! first), and waits, for at most the grace period again, until the lock is free. Freeing the
-//! lock is left to the holder's death: the flock ends with it, and the next scan reclaims the
-//! file. Nothing here removes a lock file itself.
+//! Without `--kill` it shows the lock and the processes that provably hold it. With `--kill` it
+//! signals those holders, and only those (see [`holders`] for what proves one, and which may
+//! not be signalled whatever they hold): SIGTERM to the topmost (a `scope-lock run`, which
+//! passes it on to its CMD), then, if the lock is still held after the grace period, SIGKILL to
+//! every holder that may be signalled, and waits, for at most the grace period again, until the
+//! lock is free. The pid a lock file names is never signalled for being named: a file can name
+//! any process. Freeing the lock is left to the holders' deaths: the flock ends with the last
+//! of them, and the next scan reclaims the file. Nothing here removes a lock file itself.
 
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use scope_lock::{LiveLock, LockManager};
+use rustix::process::Signal;
+use scope_lock::{LiveLock, Liveness, LockManager};
 
 use crate::cli::BreakArgs;
 use crate::exit::{self, Failure};
+use crate::holders::{self, Holder, Holders, LockFile, Sent};
 use crate::output;
-use crate::process::{self, Identity};
 
 /// How often to look again whether the lock is free.
 const POLL: Duration = Duration::from_millis(100);
@@ -53,68 +56,142 @@ pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure
         output::liveness_name(lock.liveness()),
         record.scope().join(" "),
     );
+    let file = LockFile::at(&path).map_err(|err| {
+        Failure::new(
+            exit::FAILURE,
+            format!("cannot stat {}: {err}", path.display()),
+        )
+    })?;
+    let found = holders::find(&file).map_err(|why| no_holder(lock, &why))?;
+    for holder in &found.holders {
+        println!("{}", describe(holder));
+    }
+    let topmost: Vec<u32> = found.topmost().map(|h| h.pid).collect();
+    if topmost.is_empty() {
+        let failure = no_holder(lock, &why_none(&found));
+        if !args.kill {
+            // Showing the lock succeeded; what stands in the way of --kill is said all the same.
+            println!("{}", failure.message);
+            return Ok(exit::SUCCESS);
+        }
+        return Err(failure);
+    }
     if !args.kill {
         println!(
-            "to stop it: scope-lock break {} --kill (SIGTERM to pid {}, SIGKILL after {}s)",
+            "to stop it: scope-lock break {} --kill (SIGTERM to {}, SIGKILL to every holder \
+             after {}s)",
             args.name,
-            record.pid(),
+            pids(&topmost),
             args.grace
         );
         return Ok(exit::SUCCESS);
     }
     let grace = Duration::from_secs(args.grace);
-    for signal in [process::libc_like::SIGTERM, process::libc_like::SIGKILL] {
-        ensure_holder(lock)?;
-        process::send_signal(record.pid(), signal).map_err(|err| {
-            Failure::new(
-                exit::FAILURE,
-                format!("cannot signal pid {}: {err}", record.pid()),
-            )
-        })?;
-        let name = if signal == process::libc_like::SIGTERM {
-            "SIGTERM"
-        } else {
-            "SIGKILL"
-        };
-        println!("sent {name} to pid {}", record.pid());
-        if wait_until_free(manager, lock, grace)? {
-            println!("{}: free", path.display());
-            return Ok(exit::SUCCESS);
-        }
+    send(&topmost, &file, Signal::TERM, "SIGTERM")?;
+    if wait_until_free(manager, lock, grace)? {
+        println!("{}: free", path.display());
+        return Ok(exit::SUCCESS);
     }
+    // Every holder now, CMDs and whatever else inherited the descriptor included.
+    let remaining = holders::find(&file).map_err(|why| no_holder(lock, &why))?;
+    let all: Vec<u32> = remaining.signallable().map(|h| h.pid).collect();
+    send(&all, &file, Signal::KILL, "SIGKILL")?;
+    if wait_until_free(manager, lock, grace)? {
+        println!("{}: free", path.display());
+        return Ok(exit::SUCCESS);
+    }
+    let left = holders::find(&file).unwrap_or_default();
+    if left.holders.is_empty() {
+        // What keeps it now is no flock: the original's rule, a pid that is alive.
+        let why = "no process holds its flock any more, yet it is still live";
+        let now = current(manager, &path)?;
+        return Err(no_holder(now.as_ref().unwrap_or(lock), why));
+    }
+    let who: Vec<String> = left.holders.iter().map(describe).collect();
     Err(Failure::new(
         exit::FAILURE,
         format!(
-            "{} is still held {}s after SIGKILL to pid {}",
+            "{} is still held {}s after SIGKILL:\n{}",
             path.display(),
             args.grace,
-            record.pid()
+            who.join("\n")
         ),
     ))
 }
 
-/// Refuses unless the lock's pid is still the process that took it.
-fn ensure_holder(lock: &LiveLock) -> Result<(), Failure> {
-    let record = lock.record();
-    let pid = record.pid();
-    let refuse = |why: String| {
-        Failure::new(
-            exit::FAILURE,
-            format!("refusing to signal pid {pid}: {why}"),
-        )
+/// The live lock at `path` now, if any.
+fn current(manager: &LockManager, path: &Path) -> Result<Option<LiveLock>, Failure> {
+    let listing = manager.list_locks()?;
+    Ok(listing.locks().iter().find(|l| l.path() == path).cloned())
+}
+
+/// Sends `signal` to each of `targets` that still provably holds the lock, saying so.
+fn send(targets: &[u32], file: &LockFile, signal: Signal, name: &str) -> Result<(), Failure> {
+    for &pid in targets {
+        match holders::signal(pid, file, signal).map_err(|why| Failure::new(exit::FAILURE, why))? {
+            Sent::Signalled => println!("sent {name} to pid {pid}"),
+            Sent::Gone => println!("pid {pid} let the lock go before {name}"),
+            Sent::Refused(why) => println!("not signalling pid {pid}: {why}"),
+        }
+    }
+    Ok(())
+}
+
+/// One line about a holder: its pid, its name, and why it may not be signalled.
+fn describe(holder: &Holder) -> String {
+    match &holder.refusal {
+        None => format!("held by pid {} ({})", holder.pid, holder.name),
+        Some(why) => format!(
+            "held by pid {} ({}), which will not be signalled: {why}",
+            holder.pid, holder.name
+        ),
+    }
+}
+
+/// Why no holder may be signalled, given what was found.
+fn why_none(found: &Holders) -> String {
+    if !found.holders.is_empty() {
+        return "every process that holds it is one that must not be signalled (above)".to_owned();
+    }
+    let mut why = "no process this command can see holds its flock".to_owned();
+    if found.unseen > 0 {
+        why.push_str(&format!(
+            " ({} processes of other users could not be looked into; root can)",
+            found.unseen
+        ));
+    }
+    why
+}
+
+/// The refusal to signal anyone, saying why (`why`) and what to do instead.
+fn no_holder(lock: &LiveLock, why: &str) -> Failure {
+    let path = lock.path().display();
+    let pid = lock.record().pid();
+    let advice = match lock.liveness() {
+        Liveness::Pid => format!(
+            "It is a lock of little-loops, which holds no flock: nothing proves that pid {pid}, \
+             which its file names, is its holder (a file can name any process). Stop the loop \
+             with little-loops' own tools, or, once you have checked that pid {pid} is that \
+             loop, kill it yourself; the next scan then reclaims {path}"
+        ),
+        _ => format!(
+            "To free it, stop its holder where it runs (in its own pid namespace, as its own user or root), \
+             or by hand once you have checked it; the pid the file names ({pid}) proves nothing, \
+             since a file can name any process. When the holder has ended, the next scan \
+             reclaims {path}"
+        ),
     };
-    match process::identity(pid, record.started_at()).map_err(refuse)? {
-        Identity::Holder => Ok(()),
-        Identity::Recycled { process_start } => Err(refuse(format!(
-            "it started at {process_start}, after the lock was taken ({}), so it is not the \
-             holder (the pid was reused)",
-            record.started_at()
-        ))),
-        Identity::Gone => Err(refuse(format!(
-            "no such process, yet {} is still held (by a process that inherited the lock from \
-             it?)",
-            lock.path().display()
-        ))),
+    Failure::new(
+        exit::FAILURE,
+        format!("no holder of {path} that may be signalled: {why}. {advice}"),
+    )
+}
+
+fn pids(pids: &[u32]) -> String {
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    match list.as_slice() {
+        [one] => format!("pid {one}"),
+        _ => format!("pids {}", list.join(", ")),
     }
 }
 

@@ -291,6 +291,13 @@ pub(crate) fn run_to_end(mut command: Command) -> Result<Output, Box<dyn std::er
     })
 }
 
+/// A record in the original's format (no `liveness` key: alive while its pid is).
+pub(crate) fn original_record(loop_name: &str, scope: &str, pid: u32, started_at: &str) -> String {
+    format!(
+        r#"{{"loop_name": "{loop_name}", "scope": ["{scope}"], "pid": {pid}, "started_at": "{started_at}"}}"#
+    )
+}
+
 /// Whether process `pid` exists (and is not yet reaped).
 pub(crate) fn process_exists(pid: u32) -> bool {
     let Some(pid) = i32::try_from(pid)
