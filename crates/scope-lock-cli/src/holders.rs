@@ -112,7 +112,8 @@ const NO_PROC: &str = "this platform has no /proc to tell which process holds an
 #[cfg(target_os = "linux")]
 pub(crate) fn find(lock: &LockFile) -> Result<Holders, String> {
     let family = Family::read()?;
-    let entries = fs::read_dir("/proc").map_err(|err| format!("cannot list /proc: {err}"))?;
+    let entries =
+        fs::read_dir("/proc").map_err(|err| format!("cannot list /proc: {}", reason(err)))?;
     let mut found = Holders::default();
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -159,31 +160,49 @@ pub(crate) fn signal(pid: u32, lock: &LockFile, signal: Signal) -> Result<Sent, 
     let pidfd = match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
         Ok(pidfd) => pidfd,
         Err(Errno::SRCH) => return Ok(Sent::Gone),
-        Err(err) => return Err(format!("cannot open a pidfd for pid {pid}: {err}")),
+        Err(err) => {
+            return Err(format!(
+                "cannot open a pidfd for pid {pid}: {}",
+                reason(err)
+            ));
+        }
     };
     let family = Family::read()?;
     match holds_flock(pid, lock) {
         Ok(true) => {}
         Ok(false) => return Ok(Sent::Gone),
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Sent::Gone),
-        Err(err) => return Err(format!("cannot read the descriptors of pid {pid}: {err}")),
+        Err(err) => {
+            return Err(format!(
+                "cannot read the descriptors of pid {pid}: {}",
+                reason(err)
+            ));
+        }
     }
     let status = match Status::of(pid) {
         Ok(status) => status,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Sent::Gone),
-        Err(err) => return Err(format!("cannot read /proc/{pid}/status: {err}")),
+        Err(err) => return Err(format!("cannot read /proc/{pid}/status: {}", reason(err))),
     };
     if let Some(why) = refusal(pid, &status, lock, &family) {
         return Ok(Sent::Refused(why));
     }
-    if has_exited(&pidfd).map_err(|err| format!("cannot poll the pidfd of pid {pid}: {err}"))? {
+    if has_exited(&pidfd)
+        .map_err(|err| format!("cannot poll the pidfd of pid {pid}: {}", reason(err)))?
+    {
         return Ok(Sent::Gone);
     }
     match rustix::process::pidfd_send_signal(&pidfd, signal) {
         Ok(()) => Ok(Sent::Signalled),
         Err(Errno::SRCH) => Ok(Sent::Gone),
-        Err(err) => Err(format!("cannot signal pid {pid}: {err}")),
+        Err(err) => Err(format!("cannot signal pid {pid}: {}", reason(err))),
     }
+}
+
+/// An error in the system's words, for a message.
+#[cfg(target_os = "linux")]
+fn reason(err: impl Into<io::Error>) -> String {
+    crate::exit::os_reason(&err.into())
 }
 
 /// Whether the process behind `pidfd` has exited (a pidfd polls readable from then on).
@@ -285,7 +304,7 @@ impl Family {
     fn read() -> Result<Self, String> {
         let me = std::process::id();
         let status = Status::of_path(Path::new("/proc/self/status"))
-            .map_err(|err| format!("cannot read /proc/self/status: {err}"))?;
+            .map_err(|err| format!("cannot read /proc/self/status: {}", reason(err)))?;
         // `NSpid` lists our pid in /proc's pid namespace and each one below it: a single
         // entry equal to our own pid means /proc numbers processes as we do.
         if status.nspid != [me] {

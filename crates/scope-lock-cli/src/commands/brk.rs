@@ -59,7 +59,7 @@ pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure
     let file = LockFile::at(&path).map_err(|err| {
         Failure::new(
             exit::FAILURE,
-            format!("cannot stat {}: {err}", path.display()),
+            format!("cannot stat {}: {}", path.display(), exit::os_reason(&err)),
         )
     })?;
     let found = holders::find(&file).map_err(|why| no_holder(lock, &why))?;

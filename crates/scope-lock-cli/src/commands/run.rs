@@ -136,7 +136,7 @@ fn inheritable_duplicate(guard: &ScopeGuard) -> Result<OwnedFd, Failure> {
             format!(
                 "cannot pass the lock on to CMD: dup of the descriptor of {}: {}",
                 guard.path().display(),
-                io::Error::from(err)
+                exit::os_reason(&err.into())
             ),
         )
     })
