@@ -24,7 +24,8 @@ pub enum ErrorKind {
     NotALockFile,
     /// Some other process is not following the locking protocol: a lock file appeared at our
     /// name while we held the directory sentinel, the sentinel kept being replaced while we
-    /// locked it, or a file we had just created was already locked.
+    /// locked it, a file we had just created was already locked, or a live ticket in the
+    /// waiting queue holds the highest number there is, so no waiter can queue behind it.
     Interference,
     /// A stale file sits at the lock file's name (its holder is provably gone) but could not
     /// be removed or moved aside; the message says why. Someone has to remove it by hand.

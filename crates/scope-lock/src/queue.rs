@@ -30,7 +30,7 @@ use crate::sys::imp::{self, FileId};
 pub(crate) const QUEUE_DIR: &str = ".queue";
 
 /// How many numbers to try when a stale ticket that could not be removed holds one.
-const TAKE_ATTEMPTS: u64 = 64;
+const TAKE_ATTEMPTS: usize = 64;
 
 /// The queue's directory for `running_dir`.
 pub(crate) fn queue_dir(running_dir: &Path) -> PathBuf {
@@ -168,8 +168,26 @@ impl Ticket {
             }
             Err(err) => return Err(Error::io("cannot stat", &dir, err)),
         }
-        let first = queue.tickets.last().map_or(1, |last| last.number + 1);
-        for number in first..first + TAKE_ATTEMPTS {
+        let first = match queue.tickets.last() {
+            None => 1,
+            Some(last) => last.number.checked_add(1).ok_or_else(|| {
+                Error::at_path(
+                    ErrorKind::Interference,
+                    &last.path,
+                    format!(
+                        "a live ticket holds the highest number there is ({}), so no waiter \
+                         can queue behind it; it cannot come from 2^64 waiters, so some process \
+                         filed it outside the protocol: stop that process (it holds the \
+                         ticket's flock)",
+                        last.number
+                    ),
+                )
+            })?,
+        };
+        // Numbers past u64::MAX do not exist: near the top, fewer than TAKE_ATTEMPTS are tried.
+        let numbers = (first..=u64::MAX).take(TAKE_ATTEMPTS);
+        let tried = numbers.clone().count();
+        for number in numbers {
             let path = dir.join(file_name(number));
             let file = match imp::create_new(&path) {
                 Ok(file) => file,
@@ -201,7 +219,7 @@ impl Ticket {
             io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(
-                    "{TAKE_ATTEMPTS} ticket numbers from {first} on are all taken by files that cannot be removed"
+                    "{tried} ticket numbers from {first} on are all taken by files that cannot be removed"
                 ),
             ),
         ))

@@ -613,6 +613,20 @@ fn ticket_taken(
     }
 }
 
+/// Why a waiter for `request` could not take a ticket (with the cause); an error if it could.
+fn no_ticket(
+    f: &common::Fixture,
+    request: &LockRequest,
+) -> Result<String, Box<dyn std::error::Error>> {
+    match ticket_taken(f, request)? {
+        Err(AcquireError::Failed(err)) => Ok(format!(
+            "{err}: {}",
+            err.source().map(ToString::to_string).unwrap_or_default()
+        )),
+        other => Err(format!("expected an error, got {other:?}").into()),
+    }
+}
+
 #[test]
 fn a_waiter_tries_sixty_four_numbers_after_the_last_live_ticket() -> TestResult {
     let f = fixture()?;
@@ -629,17 +643,58 @@ fn a_waiter_tries_sixty_four_numbers_after_the_last_live_ticket() -> TestResult 
     assert_eq!(ticket_taken(&f, &request)??, Some(65));
     // With 65 taken too, all 64 numbers from 2 on are: an error that says so.
     fs::create_dir(queue.join(format!("{:020}", 65)))?;
-    let err = match ticket_taken(&f, &request)? {
-        Err(AcquireError::Failed(err)) => err,
-        other => return Err(format!("expected an error, got {other:?}").into()),
-    };
-    let message = format!(
-        "{err}: {}",
-        err.source().map(ToString::to_string).unwrap_or_default()
-    );
+    let message = no_ticket(&f, &request)?;
     assert!(
         message.contains("64 ticket numbers from 2 on are all taken")
             && message.contains(&*queue.to_string_lossy()),
+        "{message}"
+    );
+    holder.release()?;
+    Ok(())
+}
+
+/// Issue 17, defect 8: a live ticket with the highest number there is leaves no number for
+/// the next waiter. That is an error naming the ticket, not an overflow (a panic in a debug
+/// build; in a release build number 0, ahead of everyone, or an empty range of numbers).
+#[test]
+fn a_live_ticket_with_the_highest_number_is_an_error_naming_it_not_an_overflow() -> TestResult {
+    let f = fixture()?;
+    let (path, live) = file_ticket(f.running(), u64::MAX, &waiter_record(&f, "src"), 0)?;
+    assert!(path.ends_with("18446744073709551615"), "{}", path.display());
+    let request = f.request("late", "src");
+    let locks = f.locks.clone();
+    let outcome = common::without_hanging("a waiter behind ticket u64::MAX", move || {
+        locks.acquire(&request, Duration::from_secs(5)).map(drop)
+    })?;
+    let err = match outcome {
+        Err(AcquireError::Failed(err)) => err,
+        other => return Err(format!("expected an error naming the ticket, got {other:?}").into()),
+    };
+    let message = err.to_string();
+    assert_eq!(err.kind(), ErrorKind::Interference, "{message}");
+    assert!(
+        message.contains(&*path.to_string_lossy()) && message.contains("highest number"),
+        "{message}"
+    );
+    // No ticket of the waiter's was left behind, and the live one is untouched.
+    assert_eq!(tickets(f.running())?, ["18446744073709551615"]);
+    assert!(flock_is_held(&path)?);
+
+    // A ticket just below the top leaves the last numbers to try, and no more.
+    drop(live);
+    fs::remove_file(&path)?;
+    let holder = f.acquire("holder", "src")?;
+    let (_below, _live) = file_ticket(f.running(), u64::MAX - 2, &waiter_record(&f, "docs"), 0)?;
+    let request = f.request("waiter", "src");
+    assert_eq!(ticket_taken(&f, &request)??, Some(u64::MAX - 1));
+    // With those two taken by files nobody removes, no number is left: an error that says so.
+    let queue = f.running().join(".queue");
+    for number in [u64::MAX - 1, u64::MAX] {
+        fs::create_dir(queue.join(format!("{number:020}")))?;
+    }
+    let message = no_ticket(&f, &request)?;
+    assert!(
+        message.contains("2 ticket numbers from 18446744073709551614 on are all taken"),
         "{message}"
     );
     holder.release()?;
