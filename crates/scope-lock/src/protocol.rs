@@ -87,7 +87,7 @@ use crate::listing::{
 use crate::python_json::salvage;
 use crate::queue::{self, Queue, Queued, Ticket};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
-use crate::request::{LOCK_SUFFIX, LockRequest, MAX_NESTING, NAME_MAX};
+use crate::request::{self, LOCK_SUFFIX, LockRequest, MAX_NESTING, NAME_MAX};
 use crate::scope::{self, ScopeIndex};
 use crate::sys::imp::{self, DirWatch, FileId, Interest};
 use crate::wait::{WaitObserver, Waiting};
@@ -129,14 +129,15 @@ pub(crate) const POLL_MAX_PAUSE: Duration = Duration::from_millis(200);
 struct Prepared<'a> {
     running_dir: PathBuf,
     request: &'a LockRequest,
-    scope: Vec<String>,
+    /// The record to publish (restamped at each attempt), its scope normalised.
+    record: LockRecord,
     target: PathBuf,
 }
 
 impl<'a> Prepared<'a> {
     fn new(running_dir: &'a Path, request: &'a LockRequest) -> Result<Self, Error> {
         request.validate()?;
-        let scope = normalize_scope(request)?;
+        let record = request.record(normalize_scope(request)?)?;
         // Resolved once, now: the guard must release this very file even if the process
         // changes its current directory while it holds the lock.
         let running_dir = imp::absolute(running_dir)
@@ -150,7 +151,7 @@ impl<'a> Prepared<'a> {
         Ok(Self {
             running_dir,
             request,
-            scope,
+            record,
             target,
         })
     }
@@ -188,7 +189,7 @@ fn attempt(
     let Prepared {
         running_dir,
         request,
-        scope,
+        record,
         target,
     } = prepared;
     let sentinel = Sentinel::lock(running_dir, bound)?;
@@ -197,16 +198,11 @@ fn attempt(
     let listing = scan(running_dir, &sentinel)?;
     let queue = queue::scan(running_dir, Stale::Clean, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
-    let index = ScopeIndex::new(scope);
+    let index = ScopeIndex::new(record.scope());
     let mut family = Family::default();
     if let Some(conflict) = decide(&listing, &queue, request, &index, target, ours, &mut family) {
         if join_queue && ticket.is_none() {
-            let record = LockRecord::for_new_lock(
-                request.loop_name(),
-                scope.clone(),
-                request.is_singleton(),
-            );
-            let taken = Ticket::take(running_dir, &queue, &record, &sentinel)?;
+            let taken = Ticket::take(running_dir, &queue, &record.restamped(), &sentinel)?;
             let number = taken.number();
             *ticket = Some(taken);
             // From now on a waiter with a ticket: what it waits for is the waiter just ahead
@@ -225,8 +221,7 @@ fn attempt(
         return Ok(Outcome::Blocked(conflict));
     }
     stale_file_in_the_way(&listing, target)?;
-    let record =
-        LockRecord::for_new_lock(request.loop_name(), scope.clone(), request.is_singleton());
+    let record = record.restamped();
     let (file, id) = publish(running_dir, target, &record, &sentinel)?;
     // Leave the queue in the same hold of the sentinel that publishes the lock: whoever looks
     // next sees our lock, never neither.
@@ -1213,24 +1208,11 @@ pub(crate) fn publish(
     Ok((file, id))
 }
 
-/// The JSON of `record`, refused if a scan could not read it back as the same record (B10): a
-/// record over [`MAX_RECORD_BYTES`], the one limit writer and reader share, would block every
-/// acquire in the directory as an unreadable live lock.
+/// The JSON of `record`, refused if a scan could not read it back as the same record (B10).
+/// [`LockRequest::record`] refused an oversized one already; this is the last check before
+/// anything is published.
 fn readable_json(record: &LockRecord, target: &Path) -> Result<String, Error> {
-    let json = record.to_json();
-    if json.len() as u64 > MAX_RECORD_BYTES {
-        return Err(Error::input(
-            ErrorKind::InvalidScope,
-            format!(
-                "the lock record for {} would be {} bytes, over the limit of {MAX_RECORD_BYTES} \
-                 bytes (MAX_RECORD_BYTES) that readers accept; the scope has {} entries: lock \
-                 fewer, shorter paths (a common parent directory)",
-                target.display(),
-                json.len(),
-                record.scope().len()
-            ),
-        ));
-    }
+    let json = request::json_that_fits(record, &target.display().to_string())?;
     match LockRecord::from_json(json.as_bytes()) {
         Ok(read_back) if read_back == *record => Ok(json),
         _ => Err(Error::input(

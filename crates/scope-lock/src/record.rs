@@ -160,6 +160,15 @@ impl LockRecord {
         }
     }
 
+    /// The same record, started now: what an attempt publishes from a record prepared earlier.
+    /// `started_at` always has the same length, so the record's size is unchanged.
+    pub(crate) fn restamped(&self) -> Self {
+        Self {
+            started_at: now_iso8601(),
+            ..self.clone()
+        }
+    }
+
     /// The loop's name.
     pub fn loop_name(&self) -> &str {
         &self.loop_name

@@ -2,6 +2,7 @@
 //! flag. Validation of names lives here because a name becomes a path.
 
 use crate::error::{Error, ErrorKind};
+use crate::record::{LockRecord, MAX_RECORD_BYTES};
 
 /// The suffix of every lock file.
 pub(crate) const LOCK_SUFFIX: &str = ".lock";
@@ -122,6 +123,38 @@ impl LockRequest {
         }
         Ok(())
     }
+}
+
+impl LockRequest {
+    /// The record that a lock (or a waiter's ticket) for this request writes, over `scope`,
+    /// the request's scope normalised. Refused here, before any sentinel, ticket or wait, when
+    /// readers could not read it back: a waiter would otherwise queue under a ticket nobody can
+    /// order against, and learn only when the scope came free that it can never publish.
+    pub(crate) fn record(&self, scope: Vec<String>) -> Result<LockRecord, Error> {
+        let record = LockRecord::for_new_lock(&self.loop_name, scope, self.singleton);
+        json_that_fits(&record, &format!("{:?}", self.stem()))?;
+        Ok(record)
+    }
+}
+
+/// The JSON of `record`, refused when over [`MAX_RECORD_BYTES`], the one limit writer and
+/// reader share: such a record would block every acquire in the directory as an unreadable
+/// live lock. `whose` names the request or the lock file in the message.
+pub(crate) fn json_that_fits(record: &LockRecord, whose: &str) -> Result<String, Error> {
+    let json = record.to_json();
+    let len = json.len();
+    if len as u64 > MAX_RECORD_BYTES {
+        return Err(Error::input(
+            ErrorKind::InvalidScope,
+            format!(
+                "the lock record for {whose} would be {len} bytes, over the limit of \
+                 {MAX_RECORD_BYTES} bytes (MAX_RECORD_BYTES) that readers accept; the scope has \
+                 {} entries: lock fewer, shorter paths (a common parent directory)",
+                record.scope().len()
+            ),
+        ));
+    }
+    Ok(json)
 }
 
 /// A name becomes `.running/<name>.lock`, so it must be a relative path of plain components

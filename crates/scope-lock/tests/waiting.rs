@@ -653,6 +653,76 @@ fn a_waiter_tries_sixty_four_numbers_after_the_last_live_ticket() -> TestResult 
     Ok(())
 }
 
+/// What a waiting thread said first: that it started waiting (with its ticket), or how it ended.
+enum FirstWord {
+    Waiting(Option<u64>),
+    Done(Result<(), AcquireError>),
+}
+
+/// Issue 17, defect 10: a request whose record readers could not read back is refused when it
+/// is prepared, while the scope is held: before it takes a ticket nobody can order against,
+/// and before it waits for a scope it could never publish a lock for.
+#[test]
+fn a_request_too_large_to_record_fails_before_it_takes_a_ticket_or_waits() -> TestResult {
+    let f = fixture()?;
+    let holder = f.acquire("holder", "src")?;
+    let mut scope = vec![f.path("src")];
+    scope.extend((0..5000).map(|i| f.path(&format!("{}-{i}", "s".repeat(240)))));
+    let huge = LockRequest::new("huge").scope(scope);
+
+    // Not `expect_failure`: printing a guard or conflict of this scope would be megabytes.
+    match f.locks.try_acquire(&huge) {
+        Err(AcquireError::Failed(err)) => assert_eq!(err.kind(), ErrorKind::InvalidScope),
+        other => {
+            return Err(format!(
+                "not refused: {:?}",
+                other.map(drop).map_err(|e| e.to_string())
+            )
+            .into());
+        }
+    }
+
+    let (said, first_word) = mpsc::channel();
+    let locks = f.locks.clone();
+    let waiter = thread::spawn(move || {
+        let waiting = said.clone();
+        let mut observer = |wait: &Waiting<'_>| {
+            if wait.is_first() {
+                let _ = waiting.send(FirstWord::Waiting(wait.ticket()));
+            }
+        };
+        let result = locks.acquire_with(&huge, Instant::now() + PATIENCE, &mut observer);
+        let _ = said.send(FirstWord::Done(result.map(drop)));
+    });
+    let first = first_word.recv_timeout(PATIENCE);
+    // Whatever it said, let it end before judging (the holder's release ends a wait).
+    holder.release()?;
+    waiter.join().map_err(|_| "the waiter panicked")?;
+    let err = match first {
+        Ok(FirstWord::Done(Err(AcquireError::Failed(err)))) => err,
+        Ok(FirstWord::Waiting(ticket)) => {
+            return Err(format!(
+                "it waited, holding ticket {ticket:?}, for a scope it can never publish"
+            )
+            .into());
+        }
+        Ok(FirstWord::Done(other)) => {
+            return Err(
+                format!("expected an error: {:?}", other.map_err(|e| e.to_string())).into(),
+            );
+        }
+        Err(_) => return Err("the waiter said nothing within the patience".into()),
+    };
+    let message = err.to_string();
+    assert_eq!(err.kind(), ErrorKind::InvalidScope, "{message}");
+    assert!(
+        message.contains("\"huge\"") && message.contains(&MAX_RECORD_BYTES.to_string()),
+        "the request or the limit is not named: {message}"
+    );
+    assert_eq!(tickets(f.running())?, Vec::<String>::new());
+    Ok(())
+}
+
 /// Issue 17, defect 8: a live ticket with the highest number there is leaves no number for
 /// the next waiter. That is an error naming the ticket, not an overflow (a panic in a debug
 /// build; in a release build number 0, ahead of everyone, or an empty range of numbers).
