@@ -89,12 +89,13 @@ pub(crate) fn run_as(command: &mut Command, user: User) -> &mut Command {
     command.uid(user.uid).gid(user.gid)
 }
 
-/// `program args` as pid 1's child in a new pid namespace with its own `/proc`:
-/// `unshare -p -f --mount-proc -- program args`.
+/// `program args` as pid 1 of a new pid namespace with its own `/proc`:
+/// `unshare -p -f --mount-proc --kill-child -- program args`. Killing `unshare` (a test that
+/// gives up on it) kills `program`, and with it, pid 1 of the namespace, everything in there.
 pub(crate) fn in_new_pid_namespace(program: &str, args: &[&str]) -> Command {
     let mut command = Command::new("unshare");
     command
-        .args(["--pid", "--fork", "--mount-proc", "--"])
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child", "--"])
         .arg(program)
         .args(args);
     command
