@@ -1,7 +1,7 @@
 //! AC-7: the lock file keeps the original's format, so both implementations can share one
-//! `.running/` directory. Snapshots pin the JSON (pid, timestamp and temporary paths redacted);
-//! byte-level checks pin the one-line shape; the original's reader is applied to our file, and
-//! ours to the original's legacy file.
+//! `.running/` directory. Snapshots pin the JSON (pid, the writer's identity, timestamp and
+//! temporary paths redacted); byte-level checks pin the one-line shape; the original's reader
+//! is applied to our file, and ours to the original's legacy file.
 
 mod common;
 
@@ -14,10 +14,22 @@ use scope_lock::{AcquireError, ConflictRule, Liveness, LockRecord, LockRequest, 
 /// The raw lock file with what changes from run to run replaced by placeholders.
 fn redacted_bytes(f: &Fixture, bytes: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
     let record = LockRecord::from_json(bytes)?;
-    Ok(String::from_utf8(bytes.to_vec())?
+    let mut text = String::from_utf8(bytes.to_vec())?
         .replace(&*f.root.to_string_lossy(), "[project]")
         .replace(&format!("\"pid\": {}", record.pid()), "\"pid\": [pid]")
-        .replace(record.started_at(), "[started_at]"))
+        .replace(record.started_at(), "[started_at]");
+    if let (Some(namespace), Some(started)) = (record.pid_namespace(), record.pid_start_ticks()) {
+        text = text
+            .replace(
+                &format!("\"pid_namespace\": {namespace}"),
+                "\"pid_namespace\": [pid_namespace]",
+            )
+            .replace(
+                &format!("\"pid_start_ticks\": {started}"),
+                "\"pid_start_ticks\": [pid_start_ticks]",
+            );
+    }
+    Ok(text)
 }
 
 /// The singleton both snapshots show: two scope entries, so that the list's shape shows too.
@@ -38,6 +50,8 @@ fn lock_file_json_matches_the_snapshot() -> TestResult {
     insta::assert_json_snapshot!("singleton_lock_file", json, {
         ".pid" => "[pid]",
         ".started_at" => "[started_at]",
+        ".pid_namespace" => "[pid_namespace]",
+        ".pid_start_ticks" => "[pid_start_ticks]",
         ".scope[]" => insta::dynamic_redaction(move |value, _path| {
             value.as_str().unwrap_or_default().replace(&root, "[project]")
         }),

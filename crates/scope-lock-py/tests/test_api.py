@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,8 @@ def test_acquire_writes_the_originals_record_and_returns_true(manager: LockManag
     assert manager.acquire("demo", ["src", "docs/../docs/api"]) is True
     text = (manager.running_dir / "demo.lock").read_text()
     data = json.loads(text)
-    assert list(data) == ["loop_name", "scope", "pid", "started_at", "liveness"]
+    ours = ["liveness", "pid_namespace", "pid_start_ticks"] if sys.platform == "linux" else ["liveness"]
+    assert list(data) == ["loop_name", "scope", "pid", "started_at", *ours]
     assert data["loop_name"] == "demo"
     assert data["scope"] == [str(project / "src"), str(project / "docs" / "api")]
     assert data["pid"] == os.getpid()

@@ -46,6 +46,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod ancestry;
 mod backoff;
 mod error;
 mod fault;

@@ -7,6 +7,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::record::LockRecord;
+use crate::sys::imp::FileId;
 
 /// Every live lock in the directory, and everything the scan could not take for a lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +81,8 @@ pub struct LiveLock {
     pub(crate) stem: String,
     pub(crate) record: LockRecord,
     pub(crate) liveness: Liveness,
+    /// The inode the scan found, whose flock holder proves who holds it (see `ancestry`).
+    pub(crate) id: FileId,
 }
 
 impl LiveLock {

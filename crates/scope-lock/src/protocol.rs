@@ -45,7 +45,8 @@
 //!    in arrival order; tickets whose flock is free (their waiter died) are removed.
 //! 3. **Decide** ([`decide`]): the first live lock that holds our name, is a singleton of our
 //!    name (when we are one), or overlaps our scope, unless its holder is one of our ancestor
-//!    processes (a loop running a nested loop must not block itself); else the first waiter
+//!    processes (a loop running a nested loop must not block itself; for our records, proven
+//!    by [`Family`], not by a pid number that another pid namespace may reuse); else the first waiter
 //!    that arrived before us and wants an overlapping scope (or the same singleton): it goes
 //!    first, so `try_acquire` cannot jump the queue. (A waiter that is itself blocked by a lock
 //!    of ours or of an ancestor's does not count: it cannot go before us.)
@@ -77,6 +78,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::ancestry::Family;
 use crate::backoff::{Backoff, deadline_after};
 use crate::error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 use crate::fault;
@@ -755,8 +757,8 @@ fn inspect(
             return problem(listing, path, kind);
         }
     };
-    let size = match imp::metadata(&file) {
-        Ok(meta) if meta.is_file() => meta.len(),
+    let (size, id) = match imp::metadata(&file) {
+        Ok(meta) if meta.is_file() => (meta.len(), imp::id_of(&meta)),
         Ok(meta) => {
             let file_kind = FileKind::of(&meta.file_type()).unwrap_or(FileKind::Other);
             return problem(listing, path, ProblemKind::NotRegular { file_kind });
@@ -779,6 +781,7 @@ fn inspect(
             stem,
             record,
             liveness: Liveness::Flock,
+            id,
         }),
         (true, Err(err)) => {
             let reason = err.to_string();
@@ -793,6 +796,7 @@ fn inspect(
             stem,
             record,
             liveness: Liveness::Pid,
+            id,
         }),
         (false, Err(err)) => {
             // Not flocked and not a record we can read. Only proof that its holder is gone
@@ -958,26 +962,6 @@ fn decide(
     }
 }
 
-/// This process and its ancestors, read once per decision and only when needed.
-#[derive(Default)]
-struct Family {
-    ancestors: Option<Vec<u32>>,
-}
-
-impl Family {
-    /// Whether `pid` is one of our ancestors (a loop that runs us as a nested loop).
-    fn is_ancestor(&mut self, pid: u32) -> bool {
-        self.ancestors
-            .get_or_insert_with(imp::ancestor_pids)
-            .contains(&pid)
-    }
-
-    /// Whether `pid` is us or one of our ancestors.
-    fn contains(&mut self, pid: u32) -> bool {
-        pid == imp::current_pid() || self.is_ancestor(pid)
-    }
-}
-
 /// The first live lock that blocks `request`, in path order.
 fn first_conflict(
     listing: &LockListing,
@@ -1012,7 +996,7 @@ fn first_conflict(
             let Some(rule) = scope_rule(request, scope, record) else {
                 continue;
             };
-            if family.is_ancestor(record.pid()) {
+            if family.is_ancestor(record, lock.id) {
                 continue;
             }
             rule
@@ -1021,7 +1005,7 @@ fn first_conflict(
             lock_path: lock.path.clone(),
             holder: Some(record.clone()),
             rule,
-            by_this_process: record.pid() == imp::current_pid(),
+            by_this_process: family.is_this_process(record, lock.id),
         });
     }
     None
@@ -1088,11 +1072,11 @@ fn waiter_ahead(
     let mut blocking = |waiter: &Queued| {
         let record = &waiter.record;
         scope_rule(request, scope, record)?;
-        if family.is_ancestor(record.pid()) {
+        if family.is_ancestor(record, waiter.id) {
             return None;
         }
         let waits_on_our_family = listing.locks.iter().any(|lock| {
-            records_collide(record, &lock.record) && family.contains(lock.record.pid())
+            records_collide(record, &lock.record) && family.contains(&lock.record, lock.id)
         });
         if waits_on_our_family {
             return None;
@@ -1103,7 +1087,7 @@ fn waiter_ahead(
             rule: ConflictRule::Waiting {
                 ticket: waiter.number,
             },
-            by_this_process: record.pid() == imp::current_pid(),
+            by_this_process: family.is_this_process(record, waiter.id),
         })
     };
     // The tickets are in number order.

@@ -43,6 +43,8 @@ pub(crate) struct Queued {
     pub(crate) number: u64,
     pub(crate) path: PathBuf,
     pub(crate) record: LockRecord,
+    /// The ticket's inode, whose flock holder proves who waits (see `ancestry`).
+    pub(crate) id: FileId,
 }
 
 /// What a scan of the queue found.
@@ -86,9 +88,10 @@ pub(crate) fn scan(running_dir: &Path, stale: Stale, sentinel: &Sentinel) -> Res
             continue;
         };
         // Only regular files are tickets; anything else is not ours to judge, let alone remove.
-        if !imp::metadata(&file).is_ok_and(|meta| meta.is_file()) {
-            continue;
-        }
+        let id = match imp::metadata(&file) {
+            Ok(meta) if meta.is_file() => imp::id_of(&meta),
+            _ => continue,
+        };
         match imp::try_lock_exclusive(&file) {
             // Its waiter is gone. We hold the sentinel, so nobody can be taking this number
             // anew; still, as for a stale lock, only the inode we probed is unlinked.
@@ -108,6 +111,7 @@ pub(crate) fn scan(running_dir: &Path, stale: Stale, sentinel: &Sentinel) -> Res
                         number,
                         path: entry.path,
                         record,
+                        id,
                     });
                 }
             }

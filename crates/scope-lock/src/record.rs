@@ -5,15 +5,18 @@
 //! lock file"):
 //!
 //! ```json
-//! {"loop_name": "demo", "scope": ["/abs/repo/src"], "pid": 7818, "started_at": "2026-11-27T21:33:58.129615+00:00", "singleton": true, "liveness": "flock"}
+//! {"loop_name": "demo", "scope": ["/abs/repo/src"], "pid": 7818, "started_at": "2026-11-27T21:33:58.129615+00:00", "singleton": true, "liveness": "flock", "pid_namespace": 4026531836, "pid_start_ticks": 139908}
 //! ```
 //!
 //! - one line, separators `", "` and `": "`, no trailing newline, non-ASCII escaped as
 //!   `\uXXXX` (Python's `ensure_ascii`);
 //! - the five keys of the original in its order; `singleton` only when true;
-//! - one key of ours, `"liveness": "flock"`, last: it says "this record is alive exactly while
+//! - a key of ours, `"liveness": "flock"`, after them: it says "this record is alive exactly while
 //!   its file is flocked". The original's reader picks its keys by name and ignores it. A file
-//!   without it was written by the original, whose liveness is its pid (`kill(pid, 0)`).
+//!   without it was written by the original, whose liveness is its pid (`kill(pid, 0)`);
+//! - after it, where the writer could read them from its own `/proc` (Linux), two more:
+//!   `pid_namespace` and `pid_start_ticks`, which tell the writer from another process with the
+//!   same pid number (see `ancestry.rs`). Absent, or one without the other, they prove nothing.
 //!
 //! Reading is strict about types (a string, null, zero or negative `pid` is an error naming the
 //! problem) and lenient where the original is: a legacy string `scope` reads as a one-element
@@ -31,6 +34,7 @@ use crate::error::{Error, ErrorKind};
 use crate::python_json::{
     JsonBytes, path_from_json, push_json_path, push_json_string, text_from_json,
 };
+use crate::sys::imp::ProcessIdentity;
 
 /// Lock files larger than this are not lock records; reading stops here so that a huge file
 /// cannot stall a scan or exhaust memory.
@@ -52,6 +56,8 @@ pub struct LockRecord {
     started_at: String,
     singleton: bool,
     liveness: Option<Liveness>,
+    /// Who the writer is beyond its pid number, when it could tell (ours, on Linux).
+    identity: Option<ProcessIdentity>,
 }
 
 /// A record as parsed, before the checks that make it a [`LockRecord`]. Private: the only way
@@ -69,6 +75,10 @@ struct RawRecord {
     singleton: bool,
     #[serde(default)]
     liveness: Option<Liveness>,
+    #[serde(default)]
+    pid_namespace: Option<u64>,
+    #[serde(default)]
+    pid_start_ticks: Option<u64>,
 }
 
 impl TryFrom<RawRecord> for LockRecord {
@@ -90,6 +100,13 @@ impl TryFrom<RawRecord> for LockRecord {
             started_at: text_from_json(&raw.started_at),
             singleton: raw.singleton,
             liveness: raw.liveness,
+            // Both or nothing: half an identity proves nothing.
+            identity: raw.pid_namespace.zip(raw.pid_start_ticks).map(
+                |(pid_namespace, start_ticks)| ProcessIdentity {
+                    pid_namespace,
+                    start_ticks,
+                },
+            ),
         })
     }
 }
@@ -128,6 +145,7 @@ impl LockRecord {
             started_at: started_at.into(),
             singleton: false,
             liveness: None,
+            identity: None,
         }
     }
 
@@ -144,6 +162,16 @@ impl LockRecord {
         self.liveness = Some(Liveness::Flock);
         self
     }
+
+    /// Sets the writer's pid namespace and start time (written only with flock liveness).
+    #[must_use]
+    pub fn with_identity(mut self, pid_namespace: u64, pid_start_ticks: u64) -> Self {
+        self.identity = Some(ProcessIdentity {
+            pid_namespace,
+            start_ticks: pid_start_ticks,
+        });
+        self
+    }
 }
 
 impl LockRecord {
@@ -157,6 +185,7 @@ impl LockRecord {
             started_at: now_iso8601(),
             singleton,
             liveness: Some(Liveness::Flock),
+            identity: crate::sys::imp::own_identity(),
         }
     }
 
@@ -207,6 +236,26 @@ impl LockRecord {
         self.liveness == Some(Liveness::Flock)
     }
 
+    /// The inode number of the writer's pid namespace (`/proc/<pid>/ns/pid`), when the record
+    /// says: ours do on Linux, where `/proc` lets the writer tell. With
+    /// [`pid_start_ticks`](Self::pid_start_ticks) it tells the writer from another process
+    /// with the same pid number (in another pid namespace, or later).
+    pub fn pid_namespace(&self) -> Option<u64> {
+        self.identity.map(|identity| identity.pid_namespace)
+    }
+
+    /// When the writer started, in clock ticks after boot (`/proc/<pid>/stat` field 22), when
+    /// the record says (see [`pid_namespace`](Self::pid_namespace)).
+    pub fn pid_start_ticks(&self) -> Option<u64> {
+        self.identity.map(|identity| identity.start_ticks)
+    }
+
+    /// Both [`pid_namespace`](Self::pid_namespace) and
+    /// [`pid_start_ticks`](Self::pid_start_ticks).
+    pub(crate) fn identity(&self) -> Option<ProcessIdentity> {
+        self.identity
+    }
+
     /// Parses a lock file's bytes.
     ///
     /// # Errors
@@ -247,6 +296,13 @@ impl LockRecord {
         }
         if self.liveness == Some(Liveness::Flock) {
             out.push_str(", \"liveness\": \"flock\"");
+            if let Some(identity) = self.identity {
+                let _ = write!(
+                    out,
+                    ", \"pid_namespace\": {}, \"pid_start_ticks\": {}",
+                    identity.pid_namespace, identity.start_ticks
+                );
+            }
         }
         out.push('}');
         out
@@ -339,6 +395,42 @@ mod tests {
                 .ends_with(r#""singleton": true, "liveness": "flock"}"#)
         );
         assert_eq!(parse(&flock.to_json())?, flock);
+        Ok(())
+    }
+
+    /// Our identity keys come last, after `liveness`, and only with it; a record without
+    /// them (the original's, an older version of ours), or with one of the two, has none.
+    #[test]
+    fn the_writers_identity_is_written_last_and_read_only_whole() -> Result<(), Error> {
+        let record = LockRecord::new("a", vec!["/x".into()], 5, "t")
+            .with_flock_liveness()
+            .with_identity(4_026_531_836, 139_908);
+        let json = record.to_json();
+        assert_eq!(
+            json,
+            r#"{"loop_name": "a", "scope": ["/x"], "pid": 5, "started_at": "t", "liveness": "flock", "pid_namespace": 4026531836, "pid_start_ticks": 139908}"#
+        );
+        let read = parse(&json)?;
+        assert_eq!(read, record);
+        assert_eq!(read.pid_namespace(), Some(4_026_531_836));
+        assert_eq!(read.pid_start_ticks(), Some(139_908));
+
+        let without = parse(
+            r#"{"loop_name": "a", "scope": [], "pid": 5, "started_at": "t", "liveness": "flock"}"#,
+        )?;
+        assert_eq!(
+            (without.pid_namespace(), without.pid_start_ticks()),
+            (None, None)
+        );
+        let half = parse(
+            r#"{"loop_name": "a", "scope": [], "pid": 5, "started_at": "t", "liveness": "flock", "pid_namespace": 7}"#,
+        )?;
+        assert_eq!(half.identity(), None);
+        assert!(parse_err(r#"{"loop_name": "a", "scope": [], "pid": 5, "started_at": "t", "pid_namespace": "7", "pid_start_ticks": 1}"#).contains("invalid type: string"));
+
+        // Without flock liveness nothing proves the writer holds the file: not written.
+        let unmarked = LockRecord::new("a", vec![], 5, "t").with_identity(1, 2);
+        assert!(!unmarked.to_json().contains("pid_namespace"));
         Ok(())
     }
 

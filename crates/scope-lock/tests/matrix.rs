@@ -114,8 +114,20 @@ fn r1_an_acquired_singleton_lock_file_is_the_originals_json_plus_our_liveness_ke
         .try_acquire(&f.request("r1", "src").singleton(true))?;
     let text = fs::read_to_string(guard.path())?;
     let record = guard.record();
+    // Then who we are beyond our pid (docs/protocol.md, A2), where /proc can tell (Linux).
+    let identity = match (record.pid_namespace(), record.pid_start_ticks()) {
+        (Some(namespace), Some(started)) => {
+            format!(r#", "pid_namespace": {namespace}, "pid_start_ticks": {started}"#)
+        }
+        _ => String::new(),
+    };
+    assert_eq!(
+        identity.is_empty(),
+        cfg!(not(target_os = "linux")),
+        "{text}"
+    );
     let expected = format!(
-        r#"{{"loop_name": "r1", "scope": ["{}"], "pid": {}, "started_at": "{}", "singleton": true, "liveness": "flock"}}"#,
+        r#"{{"loop_name": "r1", "scope": ["{}"], "pid": {}, "started_at": "{}", "singleton": true, "liveness": "flock"{identity}}}"#,
         f.path("src"),
         std::process::id(),
         record.started_at()

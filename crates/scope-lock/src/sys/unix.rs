@@ -26,13 +26,23 @@ mod other;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 use other::parent_of;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) use other::{flock_holders, unreliable_flock_filesystem};
+pub(crate) use other::{
+    flock_holders, flock_holders_of, own_identity, start_ticks_of, unreliable_flock_filesystem,
+};
 
 /// The identity of an inode: what a path must still name for us to act on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
     dev: u64,
     ino: u64,
+}
+
+#[cfg(test)]
+impl FileId {
+    /// An inode made up, for tests of rules about inodes.
+    pub(crate) const fn made_up(dev: u64, ino: u64) -> Self {
+        Self { dev, ino }
+    }
 }
 
 /// The identity of the inode an open descriptor refers to (`fstat`).
@@ -247,15 +257,18 @@ pub(crate) fn persist_noclobber(staged: Staged, target: &Path) -> io::Result<Fil
 /// holder may have changed.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn flock_holders(file: &File) -> Vec<u32> {
-    let Ok(meta) = file.metadata() else {
-        return Vec::new();
-    };
-    let dev = meta.dev();
+    file_id(file).map_or_else(|_| Vec::new(), flock_holders_of)
+}
+
+/// [`flock_holders`] of the inode `file`. The pids are those of `/proc`'s namespace: a holder
+/// outside it shows as 0, or not at all.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn flock_holders_of(file: FileId) -> Vec<u32> {
     let device = format!(
         "{:02x}:{:02x}:{}",
-        rustix::fs::major(dev),
-        rustix::fs::minor(dev),
-        meta.ino()
+        rustix::fs::major(file.dev),
+        rustix::fs::minor(file.dev),
+        file.ino
     );
     // /proc/locks is one system-wide table handed out a page at a time: a lock dropped
     // elsewhere between two pages shifts the rest, and our line can be skipped. Skipping only
@@ -663,6 +676,102 @@ fn unreliable_flock_magic(magic: u32) -> Option<&'static str> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Who a process is, beyond its number (the ancestor carve-out's proof, see ancestry.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// Whether pid numbers can name different processes in different pid namespaces here.
+pub(crate) const HAS_PID_NAMESPACES: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// What identifies a process beyond its pid number: its pid namespace (the inode of
+/// `/proc/<pid>/ns/pid`) and when it started (`/proc/<pid>/stat` field 22, clock ticks after
+/// boot). Within one namespace a pid is reused only by a process that started later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ProcessIdentity {
+    pub(crate) pid_namespace: u64,
+    pub(crate) start_ticks: u64,
+}
+
+/// This process's identity, or `None` when `/proc` is not provably the proc filesystem of this
+/// process's own pid namespace (see [`proc_is_ours`]): then nothing read from it can name our
+/// processes. Read once per process (a forked child reads its own).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn own_identity() -> Option<ProcessIdentity> {
+    use std::sync::Mutex;
+    static READ: Mutex<Option<(u32, Option<ProcessIdentity>)>> = Mutex::new(None);
+    let pid = current_pid();
+    let mut read = READ
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match *read {
+        Some((by, identity)) if by == pid => identity,
+        _ => {
+            let identity = read_own_identity(pid);
+            *read = Some((pid, identity));
+            identity
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn read_own_identity(pid: u32) -> Option<ProcessIdentity> {
+    if !proc_is_ours(pid) {
+        return None;
+    }
+    Some(ProcessIdentity {
+        pid_namespace: fs::metadata("/proc/self/ns/pid").ok()?.ino(),
+        start_ticks: start_ticks_of(pid)?,
+    })
+}
+
+/// Whether `/proc` is the proc filesystem of our own pid namespace, `pid` being our pid: it is
+/// a procfs, `/proc/self` names `pid`, and `NSpid` in `/proc/self/status` lists `pid` alone.
+/// A `/proc` mounted by an ancestor namespace lists our pid in each namespace from its own
+/// down (more than one), and in one of any other namespace we have no `/proc/self` at all.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn proc_is_ours(pid: u32) -> bool {
+    const PROC_SUPER_MAGIC: u32 = 0x9fa0;
+    let Ok(status) = File::open("/proc/self/status") else {
+        return false;
+    };
+    // The magic number fits in 32 bits, whatever the width of f_type on this target.
+    #[allow(clippy::unnecessary_cast)]
+    let is_proc = rustix::fs::fstatfs(&status).is_ok_and(|fs| fs.f_type as u32 == PROC_SUPER_MAGIC);
+    let names_us =
+        fs::read_link("/proc/self").is_ok_and(|link| link.as_os_str() == pid.to_string().as_str());
+    let mut text = String::new();
+    is_proc && names_us && (&status).read_to_string(&mut text).is_ok() && nspid_is_only(&text, pid)
+}
+
+/// Whether the `NSpid:` line of a `/proc/<pid>/status` lists `pid` and nothing else. A kernel
+/// too old to have the line (before 4.1) proves nothing.
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+pub(crate) fn nspid_is_only(status: &str, pid: u32) -> bool {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))
+        .is_some_and(|pids| {
+            let mut pids = pids.split_ascii_whitespace();
+            pids.next().and_then(|first| first.parse().ok()) == Some(pid) && pids.next().is_none()
+        })
+}
+
+/// When process `pid` started, from `/proc/<pid>/stat`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn start_ticks_of(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_proc_stat_start_ticks(&stat)
+}
+
+/// Field 22 of `/proc/<pid>/stat` (`starttime`), counted, like the parent's, from the *last*
+/// `)`, since `comm` may contain spaces and parentheses.
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+pub(crate) fn parse_proc_stat_start_ticks(stat: &str) -> Option<u64> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    // Fields 3 (state) to 21 come before it.
+    after_comm.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,6 +815,52 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let err = read_sized(&File::open(dir.path())?, 0, 4096).expect_err("read of a directory");
         assert_eq!(err.raw_os_error(), Some(Errno::ISDIR.raw_os_error()));
+        Ok(())
+    }
+
+    #[test]
+    fn proc_stat_start_ticks_is_field_22_whatever_the_command_name() {
+        let tail = "R 24518 24518 9856 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 139908 3133440 387";
+        for comm in ["cat", "a) b) (c", "x y z", ") 1 2 3 4"] {
+            let stat = format!("24522 ({comm}) {tail}");
+            assert_eq!(parse_proc_stat_start_ticks(&stat), Some(139_908), "{stat}");
+        }
+        assert_eq!(parse_proc_stat_start_ticks("garbage"), None);
+        assert_eq!(parse_proc_stat_start_ticks("1 (init) S 0 1 1"), None);
+        assert_eq!(
+            parse_proc_stat_start_ticks(&format!("1 (x) {}", tail.replace("139908", "-5"))),
+            None
+        );
+    }
+
+    #[test]
+    fn nspid_proves_our_namespace_only_when_it_lists_our_pid_alone() {
+        let status = |nspid: &str| format!("Name:\tcat\nPid:\t7\n{nspid}\nVmPeak:\t1 kB\n");
+        assert!(nspid_is_only(&status("NSpid:\t7"), 7));
+        // A /proc of an ancestor namespace lists our pid there first, then ours.
+        assert!(!nspid_is_only(&status("NSpid:\t4321\t7"), 7));
+        assert!(!nspid_is_only(&status("NSpid:\t8"), 7));
+        assert!(!nspid_is_only(&status("NSpid:"), 7));
+        // A kernel without the line (before 4.1) proves nothing.
+        assert!(!nspid_is_only(&status("NStgid:\t7"), 7));
+    }
+
+    /// On this system (the tests run in a namespace whose own /proc is mounted), our identity
+    /// is what /proc says of us, and our parent's start time is before ours.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn our_identity_is_our_namespace_and_start_time() -> io::Result<()> {
+        let identity = own_identity().ok_or_else(|| io::Error::other("no identity"))?;
+        let link = fs::read_link("/proc/self/ns/pid")?;
+        assert_eq!(
+            link.to_string_lossy(),
+            format!("pid:[{}]", identity.pid_namespace)
+        );
+        let pid = current_pid();
+        assert_eq!(start_ticks_of(pid), Some(identity.start_ticks));
+        let parent = std::os::unix::process::parent_id();
+        assert!(start_ticks_of(parent).is_some_and(|ticks| ticks <= identity.start_ticks));
+        assert_eq!(start_ticks_of(99_999_999), None);
         Ok(())
     }
 

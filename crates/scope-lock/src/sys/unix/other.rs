@@ -12,11 +12,27 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{DirWatch, Interest};
+use super::{DirWatch, FileId, Interest, ProcessIdentity};
 
 /// Without `/proc/locks` the holder cannot be named.
 pub(crate) fn flock_holders(_file: &File) -> Vec<u32> {
     Vec::new()
+}
+
+/// Without `/proc/locks` the holder cannot be named.
+pub(crate) fn flock_holders_of(_file: FileId) -> Vec<u32> {
+    Vec::new()
+}
+
+/// No pid namespaces here, so a pid number names one process system-wide and needs nothing
+/// beside it (see `ancestry.rs`); and no `/proc` to read more from.
+pub(crate) fn own_identity() -> Option<ProcessIdentity> {
+    None
+}
+
+/// Without a `/proc`, start times are not read (nor needed: see [`own_identity`]).
+pub(crate) fn start_ticks_of(_pid: u32) -> Option<u64> {
+    None
 }
 
 impl DirWatch {

@@ -1,0 +1,372 @@
+//! Whether the holder of a lock (or of a waiter's ticket) is this process or one of its
+//! ancestors: the carve-out that lets a loop run a nested loop over its own scope
+//! (docs/protocol.md, A3 "Ancestors" and "Who holds a lock"), proven rather than taken from a
+//! pid number.
+//!
+//! A pid is a number in one pid namespace: two containers that share `.running/` through a bind
+//! mount each have a pid 2, so "the record's pid is one of my ancestors' numbers" proves
+//! nothing. For a record of ours (`"liveness": "flock"`) the holder is this process or an
+//! ancestor only when all of these hold:
+//!
+//! - `/proc` is provably the proc filesystem of our own pid namespace (else nothing read from
+//!   it names our processes);
+//! - the record carries its writer's pid namespace and start time, and the namespace is ours;
+//! - its pid is ours, or one of our ancestors' (pid 1 never counts, as in the original);
+//! - `/proc/locks` names that pid, and no other, as the holder of the file's flock: a holder in
+//!   another namespace shows there as 0, another number, or not at all, so a record copied,
+//!   forged or written elsewhere fails here;
+//! - that process started when the record says, so a pid reused since is not taken for it.
+//!
+//! Whatever cannot be read or does not match leaves the lock blocking (fail closed). The
+//! original's records hold no flock and carry no such keys: their rule stays the original's,
+//! the pid number. So does every record on systems without pid namespaces (macOS, the BSDs),
+//! where a pid number names one process system-wide.
+
+use std::collections::HashMap;
+
+use crate::record::LockRecord;
+use crate::sys::imp::{self, FileId, ProcessIdentity};
+
+/// How a lock's holder is related to this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kin {
+    /// This very process.
+    This,
+    /// One of its ancestors (not pid 1).
+    Ancestor,
+    /// Anyone else, or not proven to be one of the above.
+    Stranger,
+}
+
+/// What the proof reads from the system; a trait so that the rules can be tested on any facts.
+pub(crate) trait World {
+    /// This process's pid.
+    fn own_pid(&self) -> u32;
+    /// This process's identity, `None` when `/proc` is not provably our namespace's.
+    fn own_identity(&self) -> Option<ProcessIdentity>;
+    /// Our ancestors' pids, nearest first, without us and without pid 1.
+    fn ancestors(&self) -> Vec<u32>;
+    /// The pids `/proc/locks` names as holding an flock on `file`.
+    fn flock_holders(&self, file: FileId) -> Vec<u32>;
+    /// When process `pid` started, in clock ticks after boot, as `/proc` says.
+    fn start_ticks(&self, pid: u32) -> Option<u64>;
+    /// Whether a pid number names one process system-wide (no pid namespaces here).
+    fn pids_are_global(&self) -> bool;
+}
+
+/// The running system.
+#[derive(Debug, Default)]
+pub(crate) struct System;
+
+impl World for System {
+    fn own_pid(&self) -> u32 {
+        imp::current_pid()
+    }
+
+    fn own_identity(&self) -> Option<ProcessIdentity> {
+        imp::own_identity()
+    }
+
+    fn ancestors(&self) -> Vec<u32> {
+        imp::ancestor_pids()
+    }
+
+    fn flock_holders(&self, file: FileId) -> Vec<u32> {
+        imp::flock_holders_of(file)
+    }
+
+    fn start_ticks(&self, pid: u32) -> Option<u64> {
+        imp::start_ticks_of(pid)
+    }
+
+    fn pids_are_global(&self) -> bool {
+        !imp::HAS_PID_NAMESPACES
+    }
+}
+
+/// This process and its ancestors, as one decision sees them: what is read from the system is
+/// read at most once per decision, and only when a lock's holder might be one of us.
+#[derive(Debug, Default)]
+pub(crate) struct Family<W: World = System> {
+    world: W,
+    ancestors: Option<Vec<u32>>,
+    identity: Option<Option<ProcessIdentity>>,
+    verdicts: HashMap<FileId, Kin>,
+}
+
+impl<W: World> Family<W> {
+    /// Whether the holder of the lock (or ticket) `file`, whose record is `record`, is one of
+    /// our ancestors (a loop that runs us as a nested loop).
+    pub(crate) fn is_ancestor(&mut self, record: &LockRecord, file: FileId) -> bool {
+        self.kin(record, file) == Kin::Ancestor
+    }
+
+    /// Whether that holder is this process.
+    pub(crate) fn is_this_process(&mut self, record: &LockRecord, file: FileId) -> bool {
+        self.kin(record, file) == Kin::This
+    }
+
+    /// Whether that holder is this process or one of our ancestors.
+    pub(crate) fn contains(&mut self, record: &LockRecord, file: FileId) -> bool {
+        self.kin(record, file) != Kin::Stranger
+    }
+
+    fn kin(&mut self, record: &LockRecord, file: FileId) -> Kin {
+        if let Some(kin) = self.verdicts.get(&file) {
+            return *kin;
+        }
+        let kin = self.judge(record, file);
+        self.verdicts.insert(file, kin);
+        kin
+    }
+
+    fn judge(&mut self, record: &LockRecord, file: FileId) -> Kin {
+        let pid = record.pid();
+        let claimed = if pid == self.world.own_pid() {
+            Kin::This
+        } else if self.ancestors().contains(&pid) {
+            Kin::Ancestor
+        } else {
+            return Kin::Stranger;
+        };
+        if !record.is_flock_liveness() || self.world.pids_are_global() {
+            // The original's rule (its records prove nothing more), or a system where the
+            // number is the process.
+            return claimed;
+        }
+        if self.proven(record, file, claimed) {
+            claimed
+        } else {
+            Kin::Stranger
+        }
+    }
+
+    /// Whether the holder of our record `record` is provably the process its pid names here,
+    /// which is `claimed` to us.
+    fn proven(&mut self, record: &LockRecord, file: FileId, claimed: Kin) -> bool {
+        let Some(own) = self.identity() else {
+            return false;
+        };
+        let Some(recorded) = record.identity() else {
+            return false;
+        };
+        if recorded.pid_namespace != own.pid_namespace {
+            return false;
+        }
+        let pid = record.pid();
+        if self.world.flock_holders(file) != [pid] {
+            return false;
+        }
+        let started = match claimed {
+            Kin::This => Some(own.start_ticks),
+            _ => self.world.start_ticks(pid),
+        };
+        started == Some(recorded.start_ticks)
+    }
+
+    fn ancestors(&mut self) -> &[u32] {
+        let world = &self.world;
+        self.ancestors.get_or_insert_with(|| world.ancestors())
+    }
+
+    fn identity(&mut self) -> Option<ProcessIdentity> {
+        let world = &self.world;
+        *self.identity.get_or_insert_with(|| world.own_identity())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    const OURS: u32 = 500;
+    const PARENT: u32 = 2;
+    const NAMESPACE: u64 = 4_026_531_836;
+    const STARTED: u64 = 1_000;
+    const PARENT_STARTED: u64 = 900;
+
+    /// A world of made-up facts: we are pid 500, child of pid 2 (which started at 900), in
+    /// namespace 4026531836; `holders` hold every flock.
+    struct Facts {
+        identity: Option<ProcessIdentity>,
+        holders: Vec<u32>,
+        global: bool,
+        reads_of_locks: Cell<usize>,
+    }
+
+    impl Default for Facts {
+        fn default() -> Self {
+            Self {
+                identity: Some(ProcessIdentity {
+                    pid_namespace: NAMESPACE,
+                    start_ticks: STARTED,
+                }),
+                holders: vec![PARENT],
+                global: false,
+                reads_of_locks: Cell::new(0),
+            }
+        }
+    }
+
+    impl World for Facts {
+        fn own_pid(&self) -> u32 {
+            OURS
+        }
+        fn own_identity(&self) -> Option<ProcessIdentity> {
+            self.identity
+        }
+        fn ancestors(&self) -> Vec<u32> {
+            vec![PARENT]
+        }
+        fn flock_holders(&self, _file: FileId) -> Vec<u32> {
+            self.reads_of_locks.set(self.reads_of_locks.get() + 1);
+            self.holders.clone()
+        }
+        fn start_ticks(&self, pid: u32) -> Option<u64> {
+            match pid {
+                OURS => Some(STARTED),
+                PARENT => Some(PARENT_STARTED),
+                _ => None,
+            }
+        }
+        fn pids_are_global(&self) -> bool {
+            self.global
+        }
+    }
+
+    fn family(facts: Facts) -> Family<Facts> {
+        Family {
+            world: facts,
+            ancestors: None,
+            identity: None,
+            verdicts: HashMap::new(),
+        }
+    }
+
+    const FILE: FileId = FileId::made_up(1, 2);
+
+    /// Our record of a lock taken by `pid`, written in `namespace` by a process started at
+    /// `started`.
+    fn ours(pid: u32, namespace: u64, started: u64) -> LockRecord {
+        LockRecord::new("x", vec!["/x".into()], pid, "t")
+            .with_flock_liveness()
+            .with_identity(namespace, started)
+    }
+
+    fn the_parents() -> LockRecord {
+        ours(PARENT, NAMESPACE, PARENT_STARTED)
+    }
+
+    #[test]
+    fn a_lock_proven_to_be_held_by_our_parent_is_our_ancestors() {
+        let mut family = family(Facts::default());
+        assert!(family.is_ancestor(&the_parents(), FILE));
+        assert!(family.contains(&the_parents(), FILE));
+        assert!(!family.is_this_process(&the_parents(), FILE));
+    }
+
+    #[test]
+    fn a_lock_proven_to_be_held_by_this_process_is_ours() {
+        let mut family = family(Facts {
+            holders: vec![OURS],
+            ..Facts::default()
+        });
+        let mine = ours(OURS, NAMESPACE, STARTED);
+        assert!(family.is_this_process(&mine, FILE));
+        assert!(family.contains(&mine, FILE));
+        assert!(!family.is_ancestor(&mine, FILE));
+    }
+
+    /// Each fact the proof needs, missing or wrong, leaves a stranger (fail closed).
+    #[test]
+    fn any_fact_that_does_not_match_leaves_the_holder_a_stranger() {
+        let stranger = |facts: Facts, record: &LockRecord, why: &str| {
+            let mut family = family(facts);
+            assert!(!family.is_ancestor(record, FILE), "{why}");
+            assert!(!family.contains(record, FILE), "{why}");
+        };
+        let parents = the_parents();
+        stranger(
+            Facts::default(),
+            &ours(PARENT, NAMESPACE + 1, PARENT_STARTED),
+            "written in another pid namespace",
+        );
+        stranger(
+            Facts::default(),
+            &ours(PARENT, NAMESPACE, PARENT_STARTED + 1),
+            "written by an earlier process with that pid",
+        );
+        let unsigned = LockRecord::new("x", vec!["/x".into()], PARENT, "t").with_flock_liveness();
+        stranger(Facts::default(), &unsigned, "no identity recorded");
+        for holders in [vec![], vec![0], vec![77], vec![PARENT, 77]] {
+            let why = format!("/proc/locks says {holders:?}");
+            stranger(
+                Facts {
+                    holders,
+                    ..Facts::default()
+                },
+                &parents,
+                &why,
+            );
+        }
+        stranger(
+            Facts {
+                identity: None,
+                ..Facts::default()
+            },
+            &parents,
+            "/proc is not our namespace's",
+        );
+        stranger(
+            Facts::default(),
+            &ours(3, NAMESPACE, PARENT_STARTED),
+            "not one of our pids",
+        );
+        // Our own number, from another namespace, is not us either.
+        let mut family = family(Facts {
+            holders: vec![0],
+            ..Facts::default()
+        });
+        assert!(!family.is_this_process(&ours(OURS, NAMESPACE + 1, STARTED), FILE));
+    }
+
+    /// The original's records hold no flock and carry no identity: its own rule, by number.
+    #[test]
+    fn the_originals_records_follow_its_rule_by_pid_number() {
+        let original = |pid| LockRecord::new("x", vec!["/x".into()], pid, "t");
+        let mut family = family(Facts {
+            identity: None,
+            holders: vec![],
+            ..Facts::default()
+        });
+        assert!(family.is_ancestor(&original(PARENT), FILE));
+        assert!(family.is_this_process(&original(OURS), FileId::made_up(1, 3)));
+        assert!(!family.contains(&original(3), FileId::made_up(1, 4)));
+    }
+
+    /// Where a pid number names one process system-wide, the number is the proof.
+    #[test]
+    fn without_pid_namespaces_the_number_decides() {
+        let mut family = family(Facts {
+            identity: None,
+            holders: vec![],
+            global: true,
+            ..Facts::default()
+        });
+        let unsigned = LockRecord::new("x", vec!["/x".into()], PARENT, "t").with_flock_liveness();
+        assert!(family.is_ancestor(&unsigned, FILE));
+    }
+
+    /// One decision asks about the same file many times (each waiter against each lock): the
+    /// system is read once per file.
+    #[test]
+    fn each_file_is_judged_once_per_decision() {
+        let mut family = family(Facts::default());
+        for _ in 0..5 {
+            assert!(family.contains(&the_parents(), FILE));
+        }
+        assert_eq!(family.world.reads_of_locks.get(), 1);
+    }
+}
