@@ -694,22 +694,31 @@ pub(crate) struct ProcessIdentity {
 
 /// This process's identity, or `None` when `/proc` is not provably the proc filesystem of this
 /// process's own pid namespace (see [`proc_is_ours`]): then nothing read from it can name our
-/// processes. Read once per process (a forked child reads its own).
+/// processes. Read once per process (a forked child reads its own). Kept in atomics, not
+/// behind a lock, so that a child forked while another thread reads it cannot deadlock.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn own_identity() -> Option<ProcessIdentity> {
-    use std::sync::Mutex;
-    static READ: Mutex<Option<(u32, Option<ProcessIdentity>)>> = Mutex::new(None);
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    // The pid whose identity the other two hold (0: none yet); a namespace of 0 (no nsfs inode
+    // has it) stands for "cannot be proven". Every thread of a process reads the same values,
+    // so racing writers store the same numbers.
+    static READ_BY: AtomicU32 = AtomicU32::new(0);
+    static NAMESPACE: AtomicU64 = AtomicU64::new(0);
+    static STARTED: AtomicU64 = AtomicU64::new(0);
     let pid = current_pid();
-    let mut read = READ
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match *read {
-        Some((by, identity)) if by == pid => identity,
-        _ => {
-            let identity = read_own_identity(pid);
-            *read = Some((pid, identity));
-            identity
-        }
+    if READ_BY.load(Ordering::Acquire) != pid {
+        let identity = read_own_identity(pid);
+        NAMESPACE.store(identity.map_or(0, |id| id.pid_namespace), Ordering::Relaxed);
+        STARTED.store(identity.map_or(0, |id| id.start_ticks), Ordering::Relaxed);
+        READ_BY.store(pid, Ordering::Release);
+        return identity;
+    }
+    match NAMESPACE.load(Ordering::Relaxed) {
+        0 => None,
+        pid_namespace => Some(ProcessIdentity {
+            pid_namespace,
+            start_ticks: STARTED.load(Ordering::Relaxed),
+        }),
     }
 }
 
@@ -718,8 +727,9 @@ fn read_own_identity(pid: u32) -> Option<ProcessIdentity> {
     if !proc_is_ours(pid) {
         return None;
     }
+    let pid_namespace = fs::metadata("/proc/self/ns/pid").ok()?.ino();
     Some(ProcessIdentity {
-        pid_namespace: fs::metadata("/proc/self/ns/pid").ok()?.ino(),
+        pid_namespace: (pid_namespace != 0).then_some(pid_namespace)?,
         start_ticks: start_ticks_of(pid)?,
     })
 }
