@@ -46,10 +46,11 @@
 //! 3. **Decide** ([`decide`]): the first live lock that holds our name, is a singleton of our
 //!    name (when we are one), or overlaps our scope, unless its holder is one of our ancestor
 //!    processes (a loop running a nested loop must not block itself; for our records, proven
-//!    by [`Family`], not by a pid number that another pid namespace may reuse); else the first waiter
-//!    that arrived before us and wants an overlapping scope (or the same singleton): it goes
-//!    first, so `try_acquire` cannot jump the queue. (A waiter that is itself blocked by a lock
-//!    of ours or of an ancestor's does not count: it cannot go before us.)
+//!    by [`Family`], not by a pid number that another pid namespace may reuse); else the
+//!    first waiter that arrived before us and wants an overlapping scope (or the same
+//!    singleton): it goes first, so `try_acquire` cannot jump the queue. (A waiter that is
+//!    itself blocked by a lock of ours or of an ancestor's does not count: it cannot go before
+//!    us.)
 //! 4. **Publish** ([`publish`]): write the record to a fresh dot file in the target directory,
 //!    flock it, and only then give it its final name with a no-overwrite rename. Nobody ever
 //!    sees a lock file that is empty, partial, or not yet held.
