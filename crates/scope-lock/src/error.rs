@@ -20,7 +20,9 @@ pub enum ErrorKind {
     /// A lock file's content is not a lock record (empty, truncated, wrong types, too large).
     InvalidRecord,
     /// Something other than a regular file sits where a lock file or the sentinel must be
-    /// (a symlink, a directory, a FIFO), or a directory of a nested name is a symlink.
+    /// (a symlink, a directory, a FIFO), or something other than a directory where `.running/`,
+    /// its waiting queue or a directory of a nested name must be (a symlink there is refused,
+    /// never followed).
     NotALockFile,
     /// Some other process is not following the locking protocol: a lock file appeared at our
     /// name while we held the directory sentinel, the sentinel kept being replaced while we

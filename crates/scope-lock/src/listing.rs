@@ -2,12 +2,10 @@
 //! locks, reported rather than dropped.
 
 use std::fmt;
-use std::fs;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::record::LockRecord;
-use crate::sys::imp::FileId;
+use crate::sys::imp::{FileId, FileType};
 
 /// Every live lock in the directory, and everything the scan could not take for a lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -188,22 +186,15 @@ pub enum FileKind {
 
 impl FileKind {
     /// What `file_type` is, or `None` for a regular file.
-    pub(crate) fn of(file_type: &fs::FileType) -> Option<Self> {
-        if file_type.is_file() {
-            return None;
-        }
-        Some(if file_type.is_symlink() {
-            FileKind::Symlink
-        } else if file_type.is_dir() {
-            FileKind::Directory
-        } else if file_type.is_fifo() {
-            FileKind::Fifo
-        } else if file_type.is_socket() {
-            FileKind::Socket
-        } else if file_type.is_block_device() || file_type.is_char_device() {
-            FileKind::Device
-        } else {
-            FileKind::Other
+    pub(crate) fn of(file_type: FileType) -> Option<Self> {
+        Some(match file_type {
+            FileType::RegularFile => return None,
+            FileType::Symlink => FileKind::Symlink,
+            FileType::Directory => FileKind::Directory,
+            FileType::Fifo => FileKind::Fifo,
+            FileType::Socket => FileKind::Socket,
+            FileType::BlockDevice | FileType::CharacterDevice => FileKind::Device,
+            FileType::Unknown => FileKind::Other,
         })
     }
 
@@ -303,6 +294,7 @@ impl fmt::Display for ScanProblem {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::os::unix::fs::symlink;
     use std::os::unix::net::UnixListener;
 
@@ -311,7 +303,7 @@ mod tests {
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     fn kind_of(path: &Path) -> Result<Option<FileKind>, std::io::Error> {
-        Ok(FileKind::of(&fs::symlink_metadata(path)?.file_type()))
+        Ok(FileKind::of(crate::sys::imp::lstat_type(path)?))
     }
 
     /// Every kind of entry a lock directory may hold is named for what it is; a regular file

@@ -16,7 +16,8 @@
 //! [`list`] with [`Stale::Report`] is an inspection: the same steps, but step 2 only reports
 //! what it would reclaim, move aside or remove.
 //!
-//! 1. **Sentinel** ([`Sentinel::lock`]): open without following symlinks, refuse anything but a
+//! 1. **Sentinel** ([`Sentinel::lock`]): open `.running/` (refusing a symlink there) and, in
+//!    it, the sentinel without following symlinks, refuse anything but a
 //!    regular file and filesystems whose flock is unreliable, try for the flock without blocking
 //!    for at most the manager's bound, woken between tries by the holder closing the sentinel
 //!    (so a stopped holder delays nobody longer; past it the error is `Busy` and names the
@@ -25,8 +26,9 @@
 //!    inodes). Then, when acquiring, check that the lock file's name is
 //!    not taken by a directory, symlink or FIFO ([`ensure_target_usable`]), so that is a clear
 //!    error rather than a hang or a confusing `EEXIST`.
-//! 2. **Scan** ([`scan`]): walk `.running/` recursively (nested stems included), skipping dot
-//!    entries, and classify each `*.lock`:
+//! 2. **Scan** ([`scan`]): walk `.running/` recursively (nested stems included) through
+//!    directory descriptors, never into a symlink, skipping dot entries, and classify each
+//!    `*.lock`:
 //!    - flock taken by someone and record valid → live ([`Liveness::Flock`]);
 //!    - flock taken, record invalid → a live lock of unknown scope: blocks everything;
 //!    - flock free, record ours (`"liveness": "flock"`) → its holder is gone: reclaim;
@@ -70,10 +72,13 @@
 //!    is killed leaves a ticket whose flock is free, which the next scan removes.
 //!
 //! Every system call goes through [`imp`](crate::sys::imp); `clippy.toml` forbids std's lock
-//! methods anywhere else.
+//! methods anywhere else. Below `.running/`, nothing is reached by a path: every name is used
+//! relative to a directory held open ([`imp::Dir`], opened from `.running/` down without
+//! following symlinks), so a co-user who swaps a directory for a symlink between a check and
+//! its use cannot redirect the use (docs/protocol.md, "Sharing a directory between users").
 
-use std::ffi::OsString;
-use std::fs::{File, FileType};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -92,7 +97,7 @@ use crate::queue::{self, Queue, Queued, Ticket};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::{self, LOCK_SUFFIX, LockRequest, MAX_NESTING, NAME_MAX};
 use crate::scope::{self, ScopeIndex};
-use crate::sys::imp::{self, DirWatch, FileId, Interest};
+use crate::sys::imp::{self, DirWatch, FileId, FileType, Interest};
 use crate::wait::{WaitObserver, Waiting};
 
 /// The directory sentinel's name, as in the original.
@@ -146,8 +151,9 @@ impl<'a> Prepared<'a> {
         let running_dir = imp::absolute(running_dir)
             .map_err(|err| Error::io("cannot resolve the lock directory", running_dir, err))?;
         let target = lock_path(&running_dir, request);
-        // Usually there already: one `lstat` instead of `create_dir_all`'s `mkdir` and `stat`.
-        if !imp::lstat(&running_dir).is_ok_and(|meta| meta.is_dir()) {
+        // Usually there already: one `open` instead of `create_dir_all`'s `mkdir` and `stat`.
+        // (What is there is judged when the sentinel opens it.)
+        if imp::Dir::open(&running_dir).is_err() {
             imp::create_dir_all(&running_dir)
                 .map_err(|err| Error::io("cannot create lock directory", &running_dir, err))?;
         }
@@ -198,14 +204,14 @@ fn attempt(
     let sentinel = Sentinel::lock(running_dir, bound)?;
     fault::pause("acquire:sentinel-held");
     ensure_target_usable(target, &sentinel)?;
-    let listing = scan(running_dir, &sentinel)?;
-    let queue = queue::scan(running_dir, Stale::Clean, &sentinel)?;
+    let listing = scan(&sentinel)?;
+    let queue = queue::scan(Stale::Clean, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
     let index = ScopeIndex::new(record.scope());
     let mut family = Family::default();
     if let Some(conflict) = decide(&listing, &queue, request, &index, target, ours, &mut family) {
         if join_queue && ticket.is_none() {
-            let taken = Ticket::take(running_dir, &queue, &record.restamped(), &sentinel)?;
+            let taken = Ticket::take(&queue, &record.restamped(), &sentinel)?;
             let number = taken.number();
             *ticket = Some(taken);
             // From now on a waiter with a ticket: what it waits for is the waiter just ahead
@@ -223,9 +229,9 @@ fn attempt(
         }
         return Ok(Outcome::Blocked(conflict));
     }
-    stale_file_in_the_way(&listing, target)?;
+    stale_file_in_the_way(&listing, target, &sentinel)?;
     let record = record.restamped();
-    let (file, id) = publish(running_dir, target, &record, &sentinel)?;
+    let (file, id) = publish(target, &record, &sentinel)?;
     // Leave the queue in the same hold of the sentinel that publishes the lock: whoever looks
     // next sees our lock, never neither.
     drop(ticket.take());
@@ -378,8 +384,8 @@ pub(crate) fn find_conflict(
         return Ok(None);
     }
     let sentinel = Sentinel::lock(running_dir, bound)?;
-    let listing = scan(running_dir, &sentinel)?;
-    let queue = queue::scan(running_dir, Stale::Clean, &sentinel)?;
+    let listing = scan(&sentinel)?;
+    let queue = queue::scan(Stale::Clean, &sentinel)?;
     let target = lock_path(running_dir, request);
     Ok(decide(
         &listing,
@@ -406,8 +412,8 @@ pub(crate) fn list(
         });
     }
     let sentinel = Sentinel::lock(running_dir, bound)?;
-    let mut listing = scan_as(running_dir, stale, &sentinel)?;
-    let queue = queue::scan(running_dir, stale, &sentinel)?;
+    let mut listing = scan_as(stale, &sentinel)?;
+    let queue = queue::scan(stale, &sentinel)?;
     listing.stale_tickets = queue.stale;
     listing.problems.extend(queue.problems);
     listing.problems.sort_by(|a, b| a.path.cmp(&b.path));
@@ -416,11 +422,38 @@ pub(crate) fn list(
 
 /// Whether the directory exists: asking and listing never create it.
 fn present(running_dir: &Path) -> Result<bool, Error> {
-    match imp::lstat(running_dir) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(err) => Err(Error::io("cannot stat", running_dir, err)),
+    match open_running_dir(running_dir) {
+        Err(err) if err.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) => {
+            Ok(false)
+        }
+        Err(err) => Err(err),
         Ok(_) => Ok(true),
     }
+}
+
+/// Opens `.running/` itself, refusing a symlink there: a co-user who can write its parent could
+/// point it anywhere, and everything the protocol removes or moves aside would be removed
+/// there. (The path up to the loops directory is the caller's choice and is followed.)
+fn open_running_dir(running_dir: &Path) -> Result<imp::Dir, Error> {
+    imp::Dir::open(running_dir).map_err(|err| match imp::lstat_type(running_dir) {
+        Ok(FileType::Symlink) => Error::at_path(
+            ErrorKind::NotALockFile,
+            running_dir,
+            "is a symlink; the lock directory must be a real directory, since anyone who can \
+             write its parent could point a symlink elsewhere and have stale files removed \
+             there: use the directory it points to as the loops directory's .running, or \
+             replace the link with a directory",
+        ),
+        Ok(file_type) if file_type != FileType::Directory => Error::at_path(
+            ErrorKind::NotALockFile,
+            running_dir,
+            format!(
+                "is a {}, not a directory; cannot hold lock files",
+                describe(file_type)
+            ),
+        ),
+        _ => Error::io("cannot open", running_dir, err),
+    })
 }
 
 /// The lock file `request` takes in `running_dir`.
@@ -440,9 +473,12 @@ fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Error> {
 // 1. The sentinel
 // ---------------------------------------------------------------------------------------------
 
-/// The exclusive flock on `.running/.acquire.lock`, held while this value lives.
+/// The exclusive flock on `.running/.acquire.lock`, held while this value lives, and
+/// `.running/` itself, held open: every step under the sentinel reaches the directory through
+/// it, never again by its path.
 pub(crate) struct Sentinel {
     file: File,
+    dir: imp::Dir,
 }
 
 impl Drop for Sentinel {
@@ -455,6 +491,11 @@ impl Drop for Sentinel {
 }
 
 impl Sentinel {
+    /// `.running/`, as opened when the sentinel was locked.
+    pub(crate) fn dir(&self) -> &imp::Dir {
+        &self.dir
+    }
+
     /// Takes the directory sentinel, trying for at most `bound` (at least once).
     ///
     /// flock has no timed form, so this tries without blocking, and while the sentinel is busy
@@ -480,18 +521,21 @@ impl Sentinel {
         patience: Patience,
         before_wait: &mut dyn FnMut(),
     ) -> Result<Self, Error> {
-        let path = running_dir.join(SENTINEL_NAME);
+        let dir = open_running_dir(running_dir)?;
+        let path = dir.join(SENTINEL_NAME);
         let deadline = deadline_after(bound);
         let mut backoff = Backoff::new(patience.first_pause, patience.max_pause);
         // Made the first time the sentinel is busy; `None` inside when no watch can be had.
         let mut watch: Option<Option<DirWatch>> = None;
         for _ in 0..SENTINEL_ATTEMPTS {
-            let file = imp::open_sentinel(&path).map_err(|err| open_error(&path, err))?;
+            let file = dir
+                .open_sentinel(SENTINEL_NAME)
+                .map_err(|err| open_error(&dir, SENTINEL_NAME, err))?;
             // One `fstat` serves both: the type, and the inode the descriptor (so the lock
             // we take) refers to, which no later call can change.
             let meta = imp::metadata(&file).map_err(|err| Error::io("cannot stat", &path, err))?;
             if !meta.is_file() {
-                return Err(not_a_lock_file(&path, &meta.file_type()));
+                return Err(not_a_lock_file(&path, imp::file_type_of(&meta)));
             }
             let locked = imp::id_of(&meta);
             if let Some(fs_name) = imp::unreliable_flock_filesystem(&file)
@@ -532,9 +576,11 @@ impl Sentinel {
                     None => std::thread::sleep(backoff.next_delay(deadline)),
                 }
             }
-            let named = imp::path_id(&path).map_err(|err| Error::io("cannot stat", &path, err))?;
+            let named = dir
+                .id_of(SENTINEL_NAME)
+                .map_err(|err| Error::io("cannot stat", &path, err))?;
             if named == Some(locked) {
-                return Ok(Self { file });
+                return Ok(Self { file, dir });
             }
         }
         Err(Error::at_path(
@@ -599,13 +645,97 @@ fn busy(path: &Path, file: &File, bound: Duration) -> Error {
 /// Refuses a target that exists but is not a regular file (so acquiring over a directory,
 /// symlink or FIFO is a clear error, not a hang or a confusing `EEXIST`). Under the sentinel,
 /// so that what we checked is what publication finds.
-pub(crate) fn ensure_target_usable(target: &Path, _sentinel: &Sentinel) -> Result<(), Error> {
-    match imp::lstat(target) {
-        Ok(meta) if !meta.is_file() => Err(not_a_lock_file(target, &meta.file_type())),
+pub(crate) fn ensure_target_usable(target: &Path, sentinel: &Sentinel) -> Result<(), Error> {
+    let Some((dir, name)) = open_parent(sentinel, target, false)? else {
+        return Ok(());
+    };
+    match dir.stat(&name) {
+        Ok(Some(stat)) if stat.file_type != FileType::RegularFile => {
+            Err(not_a_lock_file(target, stat.file_type))
+        }
         Ok(_) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(Error::io("cannot stat", target, err)),
     }
+}
+
+/// `.running/` or one of its sub-directories, held open.
+pub(crate) enum DirRef<'a> {
+    Running(&'a imp::Dir),
+    Nested(imp::Dir),
+}
+
+impl std::ops::Deref for DirRef<'_> {
+    type Target = imp::Dir;
+
+    fn deref(&self) -> &imp::Dir {
+        match self {
+            DirRef::Running(dir) => dir,
+            DirRef::Nested(dir) => dir,
+        }
+    }
+}
+
+/// The directory of the lock file `target` (a path in the sentinel's `.running/`), opened
+/// from `.running/` one component at a time, never through a symlink, and the file's name in
+/// it. With `make`, missing directories are made (with `.running/`'s mode) and anything else
+/// in the way is an error; without, a missing one is `None`: nothing is there.
+fn open_parent<'a>(
+    sentinel: &'a Sentinel,
+    target: &Path,
+    make: bool,
+) -> Result<Option<(DirRef<'a>, OsString)>, Error> {
+    let running = sentinel.dir();
+    let relative = target.strip_prefix(running.path()).map_err(|_| {
+        Error::at_path(
+            ErrorKind::Interference,
+            target,
+            format!(
+                "is not inside {}; this is a bug in scope-lock",
+                running.path().display()
+            ),
+        )
+    })?;
+    let (Some(name), Some(parent)) = (relative.file_name(), relative.parent()) else {
+        return Err(Error::at_path(
+            ErrorKind::NotALockFile,
+            target,
+            "names no file in the lock directory",
+        ));
+    };
+    let mut dir = DirRef::Running(running);
+    for component in parent.components() {
+        let component = component.as_os_str();
+        let path = dir.join(component);
+        let next = match dir.stat(component) {
+            Ok(Some(stat)) if stat.file_type == FileType::Directory => dir.open_dir(component),
+            Ok(Some(stat)) => {
+                return Err(Error::at_path(
+                    ErrorKind::NotALockFile,
+                    &path,
+                    format!(
+                        "is a {}, not a directory; cannot hold nested lock files",
+                        describe(stat.file_type)
+                    ),
+                ));
+            }
+            Ok(None) if !make => return Ok(None),
+            Ok(None) => {
+                fault::pause("acquire:directory-missing");
+                let made = dir
+                    .open_or_make_dir(component)
+                    .map_err(|err| Error::io("cannot create directory", &path, err))?;
+                dir = DirRef::Nested(made);
+                continue;
+            }
+            Err(err) => return Err(Error::io("cannot stat", &path, err)),
+        };
+        dir = match next {
+            Ok(next) => DirRef::Nested(next),
+            Err(err) if !make && err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(Error::io("cannot open directory", &path, err)),
+        };
+    }
+    Ok(Some((dir, name.to_os_string())))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -622,18 +752,18 @@ pub(crate) enum Stale {
     Report,
 }
 
-/// Scans `running_dir` (which `sentinel` belongs to), reclaiming what is stale.
-pub(crate) fn scan(running_dir: &Path, sentinel: &Sentinel) -> Result<LockListing, Error> {
-    scan_as(running_dir, Stale::Clean, sentinel)
+/// Scans the sentinel's `.running/`, reclaiming what is stale.
+pub(crate) fn scan(sentinel: &Sentinel) -> Result<LockListing, Error> {
+    scan_as(Stale::Clean, sentinel)
 }
 
-/// Scans `running_dir`, doing with stale files what `stale` says.
-fn scan_as(running_dir: &Path, stale: Stale, sentinel: &Sentinel) -> Result<LockListing, Error> {
+/// Scans the sentinel's `.running/`, doing with stale files what `stale` says.
+fn scan_as(stale: Stale, sentinel: &Sentinel) -> Result<LockListing, Error> {
     let mut listing = LockListing {
         inspection: stale == Stale::Report,
         ..LockListing::default()
     };
-    walk(running_dir, "", 0, stale, &mut listing, sentinel)?;
+    walk(sentinel.dir(), "", 0, stale, &mut listing, sentinel)?;
     listing.locks.sort_by(|a, b| a.path.cmp(&b.path));
     listing.problems.sort_by(|a, b| a.path.cmp(&b.path));
     listing.reclaimed.sort();
@@ -641,23 +771,23 @@ fn scan_as(running_dir: &Path, stale: Stale, sentinel: &Sentinel) -> Result<Lock
     Ok(listing)
 }
 
+/// Lists `dir` (at `depth` below `.running/`, its names starting with `prefix`) and visits
+/// each entry, through the descriptor: a name swapped for a symlink meanwhile changes nothing
+/// about which directory is listed.
 fn walk(
-    dir: &Path,
+    dir: &imp::Dir,
     prefix: &str,
     depth: usize,
     stale: Stale,
     listing: &mut LockListing,
     sentinel: &Sentinel,
 ) -> Result<(), Error> {
-    let entries = match imp::read_dir(dir) {
-        Ok(entries) => entries,
-        // A nested directory removed while we walk had nothing left to find.
-        Err(err) if depth > 0 && err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(Error::io("cannot list", dir, err)),
-    };
+    let entries = dir
+        .entries()
+        .map_err(|err| Error::io("cannot list", dir.path(), err))?;
     for entry in entries {
-        let entry = entry.map_err(|err| Error::io("cannot list", dir, err))?;
-        visit(entry, prefix, depth, stale, listing, sentinel)?;
+        let entry = entry.map_err(|err| Error::io("cannot list", dir.path(), err))?;
+        visit(dir, entry, prefix, depth, stale, listing, sentinel)?;
     }
     Ok(())
 }
@@ -665,6 +795,7 @@ fn walk(
 /// Files one entry of a directory at `depth` (whose names start with `prefix`) that [`walk`]
 /// lists: skipped, removed as an orphaned publication, reported, walked into, or inspected.
 fn visit(
+    dir: &imp::Dir,
     entry: imp::DirEntry,
     prefix: &str,
     depth: usize,
@@ -672,10 +803,10 @@ fn visit(
     listing: &mut LockListing,
     sentinel: &Sentinel,
 ) -> Result<(), Error> {
-    let path = entry.path;
+    let path = dir.join(&entry.name);
     let file_type = match entry.file_type {
         Ok(file_type) => file_type,
-        // Removed between the listing and the `lstat` that some filesystems need for it.
+        // Removed between the listing and the `fstatat` that some filesystems need for it.
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(err) => return Err(Error::io("cannot stat", &path, err)),
     };
@@ -683,10 +814,10 @@ fn visit(
     // from such a path), and its live locks must be seen whatever their names.
     let name = entry.name.as_bytes();
     if name.starts_with(b".") {
-        if file_type.is_file() && is_orphaned_publication(name) {
+        if file_type == FileType::RegularFile && is_orphaned_publication(name) {
             // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
             let removed = match stale {
-                Stale::Clean => imp::remove_file(&path).is_ok(),
+                Stale::Clean => dir.remove_file(&entry.name).is_ok(),
                 Stale::Report => true,
             };
             if removed {
@@ -697,7 +828,7 @@ fn visit(
     }
     let stem = name.strip_suffix(LOCK_SUFFIX.as_bytes());
     let display = String::from_utf8_lossy(stem.unwrap_or(name));
-    if let (Some(_), Some(file_kind)) = (stem, FileKind::of(&file_type)) {
+    if let (Some(_), Some(file_kind)) = (stem, FileKind::of(file_type)) {
         // A directory named `x.lock` is reported too, and still walked below: it may be
         // the directory of nested names such as `x.lock/run-1`.
         listing.problems.push(ScanProblem {
@@ -705,11 +836,20 @@ fn visit(
             kind: ProblemKind::NotRegular { file_kind },
         });
     }
-    if file_type.is_dir() {
+    if file_type == FileType::Directory {
         if depth < MAX_NESTING {
+            let nested = match dir.open_dir(&entry.name) {
+                Ok(nested) => nested,
+                // Removed since the listing, or replaced by something that is not a
+                // directory (a symlink is never followed): nothing of ours is below it.
+                Err(err) if err.kind() == io::ErrorKind::NotFound || imp::is_not_a_dir(&err) => {
+                    return Ok(());
+                }
+                Err(err) => return Err(Error::io("cannot open directory", &path, err)),
+            };
             let name = String::from_utf8_lossy(name);
             walk(
-                &path,
+                &nested,
                 &format!("{prefix}{name}/"),
                 depth + 1,
                 stale,
@@ -719,9 +859,9 @@ fn visit(
         }
         return Ok(());
     }
-    if stem.is_some() && file_type.is_file() {
+    if stem.is_some() && file_type == FileType::RegularFile {
         let stem = format!("{prefix}{display}");
-        inspect(path, stem, stale, listing, sentinel);
+        inspect(Entry::new(dir, entry.name), stem, stale, listing, sentinel);
     }
     Ok(())
 }
@@ -730,9 +870,23 @@ fn is_orphaned_publication(name: &[u8]) -> bool {
     name.starts_with(PUBLISH_PREFIX.as_bytes()) && name.ends_with(PUBLISH_SUFFIX.as_bytes())
 }
 
+/// A name in a directory held open, with its path for messages and reports.
+pub(crate) struct Entry<'a> {
+    pub(crate) dir: &'a imp::Dir,
+    pub(crate) name: OsString,
+    pub(crate) path: PathBuf,
+}
+
+impl<'a> Entry<'a> {
+    pub(crate) fn new(dir: &'a imp::Dir, name: OsString) -> Self {
+        let path = dir.join(&name);
+        Self { dir, name, path }
+    }
+}
+
 /// Probes and reads one lock file and files it under live, reclaimed or problems.
 fn inspect(
-    path: PathBuf,
+    entry: Entry<'_>,
     stem: String,
     stale: Stale,
     listing: &mut LockListing,
@@ -744,15 +898,18 @@ fn inspect(
     let unreadable = |err: io::Error| ProblemKind::Unreadable {
         reason: err.to_string(),
     };
-    let file = match imp::open_lock_file(&path) {
+    let path = entry.path.clone();
+    let file = match entry.dir.open_file(&entry.name) {
         Ok(file) => file,
         // Released between the listing and the open: nothing to see.
         Err(err) if err.kind() == io::ErrorKind::NotFound => return,
         Err(err) => {
-            let kind = match imp::lstat(&path) {
-                Ok(meta) if !meta.is_file() => ProblemKind::NotRegular {
-                    file_kind: FileKind::of(&meta.file_type()).unwrap_or(FileKind::Other),
-                },
+            let kind = match entry.dir.stat(&entry.name) {
+                Ok(Some(stat)) if stat.file_type != FileType::RegularFile => {
+                    ProblemKind::NotRegular {
+                        file_kind: FileKind::of(stat.file_type).unwrap_or(FileKind::Other),
+                    }
+                }
                 _ => unreadable(err),
             };
             return problem(listing, path, kind);
@@ -761,7 +918,7 @@ fn inspect(
     let (size, id) = match imp::metadata(&file) {
         Ok(meta) if meta.is_file() => (meta.len(), imp::id_of(&meta)),
         Ok(meta) => {
-            let file_kind = FileKind::of(&meta.file_type()).unwrap_or(FileKind::Other);
+            let file_kind = FileKind::of(imp::file_type_of(&meta)).unwrap_or(FileKind::Other);
             return problem(listing, path, ProblemKind::NotRegular { file_kind });
         }
         Err(err) => return problem(listing, path, unreadable(err)),
@@ -790,7 +947,7 @@ fn inspect(
         }
         (false, Ok(record)) if record.is_flock_liveness() || imp::pid_is_dead(record.pid()) => {
             let found = (&mut listing.reclaimed, &mut listing.problems);
-            reclaim(path, &file, stale, found, sentinel);
+            reclaim(&entry, &file, stale, found, sentinel);
         }
         (false, Ok(record)) => listing.locks.push(LiveLock {
             path,
@@ -815,9 +972,9 @@ fn inspect(
             };
             let reason = err.to_string();
             match salvaged.pid {
-                _ if salvaged.ours => move_aside(path, &file, reason, stale, listing, sentinel),
+                _ if salvaged.ours => move_aside(&entry, &file, reason, stale, listing, sentinel),
                 Some(pid) if imp::pid_is_dead(pid) => {
-                    move_aside(path, &file, reason, stale, listing, sentinel);
+                    move_aside(&entry, &file, reason, stale, listing, sentinel);
                 }
                 pid => problem(listing, path, ProblemKind::InvalidMaybeLive { reason, pid }),
             }
@@ -825,24 +982,26 @@ fn inspect(
     }
 }
 
-/// Removes a stale lock file (or a dead waiter's ticket) if `path` still names the inode we
+/// Removes a stale lock file (or a dead waiter's ticket) if its name still names the inode we
 /// probed through `file`, and adds it to `removed`; a failure goes to `problems`. Under the
-/// sentinel, so nobody can publish a new lock (or take a ticket) at `path` between the check
-/// and the unlink. An inspection only reports it.
+/// sentinel, so nobody can publish a new lock (or take a ticket) at that name between the
+/// check and the unlink; both go through the directory held open, so no symlink swapped in
+/// meanwhile can point them elsewhere. An inspection only reports it.
 pub(crate) fn reclaim(
-    path: PathBuf,
+    entry: &Entry<'_>,
     file: &File,
     stale: Stale,
     (removed, problems): (&mut Vec<PathBuf>, &mut Vec<ScanProblem>),
     _sentinel: &Sentinel,
 ) {
+    let path = entry.path.clone();
     if stale == Stale::Report {
         return removed.push(path);
     }
-    match still_names(&path, file) {
+    match still_names(entry, file) {
         Ok(true) => {
             fault::pause("scan:reclaim-checked");
-            match imp::remove_file(&path) {
+            match entry.dir.remove_file(&entry.name) {
                 Ok(()) => removed.push(path),
                 // Removed by someone else since the check: not in anyone's way.
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -867,36 +1026,34 @@ pub(crate) fn reclaim(
 
 /// Moves a stale file with an invalid record to `.<name>.invalid-<pid>-<n>` beside it (the
 /// name shortened to fit a file name), so that it no longer blocks anyone but nothing is lost:
-/// hard link first (which never overwrites), then unlink the old name. When that fails, the
-/// reason says why. Under the sentinel, for the same reason as [`reclaim`]. An inspection
-/// only reports it.
+/// one rename that never replaces an existing file, so a rename refused (by a sticky
+/// directory, say) leaves no second name behind. When that fails, the reason says why and
+/// what to do. Under the sentinel, for the same reason as [`reclaim`]. An inspection only
+/// reports it.
 fn move_aside(
-    path: PathBuf,
+    entry: &Entry<'_>,
     file: &File,
     reason: String,
     stale: Stale,
     listing: &mut LockListing,
     _sentinel: &Sentinel,
 ) {
+    let path = entry.path.clone();
     if stale == Stale::Report {
         let kind = ProblemKind::InvalidStale { reason };
         return listing.problems.push(ScanProblem { path, kind });
     }
     let moved = (|| -> io::Result<Option<PathBuf>> {
-        if !still_names(&path, file)? {
+        if !still_names(entry, file)? {
             // Gone, or replaced by another file: not the file we judged.
             return Ok(None);
         }
-        let name = path.file_name().unwrap_or_default().as_bytes();
-        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = entry.name.as_bytes();
         let pid = imp::current_pid();
         for n in 0..100 {
-            let aside = dir.join(aside_name(name, pid, n));
-            match imp::hard_link(&path, &aside) {
-                Ok(()) => {
-                    imp::remove_file(&path)?;
-                    return Ok(Some(aside));
-                }
+            let aside = aside_name(name, pid, n);
+            match entry.dir.rename_noreplace(&entry.name, &aside) {
+                Ok(()) => return Ok(Some(entry.dir.join(aside))),
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(err) => return Err(err),
             }
@@ -908,12 +1065,31 @@ fn move_aside(
     })();
     let (reason, moved_to) = match moved {
         Ok(moved_to) => (reason, moved_to),
-        Err(err) => (format!("{reason}; moving it aside failed: {err}"), None),
+        Err(err) => (
+            format!(
+                "{reason}; moving it aside failed: {err}{}",
+                what_to_do_when_moving_fails(&err, file)
+            ),
+            None,
+        ),
     };
     listing.problems.push(ScanProblem {
         path,
         kind: ProblemKind::Invalid { reason, moved_to },
     });
+}
+
+/// What the user can do about a stale file that could not be moved aside.
+fn what_to_do_when_moving_fails(err: &io::Error, file: &File) -> String {
+    let owner = imp::metadata(file).map(|meta| imp::owner_of(&meta)).ok();
+    match (err.kind(), owner) {
+        (io::ErrorKind::PermissionDenied, Some(uid)) => format!(
+            "; this user may not rename it (in a sticky directory only the file's owner, \
+             uid {uid}, the directory's owner and root may): one of them can run \
+             `scope-lock clean`, or remove the file"
+        ),
+        _ => "; remove the file by hand once its cause is fixed".to_owned(),
+    }
 }
 
 /// `.<name>.invalid-<pid>-<n>`, with `name` cut short so the whole fits in a file name.
@@ -927,9 +1103,9 @@ fn aside_name(name: &[u8], pid: u32, n: usize) -> OsString {
     OsString::from_vec(aside)
 }
 
-/// Whether `path` names, right now, the inode `file` is open on.
-fn still_names(path: &Path, file: &File) -> io::Result<bool> {
-    Ok(imp::path_id(path)? == Some(imp::file_id(file)?))
+/// Whether the entry's name names, right now, the inode `file` is open on.
+fn still_names(entry: &Entry<'_>, file: &File) -> io::Result<bool> {
+    Ok(entry.dir.id_of(&entry.name)? == Some(imp::file_id(file)?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1104,14 +1280,21 @@ fn waiter_ahead(
 
 /// A stale file at our own name that the scan could not remove or move aside would make
 /// publication fail with a confusing `EEXIST`: say what is in the way, and why.
-fn stale_file_in_the_way(listing: &LockListing, target: &Path) -> Result<(), Error> {
+fn stale_file_in_the_way(
+    listing: &LockListing,
+    target: &Path,
+    sentinel: &Sentinel,
+) -> Result<(), Error> {
     for problem in listing.problems.iter().filter(|p| p.path == target) {
         if let ProblemKind::Invalid {
             reason,
             moved_to: None,
         }
         | ProblemKind::ReclaimFailed { reason } = &problem.kind
-            && imp::path_id(target).ok().flatten().is_some()
+            && open_parent(sentinel, target, false)
+                .ok()
+                .flatten()
+                .is_some_and(|(dir, name)| dir.id_of(name).ok().flatten().is_some())
         {
             return Err(Error::at_path(
                 ErrorKind::StaleInTheWay,
@@ -1149,21 +1332,37 @@ fn holder_scope(record: &LockRecord) -> Vec<(PathBuf, String)> {
 
 /// Writes `record`, flocks it, and gives it the name `target` without ever overwriting.
 /// Returns the open, flocked descriptor and the identity of its inode. Under the sentinel, so
-/// that the scan's verdict still holds when the name appears.
+/// that the scan's verdict still holds when the name appears. Everything happens in the
+/// target's directory held open (made, for a nested name, with `.running/`'s mode): the file
+/// is created there (`O_EXCL`, mode 0444 whatever the umask) and renamed there.
 pub(crate) fn publish(
-    running_dir: &Path,
     target: &Path,
     record: &LockRecord,
-    _sentinel: &Sentinel,
+    sentinel: &Sentinel,
 ) -> Result<(File, FileId), Error> {
     let json = readable_json(record, target)?;
-    let dir = target.parent().unwrap_or(running_dir);
-    ensure_real_directories(running_dir, dir)?;
-    let staged = imp::stage(dir, PUBLISH_PREFIX, PUBLISH_SUFFIX, json.as_bytes())
-        .map_err(|err| Error::io("cannot write a new lock file in", dir, err))?;
+    let Some((dir, name)) = open_parent(sentinel, target, true)? else {
+        // `open_parent` makes what is missing.
+        return Err(Error::at_path(
+            ErrorKind::Interference,
+            target,
+            "its directory vanished while it was made",
+        ));
+    };
+    let (staged, file) = dir
+        .create_unique(PUBLISH_PREFIX, PUBLISH_SUFFIX, imp::LOCK_FILE_MODE)
+        .map_err(|err| Error::io("cannot write a new lock file in", dir.path(), err))?;
+    let staged = Staged {
+        dir: &dir,
+        name: staged,
+        published: false,
+    };
+    let staged_path = dir.join(&staged.name);
+    fault::pause("acquire:staged-created");
+    imp::write_all(&file, json.as_bytes())
+        .map_err(|err| Error::io("cannot write a new lock file", &staged_path, err))?;
     fault::pause("acquire:staged-written");
-    let staged_path = staged.path().to_path_buf();
-    let locked = imp::try_lock_exclusive(staged.as_file())
+    let locked = imp::try_lock_exclusive(&file)
         .map_err(|err| Error::io("cannot lock", &staged_path, err))?;
     if !locked {
         return Err(Error::at_path(
@@ -1173,10 +1372,12 @@ pub(crate) fn publish(
         ));
     }
     fault::pause("acquire:staged-locked");
-    let file = imp::persist_noclobber(staged, target).map_err(|err| {
+    staged.publish_as(&name).map_err(|err| {
         if err.kind() == io::ErrorKind::AlreadyExists {
-            match imp::lstat(target) {
-                Ok(meta) if !meta.is_file() => not_a_lock_file(target, &meta.file_type()),
+            match dir.stat(&name) {
+                Ok(Some(stat)) if stat.file_type != FileType::RegularFile => {
+                    not_a_lock_file(target, stat.file_type)
+                }
                 _ => Error::at_path(
                     ErrorKind::Interference,
                     target,
@@ -1191,6 +1392,30 @@ pub(crate) fn publish(
     let id = imp::file_id(&file).map_err(|err| Error::io("cannot stat", target, err))?;
     fault::pause("acquire:published");
     Ok((file, id))
+}
+
+/// A file being published, under its hidden name: removed again unless it gets its final one.
+struct Staged<'a> {
+    dir: &'a imp::Dir,
+    name: OsString,
+    published: bool,
+}
+
+impl Staged<'_> {
+    /// Gives it the name `target` in the same directory, never replacing a file there.
+    fn publish_as(mut self, target: &OsStr) -> io::Result<()> {
+        self.dir.rename_noreplace(&self.name, target)?;
+        self.published = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = self.dir.remove_file(&self.name);
+        }
+    }
 }
 
 /// The JSON of `record`, refused if a scan could not read it back as the same record (B10).
@@ -1209,42 +1434,6 @@ fn readable_json(record: &LockRecord, target: &Path) -> Result<String, Error> {
             ),
         )),
     }
-}
-
-/// Creates the directories of a nested stem, refusing any that is not a real directory: a
-/// symlink there would put the lock where scans (which never follow symlinks) cannot see it.
-fn ensure_real_directories(running_dir: &Path, dir: &Path) -> Result<(), Error> {
-    let Ok(relative) = dir.strip_prefix(running_dir) else {
-        return Ok(());
-    };
-    let mut current = running_dir.to_path_buf();
-    for component in relative.components() {
-        current.push(component);
-        match imp::lstat(&current) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(meta) => {
-                return Err(Error::at_path(
-                    ErrorKind::NotALockFile,
-                    &current,
-                    format!(
-                        "is a {}, not a directory; cannot hold nested lock files",
-                        describe(&meta.file_type())
-                    ),
-                ));
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                fault::pause("acquire:directory-missing");
-                match imp::create_dir(&current) {
-                    Ok(()) => {}
-                    // Made by someone else since the lstat: a directory all the same.
-                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(err) => return Err(Error::io("cannot create directory", &current, err)),
-                }
-            }
-            Err(err) => return Err(Error::io("cannot stat", &current, err)),
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1290,12 +1479,20 @@ pub(crate) fn release(
 }
 
 /// Unlinks `path` if it still names inode `id`. Under the sentinel nobody can publish a new
-/// lock at `path` between the check and the unlink, so we never remove someone else's.
-fn unlink_if_ours(path: &Path, id: FileId, _sentinel: &Sentinel) -> Result<(), Error> {
-    match imp::path_id(path) {
+/// lock at `path` between the check and the unlink, so we never remove someone else's; both
+/// go through its directory, opened from the sentinel's `.running/` without following a
+/// symlink.
+fn unlink_if_ours(path: &Path, id: FileId, sentinel: &Sentinel) -> Result<(), Error> {
+    let (dir, name) = match open_parent(sentinel, path, false) {
+        Ok(Some(found)) => found,
+        // Its directory is gone, so is our file.
+        Ok(None) => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    match dir.id_of(&name) {
         Ok(Some(named)) if named == id => {
             fault::pause("release:checked");
-            match imp::remove_file(path) {
+            match dir.remove_file(&name) {
                 Ok(()) => Ok(()),
                 // Removed by someone else since the check: gone all the same.
                 Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -1312,15 +1509,19 @@ fn unlink_if_ours(path: &Path, id: FileId, _sentinel: &Sentinel) -> Result<(), E
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Maps an `open` failure to an error that says what is in the way when it is not a file.
-fn open_error(path: &Path, err: io::Error) -> Error {
-    match imp::lstat(path) {
-        Ok(meta) if !meta.is_file() => not_a_lock_file(path, &meta.file_type()),
-        _ => Error::io("cannot open", path, err),
+/// Maps a failure to open `name` in `dir` to an error that says what is in the way when it is
+/// not a file.
+fn open_error(dir: &imp::Dir, name: &str, err: io::Error) -> Error {
+    let path = dir.join(name);
+    match dir.stat(name) {
+        Ok(Some(stat)) if stat.file_type != FileType::RegularFile => {
+            not_a_lock_file(&path, stat.file_type)
+        }
+        _ => Error::io("cannot open", &path, err),
     }
 }
 
-fn not_a_lock_file(path: &Path, file_type: &FileType) -> Error {
+fn not_a_lock_file(path: &Path, file_type: FileType) -> Error {
     Error::at_path(
         ErrorKind::NotALockFile,
         path,
@@ -1331,7 +1532,7 @@ fn not_a_lock_file(path: &Path, file_type: &FileType) -> Error {
     )
 }
 
-fn describe(file_type: &FileType) -> &'static str {
+fn describe(file_type: FileType) -> &'static str {
     FileKind::of(file_type).map_or("regular file", FileKind::as_str)
 }
 
@@ -1350,7 +1551,7 @@ mod tests {
         // A duplicate shares the open file description, exactly as a forked child's copy does.
         let shared = sentinel.file.try_clone()?;
         drop(sentinel);
-        let other = imp::open_sentinel(&dir.path().join(SENTINEL_NAME))?;
+        let other = open_sentinel_of(dir.path())?;
         assert!(
             imp::try_lock_exclusive(&other)?,
             "the directory stayed locked after the sentinel was dropped"
@@ -1359,10 +1560,15 @@ mod tests {
         Ok(())
     }
 
+    /// Opens the sentinel of `running_dir`, as another process would.
+    fn open_sentinel_of(running_dir: &Path) -> io::Result<File> {
+        imp::Dir::open(running_dir)?.open_sentinel(SENTINEL_NAME)
+    }
+
     /// Holds the sentinel of `running_dir` through an open file description of its own, as
     /// another process would.
     fn hold_sentinel(running_dir: &Path) -> Result<File, Box<dyn std::error::Error>> {
-        let file = imp::open_sentinel(&running_dir.join(SENTINEL_NAME))?;
+        let file = open_sentinel_of(running_dir)?;
         assert!(imp::try_lock_exclusive(&file)?);
         Ok(file)
     }
@@ -1541,7 +1747,7 @@ mod tests {
         let started = Instant::now();
         drop(guard);
         assert!(started.elapsed() < bound + Duration::from_secs(5));
-        let probe = imp::open_lock_file(&path)?;
+        let probe = File::open(&path)?;
         assert!(
             imp::try_lock_exclusive(&probe)?,
             "the dropped guard's flock outlived it"
@@ -1558,23 +1764,22 @@ mod tests {
         Ok((dir, sentinel))
     }
 
-    /// What [`inspect`] makes of `path`, listed as a regular `x.lock` a moment ago.
-    fn inspect_listed(path: &Path, stale: Stale, sentinel: &Sentinel) -> LockListing {
+    /// `x.lock` in the sentinel's directory.
+    fn x_lock(sentinel: &Sentinel) -> Entry<'_> {
+        Entry::new(sentinel.dir(), "x.lock".into())
+    }
+
+    /// What [`inspect`] makes of `x.lock`, listed as a regular file a moment ago.
+    fn inspect_listed(stale: Stale, sentinel: &Sentinel) -> LockListing {
         let mut listing = LockListing::default();
-        inspect(
-            path.to_path_buf(),
-            "x".into(),
-            stale,
-            &mut listing,
-            sentinel,
-        );
+        inspect(x_lock(sentinel), "x".into(), stale, &mut listing, sentinel);
         listing
     }
 
     #[test]
     fn a_lock_file_removed_between_listing_and_opening_is_no_lock_and_no_problem() -> TestResult {
-        let (dir, sentinel) = held_dir()?;
-        let listing = inspect_listed(&dir.path().join("x.lock"), Stale::Clean, &sentinel);
+        let (_dir, sentinel) = held_dir()?;
+        let listing = inspect_listed(Stale::Clean, &sentinel);
         assert_eq!(listing, LockListing::default());
         Ok(())
     }
@@ -1584,7 +1789,7 @@ mod tests {
         let (dir, sentinel) = held_dir()?;
         let path = dir.path().join("x.lock");
         std::os::unix::fs::symlink("elsewhere", &path)?;
-        let listing = inspect_listed(&path, Stale::Clean, &sentinel);
+        let listing = inspect_listed(Stale::Clean, &sentinel);
         let kind = ProblemKind::NotRegular {
             file_kind: FileKind::Symlink,
         };
@@ -1599,7 +1804,7 @@ mod tests {
         let (dir, sentinel) = held_dir()?;
         let path = dir.path().join("x.lock");
         std::fs::create_dir(&path)?;
-        let listing = inspect_listed(&path, Stale::Clean, &sentinel);
+        let listing = inspect_listed(Stale::Clean, &sentinel);
         let kind = ProblemKind::NotRegular {
             file_kind: FileKind::Directory,
         };
@@ -1622,19 +1827,19 @@ mod tests {
         let (dir, sentinel) = held_dir()?;
         let path = dir.path().join("x.lock");
         std::fs::write(&path, "judged")?;
-        let judged = imp::open_lock_file(&path)?;
+        let judged = File::open(&path)?;
         let newcomer = dir.path().join("newcomer");
         std::fs::write(&newcomer, "newcomer")?;
         std::fs::rename(&newcomer, &path)?;
 
         let mut listing = LockListing::default();
         let found = (&mut listing.reclaimed, &mut listing.problems);
-        reclaim(path.clone(), &judged, Stale::Clean, found, &sentinel);
+        reclaim(&x_lock(&sentinel), &judged, Stale::Clean, found, &sentinel);
         assert_eq!(listing, LockListing::default());
         assert_eq!(std::fs::read(&path)?, b"newcomer");
 
         move_aside(
-            path.clone(),
+            &x_lock(&sentinel),
             &judged,
             "invalid".into(),
             Stale::Clean,
@@ -1660,14 +1865,6 @@ mod tests {
         Ok(())
     }
 
-    /// What [`walk`] finds in `dir` at `depth` (under a directory named `nested` if deeper
-    /// than the top), with nothing found before.
-    fn walk_alone(dir: &Path, depth: usize, sentinel: &Sentinel) -> Result<LockListing, Error> {
-        let mut listing = LockListing::default();
-        let prefix = if depth == 0 { "" } else { "nested/" };
-        walk(dir, prefix, depth, Stale::Clean, &mut listing, sentinel).map(|()| listing)
-    }
-
     /// An unlink that fails is reported, by a reclaim and by a release alike, never passed
     /// over as if the file were gone. (A directory stands in for a file that cannot be
     /// unlinked: `unlink` refuses it whoever asks, root included.)
@@ -1676,11 +1873,11 @@ mod tests {
         let (dir, sentinel) = held_dir()?;
         let path = dir.path().join("x.lock");
         std::fs::create_dir(&path)?;
-        let judged = imp::open_lock_file(&path)?;
+        let judged = File::open(&path)?;
 
         let mut listing = LockListing::default();
         let found = (&mut listing.reclaimed, &mut listing.problems);
-        reclaim(path.clone(), &judged, Stale::Clean, found, &sentinel);
+        reclaim(&x_lock(&sentinel), &judged, Stale::Clean, found, &sentinel);
         match listing.problems.as_slice() {
             [
                 ScanProblem {
@@ -1698,50 +1895,64 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn a_nested_directory_removed_before_it_is_listed_holds_nothing() -> TestResult {
-        let (dir, sentinel) = held_dir()?;
-        let listing = walk_alone(&dir.path().join("gone"), 1, &sentinel)?;
-        assert_eq!(listing, LockListing::default());
-        Ok(())
-    }
-
-    #[test]
-    fn a_directory_that_cannot_be_listed_is_an_error_naming_it() -> TestResult {
-        let (dir, sentinel) = held_dir()?;
-        // The lock directory itself gone: not to be reported as empty.
-        let gone = dir.path().join("gone");
-        let err = walk_alone(&gone, 0, &sentinel).unwrap_err();
-        assert_eq!(err.path(), Some(gone.as_path()), "{err}");
-        // A nested name that is no directory (any error but "not found", at any depth).
-        let file = dir.path().join("file");
-        std::fs::write(&file, "")?;
-        let err = walk_alone(&file, 1, &sentinel).unwrap_err();
-        assert_eq!(err.path(), Some(file.as_path()), "{err}");
-        Ok(())
-    }
-
-    /// What [`visit`] makes of an entry listed as `x.lock` in `dir` whose type is `file_type`,
-    /// as a filesystem that does not record types in its directories gives it: from an `lstat`
-    /// after the listing.
-    fn visit_listed(
-        dir: &Path,
+    /// What [`visit`] makes of an entry of the sentinel's directory listed as `name`, of type
+    /// `file_type`, with nothing found before.
+    fn visit_alone(
+        name: &str,
         file_type: io::Result<FileType>,
         sentinel: &Sentinel,
     ) -> Result<LockListing, Error> {
         let entry = imp::DirEntry {
-            path: dir.join("x.lock"),
-            name: "x.lock".into(),
+            name: name.into(),
             file_type,
         };
         let mut listing = LockListing::default();
-        visit(entry, "", 0, Stale::Clean, &mut listing, sentinel).map(|()| listing)
+        visit(
+            sentinel.dir(),
+            entry,
+            "",
+            0,
+            Stale::Clean,
+            &mut listing,
+            sentinel,
+        )
+        .map(|()| listing)
+    }
+
+    #[test]
+    fn a_nested_directory_removed_before_it_is_listed_holds_nothing() -> TestResult {
+        let (_dir, sentinel) = held_dir()?;
+        let listing = visit_alone("gone", Ok(FileType::Directory), &sentinel)?;
+        assert_eq!(listing, LockListing::default());
+        Ok(())
+    }
+
+    /// A nested directory swapped, after the listing, for a symlink to a directory elsewhere
+    /// (or for a file) is not walked: nothing there is ours, and the stale lock there stays.
+    #[test]
+    fn a_nested_directory_swapped_for_a_symlink_or_a_file_is_not_walked() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let elsewhere = tempfile::tempdir()?;
+        let victim = elsewhere.path().join("x.lock");
+        let dead = LockRecord::new("x", vec!["/x".into()], 99_999_999, "t");
+        std::fs::write(&victim, dead.to_json())?;
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("nested"))?;
+        std::fs::write(dir.path().join("file"), "")?;
+        for name in ["nested", "file"] {
+            let listing = visit_alone(name, Ok(FileType::Directory), &sentinel)?;
+            assert_eq!(listing, LockListing::default(), "{name}");
+        }
+        assert!(
+            victim.exists(),
+            "a stale lock outside .running was reclaimed"
+        );
+        Ok(())
     }
 
     #[test]
     fn an_entry_removed_before_its_type_is_read_is_skipped() -> TestResult {
-        let (dir, sentinel) = held_dir()?;
-        let listing = visit_listed(dir.path(), Err(io::ErrorKind::NotFound.into()), &sentinel)?;
+        let (_dir, sentinel) = held_dir()?;
+        let listing = visit_alone("x.lock", Err(io::ErrorKind::NotFound.into()), &sentinel)?;
         assert_eq!(listing, LockListing::default());
         Ok(())
     }
@@ -1750,7 +1961,7 @@ mod tests {
     fn an_entry_whose_type_cannot_be_read_is_an_error_naming_it() -> TestResult {
         let (dir, sentinel) = held_dir()?;
         let denied = Err(io::ErrorKind::PermissionDenied.into());
-        let err = visit_listed(dir.path(), denied, &sentinel).unwrap_err();
+        let err = visit_alone("x.lock", denied, &sentinel).unwrap_err();
         assert_eq!(
             err.path(),
             Some(dir.path().join("x.lock").as_path()),

@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind};
 use crate::listing::ScanProblem;
 use crate::protocol::{self, Sentinel, Stale};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
-use crate::sys::imp::{self, FileId};
+use crate::sys::imp::{self, Dir, FileId, FileType};
 
 /// The queue's directory, inside `.running/`.
 pub(crate) const QUEUE_DIR: &str = ".queue";
@@ -32,7 +32,7 @@ pub(crate) const QUEUE_DIR: &str = ".queue";
 /// How many numbers to try when a stale ticket that could not be removed holds one.
 const TAKE_ATTEMPTS: usize = 64;
 
-/// The queue's directory for `running_dir`.
+/// The queue's directory for `running_dir` (to watch it).
 pub(crate) fn queue_dir(running_dir: &Path) -> PathBuf {
     running_dir.join(QUEUE_DIR)
 }
@@ -64,26 +64,43 @@ pub(crate) struct Queue {
 /// cannot be read is skipped: it cannot be ordered against, and skipping it costs fairness,
 /// never exclusion (locks alone decide that). Only regular files named like tickets are
 /// judged, and a queue directory that is a symlink is not followed: nothing else is ours.
-pub(crate) fn scan(running_dir: &Path, stale: Stale, sentinel: &Sentinel) -> Result<Queue, Error> {
-    let dir = queue_dir(running_dir);
-    if imp::lstat(&dir).is_ok_and(|meta| meta.is_symlink()) {
-        // `Ticket::take` refuses to queue there, so no waiter of ours can be where it points,
-        // and nothing there is ours to remove. (Anything else that is not a directory fails
-        // to be listed below: an error that names it.)
-        return Ok(Queue::default());
-    }
-    let entries = match imp::read_dir(&dir) {
-        Ok(entries) => entries,
+/// The directory is opened once, from the sentinel's `.running/`, and every ticket is opened,
+/// checked and removed through that descriptor: a queue swapped for a symlink meanwhile
+/// cannot send a removal anywhere else.
+pub(crate) fn scan(stale: Stale, sentinel: &Sentinel) -> Result<Queue, Error> {
+    let path = sentinel.dir().join(QUEUE_DIR);
+    let dir = match sentinel.dir().open_dir(QUEUE_DIR) {
+        Ok(dir) => dir,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Queue::default()),
-        Err(err) => return Err(Error::io("cannot list", &dir, err)),
+        // A symlink: `Ticket::take` refuses to queue there, so no waiter of ours can be where
+        // it points, and nothing there is ours to remove. (What the name is now is asked
+        // again only to tell a symlink, or a directory swapped back meanwhile, from a file
+        // in the way, which is an error.)
+        Err(err)
+            if imp::is_not_a_dir(&err)
+                && sentinel
+                    .dir()
+                    .stat(QUEUE_DIR)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|stat| {
+                        matches!(stat.file_type, FileType::Symlink | FileType::Directory)
+                    }) =>
+        {
+            return Ok(Queue::default());
+        }
+        Err(err) => return Err(Error::io("cannot list", &path, err)),
     };
+    let entries = dir
+        .entries()
+        .map_err(|err| Error::io("cannot list", &path, err))?;
     let mut queue = Queue::default();
     for entry in entries {
-        let entry = entry.map_err(|err| Error::io("cannot list", &dir, err))?;
+        let entry = entry.map_err(|err| Error::io("cannot list", &path, err))?;
         let Some(number) = entry.name.to_str().and_then(parse_number) else {
             continue;
         };
-        let Ok(file) = imp::open_lock_file(&entry.path) else {
+        let Ok(file) = dir.open_file(&entry.name) else {
             // Gone since the listing, or not a file we can open: nothing to order against.
             continue;
         };
@@ -92,11 +109,12 @@ pub(crate) fn scan(running_dir: &Path, stale: Stale, sentinel: &Sentinel) -> Res
             Ok(meta) if meta.is_file() => imp::id_of(&meta),
             _ => continue,
         };
+        let entry = protocol::Entry::new(&dir, entry.name);
         match imp::try_lock_exclusive(&file) {
             // Its waiter is gone. We hold the sentinel, so nobody can be taking this number
             // anew; still, as for a stale lock, only the inode we probed is unlinked.
             Ok(true) => protocol::reclaim(
-                entry.path,
+                &entry,
                 &file,
                 stale,
                 (&mut queue.stale, &mut queue.problems),
@@ -140,6 +158,9 @@ fn parse_number(name: &str) -> Option<u64> {
 #[derive(Debug)]
 pub(crate) struct Ticket {
     number: u64,
+    /// The queue's directory, held open: the ticket is withdrawn through it.
+    dir: Dir,
+    name: String,
     path: PathBuf,
     file: Option<File>,
     id: FileId,
@@ -150,28 +171,24 @@ impl Ticket {
     /// Takes the next number after every ticket in `queue` (which must have been read under the
     /// same `sentinel`) and files `record` under it, flocked.
     pub(crate) fn take(
-        running_dir: &Path,
         queue: &Queue,
         record: &LockRecord,
-        _sentinel: &Sentinel,
+        sentinel: &Sentinel,
     ) -> Result<Self, Error> {
-        let dir = queue_dir(running_dir);
-        match imp::create_dir(&dir) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(Error::io("cannot create the waiting queue", &dir, err)),
-        }
-        match imp::lstat(&dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(Error::at_path(
+        let path = sentinel.dir().join(QUEUE_DIR);
+        // Made with `.running/`'s mode whatever our umask, so that every user who may use
+        // `.running/` may queue there too.
+        let dir = sentinel.dir().open_or_make_dir(QUEUE_DIR).map_err(|err| {
+            if imp::is_not_a_dir(&err) {
+                Error::at_path(
                     ErrorKind::NotALockFile,
-                    &dir,
+                    &path,
                     "is not a directory; cannot queue waiters there",
-                ));
+                )
+            } else {
+                Error::io("cannot create the waiting queue", &path, err)
             }
-            Err(err) => return Err(Error::io("cannot stat", &dir, err)),
-        }
+        })?;
         let first = match queue.tickets.last() {
             None => 1,
             Some(last) => last.number.checked_add(1).ok_or_else(|| {
@@ -192,8 +209,9 @@ impl Ticket {
         let numbers = (first..=u64::MAX).take(TAKE_ATTEMPTS);
         let tried = numbers.clone().count();
         for number in numbers {
-            let path = dir.join(file_name(number));
-            let file = match imp::create_new(&path) {
+            let name = file_name(number);
+            let path = dir.join(&name);
+            let file = match dir.create_new(&name, imp::SHARED_FILE_MODE) {
                 Ok(file) => file,
                 // A stale ticket we could not remove, or a stray file: try the next number.
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -202,13 +220,15 @@ impl Ticket {
             let id = match imp::file_id(&file) {
                 Ok(id) => id,
                 Err(err) => {
-                    let _ = imp::remove_file(&path);
+                    let _ = dir.remove_file(&name);
                     return Err(Error::io("cannot stat", &path, err));
                 }
             };
             // From here on, dropping `ticket` on an error removes the file again.
             let ticket = Self {
                 number,
+                dir,
+                name,
                 path,
                 file: Some(file),
                 id,
@@ -219,7 +239,7 @@ impl Ticket {
         }
         Err(Error::io(
             "cannot take a ticket in",
-            &dir,
+            &path,
             io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(
@@ -264,9 +284,9 @@ impl Ticket {
         };
         // A forked child only closes its copy (as for locks).
         if imp::current_pid() == self.owner_pid
-            && imp::path_id(&self.path).ok().flatten() == Some(self.id)
+            && self.dir.id_of(&self.name).ok().flatten() == Some(self.id)
         {
-            let _ = imp::remove_file(&self.path);
+            let _ = self.dir.remove_file(&self.name);
         }
         drop(file);
     }

@@ -25,11 +25,12 @@ fn a_target_name_that_cannot_be_a_lock_file_is_an_error_even_while_the_scope_is_
     assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
     assert_eq!(err.path(), Some(target.as_path()), "{err}");
 
-    // Below a regular file, so it cannot even be looked at.
-    fs::write(f.running().join("file"), "not a directory")?;
-    let target = f.running().join("file/x.lock");
+    // Below a regular file, so it cannot even be looked at: the error names the file.
+    let file = f.running().join("file");
+    fs::write(&file, "not a directory")?;
     let err = expect_failure(f.acquire("file/x", "src"));
-    assert_eq!(err.path(), Some(target.as_path()), "{err}");
+    assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
+    assert_eq!(err.path(), Some(file.as_path()), "{err}");
 
     holder.release()?;
     Ok(())
