@@ -1,7 +1,8 @@
 //! The world of the threat model (docs/protocol.md, "Who shares a lock directory"): other pid
 //! namespaces and other users. The hostile tests build their processes through these helpers.
 //!
-//! They need root (CI runs as root) and Linux's `unshare(1)`. When either is missing the test
+//! They need root (CI runs as root) and Linux's `unshare(1)`; on other systems they skip,
+//! saying so, because the threat model's containers are Linux's. When either is missing the test
 //! fails with a message that says what is missing: a hostile test that quietly passes without
 //! its hostile world would prove nothing. A contributor without root may skip them knowingly
 //! with `SCOPE_LOCK_SKIP_HOSTILE=1`; `cargo xtask verify` refuses to run with that set.
@@ -42,6 +43,11 @@ pub(crate) const DAEMON: User = User {
 /// missing and nobody asked.
 pub(crate) fn available(test: &str) -> bool {
     static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    if cfg!(not(target_os = "linux")) {
+        // Pid namespaces, /proc/locks and the containers of the threat model are Linux's.
+        eprintln!("SKIPPED {test}: the hostile suite runs on Linux only");
+        return false;
+    }
     match PROBE.get_or_init(probe) {
         Ok(()) => true,
         Err(why) if std::env::var(SKIP_VAR).is_ok_and(|value| value == "1") => {
