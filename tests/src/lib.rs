@@ -44,3 +44,9 @@ pub fn record_evidence(function: &str, evidence: &Value) {
         panic!("cannot write evidence {}: {err}", path.display());
     }
 }
+
+// The workspace README's example is compiled and run as a doctest of this package, the one that
+// tests the workspace as a whole: the library's package carries its own README, not this one.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadme;

@@ -166,7 +166,7 @@ impl LockArgs {
 /// For each holder: its name, loop, pid, since when, how its liveness was established (`flock`:
 /// its file is flocked, written by this tool or the library; `pid`: its pid is alive, written
 /// by little-loops itself) and its scope. Stale locks found on the way are reclaimed and
-/// reported. `--json` prints one JSON document instead (see README, "JSON output").
+/// reported. `--json` prints one JSON document instead (see docs/cli.md, "JSON output").
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:

@@ -1,5 +1,5 @@
 //! What the commands print: the one-line description of a holder, the `list` table, and the
-//! JSON documents (their shape is documented in the README, "JSON output", and snapshot-tested;
+//! JSON documents (their shape is documented in docs/cli.md, "JSON output", and snapshot-tested;
 //! change it only by adding keys).
 //!
 //! File names are bytes, not text. The JSON documents write every path and lock name as the

@@ -1,8 +1,8 @@
 """The original LockManager's API, behaviour by behaviour, in one process.
 
 Each test names the behaviour it checks; the original's semantics are those of
-little-loops' scripts/little_loops/fsm/concurrency.py (see the README's
-"From Python" section for where ours deliberately differ).
+little-loops' scripts/little_loops/fsm/concurrency.py (see docs/python.md
+for where ours deliberately differ).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def test_release_frees_a_lock_taken_through_the_default_relative_directory(proje
 
 
 def test_hold_on_the_default_directory_releases_when_the_block_ends(project: Path) -> None:
-    # The README's example.
+    # The example of README.md and of crates/scope-lock-py/README.md.
     with LockManager().hold("docs-fixer", ["docs/"]):
         assert (project / ".loops" / ".running" / "docs-fixer.lock").is_file()
     assert not (project / ".loops" / ".running" / "docs-fixer.lock").exists(), \

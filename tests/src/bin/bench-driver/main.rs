@@ -18,7 +18,7 @@
 //! bench-driver rss-idle                                     (internal: peak RSS doing nothing)
 //! ```
 //!
-//! What is measured, and how, is described in README's "Performance" section and in
+//! What is measured, and how, is described in docs/performance.md and in
 //! `xtask/src/bench/mod.rs`. Every child process is reaped; every loop is bounded by a count or
 //! a time window.
 
