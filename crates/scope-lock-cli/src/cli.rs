@@ -7,8 +7,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use scope_lock::LockRequest;
 
-/// The table of exit statuses, shown by `scope-lock --help` and `scope-lock run --help` (the
-/// README has the same table).
+/// The table of exit statuses, shown by `scope-lock --help` and `scope-lock run --help`: the one
+/// place they are described. docs/cli.md shows it verbatim, and a test below ties each status in
+/// it to the constant of `exit` that the code returns.
 macro_rules! exit_status_table {
     () => {
         "\
@@ -285,6 +286,53 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The exit statuses are described once, in `exit_status_table!`: docs/cli.md must show
+    /// that text verbatim, and each status in it must be the constant the code returns.
+    #[test]
+    fn the_exit_statuses_are_described_once_and_match_the_code() {
+        use crate::exit;
+
+        let table = exit_status_table!();
+        let docs_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md");
+        let docs = std::fs::read_to_string(docs_path)
+            .unwrap_or_else(|err| panic!("cannot read {docs_path}: {err}"));
+        assert!(
+            docs.contains(&format!("```text\n{table}\n```\n")),
+            "{docs_path} does not show the exit statuses of `scope-lock --help` verbatim:\n{table}"
+        );
+
+        // A row starts with its status after two spaces; its continuation lines are indented
+        // further.
+        let rows: Vec<&str> = table
+            .lines()
+            .filter_map(|line| line.strip_prefix("  "))
+            .filter(|row| !row.starts_with(' '))
+            .collect();
+        let statuses: Vec<&str> = rows
+            .iter()
+            .filter_map(|row| row.split_whitespace().next())
+            .collect();
+        let shown: Vec<u8> = statuses.iter().filter_map(|it| it.parse().ok()).collect();
+        assert_eq!(
+            shown,
+            [exit::SUCCESS, exit::FAILURE, exit::USAGE, exit::CONTENTION],
+            "the table's statuses: {statuses:?}"
+        );
+        let commands_own = table
+            .split_once("\n  N ")
+            .map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        for status in [
+            format!("{} when CMD cannot be executed", exit::CANNOT_EXECUTE),
+            format!("{} when it is not found", exit::NOT_FOUND),
+        ] {
+            assert!(
+                commands_own.contains(&status),
+                "the row of CMD's own statuses does not say `{status}`: {commands_own:?}"
+            );
+        }
     }
 
     #[test]

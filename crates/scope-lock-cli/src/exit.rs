@@ -1,4 +1,7 @@
 //! Exit statuses, and the error every command returns when it cannot do its job.
+//!
+//! What each status means to a user is described once, in `cli`'s `exit_status_table!` (shown
+//! by `--help` and in docs/cli.md); a test there checks that its statuses are these constants.
 
 use std::error::Error;
 use std::fmt;
