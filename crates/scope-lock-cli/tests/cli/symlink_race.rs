@@ -6,8 +6,6 @@
 //! Hostile tests (see `support::hostile`); the swapping needs no other user, since the
 //! directories are the racer's to swap either way.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::support::{TestResult, hostile, run_to_end};
 use rustix::fs::{CWD, RenameFlags, renameat_with};
-use support::{TestResult, hostile, run_to_end};
 
 /// The `scope-lock` binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_scope-lock");

@@ -1,10 +1,10 @@
 //! `scope-lock run`, driven as a real process: contention, exit statuses, signals, and what
 //! happens to the lock when scope-lock dies.
 
-mod support;
+use crate::support;
 
+use crate::support::{BOUND, Sandbox, TestResult, process_exists};
 use rustix::process::Signal;
-use support::{BOUND, Sandbox, TestResult, process_exists};
 
 /// `run --name NAME --scope SCOPE -- echo ran` runs CMD and exits 0.
 fn assert_runs(sandbox: &Sandbox, name: &str, scope: &str) -> TestResult {

@@ -4,15 +4,13 @@
 //!
 //! Hostile tests: they need root, to run `scope-lock` as other users (see `support::hostile`).
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::hostile::{self, DAEMON, NOBODY, User};
-use support::{BOUND, Holder, Output, TestResult, run_to_end, spawn};
+use crate::support::hostile::{self, DAEMON, NOBODY, User};
+use crate::support::{BOUND, Holder, Output, TestResult, run_to_end, spawn};
 
 /// The `scope-lock` binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_scope-lock");

@@ -7,12 +7,12 @@
 //! one sandbox's `.loops`. Ordering comes from pipes: a holder's CMD prints a line once it runs
 //! and reads its stdin until the test closes it; a waiter says on stderr that it waits.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 
-use support::hostile::{available, in_new_pid_namespace};
-use support::{BOUND, Holder, Sandbox, TestResult, run_to_end, spawn};
+use crate::support::hostile::{available, in_new_pid_namespace};
+use crate::support::{BOUND, Holder, Sandbox, TestResult, run_to_end, spawn};
 
 /// The binary under test, passed to each namespace's script as `$1`.
 const BIN: &str = env!("CARGO_BIN_EXE_scope-lock");

@@ -1,14 +1,14 @@
 //! `list`, `check`, `clean` and `break`, driven as real processes, with snapshots of their
 //! human and JSON output (the sandbox path, pids and times redacted).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use support::{BOUND, Sandbox, TestResult, original_record, redact_dir};
+use crate::support::{BOUND, Sandbox, TestResult, original_record, redact_dir};
 
 /// A record of ours (it has the marker) with a pid that is not a number.
 const BROKEN_OURS: &str = r#"{"loop_name": "half", "scope": ["/srv/half"], "pid": "x", "started_at": "2026-01-01T00:00:00.000000+00:00", "liveness": "flock"}"#;

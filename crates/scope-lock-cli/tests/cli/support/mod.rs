@@ -4,8 +4,6 @@
 //! Every wait is bounded. Ordering comes from pipes: a holder's CMD prints a line once it runs
 //! (the test reads it) and then reads its stdin (the test closes it to let CMD end).
 
-#![allow(dead_code)] // each test binary uses its own part of this module
-
 pub(crate) mod hostile;
 
 use std::io::{BufRead, BufReader};

@@ -20,15 +20,15 @@
 
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 
+use crate::support::{BOUND, Holder, Sandbox, TestResult};
 use rustix::fs::{Mode, OFlags};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use rustix::pty::OpenptFlags;
-use support::{BOUND, Holder, Sandbox, TestResult};
 
 /// CMD: prints a line per SIGINT, exits 0 on SIGTERM. It waits by reading the terminal; a
 /// signal ends one `read`, and the bound on the reads ends CMD if the terminal goes away.

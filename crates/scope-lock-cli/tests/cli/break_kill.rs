@@ -3,13 +3,13 @@
 
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 
-use support::{BOUND, Sandbox, TestResult, original_record};
+use crate::support::{BOUND, Sandbox, TestResult, original_record};
 
 /// A pidfd of `pid`: it tells when that process, and no other, has exited.
 fn pidfd(pid: u32) -> Result<OwnedFd, Box<dyn std::error::Error>> {
@@ -155,9 +155,12 @@ fn break_kill_finds_no_holder_it_may_signal_and_says_what_to_do() -> TestResult 
     let out = sandbox.run(&["break", "build", "--kill", "--grace", "1"])?;
     victim.assert_spared(&out);
     let me = std::process::id();
+    // The name `break` shows for a process is its kernel command name.
+    let my_name = fs::read_to_string("/proc/self/comm")?;
+    let my_name = my_name.trim_end();
     for run in [&shown, &out] {
         assert!(
-            run.stdout.contains(&format!("held by pid {me} (cli_break"))
+            run.stdout.contains(&format!("held by pid {me} ({my_name}"))
                 && run.stdout.contains("an ancestor of this process")
                 && !run.stdout.contains("to stop it:")
                 && !run.stdout.contains("sent SIG"),

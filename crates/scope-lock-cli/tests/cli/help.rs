@@ -1,9 +1,7 @@
 //! `--help` of the command and of every subcommand, pinned by snapshots: the examples and the
 //! exit-status table are part of the interface.
 
-mod support;
-
-use support::{Sandbox, TestResult};
+use crate::support::{Sandbox, TestResult};
 
 #[test]
 fn help_texts_match_their_snapshots() -> TestResult {

@@ -1,0 +1,13 @@
+//! The `scope-lock` command's tests, driving the real binary, one module per subject in one
+//! test binary; `support` runs the binary, `support::hostile` makes the threat model's world.
+
+mod break_kill;
+mod commands;
+mod help;
+mod hostile_world;
+mod pid_namespaces;
+mod run;
+mod run_terminal;
+mod shared_dir;
+mod support;
+mod symlink_race;
