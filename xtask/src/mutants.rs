@@ -184,9 +184,10 @@ const WORKSPACE_TIMEOUT_SECS: u32 = 240;
 const WORKSPACE_STAGE_DIR: &str = "workspace";
 
 /// The arguments both stages share. Without `--no-fail-fast`: the test binaries after the
-/// first that fails do not run, so a mutant one binary catches costs that binary's run, not
-/// the whole suite's, and one that makes another binary's waits hang is caught before it
-/// times out. The log still names every test of that binary that fails.
+/// first that fails do not run, so a mutant the unit tests catch costs their run, not the
+/// integration tests' (one binary per package) nor the doc tests', and one that makes the
+/// integration tests' waits hang is caught before it times out. The log still names every test
+/// of that binary that fails.
 fn common_args(options: &flags::Mutants) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "mutants".into(),

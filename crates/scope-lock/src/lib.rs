@@ -35,7 +35,8 @@
 //! # Cargo features
 //!
 //! - `test-support` (off): constructors for hand-made [`LockRecord`]s, for tests that write
-//!   lock files themselves. Not part of the stable API.
+//!   lock files themselves, the pause points of the fault-injection tests, and the test
+//!   fixture (`testing`). Not part of the stable API.
 //!
 //! Unix only (Linux and macOS); see the README's "Platforms".
 
@@ -60,6 +61,8 @@ mod record;
 mod request;
 mod scope;
 mod sys;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod wait;
 
 pub use error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};

@@ -1,10 +1,8 @@
 //! The behaviours the original lock manager's own test suite checks, in our own words and
 //! through our API, grouped under this file's section labels: R1, L1-L6, X1, X2, P1, M1-M3, S1,
 //! T1. The original's tests that need other processes or another user (an ancestor's singleton
-//! not blocking its child; the EPERM half of L5) are in `tests/tests/processes.rs`; its tests
+//! not blocking its child; the EPERM half of L5) are in `tests/tests/acceptance/processes.rs`; its tests
 //! of waiting for a scope have no counterpart until the library can wait.
-
-mod common;
 
 use std::error::Error;
 use std::fs;
@@ -13,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::thread;
 
-use common::{DEAD_PID, Fixture, TestResult, expect_conflict, fixture, flock_is_held};
+use scope_lock::testing::{DEAD_PID, Fixture, TestResult, expect_conflict, fixture, flock_is_held};
 use scope_lock::{
     AcquireError, Conflict, ConflictRule, Liveness, LockManager, LockRecord, LockRequest,
     ScopeGuard, normalize_path, normalize_path_in, paths_overlap, resolve_scope, scopes_overlap,

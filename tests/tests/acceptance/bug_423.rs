@@ -5,20 +5,19 @@
 //! both ways; against the port, the AC-1 to AC-4 tests must fail, and their failure messages
 //! name the symptom BUG-423 predicts ("NotFound", "not flocked", "partial", "two holders").
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{TestResult, project, worker};
+use crate::support::{Workers, project, worker};
 use regression::attempt::AttemptProcess;
 use regression::fleet::{FleetParams, FleetReport, run_fleet};
 use regression::locker::{Attempt, Held, Impl, Locker};
 use regression::prefix::{Hooks, PrefixLockManager};
 use regression::probe::{Probe, probe};
 use regression::{record_evidence, soak};
+use scope_lock::testing::TestResult;
 use scope_lock::{LockRecord, LockRequest};
 use serde_json::json;
 

@@ -3,8 +3,6 @@
 //! would). Threads report through channels; nothing waits on a clock for ordering. The
 //! multi-process scenarios (killed and stopped processes) are in the regression suite.
 
-mod common;
-
 use std::error::Error as _;
 use std::fs;
 #[cfg(target_os = "linux")]
@@ -14,7 +12,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TestResult, expect_failure, fixture, flock_is_held};
+use scope_lock::testing;
+use scope_lock::testing::{TestResult, expect_failure, fixture, flock_is_held};
 use scope_lock::{
     AcquireError, ConflictRule, ErrorKind, LockRecord, LockRequest, MAX_RECORD_BYTES, ScopeGuard,
     Waiting,
@@ -25,7 +24,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Tries `name` on `rel` and expects it refused because `waiter`, an earlier waiter, goes first.
 fn refused_for_waiter(
-    f: &common::Fixture,
+    f: &testing::Fixture,
     name: &str,
     rel: &str,
     waiter: &str,
@@ -205,7 +204,7 @@ type Outcome = mpsc::Receiver<Result<ScopeGuard, AcquireError>>;
 
 /// A lock file of the original over `rel`, as another process's: its pid is alive and not our
 /// ancestor (pid 1 is never counted as one), and it holds no flock. Removing it releases it.
-fn original_holder(f: &common::Fixture, rel: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
+fn original_holder(f: &testing::Fixture, rel: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
     f.init()?;
     let record = LockRecord::new(
         "original",
@@ -465,7 +464,7 @@ fn file_ticket(
 }
 
 /// A waiter of another process (pid 1 is alive and never our ancestor) over `rel`.
-fn waiter_record(f: &common::Fixture, rel: &str) -> LockRecord {
+fn waiter_record(f: &testing::Fixture, rel: &str) -> LockRecord {
     LockRecord::new("waiter", vec![f.path(rel)], 1, "2026-01-01T00:00:00+00:00")
 }
 
@@ -596,7 +595,7 @@ fn a_queue_directory_that_is_a_symlink_is_refused_and_nothing_is_filed_where_it_
 /// The ticket number a waiter for `request` takes: it waits (for a holder the caller keeps) a
 /// moment, reports its ticket when it starts waiting, and times out.
 fn ticket_taken(
-    f: &common::Fixture,
+    f: &testing::Fixture,
     request: &LockRequest,
 ) -> Result<Result<Option<u64>, AcquireError>, Box<dyn std::error::Error>> {
     let mut ticket = None;
@@ -615,7 +614,7 @@ fn ticket_taken(
 
 /// Why a waiter for `request` could not take a ticket (with the cause); an error if it could.
 fn no_ticket(
-    f: &common::Fixture,
+    f: &testing::Fixture,
     request: &LockRequest,
 ) -> Result<String, Box<dyn std::error::Error>> {
     match ticket_taken(f, request)? {
@@ -733,7 +732,7 @@ fn a_live_ticket_with_the_highest_number_is_an_error_naming_it_not_an_overflow()
     assert!(path.ends_with("18446744073709551615"), "{}", path.display());
     let request = f.request("late", "src");
     let locks = f.locks.clone();
-    let outcome = common::without_hanging("a waiter behind ticket u64::MAX", move || {
+    let outcome = testing::without_hanging("a waiter behind ticket u64::MAX", move || {
         locks.acquire(&request, Duration::from_secs(5)).map(drop)
     })?;
     let err = match outcome {

@@ -6,18 +6,17 @@
 //! `flock`, ported in `regression::prefix_wait::blocking_sentinel`), the acquire is still
 //! waiting long after the bound.
 
-mod common;
-
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TestResult, project, worker};
+use crate::support::{project, worker};
 use regression::attempt::AttemptProcess;
 use regression::locker::Impl;
 use regression::{prefix_wait, record_evidence};
 use rustix::process::{Pid, Signal, kill_process};
 use scope_lock::ErrorKind;
+use scope_lock::testing::TestResult;
 use serde_json::json;
 
 /// The sentinel bound of the manager under test.

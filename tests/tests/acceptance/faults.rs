@@ -13,13 +13,12 @@
 //! `acquire:directory-missing` only for a nested name whose directory is missing: each round
 //! there starts so. The `wait:` steps, reached only by a blocked waiter, are left out here.
 
-mod common;
-
 use std::fs;
 
-use common::{TestResult, project, worker};
+use crate::support::{project, worker};
 use regression::attempt::AttemptProcess;
 use regression::{record_evidence, soak};
+use scope_lock::testing::TestResult;
 use scope_lock::{LockRequest, PAUSE_STEPS};
 use serde_json::{Map, Value};
 

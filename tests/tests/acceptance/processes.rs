@@ -1,15 +1,14 @@
 //! Rules that need more than one process: the ancestor carve-out (S2 of the original's test
 //! matrix) and `EPERM` from `kill(pid, 0)` meaning alive (L5).
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{TestResult, project, worker};
+use crate::support::{Workers, project, worker};
 use regression::attempt::AttemptProcess;
 use regression::locker::Impl;
+use scope_lock::testing::TestResult;
 use scope_lock::{ConflictRule, LockRecord, LockRequest};
 
 #[test]

@@ -2,14 +2,12 @@
 //! name the input or path at fault; never a panic, a hang, or a foreign file deleted or
 //! truncated.
 
-mod common;
-
 use std::error::Error;
 use std::fs::{self, File};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 
-use common::{
+use scope_lock::testing::{
     DEAD_PID, Fixture, TestResult, expect_conflict, expect_failure, fixture, without_hanging,
 };
 use scope_lock::{

@@ -3,17 +3,16 @@
 //! the fix, or against the pre-fix port with `SCOPE_LOCK_IMPL=prefix`, where they fail with
 //! the symptom their record names.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{TestResult, project};
+use crate::support::{Workers, project};
 use regression::locker::{Attempt, Held, Impl, Locker};
 use regression::{record_evidence, soak};
+use scope_lock::testing::TestResult;
 use scope_lock::{LockRecord, LockRequest};
 use serde_json::json;
 

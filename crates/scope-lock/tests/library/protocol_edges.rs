@@ -2,11 +2,9 @@
 //! each test here fails on a plausible wrong version of a line that every other test survives
 //! (found by `cargo xtask mutants`).
 
-mod common;
-
 use std::fs;
 
-use common::{TestResult, expect_conflict, expect_failure, fixture};
+use scope_lock::testing::{TestResult, expect_conflict, expect_failure, fixture};
 use scope_lock::{ConflictRule, ErrorKind, LockRecord, LockRequest};
 
 /// A lock file's name that cannot be a lock file is an error on the first attempt, before the

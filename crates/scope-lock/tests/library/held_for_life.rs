@@ -6,15 +6,13 @@
 // The probes check the library from outside, so they flock on their own.
 #![allow(clippy::disallowed_methods)]
 
-mod common;
-
 use std::error::Error;
 use std::fs::{self, File, TryLockError};
 use std::os::unix::fs::MetadataExt;
 use std::sync::Barrier;
 use std::thread;
 
-use common::{Fixture, TestResult, assert_held, fixture, flock_is_held};
+use scope_lock::testing::{Fixture, TestResult, assert_held, fixture, flock_is_held};
 use scope_lock::{Liveness, LockManager, LockRecord, LockRequest, ScopeGuard};
 
 /// Acquires `src`, opens a witness of its lock file (refused the flock while the guard lives),

@@ -7,14 +7,13 @@
 //! lock, a nested lock's directory made by someone else between its lstat and its mkdir, and
 //! a holder that releases between a waiter's attempt and its new watch.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::{Fixture, TestResult, project, worker};
+use crate::support::{Workers, project, worker};
 use regression::attempt::AttemptProcess;
 use regression::locker::Impl;
+use scope_lock::testing::{Fixture, TestResult};
 
 /// A worker of the fix over `scope` as `victim`, paused at `step` once told to go.
 fn paused_worker(f: &Fixture, scope: &str, step: &str) -> std::io::Result<AttemptProcess> {

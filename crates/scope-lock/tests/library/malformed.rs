@@ -6,8 +6,6 @@
 //! The table runs in a child process that is not root (as root, the test drops to `nobody`),
 //! because "unreadable" means nothing to root.
 
-mod common;
-
 use std::env;
 use std::error::Error;
 use std::fmt::Write as _;
@@ -18,8 +16,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{DEAD_PID, TestResult, fixture};
 use rustix::fs::{CWD, FileType, Mode, mknodat};
+use scope_lock::testing::{DEAD_PID, TestResult, fixture};
 use scope_lock::{LockListing, MAX_RECORD_BYTES, ProblemKind};
 
 // The megabyte rows must exceed the record limit.
@@ -458,7 +456,7 @@ fn every_malformed_lock_file_class_has_its_expected_outcome_and_nothing_is_lost(
     command
         .args([
             "--exact",
-            "table_in_child",
+            "malformed::table_in_child",
             "--include-ignored",
             "--nocapture",
         ])

@@ -9,8 +9,6 @@
 //! [`ROLE`]. As root (CI containers) the child drops to `nobody` (uid 65534) with
 //! `CommandExt::uid`; as an ordinary user it already is one.
 
-mod common;
-
 use std::env;
 use std::error::Error;
 use std::ffi::OsStr;
@@ -22,7 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{DEAD_PID, TestResult, expect_conflict, fixture};
+use scope_lock::testing;
+use scope_lock::testing::{DEAD_PID, TestResult, expect_conflict, fixture};
 use scope_lock::{
     AcquireError, ConflictRule, ErrorKind, LockManager, LockRecord, LockRequest, ProblemKind,
 };
@@ -304,7 +303,7 @@ fn a_stale_file_that_cannot_be_moved_aside_is_named_with_the_cause_by_acquire() 
         let name = format!(".x.lock.invalid-{}-{n}", std::process::id());
         fs::write(f.running().join(name), "taken")?;
     }
-    let err = common::expect_failure(f.acquire("x", "src"));
+    let err = testing::expect_failure(f.acquire("x", "src"));
     assert_eq!(err.kind(), ErrorKind::StaleInTheWay, "{err}");
     assert_eq!(err.path(), Some(path.as_path()), "{err}");
     let message = err.to_string();
@@ -386,7 +385,12 @@ fn run_child(
 ) -> Result<Vec<String>, Box<dyn Error>> {
     let mut command = Command::new(env::current_exe()?);
     command
-        .args(["--exact", "child_entry", "--include-ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "sharing::child_entry",
+            "--include-ignored",
+            "--nocapture",
+        ])
         .args(["--test-threads", "1"])
         .env(ROLE, role)
         .env(ARG, arg)
@@ -579,7 +583,7 @@ fn a_lock_file_the_user_cannot_open_is_reported_unreadable_naming_the_cause() ->
 /// Runs the `try-acquire` or `acquire` child (`role`) as `nobody` on `f`'s directory for the
 /// loop named `stem`.
 fn acquire_as_child(
-    f: &common::Fixture,
+    f: &testing::Fixture,
     role: &str,
     stem: &str,
 ) -> Result<Vec<String>, Box<dyn Error>> {
@@ -652,7 +656,7 @@ fn a_nested_directory_the_user_cannot_create_is_an_error_naming_it() -> TestResu
 /// when we are not), holding a live lock of the original over `/nowhere`, so that the child's
 /// waiting acquire must queue. Returns the lock's holder, the lock file and its bytes.
 fn blocked_in_a_directory_the_user_cannot_write(
-    f: &common::Fixture,
+    f: &testing::Fixture,
 ) -> Result<(LiveProcess, PathBuf, Vec<u8>), Box<dyn Error>> {
     let holder = LiveProcess::spawn()?;
     let bytes = python_record("theirs", &["/nowhere"], holder.pid());
@@ -759,7 +763,7 @@ fn a_running_directory_replaced_by_a_symlink_to_a_file_is_an_error_and_the_file_
     fs::create_dir_all(f.loops_dir())?;
     std::os::unix::fs::symlink(&victim, f.running())?;
 
-    let err = common::expect_failure(f.acquire("mine", "src"));
+    let err = testing::expect_failure(f.acquire("mine", "src"));
     assert!(
         err.to_string().contains(&f.running().display().to_string()),
         "the error does not name the directory: {err}"

@@ -6,12 +6,10 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use common::{TestResult, expect_conflict, fixture};
+use scope_lock::testing::{TestResult, expect_conflict, fixture};
 use scope_lock::{ConflictRule, LockRecord};
 
 /// When `pid` started, in clock ticks after boot (`/proc/<pid>/stat`, field 22, counted from

@@ -5,14 +5,13 @@
 //! bool` followed by one acquire), the waiters all see the scope free in the same poll tick, as
 //! in the bug report (a file barrier puts them there), and every one but the winner gives up.
 
-mod common;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
-use common::{TestResult, project};
+use crate::support::{Workers, project};
 use regression::locker::Impl;
 use regression::{record_evidence, soak, witness};
+use scope_lock::testing::TestResult;
 use serde_json::json;
 
 /// Far longer than any wait here should take; a waiter that reaches it reports `timeout`.

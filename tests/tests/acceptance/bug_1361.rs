@@ -5,14 +5,13 @@
 //! only their own waiters remove), the killed waiter's entry stays first in the queue and the
 //! waiter behind it never gets its turn.
 
-mod common;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
-use common::{TestResult, project};
+use crate::support::{Workers, project};
 use regression::locker::Impl;
 use regression::{record_evidence, soak};
+use scope_lock::testing::TestResult;
 use serde_json::json;
 
 /// How long each waiter waits. With the fix the survivors get the scope as soon as the holder

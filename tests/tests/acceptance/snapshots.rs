@@ -3,12 +3,10 @@
 //! temporary paths redacted); byte-level checks pin the one-line shape; the original's reader
 //! is applied to our file, and ours to the original's legacy file.
 
-mod common;
-
 use std::fs;
 
-use common::{Fixture, TestResult, fixture};
 use regression::original_reader;
+use scope_lock::testing::{Fixture, TestResult, fixture};
 use scope_lock::{AcquireError, ConflictRule, Liveness, LockRecord, LockRequest, ScopeGuard};
 
 /// The raw lock file with what changes from run to run replaced by placeholders.

@@ -2,14 +2,12 @@
 //! way, but only reporting what it would reclaim, move aside or remove. A cleaning scan
 //! afterwards does exactly what the inspection said.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{DEAD_PID, TestResult, fixture};
+use scope_lock::testing::{DEAD_PID, TestResult, fixture};
 use scope_lock::{LockManager, ProblemKind};
 
 const STARTED: &str = "2026-01-01T00:00:00.000000+00:00";

@@ -1,0 +1,14 @@
+//! The library's integration tests, one module per subject, in one test binary (one link for
+//! the whole suite, which every mutant of `cargo xtask mutants` pays). The fixture is
+//! `scope_lock::testing` (the `test-support` feature).
+
+mod bad_input;
+mod held_for_life;
+mod inspect;
+mod malformed;
+mod matrix;
+mod properties;
+mod protocol_edges;
+mod proven_holders;
+mod sharing;
+mod waiting;
