@@ -65,6 +65,19 @@ pub(crate) struct Cli {
     )]
     pub(crate) loops_dir: PathBuf,
 
+    /// How long a lock file that nobody flocks, whose record cannot be read and that names no
+    /// pid must stay unchanged before it is taken for garbage and moved aside (decimals
+    /// allowed). Until then it may be little-loops' lock caught half written, and it blocks
+    /// every scope.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value = "60",
+        value_parser = parse_seconds
+    )]
+    pub(crate) invalid_grace: Duration,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -263,7 +276,8 @@ pub(crate) struct CleanArgs {
 Examples:
   scope-lock break docs-fixer
   scope-lock break docs-fixer --kill
-  scope-lock break gen/run-7 --kill --grace 30")]
+  scope-lock break gen/run-7 --kill --grace 30
+  scope-lock break half-written --force")]
 pub(crate) struct BreakArgs {
     /// The lock's name: its instance id, or its loop name (as `list` shows it).
     #[arg(value_name = "NAME")]
@@ -276,6 +290,12 @@ pub(crate) struct BreakArgs {
     /// Seconds to wait after SIGTERM before SIGKILL, and after SIGKILL before giving up.
     #[arg(long, value_name = "SECS", default_value_t = 10, requires = "kill")]
     pub(crate) grace: u64,
+
+    /// Move the lock file aside now (to a dot file beside it, never deleted) if nobody flocks
+    /// it and its record cannot be read: for a file that blocks every scope because nothing
+    /// proves it alive or dead, when you know no little-loops process is writing it.
+    #[arg(long, conflicts_with = "kill")]
+    pub(crate) force: bool,
 }
 
 #[cfg(test)]

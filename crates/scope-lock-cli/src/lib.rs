@@ -38,7 +38,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
-    let manager = LockManager::new(absolute(&cli.loops_dir)?);
+    let manager = LockManager::new(absolute(&cli.loops_dir)?).with_invalid_grace(cli.invalid_grace);
     match cli.command {
         Command::Run(args) => commands::run::run(&manager, args),
         Command::List(args) => commands::list::list(&manager, &args),

@@ -60,7 +60,7 @@ pub(crate) fn describe_conflict(running_dir: &Path, conflict: &Conflict) -> Stri
             _ => "no record",
         };
         return format!(
-            "{} is held but its record cannot be read ({reason}); its scope is unknown",
+            "{} blocks every scope, its scope being unknown: {reason}",
             path.display()
         );
     };

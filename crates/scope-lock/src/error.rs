@@ -43,6 +43,10 @@ pub enum ErrorKind {
     /// A system call failed. Always has the cause: [`Error::io_error`], which is also
     /// [`source`](std::error::Error::source).
     Io,
+    /// [`LockManager::set_aside_invalid`](crate::LockManager::set_aside_invalid) was asked to
+    /// move a lock file that is not one nobody holds with a record nobody can read: it is
+    /// flocked, or its record is valid. Nothing was changed; the message says what to do.
+    NotInvalid,
 }
 
 /// An error of this crate. Its message always names the path or the input at fault.
@@ -159,7 +163,7 @@ impl std::error::Error for Error {
 /// | `UnsupportedFilesystem` | `Unsupported` |
 /// | `Busy` | `TimedOut` |
 /// | `Io` | the cause's |
-/// | `NotALockFile`, `Interference` | `Other` |
+/// | `NotALockFile`, `Interference`, `NotInvalid` | `Other` |
 impl From<Error> for io::Error {
     fn from(err: Error) -> Self {
         let kind = match err.kind {
@@ -172,7 +176,9 @@ impl From<Error> for io::Error {
                 .source
                 .as_ref()
                 .map_or(io::ErrorKind::Other, io::Error::kind),
-            ErrorKind::NotALockFile | ErrorKind::Interference => io::ErrorKind::Other,
+            ErrorKind::NotALockFile | ErrorKind::Interference | ErrorKind::NotInvalid => {
+                io::ErrorKind::Other
+            }
         };
         io::Error::new(kind, err)
     }
@@ -194,10 +200,12 @@ pub enum ConflictRule {
     /// The lock file name we need (instance id, or loop name) is held live. Taking it would
     /// overwrite the holder's record, so it is refused whatever the scopes.
     SameName,
-    /// A lock file is held (its flock is taken) but its record cannot be read; its scope is
-    /// unknown, so it is assumed to overlap.
+    /// A lock file whose record cannot be read counts as held: its flock is taken, or nothing
+    /// proves its holder gone (see [`ProblemKind`](crate::ProblemKind)). Its scope is unknown,
+    /// so it is assumed to overlap.
     Unreadable {
-        /// Why the record could not be read.
+        /// Why the record could not be read, why the file counts as held, and what the user
+        /// can do about it.
         reason: String,
     },
     /// Another process has been waiting longer for a scope that overlaps ours (or for the same
@@ -246,7 +254,7 @@ impl fmt::Display for Conflict {
         let path = self.lock_path.display();
         let Some(holder) = &self.holder else {
             if let ConflictRule::Unreadable { reason } = &self.rule {
-                return write!(f, "{path} is held but its record cannot be read ({reason})");
+                return write!(f, "{path} blocks every scope: {reason}");
             }
             return write!(f, "{path} is held");
         };
@@ -461,7 +469,7 @@ mod tests {
         unreadable.holder = None;
         assert_eq!(
             unreadable.to_string(),
-            "/r/.running/x.lock is held but its record cannot be read (empty lock file)"
+            "/r/.running/x.lock blocks every scope: empty lock file"
         );
     }
 

@@ -70,7 +70,9 @@ pub use error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 pub use fault::{PAUSE_AT_VAR, STEPS as PAUSE_STEPS};
 pub use guard::ScopeGuard;
 pub use listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
-pub use manager::{DEFAULT_LOOPS_DIR, DEFAULT_SENTINEL_BOUND, LockManager, RUNNING_DIR};
+pub use manager::{
+    DEFAULT_INVALID_GRACE, DEFAULT_LOOPS_DIR, DEFAULT_SENTINEL_BOUND, LockManager, RUNNING_DIR,
+};
 pub use python_json::{deserialize_json_path, path_to_json};
 pub use record::{LockRecord, MAX_RECORD_BYTES};
 pub use request::LockRequest;

@@ -16,6 +16,9 @@ pub struct LockListing {
     pub(crate) orphans: Vec<PathBuf>,
     pub(crate) stale_tickets: Vec<PathBuf>,
     pub(crate) inspection: bool,
+    /// How long the scan let an unproven file (no flock, no record, no pid) stay unchanged
+    /// before it took it for garbage; `None` for a listing no scan made, which never does.
+    pub(crate) invalid_grace: Option<std::time::Duration>,
 }
 
 impl LockListing {
@@ -240,55 +243,81 @@ impl ScanProblem {
     }
 }
 
-/// Why a file of [`ProblemKind::InvalidMaybeLive`] is treated as held.
-pub(crate) fn maybe_live_reason(pid: Option<u32>) -> String {
+/// Why a file of [`ProblemKind::InvalidMaybeLive`] at `path` is treated as held, and what the
+/// user can do about it.
+fn maybe_live_reason(path: &Path, pid: Option<u32>) -> String {
+    let force = format!("`scope-lock break {} --force`", lock_name(path));
     match pid {
         Some(pid) => format!(
-            "not flocked and not written by scope-lock, and its pid {pid} is alive: \
-             treated as held"
+            "not flocked and not written by scope-lock, and its pid {pid} is alive: treated as \
+             held. If pid {pid} is not the little-loops loop that wrote it, {force} moves it \
+             aside"
         ),
-        None => "not flocked and not written by scope-lock, and no pid can be read to prove \
-                 it stale: treated as held"
-            .to_owned(),
+        None => format!(
+            "not flocked and not written by scope-lock, and no pid can be read to prove it \
+             stale: treated as held while it may be a lock being written. Scans move it aside \
+             once it has been left unchanged for the grace (a minute, unless \
+             `LockManager::with_invalid_grace` or `--invalid-grace` says otherwise); if \
+             nothing is writing it, {force} moves it aside now"
+        ),
+    }
+}
+
+/// The lock name of a lock file: its path below the last `.running` directory, without
+/// `.lock` (`gen/run-7` for `.loops/.running/gen/run-7.lock`), as commands take it.
+fn lock_name(path: &Path) -> String {
+    let components: Vec<_> = path.components().collect();
+    let below = components
+        .iter()
+        .rposition(|c| c.as_os_str() == crate::manager::RUNNING_DIR)
+        .map_or(&components[components.len().saturating_sub(1)..], |at| {
+            &components[at + 1..]
+        });
+    let name: PathBuf = below.iter().collect();
+    let name = name.to_string_lossy();
+    name.strip_suffix(".lock").unwrap_or(&name).to_owned()
+}
+
+impl ScanProblem {
+    /// What is wrong, what the scan did about it and, for a file that blocks, what the user
+    /// can do: the message without the path in front.
+    pub(crate) fn what(&self) -> String {
+        match &self.kind {
+            ProblemKind::NotRegular { file_kind } => {
+                format!("is a {file_kind}, not a lock file; left alone")
+            }
+            ProblemKind::Unreadable { reason } => format!(
+                "cannot be read ({reason}); treated as held. Its owner or root can make it \
+                 readable or remove it"
+            ),
+            ProblemKind::HeldInvalid { reason } => format!(
+                "held, but {reason}; treated as held. `scope-lock break {}` shows who holds it",
+                lock_name(&self.path)
+            ),
+            ProblemKind::InvalidMaybeLive { reason, pid } => {
+                format!("{reason}; {}", maybe_live_reason(&self.path, *pid))
+            }
+            ProblemKind::Invalid {
+                reason,
+                moved_to: Some(to),
+            } => format!("{reason}; not held, moved aside to {}", to.display()),
+            ProblemKind::Invalid {
+                reason,
+                moved_to: None,
+            } => format!("{reason}; not held, could not be moved aside"),
+            ProblemKind::InvalidStale { reason } => {
+                format!("{reason}; not held, would be moved aside")
+            }
+            ProblemKind::ReclaimFailed { reason } => {
+                format!("stale, but cannot be removed ({reason})")
+            }
+        }
     }
 }
 
 impl fmt::Display for ScanProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.path.display();
-        match &self.kind {
-            ProblemKind::NotRegular { file_kind } => {
-                write!(f, "{path}: is a {file_kind}, not a lock file; left alone")
-            }
-            ProblemKind::Unreadable { reason } => {
-                write!(f, "{path}: cannot be read ({reason}); treated as held")
-            }
-            ProblemKind::HeldInvalid { reason } => {
-                write!(f, "{path}: held, but {reason}; treated as held")
-            }
-            ProblemKind::InvalidMaybeLive { reason, pid } => {
-                write!(f, "{path}: {reason}; ")?;
-                f.write_str(&maybe_live_reason(*pid))
-            }
-            ProblemKind::Invalid {
-                reason,
-                moved_to: Some(to),
-            } => write!(
-                f,
-                "{path}: {reason}; not held, moved aside to {}",
-                to.display()
-            ),
-            ProblemKind::Invalid {
-                reason,
-                moved_to: None,
-            } => write!(f, "{path}: {reason}; not held, could not be moved aside"),
-            ProblemKind::InvalidStale { reason } => {
-                write!(f, "{path}: {reason}; not held, would be moved aside")
-            }
-            ProblemKind::ReclaimFailed { reason } => {
-                write!(f, "{path}: stale, but cannot be removed ({reason})")
-            }
-        }
+        write!(f, "{}: {}", self.path.display(), self.what())
     }
 }
 
@@ -363,12 +392,37 @@ mod tests {
                     reason: "permission denied".into(),
                 },
                 true,
-                "/r/.running/x.lock: cannot be read (permission denied); treated as held",
+                "/r/.running/x.lock: cannot be read (permission denied); treated as held. Its \
+                 owner or root can make it readable or remove it",
             ),
             (
                 ProblemKind::HeldInvalid { reason: reason() },
                 true,
-                "/r/.running/x.lock: held, but not a lock record: EOF; treated as held",
+                "/r/.running/x.lock: held, but not a lock record: EOF; treated as held. \
+                 `scope-lock break x` shows who holds it",
+            ),
+            (
+                ProblemKind::InvalidMaybeLive {
+                    reason: reason(),
+                    pid: None,
+                },
+                true,
+                "/r/.running/x.lock: not a lock record: EOF; not flocked and not written by \
+                 scope-lock, and no pid can be read to prove it stale: treated as held while it \
+                 may be a lock being written. Scans move it aside once it has been left \
+                 unchanged for the grace (a minute, unless `LockManager::with_invalid_grace` or \
+                 `--invalid-grace` says otherwise); if nothing is writing it, `scope-lock break \
+                 x --force` moves it aside now",
+            ),
+            (
+                ProblemKind::InvalidMaybeLive {
+                    reason: reason(),
+                    pid: Some(7),
+                },
+                true,
+                "/r/.running/x.lock: not a lock record: EOF; not flocked and not written by \
+                 scope-lock, and its pid 7 is alive: treated as held. If pid 7 is not the \
+                 little-loops loop that wrote it, `scope-lock break x --force` moves it aside",
             ),
             (
                 ProblemKind::Invalid {
@@ -395,6 +449,16 @@ mod tests {
                 "/r/.running/x.lock: stale, but cannot be removed (read-only filesystem)",
             ),
         ];
+        // A nested lock is named as commands take it, from below `.running`.
+        let nested = ScanProblem {
+            path: PathBuf::from("/r/.running/gen/.running.d/run-7.lock"),
+            kind: ProblemKind::HeldInvalid { reason: reason() },
+        };
+        assert!(
+            nested
+                .to_string()
+                .contains("`scope-lock break gen/.running.d/run-7`")
+        );
         for (kind, blocks, message) in cases {
             let problem = problem(kind);
             assert_eq!(problem.blocks(), blocks, "{problem}");

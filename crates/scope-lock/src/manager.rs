@@ -8,7 +8,7 @@ use crate::backoff::deadline_after;
 use crate::error::{AcquireError, Conflict, Error};
 use crate::guard::ScopeGuard;
 use crate::listing::LockListing;
-use crate::protocol::{self, Stale};
+use crate::protocol::{self, Scan};
 use crate::request::LockRequest;
 use crate::wait::{Silent, WaitObserver};
 
@@ -22,6 +22,13 @@ pub const DEFAULT_LOOPS_DIR: &str = ".loops";
 /// directory sentinel before giving up with [`ErrorKind::Busy`](crate::ErrorKind::Busy). Its
 /// holders keep it for well under a millisecond; seconds of it mean a stopped or stuck process.
 pub const DEFAULT_SENTINEL_BOUND: Duration = Duration::from_secs(5);
+
+/// How long, unless [`LockManager::with_invalid_grace`] says otherwise, a lock file that
+/// nothing proves alive or dead must stay unchanged before scans move it aside. The original
+/// writes its files by truncating and then writing, so a reader can catch one empty or half
+/// written, and such a file holds no flock and may not show its pid yet; but no such write
+/// lasts anywhere near a minute.
+pub const DEFAULT_INVALID_GRACE: Duration = Duration::from_secs(60);
 
 /// Scope locks in `<loops_dir>/.running/`.
 ///
@@ -44,6 +51,7 @@ pub const DEFAULT_SENTINEL_BOUND: Duration = Duration::from_secs(5);
 pub struct LockManager {
     running_dir: PathBuf,
     sentinel_bound: Duration,
+    invalid_grace: Duration,
 }
 
 impl Default for LockManager {
@@ -60,6 +68,7 @@ impl LockManager {
         Self {
             running_dir: loops_dir.as_ref().join(RUNNING_DIR),
             sentinel_bound: DEFAULT_SENTINEL_BOUND,
+            invalid_grace: DEFAULT_INVALID_GRACE,
         }
     }
 
@@ -76,6 +85,25 @@ impl LockManager {
     /// How long calls try for the directory sentinel.
     pub fn sentinel_bound(&self) -> Duration {
         self.sentinel_bound
+    }
+
+    /// Sets how long a `*.lock` file that nothing proves alive or dead must stay unchanged
+    /// (by its modification time) before scans take it for garbage and move it aside;
+    /// [`DEFAULT_INVALID_GRACE`] otherwise. Such a file is not flocked, its record cannot be
+    /// read, and no pid can be read from it: it may be the original's lock caught half written,
+    /// so until then it blocks every scope
+    /// ([`ProblemKind::InvalidMaybeLive`](crate::ProblemKind::InvalidMaybeLive)). A file whose
+    /// modification time is in the future blocks until then;
+    /// [`set_aside_invalid`](Self::set_aside_invalid) moves one aside at once.
+    #[must_use]
+    pub fn with_invalid_grace(mut self, grace: Duration) -> Self {
+        self.invalid_grace = grace;
+        self
+    }
+
+    /// How long an unproven lock file blocks before scans move it aside.
+    pub fn invalid_grace(&self) -> Duration {
+        self.invalid_grace
     }
 
     /// The directory that holds the lock files.
@@ -108,7 +136,12 @@ impl LockManager {
     ///   held by another process for the whole bound. Every error names the input or path at
     ///   fault.
     pub fn try_acquire(&self, request: &LockRequest) -> Result<ScopeGuard, AcquireError> {
-        protocol::try_acquire(&self.running_dir, request, self.sentinel_bound)
+        protocol::try_acquire(
+            &self.running_dir,
+            request,
+            self.sentinel_bound,
+            self.invalid_grace,
+        )
     }
 
     /// Acquires the scope, waiting for it for at most `timeout`; returns holding the lock or
@@ -172,6 +205,7 @@ impl LockManager {
             &self.running_dir,
             request,
             self.sentinel_bound,
+            self.invalid_grace,
             deadline,
             observer,
         )
@@ -185,7 +219,12 @@ impl LockManager {
     ///
     /// As `try_acquire`, for everything but the conflict itself.
     pub fn find_conflict(&self, request: &LockRequest) -> Result<Option<Conflict>, Error> {
-        protocol::find_conflict(&self.running_dir, request, self.sentinel_bound)
+        protocol::find_conflict(
+            &self.running_dir,
+            request,
+            self.sentinel_bound,
+            self.invalid_grace,
+        )
     }
 
     /// Every live lock, nested names included, and every `*.lock` file that is not a readable
@@ -200,7 +239,11 @@ impl LockManager {
     /// [`ErrorKind::Busy`](crate::ErrorKind::Busy)) or listed. A missing directory is not an
     /// error: there are no locks (and a missing queue has no tickets).
     pub fn list_locks(&self) -> Result<LockListing, Error> {
-        protocol::list(&self.running_dir, self.sentinel_bound, Stale::Clean)
+        protocol::list(
+            &self.running_dir,
+            self.sentinel_bound,
+            Scan::clean(self.invalid_grace),
+        )
     }
 
     /// What [`list_locks`](Self::list_locks) would report, without changing anything: the
@@ -217,7 +260,30 @@ impl LockManager {
     ///
     /// As [`list_locks`](Self::list_locks).
     pub fn inspect_locks(&self) -> Result<LockListing, Error> {
-        protocol::list(&self.running_dir, self.sentinel_bound, Stale::Report)
+        protocol::list(
+            &self.running_dir,
+            self.sentinel_bound,
+            Scan::report(self.invalid_grace),
+        )
+    }
+
+    /// Moves aside, now, the lock file `request` would take, if it is not flocked and its
+    /// record cannot be read: to `.<name>.invalid-<pid>-<n>` beside it, where scans no longer
+    /// see it (nothing is deleted). This is for a file that blocks every scope because nothing
+    /// proves it alive or dead, when the caller knows no process of the original is writing it,
+    /// and will not wait for [the grace](Self::with_invalid_grace). A file whose pid can be read
+    /// is moved too: the caller takes it for garbage.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] naming the file when it does not exist or cannot be opened, probed, read
+    /// or moved; of kind [`ErrorKind::NotInvalid`](crate::ErrorKind::NotInvalid) when it is
+    /// flocked (a live holder, or a half-published lock of ours) or its record is valid (a lock
+    /// that `break --kill` or `clean` handles); [`ErrorKind::NotALockFile`](crate::ErrorKind::NotALockFile)
+    /// when it is not a regular file; and as for [`list_locks`](Self::list_locks) for the
+    /// directory and its sentinel.
+    pub fn set_aside_invalid(&self, request: &LockRequest) -> Result<PathBuf, Error> {
+        protocol::set_aside_invalid(&self.running_dir, request, self.sentinel_bound)
     }
 }
 
@@ -232,5 +298,8 @@ mod tests {
         let locks = locks.with_sentinel_bound(Duration::from_millis(250));
         assert_eq!(locks.sentinel_bound(), Duration::from_millis(250));
         assert_eq!(locks.running_dir(), Path::new("loops/.running"));
+        assert_eq!(locks.invalid_grace(), DEFAULT_INVALID_GRACE);
+        let locks = locks.with_invalid_grace(Duration::from_secs(5));
+        assert_eq!(locks.invalid_grace(), Duration::from_secs(5));
     }
 }

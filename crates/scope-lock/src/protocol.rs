@@ -82,16 +82,14 @@ use std::fs::File;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::ancestry::Family;
 use crate::backoff::{Backoff, deadline_after};
 use crate::error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
 use crate::fault;
 use crate::guard::ScopeGuard;
-use crate::listing::{
-    FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem, maybe_live_reason,
-};
+use crate::listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 use crate::python_json::salvage;
 use crate::queue::{self, Queue, Queued, Ticket};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
@@ -140,10 +138,16 @@ struct Prepared<'a> {
     /// The record to publish (restamped at each attempt), its scope normalised.
     record: LockRecord,
     target: PathBuf,
+    /// See [`Scan::invalid_grace`].
+    invalid_grace: Duration,
 }
 
 impl<'a> Prepared<'a> {
-    fn new(running_dir: &'a Path, request: &'a LockRequest) -> Result<Self, Error> {
+    fn new(
+        running_dir: &'a Path,
+        request: &'a LockRequest,
+        invalid_grace: Duration,
+    ) -> Result<Self, Error> {
         request.validate()?;
         let record = request.record(normalize_scope(request)?)?;
         // Resolved once, now: the guard must release this very file even if the process
@@ -162,6 +166,7 @@ impl<'a> Prepared<'a> {
             request,
             record,
             target,
+            invalid_grace,
         })
     }
 }
@@ -177,8 +182,9 @@ pub(crate) fn try_acquire(
     running_dir: &Path,
     request: &LockRequest,
     bound: Duration,
+    invalid_grace: Duration,
 ) -> Result<ScopeGuard, AcquireError> {
-    let prepared = Prepared::new(running_dir, request)?;
+    let prepared = Prepared::new(running_dir, request, invalid_grace)?;
     match attempt(&prepared, bound, &mut None, false)? {
         Outcome::Held(guard) => Ok(guard),
         Outcome::Blocked(conflict) => Err(AcquireError::Conflict(Box::new(conflict))),
@@ -200,11 +206,12 @@ fn attempt(
         request,
         record,
         target,
+        invalid_grace,
     } = prepared;
     let sentinel = Sentinel::lock(running_dir, bound)?;
     fault::pause("acquire:sentinel-held");
     ensure_target_usable(target, &sentinel)?;
-    let listing = scan(&sentinel)?;
+    let listing = scan(Scan::clean(*invalid_grace), &sentinel)?;
     let queue = queue::scan(Stale::Clean, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
     let index = ScopeIndex::new(record.scope());
@@ -261,10 +268,11 @@ pub(crate) fn acquire_until(
     running_dir: &Path,
     request: &LockRequest,
     bound: Duration,
+    invalid_grace: Duration,
     deadline: Instant,
     observer: &mut dyn WaitObserver,
 ) -> Result<ScopeGuard, AcquireError> {
-    let prepared = Prepared::new(running_dir, request)?;
+    let prepared = Prepared::new(running_dir, request, invalid_grace)?;
     let started = Instant::now();
     let mut ticket = None;
     // Watched before the first attempt, so that the attempt that finds the scope taken is the
@@ -377,6 +385,7 @@ pub(crate) fn find_conflict(
     running_dir: &Path,
     request: &LockRequest,
     bound: Duration,
+    invalid_grace: Duration,
 ) -> Result<Option<Conflict>, Error> {
     request.validate()?;
     let scope = normalize_scope(request)?;
@@ -384,7 +393,7 @@ pub(crate) fn find_conflict(
         return Ok(None);
     }
     let sentinel = Sentinel::lock(running_dir, bound)?;
-    let listing = scan(&sentinel)?;
+    let listing = scan(Scan::clean(invalid_grace), &sentinel)?;
     let queue = queue::scan(Stale::Clean, &sentinel)?;
     let target = lock_path(running_dir, request);
     Ok(decide(
@@ -403,8 +412,9 @@ pub(crate) fn find_conflict(
 pub(crate) fn list(
     running_dir: &Path,
     bound: Duration,
-    stale: Stale,
+    scan_mode: Scan,
 ) -> Result<LockListing, Error> {
+    let stale = scan_mode.stale;
     if !present(running_dir)? {
         return Ok(LockListing {
             inspection: stale == Stale::Report,
@@ -412,12 +422,74 @@ pub(crate) fn list(
         });
     }
     let sentinel = Sentinel::lock(running_dir, bound)?;
-    let mut listing = scan_as(stale, &sentinel)?;
+    let mut listing = scan(scan_mode, &sentinel)?;
     let queue = queue::scan(stale, &sentinel)?;
     listing.stale_tickets = queue.stale;
     listing.problems.extend(queue.problems);
     listing.problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(listing)
+}
+
+/// Moves aside the lock file `request` names if it is not flocked and its record cannot be
+/// read, under the sentinel: `LockManager::set_aside_invalid`.
+pub(crate) fn set_aside_invalid(
+    running_dir: &Path,
+    request: &LockRequest,
+    bound: Duration,
+) -> Result<PathBuf, Error> {
+    request.validate()?;
+    let sentinel = Sentinel::lock(running_dir, bound)?;
+    let target = lock_path(sentinel.dir().path(), request);
+    let missing = || Error::io("cannot open", &target, io::ErrorKind::NotFound.into());
+    let Some((dir, name)) = open_parent(&sentinel, &target, false)? else {
+        return Err(missing());
+    };
+    let entry = Entry::new(&dir, name);
+    let file = entry
+        .dir
+        .open_file(&entry.name)
+        .map_err(|err| open_error(entry.dir, &entry.name.to_string_lossy(), err))?;
+    let meta = imp::metadata(&file).map_err(|err| Error::io("cannot stat", &target, err))?;
+    if !meta.is_file() {
+        return Err(not_a_lock_file(&target, imp::file_type_of(&meta)));
+    }
+    let not_invalid = |why: &str| Error::at_path(ErrorKind::NotInvalid, &target, why);
+    if !imp::try_lock_exclusive(&file).map_err(|err| Error::io("cannot lock", &target, err))? {
+        return Err(not_invalid(
+            "is flocked, so its holder is alive: not moved; `scope-lock break` shows who holds \
+             it, and `--kill` stops them",
+        ));
+    }
+    let bytes = imp::read_sized(&file, meta.len(), MAX_RECORD_BYTES + 1)
+        .map_err(|err| Error::io("cannot read", &target, err))?;
+    let reason = match LockRecord::from_json(&bytes) {
+        Ok(_) => {
+            return Err(not_invalid(
+                "holds a valid record: not moved; a scan reclaims it once its holder is gone \
+                 (`scope-lock clean`), and `scope-lock break` shows its holder",
+            ));
+        }
+        Err(err) => format!("{err}; moved aside on request"),
+    };
+    let mut listing = LockListing::default();
+    move_aside(&entry, &file, reason, Stale::Clean, &mut listing, &sentinel);
+    match listing.problems.pop().map(|problem| problem.kind) {
+        Some(ProblemKind::Invalid {
+            moved_to: Some(moved_to),
+            ..
+        }) => Ok(moved_to),
+        Some(ProblemKind::Invalid { reason, .. }) => Err(Error::at_path(
+            ErrorKind::StaleInTheWay,
+            &target,
+            format!("cannot be moved aside: {reason}"),
+        )),
+        // Removed or replaced between the open and the move: nothing of ours to move.
+        _ => Err(Error::at_path(
+            ErrorKind::Interference,
+            &target,
+            "was removed or replaced while it was being moved aside; look again",
+        )),
+    }
 }
 
 /// Whether the directory exists: asking and listing never create it.
@@ -752,15 +824,41 @@ pub(crate) enum Stale {
     Report,
 }
 
-/// Scans the sentinel's `.running/`, reclaiming what is stale.
-pub(crate) fn scan(sentinel: &Sentinel) -> Result<LockListing, Error> {
-    scan_as(Stale::Clean, sentinel)
+/// How a scan judges and treats what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// What to do with stale files.
+    pub(crate) stale: Stale,
+    /// How long a lock file that nothing proves alive or dead (not flocked, no record, no pid:
+    /// it may be the original's, caught half written) must stay unchanged before it is taken
+    /// for garbage and moved aside. See `LockManager::with_invalid_grace`.
+    pub(crate) invalid_grace: Duration,
 }
 
-/// Scans the sentinel's `.running/`, doing with stale files what `stale` says.
-fn scan_as(stale: Stale, sentinel: &Sentinel) -> Result<LockListing, Error> {
+impl Scan {
+    /// A scan that cleans up, as acquires and questions do.
+    pub(crate) fn clean(invalid_grace: Duration) -> Self {
+        Self {
+            stale: Stale::Clean,
+            invalid_grace,
+        }
+    }
+
+    /// An inspection: it judges as [`clean`](Self::clean) does, and changes nothing.
+    pub(crate) fn report(invalid_grace: Duration) -> Self {
+        Self {
+            stale: Stale::Report,
+            invalid_grace,
+        }
+    }
+}
+
+/// Scans the sentinel's `.running/`, doing with stale files what `mode` says.
+pub(crate) fn scan(mode: Scan, sentinel: &Sentinel) -> Result<LockListing, Error> {
+    let stale = mode.stale;
     let mut listing = LockListing {
         inspection: stale == Stale::Report,
+        invalid_grace: Some(mode.invalid_grace),
         ..LockListing::default()
     };
     walk(sentinel.dir(), "", 0, stale, &mut listing, sentinel)?;
@@ -915,8 +1013,8 @@ fn inspect(
             return problem(listing, path, kind);
         }
     };
-    let (size, id) = match imp::metadata(&file) {
-        Ok(meta) if meta.is_file() => (meta.len(), imp::id_of(&meta)),
+    let (size, id, modified) = match imp::metadata(&file) {
+        Ok(meta) if meta.is_file() => (meta.len(), imp::id_of(&meta), meta.modified().ok()),
         Ok(meta) => {
             let file_kind = FileKind::of(imp::file_type_of(&meta)).unwrap_or(FileKind::Other);
             return problem(listing, path, ProblemKind::NotRegular { file_kind });
@@ -976,10 +1074,27 @@ fn inspect(
                 Some(pid) if imp::pid_is_dead(pid) => {
                     move_aside(&entry, &file, reason, stale, listing, sentinel);
                 }
+                // Nothing to tell the original's write in progress from garbage but time: no
+                // write of the original lasts anywhere near the grace.
+                None if let Some(age) = abandoned_for(modified, listing.invalid_grace) => {
+                    let reason = format!(
+                        "{reason}; no flock, no pid, and unchanged for {}s, longer than any \
+                         write of a lock file takes",
+                        age.as_secs()
+                    );
+                    move_aside(&entry, &file, reason, stale, listing, sentinel);
+                }
                 pid => problem(listing, path, ProblemKind::InvalidMaybeLive { reason, pid }),
             }
         }
     }
+}
+
+/// How long a file last modified at `modified` has been left alone, if that is at least
+/// `grace`. A time in the future, or none, counts as just now: it blocks (fails closed).
+fn abandoned_for(modified: Option<SystemTime>, grace: Option<Duration>) -> Option<Duration> {
+    let age = SystemTime::now().duration_since(modified?).ok()?;
+    (age >= grace?).then_some(age)
 }
 
 /// Removes a stale lock file (or a dead waiter's ticket) if its name still names the inode we
@@ -1148,15 +1263,8 @@ fn first_conflict(
     family: &mut Family,
 ) -> Option<Conflict> {
     if let Some(problem) = listing.problems.iter().find(|p| p.blocks()) {
-        let reason = match &problem.kind {
-            ProblemKind::Unreadable { reason } | ProblemKind::HeldInvalid { reason } => {
-                reason.clone()
-            }
-            ProblemKind::InvalidMaybeLive { reason, pid } => {
-                format!("{reason}; {}", maybe_live_reason(*pid))
-            }
-            _ => String::new(),
-        };
+        // Why it blocks, and what the user can do about it.
+        let reason = problem.what();
         return Some(Conflict {
             lock_path: problem.path.clone(),
             holder: None,
@@ -1607,6 +1715,7 @@ mod tests {
                 &running_dir,
                 &request,
                 bound,
+                crate::DEFAULT_INVALID_GRACE,
                 deadline,
                 &mut crate::wait::Silent,
             );
@@ -1655,6 +1764,7 @@ mod tests {
                 &running_dir,
                 &request,
                 Duration::from_secs(5),
+                crate::DEFAULT_INVALID_GRACE,
                 deadline,
                 &mut observer,
             );
@@ -1989,7 +2099,11 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let deepest = write_nested_lock(dir.path(), MAX_NESTING)?;
         let too_deep = write_nested_lock(dir.path(), MAX_NESTING + 1)?;
-        let listing = list(dir.path(), Duration::from_secs(60), Stale::Report)?;
+        let listing = list(
+            dir.path(),
+            Duration::from_secs(60),
+            Scan::report(crate::DEFAULT_INVALID_GRACE),
+        )?;
         let listed: Vec<&Path> = listing
             .locks
             .iter()
@@ -2016,7 +2130,11 @@ mod tests {
         let over = dir.path().join("over.lock");
         std::fs::write(&over, &padded)?;
 
-        let listing = list(dir.path(), Duration::from_secs(60), Stale::Report)?;
+        let listing = list(
+            dir.path(),
+            Duration::from_secs(60),
+            Scan::report(crate::DEFAULT_INVALID_GRACE),
+        )?;
         let listed: Vec<&Path> = listing
             .locks
             .iter()

@@ -26,7 +26,13 @@ const POLL: Duration = Duration::from_millis(100);
 
 pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure> {
     let running_dir = manager.running_dir();
-    let path = manager.lock_path(&scope_lock::LockRequest::new(&args.name));
+    let request = scope_lock::LockRequest::new(&args.name);
+    let path = manager.lock_path(&request);
+    if args.force {
+        let moved_to = manager.set_aside_invalid(&request)?;
+        println!("{}: moved aside to {}", path.display(), moved_to.display());
+        return Ok(exit::SUCCESS);
+    }
     let listing = manager.list_locks()?;
     if listing.reclaimed().iter().any(|p| p == &path) {
         println!("{}: its holder was gone; reclaimed", path.display());
@@ -34,9 +40,10 @@ pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure
     }
     let Some(lock) = listing.locks().iter().find(|l| l.path() == path) else {
         if let Some(problem) = listing.problems().iter().find(|p| p.path() == path) {
+            // The problem says what can be done about it; no process can be shown or stopped.
             return Err(Failure::new(
                 exit::FAILURE,
-                format!("{problem}; no holder to stop"),
+                format!("{problem}. No holder to show or stop"),
             ));
         }
         return Err(Failure::new(

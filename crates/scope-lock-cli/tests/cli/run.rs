@@ -6,18 +6,6 @@ use crate::support;
 use crate::support::{BOUND, Sandbox, TestResult, process_exists};
 use rustix::process::Signal;
 
-/// `run --name NAME --scope SCOPE -- echo ran` runs CMD and exits 0.
-fn assert_runs(sandbox: &Sandbox, name: &str, scope: &str) -> TestResult {
-    let out = sandbox.run(&["run", "--name", name, "--scope", scope, "--", "echo", "ran"])?;
-    assert_eq!(
-        (out.code(), out.stdout.as_str()),
-        (0, "ran\n"),
-        "{}",
-        out.stderr
-    );
-    Ok(())
-}
-
 #[test]
 fn two_runs_started_together_on_overlapping_scopes_admit_exactly_one() -> TestResult {
     let sandbox = Sandbox::new()?;
@@ -87,7 +75,7 @@ fn a_refused_run_names_the_holder_in_one_line_and_does_not_run_cmd() -> TestResu
 fn disjoint_scopes_both_run() -> TestResult {
     let sandbox = Sandbox::new()?;
     let mut holder = sandbox.hold("docs", &["--scope", "docs"])?;
-    assert_runs(&sandbox, "src", "src")?;
+    sandbox.assert_runs("src", "src")?;
     // The other holder is still running and still holds its scope.
     let busy = sandbox.run(&["check", "--scope", "docs"])?;
     assert_eq!(busy.code(), 75);

@@ -73,6 +73,18 @@ impl Sandbox {
         run_to_end(self.command(args))
     }
 
+    /// Asserts that `run --name NAME --scope SCOPE -- echo ran` runs CMD and exits 0.
+    pub(crate) fn assert_runs(&self, name: &str, scope: &str) -> TestResult {
+        let out = self.run(&["run", "--name", name, "--scope", scope, "--", "echo", "ran"])?;
+        assert_eq!(
+            (out.code(), out.stdout.as_str()),
+            (0, "ran\n"),
+            "{}",
+            out.stderr
+        );
+        Ok(())
+    }
+
     /// Starts `scope-lock run --name NAME [ARGS] -- sh -c 'echo ready $$; read x; SCRIPT'`
     /// and waits until CMD runs (it printed its line) or `scope-lock` exited without running it.
     pub(crate) fn hold(
