@@ -47,7 +47,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod ancestry;
 mod backoff;
 mod error;
 mod fault;
@@ -56,7 +55,6 @@ mod listing;
 mod manager;
 mod protocol;
 mod python_json;
-mod queue;
 mod record;
 mod request;
 mod scope;

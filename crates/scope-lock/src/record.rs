@@ -16,7 +16,7 @@
 //!   without it was written by the original, whose liveness is its pid (`kill(pid, 0)`);
 //! - after it, where the writer could read them from its own `/proc` (Linux), two more:
 //!   `pid_namespace` and `pid_start_ticks`, which tell the writer from another process with the
-//!   same pid number (see `ancestry.rs`). Absent, or one without the other, they prove nothing.
+//!   same pid number (see `protocol/ancestry.rs`). Absent, or one without the other, they prove nothing.
 //!
 //! Reading is strict about types (a string, null, zero or negative `pid` is an error naming the
 //! problem) and lenient where the original is: a legacy string `scope` reads as a one-element

@@ -1,7 +1,7 @@
 //! Races made to happen in one chosen order: a worker stops at one of the library's pause
 //! points (the `test-support` feature; it says `paused <step>`), the test changes the
 //! directory as another process could at that instant, and then resumes the worker and checks
-//! what it does. These are the race branches of `protocol.rs` that nothing else reaches: the
+//! what it does. These are the race branches of `protocol/` that nothing else reaches: the
 //! file gone between a release's (or a reclaim's) check and its unlink, a name taken by
 //! someone outside the protocol between the scan and the no-overwrite rename that publishes a
 //! lock, a nested lock's directory made by someone else between its lstat and its mkdir, and

@@ -873,7 +873,7 @@ fn unreliable_flock_magic(magic: u32) -> Option<&'static str> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Who a process is, beyond its number (the ancestor carve-out's proof, see ancestry.rs)
+// Who a process is, beyond its number (the ancestor carve-out's proof, see protocol/ancestry.rs)
 // ---------------------------------------------------------------------------------------------
 
 /// Whether pid numbers can name different processes in different pid namespaces here.

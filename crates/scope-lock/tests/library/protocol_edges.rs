@@ -1,4 +1,4 @@
-//! Edges of the protocol (`src/protocol.rs`) that only show in what an acquire decides first:
+//! Edges of the protocol (`src/protocol/`) that only show in what an acquire decides first:
 //! each test here fails on a plausible wrong version of a line that every other test survives
 //! (found by `cargo xtask mutants`).
 

@@ -25,7 +25,7 @@ pub(crate) fn flock_holders_of(_file: FileId) -> Vec<u32> {
 }
 
 /// No pid namespaces here, so a pid number names one process system-wide and needs nothing
-/// beside it (see `ancestry.rs`); and no `/proc` to read more from.
+/// beside it (see `protocol/ancestry.rs`); and no `/proc` to read more from.
 pub(crate) fn own_identity() -> Option<ProcessIdentity> {
     None
 }

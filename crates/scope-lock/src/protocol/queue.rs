@@ -20,9 +20,11 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::reclaim::reclaim;
+use super::scan::{Entry, Stale};
+use super::sentinel::Sentinel;
 use crate::error::{Error, ErrorKind};
 use crate::listing::ScanProblem;
-use crate::protocol::{self, Sentinel, Stale};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::sys::imp::{self, Dir, FileId, FileType};
 
@@ -109,11 +111,11 @@ pub(crate) fn scan(stale: Stale, sentinel: &Sentinel) -> Result<Queue, Error> {
             Ok(meta) if meta.is_file() => imp::id_of(&meta),
             _ => continue,
         };
-        let entry = protocol::Entry::new(&dir, entry.name);
+        let entry = Entry::new(&dir, entry.name);
         match imp::try_lock_exclusive(&file) {
             // Its waiter is gone. We hold the sentinel, so nobody can be taking this number
             // anew; still, as for a stale lock, only the inode we probed is unlinked.
-            Ok(true) => protocol::reclaim(
+            Ok(true) => reclaim(
                 &entry,
                 &file,
                 stale,

@@ -1,0 +1,156 @@
+//! An attempt to acquire: steps 1 to 4 of docs/protocol.md ("How this crate takes a lock")
+//! under one hold of the sentinel, and what makes a request ready for any number of them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::ancestry::Family;
+use super::decide::decide;
+use super::publish::{publish, stale_file_in_the_way};
+use super::queue::{self, Ticket};
+use super::scan::{Scan, Stale, scan};
+use super::sentinel::{Sentinel, ensure_target_usable};
+use crate::error::{AcquireError, Conflict, Error};
+use crate::fault;
+use crate::guard::ScopeGuard;
+use crate::record::LockRecord;
+use crate::request::{LOCK_SUFFIX, LockRequest};
+use crate::scope::{self, ScopeIndex};
+use crate::sys::imp;
+
+/// A request made ready once for any number of attempts: validated, its scope normalised,
+/// its lock file named, its directory created.
+pub(super) struct Prepared<'a> {
+    pub(super) running_dir: PathBuf,
+    request: &'a LockRequest,
+    /// The record to publish (restamped at each attempt), its scope normalised.
+    record: LockRecord,
+    target: PathBuf,
+    /// See [`Scan::invalid_grace`].
+    invalid_grace: Duration,
+}
+
+impl<'a> Prepared<'a> {
+    pub(super) fn new(
+        running_dir: &'a Path,
+        request: &'a LockRequest,
+        invalid_grace: Duration,
+    ) -> Result<Self, Error> {
+        request.validate()?;
+        let record = request.record(normalize_scope(request)?)?;
+        // Resolved once, now: the guard must release this very file even if the process
+        // changes its current directory while it holds the lock.
+        let running_dir = imp::absolute(running_dir)
+            .map_err(|err| Error::io("cannot resolve the lock directory", running_dir, err))?;
+        let target = lock_path(&running_dir, request);
+        // Usually there already: one `open` instead of `create_dir_all`'s `mkdir` and `stat`.
+        // (What is there is judged when the sentinel opens it.)
+        if imp::Dir::open(&running_dir).is_err() {
+            imp::create_dir_all(&running_dir)
+                .map_err(|err| Error::io("cannot create lock directory", &running_dir, err))?;
+        }
+        Ok(Self {
+            running_dir,
+            request,
+            record,
+            target,
+            invalid_grace,
+        })
+    }
+}
+
+/// What one attempt came to.
+pub(super) enum Outcome {
+    Held(ScopeGuard),
+    Blocked(Conflict),
+}
+
+/// Acquires `request` without waiting for the scope: one attempt.
+pub(crate) fn try_acquire(
+    running_dir: &Path,
+    request: &LockRequest,
+    bound: Duration,
+    invalid_grace: Duration,
+) -> Result<ScopeGuard, AcquireError> {
+    let prepared = Prepared::new(running_dir, request, invalid_grace)?;
+    match attempt(&prepared, bound, &mut None, false)? {
+        Outcome::Held(guard) => Ok(guard),
+        Outcome::Blocked(conflict) => Err(AcquireError::Conflict(Box::new(conflict))),
+    }
+}
+
+/// One attempt, under one hold of the sentinel: sentinel, target check, scan (locks and
+/// queue), decide, publish. `ticket` is this waiter's place in the queue, if it has one; with
+/// `join_queue`, a blocked attempt that has none takes one, in the same hold of the sentinel
+/// that saw the conflict, so arrival order is the order in which waiters found the scope taken.
+pub(super) fn attempt(
+    prepared: &Prepared<'_>,
+    bound: Duration,
+    ticket: &mut Option<Ticket>,
+    join_queue: bool,
+) -> Result<Outcome, Error> {
+    let Prepared {
+        running_dir,
+        request,
+        record,
+        target,
+        invalid_grace,
+    } = prepared;
+    let sentinel = Sentinel::lock(running_dir, bound)?;
+    fault::pause("acquire:sentinel-held");
+    ensure_target_usable(target, &sentinel)?;
+    let listing = scan(Scan::clean(*invalid_grace), &sentinel)?;
+    let queue = queue::scan(Stale::Clean, &sentinel)?;
+    let ours = ticket.as_ref().map(Ticket::number);
+    let index = ScopeIndex::new(record.scope());
+    let mut family = Family::default();
+    if let Some(conflict) = decide(&listing, &queue, request, &index, target, ours, &mut family) {
+        if join_queue && ticket.is_none() {
+            let taken = Ticket::take(&queue, &record.restamped(), &sentinel)?;
+            let number = taken.number();
+            *ticket = Some(taken);
+            // From now on a waiter with a ticket: what it waits for is the waiter just ahead
+            // of it, if any, not the lock that every waiter behind a holder would watch.
+            let as_waiter = decide(
+                &listing,
+                &queue,
+                request,
+                &index,
+                target,
+                Some(number),
+                &mut family,
+            );
+            return Ok(Outcome::Blocked(as_waiter.unwrap_or(conflict)));
+        }
+        return Ok(Outcome::Blocked(conflict));
+    }
+    stale_file_in_the_way(&listing, target, &sentinel)?;
+    let record = record.restamped();
+    let (file, id) = publish(target, &record, &sentinel)?;
+    // Leave the queue in the same hold of the sentinel that publishes the lock: whoever looks
+    // next sees our lock, never neither.
+    drop(ticket.take());
+    // The new lock is flocked by `file` already; the sentinel can go.
+    drop(sentinel);
+    Ok(Outcome::Held(ScopeGuard::new(
+        file,
+        id,
+        target.clone(),
+        running_dir.to_path_buf(),
+        record,
+        bound,
+    )))
+}
+
+/// The lock file `request` takes in `running_dir`.
+pub(crate) fn lock_path(running_dir: &Path, request: &LockRequest) -> PathBuf {
+    running_dir.join(format!("{}{LOCK_SUFFIX}", request.stem()))
+}
+
+pub(super) fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Error> {
+    request
+        .effective_scope()
+        .into_iter()
+        .map(scope::normalize_path)
+        .collect()
+}

@@ -1,0 +1,457 @@
+//! Step 2, the scan (docs/protocol.md, "How this crate takes a lock"): every `*.lock` below
+//! `.running/` walked through directory descriptors and classified; what is stale goes to
+//! [`reclaim`](super::reclaim).
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::publish::{PUBLISH_PREFIX, PUBLISH_SUFFIX};
+use super::reclaim::{move_aside, reclaim};
+use super::sentinel::Sentinel;
+use crate::error::Error;
+use crate::listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
+use crate::python_json::salvage;
+use crate::record::{LockRecord, MAX_RECORD_BYTES};
+use crate::request::{LOCK_SUFFIX, MAX_NESTING};
+use crate::sys::imp::{self, FileType};
+
+/// What a scan does with the stale files it finds: stale locks, unheld files of ours with
+/// invalid records, and publications whose publisher died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stale {
+    /// Reclaim, move aside, remove: what every acquire, question and listing does.
+    Clean,
+    /// Report them as a cleaning scan would, and change nothing (an inspection).
+    Report,
+}
+
+/// How a scan judges and treats what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// What to do with stale files.
+    pub(crate) stale: Stale,
+    /// How long a lock file that nothing proves alive or dead (not flocked, no record, no pid:
+    /// it may be the original's, caught half written) must stay unchanged before it is taken
+    /// for garbage and moved aside. See `LockManager::with_invalid_grace`.
+    pub(crate) invalid_grace: Duration,
+}
+
+impl Scan {
+    /// A scan that cleans up, as acquires and questions do.
+    pub(crate) fn clean(invalid_grace: Duration) -> Self {
+        Self {
+            stale: Stale::Clean,
+            invalid_grace,
+        }
+    }
+
+    /// An inspection: it judges as [`clean`](Self::clean) does, and changes nothing.
+    pub(crate) fn report(invalid_grace: Duration) -> Self {
+        Self {
+            stale: Stale::Report,
+            invalid_grace,
+        }
+    }
+}
+
+/// Scans the sentinel's `.running/`, doing with stale files what `mode` says.
+pub(crate) fn scan(mode: Scan, sentinel: &Sentinel) -> Result<LockListing, Error> {
+    let stale = mode.stale;
+    let mut listing = LockListing {
+        inspection: stale == Stale::Report,
+        invalid_grace: Some(mode.invalid_grace),
+        ..LockListing::default()
+    };
+    walk(sentinel.dir(), "", 0, stale, &mut listing, sentinel)?;
+    listing.locks.sort_by(|a, b| a.path.cmp(&b.path));
+    listing.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    listing.reclaimed.sort();
+    listing.orphans.sort();
+    Ok(listing)
+}
+
+/// Lists `dir` (at `depth` below `.running/`, its names starting with `prefix`) and visits
+/// each entry, through the descriptor: a name swapped for a symlink meanwhile changes nothing
+/// about which directory is listed.
+fn walk(
+    dir: &imp::Dir,
+    prefix: &str,
+    depth: usize,
+    stale: Stale,
+    listing: &mut LockListing,
+    sentinel: &Sentinel,
+) -> Result<(), Error> {
+    let entries = dir
+        .entries()
+        .map_err(|err| Error::io("cannot list", dir.path(), err))?;
+    for entry in entries {
+        let entry = entry.map_err(|err| Error::io("cannot list", dir.path(), err))?;
+        visit(dir, entry, prefix, depth, stale, listing, sentinel)?;
+    }
+    Ok(())
+}
+
+/// Files one entry of a directory at `depth` (whose names start with `prefix`) that [`walk`]
+/// lists: skipped, removed as an orphaned publication, reported, walked into, or inspected.
+fn visit(
+    dir: &imp::Dir,
+    entry: imp::DirEntry,
+    prefix: &str,
+    depth: usize,
+    stale: Stale,
+    listing: &mut LockListing,
+    sentinel: &Sentinel,
+) -> Result<(), Error> {
+    let path = dir.join(&entry.name);
+    let file_type = match entry.file_type {
+        Ok(file_type) => file_type,
+        // Removed between the listing and the `fstatat` that some filesystems need for it.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(Error::io("cannot stat", &path, err)),
+    };
+    // Names are bytes: the original writes names that are not UTF-8 (an instance id made
+    // from such a path), and its live locks must be seen whatever their names.
+    let name = entry.name.as_bytes();
+    if name.starts_with(b".") {
+        if file_type == FileType::RegularFile && is_orphaned_publication(name) {
+            // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
+            let removed = match stale {
+                Stale::Clean => dir.remove_file(&entry.name).is_ok(),
+                Stale::Report => true,
+            };
+            if removed {
+                listing.orphans.push(path);
+            }
+        }
+        return Ok(());
+    }
+    let stem = name.strip_suffix(LOCK_SUFFIX.as_bytes());
+    let display = String::from_utf8_lossy(stem.unwrap_or(name));
+    if let (Some(_), Some(file_kind)) = (stem, FileKind::of(file_type)) {
+        // A directory named `x.lock` is reported too, and still walked below: it may be
+        // the directory of nested names such as `x.lock/run-1`.
+        listing.problems.push(ScanProblem {
+            path: path.clone(),
+            kind: ProblemKind::NotRegular { file_kind },
+        });
+    }
+    if file_type == FileType::Directory {
+        if depth < MAX_NESTING {
+            let nested = match dir.open_dir(&entry.name) {
+                Ok(nested) => nested,
+                // Removed since the listing, or replaced by something that is not a
+                // directory (a symlink is never followed): nothing of ours is below it.
+                Err(err) if err.kind() == io::ErrorKind::NotFound || imp::is_not_a_dir(&err) => {
+                    return Ok(());
+                }
+                Err(err) => return Err(Error::io("cannot open directory", &path, err)),
+            };
+            let name = String::from_utf8_lossy(name);
+            walk(
+                &nested,
+                &format!("{prefix}{name}/"),
+                depth + 1,
+                stale,
+                listing,
+                sentinel,
+            )?;
+        }
+        return Ok(());
+    }
+    if stem.is_some() && file_type == FileType::RegularFile {
+        let stem = format!("{prefix}{display}");
+        inspect(Entry::new(dir, entry.name), stem, stale, listing, sentinel);
+    }
+    Ok(())
+}
+
+fn is_orphaned_publication(name: &[u8]) -> bool {
+    name.starts_with(PUBLISH_PREFIX.as_bytes()) && name.ends_with(PUBLISH_SUFFIX.as_bytes())
+}
+
+/// A name in a directory held open, with its path for messages and reports.
+pub(crate) struct Entry<'a> {
+    pub(crate) dir: &'a imp::Dir,
+    pub(crate) name: OsString,
+    pub(crate) path: PathBuf,
+}
+
+impl<'a> Entry<'a> {
+    pub(crate) fn new(dir: &'a imp::Dir, name: OsString) -> Self {
+        let path = dir.join(&name);
+        Self { dir, name, path }
+    }
+}
+
+/// Probes and reads one lock file and files it under live, reclaimed or problems.
+fn inspect(
+    entry: Entry<'_>,
+    stem: String,
+    stale: Stale,
+    listing: &mut LockListing,
+    sentinel: &Sentinel,
+) {
+    let problem = |listing: &mut LockListing, path: PathBuf, kind| {
+        listing.problems.push(ScanProblem { path, kind });
+    };
+    let unreadable = |err: io::Error| ProblemKind::Unreadable {
+        reason: err.to_string(),
+    };
+    let path = entry.path.clone();
+    let file = match entry.dir.open_file(&entry.name) {
+        Ok(file) => file,
+        // Released between the listing and the open: nothing to see.
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return,
+        Err(err) => {
+            let kind = match entry.dir.stat(&entry.name) {
+                Ok(Some(stat)) if stat.file_type != FileType::RegularFile => {
+                    ProblemKind::NotRegular {
+                        file_kind: FileKind::of(stat.file_type).unwrap_or(FileKind::Other),
+                    }
+                }
+                _ => unreadable(err),
+            };
+            return problem(listing, path, kind);
+        }
+    };
+    let (size, id, modified) = match imp::metadata(&file) {
+        Ok(meta) if meta.is_file() => (meta.len(), imp::id_of(&meta), meta.modified().ok()),
+        Ok(meta) => {
+            let file_kind = FileKind::of(imp::file_type_of(&meta)).unwrap_or(FileKind::Other);
+            return problem(listing, path, ProblemKind::NotRegular { file_kind });
+        }
+        Err(err) => return problem(listing, path, unreadable(err)),
+    };
+    let held = match imp::try_lock_exclusive(&file) {
+        Ok(taken) => !taken,
+        Err(err) => return problem(listing, path, unreadable(err)),
+    };
+    // One byte more than a record may have, so `from_json` can tell "too large".
+    let bytes = match imp::read_sized(&file, size, MAX_RECORD_BYTES + 1) {
+        Ok(bytes) => bytes,
+        Err(err) => return problem(listing, path, unreadable(err)),
+    };
+    let parsed = LockRecord::from_json(&bytes);
+    match (held, parsed) {
+        (true, Ok(record)) => listing.locks.push(LiveLock {
+            path,
+            stem,
+            record,
+            liveness: Liveness::Flock,
+            id,
+        }),
+        (true, Err(err)) => {
+            let reason = err.to_string();
+            problem(listing, path, ProblemKind::HeldInvalid { reason });
+        }
+        (false, Ok(record)) if record.is_flock_liveness() || imp::pid_is_dead(record.pid()) => {
+            let found = (&mut listing.reclaimed, &mut listing.problems);
+            reclaim(&entry, &file, stale, found, sentinel);
+        }
+        (false, Ok(record)) => listing.locks.push(LiveLock {
+            path,
+            stem,
+            record,
+            liveness: Liveness::Pid,
+            id,
+        }),
+        (false, Err(err)) => {
+            // Not flocked and not a record we can read. Only proof that its holder is gone
+            // lets us move it: our marker (we always hold our files flocked, so unheld means
+            // the holder died), or a pid that is dead. Anything else may be the original's
+            // live lock, which holds no flock (B10): it blocks.
+            let salvaged = if bytes.len() as u64 > MAX_RECORD_BYTES {
+                // Stream the rest: the original sets no size limit, and its pid comes last.
+                match imp::reader_from_start(&file) {
+                    Ok(reader) => salvage(reader),
+                    Err(err) => return problem(listing, path, unreadable(err)),
+                }
+            } else {
+                salvage(bytes.as_slice())
+            };
+            let reason = err.to_string();
+            match salvaged.pid {
+                _ if salvaged.ours => move_aside(&entry, &file, reason, stale, listing, sentinel),
+                Some(pid) if imp::pid_is_dead(pid) => {
+                    move_aside(&entry, &file, reason, stale, listing, sentinel);
+                }
+                // Nothing to tell the original's write in progress from garbage but time: no
+                // write of the original lasts anywhere near the grace.
+                None if let Some(age) = abandoned_for(modified, listing.invalid_grace) => {
+                    let reason = format!(
+                        "{reason}; no flock, no pid, and unchanged for {}s, longer than any \
+                         write of a lock file takes",
+                        age.as_secs()
+                    );
+                    move_aside(&entry, &file, reason, stale, listing, sentinel);
+                }
+                pid => problem(listing, path, ProblemKind::InvalidMaybeLive { reason, pid }),
+            }
+        }
+    }
+}
+
+/// How long a file last modified at `modified` has been left alone, if that is at least
+/// `grace`. A time in the future, or none, counts as just now: it blocks (fails closed).
+fn abandoned_for(modified: Option<SystemTime>, grace: Option<Duration>) -> Option<Duration> {
+    let age = SystemTime::now().duration_since(modified?).ok()?;
+    (age >= grace?).then_some(age)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::super::sentinel::Sentinel;
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A directory with its sentinel held, for calling the scan's steps one by one: what a
+    /// scan does when the directory changes between its listing and its look at one entry.
+    pub(crate) fn held_dir() -> Result<(tempfile::TempDir, Sentinel), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let sentinel = Sentinel::lock(dir.path(), Duration::from_secs(60))?;
+        Ok((dir, sentinel))
+    }
+
+    /// `x.lock` in the sentinel's directory.
+    pub(crate) fn x_lock(sentinel: &Sentinel) -> Entry<'_> {
+        Entry::new(sentinel.dir(), "x.lock".into())
+    }
+
+    /// What [`inspect`] makes of `x.lock`, listed as a regular file a moment ago.
+    fn inspect_listed(stale: Stale, sentinel: &Sentinel) -> LockListing {
+        let mut listing = LockListing::default();
+        inspect(x_lock(sentinel), "x".into(), stale, &mut listing, sentinel);
+        listing
+    }
+
+    #[test]
+    fn a_lock_file_removed_between_listing_and_opening_is_no_lock_and_no_problem() -> TestResult {
+        let (_dir, sentinel) = held_dir()?;
+        let listing = inspect_listed(Stale::Clean, &sentinel);
+        assert_eq!(listing, LockListing::default());
+        Ok(())
+    }
+
+    #[test]
+    fn a_symlink_put_in_place_of_a_listed_lock_file_is_reported_not_regular() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let path = dir.path().join("x.lock");
+        std::os::unix::fs::symlink("elsewhere", &path)?;
+        let listing = inspect_listed(Stale::Clean, &sentinel);
+        let kind = ProblemKind::NotRegular {
+            file_kind: FileKind::Symlink,
+        };
+        assert_eq!(listing.problems, [ScanProblem { path, kind }]);
+        assert!(listing.locks.is_empty() && listing.reclaimed.is_empty());
+        Ok(())
+    }
+
+    /// A directory opens (read-only, as every lock file is): only its `fstat` tells.
+    #[test]
+    fn a_directory_put_in_place_of_a_listed_lock_file_is_reported_not_regular() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let path = dir.path().join("x.lock");
+        std::fs::create_dir(&path)?;
+        let listing = inspect_listed(Stale::Clean, &sentinel);
+        let kind = ProblemKind::NotRegular {
+            file_kind: FileKind::Directory,
+        };
+        assert_eq!(
+            listing.problems,
+            [ScanProblem {
+                path: path.clone(),
+                kind
+            }]
+        );
+        assert!(listing.locks.is_empty() && listing.reclaimed.is_empty());
+        assert!(path.is_dir());
+        Ok(())
+    }
+
+    /// What [`visit`] makes of an entry of the sentinel's directory listed as `name`, of type
+    /// `file_type`, with nothing found before.
+    fn visit_alone(
+        name: &str,
+        file_type: io::Result<FileType>,
+        sentinel: &Sentinel,
+    ) -> Result<LockListing, Error> {
+        let entry = imp::DirEntry {
+            name: name.into(),
+            file_type,
+        };
+        let mut listing = LockListing::default();
+        visit(
+            sentinel.dir(),
+            entry,
+            "",
+            0,
+            Stale::Clean,
+            &mut listing,
+            sentinel,
+        )
+        .map(|()| listing)
+    }
+
+    #[test]
+    fn a_nested_directory_removed_before_it_is_listed_holds_nothing() -> TestResult {
+        let (_dir, sentinel) = held_dir()?;
+        let listing = visit_alone("gone", Ok(FileType::Directory), &sentinel)?;
+        assert_eq!(listing, LockListing::default());
+        Ok(())
+    }
+
+    /// A nested directory swapped, after the listing, for a symlink to a directory elsewhere
+    /// (or for a file) is not walked: nothing there is ours, and the stale lock there stays.
+    #[test]
+    fn a_nested_directory_swapped_for_a_symlink_or_a_file_is_not_walked() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let elsewhere = tempfile::tempdir()?;
+        let victim = elsewhere.path().join("x.lock");
+        let dead = LockRecord::new("x", vec!["/x".into()], 99_999_999, "t");
+        std::fs::write(&victim, dead.to_json())?;
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("nested"))?;
+        std::fs::write(dir.path().join("file"), "")?;
+        for name in ["nested", "file"] {
+            let listing = visit_alone(name, Ok(FileType::Directory), &sentinel)?;
+            assert_eq!(listing, LockListing::default(), "{name}");
+        }
+        assert!(
+            victim.exists(),
+            "a stale lock outside .running was reclaimed"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_entry_removed_before_its_type_is_read_is_skipped() -> TestResult {
+        let (_dir, sentinel) = held_dir()?;
+        let listing = visit_alone("x.lock", Err(io::ErrorKind::NotFound.into()), &sentinel)?;
+        assert_eq!(listing, LockListing::default());
+        Ok(())
+    }
+
+    #[test]
+    fn an_entry_whose_type_cannot_be_read_is_an_error_naming_it() -> TestResult {
+        let (dir, sentinel) = held_dir()?;
+        let denied = Err(io::ErrorKind::PermissionDenied.into());
+        let err = visit_alone("x.lock", denied, &sentinel).unwrap_err();
+        assert_eq!(
+            err.path(),
+            Some(dir.path().join("x.lock").as_path()),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn orphaned_publications_are_recognised_by_name_only() {
+        assert!(is_orphaned_publication(b".scope-lock-publish-AbC123.tmp"));
+        assert!(!is_orphaned_publication(b".acquire.lock"));
+        assert!(!is_orphaned_publication(b".x.lock.invalid-1-0"));
+        assert!(!is_orphaned_publication(b"scope-lock-publish-x.tmp"));
+    }
+}

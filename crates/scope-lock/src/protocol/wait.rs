@@ -1,0 +1,266 @@
+//! Step 6, the wait (docs/protocol.md, "How this crate takes a lock"): attempts repeated until
+//! the deadline, a ticket taken in the queue, and between attempts a wait for an event about
+//! what blocks us, or a poll where no event can announce it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::acquire::{Outcome, Prepared, attempt};
+use super::queue::{self, Ticket};
+use crate::backoff::Backoff;
+use crate::error::{AcquireError, Conflict, ErrorKind};
+use crate::fault;
+use crate::guard::ScopeGuard;
+use crate::record::LockRecord;
+use crate::request::LockRequest;
+use crate::sys::imp::{DirWatch, Interest};
+use crate::wait::{WaitObserver, Waiting};
+
+/// The first and the longest pause between looks at a conflict that no event can announce: a
+/// lock of the original's, whose holder's death closes nothing we can watch (or any conflict,
+/// on a system without a directory watch).
+const POLL_FIRST_PAUSE: Duration = Duration::from_millis(2);
+pub(crate) const POLL_MAX_PAUSE: Duration = Duration::from_millis(200);
+
+/// Acquires `request`, waiting until `deadline` if the scope is taken: attempts, and between
+/// them, waits for something that may have freed it.
+///
+/// A blocked attempt takes a ticket (see [`queue`]) and then waits for an event in `.running/`
+/// (a release, a reclaim, a holder's descriptor closing, which is also how a death shows) or in
+/// the queue (an earlier waiter leaving), with no polling interval. Locks of the original hold
+/// no flock, so their holders' deaths make no event: those, and systems without a directory
+/// watch, are polled with a jittered backoff of a few milliseconds growing to
+/// [`POLL_MAX_PAUSE`]. Watches are added before the attempt that looks at their directory, so
+/// nothing that happens after an attempt can be missed.
+pub(crate) fn acquire_until(
+    running_dir: &Path,
+    request: &LockRequest,
+    bound: Duration,
+    invalid_grace: Duration,
+    deadline: Instant,
+    observer: &mut dyn WaitObserver,
+) -> Result<ScopeGuard, AcquireError> {
+    let prepared = Prepared::new(running_dir, request, invalid_grace)?;
+    let started = Instant::now();
+    let mut ticket = None;
+    // Watched before the first attempt, so that the attempt that finds the scope taken is the
+    // last look before the wait. A watch added only after it would need one more attempt
+    // (events before it went unseen): one more hold of the sentinel per waiting acquire, just
+    // when the waiter that a release woke wants it. The queue's directory exists once anyone
+    // has waited; until then it is watched after the attempt that creates it.
+    let mut watch = DirWatch::new().ok();
+    if let Some(watch) = &mut watch {
+        let _ = watch.watch(&prepared.running_dir, Interest::LockFiles);
+        let _ = watch.watch(&queue::queue_dir(&prepared.running_dir), Interest::All);
+    }
+    let mut reported_at: Option<Instant> = None;
+    let mut poll = Backoff::new(POLL_FIRST_PAUSE, POLL_MAX_PAUSE);
+    loop {
+        // The sentinel's bound, but not past the deadline (one try at least).
+        let sentinel_bound = bound.min(deadline.saturating_duration_since(Instant::now()));
+        let conflict = match attempt(&prepared, sentinel_bound, &mut ticket, true) {
+            Ok(Outcome::Held(guard)) => return Ok(guard),
+            Ok(Outcome::Blocked(conflict)) => conflict,
+            // A stuck sentinel holder costs this wait time, not its end.
+            Err(err) if err.kind() == ErrorKind::Busy && Instant::now() < deadline => continue,
+            Err(err) => return Err(err.into()),
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            // Dropping the ticket on the way out withdraws it.
+            return Err(AcquireError::Timeout(Box::new(conflict)));
+        }
+        fault::pause("wait:blocked");
+        if watch.is_none() {
+            // No watch to be had (inotify instances are limited per user): poll instead.
+            watch = DirWatch::new().ok();
+        }
+        let (precise, fresh) = match &mut watch {
+            Some(watch) => watch_for(watch, &prepared.running_dir, &conflict),
+            None => (false, false),
+        };
+        if fresh {
+            // Something may have changed before the new watch was in place: look again.
+            continue;
+        }
+        // Reported only from here on, where every event that could end the wait is caught:
+        // whoever hears "waiting" may count on the waiter noticing what happens next.
+        // When the observer wants to hear again; `None` when it does not.
+        let interval = observer.interval();
+        let next_report =
+            |at: Instant| interval.map(|every| at.checked_add(every).unwrap_or(deadline));
+        if reported_at.is_none_or(|at| next_report(at).is_some_and(|next| now >= next)) {
+            observer.waiting(&Waiting {
+                conflict: &conflict,
+                waited: now - started,
+                first: reported_at.is_none(),
+                ticket: ticket.as_ref().map(Ticket::number),
+            });
+            reported_at = Some(now);
+        }
+        let mut wake = reported_at
+            .and_then(next_report)
+            .map_or(deadline, |next| deadline.min(next));
+        let flocked = conflict.holder().is_some_and(LockRecord::is_flock_liveness);
+        if !precise || !flocked {
+            wake = wake.min(now + poll.next_delay(deadline));
+        }
+        let timeout = wake.saturating_duration_since(Instant::now());
+        // Nothing but an event about the file that blocks us can let us go on.
+        let path = conflict.lock_path();
+        let focus = path.parent().zip(path.file_name()).filter(|_| flocked);
+        match &mut watch {
+            // A watch that fails is given up for polling, not turned into an error.
+            Some(active) => {
+                if active.wait(timeout, focus).is_err() {
+                    watch = None;
+                }
+            }
+            None => std::thread::sleep(timeout),
+        }
+    }
+}
+
+/// Watches the directories whose events can end this wait: `.running/`, the queue, and the
+/// conflicting file's own directory (a nested name). Returns whether the watch is precise for
+/// all of them, and whether any was added just now.
+fn watch_for(watch: &mut DirWatch, running_dir: &Path, conflict: &Conflict) -> (bool, bool) {
+    let queue_dir = queue::queue_dir(running_dir);
+    let mut dirs = vec![
+        (running_dir.to_path_buf(), Interest::LockFiles),
+        (queue_dir.clone(), Interest::All),
+    ];
+    if let Some(parent) = conflict.lock_path().parent() {
+        let interest = if parent == queue_dir {
+            Interest::All
+        } else {
+            Interest::LockFiles
+        };
+        dirs.push((parent.to_path_buf(), interest));
+    }
+    let (mut precise, mut fresh) = (watch.is_precise(), false);
+    for (dir, interest) in dirs {
+        match watch.watch(&dir, interest) {
+            Ok(added) => fresh |= added,
+            Err(_) => precise = false,
+        }
+    }
+    (precise, fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sentinel::tests::hold_sentinel;
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// Hears only that a wait started, and never asks to hear again: nothing but the
+    /// protocol's own wakeups (events, polls) can end the wait early.
+    struct StartedOnce(std::sync::mpsc::Sender<()>);
+
+    impl WaitObserver for StartedOnce {
+        fn waiting(&mut self, wait: &Waiting<'_>) {
+            if wait.is_first() {
+                let _ = self.0.send(());
+            }
+        }
+
+        fn interval(&self) -> Option<Duration> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_waiting_acquire_retries_a_busy_sentinel_until_its_deadline_then_fails_busy() -> TestResult
+    {
+        let dir = tempfile::tempdir()?;
+        let held = hold_sentinel(dir.path())?;
+        // Each attempt gives up on the sentinel after `bound`; the wait must outlast many.
+        let bound = Duration::from_millis(20);
+        let wait = Duration::from_millis(300);
+        let started = Instant::now();
+        let deadline = started + wait;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let running_dir = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let request = LockRequest::new("b").scope(["/elsewhere"]);
+            let result = acquire_until(
+                &running_dir,
+                &request,
+                bound,
+                crate::DEFAULT_INVALID_GRACE,
+                deadline,
+                &mut crate::wait::Silent,
+            );
+            let _ = done_tx.send(result.map(drop));
+        });
+        // Only a bound on a hang: a wait that goes on past its deadline fails here.
+        let result = done_rx
+            .recv_timeout(wait + Duration::from_secs(10))
+            .map_err(|_| "the acquire kept retrying the busy sentinel past its deadline")?;
+        assert!(
+            started.elapsed() >= wait,
+            "a busy sentinel ended the wait before its deadline: {result:?}"
+        );
+        let err = result
+            .map(|()| "acquired while the sentinel was held")
+            .unwrap_err();
+        let err = err.error().ok_or("expected a failure, not a conflict")?;
+        assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+        drop(held);
+        Ok(())
+    }
+
+    #[test]
+    fn a_waiter_polls_for_the_death_of_an_original_lock_holder_which_no_event_announces()
+    -> TestResult {
+        use std::process::{Command, Stdio};
+
+        let dir = tempfile::tempdir()?;
+        // A holder of the original's kind: its lock file names its pid and holds no flock, so
+        // its death closes nothing and changes nothing in the directory.
+        let mut holder = Command::new("cat").stdin(Stdio::piped()).spawn()?;
+        let record = format!(
+            r#"{{"loop_name": "legacy", "scope": ["/srv/l"], "pid": {}, "started_at": "2026-01-01T00:00:00+00:00"}}"#,
+            holder.id()
+        );
+        std::fs::write(dir.path().join("legacy.lock"), record)?;
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let running_dir = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let request = LockRequest::new("b").scope(["/srv/l"]);
+            // Far enough never to be reached by a waiter that polls (every 200 ms at most).
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let mut observer = StartedOnce(started_tx);
+            let result = acquire_until(
+                &running_dir,
+                &request,
+                Duration::from_secs(5),
+                crate::DEFAULT_INVALID_GRACE,
+                deadline,
+                &mut observer,
+            );
+            // The last attempt, at the deadline, would find the holder dead too: only an
+            // acquire before it shows that something polled.
+            let before_deadline = Instant::now() < deadline;
+            let _ = done_tx.send((result.map(drop), before_deadline));
+        });
+        started_rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "the waiter never started waiting")?;
+        // The holder dies (end of input) and is reaped: its pid is no longer alive.
+        drop(holder.stdin.take());
+        holder.wait()?;
+        let (result, before_deadline) = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "the waiter never returned")?;
+        assert!(
+            result.is_ok() && before_deadline,
+            "the waiter did not poll for the holder's death (acquired before the deadline: \
+             {before_deadline}): {result:?}"
+        );
+        Ok(())
+    }
+}
