@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::protocol;
 use crate::record::LockRecord;
-use crate::sys::imp::{self, FileId};
+use crate::sys::FileId;
 
 /// A held scope lock.
 ///
@@ -107,7 +107,7 @@ impl ScopeGuard {
         if std::mem::replace(&mut self.released, true) {
             return Ok(());
         }
-        if imp::current_pid() != self.owner_pid {
+        if std::process::id() != self.owner_pid {
             // A forked child: closing our copy leaves the parent's flock in place.
             return Ok(());
         }

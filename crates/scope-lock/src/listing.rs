@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::record::LockRecord;
-use crate::sys::imp::{FileId, FileType};
+use crate::sys::{FileId, FileType};
 
 /// Every live lock in the directory, and everything the scan could not take for a lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -332,7 +332,7 @@ mod tests {
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     fn kind_of(path: &Path) -> Result<Option<FileKind>, std::io::Error> {
-        Ok(FileKind::of(crate::sys::imp::lstat_type(path)?))
+        Ok(FileKind::of(crate::sys::lstat_type(path)?))
     }
 
     /// Every kind of entry a lock directory may hold is named for what it is; a regular file

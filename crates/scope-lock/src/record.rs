@@ -34,7 +34,7 @@ use crate::error::{Error, ErrorKind};
 use crate::python_json::{
     JsonBytes, path_from_json, push_json_path, push_json_string, text_from_json,
 };
-use crate::sys::imp::ProcessIdentity;
+use crate::sys::ProcessIdentity;
 
 /// Lock files larger than this are not lock records; reading stops here so that a huge file
 /// cannot stall a scan or exhaust memory.
@@ -181,11 +181,11 @@ impl LockRecord {
             loop_name: loop_name.to_owned(),
             paths: scope.iter().map(PathBuf::from).collect(),
             scope,
-            pid: crate::sys::imp::current_pid(),
+            pid: std::process::id(),
             started_at: now_iso8601(),
             singleton,
             liveness: Some(Liveness::Flock),
-            identity: crate::sys::imp::own_identity(),
+            identity: crate::sys::own_identity(),
         }
     }
 

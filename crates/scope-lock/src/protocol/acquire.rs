@@ -16,7 +16,7 @@ use crate::guard::ScopeGuard;
 use crate::record::LockRecord;
 use crate::request::{LOCK_SUFFIX, LockRequest};
 use crate::scope::{self, ScopeIndex};
-use crate::sys::imp;
+use crate::sys;
 
 /// A request made ready once for any number of attempts: validated, its scope normalised,
 /// its lock file named, its directory created.
@@ -40,13 +40,13 @@ impl<'a> Prepared<'a> {
         let record = request.record(normalize_scope(request)?)?;
         // Resolved once, now: the guard must release this very file even if the process
         // changes its current directory while it holds the lock.
-        let running_dir = imp::absolute(running_dir)
+        let running_dir = std::path::absolute(running_dir)
             .map_err(|err| Error::io("cannot resolve the lock directory", running_dir, err))?;
         let target = lock_path(&running_dir, request);
         // Usually there already: one `open` instead of `create_dir_all`'s `mkdir` and `stat`.
         // (What is there is judged when the sentinel opens it.)
-        if imp::Dir::open(&running_dir).is_err() {
-            imp::create_dir_all(&running_dir)
+        if sys::Dir::open(&running_dir).is_err() {
+            std::fs::create_dir_all(&running_dir)
                 .map_err(|err| Error::io("cannot create lock directory", &running_dir, err))?;
         }
         Ok(Self {

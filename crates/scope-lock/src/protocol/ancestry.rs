@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 
 use crate::record::LockRecord;
-use crate::sys::imp::{self, FileId, ProcessIdentity};
+use crate::sys::{self, FileId, ProcessIdentity};
 
 /// How a lock's holder is related to this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,27 +60,27 @@ pub(crate) struct System;
 
 impl World for System {
     fn own_pid(&self) -> u32 {
-        imp::current_pid()
+        std::process::id()
     }
 
     fn own_identity(&self) -> Option<ProcessIdentity> {
-        imp::own_identity()
+        sys::own_identity()
     }
 
     fn ancestors(&self) -> Vec<u32> {
-        imp::ancestor_pids()
+        sys::ancestor_pids()
     }
 
     fn flock_holders(&self, file: FileId) -> Vec<u32> {
-        imp::flock_holders_of(file)
+        sys::flock_holders_of(file)
     }
 
     fn start_ticks(&self, pid: u32) -> Option<u64> {
-        imp::start_ticks_of(pid)
+        sys::start_ticks_of(pid)
     }
 
     fn pids_are_global(&self) -> bool {
-        !imp::HAS_PID_NAMESPACES
+        !sys::HAS_PID_NAMESPACES
     }
 }
 

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use crate::error::{Error, ErrorKind};
 use crate::listing::FileKind;
-use crate::sys::imp::{self, FileType};
+use crate::sys::{self, FileType};
 
 /// Maps a failure to open `name` in `dir` to an error that says what is in the way when it is
 /// not a file.
-pub(super) fn open_error(dir: &imp::Dir, name: &str, err: io::Error) -> Error {
+pub(super) fn open_error(dir: &sys::Dir, name: &str, err: io::Error) -> Error {
     let path = dir.join(name);
     match dir.stat(name) {
         Ok(Some(stat)) if stat.file_type != FileType::RegularFile => {

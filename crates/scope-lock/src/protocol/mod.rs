@@ -52,7 +52,7 @@ use crate::listing::{LockListing, ProblemKind};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::LockRequest;
 use crate::scope::ScopeIndex;
-use crate::sys::imp;
+use crate::sys;
 
 use acquire::normalize_scope;
 pub(crate) use acquire::{lock_path, try_acquire};
@@ -135,18 +135,20 @@ pub(crate) fn set_aside_invalid(
         .dir
         .open_file(&entry.name)
         .map_err(|err| open_error(entry.dir, &entry.name.to_string_lossy(), err))?;
-    let meta = imp::metadata(&file).map_err(|err| Error::io("cannot stat", &target, err))?;
+    let meta = file
+        .metadata()
+        .map_err(|err| Error::io("cannot stat", &target, err))?;
     if !meta.is_file() {
-        return Err(not_a_lock_file(&target, imp::file_type_of(&meta)));
+        return Err(not_a_lock_file(&target, sys::file_type_of(&meta)));
     }
     let not_invalid = |why: &str| Error::at_path(ErrorKind::NotInvalid, &target, why);
-    if !imp::try_lock_exclusive(&file).map_err(|err| Error::io("cannot lock", &target, err))? {
+    if !sys::try_lock_exclusive(&file).map_err(|err| Error::io("cannot lock", &target, err))? {
         return Err(not_invalid(
             "is flocked, so its holder is alive: not moved; `scope-lock break` shows who holds \
              it, and `--kill` stops them",
         ));
     }
-    let bytes = imp::read_sized(&file, meta.len(), MAX_RECORD_BYTES + 1)
+    let bytes = sys::read_sized(&file, meta.len(), MAX_RECORD_BYTES + 1)
         .map_err(|err| Error::io("cannot read", &target, err))?;
     let reason = match LockRecord::from_json(&bytes) {
         Ok(_) => {
@@ -205,7 +207,7 @@ mod tests {
     ) -> Result<PathBuf, Box<dyn std::error::Error>> {
         let path = running_dir.join(format!("{}x.lock", "d/".repeat(depth)));
         std::fs::create_dir_all(path.parent().ok_or("no parent")?)?;
-        let record = LockRecord::new("x", vec!["/x".into()], imp::current_pid(), "t");
+        let record = LockRecord::new("x", vec!["/x".into()], std::process::id(), "t");
         std::fs::write(&path, record.to_json())?;
         Ok(path)
     }
@@ -237,7 +239,7 @@ mod tests {
     #[test]
     fn a_record_of_the_size_cap_is_read_and_one_byte_more_is_too_large() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let pid = imp::current_pid();
+        let pid = std::process::id();
         let json = LockRecord::new("x", vec!["/x".into()], pid, "t").to_json();
         let mut padded = json.into_bytes();
         padded.resize(usize::try_from(MAX_RECORD_BYTES)?, b' ');

@@ -3,7 +3,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::Path;
 
 use super::in_the_way::not_a_lock_file;
@@ -13,7 +13,7 @@ use crate::fault;
 use crate::listing::{LockListing, ProblemKind};
 use crate::record::LockRecord;
 use crate::request;
-use crate::sys::imp::{self, FileId, FileType};
+use crate::sys::{self, FileId, FileType};
 
 /// Files being published are named `<PUBLISH_PREFIX><random><PUBLISH_SUFFIX>`.
 pub(super) const PUBLISH_PREFIX: &str = ".scope-lock-publish-";
@@ -67,7 +67,7 @@ pub(crate) fn publish(
         ));
     };
     let (staged, file) = dir
-        .create_unique(PUBLISH_PREFIX, PUBLISH_SUFFIX, imp::LOCK_FILE_MODE)
+        .create_unique(PUBLISH_PREFIX, PUBLISH_SUFFIX, sys::LOCK_FILE_MODE)
         .map_err(|err| Error::io("cannot write a new lock file in", dir.path(), err))?;
     let staged = Staged {
         dir: &dir,
@@ -76,10 +76,11 @@ pub(crate) fn publish(
     };
     let staged_path = dir.join(&staged.name);
     fault::pause("acquire:staged-created");
-    imp::write_all(&file, json.as_bytes())
+    (&file)
+        .write_all(json.as_bytes())
         .map_err(|err| Error::io("cannot write a new lock file", &staged_path, err))?;
     fault::pause("acquire:staged-written");
-    let locked = imp::try_lock_exclusive(&file)
+    let locked = sys::try_lock_exclusive(&file)
         .map_err(|err| Error::io("cannot lock", &staged_path, err))?;
     if !locked {
         return Err(Error::at_path(
@@ -106,14 +107,14 @@ pub(crate) fn publish(
             Error::io("cannot publish lock file", target, err)
         }
     })?;
-    let id = imp::file_id(&file).map_err(|err| Error::io("cannot stat", target, err))?;
+    let id = sys::file_id(&file).map_err(|err| Error::io("cannot stat", target, err))?;
     fault::pause("acquire:published");
     Ok((file, id))
 }
 
 /// A file being published, under its hidden name: removed again unless it gets its final one.
 struct Staged<'a> {
-    dir: &'a imp::Dir,
+    dir: &'a sys::Dir,
     name: OsString,
     published: bool,
 }

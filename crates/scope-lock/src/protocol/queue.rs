@@ -17,7 +17,7 @@
 //! `.running/`) and our own scans of lock files never look inside.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::reclaim::reclaim;
@@ -26,7 +26,7 @@ use super::sentinel::Sentinel;
 use crate::error::{Error, ErrorKind};
 use crate::listing::ScanProblem;
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
-use crate::sys::imp::{self, Dir, FileId, FileType};
+use crate::sys::{self, Dir, FileId, FileType};
 
 /// The queue's directory, inside `.running/`.
 pub(crate) const QUEUE_DIR: &str = ".queue";
@@ -79,7 +79,7 @@ pub(crate) fn scan(stale: Stale, sentinel: &Sentinel) -> Result<Queue, Error> {
         // again only to tell a symlink, or a directory swapped back meanwhile, from a file
         // in the way, which is an error.)
         Err(err)
-            if imp::is_not_a_dir(&err)
+            if sys::is_not_a_dir(&err)
                 && sentinel
                     .dir()
                     .stat(QUEUE_DIR)
@@ -107,12 +107,12 @@ pub(crate) fn scan(stale: Stale, sentinel: &Sentinel) -> Result<Queue, Error> {
             continue;
         };
         // Only regular files are tickets; anything else is not ours to judge, let alone remove.
-        let id = match imp::metadata(&file) {
-            Ok(meta) if meta.is_file() => imp::id_of(&meta),
+        let id = match file.metadata() {
+            Ok(meta) if meta.is_file() => sys::id_of(&meta),
             _ => continue,
         };
         let entry = Entry::new(&dir, entry.name);
-        match imp::try_lock_exclusive(&file) {
+        match sys::try_lock_exclusive(&file) {
             // Its waiter is gone. We hold the sentinel, so nobody can be taking this number
             // anew; still, as for a stale lock, only the inode we probed is unlinked.
             Ok(true) => reclaim(
@@ -123,7 +123,7 @@ pub(crate) fn scan(stale: Stale, sentinel: &Sentinel) -> Result<Queue, Error> {
                 sentinel,
             ),
             Ok(false) => {
-                let record = imp::read_up_to(&file, MAX_RECORD_BYTES + 1)
+                let record = sys::read_sized(&file, 0, MAX_RECORD_BYTES + 1)
                     .ok()
                     .and_then(|bytes| LockRecord::from_json(&bytes).ok());
                 if let Some(record) = record {
@@ -181,7 +181,7 @@ impl Ticket {
         // Made with `.running/`'s mode whatever our umask, so that every user who may use
         // `.running/` may queue there too.
         let dir = sentinel.dir().open_or_make_dir(QUEUE_DIR).map_err(|err| {
-            if imp::is_not_a_dir(&err) {
+            if sys::is_not_a_dir(&err) {
                 Error::at_path(
                     ErrorKind::NotALockFile,
                     &path,
@@ -213,13 +213,13 @@ impl Ticket {
         for number in numbers {
             let name = file_name(number);
             let path = dir.join(&name);
-            let file = match dir.create_new(&name, imp::SHARED_FILE_MODE) {
+            let file = match dir.create_new(&name, sys::SHARED_FILE_MODE) {
                 Ok(file) => file,
                 // A stale ticket we could not remove, or a stray file: try the next number.
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(err) => return Err(Error::io("cannot create ticket", &path, err)),
             };
-            let id = match imp::file_id(&file) {
+            let id = match sys::file_id(&file) {
                 Ok(id) => id,
                 Err(err) => {
                     let _ = dir.remove_file(&name);
@@ -234,7 +234,7 @@ impl Ticket {
                 path,
                 file: Some(file),
                 id,
-                owner_pid: imp::current_pid(),
+                owner_pid: std::process::id(),
             };
             ticket.fill(record)?;
             return Ok(ticket);
@@ -257,7 +257,7 @@ impl Ticket {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        let locked = imp::try_lock_exclusive(file)
+        let locked = sys::try_lock_exclusive(file)
             .map_err(|err| Error::io("cannot lock", &self.path, err))?;
         if !locked {
             return Err(Error::at_path(
@@ -266,7 +266,8 @@ impl Ticket {
                 "a freshly created ticket is already locked by someone else",
             ));
         }
-        imp::write_all(file, record.to_json().as_bytes())
+        (&*file)
+            .write_all(record.to_json().as_bytes())
             .map_err(|err| Error::io("cannot write", &self.path, err))
     }
 
@@ -285,7 +286,7 @@ impl Ticket {
             return;
         };
         // A forked child only closes its copy (as for locks).
-        if imp::current_pid() == self.owner_pid
+        if std::process::id() == self.owner_pid
             && self.dir.id_of(&self.name).ok().flatten() == Some(self.id)
         {
             let _ = self.dir.remove_file(&self.name);

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 
 use super::scan::{Entry, Stale};
@@ -13,7 +14,7 @@ use super::sentinel::Sentinel;
 use crate::fault;
 use crate::listing::{LockListing, ProblemKind, ScanProblem};
 use crate::request::NAME_MAX;
-use crate::sys::imp;
+use crate::sys;
 
 /// Removes a stale lock file (or a dead waiter's ticket) if its name still names the inode we
 /// probed through `file`, and adds it to `removed`; a failure goes to `problems`. Under the
@@ -82,7 +83,7 @@ pub(super) fn move_aside(
             return Ok(None);
         }
         let name = entry.name.as_bytes();
-        let pid = imp::current_pid();
+        let pid = std::process::id();
         for n in 0..100 {
             let aside = aside_name(name, pid, n);
             match entry.dir.rename_noreplace(&entry.name, &aside) {
@@ -114,7 +115,7 @@ pub(super) fn move_aside(
 
 /// What the user can do about a stale file that could not be moved aside.
 fn what_to_do_when_moving_fails(err: &io::Error, file: &File) -> String {
-    let owner = imp::metadata(file).map(|meta| imp::owner_of(&meta)).ok();
+    let owner = file.metadata().map(|meta| meta.uid()).ok();
     match (err.kind(), owner) {
         (io::ErrorKind::PermissionDenied, Some(uid)) => format!(
             "; this user may not rename it (in a sticky directory only the file's owner, \
@@ -138,7 +139,7 @@ fn aside_name(name: &[u8], pid: u32, n: usize) -> OsString {
 
 /// Whether the entry's name names, right now, the inode `file` is open on.
 fn still_names(entry: &Entry<'_>, file: &File) -> io::Result<bool> {
-    Ok(entry.dir.id_of(&entry.name)? == Some(imp::file_id(file)?))
+    Ok(entry.dir.id_of(&entry.name)? == Some(sys::file_id(file)?))
 }
 
 #[cfg(test)]
@@ -218,7 +219,7 @@ mod tests {
         }
         assert!(listing.reclaimed.is_empty());
 
-        let err = unlink_if_ours(&path, imp::file_id(&judged)?, &sentinel).unwrap_err();
+        let err = unlink_if_ours(&path, sys::file_id(&judged)?, &sentinel).unwrap_err();
         assert_eq!(err.path(), Some(path.as_path()), "{err}");
         assert!(path.is_dir());
         Ok(())

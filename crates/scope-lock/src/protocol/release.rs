@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::sentinel::{Sentinel, open_parent};
 use crate::error::{Error, ErrorKind};
 use crate::fault;
-use crate::sys::imp::FileId;
+use crate::sys::FileId;
 
 /// Releases a lock held through `file` (whose inode is `id`) at `path`: removes the file if
 /// it is still ours. Must only be called by the process that acquired it, which closes `file`
@@ -83,7 +83,7 @@ mod tests {
 
     use super::super::sentinel::tests::hold_sentinel;
     use crate::LockRequest;
-    use crate::sys::imp;
+    use crate::sys;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -100,7 +100,7 @@ mod tests {
         assert!(started.elapsed() < bound + Duration::from_secs(5));
         let probe = File::open(&path)?;
         assert!(
-            imp::try_lock_exclusive(&probe)?,
+            sys::try_lock_exclusive(&probe)?,
             "the dropped guard's flock outlived it"
         );
         drop(held);

@@ -16,7 +16,7 @@ use crate::listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, Sca
 use crate::python_json::salvage;
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::{LOCK_SUFFIX, MAX_NESTING};
-use crate::sys::imp::{self, FileType};
+use crate::sys::{self, FileType};
 
 /// What a scan does with the stale files it finds: stale locks, unheld files of ours with
 /// invalid records, and publications whose publisher died.
@@ -77,7 +77,7 @@ pub(crate) fn scan(mode: Scan, sentinel: &Sentinel) -> Result<LockListing, Error
 /// each entry, through the descriptor: a name swapped for a symlink meanwhile changes nothing
 /// about which directory is listed.
 fn walk(
-    dir: &imp::Dir,
+    dir: &sys::Dir,
     prefix: &str,
     depth: usize,
     stale: Stale,
@@ -97,8 +97,8 @@ fn walk(
 /// Files one entry of a directory at `depth` (whose names start with `prefix`) that [`walk`]
 /// lists: skipped, removed as an orphaned publication, reported, walked into, or inspected.
 fn visit(
-    dir: &imp::Dir,
-    entry: imp::DirEntry,
+    dir: &sys::Dir,
+    entry: sys::DirEntry,
     prefix: &str,
     depth: usize,
     stale: Stale,
@@ -144,7 +144,7 @@ fn visit(
                 Ok(nested) => nested,
                 // Removed since the listing, or replaced by something that is not a
                 // directory (a symlink is never followed): nothing of ours is below it.
-                Err(err) if err.kind() == io::ErrorKind::NotFound || imp::is_not_a_dir(&err) => {
+                Err(err) if err.kind() == io::ErrorKind::NotFound || sys::is_not_a_dir(&err) => {
                     return Ok(());
                 }
                 Err(err) => return Err(Error::io("cannot open directory", &path, err)),
@@ -174,13 +174,13 @@ fn is_orphaned_publication(name: &[u8]) -> bool {
 
 /// A name in a directory held open, with its path for messages and reports.
 pub(crate) struct Entry<'a> {
-    pub(crate) dir: &'a imp::Dir,
+    pub(crate) dir: &'a sys::Dir,
     pub(crate) name: OsString,
     pub(crate) path: PathBuf,
 }
 
 impl<'a> Entry<'a> {
-    pub(crate) fn new(dir: &'a imp::Dir, name: OsString) -> Self {
+    pub(crate) fn new(dir: &'a sys::Dir, name: OsString) -> Self {
         let path = dir.join(&name);
         Self { dir, name, path }
     }
@@ -217,20 +217,20 @@ fn inspect(
             return problem(listing, path, kind);
         }
     };
-    let (size, id, modified) = match imp::metadata(&file) {
-        Ok(meta) if meta.is_file() => (meta.len(), imp::id_of(&meta), meta.modified().ok()),
+    let (size, id, modified) = match file.metadata() {
+        Ok(meta) if meta.is_file() => (meta.len(), sys::id_of(&meta), meta.modified().ok()),
         Ok(meta) => {
-            let file_kind = FileKind::of(imp::file_type_of(&meta)).unwrap_or(FileKind::Other);
+            let file_kind = FileKind::of(sys::file_type_of(&meta)).unwrap_or(FileKind::Other);
             return problem(listing, path, ProblemKind::NotRegular { file_kind });
         }
         Err(err) => return problem(listing, path, unreadable(err)),
     };
-    let held = match imp::try_lock_exclusive(&file) {
+    let held = match sys::try_lock_exclusive(&file) {
         Ok(taken) => !taken,
         Err(err) => return problem(listing, path, unreadable(err)),
     };
     // One byte more than a record may have, so `from_json` can tell "too large".
-    let bytes = match imp::read_sized(&file, size, MAX_RECORD_BYTES + 1) {
+    let bytes = match sys::read_sized(&file, size, MAX_RECORD_BYTES + 1) {
         Ok(bytes) => bytes,
         Err(err) => return problem(listing, path, unreadable(err)),
     };
@@ -247,7 +247,7 @@ fn inspect(
             let reason = err.to_string();
             problem(listing, path, ProblemKind::HeldInvalid { reason });
         }
-        (false, Ok(record)) if record.is_flock_liveness() || imp::pid_is_dead(record.pid()) => {
+        (false, Ok(record)) if record.is_flock_liveness() || sys::pid_is_dead(record.pid()) => {
             let found = (&mut listing.reclaimed, &mut listing.problems);
             reclaim(&entry, &file, stale, found, sentinel);
         }
@@ -265,7 +265,7 @@ fn inspect(
             // live lock, which holds no flock (B10): it blocks.
             let salvaged = if bytes.len() as u64 > MAX_RECORD_BYTES {
                 // Stream the rest: the original sets no size limit, and its pid comes last.
-                match imp::reader_from_start(&file) {
+                match sys::reader_from_start(&file) {
                     Ok(reader) => salvage(reader),
                     Err(err) => return problem(listing, path, unreadable(err)),
                 }
@@ -275,7 +275,7 @@ fn inspect(
             let reason = err.to_string();
             match salvaged.pid {
                 _ if salvaged.ours => move_aside(&entry, &file, reason, stale, listing, sentinel),
-                Some(pid) if imp::pid_is_dead(pid) => {
+                Some(pid) if sys::pid_is_dead(pid) => {
                     move_aside(&entry, &file, reason, stale, listing, sentinel);
                 }
                 // Nothing to tell the original's write in progress from garbage but time: no
@@ -379,7 +379,7 @@ pub(super) mod tests {
         file_type: io::Result<FileType>,
         sentinel: &Sentinel,
     ) -> Result<LockListing, Error> {
-        let entry = imp::DirEntry {
+        let entry = sys::DirEntry {
             name: name.into(),
             file_type,
         };

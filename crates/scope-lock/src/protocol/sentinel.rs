@@ -12,7 +12,7 @@ use super::in_the_way::{describe, not_a_lock_file, open_error};
 use crate::backoff::{Backoff, deadline_after};
 use crate::error::{Error, ErrorKind};
 use crate::fault;
-use crate::sys::imp::{self, DirWatch, FileType};
+use crate::sys::{self, DirWatch, FileType};
 
 /// The directory sentinel's name, as in the original.
 pub(crate) const SENTINEL_NAME: &str = ".acquire.lock";
@@ -37,7 +37,7 @@ const SENTINEL_RECHECK: Duration = SENTINEL_MAX_PAUSE;
 /// it, never again by its path.
 pub(crate) struct Sentinel {
     file: File,
-    dir: imp::Dir,
+    dir: sys::Dir,
 }
 
 impl Drop for Sentinel {
@@ -45,13 +45,13 @@ impl Drop for Sentinel {
         // Unlike a lock file's, the sentinel's flock is ended explicitly: if another thread
         // forked meanwhile, the child shares this open file description, and merely closing
         // our descriptor would leave the whole directory locked until the child exits.
-        let _ = imp::unlock(&self.file);
+        let _ = sys::unlock(&self.file);
     }
 }
 
 impl Sentinel {
     /// `.running/`, as opened when the sentinel was locked.
-    pub(crate) fn dir(&self) -> &imp::Dir {
+    pub(crate) fn dir(&self) -> &sys::Dir {
         &self.dir
     }
 
@@ -92,12 +92,14 @@ impl Sentinel {
                 .map_err(|err| open_error(&dir, SENTINEL_NAME, err))?;
             // One `fstat` serves both: the type, and the inode the descriptor (so the lock
             // we take) refers to, which no later call can change.
-            let meta = imp::metadata(&file).map_err(|err| Error::io("cannot stat", &path, err))?;
+            let meta = file
+                .metadata()
+                .map_err(|err| Error::io("cannot stat", &path, err))?;
             if !meta.is_file() {
-                return Err(not_a_lock_file(&path, imp::file_type_of(&meta)));
+                return Err(not_a_lock_file(&path, sys::file_type_of(&meta)));
             }
-            let locked = imp::id_of(&meta);
-            if let Some(fs_name) = imp::unreliable_flock_filesystem(&file)
+            let locked = sys::id_of(&meta);
+            if let Some(fs_name) = sys::unreliable_flock_filesystem(&file)
                 .map_err(|err| Error::io("cannot inspect the filesystem of", &path, err))?
             {
                 return Err(Error::at_path(
@@ -109,7 +111,7 @@ impl Sentinel {
                     ),
                 ));
             }
-            while !imp::try_lock_exclusive(&file)
+            while !sys::try_lock_exclusive(&file)
                 .map_err(|err| Error::io("cannot lock", &path, err))?
             {
                 if watch.is_none() {
@@ -179,7 +181,7 @@ fn watch_closes(path: &Path) -> Option<DirWatch> {
 /// The error for a sentinel that stayed locked for all of `bound`: names it and, where the
 /// system can tell, who holds it.
 fn busy(path: &Path, file: &File, bound: Duration) -> Error {
-    let holders = imp::flock_holders(file);
+    let holders = sys::flock_holders(file);
     let who = match holders.as_slice() {
         [] => "another process".to_owned(),
         [pid] => format!("pid {pid}"),
@@ -204,8 +206,8 @@ fn busy(path: &Path, file: &File, bound: Duration) -> Error {
 /// Opens `.running/` itself, refusing a symlink there: a co-user who can write its parent could
 /// point it anywhere, and everything the protocol removes or moves aside would be removed
 /// there. (The path up to the loops directory is the caller's choice and is followed.)
-pub(super) fn open_running_dir(running_dir: &Path) -> Result<imp::Dir, Error> {
-    imp::Dir::open(running_dir).map_err(|err| match imp::lstat_type(running_dir) {
+pub(super) fn open_running_dir(running_dir: &Path) -> Result<sys::Dir, Error> {
+    sys::Dir::open(running_dir).map_err(|err| match sys::lstat_type(running_dir) {
         Ok(FileType::Symlink) => Error::at_path(
             ErrorKind::NotALockFile,
             running_dir,
@@ -244,14 +246,14 @@ pub(crate) fn ensure_target_usable(target: &Path, sentinel: &Sentinel) -> Result
 
 /// `.running/` or one of its sub-directories, held open.
 pub(crate) enum DirRef<'a> {
-    Running(&'a imp::Dir),
-    Nested(imp::Dir),
+    Running(&'a sys::Dir),
+    Nested(sys::Dir),
 }
 
 impl std::ops::Deref for DirRef<'_> {
-    type Target = imp::Dir;
+    type Target = sys::Dir;
 
-    fn deref(&self) -> &imp::Dir {
+    fn deref(&self) -> &sys::Dir {
         match self {
             DirRef::Running(dir) => dir,
             DirRef::Nested(dir) => dir,
@@ -338,7 +340,7 @@ pub(super) mod tests {
         drop(sentinel);
         let other = open_sentinel_of(dir.path())?;
         assert!(
-            imp::try_lock_exclusive(&other)?,
+            sys::try_lock_exclusive(&other)?,
             "the directory stayed locked after the sentinel was dropped"
         );
         drop(shared);
@@ -347,14 +349,14 @@ pub(super) mod tests {
 
     /// Opens the sentinel of `running_dir`, as another process would.
     fn open_sentinel_of(running_dir: &Path) -> io::Result<File> {
-        imp::Dir::open(running_dir)?.open_sentinel(SENTINEL_NAME)
+        sys::Dir::open(running_dir)?.open_sentinel(SENTINEL_NAME)
     }
 
     /// Holds the sentinel of `running_dir` through an open file description of its own, as
     /// another process would.
     pub(crate) fn hold_sentinel(running_dir: &Path) -> Result<File, Box<dyn std::error::Error>> {
         let file = open_sentinel_of(running_dir)?;
-        assert!(imp::try_lock_exclusive(&file)?);
+        assert!(sys::try_lock_exclusive(&file)?);
         Ok(file)
     }
 
@@ -382,7 +384,7 @@ pub(super) mod tests {
             "{err}"
         );
         if cfg!(target_os = "linux") {
-            let me = format!("pid {}", imp::current_pid());
+            let me = format!("pid {}", std::process::id());
             assert!(err.to_string().contains(&me), "{err}");
         }
         assert_eq!(
@@ -480,7 +482,7 @@ pub(super) mod tests {
             max_pause: Duration::from_millis(1),
         };
         let got = wait_for_held_sentinel(HOUR, patience, |held| {
-            imp::unlock(&held).ok().map(|()| held)
+            sys::unlock(&held).ok().map(|()| held)
         })?;
         assert!(matches!(got, Some(Ok(()))), "{got:?}");
         Ok(())

@@ -13,7 +13,7 @@ use crate::fault;
 use crate::guard::ScopeGuard;
 use crate::record::LockRecord;
 use crate::request::LockRequest;
-use crate::sys::imp::{DirWatch, Interest};
+use crate::sys::{DirWatch, Interest};
 use crate::wait::{WaitObserver, Waiting};
 
 /// The first and the longest pause between looks at a conflict that no event can announce: a

@@ -1,18 +1,67 @@
-//! The platform layer: every system call the lock protocol makes goes through `imp`.
+//! The platform layer: every lock the crate takes or ends, and every call where the way a file
+//! is opened or read is part of the protocol's safety, goes through here.
 //!
-//! Keeping them in one place means a reviewer can check, in one file, that every lock is an
+//! Keeping them in one place means a reviewer can check, in one place, that every lock is an
 //! `flock(2)` on an open file description (never an `fcntl` record lock, which the kernel drops
 //! when *any* descriptor of the file is closed), that `EINTR` is retried, and that lock files are
 //! opened without following symlinks and without blocking on FIFOs. The lock calls are
-//! enforced: `clippy.toml` forbids std's `File::lock` family everywhere else. (Resolving scope
-//! paths, in `scope.rs`, reads the filesystem too; it is not part of the protocol.)
-
-#[cfg(unix)]
-#[path = "unix.rs"]
-pub(crate) mod imp;
+//! enforced: `clippy.toml` forbids std's `File::lock` family everywhere but [`unix`]. (Resolving
+//! scope paths, in `scope.rs`, reads the filesystem too; it is not part of the protocol.)
+//!
+//! One file per concern: [`unix`] (flock, open flags, file ids, reads, processes) and [`dir`]
+//! (directory descriptors) for every Unix; what Linux learns from inotify, `/proc` and `statfs`
+//! in [`linux`]; and [`other`], the weaker stand-ins for the Unixes without them. The platform
+//! is chosen once, below, as `imp`.
 
 #[cfg(not(unix))]
 compile_error!(
     "scope-lock supports Unix only (Linux and macOS): its locks are flock(2) locks on open file \
      descriptions, which other platforms do not offer with the same semantics"
 );
+
+mod dir;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod other;
+mod unix;
+mod watch;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use linux as imp;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+use other as imp;
+
+pub(crate) use dir::{Dir, DirEntry, is_not_a_dir, lstat_type};
+pub(crate) use imp::{
+    DirWatch, flock_holders, flock_holders_of, own_identity, start_ticks_of,
+    unreliable_flock_filesystem,
+};
+pub(crate) use unix::{
+    FileId, FileType, HAS_PID_NAMESPACES, LOCK_FILE_MODE, ProcessIdentity, SHARED_FILE_MODE,
+    file_id, file_type_of, id_of, pid_is_dead, read_sized, reader_from_start, try_lock_exclusive,
+    unlock,
+};
+pub(crate) use watch::Interest;
+
+/// The pids of this process's ancestors, nearest first, excluding this process and pid 1.
+/// Read afresh on every call: a process's parent changes when its parent dies.
+pub(crate) fn ancestor_pids() -> Vec<u32> {
+    unix::ancestor_chain(std::os::unix::process::parent_id(), imp::parent_of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_parent_is_our_first_ancestor() {
+        let ancestors = ancestor_pids();
+        let parent = std::os::unix::process::parent_id();
+        if parent > 1 {
+            assert_eq!(ancestors.first(), Some(&parent));
+        }
+        assert!(!ancestors.contains(&std::process::id()));
+        assert!(!ancestors.contains(&1));
+    }
+}

@@ -2,7 +2,7 @@
 //! reads from `/proc` or learns from inotify and `statfs`, these systems do not offer here, so
 //! each function below is the weaker stand-in its caller expects (see README, "Platforms").
 //!
-//! Kept apart from `unix.rs` because it is compiled only on those systems: mutation testing
+//! Kept apart from `linux/` and `unix.rs` because it is compiled only on those systems: mutation testing
 //! runs on Linux, where none of this is built, so `.cargo/mutants.toml` leaves this file out.
 //! `cargo clippy --target aarch64-apple-darwin` type-checks it.
 
@@ -12,7 +12,12 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{DirWatch, FileId, Interest, ProcessIdentity};
+use super::{FileId, Interest, ProcessIdentity};
+
+/// No watch on these systems: its waits only sleep ([`DirWatch::is_precise`] says so), and the
+/// caller polls with a backoff instead.
+#[derive(Debug)]
+pub(crate) struct DirWatch {}
 
 /// Without `/proc/locks` the holder cannot be named.
 pub(crate) fn flock_holders(_file: &File) -> Vec<u32> {
@@ -66,7 +71,7 @@ impl DirWatch {
 
 /// Without a `/proc` we only know our own parent; the chain stops there. See README
 /// ("Platforms").
-pub(super) fn parent_of(_pid: u32) -> Option<u32> {
+pub(crate) fn parent_of(_pid: u32) -> Option<u32> {
     None
 }
 

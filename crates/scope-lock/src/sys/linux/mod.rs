@@ -1,0 +1,11 @@
+//! Linux (and Android): what the kernel offers beyond every Unix, one file per source:
+//! [`inotify`] wakes waiters, [`procfs`] names flock holders and proves who a process is,
+//! [`statfs`] tells the filesystems whose flock cannot be trusted.
+
+mod inotify;
+mod procfs;
+mod statfs;
+
+pub(crate) use inotify::DirWatch;
+pub(crate) use procfs::{flock_holders, flock_holders_of, own_identity, parent_of, start_ticks_of};
+pub(crate) use statfs::unreliable_flock_filesystem;
