@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::protocol;
+use crate::protocol::{self, Published};
 use crate::record::LockRecord;
 use crate::sys::FileId;
 
@@ -41,14 +41,15 @@ pub struct ScopeGuard {
 }
 
 impl ScopeGuard {
-    pub(crate) fn new(
-        file: File,
-        id: FileId,
-        path: PathBuf,
-        running_dir: PathBuf,
-        record: LockRecord,
-        sentinel_bound: Duration,
-    ) -> Self {
+    /// The guard of a lock the protocol just published, released within `sentinel_bound`.
+    pub(crate) fn new(published: Published, sentinel_bound: Duration) -> Self {
+        let Published {
+            file,
+            id,
+            path,
+            running_dir,
+            record,
+        } = published;
         Self {
             file,
             released: false,

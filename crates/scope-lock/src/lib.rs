@@ -48,6 +48,7 @@
 )]
 
 mod backoff;
+mod conflict;
 mod error;
 mod fault;
 mod guard;
@@ -63,17 +64,16 @@ mod sys;
 pub mod testing;
 mod wait;
 
-pub use error::{AcquireError, Conflict, ConflictRule, Error, ErrorKind};
+pub use conflict::{AcquireError, Conflict, ConflictRule};
+pub use error::{Error, ErrorKind};
 #[cfg(feature = "test-support")]
 pub use fault::{PAUSE_AT_VAR, STEPS as PAUSE_STEPS};
 pub use guard::ScopeGuard;
 pub use listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
-pub use manager::{
-    DEFAULT_INVALID_GRACE, DEFAULT_LOOPS_DIR, DEFAULT_SENTINEL_BOUND, LockManager, RUNNING_DIR,
-};
+pub use manager::{DEFAULT_INVALID_GRACE, DEFAULT_SENTINEL_BOUND, LockManager};
 pub use python_json::{deserialize_json_path, path_to_json};
 pub use record::{LockRecord, MAX_RECORD_BYTES};
-pub use request::LockRequest;
+pub use request::{DEFAULT_LOOPS_DIR, LockRequest, RUNNING_DIR};
 pub use scope::{normalize_path, normalize_path_in, paths_overlap, resolve_scope, scopes_overlap};
 pub use wait::{REPORT_INTERVAL, WaitObserver, Waiting};
 

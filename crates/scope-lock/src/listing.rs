@@ -269,7 +269,7 @@ fn lock_name(path: &Path) -> String {
     let components: Vec<_> = path.components().collect();
     let below = components
         .iter()
-        .rposition(|c| c.as_os_str() == crate::manager::RUNNING_DIR)
+        .rposition(|c| c.as_os_str() == crate::request::RUNNING_DIR)
         .map_or(&components[components.len().saturating_sub(1)..], |at| {
             &components[at + 1..]
         });

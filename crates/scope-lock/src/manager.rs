@@ -5,18 +5,13 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::deadline_after;
 
-use crate::error::{AcquireError, Conflict, Error};
+use crate::conflict::{AcquireError, Conflict};
+use crate::error::Error;
 use crate::guard::ScopeGuard;
 use crate::listing::LockListing;
-use crate::protocol::{self, Scan};
-use crate::request::LockRequest;
+use crate::protocol::{self, Published, Scan};
+use crate::request::{DEFAULT_LOOPS_DIR, LockRequest, RUNNING_DIR};
 use crate::wait::{Silent, WaitObserver};
-
-/// The directory, inside the loops directory, that holds the lock files.
-pub const RUNNING_DIR: &str = ".running";
-
-/// The loops directory the original uses when none is given.
-pub const DEFAULT_LOOPS_DIR: &str = ".loops";
 
 /// How long, unless [`LockManager::with_sentinel_bound`] says otherwise, any call tries for the
 /// directory sentinel before giving up with [`ErrorKind::Busy`](crate::ErrorKind::Busy). Its
@@ -142,6 +137,7 @@ impl LockManager {
             self.sentinel_bound,
             self.invalid_grace,
         )
+        .map(|published| self.guard(published))
     }
 
     /// Acquires the scope, waiting for it for at most `timeout`; returns holding the lock or
@@ -209,6 +205,12 @@ impl LockManager {
             deadline,
             observer,
         )
+        .map(|published| self.guard(published))
+    }
+
+    /// The guard of a lock just published; it releases within this manager's sentinel bound.
+    fn guard(&self, published: Published) -> ScopeGuard {
+        ScopeGuard::new(published, self.sentinel_bound)
     }
 
     /// The live lock that would make [`try_acquire`](Self::try_acquire) refuse `request`, if

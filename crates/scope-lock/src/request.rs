@@ -7,6 +7,12 @@ use crate::record::{LockRecord, MAX_RECORD_BYTES};
 /// The suffix of every lock file.
 pub(crate) const LOCK_SUFFIX: &str = ".lock";
 
+/// The directory, inside the loops directory, that holds the lock files.
+pub const RUNNING_DIR: &str = ".running";
+
+/// The loops directory the original uses when none is given.
+pub const DEFAULT_LOOPS_DIR: &str = ".loops";
+
 /// The longest file name most filesystems allow (`NAME_MAX`).
 pub(crate) const NAME_MAX: usize = 255;
 

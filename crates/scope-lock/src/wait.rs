@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::error::Conflict;
+use crate::conflict::Conflict;
 
 /// Told when a waiting acquire starts waiting, and then about once every
 /// [`interval`](WaitObserver::interval) while it still waits. Never called when the scope was

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use super::ancestry::Family;
 use super::decide::decide;
-use super::publish::{publish, stale_file_in_the_way};
+use super::publish::{Published, publish, stale_file_in_the_way};
 use super::queue::{self, Ticket};
-use super::scan::{Scan, Stale, scan};
+use super::reclaim::Stale;
+use super::scan::{Scan, scan};
 use super::sentinel::{Sentinel, ensure_target_usable};
-use crate::error::{AcquireError, Conflict, Error};
+use crate::conflict::{AcquireError, Conflict};
+use crate::error::Error;
 use crate::fault;
-use crate::guard::ScopeGuard;
 use crate::record::LockRecord;
 use crate::request::{LOCK_SUFFIX, LockRequest};
 use crate::scope::{self, ScopeIndex};
@@ -61,7 +62,7 @@ impl<'a> Prepared<'a> {
 
 /// What one attempt came to.
 pub(super) enum Outcome {
-    Held(ScopeGuard),
+    Published(Published),
     Blocked(Conflict),
 }
 
@@ -71,10 +72,10 @@ pub(crate) fn try_acquire(
     request: &LockRequest,
     bound: Duration,
     invalid_grace: Duration,
-) -> Result<ScopeGuard, AcquireError> {
+) -> Result<Published, AcquireError> {
     let prepared = Prepared::new(running_dir, request, invalid_grace)?;
     match attempt(&prepared, bound, &mut None, false)? {
-        Outcome::Held(guard) => Ok(guard),
+        Outcome::Published(published) => Ok(published),
         Outcome::Blocked(conflict) => Err(AcquireError::Conflict(Box::new(conflict))),
     }
 }
@@ -126,20 +127,13 @@ pub(super) fn attempt(
     }
     stale_file_in_the_way(&listing, target, &sentinel)?;
     let record = record.restamped();
-    let (file, id) = publish(target, &record, &sentinel)?;
+    let published = publish(target, record, &sentinel)?;
     // Leave the queue in the same hold of the sentinel that publishes the lock: whoever looks
     // next sees our lock, never neither.
     drop(ticket.take());
     // The new lock is flocked by `file` already; the sentinel can go.
     drop(sentinel);
-    Ok(Outcome::Held(ScopeGuard::new(
-        file,
-        id,
-        target.clone(),
-        running_dir.to_path_buf(),
-        record,
-        bound,
-    )))
+    Ok(Outcome::Published(published))
 }
 
 /// The lock file `request` takes in `running_dir`.

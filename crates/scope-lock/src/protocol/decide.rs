@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::ancestry::Family;
 use super::queue::{Queue, Queued};
-use crate::error::{Conflict, ConflictRule};
+use crate::conflict::{Conflict, ConflictRule};
 use crate::listing::LockListing;
 use crate::record::LockRecord;
 use crate::request::LockRequest;

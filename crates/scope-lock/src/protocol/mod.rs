@@ -47,7 +47,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::{Conflict, Error, ErrorKind};
+use crate::conflict::Conflict;
+use crate::error::{Error, ErrorKind};
 use crate::listing::{LockListing, ProblemKind};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::LockRequest;
@@ -59,10 +60,11 @@ pub(crate) use acquire::{lock_path, try_acquire};
 use ancestry::Family;
 use decide::decide;
 use in_the_way::{not_a_lock_file, open_error};
-use reclaim::move_aside;
+pub(crate) use publish::Published;
+use reclaim::{Entry, Stale, move_aside};
 pub(crate) use release::release;
 pub(crate) use scan::Scan;
-use scan::{Entry, Stale, scan};
+use scan::scan;
 use sentinel::{Sentinel, open_parent, open_running_dir};
 pub(crate) use wait::acquire_until;
 

@@ -4,7 +4,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::in_the_way::not_a_lock_file;
 use super::sentinel::{Sentinel, open_parent};
@@ -47,17 +47,32 @@ pub(super) fn stale_file_in_the_way(
     Ok(())
 }
 
+/// A lock just published: what a [`ScopeGuard`](crate::ScopeGuard) holds, and all it needs
+/// to release it. The protocol returns it; only the manager makes a guard of it.
+#[derive(Debug)]
+pub(crate) struct Published {
+    /// The lock file, open and flocked: the lock itself.
+    pub(crate) file: File,
+    /// The inode `file` is open on, which `path` must still name for a release to unlink it.
+    pub(crate) id: FileId,
+    pub(crate) path: PathBuf,
+    /// `.running/`, as the sentinel opened it.
+    pub(crate) running_dir: PathBuf,
+    pub(crate) record: LockRecord,
+}
+
 /// Writes `record`, flocks it, and gives it the name `target` without ever overwriting.
-/// Returns the open, flocked descriptor and the identity of its inode. Under the sentinel, so
+/// Returns what was published: the open, flocked descriptor and the identity of its inode,
+/// with the record and where it is. Under the sentinel, so
 /// that the scan's verdict still holds when the name appears. Everything happens in the
 /// target's directory held open (made, for a nested name, with `.running/`'s mode): the file
 /// is created there (`O_EXCL`, mode 0444 whatever the umask) and renamed there.
 pub(crate) fn publish(
     target: &Path,
-    record: &LockRecord,
+    record: LockRecord,
     sentinel: &Sentinel,
-) -> Result<(File, FileId), Error> {
-    let json = readable_json(record, target)?;
+) -> Result<Published, Error> {
+    let json = readable_json(&record, target)?;
     let Some((dir, name)) = open_parent(sentinel, target, true)? else {
         // `open_parent` makes what is missing.
         return Err(Error::at_path(
@@ -109,7 +124,13 @@ pub(crate) fn publish(
     })?;
     let id = sys::file_id(&file).map_err(|err| Error::io("cannot stat", target, err))?;
     fault::pause("acquire:published");
-    Ok((file, id))
+    Ok(Published {
+        file,
+        id,
+        path: target.to_path_buf(),
+        running_dir: sentinel.dir().path().to_path_buf(),
+        record,
+    })
 }
 
 /// A file being published, under its hidden name: removed again unless it gets its final one.

@@ -20,8 +20,7 @@ use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use super::reclaim::reclaim;
-use super::scan::{Entry, Stale};
+use super::reclaim::{Entry, Stale, reclaim};
 use super::sentinel::Sentinel;
 use crate::error::{Error, ErrorKind};
 use crate::listing::ScanProblem;

@@ -9,12 +9,35 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 
-use super::scan::{Entry, Stale};
 use super::sentinel::Sentinel;
 use crate::fault;
 use crate::listing::{LockListing, ProblemKind, ScanProblem};
 use crate::request::NAME_MAX;
 use crate::sys;
+
+/// What a scan does with the stale files it finds: stale locks, unheld files of ours with
+/// invalid records, and publications whose publisher died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stale {
+    /// Reclaim, move aside, remove: what every acquire, question and listing does.
+    Clean,
+    /// Report them as a cleaning scan would, and change nothing (an inspection).
+    Report,
+}
+
+/// A name in a directory held open, with its path for messages and reports.
+pub(crate) struct Entry<'a> {
+    pub(crate) dir: &'a sys::Dir,
+    pub(crate) name: OsString,
+    pub(crate) path: PathBuf,
+}
+
+impl<'a> Entry<'a> {
+    pub(crate) fn new(dir: &'a sys::Dir, name: OsString) -> Self {
+        let path = dir.join(&name);
+        Self { dir, name, path }
+    }
+}
 
 /// Removes a stale lock file (or a dead waiter's ticket) if its name still names the inode we
 /// probed through `file`, and adds it to `removed`; a failure goes to `problems`. Under the

@@ -2,14 +2,13 @@
 //! `.running/` walked through directory descriptors and classified; what is stale goes to
 //! [`reclaim`](super::reclaim).
 
-use std::ffi::OsString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::publish::{PUBLISH_PREFIX, PUBLISH_SUFFIX};
-use super::reclaim::{move_aside, reclaim};
+use super::reclaim::{Entry, Stale, move_aside, reclaim};
 use super::sentinel::Sentinel;
 use crate::error::Error;
 use crate::listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
@@ -17,16 +16,6 @@ use crate::python_json::salvage;
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::{LOCK_SUFFIX, MAX_NESTING};
 use crate::sys::{self, FileType};
-
-/// What a scan does with the stale files it finds: stale locks, unheld files of ours with
-/// invalid records, and publications whose publisher died.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stale {
-    /// Reclaim, move aside, remove: what every acquire, question and listing does.
-    Clean,
-    /// Report them as a cleaning scan would, and change nothing (an inspection).
-    Report,
-}
 
 /// How a scan judges and treats what it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,20 +159,6 @@ fn visit(
 
 fn is_orphaned_publication(name: &[u8]) -> bool {
     name.starts_with(PUBLISH_PREFIX.as_bytes()) && name.ends_with(PUBLISH_SUFFIX.as_bytes())
-}
-
-/// A name in a directory held open, with its path for messages and reports.
-pub(crate) struct Entry<'a> {
-    pub(crate) dir: &'a sys::Dir,
-    pub(crate) name: OsString,
-    pub(crate) path: PathBuf,
-}
-
-impl<'a> Entry<'a> {
-    pub(crate) fn new(dir: &'a sys::Dir, name: OsString) -> Self {
-        let path = dir.join(&name);
-        Self { dir, name, path }
-    }
 }
 
 /// Probes and reads one lock file and files it under live, reclaimed or problems.

@@ -6,11 +6,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::acquire::{Outcome, Prepared, attempt};
+use super::publish::Published;
 use super::queue::{self, Ticket};
 use crate::backoff::Backoff;
-use crate::error::{AcquireError, Conflict, ErrorKind};
+use crate::conflict::{AcquireError, Conflict};
+use crate::error::ErrorKind;
 use crate::fault;
-use crate::guard::ScopeGuard;
 use crate::record::LockRecord;
 use crate::request::LockRequest;
 use crate::sys::{DirWatch, Interest};
@@ -39,7 +40,7 @@ pub(crate) fn acquire_until(
     invalid_grace: Duration,
     deadline: Instant,
     observer: &mut dyn WaitObserver,
-) -> Result<ScopeGuard, AcquireError> {
+) -> Result<Published, AcquireError> {
     let prepared = Prepared::new(running_dir, request, invalid_grace)?;
     let started = Instant::now();
     let mut ticket = None;
@@ -59,7 +60,7 @@ pub(crate) fn acquire_until(
         // The sentinel's bound, but not past the deadline (one try at least).
         let sentinel_bound = bound.min(deadline.saturating_duration_since(Instant::now()));
         let conflict = match attempt(&prepared, sentinel_bound, &mut ticket, true) {
-            Ok(Outcome::Held(guard)) => return Ok(guard),
+            Ok(Outcome::Published(published)) => return Ok(published),
             Ok(Outcome::Blocked(conflict)) => conflict,
             // A stuck sentinel holder costs this wait time, not its end.
             Err(err) if err.kind() == ErrorKind::Busy && Instant::now() < deadline => continue,

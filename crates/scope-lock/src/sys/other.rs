@@ -12,7 +12,8 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{FileId, Interest, ProcessIdentity};
+use super::unix::{FileId, ProcessIdentity};
+use super::watch::Interest;
 
 /// No watch on these systems: its waits only sleep ([`DirWatch::is_precise`] says so), and the
 /// caller polls with a backoff instead.

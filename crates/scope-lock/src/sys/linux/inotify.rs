@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
-use crate::sys::Interest;
+use crate::sys::watch::Interest;
 
 /// Wakes a waiter when a watched directory sees an event that may have freed a scope: a name
 /// removed or moved away (a release, a reclaim, a ticket withdrawn), or a file opened for

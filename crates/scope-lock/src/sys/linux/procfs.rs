@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
-use crate::sys::{FileId, ProcessIdentity, file_id};
+use crate::sys::unix::{FileId, ProcessIdentity, file_id};
 
 /// The pids that hold an flock on `file`'s inode, as `/proc/locks` lists them (Linux); empty
 /// when nobody does or this system cannot say. Only for messages: by the time it is read the

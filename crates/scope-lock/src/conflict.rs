@@ -1,0 +1,286 @@
+//! What blocks an acquire: a [`Conflict`] (who holds or waits for an overlapping scope, and by
+//! which rule), and [`AcquireError`], which tells such an ordinary outcome from an [`Error`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::record::LockRecord;
+
+/// Why a live lock blocks a request.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConflictRule {
+    /// One of our (normalised) paths is equal to, inside, or an ancestor of one of theirs.
+    Overlap {
+        /// Our path.
+        ours: String,
+        /// The holder's path it overlaps.
+        theirs: String,
+    },
+    /// Both are singletons of the same loop name; scopes do not matter.
+    Singleton,
+    /// The lock file name we need (instance id, or loop name) is held live. Taking it would
+    /// overwrite the holder's record, so it is refused whatever the scopes.
+    SameName,
+    /// A lock file whose record cannot be read counts as held: its flock is taken, or nothing
+    /// proves its holder gone (see [`ProblemKind`](crate::ProblemKind)). Its scope is unknown,
+    /// so it is assumed to overlap.
+    Unreadable {
+        /// Why the record could not be read, why the file counts as held, and what the user
+        /// can do about it.
+        reason: String,
+    },
+    /// Another process has been waiting longer for a scope that overlaps ours (or for the same
+    /// singleton): it goes first. [`Conflict::lock_path`] is its ticket, and
+    /// [`Conflict::holder`] the waiter's record.
+    Waiting {
+        /// Its place in the queue; lower numbers arrived earlier.
+        ticket: u64,
+    },
+}
+
+/// A live lock that blocks a request: whose it is, where it is, and which rule fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub(crate) lock_path: PathBuf,
+    pub(crate) holder: Option<LockRecord>,
+    pub(crate) rule: ConflictRule,
+    pub(crate) by_this_process: bool,
+}
+
+impl Conflict {
+    /// The blocking lock file (for [`ConflictRule::Waiting`], the earlier waiter's ticket).
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// The holder's record; `None` only for [`ConflictRule::Unreadable`].
+    pub fn holder(&self) -> Option<&LockRecord> {
+        self.holder.as_ref()
+    }
+
+    /// Which rule fired.
+    pub fn rule(&self) -> &ConflictRule {
+        &self.rule
+    }
+
+    /// Whether the holder is this very process (its own guard, or an earlier acquire of the
+    /// same process that is still held).
+    pub fn is_held_by_this_process(&self) -> bool {
+        self.by_this_process
+    }
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.lock_path.display();
+        let Some(holder) = &self.holder else {
+            if let ConflictRule::Unreadable { reason } = &self.rule {
+                return write!(f, "{path} blocks every scope: {reason}");
+            }
+            return write!(f, "{path} is held");
+        };
+        match &self.rule {
+            ConflictRule::Overlap { ours, theirs } => write!(f, "{ours} overlaps {theirs}")?,
+            ConflictRule::Singleton => write!(f, "singleton loop `{}`", holder.loop_name())?,
+            ConflictRule::SameName => write!(f, "lock name taken")?,
+            ConflictRule::Unreadable { reason } => write!(f, "unreadable ({reason})")?,
+            ConflictRule::Waiting { .. } => write!(f, "an earlier waiter goes first")?,
+        }
+        let (what, ticket) = match &self.rule {
+            ConflictRule::Waiting { ticket } => ("waiting", format!(", ticket {ticket}")),
+            _ => ("held", String::new()),
+        };
+        write!(
+            f,
+            ": {what} by loop `{}` (pid {}{}{ticket}) since {} in {path}",
+            holder.loop_name(),
+            holder.pid(),
+            if self.by_this_process {
+                ", this process"
+            } else {
+                ""
+            },
+            holder.started_at(),
+        )
+    }
+}
+
+/// Why [`LockManager::try_acquire`](crate::LockManager::try_acquire) or
+/// [`LockManager::acquire`](crate::LockManager::acquire) did not return a guard.
+#[derive(Debug)]
+pub enum AcquireError {
+    /// A live lock (or an earlier waiter) blocks the request. Nothing was written; trying again
+    /// later may succeed.
+    Conflict(Box<Conflict>),
+    /// A waiting acquire reached its deadline without the lock. The conflict is the last one
+    /// seen: who held the scope (or waited ahead) when time ran out. Nothing was left behind.
+    Timeout(Box<Conflict>),
+    /// The request, the directory or the system is at fault.
+    Failed(Error),
+}
+
+impl AcquireError {
+    /// The conflict: what blocks the request, or what blocked it last when waiting timed out.
+    pub fn conflict(&self) -> Option<&Conflict> {
+        match self {
+            AcquireError::Conflict(conflict) | AcquireError::Timeout(conflict) => Some(conflict),
+            AcquireError::Failed(_) => None,
+        }
+    }
+
+    /// Whether this is a waiting acquire that ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, AcquireError::Timeout(_))
+    }
+
+    /// The error, when this is neither a conflict nor a timeout.
+    pub fn error(&self) -> Option<&Error> {
+        match self {
+            AcquireError::Conflict(_) | AcquireError::Timeout(_) => None,
+            AcquireError::Failed(err) => Some(err),
+        }
+    }
+}
+
+impl fmt::Display for AcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcquireError::Conflict(conflict) => write!(f, "scope is locked: {conflict}"),
+            AcquireError::Timeout(conflict) => {
+                write!(f, "timed out waiting for the scope: {conflict}")
+            }
+            AcquireError::Failed(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AcquireError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AcquireError::Conflict(_) | AcquireError::Timeout(_) => None,
+            AcquireError::Failed(err) => err.source(),
+        }
+    }
+}
+
+impl From<Error> for AcquireError {
+    fn from(err: Error) -> Self {
+        AcquireError::Failed(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::*;
+
+    fn conflict(rule: ConflictRule, by_this_process: bool) -> Conflict {
+        Conflict {
+            lock_path: PathBuf::from("/r/.running/x.lock"),
+            holder: Some(LockRecord::new("x", vec!["/r/src".into()], 42, "t0")),
+            rule,
+            by_this_process,
+        }
+    }
+
+    /// Each rule reads as what happened, and a waiter ahead of us is told apart from a holder.
+    #[test]
+    fn a_conflict_says_which_rule_fired_and_who_is_in_the_way() {
+        let overlap = ConflictRule::Overlap {
+            ours: "/r/src/a".into(),
+            theirs: "/r/src".into(),
+        };
+        assert_eq!(
+            conflict(overlap, false).to_string(),
+            "/r/src/a overlaps /r/src: held by loop `x` (pid 42) since t0 in /r/.running/x.lock"
+        );
+        assert_eq!(
+            conflict(ConflictRule::Singleton, true).to_string(),
+            "singleton loop `x`: held by loop `x` (pid 42, this process) since t0 in \
+             /r/.running/x.lock"
+        );
+        assert_eq!(
+            conflict(ConflictRule::Waiting { ticket: 7 }, false).to_string(),
+            "an earlier waiter goes first: waiting by loop `x` (pid 42, ticket 7) since t0 in \
+             /r/.running/x.lock"
+        );
+        let mut unreadable = conflict(
+            ConflictRule::Unreadable {
+                reason: "empty lock file".into(),
+            },
+            false,
+        );
+        unreadable.holder = None;
+        assert_eq!(
+            unreadable.to_string(),
+            "/r/.running/x.lock blocks every scope: empty lock file"
+        );
+    }
+
+    /// Each variant answers to its own accessor only, and says what it is.
+    #[test]
+    fn an_acquire_error_is_a_conflict_a_timeout_or_a_failure() {
+        let locked = AcquireError::Conflict(Box::new(conflict(ConflictRule::SameName, false)));
+        let timed_out = AcquireError::Timeout(Box::new(conflict(ConflictRule::SameName, false)));
+        let failed = AcquireError::from(Error::io(
+            "cannot open",
+            Path::new("/r"),
+            io::Error::from(io::ErrorKind::NotFound),
+        ));
+
+        assert!(locked.conflict().is_some() && !locked.is_timeout() && locked.error().is_none());
+        assert!(timed_out.conflict().is_some() && timed_out.is_timeout());
+        assert!(timed_out.error().is_none());
+        assert!(failed.conflict().is_none() && !failed.is_timeout() && failed.error().is_some());
+
+        let held = "lock name taken: held by loop `x` (pid 42) since t0 in /r/.running/x.lock";
+        assert_eq!(locked.to_string(), format!("scope is locked: {held}"));
+        assert_eq!(
+            timed_out.to_string(),
+            format!("timed out waiting for the scope: {held}")
+        );
+        assert_eq!(failed.to_string(), "cannot open /r");
+        assert!(locked.source().is_none() && timed_out.source().is_none());
+    }
+
+    /// A lock held by another live process is not "this process"; one held under our own pid
+    /// is.
+    #[test]
+    fn a_conflict_knows_whether_this_process_holds_it() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let root = std::fs::canonicalize(dir.path())?;
+        let locks = crate::LockManager::new(root.join(".loops"));
+        std::fs::create_dir_all(locks.running_dir())?;
+        // A live process that is not one of our ancestors (whose locks never block us),
+        // killed and reaped however the test ends.
+        struct Reaped(std::process::Child);
+        impl Drop for Reaped {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let other = Reaped(std::process::Command::new("sleep").arg("60").spawn()?);
+        for (name, pid, ours) in [
+            ("theirs", other.0.id(), false),
+            ("ours", std::process::id(), true),
+        ] {
+            let path = root.join(name).to_string_lossy().into_owned();
+            let record = LockRecord::new(name, vec![path.clone()], pid, "t0");
+            let file = locks.running_dir().join(format!("{name}.lock"));
+            std::fs::write(&file, record.to_json())?;
+            let request = crate::LockRequest::new("asker").scope([path]);
+            let Err(AcquireError::Conflict(conflict)) = locks.try_acquire(&request) else {
+                return Err(format!("no conflict with the lock of {name}").into());
+            };
+            assert_eq!(conflict.lock_path(), file);
+            assert_eq!(conflict.is_held_by_this_process(), ours, "{conflict}");
+            assert_eq!(conflict.to_string().contains("this process"), ours);
+        }
+        Ok(())
+    }
+}
