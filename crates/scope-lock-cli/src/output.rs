@@ -160,7 +160,7 @@ impl ListingJson {
             reclaimed: JsonPath::all(listing.reclaimed()),
             orphans: JsonPath::all(listing.orphans()),
             stale_tickets: JsonPath::all(listing.stale_tickets()),
-            dry_run: listing.is_inspection(),
+            dry_run: listing.is_dry_run(),
         }
     }
 }

@@ -15,7 +15,7 @@ pub struct LockListing {
     pub(crate) reclaimed: Vec<PathBuf>,
     pub(crate) orphans: Vec<PathBuf>,
     pub(crate) stale_tickets: Vec<PathBuf>,
-    pub(crate) inspection: bool,
+    pub(crate) dry_run: bool,
     /// How long the scan let an unproven file (no flock, no record, no pid) stay unchanged
     /// before it took it for garbage; `None` for a listing no scan made, which never does.
     pub(crate) invalid_grace: Option<std::time::Duration>,
@@ -33,36 +33,36 @@ impl LockListing {
         &self.problems
     }
 
-    /// Stale lock files this scan removed (their holders are gone); for an
-    /// [inspection](Self::is_inspection), those it would have removed, still in place.
+    /// Stale lock files this scan removed (their holders are gone); for a
+    /// [dry run](Self::is_dry_run), those it would have removed, still in place.
     pub fn reclaimed(&self) -> &[PathBuf] {
         &self.reclaimed
     }
 
     /// Publications left behind by acquirers killed half-way (dot files never given a lock
-    /// file's name) that this scan removed; for an [inspection](Self::is_inspection), those it
+    /// file's name) that this scan removed; for a [dry run](Self::is_dry_run), those it
     /// would have removed, still in place.
     pub fn orphans(&self) -> &[PathBuf] {
         &self.orphans
     }
 
     /// Tickets in the waiting queue (`.running/.queue/`) whose waiters are gone (their flock
-    /// is free: killed while waiting) that this scan removed, sorted by path; for an
-    /// [inspection](Self::is_inspection), those it would have removed, still in place. Only
+    /// is free: killed while waiting) that this scan removed, sorted by path; for a
+    /// [dry run](Self::is_dry_run), those it would have removed, still in place. Only
     /// [`LockManager::list_locks`](crate::LockManager::list_locks) and
-    /// [`inspect_locks`](crate::LockManager::inspect_locks) look at the queue; the tickets of
-    /// live waiters are left alone and not listed.
+    /// [`list_locks_dry_run`](crate::LockManager::list_locks_dry_run) look at the queue; the
+    /// tickets of live waiters are left alone and not listed.
     pub fn stale_tickets(&self) -> &[PathBuf] {
         &self.stale_tickets
     }
 
     /// Whether this listing comes from
-    /// [`LockManager::inspect_locks`](crate::LockManager::inspect_locks), which changes
+    /// [`LockManager::list_locks_dry_run`](crate::LockManager::list_locks_dry_run), which changes
     /// nothing: [`reclaimed`](Self::reclaimed), [`orphans`](Self::orphans) and
     /// [`stale_tickets`](Self::stale_tickets) then say what a cleaning scan would remove, and
     /// [`ProblemKind::InvalidStale`] what it would move aside.
-    pub fn is_inspection(&self) -> bool {
-        self.inspection
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
     }
 }
 
@@ -156,7 +156,7 @@ pub enum ProblemKind {
         moved_to: Option<PathBuf>,
     },
     /// As [`Invalid`](Self::Invalid) (not flocked, record invalid, holder provably gone), found
-    /// by an [inspection](LockListing::is_inspection), which left it in place: a cleaning scan
+    /// by a [dry run](LockListing::is_dry_run), which left it in place: a cleaning scan
     /// would move it aside.
     InvalidStale {
         /// Why the record is invalid.

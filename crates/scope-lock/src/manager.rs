@@ -261,11 +261,11 @@ impl LockManager {
     /// # Errors
     ///
     /// As [`list_locks`](Self::list_locks).
-    pub fn inspect_locks(&self) -> Result<LockListing, Error> {
+    pub fn list_locks_dry_run(&self) -> Result<LockListing, Error> {
         protocol::list(
             &self.running_dir,
             self.sentinel_bound,
-            Scan::report(self.invalid_grace),
+            Scan::dry_run(self.invalid_grace),
         )
     }
 

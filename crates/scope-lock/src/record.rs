@@ -16,7 +16,8 @@
 //!   without it was written by the original, whose liveness is its pid (`kill(pid, 0)`);
 //! - after it, where the writer could read them from its own `/proc` (Linux), two more:
 //!   `pid_namespace` and `pid_start_ticks`, which tell the writer from another process with the
-//!   same pid number (see `protocol/ancestry.rs`). Absent, or one without the other, they prove nothing.
+//!   same pid number (see `protocol/ancestry.rs`). Absent, or one without the other, they
+//!   prove nothing.
 //!
 //! Reading is strict about types (a string, null, zero or negative `pid` is an error naming the
 //! problem) and lenient where the original is: a legacy string `scope` reads as a one-element
@@ -55,7 +56,7 @@ pub struct LockRecord {
     pid: u32,
     started_at: String,
     singleton: bool,
-    liveness: Option<Liveness>,
+    liveness: Option<LivenessKey>,
     /// Who the writer is beyond its pid number, when it could tell (ours, on Linux).
     identity: Option<ProcessIdentity>,
 }
@@ -74,7 +75,7 @@ struct RawRecord {
     #[serde(default)]
     singleton: bool,
     #[serde(default)]
-    liveness: Option<Liveness>,
+    liveness: Option<LivenessKey>,
     #[serde(default)]
     pid_namespace: Option<u64>,
     #[serde(default)]
@@ -114,7 +115,7 @@ impl TryFrom<RawRecord> for LockRecord {
 /// The value of our `liveness` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum Liveness {
+enum LivenessKey {
     /// Alive exactly while the file is flocked.
     Flock,
     /// A value from some future writer: we do not know its rule, so we fall back to the pid,
@@ -159,7 +160,7 @@ impl LockRecord {
     /// Marks the record as one whose liveness is its file's flock (what this crate writes).
     #[must_use]
     pub fn with_flock_liveness(mut self) -> Self {
-        self.liveness = Some(Liveness::Flock);
+        self.liveness = Some(LivenessKey::Flock);
         self
     }
 
@@ -184,7 +185,7 @@ impl LockRecord {
             pid: std::process::id(),
             started_at: now_iso8601(),
             singleton,
-            liveness: Some(Liveness::Flock),
+            liveness: Some(LivenessKey::Flock),
             identity: crate::sys::own_identity(),
         }
     }
@@ -233,7 +234,7 @@ impl LockRecord {
     /// Whether liveness is the file's flock (written by this crate) rather than the pid
     /// (written by the original).
     pub fn is_flock_liveness(&self) -> bool {
-        self.liveness == Some(Liveness::Flock)
+        self.liveness == Some(LivenessKey::Flock)
     }
 
     /// The inode number of the writer's pid namespace (`/proc/<pid>/ns/pid`), when the record
@@ -294,7 +295,7 @@ impl LockRecord {
         if self.singleton {
             out.push_str(", \"singleton\": true");
         }
-        if self.liveness == Some(Liveness::Flock) {
+        if self.liveness == Some(LivenessKey::Flock) {
             out.push_str(", \"liveness\": \"flock\"");
             if let Some(identity) = self.identity {
                 let _ = write!(

@@ -1,5 +1,5 @@
-//! Holders and acquirers killed with SIGKILL at every step of acquire and release (issue 7,
-//! "Faults"). A worker stops at one of the library's pause points (compiled in only with the
+//! Holders and acquirers killed with SIGKILL at every step of acquire and release. A
+//! worker stops at one of the library's pause points (compiled in only with the
 //! `test-support` feature; the worker says `paused <step>` there), is killed, and then:
 //!
 //! - the next acquire of the same scope gets in (no lock is live without a live holder, and

@@ -5,7 +5,7 @@
 //! killed while waiting (`.running/.queue/`), moves unheld lock files with unreadable records
 //! aside, and leaves live locks, live waiters' tickets and every other file alone. This
 //! command runs that scan and reports what it did. With `--dry-run` it runs the library's
-//! inspection instead, the same scan changing nothing, and reports what it would do.
+//! dry run instead, the same scan changing nothing, and reports what it would do.
 
 use scope_lock::{LockManager, ProblemKind};
 
@@ -15,13 +15,13 @@ use crate::output::{self, ListingJson};
 
 pub(crate) fn clean(manager: &LockManager, args: &CleanArgs) -> Result<u8, Failure> {
     let listing = if args.dry_run {
-        manager.inspect_locks()?
+        manager.list_locks_dry_run()?
     } else {
         manager.list_locks()?
     };
     let running_dir = manager.running_dir();
     // What was done, or with --dry-run, what would be.
-    let (reclaim, remove, leave, left) = if listing.is_inspection() {
+    let (reclaim, remove, leave, left) = if listing.is_dry_run() {
         (
             "would reclaim",
             "would remove",
@@ -73,7 +73,7 @@ pub(crate) fn clean(manager: &LockManager, args: &CleanArgs) -> Result<u8, Failu
         "{live} live lock{} {left}\n",
         if live == 1 { "" } else { "s" }
     ));
-    if listing.is_inspection() {
+    if listing.is_dry_run() {
         out.push_str("dry run: nothing was changed\n");
     }
     output::print_text(&out)?;

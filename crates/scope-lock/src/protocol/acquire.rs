@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ancestry::Family;
+use super::ancestry::Ancestry;
 use super::decide::decide;
 use super::publish::{Published, publish, stale_file_in_the_way};
 use super::queue::{self, Ticket};
 use super::reclaim::Stale;
 use super::scan::{Scan, scan};
-use super::sentinel::{Sentinel, ensure_target_usable};
+use super::sentinel::{SentinelGuard, ensure_target_usable};
 use crate::conflict::{AcquireError, Conflict};
 use crate::error::Error;
 use crate::fault;
@@ -97,15 +97,23 @@ pub(super) fn attempt(
         target,
         invalid_grace,
     } = prepared;
-    let sentinel = Sentinel::lock(running_dir, bound)?;
+    let sentinel = SentinelGuard::lock(running_dir, bound)?;
     fault::pause("acquire:sentinel-held");
     ensure_target_usable(target, &sentinel)?;
     let listing = scan(Scan::clean(*invalid_grace), &sentinel)?;
     let queue = queue::scan(Stale::Clean, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
     let index = ScopeIndex::new(record.scope());
-    let mut family = Family::default();
-    if let Some(conflict) = decide(&listing, &queue, request, &index, target, ours, &mut family) {
+    let mut ancestry = Ancestry::default();
+    if let Some(conflict) = decide(
+        &listing,
+        &queue,
+        request,
+        &index,
+        target,
+        ours,
+        &mut ancestry,
+    ) {
         if join_queue && ticket.is_none() {
             let taken = Ticket::take(&queue, &record.restamped(), &sentinel)?;
             let number = taken.number();
@@ -119,7 +127,7 @@ pub(super) fn attempt(
                 &index,
                 target,
                 Some(number),
-                &mut family,
+                &mut ancestry,
             );
             return Ok(Outcome::Blocked(as_waiter.unwrap_or(conflict)));
         }

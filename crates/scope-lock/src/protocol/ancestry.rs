@@ -87,14 +87,14 @@ impl World for System {
 /// This process and its ancestors, as one decision sees them: what is read from the system is
 /// read at most once per decision, and only when a lock's holder might be one of us.
 #[derive(Debug, Default)]
-pub(crate) struct Family<W: World = System> {
+pub(crate) struct Ancestry<W: World = System> {
     world: W,
     ancestors: Option<Vec<u32>>,
     identity: Option<Option<ProcessIdentity>>,
     verdicts: HashMap<FileId, Kin>,
 }
 
-impl<W: World> Family<W> {
+impl<W: World> Ancestry<W> {
     /// Whether the holder of the lock (or ticket) `file`, whose record is `record`, is one of
     /// our ancestors (a loop that runs us as a nested loop).
     pub(crate) fn is_ancestor(&mut self, record: &LockRecord, file: FileId) -> bool {
@@ -236,8 +236,8 @@ mod tests {
         }
     }
 
-    fn family(facts: Facts) -> Family<Facts> {
-        Family {
+    fn ancestry(facts: Facts) -> Ancestry<Facts> {
+        Ancestry {
             world: facts,
             ancestors: None,
             identity: None,
@@ -261,31 +261,31 @@ mod tests {
 
     #[test]
     fn a_lock_proven_to_be_held_by_our_parent_is_our_ancestors() {
-        let mut family = family(Facts::default());
-        assert!(family.is_ancestor(&the_parents(), FILE));
-        assert!(family.contains(&the_parents(), FILE));
-        assert!(!family.is_this_process(&the_parents(), FILE));
+        let mut ancestry = ancestry(Facts::default());
+        assert!(ancestry.is_ancestor(&the_parents(), FILE));
+        assert!(ancestry.contains(&the_parents(), FILE));
+        assert!(!ancestry.is_this_process(&the_parents(), FILE));
     }
 
     #[test]
     fn a_lock_proven_to_be_held_by_this_process_is_ours() {
-        let mut family = family(Facts {
+        let mut ancestry = ancestry(Facts {
             holders: vec![OURS],
             ..Facts::default()
         });
         let mine = ours(OURS, NAMESPACE, STARTED);
-        assert!(family.is_this_process(&mine, FILE));
-        assert!(family.contains(&mine, FILE));
-        assert!(!family.is_ancestor(&mine, FILE));
+        assert!(ancestry.is_this_process(&mine, FILE));
+        assert!(ancestry.contains(&mine, FILE));
+        assert!(!ancestry.is_ancestor(&mine, FILE));
     }
 
     /// Each fact the proof needs, missing or wrong, leaves a stranger (fail closed).
     #[test]
     fn any_fact_that_does_not_match_leaves_the_holder_a_stranger() {
         let stranger = |facts: Facts, record: &LockRecord, why: &str| {
-            let mut family = family(facts);
-            assert!(!family.is_ancestor(record, FILE), "{why}");
-            assert!(!family.contains(record, FILE), "{why}");
+            let mut ancestry = ancestry(facts);
+            assert!(!ancestry.is_ancestor(record, FILE), "{why}");
+            assert!(!ancestry.contains(record, FILE), "{why}");
         };
         let parents = the_parents();
         stranger(
@@ -325,48 +325,48 @@ mod tests {
             "not one of our pids",
         );
         // Our own number, from another namespace, is not us either.
-        let mut family = family(Facts {
+        let mut ancestry = ancestry(Facts {
             holders: vec![0],
             ..Facts::default()
         });
-        assert!(!family.is_this_process(&ours(OURS, NAMESPACE + 1, STARTED), FILE));
+        assert!(!ancestry.is_this_process(&ours(OURS, NAMESPACE + 1, STARTED), FILE));
     }
 
     /// The original's records hold no flock and carry no identity: its own rule, by number.
     #[test]
     fn the_originals_records_follow_its_rule_by_pid_number() {
         let original = |pid| LockRecord::new("x", vec!["/x".into()], pid, "t");
-        let mut family = family(Facts {
+        let mut ancestry = ancestry(Facts {
             identity: None,
             holders: vec![],
             ..Facts::default()
         });
-        assert!(family.is_ancestor(&original(PARENT), FILE));
-        assert!(family.is_this_process(&original(OURS), FileId::made_up(1, 3)));
-        assert!(!family.contains(&original(3), FileId::made_up(1, 4)));
+        assert!(ancestry.is_ancestor(&original(PARENT), FILE));
+        assert!(ancestry.is_this_process(&original(OURS), FileId::made_up(1, 3)));
+        assert!(!ancestry.contains(&original(3), FileId::made_up(1, 4)));
     }
 
     /// Where a pid number names one process system-wide, the number is the proof.
     #[test]
     fn without_pid_namespaces_the_number_decides() {
-        let mut family = family(Facts {
+        let mut ancestry = ancestry(Facts {
             identity: None,
             holders: vec![],
             global: true,
             ..Facts::default()
         });
         let unsigned = LockRecord::new("x", vec!["/x".into()], PARENT, "t").with_flock_liveness();
-        assert!(family.is_ancestor(&unsigned, FILE));
+        assert!(ancestry.is_ancestor(&unsigned, FILE));
     }
 
     /// One decision asks about the same file many times (each waiter against each lock): the
     /// system is read once per file.
     #[test]
     fn each_file_is_judged_once_per_decision() {
-        let mut family = family(Facts::default());
+        let mut ancestry = ancestry(Facts::default());
         for _ in 0..5 {
-            assert!(family.contains(&the_parents(), FILE));
+            assert!(ancestry.contains(&the_parents(), FILE));
         }
-        assert_eq!(family.world.reads_of_locks.get(), 1);
+        assert_eq!(ancestry.world.reads_of_locks.get(), 1);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ancestry::Family;
+use super::ancestry::Ancestry;
 use super::queue::{Queue, Queued};
 use crate::conflict::{Conflict, ConflictRule};
 use crate::listing::LockListing;
@@ -14,7 +14,7 @@ use crate::scope::{self, ScopeIndex};
 
 /// What blocks `request` (whose normalised scope is `scope` and whose lock file would be
 /// `target`): a live lock ([`first_conflict`]), else a waiter ahead of us in the queue
-/// ([`waiter_ahead`]). `ticket` is our own place in the queue, if we have one. `family` is
+/// ([`waiter_ahead`]). `ticket` is our own place in the queue, if we have one. `ancestry` is
 /// our ancestry, read at most once for all the decisions of one hold of the sentinel.
 pub(super) fn decide(
     listing: &LockListing,
@@ -23,7 +23,7 @@ pub(super) fn decide(
     scope: &ScopeIndex<'_>,
     target: &Path,
     ticket: Option<u64>,
-    family: &mut Family,
+    ancestry: &mut Ancestry,
 ) -> Option<Conflict> {
     if ticket.is_some() {
         // A waiter behind an earlier one cannot go before it, whatever the locks: report (and
@@ -31,11 +31,11 @@ pub(super) fn decide(
         // queue, and a waiter leaving wakes only the one behind it. Waiting on the head
         // instead would wake every waiter at every turn, each to take the sentinel and find
         // the next head.
-        waiter_ahead(listing, queue, request, scope, ticket, family)
-            .or_else(|| first_conflict(listing, request, scope, target, family))
+        waiter_ahead(listing, queue, request, scope, ticket, ancestry)
+            .or_else(|| first_conflict(listing, request, scope, target, ancestry))
     } else {
-        first_conflict(listing, request, scope, target, family)
-            .or_else(|| waiter_ahead(listing, queue, request, scope, ticket, family))
+        first_conflict(listing, request, scope, target, ancestry)
+            .or_else(|| waiter_ahead(listing, queue, request, scope, ticket, ancestry))
     }
 }
 
@@ -45,7 +45,7 @@ fn first_conflict(
     request: &LockRequest,
     scope: &ScopeIndex<'_>,
     target: &Path,
-    family: &mut Family,
+    ancestry: &mut Ancestry,
 ) -> Option<Conflict> {
     if let Some(problem) = listing.problems.iter().find(|p| p.blocks()) {
         // Why it blocks, and what the user can do about it.
@@ -66,7 +66,7 @@ fn first_conflict(
             let Some(rule) = scope_rule(request, scope, record) else {
                 continue;
             };
-            if family.is_ancestor(record, lock.id) {
+            if ancestry.is_ancestor(record, lock.id) {
                 continue;
             }
             rule
@@ -75,7 +75,7 @@ fn first_conflict(
             lock_path: lock.path.clone(),
             holder: Some(record.clone()),
             rule,
-            by_this_process: family.is_this_process(record, lock.id),
+            by_this_process: ancestry.is_this_process(record, lock.id),
         });
     }
     None
@@ -137,18 +137,18 @@ fn waiter_ahead(
     request: &LockRequest,
     scope: &ScopeIndex<'_>,
     ticket: Option<u64>,
-    family: &mut Family,
+    ancestry: &mut Ancestry,
 ) -> Option<Conflict> {
     let mut blocking = |waiter: &Queued| {
         let record = &waiter.record;
         scope_rule(request, scope, record)?;
-        if family.is_ancestor(record, waiter.id) {
+        if ancestry.is_ancestor(record, waiter.id) {
             return None;
         }
-        let waits_on_our_family = listing.locks.iter().any(|lock| {
-            records_collide(record, &lock.record) && family.contains(&lock.record, lock.id)
+        let waits_on_our_ancestry = listing.locks.iter().any(|lock| {
+            records_collide(record, &lock.record) && ancestry.contains(&lock.record, lock.id)
         });
-        if waits_on_our_family {
+        if waits_on_our_ancestry {
             return None;
         }
         Some(Conflict {
@@ -157,7 +157,7 @@ fn waiter_ahead(
             rule: ConflictRule::Waiting {
                 ticket: waiter.number,
             },
-            by_this_process: family.is_this_process(record, waiter.id),
+            by_this_process: ancestry.is_this_process(record, waiter.id),
         })
     };
     // The tickets are in number order.

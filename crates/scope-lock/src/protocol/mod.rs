@@ -7,8 +7,8 @@
 //! its steps is one module here, whose docs point at the step rather than restate it.
 //!
 //! Every decision is taken under the directory sentinel `.running/.acquire.lock`. Each step
-//! that must run under it takes the [`Sentinel`](sentinel::Sentinel) as a token, so none can be
-//! called without it.
+//! that must run under it takes the [`SentinelGuard`](sentinel::SentinelGuard) as a token, so
+//! none can be called without it.
 //!
 //! 1. **Sentinel** ([`sentinel`]): `.running/` opened, the sentinel locked within the bound,
 //!    and the lock file's directory reached from there, one component at a time.
@@ -23,7 +23,7 @@
 //! The sequences that run them: an attempt to acquire ([`acquire`]) is steps 1 to 4 under
 //! one hold of the sentinel, and `try_acquire` is one attempt; `acquire_until` ([`wait`])
 //! repeats attempts with step 6 between them; [`find_conflict`] is steps 1 to 3; [`list`] is
-//! steps 1 and 2, and with [`Stale::Report`] a dry run that only reports what step 2 would
+//! steps 1 and 2, and with [`Stale::DryRun`] a dry run that only reports what step 2 would
 //! change; [`set_aside_invalid`] is step 1 and one move aside; release is step 5.
 //!
 //! Every system call goes through [`sys`](crate::sys); `clippy.toml` forbids std's lock methods
@@ -57,7 +57,7 @@ use crate::sys;
 
 use acquire::normalize_scope;
 pub(crate) use acquire::{lock_path, try_acquire};
-use ancestry::Family;
+use ancestry::Ancestry;
 use decide::decide;
 use in_the_way::{not_a_lock_file, open_error};
 pub(crate) use publish::Published;
@@ -65,7 +65,7 @@ use reclaim::{Entry, Stale, move_aside};
 pub(crate) use release::release;
 pub(crate) use scan::Scan;
 use scan::scan;
-use sentinel::{Sentinel, open_parent, open_running_dir};
+use sentinel::{SentinelGuard, open_parent, open_running_dir};
 pub(crate) use wait::acquire_until;
 
 /// The conflict that would make [`try_acquire`] refuse `request` right now: steps 1 to 3.
@@ -80,7 +80,7 @@ pub(crate) fn find_conflict(
     if !present(running_dir)? {
         return Ok(None);
     }
-    let sentinel = Sentinel::lock(running_dir, bound)?;
+    let sentinel = SentinelGuard::lock(running_dir, bound)?;
     let listing = scan(Scan::clean(invalid_grace), &sentinel)?;
     let queue = queue::scan(Stale::Clean, &sentinel)?;
     let target = lock_path(running_dir, request);
@@ -91,7 +91,7 @@ pub(crate) fn find_conflict(
         &ScopeIndex::new(&scope),
         &target,
         None,
-        &mut Family::default(),
+        &mut Ancestry::default(),
     ))
 }
 
@@ -105,11 +105,11 @@ pub(crate) fn list(
     let stale = scan_mode.stale;
     if !present(running_dir)? {
         return Ok(LockListing {
-            inspection: stale == Stale::Report,
+            dry_run: stale == Stale::DryRun,
             ..LockListing::default()
         });
     }
-    let sentinel = Sentinel::lock(running_dir, bound)?;
+    let sentinel = SentinelGuard::lock(running_dir, bound)?;
     let mut listing = scan(scan_mode, &sentinel)?;
     let queue = queue::scan(stale, &sentinel)?;
     listing.stale_tickets = queue.stale;
@@ -126,7 +126,7 @@ pub(crate) fn set_aside_invalid(
     bound: Duration,
 ) -> Result<PathBuf, Error> {
     request.validate()?;
-    let sentinel = Sentinel::lock(running_dir, bound)?;
+    let sentinel = SentinelGuard::lock(running_dir, bound)?;
     let target = lock_path(sentinel.dir().path(), request);
     let missing = || Error::io("cannot open", &target, io::ErrorKind::NotFound.into());
     let Some((dir, name)) = open_parent(&sentinel, &target, false)? else {
@@ -223,7 +223,7 @@ mod tests {
         let listing = list(
             dir.path(),
             Duration::from_secs(60),
-            Scan::report(crate::DEFAULT_INVALID_GRACE),
+            Scan::dry_run(crate::DEFAULT_INVALID_GRACE),
         )?;
         let listed: Vec<&Path> = listing
             .locks
@@ -254,7 +254,7 @@ mod tests {
         let listing = list(
             dir.path(),
             Duration::from_secs(60),
-            Scan::report(crate::DEFAULT_INVALID_GRACE),
+            Scan::dry_run(crate::DEFAULT_INVALID_GRACE),
         )?;
         let listed: Vec<&Path> = listing
             .locks

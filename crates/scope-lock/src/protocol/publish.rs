@@ -7,7 +7,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::in_the_way::not_a_lock_file;
-use super::sentinel::{Sentinel, open_parent};
+use super::sentinel::{SentinelGuard, open_parent};
 use crate::error::{Error, ErrorKind};
 use crate::fault;
 use crate::listing::{LockListing, ProblemKind};
@@ -24,7 +24,7 @@ pub(super) const PUBLISH_SUFFIX: &str = ".tmp";
 pub(super) fn stale_file_in_the_way(
     listing: &LockListing,
     target: &Path,
-    sentinel: &Sentinel,
+    sentinel: &SentinelGuard,
 ) -> Result<(), Error> {
     for problem in listing.problems.iter().filter(|p| p.path == target) {
         if let ProblemKind::Invalid {
@@ -70,7 +70,7 @@ pub(crate) struct Published {
 pub(crate) fn publish(
     target: &Path,
     record: LockRecord,
-    sentinel: &Sentinel,
+    sentinel: &SentinelGuard,
 ) -> Result<Published, Error> {
     let json = readable_json(&record, target)?;
     let Some((dir, name)) = open_parent(sentinel, target, true)? else {

@@ -21,7 +21,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::reclaim::{Entry, Stale, reclaim};
-use super::sentinel::Sentinel;
+use super::sentinel::SentinelGuard;
 use crate::error::{Error, ErrorKind};
 use crate::listing::ScanProblem;
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
@@ -53,7 +53,7 @@ pub(crate) struct Queued {
 pub(crate) struct Queue {
     /// The live tickets, lowest number first.
     pub(crate) tickets: Vec<Queued>,
-    /// The tickets of waiters that are gone, removed (or, by an inspection, left in place),
+    /// The tickets of waiters that are gone, removed (or, by a dry run, left in place),
     /// sorted by path.
     pub(crate) stale: Vec<PathBuf>,
     /// Tickets of waiters that are gone which could not be removed.
@@ -61,14 +61,14 @@ pub(crate) struct Queue {
 }
 
 /// Reads the queue under the sentinel, removing the tickets of waiters that are gone (their
-/// flock is free), or with [`Stale::Report`] only noting them. A ticket that is held but
+/// flock is free), or with [`Stale::DryRun`] only noting them. A ticket that is held but
 /// cannot be read is skipped: it cannot be ordered against, and skipping it costs fairness,
 /// never exclusion (locks alone decide that). Only regular files named like tickets are
 /// judged, and a queue directory that is a symlink is not followed: nothing else is ours.
 /// The directory is opened once, from the sentinel's `.running/`, and every ticket is opened,
 /// checked and removed through that descriptor: a queue swapped for a symlink meanwhile
 /// cannot send a removal anywhere else.
-pub(crate) fn scan(stale: Stale, sentinel: &Sentinel) -> Result<Queue, Error> {
+pub(crate) fn scan(stale: Stale, sentinel: &SentinelGuard) -> Result<Queue, Error> {
     let path = sentinel.dir().join(QUEUE_DIR);
     let dir = match sentinel.dir().open_dir(QUEUE_DIR) {
         Ok(dir) => dir,
@@ -174,7 +174,7 @@ impl Ticket {
     pub(crate) fn take(
         queue: &Queue,
         record: &LockRecord,
-        sentinel: &Sentinel,
+        sentinel: &SentinelGuard,
     ) -> Result<Self, Error> {
         let path = sentinel.dir().join(QUEUE_DIR);
         // Made with `.running/`'s mode whatever our umask, so that every user who may use

@@ -9,7 +9,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 
-use super::sentinel::Sentinel;
+use super::sentinel::SentinelGuard;
 use crate::fault;
 use crate::listing::{LockListing, ProblemKind, ScanProblem};
 use crate::request::NAME_MAX;
@@ -21,8 +21,8 @@ use crate::sys;
 pub(crate) enum Stale {
     /// Reclaim, move aside, remove: what every acquire, question and listing does.
     Clean,
-    /// Report them as a cleaning scan would, and change nothing (an inspection).
-    Report,
+    /// Report them as a cleaning scan would, and change nothing (a dry run).
+    DryRun,
 }
 
 /// A name in a directory held open, with its path for messages and reports.
@@ -43,16 +43,16 @@ impl<'a> Entry<'a> {
 /// probed through `file`, and adds it to `removed`; a failure goes to `problems`. Under the
 /// sentinel, so nobody can publish a new lock (or take a ticket) at that name between the
 /// check and the unlink; both go through the directory held open, so no symlink swapped in
-/// meanwhile can point them elsewhere. An inspection only reports it.
+/// meanwhile can point them elsewhere. A dry run only reports it.
 pub(crate) fn reclaim(
     entry: &Entry<'_>,
     file: &File,
     stale: Stale,
     (removed, problems): (&mut Vec<PathBuf>, &mut Vec<ScanProblem>),
-    _sentinel: &Sentinel,
+    _sentinel: &SentinelGuard,
 ) {
     let path = entry.path.clone();
-    if stale == Stale::Report {
+    if stale == Stale::DryRun {
         return removed.push(path);
     }
     match still_names(entry, file) {
@@ -85,7 +85,7 @@ pub(crate) fn reclaim(
 /// name shortened to fit a file name), so that it no longer blocks anyone but nothing is lost:
 /// one rename that never replaces an existing file, so a rename refused (by a sticky
 /// directory, say) leaves no second name behind. When that fails, the reason says why and
-/// what to do. Under the sentinel, for the same reason as [`reclaim`]. An inspection only
+/// what to do. Under the sentinel, for the same reason as [`reclaim`]. A dry run only
 /// reports it.
 pub(super) fn move_aside(
     entry: &Entry<'_>,
@@ -93,10 +93,10 @@ pub(super) fn move_aside(
     reason: String,
     stale: Stale,
     listing: &mut LockListing,
-    _sentinel: &Sentinel,
+    _sentinel: &SentinelGuard,
 ) {
     let path = entry.path.clone();
-    if stale == Stale::Report {
+    if stale == Stale::DryRun {
         let kind = ProblemKind::InvalidStale { reason };
         return listing.problems.push(ScanProblem { path, kind });
     }

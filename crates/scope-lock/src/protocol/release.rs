@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::sentinel::{Sentinel, open_parent};
+use super::sentinel::{SentinelGuard, open_parent};
 use crate::error::{Error, ErrorKind};
 use crate::fault;
 use crate::sys::FileId;
@@ -22,7 +22,7 @@ pub(crate) fn release(
     bound: Duration,
 ) -> Result<(), Error> {
     // If the directory itself is gone, so is our file.
-    let sentinel = match Sentinel::lock(running_dir, bound) {
+    let sentinel = match SentinelGuard::lock(running_dir, bound) {
         Ok(sentinel) => Some(sentinel),
         Err(err) if err.io_error().map(io::Error::kind) == Some(io::ErrorKind::NotFound) => None,
         // Our descriptor is closed all the same once we return, so the flock ends and the next
@@ -53,7 +53,11 @@ pub(crate) fn release(
 /// lock at `path` between the check and the unlink, so we never remove someone else's; both
 /// go through its directory, opened from the sentinel's `.running/` without following a
 /// symlink.
-pub(super) fn unlink_if_ours(path: &Path, id: FileId, sentinel: &Sentinel) -> Result<(), Error> {
+pub(super) fn unlink_if_ours(
+    path: &Path,
+    id: FileId,
+    sentinel: &SentinelGuard,
+) -> Result<(), Error> {
     let (dir, name) = match open_parent(sentinel, path, false) {
         Ok(Some(found)) => found,
         // Its directory is gone, so is our file.

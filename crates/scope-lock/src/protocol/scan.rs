@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use super::publish::{PUBLISH_PREFIX, PUBLISH_SUFFIX};
 use super::reclaim::{Entry, Stale, move_aside, reclaim};
-use super::sentinel::Sentinel;
+use super::sentinel::SentinelGuard;
 use crate::error::Error;
 use crate::listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 use crate::python_json::salvage;
@@ -37,20 +37,20 @@ impl Scan {
         }
     }
 
-    /// An inspection: it judges as [`clean`](Self::clean) does, and changes nothing.
-    pub(crate) fn report(invalid_grace: Duration) -> Self {
+    /// A dry run: it judges as [`clean`](Self::clean) does, and changes nothing.
+    pub(crate) fn dry_run(invalid_grace: Duration) -> Self {
         Self {
-            stale: Stale::Report,
+            stale: Stale::DryRun,
             invalid_grace,
         }
     }
 }
 
 /// Scans the sentinel's `.running/`, doing with stale files what `mode` says.
-pub(crate) fn scan(mode: Scan, sentinel: &Sentinel) -> Result<LockListing, Error> {
+pub(crate) fn scan(mode: Scan, sentinel: &SentinelGuard) -> Result<LockListing, Error> {
     let stale = mode.stale;
     let mut listing = LockListing {
-        inspection: stale == Stale::Report,
+        dry_run: stale == Stale::DryRun,
         invalid_grace: Some(mode.invalid_grace),
         ..LockListing::default()
     };
@@ -71,7 +71,7 @@ fn walk(
     depth: usize,
     stale: Stale,
     listing: &mut LockListing,
-    sentinel: &Sentinel,
+    sentinel: &SentinelGuard,
 ) -> Result<(), Error> {
     let entries = dir
         .entries()
@@ -84,7 +84,7 @@ fn walk(
 }
 
 /// Files one entry of a directory at `depth` (whose names start with `prefix`) that [`walk`]
-/// lists: skipped, removed as an orphaned publication, reported, walked into, or inspected.
+/// lists: skipped, removed as an orphaned publication, reported, walked into, or classified.
 fn visit(
     dir: &sys::Dir,
     entry: sys::DirEntry,
@@ -92,7 +92,7 @@ fn visit(
     depth: usize,
     stale: Stale,
     listing: &mut LockListing,
-    sentinel: &Sentinel,
+    sentinel: &SentinelGuard,
 ) -> Result<(), Error> {
     let path = dir.join(&entry.name);
     let file_type = match entry.file_type {
@@ -109,7 +109,7 @@ fn visit(
             // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
             let removed = match stale {
                 Stale::Clean => dir.remove_file(&entry.name).is_ok(),
-                Stale::Report => true,
+                Stale::DryRun => true,
             };
             if removed {
                 listing.orphans.push(path);
@@ -152,7 +152,7 @@ fn visit(
     }
     if stem.is_some() && file_type == FileType::RegularFile {
         let stem = format!("{prefix}{display}");
-        inspect(Entry::new(dir, entry.name), stem, stale, listing, sentinel);
+        classify(Entry::new(dir, entry.name), stem, stale, listing, sentinel);
     }
     Ok(())
 }
@@ -162,12 +162,12 @@ fn is_orphaned_publication(name: &[u8]) -> bool {
 }
 
 /// Probes and reads one lock file and files it under live, reclaimed or problems.
-fn inspect(
+fn classify(
     entry: Entry<'_>,
     stem: String,
     stale: Stale,
     listing: &mut LockListing,
-    sentinel: &Sentinel,
+    sentinel: &SentinelGuard,
 ) {
     let problem = |listing: &mut LockListing, path: PathBuf, kind| {
         listing.problems.push(ScanProblem { path, kind });
@@ -278,35 +278,36 @@ fn abandoned_for(modified: Option<SystemTime>, grace: Option<Duration>) -> Optio
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::sentinel::Sentinel;
+    use super::super::sentinel::SentinelGuard;
     use super::*;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     /// A directory with its sentinel held, for calling the scan's steps one by one: what a
     /// scan does when the directory changes between its listing and its look at one entry.
-    pub(crate) fn held_dir() -> Result<(tempfile::TempDir, Sentinel), Box<dyn std::error::Error>> {
+    pub(crate) fn held_dir()
+    -> Result<(tempfile::TempDir, SentinelGuard), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let sentinel = Sentinel::lock(dir.path(), Duration::from_secs(60))?;
+        let sentinel = SentinelGuard::lock(dir.path(), Duration::from_secs(60))?;
         Ok((dir, sentinel))
     }
 
     /// `x.lock` in the sentinel's directory.
-    pub(crate) fn x_lock(sentinel: &Sentinel) -> Entry<'_> {
+    pub(crate) fn x_lock(sentinel: &SentinelGuard) -> Entry<'_> {
         Entry::new(sentinel.dir(), "x.lock".into())
     }
 
-    /// What [`inspect`] makes of `x.lock`, listed as a regular file a moment ago.
-    fn inspect_listed(stale: Stale, sentinel: &Sentinel) -> LockListing {
+    /// What [`classify`] makes of `x.lock`, listed as a regular file a moment ago.
+    fn classify_listed(stale: Stale, sentinel: &SentinelGuard) -> LockListing {
         let mut listing = LockListing::default();
-        inspect(x_lock(sentinel), "x".into(), stale, &mut listing, sentinel);
+        classify(x_lock(sentinel), "x".into(), stale, &mut listing, sentinel);
         listing
     }
 
     #[test]
     fn a_lock_file_removed_between_listing_and_opening_is_no_lock_and_no_problem() -> TestResult {
         let (_dir, sentinel) = held_dir()?;
-        let listing = inspect_listed(Stale::Clean, &sentinel);
+        let listing = classify_listed(Stale::Clean, &sentinel);
         assert_eq!(listing, LockListing::default());
         Ok(())
     }
@@ -316,7 +317,7 @@ pub(super) mod tests {
         let (dir, sentinel) = held_dir()?;
         let path = dir.path().join("x.lock");
         std::os::unix::fs::symlink("elsewhere", &path)?;
-        let listing = inspect_listed(Stale::Clean, &sentinel);
+        let listing = classify_listed(Stale::Clean, &sentinel);
         let kind = ProblemKind::NotRegular {
             file_kind: FileKind::Symlink,
         };
@@ -331,7 +332,7 @@ pub(super) mod tests {
         let (dir, sentinel) = held_dir()?;
         let path = dir.path().join("x.lock");
         std::fs::create_dir(&path)?;
-        let listing = inspect_listed(Stale::Clean, &sentinel);
+        let listing = classify_listed(Stale::Clean, &sentinel);
         let kind = ProblemKind::NotRegular {
             file_kind: FileKind::Directory,
         };
@@ -352,7 +353,7 @@ pub(super) mod tests {
     fn visit_alone(
         name: &str,
         file_type: io::Result<FileType>,
-        sentinel: &Sentinel,
+        sentinel: &SentinelGuard,
     ) -> Result<LockListing, Error> {
         let entry = sys::DirEntry {
             name: name.into(),

@@ -35,12 +35,12 @@ const SENTINEL_RECHECK: Duration = SENTINEL_MAX_PAUSE;
 /// The exclusive flock on `.running/.acquire.lock`, held while this value lives, and
 /// `.running/` itself, held open: every step under the sentinel reaches the directory through
 /// it, never again by its path.
-pub(crate) struct Sentinel {
+pub(crate) struct SentinelGuard {
     file: File,
     dir: sys::Dir,
 }
 
-impl Drop for Sentinel {
+impl Drop for SentinelGuard {
     fn drop(&mut self) {
         // Unlike a lock file's, the sentinel's flock is ended explicitly: if another thread
         // forked meanwhile, the child shares this open file description, and merely closing
@@ -49,7 +49,7 @@ impl Drop for Sentinel {
     }
 }
 
-impl Sentinel {
+impl SentinelGuard {
     /// `.running/`, as opened when the sentinel was locked.
     pub(crate) fn dir(&self) -> &sys::Dir {
         &self.dir
@@ -152,7 +152,7 @@ impl Sentinel {
     }
 }
 
-/// How [`Sentinel::lock_with`] waits for a busy sentinel.
+/// How [`SentinelGuard::lock_with`] waits for a busy sentinel.
 #[derive(Debug, Clone, Copy)]
 struct Patience {
     /// Wake on the sentinel's closes where the system can watch them; else back off.
@@ -231,7 +231,7 @@ pub(super) fn open_running_dir(running_dir: &Path) -> Result<sys::Dir, Error> {
 /// Refuses a target that exists but is not a regular file (so acquiring over a directory,
 /// symlink or FIFO is a clear error, not a hang or a confusing `EEXIST`). Under the sentinel,
 /// so that what we checked is what publication finds.
-pub(crate) fn ensure_target_usable(target: &Path, sentinel: &Sentinel) -> Result<(), Error> {
+pub(crate) fn ensure_target_usable(target: &Path, sentinel: &SentinelGuard) -> Result<(), Error> {
     let Some((dir, name)) = open_parent(sentinel, target, false)? else {
         return Ok(());
     };
@@ -266,7 +266,7 @@ impl std::ops::Deref for DirRef<'_> {
 /// it. With `make`, missing directories are made (with `.running/`'s mode) and anything else
 /// in the way is an error; without, a missing one is `None`: nothing is there.
 pub(super) fn open_parent<'a>(
-    sentinel: &'a Sentinel,
+    sentinel: &'a SentinelGuard,
     target: &Path,
     make: bool,
 ) -> Result<Option<(DirRef<'a>, OsString)>, Error> {
@@ -334,7 +334,7 @@ pub(super) mod tests {
     #[test]
     fn dropping_the_sentinel_frees_it_even_when_its_descriptor_was_shared() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let sentinel = Sentinel::lock(dir.path(), Duration::from_secs(60))?;
+        let sentinel = SentinelGuard::lock(dir.path(), Duration::from_secs(60))?;
         // A duplicate shares the open file description, exactly as a forked child's copy does.
         let shared = sentinel.file.try_clone()?;
         drop(sentinel);
@@ -416,7 +416,7 @@ pub(super) mod tests {
         Ok(())
     }
 
-    /// Runs [`Sentinel::lock_with`] on a thread while the test holds the sentinel, and calls
+    /// Runs [`SentinelGuard::lock_with`] on a thread while the test holds the sentinel, and calls
     /// `let_go` with the held file once the waiter is about to wait for it (so strictly after
     /// its tries, never instead of them); what `let_go` returns stays open until the waiter
     /// has answered. Returns what the waiter got, or `None` when it had got nothing after a
@@ -437,7 +437,7 @@ pub(super) mod tests {
             let mut before_wait = || {
                 let _ = waiting_tx.send(());
             };
-            let got = Sentinel::lock_with(&running_dir, bound, patience, &mut before_wait);
+            let got = SentinelGuard::lock_with(&running_dir, bound, patience, &mut before_wait);
             let _ = done_tx.send(got.map(drop));
         });
         // Generous: the waiter needs microseconds.

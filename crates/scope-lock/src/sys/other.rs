@@ -2,8 +2,9 @@
 //! reads from `/proc` or learns from inotify and `statfs`, these systems do not offer here, so
 //! each function below is the weaker stand-in its caller expects (see README, "Platforms").
 //!
-//! Kept apart from `linux/` and `unix.rs` because it is compiled only on those systems: mutation testing
-//! runs on Linux, where none of this is built, so `.cargo/mutants.toml` leaves this file out.
+//! Kept apart from `linux/` and `unix.rs` because it is compiled only on those systems:
+//! mutation testing runs on Linux, where none of this is built, so `.cargo/mutants.toml` leaves
+//! this file out.
 //! `cargo clippy --target aarch64-apple-darwin` type-checks it.
 
 use std::ffi::OsStr;

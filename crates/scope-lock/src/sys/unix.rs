@@ -82,7 +82,7 @@ pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
 }
 
 /// Ends our flock on `file` explicitly (`LOCK_UN`). Only the sentinel needs this: see
-/// `Sentinel`'s `Drop` for why merely closing would not do.
+/// `SentinelGuard`'s `Drop` for why merely closing would not do.
 pub(crate) fn unlock(file: &File) -> io::Result<()> {
     file.unlock()
 }

@@ -1,6 +1,6 @@
-//! `LockManager::inspect_locks`: the scan that `list_locks` runs, judging every file the same
+//! `LockManager::list_locks_dry_run`: the scan that `list_locks` runs, judging every file the same
 //! way, but only reporting what it would reclaim, move aside or remove. A cleaning scan
-//! afterwards does exactly what the inspection said.
+//! afterwards does exactly what the dry run said.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -84,14 +84,10 @@ fn inspecting_reports_what_a_clean_would_do_and_changes_nothing() -> TestResult 
     fs::write(&orphan, "partial")?;
     let before = snapshot(fx.running())?;
 
-    let inspected = fx.locks.inspect_locks()?;
+    let inspected = fx.locks.list_locks_dry_run()?;
 
-    assert_eq!(
-        snapshot(fx.running())?,
-        before,
-        "an inspection changed a file"
-    );
-    assert!(inspected.is_inspection());
+    assert_eq!(snapshot(fx.running())?, before, "a dry run changed a file");
+    assert!(inspected.is_dry_run());
     assert_eq!(inspected.reclaimed(), std::slice::from_ref(&stale));
     assert_eq!(inspected.orphans(), std::slice::from_ref(&orphan));
     let live_paths: Vec<_> = inspected.locks().iter().map(|l| l.path()).collect();
@@ -120,9 +116,9 @@ fn inspecting_reports_what_a_clean_would_do_and_changes_nothing() -> TestResult 
     }
     assert_eq!(inspected.problems().len(), 3, "{:?}", inspected.problems());
 
-    // The cleaning scan does what the inspection announced.
+    // The cleaning scan does what the dry run announced.
     let cleaned = fx.locks.list_locks()?;
-    assert!(!cleaned.is_inspection());
+    assert!(!cleaned.is_dry_run());
     assert_eq!(cleaned.reclaimed(), inspected.reclaimed());
     assert_eq!(cleaned.orphans(), inspected.orphans());
     assert_eq!(cleaned.locks(), inspected.locks());
@@ -145,7 +141,7 @@ fn inspecting_reports_what_a_clean_would_do_and_changes_nothing() -> TestResult 
     assert!(live.path().exists());
 
     // Nothing is left to clean, and the live lock is still there.
-    let again = fx.locks.inspect_locks()?;
+    let again = fx.locks.list_locks_dry_run()?;
     assert!(again.reclaimed().is_empty() && again.orphans().is_empty());
     let left: Vec<_> = again.problems().iter().map(|p| p.path()).collect();
     assert_eq!(left, [foreign.as_path()]);
@@ -159,10 +155,10 @@ fn inspecting_reports_what_a_clean_would_do_and_changes_nothing() -> TestResult 
 fn inspecting_a_missing_directory_creates_nothing() -> TestResult {
     let dir = tempfile::tempdir()?;
     let locks = LockManager::new(dir.path().join(".loops"));
-    let inspected = locks.inspect_locks()?;
-    assert!(inspected.is_inspection());
+    let inspected = locks.list_locks_dry_run()?;
+    assert!(inspected.is_dry_run());
     assert!(inspected.locks().is_empty() && inspected.problems().is_empty());
     assert!(!dir.path().join(".loops").exists());
-    assert!(!locks.list_locks()?.is_inspection());
+    assert!(!locks.list_locks()?.is_dry_run());
     Ok(())
 }

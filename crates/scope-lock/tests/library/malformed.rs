@@ -1,4 +1,4 @@
-//! Every class of malformed lock file, in one table (issue 7): each class with and without a
+//! Every class of malformed lock file, in one table: each class with and without a
 //! live flock on it and, where the file carries a pid, with that pid alive or dead. For each
 //! row the expected outcome follows from the rules (B5, B6, B10) and is checked, together with
 //! "nothing was deleted that was not provably stale".

@@ -1,4 +1,4 @@
-//! Property tests of the record reader and of scope normalisation (issue 7): whatever the
+//! Property tests of the record reader and of scope normalisation: whatever the
 //! input, no panic; every record we write reads back equal; normalised scopes are absolute,
 //! free of `.` and `..`, and normalising again changes nothing.
 //!

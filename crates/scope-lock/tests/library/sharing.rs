@@ -1,5 +1,5 @@
 //! Sharing `.running/` with the original manager and with whatever people and crashes leave
-//! there (issue 7): a file we did not write is never moved aside or reclaimed unless it is
+//! there: a file we did not write is never moved aside or reclaimed unless it is
 //! provably stale (B10), every `*.lock` name is seen, we never publish what we cannot read
 //! back, a guard releases its own file wherever the process's current directory has gone,
 //! listing needs read access only, and a waiter that may not write to the queue is told so.

@@ -498,7 +498,7 @@ fn the_ticket_of_a_waiter_that_is_gone_is_removed_by_the_next_scan() -> TestResu
     Ok(())
 }
 
-/// `list_locks` removes the tickets of waiters that are gone and names them; `inspect_locks`
+/// `list_locks` removes the tickets of waiters that are gone and names them; `list_locks_dry_run`
 /// names the same tickets and removes nothing. A live waiter's ticket (flocked), names that
 /// are not a ticket's, and a ticket's name on a symlink (to an unlocked file elsewhere) are
 /// left as they are, and not named.
@@ -519,11 +519,11 @@ fn listing_removes_and_names_the_tickets_of_waiters_that_are_gone_and_nothing_el
     let mut before = tickets(f.running())?;
     before.sort();
 
-    let inspection = f.locks.inspect_locks()?;
-    assert_eq!(inspection.stale_tickets(), std::slice::from_ref(&gone));
+    let dry_run = f.locks.list_locks_dry_run()?;
+    assert_eq!(dry_run.stale_tickets(), std::slice::from_ref(&gone));
     let mut after = tickets(f.running())?;
     after.sort();
-    assert_eq!(after, before, "an inspection changed the queue");
+    assert_eq!(after, before, "a dry run changed the queue");
 
     let listing = f.locks.list_locks()?;
     assert_eq!(listing.stale_tickets(), std::slice::from_ref(&gone));
@@ -551,7 +551,7 @@ fn listing_does_not_follow_a_queue_directory_that_is_a_symlink() -> TestResult {
     let unlocked = elsewhere.path().join(format!("{:020}", 1));
     fs::write(&unlocked, "not ours")?;
     std::os::unix::fs::symlink(elsewhere.path(), f.running().join(".queue"))?;
-    for listing in [f.locks.inspect_locks()?, f.locks.list_locks()?] {
+    for listing in [f.locks.list_locks_dry_run()?, f.locks.list_locks()?] {
         assert_eq!(listing.stale_tickets(), [] as [PathBuf; 0]);
     }
     assert_eq!(fs::read(&unlocked)?, b"not ours");

@@ -179,7 +179,7 @@ impl Report {
                 memory["cli_list_kib"],
             );
         }
-        let _ = writeln!(w, "\ntargets (issue 10; reported, never asserted)");
+        let _ = writeln!(w, "\ntargets (reported, never asserted)");
         for (what, ratio, target, met) in self.targets() {
             let _ = writeln!(
                 w,
