@@ -201,7 +201,7 @@ pub(crate) struct LockJson {
 impl LockJson {
     fn new(running_dir: &Path, lock: &LiveLock) -> Self {
         Self {
-            // From the path, not `stem()`, which is text for people.
+            // From the path, not `lock_name()`, which is text for people.
             name: JsonPath(lock_name(running_dir, lock.path())),
             path: JsonPath(lock.path().to_path_buf()),
             liveness: liveness_name(lock.liveness()),
@@ -364,7 +364,7 @@ pub(crate) fn listing_text(running_dir: &Path, listing: &LockListing) -> String 
             .map(|lock| {
                 let record = lock.record();
                 [
-                    lock.stem().to_owned(),
+                    lock.lock_name().to_owned(),
                     record.loop_name().to_owned()
                         + if record.singleton() {
                             " (singleton)"

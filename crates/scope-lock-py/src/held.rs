@@ -30,7 +30,7 @@ use crate::errors;
 struct Entry {
     manager: u64,
     token: u64,
-    /// The request's stem: the file's name under `.running/`, without `.lock`.
+    /// The request's lock name: the file's name under `.running/`, without `.lock`.
     name: String,
     guard: ScopeGuard,
 }

@@ -52,7 +52,7 @@ impl Manager {
         timeout: Option<f64>,
     ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
         let request = request(loop_name, scope, instance_id, singleton);
-        let name = request.stem().to_owned();
+        let name = request.lock_name().to_owned();
         let outcome = match timeout {
             None => py.detach(|| self.locks.try_acquire(&request)),
             Some(seconds) => {
@@ -94,7 +94,7 @@ impl Manager {
         let hold = match token {
             Some(token) => held::Hold::Token(token),
             None => held::Hold::Named {
-                name: request.stem(),
+                name: request.lock_name(),
                 here: here.as_deref(),
             },
         };
@@ -104,7 +104,7 @@ impl Manager {
                 "this manager holds {} locks named {:?}, none under the current directory: \
                  release it from the directory it was acquired in ({})",
                 paths.len(),
-                request.stem(),
+                request.lock_name(),
                 paths.join(", ")
             ))
         })?;

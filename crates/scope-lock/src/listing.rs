@@ -79,7 +79,7 @@ pub enum Liveness {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveLock {
     pub(crate) path: PathBuf,
-    pub(crate) stem: String,
+    pub(crate) lock_name: String,
     pub(crate) record: LockRecord,
     pub(crate) liveness: Liveness,
     /// The inode the scan found, whose flock holder proves who holds it (see `ancestry`).
@@ -93,8 +93,8 @@ impl LiveLock {
     }
 
     /// Its name relative to `.running/`, without `.lock` (`generated/run-1` for a nested one).
-    pub fn stem(&self) -> &str {
-        &self.stem
+    pub fn lock_name(&self) -> &str {
+        &self.lock_name
     }
 
     /// Its record.

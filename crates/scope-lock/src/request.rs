@@ -29,7 +29,7 @@ pub(crate) const MAX_NESTING: usize = 32;
 ///     .scope(["docs/", "README.md"])
 ///     .instance_id("docs-fixer-20261127T2150")
 ///     .singleton(true);
-/// assert_eq!(request.stem(), "docs-fixer-20261127T2150");
+/// assert_eq!(request.lock_name(), "docs-fixer-20261127T2150");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockRequest {
@@ -100,7 +100,7 @@ impl LockRequest {
     }
 
     /// The lock file's name without `.lock`: the instance id, or else the loop name.
-    pub fn stem(&self) -> &str {
+    pub fn lock_name(&self) -> &str {
         self.instance_id.as_deref().unwrap_or(&self.loop_name)
     }
 
@@ -138,7 +138,7 @@ impl LockRequest {
     /// order against, and learn only when the scope came free that it can never publish.
     pub(crate) fn record(&self, scope: Vec<String>) -> Result<LockRecord, Error> {
         let record = LockRecord::for_new_lock(&self.loop_name, scope, self.singleton);
-        json_that_fits(&record, &format!("{:?}", self.stem()))?;
+        json_that_fits(&record, &format!("{:?}", self.lock_name()))?;
         Ok(record)
     }
 }
@@ -302,9 +302,12 @@ mod tests {
     }
 
     #[test]
-    fn the_stem_is_the_instance_id_or_the_loop_name() {
-        assert_eq!(LockRequest::new("loop").stem(), "loop");
-        assert_eq!(LockRequest::new("loop").instance_id("i-1").stem(), "i-1");
+    fn the_lock_name_is_the_instance_id_or_the_loop_name() {
+        assert_eq!(LockRequest::new("loop").lock_name(), "loop");
+        assert_eq!(
+            LockRequest::new("loop").instance_id("i-1").lock_name(),
+            "i-1"
+        );
         assert_eq!(LockRequest::new("loop").effective_scope(), ["."]);
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure
     println!(
         "{}: {}, liveness {}, scope {}",
         path.display(),
-        output::describe_holder(lock.stem(), record),
+        output::describe_holder(lock.lock_name(), record),
         output::liveness_name(lock.liveness()),
         record.scope().join(" "),
     );

@@ -146,7 +146,7 @@ pub(super) fn attempt(
 
 /// The lock file `request` takes in `running_dir`.
 pub(crate) fn lock_path(running_dir: &Path, request: &LockRequest) -> PathBuf {
-    running_dir.join(format!("{}{LOCK_SUFFIX}", request.stem()))
+    running_dir.join(format!("{}{LOCK_SUFFIX}", request.lock_name()))
 }
 
 pub(super) fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Error> {

@@ -1,6 +1,6 @@
 //! The lock protocol, by its steps. Start here.
 //!
-//! A scope lock is a file `.running/<stem>.lock` holding a [`LockRecord`], **and** an open
+//! A scope lock is a file `.running/<name>.lock` holding a [`LockRecord`], **and** an open
 //! descriptor of that file, exclusively `flock`ed, owned by a [`ScopeGuard`](crate::ScopeGuard)
 //! for exactly as long as the lock is held. The file says *what* is held; the flock says *that*
 //! it is held. The specification is `docs/protocol.md`, "How this crate takes a lock": each of

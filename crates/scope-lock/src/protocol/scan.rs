@@ -117,9 +117,9 @@ fn visit(
         }
         return Ok(());
     }
-    let stem = name.strip_suffix(LOCK_SUFFIX.as_bytes());
-    let display = String::from_utf8_lossy(stem.unwrap_or(name));
-    if let (Some(_), Some(file_kind)) = (stem, FileKind::of(file_type)) {
+    let lock_name = name.strip_suffix(LOCK_SUFFIX.as_bytes());
+    let display = String::from_utf8_lossy(lock_name.unwrap_or(name));
+    if let (Some(_), Some(file_kind)) = (lock_name, FileKind::of(file_type)) {
         // A directory named `x.lock` is reported too, and still walked below: it may be
         // the directory of nested names such as `x.lock/run-1`.
         listing.problems.push(ScanProblem {
@@ -150,9 +150,15 @@ fn visit(
         }
         return Ok(());
     }
-    if stem.is_some() && file_type == FileType::RegularFile {
-        let stem = format!("{prefix}{display}");
-        classify(Entry::new(dir, entry.name), stem, stale, listing, sentinel);
+    if lock_name.is_some() && file_type == FileType::RegularFile {
+        let lock_name = format!("{prefix}{display}");
+        classify(
+            Entry::new(dir, entry.name),
+            lock_name,
+            stale,
+            listing,
+            sentinel,
+        );
     }
     Ok(())
 }
@@ -164,7 +170,7 @@ fn is_orphaned_publication(name: &[u8]) -> bool {
 /// Probes and reads one lock file and files it under live, reclaimed or problems.
 fn classify(
     entry: Entry<'_>,
-    stem: String,
+    lock_name: String,
     stale: Stale,
     listing: &mut LockListing,
     sentinel: &SentinelGuard,
@@ -213,7 +219,7 @@ fn classify(
     match (held, parsed) {
         (true, Ok(record)) => listing.locks.push(LiveLock {
             path,
-            stem,
+            lock_name,
             record,
             liveness: Liveness::Flock,
             id,
@@ -228,7 +234,7 @@ fn classify(
         }
         (false, Ok(record)) => listing.locks.push(LiveLock {
             path,
-            stem,
+            lock_name,
             record,
             liveness: Liveness::Pid,
             id,

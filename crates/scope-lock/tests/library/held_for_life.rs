@@ -241,7 +241,7 @@ fn the_guards_record_matches_the_lock_files_bytes_parsed() -> TestResult {
     assert_eq!(listing.locks().len(), 1);
     let live = &listing.locks()[0];
     assert_eq!(live.path(), guard.path());
-    assert_eq!(live.stem(), "generated/reporter-20260101T000000");
+    assert_eq!(live.lock_name(), "generated/reporter-20260101T000000");
     assert_eq!(live.record(), guard.record());
     assert_eq!(live.liveness(), Liveness::Flock);
     guard.release()?;

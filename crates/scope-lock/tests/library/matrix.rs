@@ -462,7 +462,7 @@ fn l6_list_locks_returns_every_live_holder_including_nested_stems() -> TestResul
         .iter()
         .map(|l| {
             (
-                l.stem().to_owned(),
+                l.lock_name().to_owned(),
                 l.path().to_path_buf(),
                 l.record().clone(),
                 l.liveness(),

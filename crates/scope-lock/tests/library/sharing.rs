@@ -452,7 +452,7 @@ fn child_entry() -> TestResult {
         "list" => {
             let listing = LockManager::new(&arg).list_locks()?;
             for lock in listing.locks() {
-                println!("said: lock {}", lock.stem());
+                println!("said: lock {}", lock.lock_name());
             }
             for problem in listing.problems() {
                 println!("said: problem {problem}");
