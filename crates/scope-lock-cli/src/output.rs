@@ -242,22 +242,22 @@ impl ProblemJson {
         let (kind, reason) = match problem.kind() {
             ProblemKind::NotRegular { file_kind } => ("not_regular", file_kind.to_string()),
             ProblemKind::Unreadable { reason } => ("unreadable", reason.clone()),
-            ProblemKind::HeldInvalid { reason } => ("held_invalid", reason.clone()),
-            ProblemKind::InvalidMaybeLive {
+            ProblemKind::BlocksHeldInvalid { reason } => ("held_invalid", reason.clone()),
+            ProblemKind::BlocksMaybeLive {
                 reason,
                 pid: live_pid,
             } => {
                 pid = *live_pid;
                 ("invalid_maybe_live", reason.clone())
             }
-            ProblemKind::Invalid {
+            ProblemKind::MovedAside {
                 reason,
                 moved_to: to,
             } => {
                 moved_to.clone_from(to);
                 ("invalid", reason.clone())
             }
-            ProblemKind::InvalidStale { reason } => ("invalid_stale", reason.clone()),
+            ProblemKind::WouldMoveAside { reason } => ("invalid_stale", reason.clone()),
             ProblemKind::ReclaimFailed { reason } => ("reclaim_failed", reason.clone()),
             _ => ("other", String::new()),
         };

@@ -60,7 +60,7 @@ impl LockListing {
     /// [`LockManager::list_locks_dry_run`](crate::LockManager::list_locks_dry_run), which changes
     /// nothing: [`reclaimed`](Self::reclaimed), [`orphans`](Self::orphans) and
     /// [`stale_tickets`](Self::stale_tickets) then say what a cleaning scan would remove, and
-    /// [`ProblemKind::InvalidStale`] what it would move aside.
+    /// [`ProblemKind::WouldMoveAside`] what it would move aside.
     pub fn is_dry_run(&self) -> bool {
         self.dry_run
     }
@@ -132,7 +132,7 @@ pub enum ProblemKind {
     },
     /// Flocked, so its holder is alive, but its record is invalid. Its scope is unknown, so it
     /// blocks acquires.
-    HeldInvalid {
+    BlocksHeldInvalid {
         /// Why the record is invalid.
         reason: String,
     },
@@ -140,25 +140,25 @@ pub enum ProblemKind {
     /// marker of ours (so it may be the original's, which holds no flock) and its `pid` is
     /// alive or cannot be read. It might be a live lock of unknown scope, so it blocks
     /// acquires, and it is left as it is.
-    InvalidMaybeLive {
+    BlocksMaybeLive {
         /// Why the record is invalid.
         reason: String,
         /// The pid read from it, alive; `None` when no pid could be read.
         pid: Option<u32>,
     },
     /// Not flocked, its record is invalid, and its holder is provably gone (our marker, or
-    /// a dead pid): moved aside to a dot file that scans skip (never
-    /// deleted), or left in place if even that failed.
-    Invalid {
-        /// Why the record is invalid.
+    /// a dead pid): moved aside to a dot file that scans skip (never deleted). If even the
+    /// move failed, it is left in place, `moved_to` is `None` and the reason says why.
+    MovedAside {
+        /// Why the record is invalid (and, when the move failed, why that failed).
         reason: String,
         /// Where it now is, if it was moved.
         moved_to: Option<PathBuf>,
     },
-    /// As [`Invalid`](Self::Invalid) (not flocked, record invalid, holder provably gone), found
-    /// by a [dry run](LockListing::is_dry_run), which left it in place: a cleaning scan
-    /// would move it aside.
-    InvalidStale {
+    /// As [`MovedAside`](Self::MovedAside) (not flocked, record invalid, holder provably
+    /// gone), found by a [dry run](LockListing::is_dry_run), which left it in place: a
+    /// cleaning scan would move it aside.
+    WouldMoveAside {
         /// Why the record is invalid.
         reason: String,
     },
@@ -237,13 +237,13 @@ impl ScanProblem {
         matches!(
             self.kind,
             ProblemKind::Unreadable { .. }
-                | ProblemKind::HeldInvalid { .. }
-                | ProblemKind::InvalidMaybeLive { .. }
+                | ProblemKind::BlocksHeldInvalid { .. }
+                | ProblemKind::BlocksMaybeLive { .. }
         )
     }
 }
 
-/// Why a file of [`ProblemKind::InvalidMaybeLive`] at `path` is treated as held, and what the
+/// Why a file of [`ProblemKind::BlocksMaybeLive`] at `path` is treated as held, and what the
 /// user can do about it.
 fn maybe_live_reason(path: &Path, pid: Option<u32>) -> String {
     let force = format!("`scope-lock break {} --force`", lock_name(path));
@@ -290,22 +290,22 @@ impl ScanProblem {
                 "cannot be read ({reason}); treated as held. Its owner or root can make it \
                  readable or remove it"
             ),
-            ProblemKind::HeldInvalid { reason } => format!(
+            ProblemKind::BlocksHeldInvalid { reason } => format!(
                 "held, but {reason}; treated as held. `scope-lock break {}` shows who holds it",
                 lock_name(&self.path)
             ),
-            ProblemKind::InvalidMaybeLive { reason, pid } => {
+            ProblemKind::BlocksMaybeLive { reason, pid } => {
                 format!("{reason}; {}", maybe_live_reason(&self.path, *pid))
             }
-            ProblemKind::Invalid {
+            ProblemKind::MovedAside {
                 reason,
                 moved_to: Some(to),
             } => format!("{reason}; not held, moved aside to {}", to.display()),
-            ProblemKind::Invalid {
+            ProblemKind::MovedAside {
                 reason,
                 moved_to: None,
             } => format!("{reason}; not held, could not be moved aside"),
-            ProblemKind::InvalidStale { reason } => {
+            ProblemKind::WouldMoveAside { reason } => {
                 format!("{reason}; not held, would be moved aside")
             }
             ProblemKind::ReclaimFailed { reason } => {
@@ -396,13 +396,13 @@ mod tests {
                  owner or root can make it readable or remove it",
             ),
             (
-                ProblemKind::HeldInvalid { reason: reason() },
+                ProblemKind::BlocksHeldInvalid { reason: reason() },
                 true,
                 "/r/.running/x.lock: held, but not a lock record: EOF; treated as held. \
                  `scope-lock break x` shows who holds it",
             ),
             (
-                ProblemKind::InvalidMaybeLive {
+                ProblemKind::BlocksMaybeLive {
                     reason: reason(),
                     pid: None,
                 },
@@ -415,7 +415,7 @@ mod tests {
                  x --force` moves it aside now",
             ),
             (
-                ProblemKind::InvalidMaybeLive {
+                ProblemKind::BlocksMaybeLive {
                     reason: reason(),
                     pid: Some(7),
                 },
@@ -425,7 +425,7 @@ mod tests {
                  little-loops loop that wrote it, `scope-lock break x --force` moves it aside",
             ),
             (
-                ProblemKind::Invalid {
+                ProblemKind::MovedAside {
                     reason: reason(),
                     moved_to: Some(PathBuf::from("/r/.running/.x.lock.invalid")),
                 },
@@ -434,7 +434,7 @@ mod tests {
                  /r/.running/.x.lock.invalid",
             ),
             (
-                ProblemKind::Invalid {
+                ProblemKind::MovedAside {
                     reason: reason(),
                     moved_to: None,
                 },
@@ -452,7 +452,7 @@ mod tests {
         // A nested lock is named as commands take it, from below `.running`.
         let nested = ScanProblem {
             path: PathBuf::from("/r/.running/gen/.running.d/run-7.lock"),
-            kind: ProblemKind::HeldInvalid { reason: reason() },
+            kind: ProblemKind::BlocksHeldInvalid { reason: reason() },
         };
         assert!(
             nested

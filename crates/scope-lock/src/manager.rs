@@ -87,7 +87,7 @@ impl LockManager {
     /// [`DEFAULT_INVALID_GRACE`] otherwise. Such a file is not flocked, its record cannot be
     /// read, and no pid can be read from it: it may be the original's lock caught half written,
     /// so until then it blocks every scope
-    /// ([`ProblemKind::InvalidMaybeLive`](crate::ProblemKind::InvalidMaybeLive)). A file whose
+    /// ([`ProblemKind::BlocksMaybeLive`](crate::ProblemKind::BlocksMaybeLive)). A file whose
     /// modification time is in the future blocks until then;
     /// [`set_aside_invalid`](Self::set_aside_invalid) moves one aside at once.
     #[must_use]
@@ -254,7 +254,7 @@ impl LockManager {
     /// by killed acquirers and tickets of dead waiters where they are.
     /// [`LockListing::reclaimed`], [`LockListing::orphans`] and
     /// [`LockListing::stale_tickets`] name what a cleaning scan would remove, and problems of kind
-    /// [`InvalidStale`](crate::ProblemKind::InvalidStale) what it would move aside. The only
+    /// [`WouldMoveAside`](crate::ProblemKind::WouldMoveAside) what it would move aside. The only
     /// file it may create is the directory sentinel, when the directory has none. The answer
     /// can be out of date as soon as it is returned.
     ///

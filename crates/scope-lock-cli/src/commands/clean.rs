@@ -53,10 +53,10 @@ pub(crate) fn clean(manager: &LockManager, args: &CleanArgs) -> Result<u8, Failu
     }
     for problem in listing.problems() {
         let verb = match problem.kind() {
-            ProblemKind::Invalid {
+            ProblemKind::MovedAside {
                 moved_to: Some(_), ..
             } => "moved aside",
-            ProblemKind::InvalidStale { .. } => "would move aside",
+            ProblemKind::WouldMoveAside { .. } => "would move aside",
             _ => leave,
         };
         out.push_str(&format!("{verb}: {problem}\n"));

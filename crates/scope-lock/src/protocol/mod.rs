@@ -164,11 +164,11 @@ pub(crate) fn set_aside_invalid(
     let mut listing = LockListing::default();
     move_aside(&entry, &file, reason, Stale::Clean, &mut listing, &sentinel);
     match listing.problems.pop().map(|problem| problem.kind) {
-        Some(ProblemKind::Invalid {
+        Some(ProblemKind::MovedAside {
             moved_to: Some(moved_to),
             ..
         }) => Ok(moved_to),
-        Some(ProblemKind::Invalid { reason, .. }) => Err(Error::at_path(
+        Some(ProblemKind::MovedAside { reason, .. }) => Err(Error::at_path(
             ErrorKind::StaleInTheWay,
             &target,
             format!("cannot be moved aside: {reason}"),
@@ -267,7 +267,7 @@ mod tests {
                 ScanProblem {
                     path,
                     kind:
-                        ProblemKind::InvalidMaybeLive {
+                        ProblemKind::BlocksMaybeLive {
                             reason,
                             pid: Some(read),
                         },

@@ -27,7 +27,7 @@ pub(super) fn stale_file_in_the_way(
     sentinel: &SentinelGuard,
 ) -> Result<(), Error> {
     for problem in listing.problems.iter().filter(|p| p.path == target) {
-        if let ProblemKind::Invalid {
+        if let ProblemKind::MovedAside {
             reason,
             moved_to: None,
         }

@@ -97,7 +97,7 @@ pub(super) fn move_aside(
 ) {
     let path = entry.path.clone();
     if stale == Stale::DryRun {
-        let kind = ProblemKind::InvalidStale { reason };
+        let kind = ProblemKind::WouldMoveAside { reason };
         return listing.problems.push(ScanProblem { path, kind });
     }
     let moved = (|| -> io::Result<Option<PathBuf>> {
@@ -132,7 +132,7 @@ pub(super) fn move_aside(
     };
     listing.problems.push(ScanProblem {
         path,
-        kind: ProblemKind::Invalid { reason, moved_to },
+        kind: ProblemKind::MovedAside { reason, moved_to },
     });
 }
 
@@ -199,7 +199,7 @@ mod tests {
             &mut listing,
             &sentinel,
         );
-        let kind = ProblemKind::Invalid {
+        let kind = ProblemKind::MovedAside {
             reason: "invalid".into(),
             moved_to: None,
         };

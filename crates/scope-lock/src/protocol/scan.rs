@@ -226,7 +226,7 @@ fn classify(
         }),
         (true, Err(err)) => {
             let reason = err.to_string();
-            problem(listing, path, ProblemKind::HeldInvalid { reason });
+            problem(listing, path, ProblemKind::BlocksHeldInvalid { reason });
         }
         (false, Ok(record)) if record.is_flock_liveness() || sys::pid_is_dead(record.pid()) => {
             let found = (&mut listing.reclaimed, &mut listing.problems);
@@ -269,7 +269,7 @@ fn classify(
                     );
                     move_aside(&entry, &file, reason, stale, listing, sentinel);
                 }
-                pid => problem(listing, path, ProblemKind::InvalidMaybeLive { reason, pid }),
+                pid => problem(listing, path, ProblemKind::BlocksMaybeLive { reason, pid }),
             }
         }
     }

@@ -508,7 +508,7 @@ fn corrupt_unheld_lock_files_without_proof_of_staleness_block_and_are_left_byte_
             .ok_or_else(|| format!("{} is not reported", path.display()))?;
         // No marker of ours and no dead pid: it may be the original's live lock (B10).
         assert!(problem.blocks(), "{problem}");
-        let ProblemKind::InvalidMaybeLive { reason, .. } = problem.kind() else {
+        let ProblemKind::BlocksMaybeLive { reason, .. } = problem.kind() else {
             return Err(format!("{}: {:?}", path.display(), problem.kind()).into());
         };
         assert!(!reason.is_empty());
@@ -551,7 +551,7 @@ fn corrupt_unheld_lock_files_of_a_dead_pid_are_moved_aside_byte_for_byte() -> Te
             .find(|p| p.path() == path)
             .ok_or_else(|| format!("{} is not reported", path.display()))?;
         assert!(!problem.blocks(), "{problem}");
-        let ProblemKind::Invalid {
+        let ProblemKind::MovedAside {
             moved_to: Some(moved_to),
             ..
         } = problem.kind()
@@ -639,7 +639,7 @@ fn a_corrupt_lock_file_whose_flock_is_held_blocks_acquires_as_unreadable() -> Te
         .find(|p| p.path() == path)
         .ok_or("the held corrupt file is not reported")?;
     assert!(
-        matches!(problem.kind(), ProblemKind::HeldInvalid { .. }),
+        matches!(problem.kind(), ProblemKind::BlocksHeldInvalid { .. }),
         "{problem}"
     );
     assert!(problem.blocks());

@@ -30,14 +30,14 @@ fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>, Box<dyn Error>> {
     Ok(found)
 }
 
-/// The reason of the problem reported for `path`, if it is of kind `InvalidStale`.
+/// The reason of the problem reported for `path`, if it is of kind `WouldMoveAside`.
 fn invalid_stale(listing: &scope_lock::LockListing, path: &Path) -> Option<String> {
     listing
         .problems()
         .iter()
         .find(|p| p.path() == path)
         .and_then(|p| match p.kind() {
-            ProblemKind::InvalidStale { reason } => Some(reason.clone()),
+            ProblemKind::WouldMoveAside { reason } => Some(reason.clone()),
             _ => None,
         })
 }
@@ -96,14 +96,14 @@ fn inspecting_reports_what_a_clean_would_do_and_changes_nothing() -> TestResult 
     assert!(
         matches!(
             maybe_live.map(|p| p.kind()),
-            Some(ProblemKind::InvalidMaybeLive { pid: Some(pid), .. }) if *pid == me
+            Some(ProblemKind::BlocksMaybeLive { pid: Some(pid), .. }) if *pid == me
         ),
         "{maybe_live:?}"
     );
     for path in [&ours, &dead] {
         let reason = invalid_stale(&inspected, path).ok_or_else(|| {
             format!(
-                "{} not reported as InvalidStale: {:?}",
+                "{} not reported as WouldMoveAside: {:?}",
                 path.display(),
                 inspected.problems()
             )
@@ -127,7 +127,7 @@ fn inspecting_reports_what_a_clean_would_do_and_changes_nothing() -> TestResult 
         assert!(
             matches!(
                 moved.map(|p| p.kind()),
-                Some(ProblemKind::Invalid {
+                Some(ProblemKind::MovedAside {
                     moved_to: Some(_),
                     ..
                 })

@@ -272,7 +272,7 @@ fn observed(listing: &LockListing, path: &Path) -> Result<Outcome, String> {
         .ok_or_else(|| format!("neither listed, reclaimed nor reported: {listing:?}"))?;
     Ok(match problem.kind() {
         ProblemKind::NotRegular { .. } if !problem.blocks() => Outcome::Reported,
-        ProblemKind::Invalid {
+        ProblemKind::MovedAside {
             moved_to: Some(_), ..
         } => Outcome::MovedAside,
         _ if problem.blocks() => Outcome::Blocks,

@@ -106,7 +106,7 @@ fn an_unproven_garbage_lock_file_older_than_the_grace_is_moved_aside() -> TestRe
     let [problem] = listing.problems() else {
         panic!("{:?}", listing.problems());
     };
-    let ProblemKind::Invalid {
+    let ProblemKind::MovedAside {
         moved_to: Some(moved_to),
         reason,
     } = problem.kind()

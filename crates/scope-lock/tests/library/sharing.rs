@@ -276,7 +276,7 @@ fn a_stale_invalid_file_with_the_longest_name_is_moved_aside_and_its_name_acquir
         .iter()
         .find(|p| p.path() == path)
         .ok_or("not reported")?;
-    let ProblemKind::Invalid {
+    let ProblemKind::MovedAside {
         moved_to: Some(aside),
         ..
     } = problem.kind()
