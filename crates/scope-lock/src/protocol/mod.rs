@@ -7,17 +7,17 @@
 //! its steps is one module here, whose docs point at the step rather than restate it.
 //!
 //! Every decision is taken under the directory sentinel `.running/.acquire.lock`. Each step
-//! that must run under it takes the [`SentinelGuard`](sentinel::SentinelGuard) as a token, so
-//! none can be called without it.
+//! that must run under it takes the [`SentinelGuard`] as a token, so none can be called
+//! without it.
 //!
 //! 1. **Sentinel** ([`sentinel`]): `.running/` opened, the sentinel locked within the bound,
 //!    and the lock file's directory reached from there, one component at a time.
-//! 2. **Scan** ([`scan`]): every `*.lock` below `.running/` classified; what is stale is
+//! 2. **Scan** ([`scan`](mod@scan)): every `*.lock` below `.running/` classified; what is stale is
 //!    reclaimed or moved aside ([`reclaim`]); then the waiting [`queue`]'s tickets are read.
-//! 3. **Decide** ([`decide`]): the first live lock or earlier waiter that blocks us, by the
+//! 3. **Decide** ([`decide`](mod@decide)): the first live lock or earlier waiter that blocks us, by the
 //!    overlap rules, leaving out our ancestors' locks ([`ancestry`]).
 //! 4. **Publish** ([`publish`]): the record written, flocked and renamed into place.
-//! 5. **Release** ([`release`]): unlinked if still ours, then the descriptor closed.
+//! 5. **Release** ([`release`](mod@release)): unlinked if still ours, then the descriptor closed.
 //! 6. **Wait** ([`wait`]): attempts repeated, with a watch or a poll between them.
 //!
 //! The sequences that run them: an attempt to acquire ([`acquire`]) is steps 1 to 4 under
@@ -26,10 +26,11 @@
 //! steps 1 and 2, and with [`Stale::DryRun`] a dry run that only reports what step 2 would
 //! change; [`set_aside_invalid`] is step 1 and one move aside; release is step 5.
 //!
-//! Every system call goes through [`sys`](crate::sys); `clippy.toml` forbids std's lock methods
-//! anywhere else. Below `.running/`, nothing is reached by a path: every name is used relative
-//! to a directory held open, opened from `.running/` down without following symlinks
-//! (docs/protocol.md, "Sharing a directory between users").
+//! Every lock is taken and ended in [`sys`], and every file below `.running/` is opened there;
+//! `clippy.toml` forbids std's lock methods anywhere else. Below `.running/`, nothing is
+//! reached by a path: every name is used relative to a directory held open, opened from
+//! `.running/` down without following symlinks (docs/protocol.md, "Sharing a directory between
+//! users").
 
 mod acquire;
 mod ancestry;

@@ -158,7 +158,7 @@ impl Drop for Staged<'_> {
 }
 
 /// The JSON of `record`, refused if a scan could not read it back as the same record (B10).
-/// [`LockRequest::record`] refused an oversized one already; this is the last check before
+/// [`LockRequest::record`](crate::LockRequest::record) refused an oversized one already; this is the last check before
 /// anything is published.
 fn readable_json(record: &LockRecord, target: &Path) -> Result<String, Error> {
     let json = request::json_that_fits(record, &target.display().to_string())?;

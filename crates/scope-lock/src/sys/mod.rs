@@ -10,7 +10,7 @@
 //!
 //! One file per concern: [`unix`] (flock, open flags, file ids, reads, processes) and [`dir`]
 //! (directory descriptors) for every Unix; what Linux learns from inotify, `/proc` and `statfs`
-//! in [`linux`]; and [`other`], the weaker stand-ins for the Unixes without them. The platform
+//! in `linux/`; and `other.rs`, the weaker stand-ins for the Unixes without them. The platform
 //! is chosen once, below, as `imp`.
 
 #[cfg(not(unix))]
