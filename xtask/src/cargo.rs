@@ -38,3 +38,37 @@ pub(crate) fn without_cargo_package_env(mut cmd: Cmd<'_>) -> Cmd<'_> {
     }
     cmd
 }
+
+/// Builds binary `bin` of `package` (in release mode if `release`) and returns its path: where
+/// cargo says it put it, else where it normally is.
+pub(crate) fn build_bin(
+    sh: &Shell,
+    package: &str,
+    bin: &str,
+    release: bool,
+) -> anyhow::Result<PathBuf> {
+    let (profile, flag) = if release {
+        ("release", &["--release"][..])
+    } else {
+        ("debug", &[][..])
+    };
+    eprintln!("building {bin} ({profile}) ...");
+    let messages = without_cargo_package_env(cmd!(
+        sh,
+        "cargo build {flag...} -p {package} --bin {bin} --message-format=json-render-diagnostics"
+    ))
+    .read()
+    .with_context(|| format!("building {bin} failed"))?;
+    let from_cargo = cargo_metadata::Message::parse_stream(messages.as_bytes())
+        .filter_map(Result::ok)
+        .find_map(|message| match message {
+            cargo_metadata::Message::CompilerArtifact(artifact) if artifact.target.name == bin => {
+                artifact.executable.map(PathBuf::from)
+            }
+            _ => None,
+        });
+    match from_cargo {
+        Some(path) => Ok(path),
+        None => Ok(target_dir(sh)?.join(profile).join(bin)),
+    }
+}

@@ -3,6 +3,9 @@
 //!
 //! `regression-worker repro --impl prefix|fixed [--soak]` drives many processes acquiring and
 //! releasing one scope and prints one JSON object, its last line on stdout, with what it saw.
+//! [`timeline`] draws both runs' holds from the witness logs the worker leaves.
+
+mod timeline;
 
 use std::{fmt::Write as _, path::PathBuf};
 
@@ -11,8 +14,7 @@ use xshell::{Shell, cmd};
 use xtask_contract::{FleetSummary, env};
 
 use crate::{
-    bench::timeline,
-    cargo::{target_dir, without_cargo_package_env},
+    cargo::{build_bin, target_dir, without_cargo_package_env},
     flags,
 };
 
@@ -91,40 +93,6 @@ fn draw_timeline(sh: &Shell, out_dir: &std::path::Path) {
 
 fn build_worker(sh: &Shell) -> anyhow::Result<PathBuf> {
     build_bin(sh, "regression", "regression-worker", false)
-}
-
-/// Builds binary `bin` of `package` (in release mode if `release`) and returns its path: where
-/// cargo says it put it, else where it normally is.
-pub(crate) fn build_bin(
-    sh: &Shell,
-    package: &str,
-    bin: &str,
-    release: bool,
-) -> anyhow::Result<PathBuf> {
-    let (profile, flag) = if release {
-        ("release", &["--release"][..])
-    } else {
-        ("debug", &[][..])
-    };
-    eprintln!("building {bin} ({profile}) ...");
-    let messages = without_cargo_package_env(cmd!(
-        sh,
-        "cargo build {flag...} -p {package} --bin {bin} --message-format=json-render-diagnostics"
-    ))
-    .read()
-    .with_context(|| format!("building {bin} failed"))?;
-    let from_cargo = cargo_metadata::Message::parse_stream(messages.as_bytes())
-        .filter_map(Result::ok)
-        .find_map(|message| match message {
-            cargo_metadata::Message::CompilerArtifact(artifact) if artifact.target.name == bin => {
-                artifact.executable.map(PathBuf::from)
-            }
-            _ => None,
-        });
-    match from_cargo {
-        Some(path) => Ok(path),
-        None => Ok(target_dir(sh)?.join(profile).join(bin)),
-    }
 }
 
 /// One run's report, as the worker printed it.

@@ -17,7 +17,6 @@
 
 mod render;
 mod svg;
-pub(crate) mod timeline;
 
 use std::path::Path;
 
@@ -25,9 +24,8 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use xshell::{Shell, cmd};
 
-use crate::cargo::{target_dir, without_cargo_package_env};
+use crate::cargo::{build_bin, target_dir, without_cargo_package_env};
 use crate::flags;
-use crate::repro::build_bin;
 
 impl flags::Bench {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<bool> {
