@@ -12,9 +12,15 @@
 //!   it names our processes);
 //! - the record carries its writer's pid namespace and start time, and the namespace is ours;
 //! - its pid is ours, or one of our ancestors' (pid 1 never counts, as in the original);
-//! - `/proc/locks` names that pid, and no other, as the holder of the file's flock: a holder in
-//!   another namespace shows there as 0, another number, or not at all, so a record copied,
-//!   forged or written elsewhere fails here;
+//! - that process holds the file's flock: one of its own descriptors (`/proc/<pid>/fdinfo`)
+//!   holds it, or `/proc/locks` names that pid, and no other, as its holder. A holder in another
+//!   namespace has no descriptors in our `/proc` and shows in `/proc/locks` as 0, another
+//!   number, or not at all, so a record copied, forged or written elsewhere fails here. The
+//!   descriptors are read first: `/proc/locks` is read a page at a time from one system-wide
+//!   table and skips a line now and then while other locks come and go, so on its own it
+//!   would sometimes fail to prove a true holder (seen under load: a racing thread was told
+//!   the lock it lost to was "another process's"). It remains the proof for an ancestor whose
+//!   descriptors we may not read (another user's);
 //! - that process started when the record says, so a pid reused since is not taken for it.
 //!
 //! Whatever cannot be read or does not match leaves the lock blocking (fail closed). The
@@ -48,6 +54,8 @@ pub(crate) trait World {
     fn ancestors(&self) -> Vec<u32>;
     /// The pids `/proc/locks` names as holding an flock on `file`.
     fn flock_holders(&self, file: FileId) -> Vec<u32>;
+    /// Whether a descriptor of process `pid` holds the flock on `file`.
+    fn holds_flock_through_fd(&self, pid: u32, file: FileId) -> bool;
     /// When process `pid` started, in clock ticks after boot, as `/proc` says.
     fn start_ticks(&self, pid: u32) -> Option<u64>;
     /// Whether a pid number names one process system-wide (no pid namespaces here).
@@ -73,6 +81,10 @@ impl World for System {
 
     fn flock_holders(&self, file: FileId) -> Vec<u32> {
         sys::flock_holders_of(file)
+    }
+
+    fn holds_flock_through_fd(&self, pid: u32, file: FileId) -> bool {
+        sys::holds_flock_through_fd(pid, file)
     }
 
     fn start_ticks(&self, pid: u32) -> Option<u64> {
@@ -154,7 +166,8 @@ impl<W: World> Ancestry<W> {
             return false;
         }
         let pid = record.pid();
-        if self.world.flock_holders(file) != [pid] {
+        if !self.world.holds_flock_through_fd(pid, file) && self.world.flock_holders(file) != [pid]
+        {
             return false;
         }
         let started = match claimed {
@@ -188,10 +201,12 @@ mod tests {
     const PARENT_STARTED: u64 = 900;
 
     /// A world of made-up facts: we are pid 500, child of pid 2 (which started at 900), in
-    /// namespace 4026531836; `holders` hold every flock.
+    /// namespace 4026531836; `/proc/locks` names `holders` as holding every flock, and the
+    /// descriptors of `fd_holders` hold every flock.
     struct Facts {
         identity: Option<ProcessIdentity>,
         holders: Vec<u32>,
+        fd_holders: Vec<u32>,
         global: bool,
         reads_of_locks: Cell<usize>,
     }
@@ -204,6 +219,7 @@ mod tests {
                     start_ticks: STARTED,
                 }),
                 holders: vec![PARENT],
+                fd_holders: vec![],
                 global: false,
                 reads_of_locks: Cell::new(0),
             }
@@ -223,6 +239,9 @@ mod tests {
         fn flock_holders(&self, _file: FileId) -> Vec<u32> {
             self.reads_of_locks.set(self.reads_of_locks.get() + 1);
             self.holders.clone()
+        }
+        fn holds_flock_through_fd(&self, pid: u32, _file: FileId) -> bool {
+            self.fd_holders.contains(&pid)
         }
         fn start_ticks(&self, pid: u32) -> Option<u64> {
             match pid {
@@ -279,6 +298,20 @@ mod tests {
         assert!(!ancestry.is_ancestor(&mine, FILE));
     }
 
+    /// `/proc/locks` skips a line now and then while other locks change; the holder's own
+    /// descriptors prove it all the same, for our parent and for us.
+    #[test]
+    fn a_holder_whose_line_proc_locks_skipped_is_proven_by_its_descriptors() {
+        let mut ancestry = ancestry(Facts {
+            holders: vec![],
+            fd_holders: vec![PARENT, OURS],
+            ..Facts::default()
+        });
+        assert!(ancestry.is_ancestor(&the_parents(), FILE));
+        let mine = ours(OURS, NAMESPACE, STARTED);
+        assert!(ancestry.is_this_process(&mine, FileId::made_up(1, 3)));
+    }
+
     /// Each fact the proof needs, missing or wrong, leaves a stranger (fail closed).
     #[test]
     fn any_fact_that_does_not_match_leaves_the_holder_a_stranger() {
@@ -311,6 +344,23 @@ mod tests {
                 &why,
             );
         }
+        stranger(
+            Facts {
+                holders: vec![],
+                fd_holders: vec![77],
+                ..Facts::default()
+            },
+            &parents,
+            "only someone else's descriptors hold the flock",
+        );
+        stranger(
+            Facts {
+                fd_holders: vec![PARENT],
+                ..Facts::default()
+            },
+            &ours(PARENT, NAMESPACE + 1, PARENT_STARTED),
+            "held through our parent's descriptors, but written in another pid namespace",
+        );
         stranger(
             Facts {
                 identity: None,

@@ -31,6 +31,11 @@ pub(crate) fn flock_holders_of(_file: FileId) -> Vec<u32> {
     Vec::new()
 }
 
+/// Without `/proc`, a process's descriptors cannot be read.
+pub(crate) fn holds_flock_through_fd(_pid: u32, _file: FileId) -> bool {
+    false
+}
+
 /// No pid namespaces here, so a pid number names one process system-wide and needs nothing
 /// beside it (see `protocol/ancestry.rs`); and no `/proc` to read more from.
 pub(crate) fn own_identity() -> Option<ProcessIdentity> {

@@ -18,12 +18,7 @@ pub(crate) fn flock_holders(file: &File) -> Vec<u32> {
 /// [`flock_holders`] of the inode `file`. The pids are those of `/proc`'s namespace: a holder
 /// outside it shows as 0, or not at all.
 pub(crate) fn flock_holders_of(file: FileId) -> Vec<u32> {
-    let device = format!(
-        "{:02x}:{:02x}:{}",
-        rustix::fs::major(file.dev),
-        rustix::fs::minor(file.dev),
-        file.ino
-    );
+    let device = proc_locks_device(file);
     // /proc/locks is one system-wide table handed out a page at a time: a lock dropped
     // elsewhere between two pages shifts the rest, and our line can be skipped. Skipping only
     // ever hides lines, so a few reads make naming "another process" for a real holder rare.
@@ -39,8 +34,47 @@ pub(crate) fn flock_holders_of(file: FileId) -> Vec<u32> {
     Vec::new()
 }
 
+/// Whether process `pid` has a descriptor of `file`'s inode whose open file description holds
+/// an flock on it, as `/proc/<pid>/fdinfo` says (it lists the locks of each descriptor's open
+/// file description). That is the same fact `/proc/locks` shows, read where no other process's
+/// locking can hide it: `/proc/locks` is one system-wide table handed out a page at a time, in
+/// which a line is skipped now and then while other locks come and go, whereas a process's own
+/// descriptors are read one by one. `false` when they cannot be read (another user's process).
+pub(crate) fn holds_flock_through_fd(pid: u32, file: FileId) -> bool {
+    let device = proc_locks_device(file);
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        // A stat through the magic link is of the open file itself, whatever its name now.
+        let opens_it = fs::metadata(fd.path())
+            .is_ok_and(|meta| meta.dev() == file.dev && meta.ino() == file.ino);
+        opens_it
+            && fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .is_ok_and(|info| {
+                info.lines()
+                    .filter_map(|line| line.strip_prefix("lock:"))
+                    .any(|lock| !parse_proc_locks(lock, &device).is_empty())
+            })
+    })
+}
+
 /// How many times [`flock_holders`] reads `/proc/locks` before it says nobody holds the lock.
 const PROC_LOCKS_READS: usize = 3;
+
+/// `file` as `/proc/locks` and `fdinfo` name a lock's inode: `MAJ:MIN:INODE`, major and minor
+/// in hex.
+fn proc_locks_device(file: FileId) -> String {
+    format!(
+        "{:02x}:{:02x}:{}",
+        rustix::fs::major(file.dev),
+        rustix::fs::minor(file.dev),
+        file.ino
+    )
+}
 
 /// The pids of the granted `FLOCK` entries of `/proc/locks` for `device` (`MAJ:MIN:INODE`, as
 /// the kernel prints it: major and minor in hex). Lines with `->` are requests still waiting.
@@ -262,6 +296,32 @@ mod tests {
         drop(held);
         Ok(())
     }
+    /// Our own descriptors say we hold the flock exactly while we do, through any of our
+    /// descriptors of its open file description and through none of another's.
+    #[test]
+    fn fdinfo_proves_this_process_holds_its_flock_exactly_while_it_does() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("x.lock");
+        let held = open_sentinel(&path)?;
+        let id = file_id(&held)?;
+        let other = dir.path().join("y.lock");
+        let unrelated = open_sentinel(&other)?;
+        assert!(try_lock_exclusive(&unrelated)?);
+        let pid = std::process::id();
+        assert!(!holds_flock_through_fd(pid, id), "nothing holds x.lock yet");
+        assert!(try_lock_exclusive(&held)?);
+        assert!(holds_flock_through_fd(pid, id));
+        // Our parent has no descriptor of it.
+        assert!(!holds_flock_through_fd(
+            std::os::unix::process::parent_id(),
+            id
+        ));
+        unlock(&held)?;
+        assert!(!holds_flock_through_fd(pid, id), "the flock is gone");
+        assert!(!holds_flock_through_fd(99_999_999, id), "no such process");
+        Ok(())
+    }
+
     #[test]
     fn the_parent_read_from_proc_is_the_one_getppid_reports() {
         assert_eq!(
