@@ -54,7 +54,10 @@ fn held(attempt: Attempt, what: &str) -> Held {
 #[test]
 fn bug525_two_acquires_started_together_never_both_win() -> TestResult {
     let (f, scope) = project()?;
-    let rounds = if soak() { 2000 } else { 200 };
+    // Each round is over in well under a millisecond, and a round only catches the pre-fix
+    // port when both threads are on a core at once: on two busy cores, 200 rounds once went
+    // by with no overlap at all. 2,000 take about two seconds.
+    let rounds = if soak() { 20_000 } else { 2_000 };
     let mut both_won = 0;
     for _ in 0..rounds {
         let barrier = Arc::new(Barrier::new(2));
