@@ -252,39 +252,10 @@ fn refusal(pid: u32, status: &Status, lock: &LockFile, family: &Family) -> Optio
     None
 }
 
-/// Whether process `pid` has a descriptor of `lock`'s inode whose open file description holds
-/// an flock on it.
+/// Whether process `pid` holds `lock`'s flock through one of its descriptors.
 #[cfg(target_os = "linux")]
 fn holds_flock(pid: u32, lock: &LockFile) -> io::Result<bool> {
-    for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
-        let Ok(entry) = entry else { continue };
-        // `stat` through the magic link: the inode the descriptor refers to.
-        let Ok(meta) = fs::metadata(entry.path()) else {
-            continue;
-        };
-        if (meta.dev(), meta.ino()) != (lock.dev, lock.ino) {
-            continue;
-        }
-        let fd = entry.file_name();
-        let info_path = Path::new("/proc")
-            .join(pid.to_string())
-            .join("fdinfo")
-            .join(fd);
-        if fs::read_to_string(info_path).is_ok_and(|info| lists_an_flock(&info)) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Whether a `/proc/<pid>/fdinfo/<fd>` text lists an flock (`lock:\t1: FLOCK  ADVISORY  WRITE
-/// ...`), which the kernel shows only for the locks of that descriptor's open file description.
-#[cfg(target_os = "linux")]
-fn lists_an_flock(fdinfo: &str) -> bool {
-    fdinfo.lines().any(|line| {
-        line.strip_prefix("lock:")
-            .is_some_and(|lock| lock.split_ascii_whitespace().nth(1) == Some("FLOCK"))
-    })
+    scope_lock::process_holds_flock(pid, lock.dev, lock.ino)
 }
 
 /// This process and its ancestors, as `/proc` numbers them, once it is sure those are the
@@ -380,17 +351,6 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fdinfo_lists_an_flock_only_on_a_lock_line() {
-        let held = "pos:\t0\nflags:\t0100000\nmnt_id:\t30\nino:\t42\n\
-                    lock:\t1: FLOCK  ADVISORY  WRITE 1234 fe:00:42 0 EOF\n";
-        assert!(lists_an_flock(held));
-        let posix = "pos:\t0\nlock:\t1: POSIX  ADVISORY  WRITE 1234 fe:00:42 0 EOF\n";
-        assert!(!lists_an_flock(posix));
-        assert!(!lists_an_flock("pos:\t0\nflags:\t0100000\n"));
-        assert!(!lists_an_flock("FLOCK\n"));
-    }
 
     #[test]
     fn status_gives_name_parent_uids_and_namespace_pids() {

@@ -52,6 +52,7 @@ mod conflict;
 mod error;
 mod fault;
 mod guard;
+mod holder;
 mod listing;
 mod manager;
 mod protocol;
@@ -69,6 +70,7 @@ pub use error::{Error, ErrorKind};
 #[cfg(feature = "test-support")]
 pub use fault::{PAUSE_AT_VAR, STEPS as PAUSE_STEPS};
 pub use guard::ScopeGuard;
+pub use holder::process_holds_flock;
 pub use listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 pub use manager::{DEFAULT_INVALID_GRACE, DEFAULT_SENTINEL_BOUND, LockManager};
 pub use python_json::{deserialize_json_path, path_to_json};

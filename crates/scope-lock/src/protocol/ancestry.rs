@@ -84,7 +84,8 @@ impl World for System {
     }
 
     fn holds_flock_through_fd(&self, pid: u32, file: FileId) -> bool {
-        sys::holds_flock_through_fd(pid, file)
+        // Unreadable descriptors (another user's process) prove nothing; /proc/locks may.
+        sys::holds_flock_through_fd(pid, file).unwrap_or(false)
     }
 
     fn start_ticks(&self, pid: u32) -> Option<u64> {

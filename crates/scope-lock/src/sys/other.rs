@@ -32,8 +32,11 @@ pub(crate) fn flock_holders_of(_file: FileId) -> Vec<u32> {
 }
 
 /// Without `/proc`, a process's descriptors cannot be read.
-pub(crate) fn holds_flock_through_fd(_pid: u32, _file: FileId) -> bool {
-    false
+pub(crate) fn holds_flock_through_fd(_pid: u32, _file: FileId) -> std::io::Result<bool> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "this system has no /proc to read a process's descriptors from",
+    ))
 }
 
 /// No pid namespaces here, so a pid number names one process system-wide and needs nothing

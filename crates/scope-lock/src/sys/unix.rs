@@ -20,11 +20,16 @@ pub(crate) struct FileId {
     pub(super) ino: u64,
 }
 
-#[cfg(test)]
 impl FileId {
-    /// An inode made up, for tests of rules about inodes.
-    pub(crate) const fn made_up(dev: u64, ino: u64) -> Self {
+    /// The inode `ino` of device `dev`, as `MetadataExt` gives them.
+    pub(crate) const fn new(dev: u64, ino: u64) -> Self {
         Self { dev, ino }
+    }
+
+    /// An inode made up, for tests of rules about inodes.
+    #[cfg(test)]
+    pub(crate) const fn made_up(dev: u64, ino: u64) -> Self {
+        Self::new(dev, ino)
     }
 }
 

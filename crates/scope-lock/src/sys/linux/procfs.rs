@@ -3,7 +3,7 @@
 //! can prove who a process is (see `protocol/ancestry.rs`).
 
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 
 use crate::sys::unix::{FileId, ProcessIdentity, file_id};
@@ -39,26 +39,32 @@ pub(crate) fn flock_holders_of(file: FileId) -> Vec<u32> {
 /// file description). That is the same fact `/proc/locks` shows, read where no other process's
 /// locking can hide it: `/proc/locks` is one system-wide table handed out a page at a time, in
 /// which a line is skipped now and then while other locks come and go, whereas a process's own
-/// descriptors are read one by one. `false` when they cannot be read (another user's process).
-pub(crate) fn holds_flock_through_fd(pid: u32, file: FileId) -> bool {
-    let device = proc_locks_device(file);
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    fds.flatten().any(|fd| {
+/// descriptors are read one by one.
+///
+/// # Errors
+///
+/// When `/proc/<pid>/fd` cannot be listed: no such process (`NotFound`), or another user's
+/// (`PermissionDenied`).
+pub(crate) fn holds_flock_through_fd(pid: u32, file: FileId) -> io::Result<bool> {
+    for fd in fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let Ok(fd) = fd else { continue };
         // A stat through the magic link is of the open file itself, whatever its name now.
         let opens_it = fs::metadata(fd.path())
             .is_ok_and(|meta| meta.dev() == file.dev && meta.ino() == file.ino);
-        opens_it
-            && fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                fd.file_name().to_string_lossy()
-            ))
-            .is_ok_and(|info| {
-                info.lines()
-                    .filter_map(|line| line.strip_prefix("lock:"))
-                    .any(|lock| !parse_proc_locks(lock, &device).is_empty())
-            })
+        let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
+        if opens_it && fs::read_to_string(info).is_ok_and(|info| fdinfo_lists_an_flock(&info)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether a `/proc/<pid>/fdinfo/<fd>` text lists an flock (`lock:\t1: FLOCK  ADVISORY  WRITE
+/// ...`), which the kernel shows only for the locks of that descriptor's open file description.
+fn fdinfo_lists_an_flock(fdinfo: &str) -> bool {
+    fdinfo.lines().any(|line| {
+        line.strip_prefix("lock:")
+            .is_some_and(|lock| lock.split_ascii_whitespace().nth(1) == Some("FLOCK"))
     })
 }
 
@@ -203,7 +209,6 @@ pub(crate) fn parse_proc_stat_start_ticks(stat: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
 
     use super::*;
     use crate::sys::unix::tests::{open_lock_file, open_sentinel};
@@ -308,18 +313,31 @@ mod tests {
         let unrelated = open_sentinel(&other)?;
         assert!(try_lock_exclusive(&unrelated)?);
         let pid = std::process::id();
-        assert!(!holds_flock_through_fd(pid, id), "nothing holds x.lock yet");
+        assert!(
+            !holds_flock_through_fd(pid, id)?,
+            "nothing holds x.lock yet"
+        );
         assert!(try_lock_exclusive(&held)?);
-        assert!(holds_flock_through_fd(pid, id));
+        assert!(holds_flock_through_fd(pid, id)?);
         // Our parent has no descriptor of it.
-        assert!(!holds_flock_through_fd(
-            std::os::unix::process::parent_id(),
-            id
-        ));
+        let parent = std::os::unix::process::parent_id();
+        assert!(!holds_flock_through_fd(parent, id)?);
         unlock(&held)?;
-        assert!(!holds_flock_through_fd(pid, id), "the flock is gone");
-        assert!(!holds_flock_through_fd(99_999_999, id), "no such process");
+        assert!(!holds_flock_through_fd(pid, id)?, "the flock is gone");
+        let gone = holds_flock_through_fd(99_999_999, id).map_err(|err| err.kind());
+        assert_eq!(gone.err(), Some(io::ErrorKind::NotFound), "no such process");
         Ok(())
+    }
+
+    #[test]
+    fn fdinfo_lists_an_flock_only_on_a_lock_line() {
+        let held = "pos:\t0\nflags:\t0100000\nmnt_id:\t30\nino:\t42\n\
+                    lock:\t1: FLOCK  ADVISORY  WRITE 1234 fe:00:42 0 EOF\n";
+        assert!(fdinfo_lists_an_flock(held));
+        let posix = "pos:\t0\nlock:\t1: POSIX  ADVISORY  WRITE 1234 fe:00:42 0 EOF\n";
+        assert!(!fdinfo_lists_an_flock(posix));
+        assert!(!fdinfo_lists_an_flock("pos:\t0\nflags:\t0100000\n"));
+        assert!(!fdinfo_lists_an_flock("FLOCK\n"));
     }
 
     #[test]
