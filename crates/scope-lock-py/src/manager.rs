@@ -38,10 +38,10 @@ impl Manager {
         }
     }
 
-    /// Acquires, trying once (`timeout` None) or waiting up to `timeout` seconds; on success
-    /// the guard goes into the process's table. Returns `(token, record)` when held,
-    /// `(None, conflict)` when refused or timed out (the conflict's `timed_out` says which).
-    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout=None))]
+    /// Acquires, waiting as `timeout` says (see [`Patience`]); on success the guard goes into
+    /// the process's table. Returns `(token, record)` when held, `(None, conflict)` when
+    /// refused or timed out (the conflict's `timed_out` says which).
+    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout))]
     fn acquire<'py>(
         &self,
         py: Python<'py>,
@@ -53,12 +53,9 @@ impl Manager {
     ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
         let request = request(loop_name, scope, instance_id, singleton);
         let name = request.lock_name().to_owned();
-        let outcome = match timeout {
-            None => py.detach(|| self.locks.try_acquire(&request)),
-            Some(seconds) => {
-                let deadline = deadline_after(seconds)?;
-                wait::acquire_until(py, &self.locks, &request, deadline)?
-            }
+        let outcome = match Patience::from_timeout(timeout)? {
+            Patience::Once => py.detach(|| self.locks.try_acquire(&request)),
+            Patience::Until(deadline) => wait::acquire_until(py, &self.locks, &request, deadline)?,
         };
         match outcome {
             Ok(guard) => {
@@ -147,6 +144,32 @@ impl Manager {
         }
     }
 
+    /// Whether a live lock (of anyone, this process included) holds the lock file of
+    /// `loop_name`/`instance_id` now. A file there whose record cannot be read counts when it
+    /// blocks acquires as a live lock does. Changes nothing: a stale lock is not reclaimed
+    /// by asking.
+    fn is_locked(
+        &self,
+        py: Python<'_>,
+        loop_name: String,
+        instance_id: Option<String>,
+    ) -> PyResult<bool> {
+        let request = request(loop_name, Vec::new(), instance_id, false);
+        request.validate().map_err(|err| errors::to_py(py, &err))?;
+        let listing = py
+            .detach(|| self.locks.list_locks_dry_run())
+            .map_err(|err| errors::to_py(py, &err))?;
+        let path = self.locks.lock_path(&request);
+        Ok(listing
+            .locks()
+            .iter()
+            .any(|lock| lock.lock_name() == request.lock_name())
+            || listing
+                .problems()
+                .iter()
+                .any(|problem| problem.blocks() && problem.path() == path))
+    }
+
     /// `(records, problems)`: every live lock's record, and one line per `*.lock` file that is
     /// not a readable live lock.
     fn list_locks<'py>(&self, py: Python<'py>) -> PyResult<(Vec<Bound<'py, PyDict>>, Vec<String>)> {
@@ -173,16 +196,56 @@ impl Manager {
     }
 }
 
-/// `now + seconds`; a negative timeout is no wait at all (one attempt).
-fn deadline_after(seconds: f64) -> PyResult<Instant> {
-    let wait = Duration::try_from_secs_f64(seconds.max(0.0)).map_err(|_| {
-        PyValueError::new_err(format!(
-            "timeout must be a number of seconds, not {seconds}"
-        ))
-    })?;
-    Instant::now().checked_add(wait).ok_or_else(|| {
-        PyValueError::new_err(format!("timeout {seconds} s is too far in the future"))
-    })
+/// How long an acquire may wait, from Python's `timeout` argument, read as filelock and the
+/// standard library's waits read it: `None` waits forever, `0` tries once, a positive number
+/// of seconds waits up to that. Positive infinity is forever too (it is the limit of "up to").
+/// Negative numbers and NaN are errors rather than a guess: filelock reads `-1` as forever,
+/// the original's loop read it as one attempt, so either guess would surprise someone.
+pub(crate) enum Patience {
+    Once,
+    Until(Instant),
+}
+
+impl Patience {
+    /// # Errors
+    ///
+    /// `ValueError` naming `timeout` for a negative number or NaN.
+    pub(crate) fn from_timeout(timeout: Option<f64>) -> PyResult<Self> {
+        let forever = || Self::Until(far_future());
+        match timeout {
+            None => Ok(forever()),
+            Some(0.0) => Ok(Self::Once),
+            Some(seconds) if seconds > 0.0 => Ok(Duration::try_from_secs_f64(seconds)
+                .ok()
+                .and_then(|wait| Instant::now().checked_add(wait))
+                // Past what a deadline can be (infinity included): no different from forever.
+                .map_or_else(forever, Self::Until)),
+            Some(seconds) => Err(PyValueError::new_err(format!(
+                "timeout must be None (wait forever), 0 (try once) or a positive number of \
+                 seconds, not {}",
+                python_float(seconds)
+            ))),
+        }
+    }
+}
+
+/// A deadline no wait will reach: a century from now. The monotonic clock counts seconds since
+/// boot in 64 bits, so the sum fits; were it ever not to, the wait would be one attempt.
+fn far_future() -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(CENTURY).unwrap_or(now)
+}
+
+/// A float as Python's `repr` writes it, for the few that messages quote.
+fn python_float(value: f64) -> String {
+    if value.is_nan() {
+        "nan".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else {
+        format!("{value:?}")
+    }
 }
 
 fn request(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -594,3 +595,47 @@ def test_normalize_path_is_path_resolve(manager: LockManager, project: Path) -> 
 def test_the_package_exports_the_originals_names() -> None:
     for name in ["LockManager", "ScopeLock", "resolve_scope", "RUNNING_DIR"]:
         assert hasattr(scope_lock, name)
+
+
+# --- is_locked and __version__ (not in the original) -------------------------------------------
+
+
+def test_is_locked_tells_whether_a_live_lock_holds_the_name(manager: LockManager, loops_dir: Path, actor) -> None:
+    assert manager.is_locked("job") is False
+    holder = actor("hold", loops_dir, "job", "src")
+    assert holder.line().startswith("held ")
+    instance = actor("hold", loops_dir, "job", "docs", "--instance", "job-2")
+    assert instance.line().startswith("held ")
+    assert manager.is_locked("job") is True
+    assert manager.is_locked("job", "job-2") is True
+    assert manager.is_locked("other") is False
+    assert manager.acquire("mine", ["elsewhere"])
+    assert manager.is_locked("mine") is True
+    holder.send("release")
+    assert holder.line() == "released"
+    assert manager.is_locked("job") is False
+    assert manager.is_locked("job", "job-2") is True
+
+
+def test_is_locked_counts_no_dead_holder_and_leaves_its_file(manager: LockManager, project: Path) -> None:
+    stale = manager.running_dir / "gone.lock"
+    write_original_lock(stale, loop_name="gone", scope=[str(project / "src")], pid=dead_pid(),
+                        started_at="2026-01-01T00:00:00+00:00")
+    assert manager.is_locked("gone") is False
+    assert stale.exists(), "asking whether a name is locked reclaimed a lock file"
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "/abs", ".hidden"])
+def test_is_locked_refuses_a_name_that_cannot_name_a_lock_file(manager: LockManager, name: str) -> None:
+    with pytest.raises(ValueError, match="invalid loop name") as raised:
+        manager.is_locked(name)
+    assert repr(name)[1:-1] in str(raised.value)
+    with pytest.raises(ValueError, match="invalid instance id"):
+        manager.is_locked("fine", name or "/")
+
+
+def test_version_is_the_distributions_version() -> None:
+    from importlib.metadata import version
+
+    assert scope_lock.__version__ == version("scope-lock")
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", scope_lock.__version__)

@@ -113,8 +113,15 @@ impl LockRequest {
         }
     }
 
-    /// Checks that the names can name a lock file and the scope entries can be paths.
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// Checks that the names can name a lock file and the scope entries can be paths, as every
+    /// acquire does before anything else; for a caller that asks about a name without
+    /// acquiring it.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] of kind [`ErrorKind::InvalidName`] or [`ErrorKind::InvalidScope`] that
+    /// quotes the input and says what is wrong with it.
+    pub fn validate(&self) -> Result<(), Error> {
         validate_name("loop name", &self.loop_name)?;
         if let Some(id) = &self.instance_id {
             validate_name("instance id", id)?;

@@ -39,6 +39,10 @@ Deliberate differences from the original:
 - ``hold()`` is a context manager that raises ``ScopeConflict`` (with the
   holder) when the scope is taken, or ``ScopeTimeout`` when a ``timeout``
   passes.
+- Every ``timeout`` is read as filelock reads it: ``None`` (or ``math.inf``) waits
+  forever, ``0`` tries once, a positive number waits up to that many seconds, and a
+  negative number or NaN is a ``ValueError``. ``hold()`` defaults to ``0`` (fail fast).
+- ``is_locked(name)`` asks whether a live lock holds a name, changing nothing.
 - A waiting call releases the GIL and can be interrupted by Ctrl-C.
 
 Threads and processes:
@@ -80,6 +84,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The package's version, which is the Rust crate's (Cargo.toml), as in its metadata.
+__version__: str = _native.__version__
 
 RUNNING_DIR = ".running"
 
@@ -274,7 +281,7 @@ class LockManager:
         ``LockDirectoryBusyError`` when another process keeps the directory's
         sentinel locked for longer than a few seconds.
         """
-        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton)
+        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, 0)
         return token is not None
 
     def release(self, loop_name: str, instance_id: str | None = None) -> None:
@@ -296,13 +303,17 @@ class LockManager:
         self,
         loop_name: str,
         scope: Scope,
-        timeout: float = 300,
+        timeout: float | None = 300,
         instance_id: str | None = None,
         *,
         singleton: bool = False,
     ) -> bool:
         """Acquire the scope, waiting up to ``timeout`` seconds for it. Prefer this to
         ``wait_for_scope`` followed by ``acquire``: it returns True only holding the lock.
+
+        ``timeout`` is read as filelock reads it: ``None`` (or ``math.inf``) waits forever,
+        ``0`` tries once, a positive number waits up to that many seconds; a negative number
+        or NaN raises ``ValueError``.
 
         Returns False if the timeout passed while the scope was taken. Waiters for
         overlapping scopes get it in the order they started waiting, and wake as soon as
@@ -311,19 +322,19 @@ class LockManager:
         second, with its exception. Raises as ``acquire`` does, and
         ``LockDirectoryBusyError`` if the lock directory stayed busy until the timeout.
         """
-        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton,
-                                        float(timeout))
+        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, timeout)
         return token is not None
 
     def wait_for_scope(
         self,
         scope: Scope,
-        timeout: int = 300,
+        timeout: float | None = 300,
         *,
         loop_name: str | None = None,
         singleton: bool = False,
     ) -> bool:
-        """Wait up to ``timeout`` seconds until ``scope`` is free; True if it was.
+        """Wait up to ``timeout`` seconds until ``scope`` is free; True if it was. ``timeout``
+        is read as ``acquire_wait`` reads it (``None`` waits forever, ``0`` looks once).
 
         Racy by nature, as in the original: True means the scope was free at one
         moment, and another process may take it before the caller's ``acquire``.
@@ -337,7 +348,7 @@ class LockManager:
         name = loop_name if loop_name is not None else "wait_for_scope"
         probe = f"wait_for_scope-{os.getpid()}-{next(_probe_numbers)}"
         token, _ = self._native.acquire(name, _scope_paths(scope), probe, singleton and loop_name is not None,
-                                        float(timeout))
+                                        timeout)
         if token is None:
             return False
         self._native.release(name, probe, token)
@@ -363,6 +374,18 @@ class LockManager:
             return _stand_in(conflict)
         return ScopeLock.from_dict(conflict["holder"])
 
+    def is_locked(self, loop_name: str, instance_id: str | None = None) -> bool:
+        """Whether a live lock holds this name's lock file now, whoever holds it (this
+        manager included); not in the original. Waiters do not count. A lock file there
+        whose record cannot be read counts when it blocks acquires. Nothing is changed:
+        a stale lock file makes it False and stays where it is. The answer may be out of
+        date when it returns: to hold the name, acquire it. To ask about a scope instead,
+        use ``find_conflict``.
+
+        Raises ``ValueError`` for a name that cannot name a lock file, as ``acquire`` does.
+        """
+        return self._native.is_locked(loop_name, instance_id)
+
     def list_locks(self) -> list[ScopeLock]:
         """Every live lock, nested names included. Stale locks are removed on the way;
         lock files that are not readable live locks are logged at WARNING."""
@@ -379,18 +402,18 @@ class LockManager:
         instance_id: str | None = None,
         *,
         singleton: bool = False,
-        timeout: float | None = None,
+        timeout: float | None = 0,
     ) -> Iterator[ScopeLock]:
         """Hold the scope for the ``with`` block and yield its ``ScopeLock``.
 
-        Without a ``timeout``, tries once and raises ``ScopeConflict`` (carrying the
-        holder) when the scope is taken. With one, waits as ``acquire_wait`` does and
-        raises ``ScopeTimeout`` (a ``ScopeConflict`` and a ``TimeoutError``, carrying
-        the last holder) when it passes. The lock is released when the block ends,
-        however it ends.
+        By default (``timeout=0``) tries once and raises ``ScopeConflict`` (carrying the
+        holder) when the scope is taken: it fails fast. With ``timeout=None`` it waits
+        for as long as it takes; with a positive number, waits as ``acquire_wait`` does
+        and raises ``ScopeTimeout`` (a ``ScopeConflict`` and a ``TimeoutError``, carrying
+        the last holder) when it passes. ``timeout`` is read as ``acquire_wait`` reads it.
+        The lock is released when the block ends, however it ends.
         """
-        wait = None if timeout is None else float(timeout)
-        token, detail = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, wait)
+        token, detail = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, timeout)
         if token is None:
             raise _conflict_error(detail)
         try:
