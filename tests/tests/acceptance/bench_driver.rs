@@ -60,6 +60,7 @@ fn quick_run_reports_every_scenario_and_contender() -> TestResult {
         // Each side held the lock at least once in its window.
         positive(&row["ours"]["best_per_s"], "P4 ours")?;
         positive(&row["mutex"]["best_per_s"], "P4 mutex")?;
+        positive(&row["ring"]["best_per_s"], "P4 fair floor")?;
     }
 
     let handoff = report["handoff"].as_array().ok_or("no handoff rows")?;
@@ -69,7 +70,9 @@ fn quick_run_reports_every_scenario_and_contender() -> TestResult {
         .collect();
     assert_eq!(waiters, [1, 8]);
     for row in handoff {
-        for side in ["ours", "mutex"] {
+        // The fair floor passes the turn in order: never to itself.
+        assert_eq!(row["ring"]["retakes"], 0, "{row}");
+        for side in ["ours", "mutex", "ring"] {
             // Some handoff to another process was seen, and its percentiles are in order.
             let p50 = positive(&row[side]["p50_us"], "P3 p50")?;
             let max = positive(&row[side]["max_us"], "P3 max")?;
@@ -77,6 +80,8 @@ fn quick_run_reports_every_scenario_and_contender() -> TestResult {
             assert_eq!(row[side]["cdf_us"].as_array().map(Vec::len), Some(101));
         }
     }
+
+    positive(&report["wakeup"]["p50_us"], "bare wake-up p50")?;
 
     let memory = &report["memory"];
     if cfg!(target_os = "linux") {

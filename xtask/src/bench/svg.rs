@@ -1,6 +1,6 @@
 //! Hand-written SVG line charts and the HTML page that shows them with the table.
 //!
-//! Three small charts need axes, ticks, polylines and a legend; that is less code than a
+//! Four small charts need axes, ticks, polylines and a legend; that is less code than a
 //! plotting crate's setup and adds no dependency (plotters would bring a font stack or a
 //! bitmap backend we do not need).
 
@@ -38,8 +38,26 @@ pub(crate) struct Axis {
 pub(crate) struct Series {
     pub(crate) name: String,
     pub(crate) color: &'static str,
-    pub(crate) dashed: bool,
+    pub(crate) dash: Dash,
     pub(crate) points: Vec<(f64, f64)>,
+}
+
+/// How a line is drawn, to tell apart the sides that share a colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dash {
+    Solid,
+    Dashed,
+    Dotted,
+}
+
+impl Dash {
+    fn attribute(self) -> &'static str {
+        match self {
+            Dash::Solid => "",
+            Dash::Dashed => r#" stroke-dasharray="6 4""#,
+            Dash::Dotted => r#" stroke-dasharray="2 3""#,
+        }
+    }
 }
 
 const OURS: &str = "#1f77b4";
@@ -125,11 +143,7 @@ pub(crate) fn chart(title: &str, x: &Axis, y: &Axis, series: &[Series]) -> Strin
         escape(&y.label)
     );
     for (i, series) in series.iter().enumerate() {
-        let dash = if series.dashed {
-            r#" stroke-dasharray="6 4""#
-        } else {
-            ""
-        };
+        let dash = series.dash.attribute();
         let points: Vec<String> = series
             .points
             .iter()
@@ -215,16 +229,17 @@ pub(crate) fn plots(report: &Report) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let held: Vec<u64> = report.held.iter().map(|row| row.held).collect();
     if !held.is_empty() {
-        let line = |name: &str, color, dashed, pick: fn(&super::render::HeldRow) -> f64| Series {
-            name: name.to_owned(),
-            color,
-            dashed,
-            points: report
-                .held
-                .iter()
-                .map(|row| (row.held as f64, pick(row)))
-                .collect(),
-        };
+        let line =
+            |name: &str, color, dashed: bool, pick: fn(&super::render::HeldRow) -> f64| Series {
+                name: name.to_owned(),
+                color,
+                dash: if dashed { Dash::Dashed } else { Dash::Solid },
+                points: report
+                    .held
+                    .iter()
+                    .map(|row| (row.held as f64, pick(row)))
+                    .collect(),
+            };
         let series = [
             line("acquire+release: ours", OURS, false, |r| r.ours.best),
             line("… the floor", FLOOR, false, |r| r.floor.best),
@@ -253,19 +268,21 @@ pub(crate) fn plots(report: &Report) -> Vec<(String, String)> {
     }
     if !report.contended.is_empty() {
         let processes: Vec<u64> = report.contended.iter().map(|row| row.processes).collect();
-        let line = |name: &str, color, pick: fn(&super::render::ContendedRow) -> f64| Series {
-            name: name.to_owned(),
-            color,
-            dashed: false,
-            points: report
-                .contended
-                .iter()
-                .map(|row| (row.processes as f64, pick(row)))
-                .collect(),
-        };
+        let line =
+            |name: &str, color, dash, pick: fn(&super::render::ContendedRow) -> f64| Series {
+                name: name.to_owned(),
+                color,
+                dash,
+                points: report
+                    .contended
+                    .iter()
+                    .map(|row| (row.processes as f64, pick(row)))
+                    .collect(),
+            };
         let series = [
-            line("ours (waiting acquire)", OURS, |r| r.ours.0),
-            line("flock mutex, one file", FLOOR, |r| r.mutex.0),
+            line("ours (waiting acquire)", OURS, Dash::Solid, |r| r.ours.0),
+            line("fair floor (FIFO ring)", FLOOR, Dash::Solid, |r| r.ring.0),
+            line("flock mutex, one file", PREFIX, Dash::Dashed, |r| r.mutex.0),
         ];
         let top = series
             .iter()
@@ -308,7 +325,7 @@ pub(crate) fn plots(report: &Report) -> Vec<(String, String)> {
                 series.push(Series {
                     name: format!("our {ours_paths} paths: {suffix}"),
                     color,
-                    dashed: floor,
+                    dash: if floor { Dash::Dashed } else { Dash::Solid },
                     points: report
                         .scope_size
                         .iter()
@@ -345,11 +362,15 @@ pub(crate) fn plots(report: &Report) -> Vec<(String, String)> {
         let mut series = Vec::new();
         for (k, row) in report.handoff.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
-            for (side, dashed, name) in [(&row.ours, false, "ours"), (&row.mutex, true, "mutex")] {
+            for (side, dash, name) in [
+                (&row.ours, Dash::Solid, "ours"),
+                (&row.ring, Dash::Dotted, "fair floor"),
+                (&row.mutex, Dash::Dashed, "mutex"),
+            ] {
                 series.push(Series {
                     name: format!("{} waiters: {name}", row.waiters),
                     color,
-                    dashed,
+                    dash,
                     points: side
                         .cdf
                         .iter()
@@ -443,8 +464,11 @@ mod tests {
             assert!(latency.contains(label), "latency.svg lacks {label}");
         }
         assert_eq!(plots[2].1.matches("<polyline").count(), 4);
-        // Ours and the mutex at two counts of waiters, 101 points each.
-        assert_eq!(plots[3].1.matches("<polyline").count(), 4);
+        // Ours, the fair floor and the mutex at two counts of waiters, 101 points each.
+        assert_eq!(plots[3].1.matches("<polyline").count(), 6);
+        assert!(plots[3].1.contains("8 waiters: fair floor"));
+        assert!(plots[1].1.contains("fair floor (FIFO ring)"));
+        assert_eq!(plots[1].1.matches("<polyline").count(), 3);
         assert_eq!(plots[3].1.matches("<circle").count(), 0);
     }
 
@@ -465,7 +489,7 @@ mod tests {
             &[Series {
                 name: "s".into(),
                 color: OURS,
-                dashed: false,
+                dash: Dash::Solid,
                 points: vec![(0.0, 1.0), (100.0, 1000.0)],
             }],
         );

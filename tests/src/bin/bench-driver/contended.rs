@@ -17,12 +17,15 @@ use serde_json::{Value, json};
 
 use crate::holder::Arena;
 use crate::measure::round3;
+use crate::ring;
 
 /// Which side of the comparison a hammer process is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
     Ours,
     Mutex,
+    /// The fair floor: the turn passed in FIFO order round a ring of FIFOs (see [`ring`]).
+    Ring,
 }
 
 impl Side {
@@ -30,6 +33,7 @@ impl Side {
         match self {
             Side::Ours => "ours",
             Side::Mutex => "mutex",
+            Side::Ring => "ring",
         }
     }
 
@@ -37,7 +41,8 @@ impl Side {
         match name {
             "ours" => Ok(Side::Ours),
             "mutex" => Ok(Side::Mutex),
-            other => Err(format!("--side {other:?}: expected ours or mutex")),
+            "ring" => Ok(Side::Ring),
+            other => Err(format!("--side {other:?}: expected ours, mutex or ring")),
         }
     }
 }
@@ -73,7 +78,7 @@ pub(crate) fn open_mutex(root: &Path) -> Result<File, String> {
         .map_err(|err| format!("{}: {err}", path.display()))
 }
 
-/// `bench-driver hammer --side S --root R --worker K --hold-us H --window-ms W`.
+/// `bench-driver hammer --side S --root R --worker K --processes N --hold-us H --window-ms W`.
 #[allow(
     clippy::disallowed_methods,
     reason = "the flock mutex is the bare baseline, not the library"
@@ -81,10 +86,14 @@ pub(crate) fn open_mutex(root: &Path) -> Result<File, String> {
 pub(crate) fn hammer(
     side: Side,
     root: &Path,
-    worker: u64,
+    (worker, processes): (u64, u64),
     hold: Duration,
     window: Duration,
 ) -> Result<(), String> {
+    let mut member = match side {
+        Side::Ring => Some(ring::Member::join(root, worker, processes)?),
+        _ => None,
+    };
     ready_then_wait_for_start()?;
     let started = Instant::now();
     let mut holds = 0u64;
@@ -113,6 +122,20 @@ pub(crate) fn hammer(
                 holds += 1;
             }
         }
+        Side::Ring => {
+            let member = member.as_mut().ok_or("no ring")?;
+            // The first process whose window is over stops the whole ring: each passes the
+            // stop on once and ends.
+            while member.take_turn()? {
+                busy(hold);
+                holds += 1;
+                if started.elapsed() >= window {
+                    break;
+                }
+                member.pass(false)?;
+            }
+            member.pass(true)?;
+        }
     }
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     println!("{}", json!({"holds": holds, "elapsed_us": elapsed_us}));
@@ -127,6 +150,9 @@ pub(crate) struct Params {
     pub(crate) window: Duration,
 }
 
+/// Every side of P4 and P3, in the order of their first round.
+pub(crate) const SIDES: [Side; 3] = [Side::Ours, Side::Mutex, Side::Ring];
+
 /// Runs P4 and returns its JSON rows.
 pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>, String> {
     let arena = Arena::new(work, "p4")?;
@@ -135,26 +161,28 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
         .map_err(|err| format!("creating {}: {err}", project.display()))?;
     let mut rows = Vec::new();
     for &processes in &params.processes {
-        let mut rates = [Vec::new(), Vec::new()];
+        let mut rates = [Vec::new(), Vec::new(), Vec::new()];
         for round in 0..params.rounds {
-            for k in 0..2 {
-                let which = (k + round) % 2;
-                let side = [Side::Ours, Side::Mutex][which];
-                let rate = one_round(exe, &arena.root, side, processes, params)?;
+            for k in 0..SIDES.len() {
+                let which = (k + round) % SIDES.len();
+                let rate = one_round(exe, &arena.root, SIDES[which], processes, params)?;
                 rates[which].push(rate);
             }
         }
-        let [ours, mutex] = rates.map(rate_stats);
+        let [ours, mutex, ring] = rates.map(rate_stats);
+        let best = |side: &Value| side["best_per_s"].as_f64().unwrap_or(0.0);
         eprintln!(
-            "  P4 {processes:>2} processes: ours {:.0}/s, flock mutex {:.0}/s (best of {})",
-            ours["best_per_s"].as_f64().unwrap_or(0.0),
-            mutex["best_per_s"].as_f64().unwrap_or(0.0),
+            "  P4 {processes:>2} processes: ours {:.0}/s, fair floor {:.0}/s, flock mutex {:.0}/s (best of {})",
+            best(&ours),
+            best(&ring),
+            best(&mutex),
             params.rounds
         );
         rows.push(json!({
             "processes": processes,
             "ours": ours,
             "mutex": mutex,
+            "ring": ring,
         }));
     }
     Ok(rows)
@@ -168,6 +196,9 @@ fn one_round(
     processes: u64,
     params: &Params,
 ) -> Result<f64, String> {
+    if side == Side::Ring {
+        ring::make(root, processes)?;
+    }
     let mut group = Group::default();
     for worker in 0..processes {
         let mut command = Command::new(exe);
@@ -177,6 +208,7 @@ fn one_round(
             .arg("--root")
             .arg(root)
             .args(["--worker", &worker.to_string()])
+            .args(["--processes", &processes.to_string()])
             .args(["--hold-us", &params.hold.as_micros().to_string()])
             .args(["--window-ms", &params.window.as_millis().to_string()]);
         group.spawn(command)?;

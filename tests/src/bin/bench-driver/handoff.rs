@@ -20,14 +20,15 @@ use regression::witness::Witness;
 use scope_lock::{LockManager, LockRequest};
 use serde_json::{Value, json};
 
-use crate::contended::{Side, busy, open_mutex, ready_then_wait_for_start};
+use crate::contended::{SIDES, Side, busy, open_mutex, ready_then_wait_for_start};
 use crate::holder::Arena;
 use crate::measure::round3;
+use crate::ring;
 
 /// How long one waiting acquire may take before the run is a failure.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `bench-driver relay --side S --root R --worker K --holds H --hold-us U --log L`.
+/// `bench-driver relay --side S --root R --worker K --processes N --holds H --hold-us U --log L`.
 #[allow(
     clippy::disallowed_methods,
     reason = "the flock mutex is the bare baseline, not the library"
@@ -35,13 +36,21 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) fn relay(
     side: Side,
     root: &Path,
-    worker: u32,
+    (worker, processes): (u32, u32),
     holds: u64,
     hold: Duration,
     log: &Path,
 ) -> Result<(), String> {
     let mut witness =
         Witness::open(log, worker).map_err(|err| format!("{}: {err}", log.display()))?;
+    let mut member = match side {
+        Side::Ring => Some(ring::Member::join(
+            root,
+            u64::from(worker),
+            u64::from(processes),
+        )?),
+        _ => None,
+    };
     ready_then_wait_for_start()?;
     let witnessed = |result: io::Result<()>| result.map_err(|err| format!("witness log: {err}"));
     match side {
@@ -69,6 +78,17 @@ pub(crate) fn relay(
                 file.unlock().map_err(|err| err.to_string())?;
             }
         }
+        Side::Ring => {
+            let member = member.as_mut().ok_or("no ring")?;
+            // Every member holds as often as the others: the counts end the run, not a token.
+            for cycle in 0..holds {
+                member.take_turn()?;
+                witnessed(witness.enter(cycle))?;
+                busy(hold);
+                witnessed(witness.exit(cycle))?;
+                member.pass(false)?;
+            }
+        }
     }
     println!("{}", json!({ "holds": holds }));
     Ok(())
@@ -87,7 +107,7 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
     let mut rows = Vec::new();
     for &waiters in &params.waiters {
         let mut row = json!({ "waiters": waiters });
-        for side in [Side::Ours, Side::Mutex] {
+        for side in SIDES {
             let (handoffs, retakes) = one_fleet(exe, work, side, waiters + 1, params)?;
             let summary = summarise(handoffs, retakes);
             eprintln!(
@@ -107,7 +127,7 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
 }
 
 /// One fleet of `processes` taking turns; returns the handoffs (µs) and the re-takes.
-fn one_fleet(
+pub(crate) fn one_fleet(
     exe: &Path,
     work: &Path,
     side: Side,
@@ -120,6 +140,9 @@ fn one_fleet(
         .map_err(|err| format!("creating {}: {err}", project.display()))?;
     let log = arena.root.join("witness.log");
     let holds = params.handoffs.div_ceil(u64::from(processes)).max(2);
+    if side == Side::Ring {
+        ring::make(&arena.root, u64::from(processes))?;
+    }
     let mut group = Group::default();
     for worker in 0..processes {
         let mut command = Command::new(exe);
@@ -129,6 +152,8 @@ fn one_fleet(
             .arg("--root")
             .arg(&arena.root)
             .args(["--worker", &worker.to_string()])
+            .args(["--processes", &processes.to_string()])
+            .args(["--processes", &processes.to_string()])
             .args(["--holds", &holds.to_string()])
             .args(["--hold-us", &params.hold.as_micros().to_string()])
             .arg("--log")
@@ -180,7 +205,7 @@ pub(crate) fn handoffs(log: &str) -> Result<(Vec<f64>, u64), String> {
 }
 
 /// Percentiles, and the CDF at every whole percent for the plot.
-fn summarise(mut micros: Vec<f64>, retakes: u64) -> Value {
+pub(crate) fn summarise(mut micros: Vec<f64>, retakes: u64) -> Value {
     micros.sort_by(f64::total_cmp);
     let at = |q: f64| -> f64 {
         if micros.is_empty() {

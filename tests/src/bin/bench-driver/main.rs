@@ -8,10 +8,15 @@
 //!                                           command's peak RSS too); with PARTS (e.g. `p3,p4`),
 //!                                           only those of p1, p2, p3, p4, p5 and memory
 //! bench-driver hold --running-dir D --root R --paths K      (internal: a holder of many locks)
-//! bench-driver hammer --side ours|mutex --root R --worker K --hold-us H --window-ms W
-//!                                                           (internal: one P4 process)
-//! bench-driver relay --side ours|mutex --root R --worker K --holds H --hold-us U --log L
-//!                                                           (internal: one P3 process)
+//! bench-driver hammer --side ours|mutex|ring --root R --worker K --processes N --hold-us H
+//!                     --window-ms W                         (internal: one P4 process)
+//! bench-driver relay --side ours|mutex|ring --root R --worker K --processes N --holds H
+//!                    --hold-us U --log L                    (internal: one P3 process)
+//! bench-driver pong                                         (internal: echoes stdin, for the
+//!                                                           bare wake-up)
+//! bench-driver fleet --side ours|mutex|ring --work-dir W --processes N --holds H --hold-us U
+//!                                           one P3 fleet on its own (for strace)
+//! bench-driver cycles --side ours|floor --root R --count N  (uncontended cycles, for strace)
 //! bench-driver rss-hold --root R                            (internal: peak RSS of a holder)
 //! bench-driver rss-list --root R                            (internal: peak RSS of list_locks)
 //! bench-driver rss-cli --cli PATH --root R                  (internal: peak RSS of `scope-lock list`)
@@ -27,6 +32,7 @@ mod floor;
 mod handoff;
 mod holder;
 mod measure;
+mod ring;
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -60,31 +66,63 @@ fn main() -> ExitCode {
         }),
         "hammer" => Args::parse(
             parser,
-            &["side", "root", "worker", "hold-us", "window-ms"],
+            &[
+                "side",
+                "root",
+                "worker",
+                "processes",
+                "hold-us",
+                "window-ms",
+            ],
             &[],
         )
         .and_then(|args| {
             contended::hammer(
                 contended::Side::parse(args.get("side")?)?,
                 &args.path("root")?,
-                args.number("worker")?,
+                (args.number("worker")?, args.number("processes")?),
                 Duration::from_micros(args.number("hold-us")?),
                 Duration::from_millis(args.number("window-ms")?),
             )
         }),
         "relay" => Args::parse(
             parser,
-            &["side", "root", "worker", "holds", "hold-us", "log"],
+            &[
+                "side",
+                "root",
+                "worker",
+                "processes",
+                "holds",
+                "hold-us",
+                "log",
+            ],
             &[],
         )
         .and_then(|args| {
+            let small = |name: &str| -> Result<u32, String> {
+                u32::try_from(args.number(name)?).map_err(|err| err.to_string())
+            };
             handoff::relay(
                 contended::Side::parse(args.get("side")?)?,
                 &args.path("root")?,
-                u32::try_from(args.number("worker")?).map_err(|err| err.to_string())?,
+                (small("worker")?, small("processes")?),
                 args.number("holds")?,
                 Duration::from_micros(args.number("hold-us")?),
                 &args.path("log")?,
+            )
+        }),
+        "fleet" => Args::parse(
+            parser,
+            &["side", "work-dir", "processes", "holds", "hold-us"],
+            &[],
+        )
+        .and_then(|args| fleet(&args)),
+        "pong" => Args::parse(parser, &[], &[]).and_then(|_| ring::pong()),
+        "cycles" => Args::parse(parser, &["side", "root", "count"], &[]).and_then(|args| {
+            cycles(
+                args.get("side")?,
+                &args.path("root")?,
+                args.number("count")?,
             )
         }),
         "rss-hold" => Args::parse(parser, &["root"], &[]).and_then(|a| rss_hold(&a.path("root")?)),
@@ -124,6 +162,8 @@ struct Shape {
     p5_plan: Plan,
     p4: contended::Params,
     p3: handoff::Params,
+    /// Round trips timed for the bare wake-up between two processes.
+    wakeups: usize,
 }
 
 impl Shape {
@@ -153,6 +193,7 @@ impl Shape {
                     handoffs: 30,
                     hold: Duration::from_micros(200),
                 },
+                wakeups: 200,
             }
         } else {
             Self {
@@ -179,6 +220,7 @@ impl Shape {
                     handoffs: 600,
                     hold: Duration::from_micros(200),
                 },
+                wakeups: 5_000,
             }
         }
     }
@@ -214,7 +256,7 @@ fn parts(only: Option<&str>) -> Result<Vec<&'static str>, String> {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|err| format!("finding myself: {err}"))?;
+    let exe = current_exe()?;
     let work = args.path("work-dir")?;
     let shape = Shape::new(args.flag("quick"));
     let parts = parts(args.get("only").ok())?;
@@ -248,11 +290,17 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         Vec::new()
     };
-    let handoff = if wants("p3") {
+    let (handoff, wakeup) = if wants("p3") {
         eprintln!("bench: P3 (waiters: {:?})", shape.p3.waiters);
-        handoff::run(&exe, &work, &shape.p3)?
+        let handoff = handoff::run(&exe, &work, &shape.p3)?;
+        let wakeup = handoff::summarise(ring::wakeups(&exe, shape.wakeups)?, 0);
+        eprintln!(
+            "  bare wake-up between two processes: p50 {} µs, p99 {} µs",
+            wakeup["p50_us"], wakeup["p99_us"]
+        );
+        (handoff, wakeup)
     } else {
-        Vec::new()
+        (Vec::new(), Value::Null)
     };
     print_json(&json!({
         "schema": 1,
@@ -263,6 +311,7 @@ fn run(args: &Args) -> Result<(), String> {
         "scope_size": scope_size,
         "contended": contended,
         "handoff": handoff,
+        "wakeup": wakeup,
         "memory": memory,
     }))
 }
@@ -467,6 +516,47 @@ fn children_peak_rss_kib() -> Option<u64> {
     } else {
         max
     })
+}
+
+/// One P3 fleet on its own (for `strace -f -c`): prints its handoffs and re-takes.
+fn fleet(args: &Args) -> Result<(), String> {
+    let processes = u32::try_from(args.number("processes")?).map_err(err)?;
+    let params = handoff::Params {
+        waiters: Vec::new(),
+        handoffs: args.number("holds")? * u64::from(processes),
+        hold: Duration::from_micros(args.number("hold-us")?),
+    };
+    let side = contended::Side::parse(args.get("side")?)?;
+    let (handoffs, retakes) = handoff::one_fleet(
+        &current_exe()?,
+        &args.path("work-dir")?,
+        side,
+        processes,
+        &params,
+    )?;
+    print_json(&handoff::summarise(handoffs, retakes))
+}
+
+fn current_exe() -> Result<std::path::PathBuf, String> {
+    std::env::current_exe().map_err(|err| format!("finding myself: {err}"))
+}
+
+/// `count` uncontended acquire+release cycles, ours or the floor's, in `<root>/.loops`: what
+/// `strace -c` counts per cycle (run it at two counts and take the difference).
+fn cycles(side: &str, root: &Path, count: u64) -> Result<(), String> {
+    let scope = vec![format!("{}/ours/p0", root.display())];
+    let loops = root.join(".loops");
+    let running_dir = loops.join(".running");
+    let locks = LockManager::new(&loops);
+    let request = LockRequest::new("cycles").scope(scope.clone());
+    for _ in 0..count {
+        match side {
+            "ours" => ours_cycle(&locks, &request)?,
+            "floor" => floor_cycle(&running_dir, "cycles", &scope)?,
+            other => return Err(format!("--side {other:?}: expected ours or floor")),
+        }
+    }
+    Ok(())
 }
 
 fn rss_hold(root: &Path) -> Result<(), String> {

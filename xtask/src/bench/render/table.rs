@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, Timing, duration};
+use super::{Handoffs, Report, Timing, duration};
 
 impl Report {
     /// The terminal table.
@@ -109,22 +109,34 @@ impl Report {
         if !self.contended.is_empty() {
             let _ = writeln!(
                 w,
-                "\nP4 contended throughput: N processes, one scope, 1 ms of busy work per hold, waiting in acquire (holds/s)"
+                "\nP4 contended throughput: N processes, one scope, 1 ms of busy work per hold, waiting in acquire (holds/s);\n\
+                 fair floor: the same processes passing the turn in FIFO order round a ring of FIFOs"
             );
             let _ = writeln!(
                 w,
-                "{:>9}  {:>8} {:>8}  {:>8} {:>8}  {:>10}",
-                "processes", "ours", "median", "mutex", "median", "ours/mutex"
+                "{:>9}  {:>8} {:>8}  {:>10} {:>8}  {:>8} {:>8}  {:>10} {:>10}",
+                "processes",
+                "ours",
+                "median",
+                "fair floor",
+                "median",
+                "mutex",
+                "median",
+                "ours/floor",
+                "ours/mutex"
             );
             for row in &self.contended {
                 let _ = writeln!(
                     w,
-                    "{:>9}  {:>8.0} {:>8.0}  {:>8.0} {:>8.0}  {:>10.2}",
+                    "{:>9}  {:>8.0} {:>8.0}  {:>10.0} {:>8.0}  {:>8.0} {:>8.0}  {:>10.2} {:>10.2}",
                     row.processes,
                     row.ours.0,
                     row.ours.1,
+                    row.ring.0,
+                    row.ring.1,
                     row.mutex.0,
                     row.mutex.1,
+                    row.ours.0 / row.ring.0,
                     row.ours.0 / row.mutex.0
                 );
             }
@@ -132,38 +144,47 @@ impl Report {
         if !self.handoff.is_empty() {
             let _ = writeln!(
                 w,
-                "\nP3 handoff: release to the next process holding the lock, waiters in acquire (mutex: blocking flock)"
+                "\nP3 handoff: release to the next process holding the lock, waiters in acquire\n\
+                 (fair floor: a token passed round a ring of FIFOs; mutex: blocking flock)"
             );
             let _ = writeln!(
                 w,
-                "{:>7}  {:>10} {:>10} {:>10} {:>8}  {:>10} {:>10} {:>10} {:>8}",
+                "{:>7}  {:>10} {:>10} {:>10} {:>8}  {:>10} {:>10}  {:>10} {:>10} {:>8}",
                 "waiters",
                 "ours p50",
                 "p99",
                 "max",
                 "re-takes",
+                "floor p50",
+                "p99",
                 "mutex p50",
                 "p99",
-                "max",
                 "re-takes"
             );
+            let retakes =
+                |side: &Handoffs| format!("{}/{}", side.retakes, side.count + side.retakes);
             for row in &self.handoff {
                 let _ = writeln!(
                     w,
-                    "{:>7}  {:>10} {:>10} {:>10} {:>8}  {:>10} {:>10} {:>10} {:>8}",
+                    "{:>7}  {:>10} {:>10} {:>10} {:>8}  {:>10} {:>10}  {:>10} {:>10} {:>8}",
                     row.waiters,
                     duration(row.ours.p50),
                     duration(row.ours.p99),
                     duration(row.ours.max),
-                    format!("{}/{}", row.ours.retakes, row.ours.count + row.ours.retakes),
+                    retakes(&row.ours),
+                    duration(row.ring.p50),
+                    duration(row.ring.p99),
                     duration(row.mutex.p50),
                     duration(row.mutex.p99),
-                    duration(row.mutex.max),
-                    format!(
-                        "{}/{}",
-                        row.mutex.retakes,
-                        row.mutex.count + row.mutex.retakes
-                    ),
+                    retakes(&row.mutex),
+                );
+            }
+            if let Some(wakeup) = &self.wakeup {
+                let _ = writeln!(
+                    w,
+                    "bare wake-up between two processes: p50 {}, p99 {}",
+                    duration(wakeup.p50),
+                    duration(wakeup.p99)
                 );
             }
         }
