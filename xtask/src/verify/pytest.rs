@@ -2,10 +2,11 @@
 //! `pytest`: a record names its tests `pytest::<test function>` (with pytest's `[...]` suffix
 //! for a parametrized case). pytest writes a JUnit XML report, which is read here.
 //!
-//! The interpreter is [`env::PYTHON`] when set (one that already has the package and pytest
-//! installed, as `.ci/run` prepares). Otherwise verify makes its own virtual environment under
-//! the target directory and installs pytest and the package built from this tree into it,
-//! with the versions pinned in `crates/scope-lock-py/ci-constraints.txt`.
+//! The interpreter is [`env::PYTHON`] when set (one that already has the package and the
+//! suite's requirements installed, as `.ci/run` prepares). Otherwise verify makes its own
+//! virtual environment under the target directory and installs the suite's requirements
+//! (`tests/requirements.txt`: pytest, mypy) and the package built from this tree into it, with
+//! the versions pinned in `crates/scope-lock-py/ci-constraints.txt`.
 
 use std::{
     collections::BTreeMap,
@@ -99,8 +100,8 @@ pub(super) fn run(sh: &Shell, settings: &Settings) -> anyhow::Result<TargetRun> 
     Ok(run)
 }
 
-/// A virtual environment at `venv` with pytest and the package built from this tree; its
-/// interpreter, or why it could not be made.
+/// A virtual environment at `venv` with the suite's requirements and the package built from
+/// this tree; its interpreter, or why it could not be made.
 fn prepare_venv(sh: &Shell, package: &Path, venv: &Path) -> Result<PathBuf, String> {
     let python = venv.join("bin").join("python");
     let constraints = package.join("ci-constraints.txt");
@@ -124,15 +125,17 @@ fn prepare_venv(sh: &Shell, package: &Path, venv: &Path) -> Result<PathBuf, Stri
         }
     };
     eprintln!(
-        "preparing {} (pytest and the Python package) ...",
+        "preparing {} (the test suite's requirements and the Python package) ...",
         venv.display()
     );
     if !python.is_file() {
         step("python3 -m venv", cmd!(sh, "python3 -m venv {venv}"))?;
     }
+    // The suite's own needs (pytest, and mypy for the type tests) are listed with it.
+    let requirements = package.join("tests").join("requirements.txt");
     step(
-        "pip install pytest",
-        cmd!(sh, "{python} -m pip install --quiet pytest"),
+        "pip install -r tests/requirements.txt",
+        cmd!(sh, "{python} -m pip install --quiet -r {requirements}"),
     )?;
     // Reinstalled every time: the suite must test the package as this tree builds it.
     step(

@@ -211,7 +211,7 @@ class ScopeConflict(Exception):
         return self.holder.started_at if self.holder else None
 
     @classmethod
-    def _from_native(cls, conflict: dict[str, Any], prefix: str = "scope is locked: ") -> ScopeConflict:
+    def _from_native(cls, conflict: _native.Conflict, prefix: str = "scope is locked: ") -> ScopeConflict:
         holder = conflict["holder"]
         return cls(
             prefix + conflict["message"],
@@ -227,13 +227,13 @@ class ScopeTimeout(ScopeConflict, TimeoutError):
     as ``ScopeConflict`` does. Also a ``TimeoutError``."""
 
 
-def _conflict_error(conflict: dict[str, Any]) -> ScopeConflict:
+def _conflict_error(conflict: _native.Conflict) -> ScopeConflict:
     if conflict["timed_out"]:
         return ScopeTimeout._from_native(conflict, "timed out waiting for scope: ")
     return ScopeConflict._from_native(conflict)
 
 
-def _stand_in(conflict: dict[str, Any]) -> ScopeLock:
+def _stand_in(conflict: _native.Conflict) -> ScopeLock:
     """A ``ScopeLock`` for a conflict whose holder's record cannot be read."""
     name = Path(conflict["lock_path"]).name
     return ScopeLock(
@@ -413,11 +413,12 @@ class LockManager:
         the last holder) when it passes. ``timeout`` is read as ``acquire_wait`` reads it.
         The lock is released when the block ends, however it ends.
         """
-        token, detail = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, timeout)
-        if token is None:
-            raise _conflict_error(detail)
+        outcome = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, timeout)
+        if outcome[0] is None:
+            raise _conflict_error(outcome[1])
+        token, record = outcome
         try:
-            yield ScopeLock.from_dict(detail)
+            yield ScopeLock.from_dict(record)
         finally:
             self._native.release(loop_name, instance_id, token)
 
