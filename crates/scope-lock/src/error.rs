@@ -44,6 +44,14 @@ pub enum ErrorKind {
     /// move a lock file that is not one nobody holds with a record nobody can read: it is
     /// flocked, or its record is valid. Nothing was changed; the message says what to do.
     NotInvalid,
+    /// A request to etcd failed (the etcd backend, feature `etcd`): it could not be reached
+    /// within its timeout, refused the credentials, or answered with an error. The message
+    /// names the endpoints or the key; the cause is the [`source`](std::error::Error::source).
+    Etcd,
+    /// The lock is no longer held (the etcd backend): its lease expired, because the holder
+    /// was stopped or cut off from etcd for longer than the lease's time to live, or its key
+    /// was deleted by someone else. Someone else may hold the scope now.
+    Lost,
 }
 
 /// An error of this crate. Its message always names the path or the input at fault.
@@ -118,6 +126,21 @@ impl Error {
         }
     }
 
+    /// An error of etcd's (the etcd backend): `what` says what was asked of whom, `source` is
+    /// etcd's (or the transport's) answer.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn etcd(
+        what: String,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind: ErrorKind::Etcd,
+            message: what,
+            path: None,
+            source: Some(io::Error::other(source)),
+        }
+    }
+
     /// An error about a caller's input, quoted in the message.
     pub(crate) fn input(kind: ErrorKind, message: String) -> Self {
         debug_assert_ne!(
@@ -160,7 +183,8 @@ impl std::error::Error for Error {
 /// | `UnsupportedFilesystem` | `Unsupported` |
 /// | `Busy` | `TimedOut` |
 /// | `Io` | the cause's |
-/// | `NotALockFile`, `Interference`, `NotInvalid` | `Other` |
+/// | `Etcd` | `ConnectionAborted` |
+/// | `NotALockFile`, `Interference`, `NotInvalid`, `Lost` | `Other` |
 impl From<Error> for io::Error {
     fn from(err: Error) -> Self {
         let kind = match err.kind {
@@ -173,9 +197,11 @@ impl From<Error> for io::Error {
                 .source
                 .as_ref()
                 .map_or(io::ErrorKind::Other, io::Error::kind),
-            ErrorKind::NotALockFile | ErrorKind::Interference | ErrorKind::NotInvalid => {
-                io::ErrorKind::Other
-            }
+            ErrorKind::Etcd => io::ErrorKind::ConnectionAborted,
+            ErrorKind::NotALockFile
+            | ErrorKind::Interference
+            | ErrorKind::NotInvalid
+            | ErrorKind::Lost => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)
     }

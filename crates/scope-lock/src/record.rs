@@ -118,6 +118,8 @@ impl TryFrom<RawRecord> for LockRecord {
 enum LivenessKey {
     /// Alive exactly while the file is flocked.
     Flock,
+    /// Alive exactly while its etcd lease is (the etcd backend: the record is a key's value).
+    Lease,
     /// A value from some future writer: we do not know its rule, so we fall back to the pid,
     /// which never reclaims a lock whose process is alive.
     #[serde(other)]
@@ -190,6 +192,28 @@ impl LockRecord {
         }
     }
 
+    /// A record for a lock of the etcd backend: this process, now, lease liveness. `scope` is
+    /// relative to the project root, so that every clone of the project reads it the same.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn for_new_lease_lock(loop_name: &str, scope: Vec<String>, singleton: bool) -> Self {
+        Self {
+            liveness: Some(LivenessKey::Lease),
+            identity: None,
+            ..Self::for_new_lock(loop_name, scope, singleton)
+        }
+    }
+
+    /// The same record over another scope: the etcd backend decides on a holder's scope
+    /// rebased onto this clone's project root.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn with_scope(&self, scope: Vec<String>) -> Self {
+        Self {
+            paths: scope.iter().map(PathBuf::from).collect(),
+            scope,
+            ..self.clone()
+        }
+    }
+
     /// The same record, started now: what an attempt publishes from a record prepared earlier.
     /// `started_at` always has the same length, so the record's size is unchanged.
     pub(crate) fn restamped(&self) -> Self {
@@ -235,6 +259,12 @@ impl LockRecord {
     /// (written by the original).
     pub fn is_flock_liveness(&self) -> bool {
         self.liveness == Some(LivenessKey::Flock)
+    }
+
+    /// Whether liveness is an etcd lease (a record of the etcd backend, whose scope is
+    /// relative to the project root).
+    pub fn is_lease_liveness(&self) -> bool {
+        self.liveness == Some(LivenessKey::Lease)
     }
 
     /// The inode number of the writer's pid namespace (`/proc/<pid>/ns/pid`), when the record
@@ -294,6 +324,9 @@ impl LockRecord {
         push_json_string(&mut out, &self.started_at);
         if self.singleton {
             out.push_str(", \"singleton\": true");
+        }
+        if self.liveness == Some(LivenessKey::Lease) {
+            out.push_str(", \"liveness\": \"lease\"");
         }
         if self.liveness == Some(LivenessKey::Flock) {
             out.push_str(", \"liveness\": \"flock\"");
@@ -445,7 +478,7 @@ mod tests {
     #[test]
     fn unknown_keys_and_unknown_liveness_are_tolerated() -> Result<(), Error> {
         let record = parse(
-            r#"{"loop_name": "a", "scope": [], "pid": 5, "started_at": "t", "x": 1, "liveness": "lease"}"#,
+            r#"{"loop_name": "a", "scope": [], "pid": 5, "started_at": "t", "x": 1, "liveness": "gossip"}"#,
         )?;
         assert!(!record.is_flock_liveness());
         Ok(())

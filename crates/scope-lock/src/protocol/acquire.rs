@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ancestry::Ancestry;
+use super::ancestry::{self, Ancestry};
 use super::decide::decide;
 use super::publish::{Published, publish, stale_file_in_the_way};
 use super::queue::{self, Ticket};
@@ -104,7 +104,7 @@ pub(super) fn attempt(
     let queue = queue::scan(Stale::Clean, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
     let index = ScopeIndex::new(record.scope());
-    let mut ancestry = Ancestry::default();
+    let mut ancestry = Ancestry::<ancestry::System>::default();
     if let Some(conflict) = decide(
         &listing,
         &queue,
@@ -154,5 +154,16 @@ pub(super) fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Erro
         .effective_scope()
         .into_iter()
         .map(scope::normalize_path)
+        .collect()
+}
+
+/// [`normalize_scope`] against `base` instead of the current directory: the etcd backend's
+/// scopes are relative to the project root.
+#[cfg(feature = "etcd")]
+pub(crate) fn normalize_scope_in(request: &LockRequest, base: &Path) -> Result<Vec<String>, Error> {
+    request
+        .effective_scope()
+        .into_iter()
+        .map(|entry| scope::normalize_path_in(base, entry))
         .collect()
 }

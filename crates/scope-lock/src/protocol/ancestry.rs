@@ -97,6 +97,32 @@ impl World for System {
     }
 }
 
+/// Who the holder of a lock or ticket is to us, as [`decide`](super::decide) asks it: the
+/// local backend proves it ([`Ancestry`]); the etcd backend knows only its own lease.
+pub(crate) trait Kinship {
+    /// Whether the holder of the lock (or ticket) `file`, whose record is `record`, is one of
+    /// our ancestors (a loop that runs us as a nested loop).
+    fn is_ancestor(&mut self, record: &LockRecord, file: FileId) -> bool;
+    /// Whether that holder is this process.
+    fn is_this_process(&mut self, record: &LockRecord, file: FileId) -> bool;
+    /// Whether that holder is this process or one of our ancestors.
+    fn contains(&mut self, record: &LockRecord, file: FileId) -> bool;
+}
+
+impl<W: World> Kinship for Ancestry<W> {
+    fn is_ancestor(&mut self, record: &LockRecord, file: FileId) -> bool {
+        Ancestry::is_ancestor(self, record, file)
+    }
+
+    fn is_this_process(&mut self, record: &LockRecord, file: FileId) -> bool {
+        Ancestry::is_this_process(self, record, file)
+    }
+
+    fn contains(&mut self, record: &LockRecord, file: FileId) -> bool {
+        Ancestry::contains(self, record, file)
+    }
+}
+
 /// This process and its ancestors, as one decision sees them: what is read from the system is
 /// read at most once per decision, and only when a lock's holder might be one of us.
 #[derive(Debug, Default)]

@@ -1,10 +1,12 @@
 //! Step 3, the decision (docs/protocol.md, "How this crate takes a lock"): the first live lock
 //! that blocks a request by the overlap rules, else the earlier waiter that goes first; the
-//! locks and tickets of our ancestors are left out ([`ancestry`](super::ancestry)).
+//! locks and tickets of our ancestors are left out ([`ancestry`](super::ancestry)). The etcd
+//! backend decides with the same function, over the keys it read, and a [`Kinship`] in which
+//! nobody is an ancestor ([`crate::etcd`]).
 
 use std::path::{Path, PathBuf};
 
-use super::ancestry::Ancestry;
+use super::ancestry::Kinship;
 use super::queue::{Queue, Queued};
 use crate::conflict::{Conflict, ConflictRule};
 use crate::listing::LockListing;
@@ -16,14 +18,14 @@ use crate::scope::{self, ScopeIndex};
 /// `target`): a live lock ([`first_conflict`]), else a waiter ahead of us in the queue
 /// ([`waiter_ahead`]). `ticket` is our own place in the queue, if we have one. `ancestry` is
 /// our ancestry, read at most once for all the decisions of one hold of the sentinel.
-pub(super) fn decide(
+pub(crate) fn decide(
     listing: &LockListing,
     queue: &Queue,
     request: &LockRequest,
     scope: &ScopeIndex<'_>,
     target: &Path,
     ticket: Option<u64>,
-    ancestry: &mut Ancestry,
+    ancestry: &mut impl Kinship,
 ) -> Option<Conflict> {
     if ticket.is_some() {
         // A waiter behind an earlier one cannot go before it, whatever the locks: report (and
@@ -45,7 +47,7 @@ fn first_conflict(
     request: &LockRequest,
     scope: &ScopeIndex<'_>,
     target: &Path,
-    ancestry: &mut Ancestry,
+    ancestry: &mut impl Kinship,
 ) -> Option<Conflict> {
     if let Some(problem) = listing.problems.iter().find(|p| p.blocks()) {
         // Why it blocks, and what the user can do about it.
@@ -137,7 +139,7 @@ fn waiter_ahead(
     request: &LockRequest,
     scope: &ScopeIndex<'_>,
     ticket: Option<u64>,
-    ancestry: &mut Ancestry,
+    ancestry: &mut impl Kinship,
 ) -> Option<Conflict> {
     let mut blocking = |waiter: &Queued| {
         let record = &waiter.record;

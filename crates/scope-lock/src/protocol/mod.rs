@@ -57,11 +57,17 @@ use crate::scope::ScopeIndex;
 use crate::sys;
 
 use acquire::normalize_scope;
+#[cfg(feature = "etcd")]
+pub(crate) use acquire::normalize_scope_in;
 pub(crate) use acquire::{lock_path, try_acquire};
 use ancestry::Ancestry;
-use decide::decide;
+#[cfg(feature = "etcd")]
+pub(crate) use ancestry::Kinship;
+pub(crate) use decide::decide;
 use in_the_way::{not_a_lock_file, open_error};
 pub(crate) use publish::Published;
+#[cfg(feature = "etcd")]
+pub(crate) use queue::{Queue, Queued};
 use reclaim::{Entry, Stale, move_aside};
 pub(crate) use release::release;
 pub(crate) use scan::Scan;
@@ -92,7 +98,7 @@ pub(crate) fn find_conflict(
         &ScopeIndex::new(&scope),
         &target,
         None,
-        &mut Ancestry::default(),
+        &mut Ancestry::<ancestry::System>::default(),
     ))
 }
 
