@@ -34,6 +34,8 @@
 //!
 //! # Cargo features
 //!
+//! - `etcd` (off): [`etcd`], the same locks kept in etcd, for loops on several machines.
+//!   `etcd-tls` (off) adds TLS to it.
 //! - `test-support` (off): constructors for hand-made [`LockRecord`]s, for tests that write
 //!   lock files themselves, the pause points of the fault-injection tests, and the test
 //!   fixture (`testing`). Not part of the stable API.
@@ -50,6 +52,8 @@
 mod backoff;
 mod conflict;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod fault;
 mod guard;
 mod holder;

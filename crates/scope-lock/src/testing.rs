@@ -25,6 +25,9 @@ use tempfile::TempDir;
 
 use crate::{AcquireError, Conflict, LockManager, LockRecord, LockRequest, ScopeGuard};
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+
 /// What a test returns: `?` fails it with the error.
 pub type TestResult = Result<(), Box<dyn Error>>;
 

@@ -3,6 +3,7 @@
 //! `scope_lock::testing` (the `test-support` feature).
 
 mod bad_input;
+mod etcd;
 mod held_for_life;
 mod inspect;
 mod malformed;

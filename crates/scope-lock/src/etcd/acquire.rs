@@ -1,0 +1,322 @@
+//! Steps 3 to 6 on etcd: decide on what was read, publish with one transaction that holds
+//! only if nothing under the project changed since, and wait on a ticket for the one key in
+//! the way to be deleted.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, WatchOptions};
+use tokio::sync::watch;
+
+use super::EtcdGuard;
+use super::shared::Shared;
+use super::state::{LeaseKin, State};
+use super::value::Value;
+use crate::conflict::{AcquireError, Conflict};
+use crate::error::{Error, ErrorKind};
+use crate::protocol::{decide, normalize_scope_in};
+use crate::record::LockRecord;
+use crate::request::{LockRequest, json_that_fits};
+use crate::scope::ScopeIndex;
+use crate::wait::{WaitObserver, Waiting};
+
+/// How many transactions in a row may lose the race to others before an attempt gives up
+/// with [`ErrorKind::Busy`]: each lost race means someone else's change got in, so this many
+/// means a project far busier than locks are for.
+const MAX_LOST_RACES: u32 = 1000;
+
+/// A request made ready for any number of attempts.
+#[derive(Debug)]
+pub(crate) struct Prepared<'a> {
+    request: &'a LockRequest,
+    /// The scope normalised against our root: what the decision compares.
+    scope: Vec<String>,
+    /// The record to publish: its scope relative to the root.
+    record: LockRecord,
+    key: String,
+}
+
+impl<'a> Prepared<'a> {
+    pub(crate) fn new(shared: &Shared, request: &'a LockRequest) -> Result<Self, Error> {
+        request.validate()?;
+        let scope = normalize_scope_in(request, shared.root.path())?;
+        let mut relative = Vec::with_capacity(scope.len());
+        let mut outside = Vec::new();
+        for (entry, absolute) in request.effective_scope().iter().zip(&scope) {
+            match shared.root.relative(absolute) {
+                Some(rel) => relative.push(rel),
+                None => outside.push(format!("{entry:?} ({absolute})")),
+            }
+        }
+        if !outside.is_empty() {
+            return Err(Error::input(
+                ErrorKind::InvalidScope,
+                format!(
+                    "scope entries outside the project root {}: {}; on etcd a scope names \
+                     paths of the project, the same in every clone",
+                    shared.root.path().display(),
+                    outside.join(", ")
+                ),
+            ));
+        }
+        let record =
+            LockRecord::for_new_lease_lock(request.loop_name(), relative, request.is_singleton());
+        json_that_fits(&record, &format!("{:?}", request.lock_name()))?;
+        Ok(Self {
+            request,
+            scope,
+            record,
+            key: shared.keys.lock(request.lock_name()),
+        })
+    }
+
+    /// What blocks us in `state`, with our ticket's number if we have one.
+    pub(crate) fn decide(&self, state: &State, ticket: Option<u64>) -> Option<Conflict> {
+        decide(
+            &state.listing,
+            &state.queue,
+            self.request,
+            &ScopeIndex::new(&self.scope),
+            Path::new(&self.key),
+            ticket,
+            &mut LeaseKin { ours: &state.ours },
+        )
+    }
+}
+
+/// A waiter's place in the queue: its key and create revision.
+#[derive(Debug)]
+struct Ticket {
+    key: String,
+    revision: i64,
+}
+
+/// Acquires `request`: one decision if `deadline` is `None`, else waits for the scope until
+/// then.
+pub(crate) async fn acquire<O: WaitObserver + ?Sized>(
+    shared: &Arc<Shared>,
+    request: &LockRequest,
+    deadline: Option<Instant>,
+    observer: &mut O,
+) -> Result<EtcdGuard, AcquireError> {
+    let prepared = Prepared::new(shared, request)?;
+    let session = shared.session().await?;
+    let lease = session.lease();
+    let mut lost = session.lost();
+    let mut ticket: Option<Ticket> = None;
+    let started = Instant::now();
+    let mut next_report: Option<Instant> = None;
+    let mut races = 0;
+    let result = loop {
+        if session.is_lost() {
+            break Err(lease_lost(lease).into());
+        }
+        let state = match shared.read(Some(lease)).await {
+            Ok(state) => state,
+            Err(err) => break Err(err.into()),
+        };
+        let number = ticket
+            .as_ref()
+            .map(|it| u64::try_from(it.revision).unwrap_or(0));
+        let Some(conflict) = prepared.decide(&state, number) else {
+            match publish(shared, &prepared, lease, state.revision, ticket.as_ref()).await {
+                Ok(Some(token)) => {
+                    ticket = None; // deleted by the same transaction
+                    break Ok(EtcdGuard::new(
+                        Arc::clone(shared),
+                        &session,
+                        prepared.key.clone(),
+                        token,
+                        prepared.record.clone(),
+                    ));
+                }
+                Ok(None) => {
+                    races += 1;
+                    if races >= MAX_LOST_RACES {
+                        break Err(Error::input(
+                            ErrorKind::Busy,
+                            format!(
+                                "gave up on {:?} after losing {races} races in a row to other \
+                                 changes under {:?}",
+                                request.lock_name(),
+                                shared.keys.project()
+                            ),
+                        )
+                        .into());
+                    }
+                    continue;
+                }
+                Err(err) => break Err(err.into()),
+            }
+        };
+        let now = Instant::now();
+        let Some(deadline) = deadline.filter(|deadline| now < *deadline) else {
+            break Err(if deadline.is_some() {
+                AcquireError::Timeout(Box::new(conflict))
+            } else {
+                AcquireError::Conflict(Box::new(conflict))
+            });
+        };
+        if ticket.is_none() {
+            match take_ticket(shared, &prepared, lease).await {
+                // Decide again with our place in the queue.
+                Ok(taken) => {
+                    ticket = Some(taken);
+                    continue;
+                }
+                Err(err) => break Err(err.into()),
+            }
+        }
+        let first = next_report.is_none();
+        if next_report.is_none_or(|at| now >= at) {
+            observer.waiting(&Waiting {
+                conflict: &conflict,
+                waited: now.duration_since(started),
+                first,
+                ticket: number,
+            });
+            next_report = Some(match observer.interval() {
+                Some(interval) => now + interval,
+                None => deadline,
+            });
+        }
+        let wake = next_report.map_or(deadline, |at| at.min(deadline));
+        let blocking = conflict.lock_path().to_string_lossy().into_owned();
+        if let Err(err) =
+            wait_for_delete(shared, &blocking, state.revision + 1, wake, &mut lost).await
+        {
+            break Err(err.into());
+        }
+    };
+    if let Some(ticket) = ticket {
+        // Leaving the queue; if this fails the ticket goes with the lease.
+        shared
+            .delete_if_created(&ticket.key, ticket.revision)
+            .await
+            .ok();
+    }
+    result
+}
+
+/// The transaction: if nothing under the project changed since `revision` (and our ticket is
+/// still there), put the lock under our lease and remove the ticket. `Some(token)` on success,
+/// the lock key's create revision; `None` when someone else's change got in first.
+async fn publish(
+    shared: &Shared,
+    prepared: &Prepared<'_>,
+    lease: i64,
+    revision: i64,
+    ticket: Option<&Ticket>,
+) -> Result<Option<u64>, Error> {
+    let value = Value {
+        record: prepared.record.restamped(),
+        host: shared.host.clone(),
+        lease,
+    };
+    let mut compares = vec![
+        Compare::mod_revision(shared.keys.project(), CompareOp::Less, revision + 1).with_prefix(),
+    ];
+    let mut puts = vec![TxnOp::put(
+        prepared.key.as_str(),
+        value.to_json(),
+        Some(PutOptions::new().with_lease(lease)),
+    )];
+    if let Some(ticket) = ticket {
+        compares.push(Compare::create_revision(
+            ticket.key.as_str(),
+            CompareOp::Equal,
+            ticket.revision,
+        ));
+        puts.push(TxnOp::delete(ticket.key.as_str(), None));
+    }
+    let txn = Txn::new().when(compares).and_then(puts);
+    let answer = shared
+        .request(
+            format!("cannot publish {:?}", prepared.key),
+            |mut kv| async move { kv.txn(txn).await },
+        )
+        .await?;
+    if !answer.succeeded() {
+        return Ok(None);
+    }
+    let token = answer.header().map_or(0, |header| header.revision());
+    Ok(Some(u64::try_from(token).unwrap_or(0)))
+}
+
+/// Puts our ticket in the queue, under our lease: its create revision is our place.
+async fn take_ticket(
+    shared: &Shared,
+    prepared: &Prepared<'_>,
+    lease: i64,
+) -> Result<Ticket, Error> {
+    let key = shared.keys.ticket(lease, shared.next_ticket());
+    let value = Value {
+        record: prepared.record.clone(),
+        host: shared.host.clone(),
+        lease,
+    }
+    .to_json();
+    let put_key = key.clone();
+    let answer = shared
+        .request(format!("cannot queue at {key:?}"), |mut kv| async move {
+            kv.put(put_key, value, Some(PutOptions::new().with_lease(lease)))
+                .await
+        })
+        .await?;
+    let revision = answer.header().map_or(0, |header| header.revision());
+    Ok(Ticket { key, revision })
+}
+
+/// Waits until `key` is deleted at or after revision `from`, or `until`, or the lease is lost,
+/// whichever comes first. No polling: one watch, woken by etcd.
+async fn wait_for_delete(
+    shared: &Shared,
+    key: &str,
+    from: i64,
+    until: Instant,
+    lost: &mut watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let until = tokio::time::Instant::from_std(until);
+    let mut watcher = shared.client.watch_client();
+    let options = WatchOptions::new().with_start_revision(from);
+    let mut stream = match tokio::time::timeout_at(until, watcher.watch(key, Some(options))).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return Err(Error::etcd(format!("cannot watch {key:?}"), err)),
+        Err(_) => return Ok(()),
+    };
+    loop {
+        tokio::select! {
+            message = stream.message() => match message {
+                Ok(Some(answer)) => {
+                    let deleted = answer
+                        .events()
+                        .iter()
+                        .any(|event| event.event_type() == EventType::Delete);
+                    // A cancelled watch (its start compacted away) means: look again.
+                    if deleted || answer.canceled() {
+                        return Ok(());
+                    }
+                }
+                // The stream ended or broke: look again (a read that fails reports why).
+                Ok(None) | Err(_) => return Ok(()),
+            },
+            () = tokio::time::sleep_until(until) => return Ok(()),
+            _ = lost.wait_for(|lost| *lost) => return Ok(()),
+        }
+    }
+}
+
+/// The error of an acquire whose lease was lost while it waited.
+pub(crate) fn lease_lost(lease: i64) -> Error {
+    Error::input(
+        ErrorKind::Lost,
+        format!(
+            "the etcd lease {lease:x} of this process expired (stopped or cut off from etcd for \
+             longer than its TTL)"
+        ),
+    )
+}
+
+/// How long the release in a guard's drop may take.
+pub(crate) const DROP_RELEASE_BOUND: Duration = Duration::from_secs(5);

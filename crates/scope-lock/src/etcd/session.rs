@@ -1,0 +1,126 @@
+//! The lease every lock and ticket of a manager is attached to, and the keep-alive that renews
+//! it: liveness across machines, as the flock is on one. A holder that dies, or is stopped or
+//! cut off for longer than the TTL, loses its locks then, and not earlier: etcd deletes the
+//! keys when the lease expires.
+//!
+//! The keep-alive also decides when *we* must take the lease for lost: when etcd says it is
+//! gone, or when no renewal has been confirmed for a whole TTL counted from the last renewal
+//! sent (by then etcd may have expired it, and someone else may hold our scope). Losing it is
+//! told through [`Session::lost`], never found out by polling.
+
+use std::time::Duration;
+
+use etcd_client::Client;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until, timeout_at};
+
+use crate::error::Error;
+
+/// One lease, kept alive until the session is dropped or lost.
+#[derive(Debug)]
+pub(crate) struct Session {
+    lease: i64,
+    lost: watch::Receiver<bool>,
+    keep_alive: JoinHandle<()>,
+}
+
+impl Session {
+    /// Grants a lease of `ttl_secs` and starts renewing it.
+    pub(crate) async fn start(
+        client: &Client,
+        ttl_secs: i64,
+        request_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let mut leases = client.lease_client();
+        let sent = Instant::now();
+        let granted = tokio::time::timeout(request_timeout, leases.grant(ttl_secs, None))
+            .await
+            .map_err(|elapsed| Error::etcd("cannot grant an etcd lease".to_owned(), elapsed))?
+            .map_err(|err| Error::etcd("cannot grant an etcd lease".to_owned(), err))?;
+        let lease = granted.id();
+        let ttl = Duration::from_secs(u64::try_from(granted.ttl()).unwrap_or(0));
+        let (tell, lost) = watch::channel(false);
+        let keep_alive = tokio::spawn(keep_alive(client.clone(), lease, ttl, sent + ttl, tell));
+        Ok(Self {
+            lease,
+            lost,
+            keep_alive,
+        })
+    }
+
+    /// The lease id.
+    pub(crate) fn lease(&self) -> i64 {
+        self.lease
+    }
+
+    /// Whether the lease is lost (or must be taken for lost).
+    pub(crate) fn is_lost(&self) -> bool {
+        *self.lost.borrow()
+    }
+
+    /// A receiver that turns `true` when the lease is lost.
+    pub(crate) fn lost(&self) -> watch::Receiver<bool> {
+        self.lost.clone()
+    }
+
+    /// Revokes the lease: every key on it goes at once, instead of at the TTL.
+    pub(crate) async fn revoke(&self, client: &Client, request_timeout: Duration) {
+        self.keep_alive.abort();
+        let mut leases = client.lease_client();
+        // Best effort: if it fails, the lease expires at its TTL, as if we had died.
+        let _ = tokio::time::timeout(request_timeout, leases.revoke(self.lease)).await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.keep_alive.abort();
+    }
+}
+
+/// Renews `lease` about three times per TTL until it is lost; `expires` is when it may expire
+/// if no renewal is confirmed before then.
+async fn keep_alive(
+    client: Client,
+    lease: i64,
+    ttl: Duration,
+    mut expires: Instant,
+    tell: watch::Sender<bool>,
+) {
+    let mut leases = client.lease_client();
+    let mut stream = None;
+    loop {
+        let next = (Instant::now() + ttl / 3).min(expires);
+        sleep_until(next).await;
+        if Instant::now() >= expires {
+            break;
+        }
+        let sent = Instant::now();
+        if stream.is_none() {
+            stream = timeout_at(expires, leases.keep_alive(lease))
+                .await
+                .ok()
+                .and_then(Result::ok);
+        }
+        let Some((keeper, responses)) = stream.as_mut() else {
+            continue;
+        };
+        if keeper.keep_alive().await.is_err() {
+            stream = None;
+            continue;
+        }
+        match timeout_at(expires, responses.message()).await {
+            Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
+                let granted = Duration::from_secs(u64::try_from(answer.ttl()).unwrap_or(0));
+                expires = sent + granted;
+            }
+            // etcd says the lease is gone.
+            Ok(Ok(Some(_))) => break,
+            // The stream broke: a new one, while there is time.
+            Ok(Ok(None) | Err(_)) => stream = None,
+            Err(_) => break,
+        }
+    }
+    let _ = tell.send(true);
+}

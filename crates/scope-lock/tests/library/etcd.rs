@@ -1,0 +1,167 @@
+//! The etcd backend against real etcd servers (`scope_lock::testing::etcd`): the same
+//! requests and rules as locally, across clones with different roots.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use scope_lock::etcd::{EtcdConfig, EtcdLockManager};
+use scope_lock::testing::TestResult;
+use scope_lock::testing::etcd::{EtcdCluster, available};
+use scope_lock::{ConflictRule, ErrorKind, LockRequest, Waiting};
+
+/// A clone of the project: a temporary directory as its root.
+struct Clone {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+fn clone() -> Result<Clone, Box<dyn Error>> {
+    let dir = tempfile::tempdir()?;
+    let root = std::fs::canonicalize(dir.path())?;
+    Ok(Clone { _dir: dir, root })
+}
+
+fn manager(
+    cluster: &EtcdCluster,
+    project: &str,
+    root: &Path,
+) -> Result<EtcdLockManager, Box<dyn Error>> {
+    let config = EtcdConfig::new(cluster.endpoints(), project)
+        .with_root(root)
+        .with_lease_ttl(Duration::from_secs(2));
+    Ok(EtcdLockManager::connect(config)?)
+}
+
+/// Two clones at different paths agree on what `docs/api` means: the second is refused the
+/// overlapping `docs`, told who holds it, and gets it once the first releases; every
+/// acquisition's token is larger than the one before.
+#[test]
+fn clones_with_different_roots_share_one_set_of_locks() -> TestResult {
+    if !available("etcd::clones_with_different_roots_share_one_set_of_locks") {
+        return Ok(());
+    }
+    let cluster = EtcdCluster::single()?;
+    let (here, there) = (clone()?, clone()?);
+    let a = manager(&cluster, "shared", &here.root)?;
+    let b = manager(&cluster, "shared", &there.root)?;
+
+    let held = a.try_acquire(&LockRequest::new("api").scope(["docs/api"]))?;
+    assert_eq!(held.record().scope(), ["docs/api"]);
+    let err = b
+        .try_acquire(&LockRequest::new("docs").scope(["docs"]))
+        .map(|_| ())
+        .unwrap_err();
+    let conflict = err.conflict().ok_or("not a conflict")?;
+    assert_eq!(conflict.holder().map(|h| h.loop_name()), Some("api"));
+    let theirs = there.root.join("docs/api").to_string_lossy().into_owned();
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Overlap { theirs: t, .. } if *t == theirs),
+        "{conflict}"
+    );
+    assert!(!conflict.is_held_by_this_process());
+    // Disjoint scopes do not conflict, whoever asks.
+    let other = b.try_acquire(&LockRequest::new("src").scope(["src"]))?;
+    assert!(other.token() > held.token());
+
+    let listing = a.list_locks()?;
+    let names: Vec<&str> = listing.locks().iter().map(|l| l.lock_name()).collect();
+    assert_eq!(names, ["api", "src"]);
+    assert_eq!(listing.locks()[0].token(), held.token());
+
+    let first = held.token();
+    held.release()?;
+    let docs = b.try_acquire(&LockRequest::new("docs").scope(["docs"]))?;
+    assert!(docs.token() > first);
+    // Our own lock is "this process".
+    let mine = b
+        .try_acquire(&LockRequest::new("again").scope(["docs/x"]))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(mine.conflict().is_some_and(|c| c.is_held_by_this_process()));
+    Ok(())
+}
+
+/// An absolute scope outside the root is refused, with the entry named.
+#[test]
+fn scopes_outside_the_project_root_are_refused_by_name() -> TestResult {
+    if !available("etcd::scopes_outside_the_project_root_are_refused_by_name") {
+        return Ok(());
+    }
+    let cluster = EtcdCluster::single()?;
+    let here = clone()?;
+    let a = manager(&cluster, "outside", &here.root)?;
+    let err = a
+        .try_acquire(&LockRequest::new("x").scope(["src", "/etc/passwd"]))
+        .map(|_| ())
+        .unwrap_err();
+    let err = err.error().ok_or("not an error")?;
+    assert_eq!(err.kind(), ErrorKind::InvalidScope);
+    assert!(err.to_string().contains("\"/etc/passwd\""), "{err}");
+    assert!(a.list_locks()?.locks().is_empty());
+    Ok(())
+}
+
+/// A waiter reports that it blocks, sleeps on a watch, and gets the scope when the holder
+/// releases; a second waiter behind it gets it after it (FIFO among overlapping waiters).
+#[test]
+fn waiters_are_served_in_order_when_the_holder_releases() -> TestResult {
+    if !available("etcd::waiters_are_served_in_order_when_the_holder_releases") {
+        return Ok(());
+    }
+    let cluster = EtcdCluster::single()?;
+    let (here, there) = (clone()?, clone()?);
+    let a = manager(&cluster, "order", &here.root)?;
+    let b = manager(&cluster, "order", &there.root)?;
+    let c = manager(&cluster, "order", &there.root)?;
+    let held = a.try_acquire(&LockRequest::new("holder").scope(["."]))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel();
+    let first = std::thread::spawn({
+        let queued_tx = queued_tx.clone();
+        move || {
+            let mut told = |wait: &Waiting<'_>| {
+                if wait.is_first() {
+                    let _ = queued_tx.send(("first", wait.conflict().to_string()));
+                }
+            };
+            b.acquire_with(
+                &LockRequest::new("first").scope(["src"]),
+                deadline,
+                &mut told,
+            )
+            .map(|guard| (guard.token(), guard))
+        }
+    });
+    // The second waiter queues only once the first has: the order is fixed before it.
+    let (who, blocked_by) = queued_rx.recv_timeout(Duration::from_secs(30))?;
+    assert_eq!(who, "first");
+    assert!(blocked_by.contains("holder"), "{blocked_by}");
+    let second = std::thread::spawn(move || {
+        let mut told = |wait: &Waiting<'_>| {
+            if wait.is_first() {
+                let _ = queued_tx.send(("second", wait.conflict().to_string()));
+            }
+        };
+        c.acquire_with(
+            &LockRequest::new("second").scope(["src/a"]),
+            deadline,
+            &mut told,
+        )
+        .map(|guard| guard.token())
+    });
+    let (who, blocked_by) = queued_rx.recv_timeout(Duration::from_secs(30))?;
+    assert_eq!(who, "second");
+    assert!(
+        blocked_by.contains("first"),
+        "the second waits behind the first: {blocked_by}"
+    );
+
+    held.release()?;
+    let (first_token, first_guard) = first.join().map_err(|_| "first panicked")??;
+    drop(first_guard);
+    let second_token = second.join().map_err(|_| "second panicked")??;
+    assert!(second_token > first_token);
+    Ok(())
+}
