@@ -37,6 +37,12 @@ pub mod env {
     /// every test run, so the gate fails rather than skips.
     pub const SKIP_HOSTILE: &str = "SCOPE_LOCK_SKIP_HOSTILE";
 
+    /// Set to `1`, the etcd backend's tests fail where no etcd server binary can be found,
+    /// instead of skipping loudly (`scope_lock::testing::etcd::REQUIRE_VAR` names the same
+    /// variable). `verify` sets it for every test run: the gate proves the etcd backend or
+    /// fails.
+    pub const REQUIRE_ETCD: &str = "SCOPE_LOCK_REQUIRE_ETCD";
+
     /// A directory `cargo xtask verify` reads issue records from instead of `issues/`.
     pub const ISSUES_DIR: &str = "XTASK_ISSUES_DIR";
 }

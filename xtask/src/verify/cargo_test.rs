@@ -116,8 +116,9 @@ fn test_env<'a>(mut cmd: Cmd<'a>, settings: &Settings, prefix: bool) -> Cmd<'a> 
     cmd = without_cargo_package_env(cmd)
         .env("INSTA_UPDATE", "no")
         .env(env::EVIDENCE_DIR, evidence)
-        // The gate runs the hostile tests or fails; it never lets them skip.
-        .env_remove(env::SKIP_HOSTILE);
+        // The gate runs the hostile and etcd tests or fails; it never lets them skip.
+        .env_remove(env::SKIP_HOSTILE)
+        .env(env::REQUIRE_ETCD, "1");
     cmd = if prefix {
         cmd.env(env::IMPL, env::IMPL_PREFIX)
     } else {
