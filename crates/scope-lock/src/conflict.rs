@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::mode::LockMode;
 use crate::record::LockRecord;
 
 /// Why a live lock blocks a request.
@@ -94,13 +95,17 @@ impl fmt::Display for Conflict {
         };
         write!(
             f,
-            ": {what} by loop `{}` (pid {}{}{ticket}) since {} in {path}",
+            ": {what} by loop `{}` (pid {}{}{}{ticket}) since {} in {path}",
             holder.loop_name(),
             holder.pid(),
             if self.by_this_process {
                 ", this process"
             } else {
                 ""
+            },
+            match holder.mode() {
+                LockMode::Shared => ", shared",
+                LockMode::Exclusive => "",
             },
             holder.started_at(),
         )

@@ -17,7 +17,11 @@
 //! - after it, where the writer could read them from its own `/proc` (Linux), two more:
 //!   `pid_namespace` and `pid_start_ticks`, which tell the writer from another process with the
 //!   same pid number (see `protocol/ancestry.rs`). Absent, or one without the other, they
-//!   prove nothing.
+//!   prove nothing;
+//! - last, only for a shared lock, `"mode": "shared"`. Without it a lock is exclusive, as
+//!   every lock of the original is; a value we do not know reads as exclusive too, the
+//!   stricter reading. The original ignores the key, so it takes our shared locks for
+//!   exclusive ones: stricter than we are, never weaker.
 //!
 //! Reading is strict about types (a string, null, zero or negative `pid` is an error naming the
 //! problem) and lenient where the original is: a legacy string `scope` reads as a one-element
@@ -32,6 +36,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, ErrorKind};
+use crate::mode::LockMode;
 use crate::python_json::{
     JsonBytes, path_from_json, push_json_path, push_json_string, text_from_json,
 };
@@ -59,6 +64,7 @@ pub struct LockRecord {
     liveness: Option<LivenessKey>,
     /// Who the writer is beyond its pid number, when it could tell (ours, on Linux).
     identity: Option<ProcessIdentity>,
+    mode: LockMode,
 }
 
 /// A record as parsed, before the checks that make it a [`LockRecord`]. Private: the only way
@@ -80,6 +86,8 @@ struct RawRecord {
     pid_namespace: Option<u64>,
     #[serde(default)]
     pid_start_ticks: Option<u64>,
+    #[serde(default)]
+    mode: Option<ModeKey>,
 }
 
 impl TryFrom<RawRecord> for LockRecord {
@@ -108,8 +116,26 @@ impl TryFrom<RawRecord> for LockRecord {
                     start_ticks,
                 },
             ),
+            mode: match raw.mode {
+                Some(ModeKey::Shared) => LockMode::Shared,
+                // Absent (the original's, or an exclusive lock of ours), or a value we do not
+                // know: the stricter reading.
+                Some(ModeKey::Exclusive | ModeKey::Unknown) | None => LockMode::Exclusive,
+            },
         })
     }
+}
+
+/// The value of our `mode` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ModeKey {
+    Shared,
+    Exclusive,
+    /// From some future writer: read as exclusive, which never lets two holders overlap that
+    /// the writer meant to keep apart.
+    #[serde(other)]
+    Unknown,
 }
 
 /// The value of our `liveness` key.
@@ -149,7 +175,15 @@ impl LockRecord {
             singleton: false,
             liveness: None,
             identity: None,
+            mode: LockMode::Exclusive,
         }
+    }
+
+    /// Sets the mode (written as our `mode` key when shared).
+    #[must_use]
+    pub fn with_mode(mut self, mode: LockMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// Sets the singleton flag.
@@ -179,7 +213,12 @@ impl LockRecord {
 
 impl LockRecord {
     /// A record for a lock this crate is about to publish: this process, now, flock liveness.
-    pub(crate) fn for_new_lock(loop_name: &str, scope: Vec<String>, singleton: bool) -> Self {
+    pub(crate) fn for_new_lock(
+        loop_name: &str,
+        scope: Vec<String>,
+        singleton: bool,
+        mode: LockMode,
+    ) -> Self {
         Self {
             loop_name: loop_name.to_owned(),
             paths: scope.iter().map(PathBuf::from).collect(),
@@ -189,6 +228,7 @@ impl LockRecord {
             singleton,
             liveness: Some(LivenessKey::Flock),
             identity: crate::sys::own_identity(),
+            mode,
         }
     }
 
@@ -253,6 +293,12 @@ impl LockRecord {
     /// Whether the holder is a singleton (no other singleton of its name may run).
     pub fn singleton(&self) -> bool {
         self.singleton
+    }
+
+    /// Whether the lock is shared (a reader's) or exclusive; a record without our `mode` key
+    /// (every record of the original) is exclusive.
+    pub fn mode(&self) -> LockMode {
+        self.mode
     }
 
     /// Whether liveness is the file's flock (written by this crate) rather than the pid
@@ -337,6 +383,9 @@ impl LockRecord {
                     identity.pid_namespace, identity.start_ticks
                 );
             }
+        }
+        if self.mode == LockMode::Shared {
+            out.push_str(", \"mode\": \"shared\"");
         }
         out.push('}');
         out
@@ -465,6 +514,34 @@ mod tests {
         // Without flock liveness nothing proves the writer holds the file: not written.
         let unmarked = LockRecord::new("a", vec![], 5, "t").with_identity(1, 2);
         assert!(!unmarked.to_json().contains("pid_namespace"));
+        Ok(())
+    }
+
+    /// `mode` is written only for a shared lock, last; without it, or with a value we do
+    /// not know, a record is exclusive, so every record of the original keeps its meaning.
+    #[test]
+    fn the_mode_key_is_written_only_when_shared_and_anything_else_reads_exclusive()
+    -> Result<(), Error> {
+        let exclusive = LockRecord::new("a", vec!["/x".into()], 5, "t").with_flock_liveness();
+        assert!(!exclusive.to_json().contains("mode"));
+        let shared = exclusive
+            .clone()
+            .with_identity(1, 2)
+            .with_mode(LockMode::Shared);
+        let json = shared.to_json();
+        assert!(
+            json.ends_with(r#""pid_start_ticks": 2, "mode": "shared"}"#),
+            "{json}"
+        );
+        assert_eq!(parse(&json)?, shared);
+        assert_eq!(parse(&json)?.mode(), LockMode::Shared);
+        assert_eq!(parse(ORIGINAL)?.mode(), LockMode::Exclusive);
+        for value in [r#""exclusive""#, r#""intent""#, r#""SHARED""#] {
+            let record = parse(&format!(
+                r#"{{"loop_name": "a", "scope": [], "pid": 5, "started_at": "t", "mode": {value}}}"#
+            ))?;
+            assert_eq!(record.mode(), LockMode::Exclusive, "{value}");
+        }
         Ok(())
     }
 

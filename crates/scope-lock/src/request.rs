@@ -2,6 +2,7 @@
 //! flag. Validation of names lives here because a name becomes a path.
 
 use crate::error::{Error, ErrorKind};
+use crate::mode::LockMode;
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 
 /// The suffix of every lock file.
@@ -37,6 +38,7 @@ pub struct LockRequest {
     scope: Vec<String>,
     instance_id: Option<String>,
     singleton: bool,
+    mode: LockMode,
 }
 
 impl LockRequest {
@@ -47,6 +49,7 @@ impl LockRequest {
             scope: Vec::new(),
             instance_id: None,
             singleton: false,
+            mode: LockMode::Exclusive,
         }
     }
 
@@ -77,6 +80,36 @@ impl LockRequest {
     pub fn singleton(mut self, singleton: bool) -> Self {
         self.singleton = singleton;
         self
+    }
+
+    /// Makes this a shared (read) request: it may hold its scope together with other shared
+    /// locks whose scopes overlap it, but not with an exclusive one, and it waits in line
+    /// behind an exclusive request that came before it. Requests are exclusive unless made
+    /// shared.
+    ///
+    /// ```
+    /// use scope_lock::{LockMode, LockRequest};
+    ///
+    /// let review = LockRequest::new("review").scope(["src/"]).shared();
+    /// assert_eq!(review.mode(), LockMode::Shared);
+    /// assert_eq!(LockRequest::new("fix").mode(), LockMode::Exclusive);
+    /// ```
+    #[must_use]
+    pub fn shared(self) -> Self {
+        self.with_mode(LockMode::Shared)
+    }
+
+    /// Sets the mode: [`LockMode::Shared`] is [`shared`](Self::shared), and
+    /// [`LockMode::Exclusive`] the default.
+    #[must_use]
+    pub fn with_mode(mut self, mode: LockMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Whether the request is shared or exclusive.
+    pub fn mode(&self) -> LockMode {
+        self.mode
     }
 
     /// The loop name.
@@ -144,7 +177,7 @@ impl LockRequest {
     /// readers could not read it back: a waiter would otherwise queue under a ticket nobody can
     /// order against, and learn only when the scope came free that it can never publish.
     pub(crate) fn record(&self, scope: Vec<String>) -> Result<LockRecord, Error> {
-        let record = LockRecord::for_new_lock(&self.loop_name, scope, self.singleton);
+        let record = LockRecord::for_new_lock(&self.loop_name, scope, self.singleton, self.mode);
         json_that_fits(&record, &format!("{:?}", self.lock_name()))?;
         Ok(record)
     }

@@ -84,7 +84,8 @@ fn first_conflict(
 }
 
 /// The rule by which a holder (or waiter) with `record` blocks `request`, scopes and
-/// singletons only: the same singleton name, else the first overlapping pair of paths.
+/// singletons only: the same singleton name, else the first overlapping pair of paths, unless
+/// both are shared (whatever their modes, singletons exclude each other).
 fn scope_rule(
     request: &LockRequest,
     scope: &ScopeIndex<'_>,
@@ -92,6 +93,9 @@ fn scope_rule(
 ) -> Option<ConflictRule> {
     if request.is_singleton() && record.singleton() && record.loop_name() == request.loop_name() {
         return Some(ConflictRule::Singleton);
+    }
+    if !request.mode().excludes(record.mode()) {
+        return None;
     }
     let (ours, theirs) = first_overlap_with(scope, record)?;
     Some(ConflictRule::Overlap {
@@ -117,14 +121,18 @@ fn first_overlap_with<'a>(
     Some((ours.paths().get(i)?, theirs.get(j)?.1.clone()))
 }
 
-/// Whether two records' scopes or singletons collide (a waiter against a holder).
+/// Whether two records' scopes or singletons collide (a waiter against a holder), by the
+/// rules of [`scope_rule`].
 fn records_collide(waiter: &LockRecord, holder: &LockRecord) -> bool {
     (waiter.singleton() && holder.singleton() && waiter.loop_name() == holder.loop_name())
-        || first_overlap_with(&ScopeIndex::new(waiter.scope()), holder).is_some()
+        || (waiter.mode().excludes(holder.mode())
+            && first_overlap_with(&ScopeIndex::new(waiter.scope()), holder).is_some())
 }
 
 /// A live waiter that arrived before us and whose scope collides with ours: it goes first, so
-/// that overlapping waiters are served in arrival order. With a `ticket`, the last such waiter
+/// that overlapping waiters are served in arrival order. Modes count as for locks: a reader
+/// passes a reader waiting ahead (both will hold together), never a writer, so that no writer
+/// waits for ever behind readers that keep coming. With a `ticket`, the last such waiter
 /// ahead of it (while that one waits it cannot go, whatever those further ahead do);
 /// without one, the earliest of all (the head of the queue, the one that goes next).
 ///

@@ -11,5 +11,6 @@ mod matrix;
 mod properties;
 mod protocol_edges;
 mod proven_holders;
+mod shared_scopes;
 mod sharing;
 mod waiting;

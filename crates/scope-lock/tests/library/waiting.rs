@@ -20,7 +20,7 @@ use scope_lock::{
 };
 
 /// Long enough never to be reached when the code is right; reaching it fails the test.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Tries `name` on `rel` and expects it refused because `waiter`, an earlier waiter, goes first.
 fn refused_for_waiter(
@@ -56,7 +56,7 @@ fn tickets(running: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
 
 /// Starts `request` waiting on another thread; returns once it has started waiting (its
 /// observer heard the first report), with the receiver of its outcome.
-fn start_waiting(
+pub(crate) fn start_waiting(
     locks: &scope_lock::LockManager,
     request: LockRequest,
     timeout: Duration,
@@ -204,7 +204,10 @@ type Outcome = mpsc::Receiver<Result<ScopeGuard, AcquireError>>;
 
 /// A lock file of the original over `rel`, as another process's: its pid is alive and not our
 /// ancestor (pid 1 is never counted as one), and it holds no flock. Removing it releases it.
-fn original_holder(f: &testing::Fixture, rel: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
+pub(crate) fn original_holder(
+    f: &testing::Fixture,
+    rel: &str,
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
     f.init()?;
     let record = LockRecord::new(
         "original",
