@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use scope_lock::LockRequest;
+use scope_lock::{LockMode, LockRequest};
 
 /// The table of exit statuses, shown by `scope-lock --help` and `scope-lock run --help`: the one
 /// place they are described. docs/cli.md shows it verbatim, and a test below ties each status in
@@ -107,6 +107,7 @@ pub(crate) enum Command {
     "Examples:\n",
     "  scope-lock run --name docs-fixer --scope docs/ --scope README.md -- make docs\n",
     "  scope-lock run --name nightly --singleton -- ./nightly.sh --full\n",
+    "  scope-lock run --name review --shared --scope src/ -- ./review.sh\n",
     "  scope-lock run --name site --scope docs/ --wait --timeout 600 -- make site\n",
     "  scope-lock run --name gen --instance-id gen/run-7 --scope out/7 -- sh -c 'make -C out/7'\n",
     "\n",
@@ -161,13 +162,24 @@ pub(crate) struct LockArgs {
     /// Conflict with any live singleton of the same name, whatever the scopes.
     #[arg(long)]
     pub(crate) singleton: bool,
+
+    /// Take a shared (read) lock, as flock(1)'s -s: other shared locks may hold overlapping
+    /// scopes at the same time, exclusive ones (the default) may not. A shared lock waits in
+    /// line behind an exclusive one that was waiting before it.
+    #[arg(long, short = 's')]
+    pub(crate) shared: bool,
 }
 
 impl LockArgs {
     pub(crate) fn request(&self) -> LockRequest {
         let request = LockRequest::new(&self.name)
             .scope(self.scope.iter().cloned())
-            .singleton(self.singleton);
+            .singleton(self.singleton)
+            .with_mode(if self.shared {
+                LockMode::Shared
+            } else {
+                LockMode::Exclusive
+            });
         match &self.instance_id {
             Some(id) => request.instance_id(id),
             None => request,
@@ -219,6 +231,10 @@ pub(crate) struct CheckArgs {
     #[arg(long)]
     pub(crate) singleton: bool,
 
+    /// Check for a shared (read) lock: other shared locks do not make it busy.
+    #[arg(long, short = 's')]
+    pub(crate) shared: bool,
+
     /// Print JSON (`{"free": ..., "conflict": ...}`) on stdout.
     #[arg(long)]
     pub(crate) json: bool,
@@ -231,6 +247,7 @@ impl CheckArgs {
             instance_id: self.instance_id.clone(),
             scope: self.scope.clone(),
             singleton: self.singleton,
+            shared: self.shared,
         }
         .request()
     }

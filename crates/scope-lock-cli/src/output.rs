@@ -12,7 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use scope_lock::{
-    Conflict, ConflictRule, LiveLock, Liveness, LockListing, LockRecord, ProblemKind, ScanProblem,
+    Conflict, ConflictRule, LiveLock, Liveness, LockListing, LockMode, LockRecord, ProblemKind,
+    ScanProblem,
 };
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -84,8 +85,12 @@ pub(crate) fn describe_conflict(running_dir: &Path, conflict: &Conflict) -> Stri
         }
         _ => "conflict".to_owned(),
     };
+    let held = match holder.mode() {
+        LockMode::Shared => "held shared",
+        LockMode::Exclusive => "held",
+    };
     format!(
-        "{why}: held by {} ({})",
+        "{why}: {held} by {} ({})",
         describe_holder(&name, holder),
         path.display()
     )
@@ -173,6 +178,8 @@ pub(crate) struct RecordJson {
     pid: u32,
     started_at: String,
     singleton: bool,
+    /// `"exclusive"` or `"shared"`; a file without our `mode` key is exclusive.
+    mode: &'static str,
 }
 
 impl RecordJson {
@@ -183,6 +190,7 @@ impl RecordJson {
             pid: record.pid(),
             started_at: record.started_at().to_owned(),
             singleton: record.singleton(),
+            mode: record.mode().as_str(),
         }
     }
 }
@@ -366,10 +374,11 @@ pub(crate) fn listing_text(running_dir: &Path, listing: &LockListing) -> String 
                 [
                     lock.lock_name().to_owned(),
                     record.loop_name().to_owned()
-                        + if record.singleton() {
-                            " (singleton)"
-                        } else {
-                            ""
+                        + match (record.singleton(), record.mode()) {
+                            (false, LockMode::Exclusive) => "",
+                            (true, LockMode::Exclusive) => " (singleton)",
+                            (false, LockMode::Shared) => " (shared)",
+                            (true, LockMode::Shared) => " (singleton, shared)",
                         },
                     record.pid().to_string(),
                     record.started_at().to_owned(),

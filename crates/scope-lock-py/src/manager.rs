@@ -13,7 +13,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use scope_lock::{
-    AcquireError, Conflict, ConflictRule, LockManager, LockRecord, LockRequest, ProblemKind,
+    AcquireError, Conflict, ConflictRule, LockManager, LockMode, LockRecord, LockRequest,
+    ProblemKind,
 };
 use serde_json::{Map, Value};
 
@@ -41,7 +42,8 @@ impl Manager {
     /// Acquires, waiting as `timeout` says (see [`Patience`]); on success the guard goes into
     /// the process's table. Returns `(token, record)` when held, `(None, conflict)` when
     /// refused or timed out (the conflict's `timed_out` says which).
-    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout))]
+    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout, shared=false))]
+    #[allow(clippy::too_many_arguments)]
     fn acquire<'py>(
         &self,
         py: Python<'py>,
@@ -50,8 +52,9 @@ impl Manager {
         instance_id: Option<String>,
         singleton: bool,
         timeout: Option<f64>,
+        shared: bool,
     ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
-        let request = request(loop_name, scope, instance_id, singleton);
+        let request = request(loop_name, scope, instance_id, singleton).with_mode(mode(shared));
         let name = request.lock_name().to_owned();
         let outcome = match Patience::from_timeout(timeout)? {
             Patience::Once => py.detach(|| self.locks.try_acquire(&request)),
@@ -115,13 +118,14 @@ impl Manager {
 
     /// The conflict an acquire of `scope` would meet, by the original's rules (overlap, and
     /// singleton when `caller_singleton`), or `None`.
-    #[pyo3(signature = (scope, caller_loop_name, caller_singleton))]
+    #[pyo3(signature = (scope, caller_loop_name, caller_singleton, caller_shared=false))]
     fn find_conflict<'py>(
         &self,
         py: Python<'py>,
         scope: Vec<String>,
         caller_loop_name: Option<String>,
         caller_singleton: bool,
+        caller_shared: bool,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         // The crate also refuses a request whose own lock file name is held. The original's
         // find_conflict knows no lock file name, so the question is asked under an instance id
@@ -135,7 +139,8 @@ impl Manager {
             std::process::id(),
             held::next_id()
         );
-        let request = request(loop_name, scope, Some(probe_id), singleton);
+        let request =
+            request(loop_name, scope, Some(probe_id), singleton).with_mode(mode(caller_shared));
         let found = py.detach(|| self.locks.find_conflict(&request));
         match found {
             Ok(Some(conflict)) => conflict_dict(py, &conflict, false).map(Some),
@@ -263,6 +268,14 @@ fn request(
     request
 }
 
+fn mode(shared: bool) -> LockMode {
+    if shared {
+        LockMode::Shared
+    } else {
+        LockMode::Exclusive
+    }
+}
+
 /// A record as the keys of its JSON, with `liveness` `"flock"` for ours and `None` for the
 /// original's.
 fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py, PyDict>> {
@@ -273,6 +286,7 @@ fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py,
     dict.set_item("started_at", record.started_at())?;
     dict.set_item("singleton", record.singleton())?;
     dict.set_item("liveness", record.is_flock_liveness().then_some("flock"))?;
+    dict.set_item("mode", record.mode().as_str())?;
     Ok(dict)
 }
 

@@ -1,7 +1,7 @@
 """One process of a multi-process test, driven over its stdin and stdout.
 
-    actor.py hold LOOPS_DIR NAME [SCOPE ...] [--instance ID] [--singleton]
-        Tries once to acquire; says "held <lock file>" or "conflict". Then, per
+    actor.py hold LOOPS_DIR NAME [SCOPE ...] [--instance ID] [--singleton] [--shared]
+        Tries once to acquire (shared with --shared); says "held <lock file>" or "conflict". Then, per
         line on stdin: "release" releases and says "released"; "probe" says the
         lock file's state as another process sees it. At end of input it exits
         (without releasing: the end of the process is the release).
@@ -61,9 +61,10 @@ def probe(path: str) -> str:
     return "free"
 
 
-def options(args: list[str]) -> tuple[list[str], str | None, bool]:
+def options(args: list[str]) -> tuple[list[str], str | None, bool, bool]:
     instance = None
     singleton = False
+    shared = False
     rest = []
     it = iter(args)
     for arg in it:
@@ -71,15 +72,17 @@ def options(args: list[str]) -> tuple[list[str], str | None, bool]:
             instance = next(it)
         elif arg == "--singleton":
             singleton = True
+        elif arg == "--shared":
+            shared = True
         else:
             rest.append(arg)
-    return rest, instance, singleton
+    return rest, instance, singleton, shared
 
 
 def hold(args: list[str]) -> None:
-    (loops_dir, name, *scope), instance, singleton = options(args)
+    (loops_dir, name, *scope), instance, singleton, shared = options(args)
     manager = LockManager(loops_dir)
-    if not manager.acquire(name, scope, instance, singleton=singleton):
+    if not manager.acquire(name, scope, instance, singleton=singleton, shared=shared):
         say("conflict")
     path = str(manager.running_dir / f"{instance or name}.lock")
     if manager.held():

@@ -504,3 +504,25 @@ def test_a_signal_handler_that_raises_ends_a_wait(manager: LockManager, loops_di
     holder.send("release")
     assert holder.line() == "released"
     assert actor("hold", loops_dir, "other", "src").line().startswith("held ")
+
+
+def test_readers_in_other_processes_hold_together_and_a_writer_is_refused(
+        manager: LockManager, loops_dir: Path, actor) -> None:
+    first = actor("hold", loops_dir, "review", "src", "--shared")
+    assert first.line().startswith("held ")
+    second = actor("hold", loops_dir, "report", "src/lib", "--shared")
+    assert second.line().startswith("held "), "a reader was refused beside a reader"
+    modes = sorted((lock.loop_name, lock.mode) for lock in manager.list_locks())
+    assert modes == [("report", "shared"), ("review", "shared")]
+    assert not manager.acquire("fixer", ["src/lib/x"])
+    found = manager.find_conflict(["src/lib/x"])
+    assert found is not None and found.mode == "shared"
+    assert manager.find_conflict(["src/lib/x"], caller_shared=True) is None
+    with manager.hold("index", ["."], shared=True) as held:
+        assert held.mode == "shared"
+        assert held.to_dict()["mode"] == "shared"
+    for reader in (first, second):
+        reader.send("release")
+        assert reader.line() == "released"
+    assert manager.acquire("fixer", ["src/lib/x"])
+    assert [lock.mode for lock in manager.list_locks()] == ["exclusive"]

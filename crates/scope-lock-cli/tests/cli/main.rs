@@ -9,5 +9,6 @@ mod pid_namespaces;
 mod run;
 mod run_terminal;
 mod shared_dir;
+mod shared_scopes;
 mod support;
 mod symlink_race;

@@ -136,7 +136,9 @@ class ScopeLock:
     The first five fields are the original's. ``liveness`` is ours: ``"flock"``
     for a record written by this package (alive exactly while its file is
     flocked), ``None`` for one written by the original (alive while its pid
-    is).
+    is). ``mode`` is ours too: ``"shared"`` for a read lock (``shared=True``),
+    which other shared locks may overlap, else ``"exclusive"``, as every lock
+    of the original is.
     """
 
     loop_name: str
@@ -145,6 +147,7 @@ class ScopeLock:
     started_at: str
     singleton: bool = False
     liveness: str | None = field(default=None, compare=False)
+    mode: str = "exclusive"
 
     def to_dict(self) -> dict[str, Any]:
         """The record as its JSON object: ``singleton`` only when true, ``liveness`` only when set."""
@@ -158,6 +161,8 @@ class ScopeLock:
             data["singleton"] = self.singleton
         if self.liveness is not None:
             data["liveness"] = self.liveness
+        if self.mode == "shared":
+            data["mode"] = self.mode
         return data
 
     @classmethod
@@ -173,6 +178,8 @@ class ScopeLock:
             started_at=str(data["started_at"]),
             singleton=bool(data.get("singleton", False)),
             liveness=None if liveness is None else str(liveness),
+            # A record without the key, or with one we do not know, is exclusive.
+            mode="shared" if data.get("mode") == "shared" else "exclusive",
         )
 
 
@@ -264,6 +271,7 @@ class LockManager:
         instance_id: str | None = None,
         *,
         singleton: bool = False,
+        shared: bool = False,
     ) -> bool:
         """Acquire the scope if no live lock conflicts; never waits for a holder.
 
@@ -272,7 +280,10 @@ class LockManager:
         name (with ``singleton=True``), or already has this lock's file name.
         An empty scope is the whole project (``"."``); a lone ``str`` or
         ``os.PathLike`` is one path. ``instance_id`` names the lock file
-        instead of ``loop_name``.
+        instead of ``loop_name``. With ``shared=True`` the lock is a read lock:
+        other shared locks may hold overlapping scopes at the same time, an
+        exclusive one (the default) may not, and an exclusive request that is
+        already waiting goes first.
 
         Raises ``ValueError`` for a name or instance id that cannot name a
         lock file (empty, absolute, ``..``, leading dot, NUL), ``TypeError``
@@ -281,7 +292,7 @@ class LockManager:
         ``LockDirectoryBusyError`` when another process keeps the directory's
         sentinel locked for longer than a few seconds.
         """
-        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, 0)
+        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, 0, shared=shared)
         return token is not None
 
     def release(self, loop_name: str, instance_id: str | None = None) -> None:
@@ -307,6 +318,7 @@ class LockManager:
         instance_id: str | None = None,
         *,
         singleton: bool = False,
+        shared: bool = False,
     ) -> bool:
         """Acquire the scope, waiting up to ``timeout`` seconds for it. Prefer this to
         ``wait_for_scope`` followed by ``acquire``: it returns True only holding the lock.
@@ -319,10 +331,11 @@ class LockManager:
         overlapping scopes get it in the order they started waiting, and wake as soon as
         the holder releases or dies (no one-second polls). The GIL is released while
         waiting; a signal handler that raises (Ctrl-C) ends the wait within about a
-        second, with its exception. Raises as ``acquire`` does, and
+        second, with its exception. ``shared`` is as for ``acquire``. Raises as ``acquire`` does, and
         ``LockDirectoryBusyError`` if the lock directory stayed busy until the timeout.
         """
-        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, timeout)
+        token, _ = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, timeout,
+                                        shared=shared)
         return token is not None
 
     def wait_for_scope(
@@ -360,13 +373,16 @@ class LockManager:
         *,
         caller_loop_name: str | None = None,
         caller_singleton: bool = False,
+        caller_shared: bool = False,
     ) -> ScopeLock | None:
         """The live lock that overlaps ``scope`` (or, with ``caller_singleton``, is a
         singleton named ``caller_loop_name``), or None; an earlier waiter for an
         overlapping scope counts too (it goes first). Stale locks are removed on the
-        way. The answer may be out of date when it returns: to hold a scope, acquire it.
+        way. With ``caller_shared``, shared locks do not count (a reader would join them).
+        The answer may be out of date when it returns: to hold a scope, acquire it.
         """
-        conflict = self._native.find_conflict(_scope_paths(scope), caller_loop_name, caller_singleton)
+        conflict = self._native.find_conflict(_scope_paths(scope), caller_loop_name, caller_singleton,
+                                              caller_shared)
         if conflict is None:
             return None
         if conflict["holder"] is None:
@@ -403,6 +419,7 @@ class LockManager:
         *,
         singleton: bool = False,
         timeout: float | None = 0,
+        shared: bool = False,
     ) -> Iterator[ScopeLock]:
         """Hold the scope for the ``with`` block and yield its ``ScopeLock``.
 
@@ -411,9 +428,11 @@ class LockManager:
         for as long as it takes; with a positive number, waits as ``acquire_wait`` does
         and raises ``ScopeTimeout`` (a ``ScopeConflict`` and a ``TimeoutError``, carrying
         the last holder) when it passes. ``timeout`` is read as ``acquire_wait`` reads it.
-        The lock is released when the block ends, however it ends.
+        ``shared`` is as for ``acquire``. The lock is released when the block ends, however
+        it ends.
         """
-        outcome = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, timeout)
+        outcome = self._native.acquire(loop_name, _scope_paths(scope), instance_id, singleton, timeout,
+                                       shared=shared)
         if outcome[0] is None:
             raise _conflict_error(outcome[1])
         token, record = outcome

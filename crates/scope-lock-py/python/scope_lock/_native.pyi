@@ -20,7 +20,8 @@ __version__: Final[str]
 
 @type_check_only
 class Record(TypedDict):
-    """A lock record as the keys of its JSON; ``liveness`` is ``"flock"`` for ours."""
+    """A lock record as the keys of its JSON; ``liveness`` is ``"flock"`` for ours, ``mode``
+    ``"shared"`` or ``"exclusive"``."""
 
     loop_name: str
     scope: list[str]
@@ -28,6 +29,7 @@ class Record(TypedDict):
     started_at: str
     singleton: bool
     liveness: str | None
+    mode: str
 
 @type_check_only
 class Conflict(TypedDict):
@@ -53,10 +55,15 @@ class Manager:
         instance_id: str | None,
         singleton: bool,
         timeout: float | None,
+        shared: bool = False,
     ) -> tuple[int, Record] | tuple[None, Conflict]: ...
     def release(self, loop_name: str, instance_id: str | None, token: int | None = None) -> bool: ...
     def find_conflict(
-        self, scope: list[str], caller_loop_name: str | None, caller_singleton: bool
+        self,
+        scope: list[str],
+        caller_loop_name: str | None,
+        caller_singleton: bool,
+        caller_shared: bool = False,
     ) -> Conflict | None: ...
     def is_locked(self, loop_name: str, instance_id: str | None) -> bool: ...
     def list_locks(self) -> tuple[list[Record], list[str]]: ...
