@@ -26,6 +26,10 @@ pub struct FleetParams {
     pub which: Impl,
     /// Processes acquiring and releasing the same scope under the same loop name.
     pub workers: u32,
+    /// How many of the workers are readers (shared locks, each under its own instance name,
+    /// first holds all at once; see the worker's `cycle --shared`). With none, every worker
+    /// is a writer under the one loop name, as in the bug report.
+    pub readers: u32,
     /// Holds per worker (each retried on conflict until it holds, within the deadline).
     pub cycles_per_worker: u64,
     /// Processes reading every lock file, without any lock, as fast as they can.
@@ -48,6 +52,7 @@ impl FleetParams {
         Self {
             which,
             workers: 8,
+            readers: 0,
             cycles_per_worker: 2_500 * scale,
             scanners: 2,
             max_scans: 2_000_000 * scale,
@@ -81,6 +86,9 @@ pub fn run_fleet(worker_exe: &Path, params: &FleetParams) -> Result<FleetReport,
     fs::create_dir_all(&scope).map_err(|err| format!("{}: {err}", scope.display()))?;
     let witness_log = dir.path().join("witness.log");
     let stop_file = dir.path().join("stop");
+    let together_dir = dir.path().join("together");
+    fs::create_dir_all(&together_dir)
+        .map_err(|err| format!("{}: {err}", together_dir.display()))?;
     let deadline_ms = params.deadline.as_millis().to_string();
 
     let mut workers = Group::default();
@@ -91,7 +99,6 @@ pub fn run_fleet(worker_exe: &Path, params: &FleetParams) -> Result<FleetReport,
             .args(["--impl", params.which.name()])
             .arg("--loops-dir")
             .arg(&loops_dir)
-            .args(["--name", LOOP_NAME])
             .arg("--scope")
             .arg(&scope)
             .args(["--cycles", &params.cycles_per_worker.to_string()])
@@ -101,6 +108,20 @@ pub fn run_fleet(worker_exe: &Path, params: &FleetParams) -> Result<FleetReport,
             .arg(&witness_log);
         if params.probe {
             command.arg("--probe");
+        }
+        if params.readers == 0 {
+            command.args(["--name", LOOP_NAME]);
+        } else {
+            // Readers hold together, so each needs its own lock file; writers get their own
+            // too, so that only the scope rules keep them apart.
+            command.args(["--name", &format!("{LOOP_NAME}-{worker}")]);
+        }
+        if worker < params.readers {
+            command
+                .arg("--shared")
+                .args(["--readers", &params.readers.to_string()])
+                .arg("--together-dir")
+                .arg(&together_dir);
         }
         workers.spawn(command)?;
     }

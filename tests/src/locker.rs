@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard};
+use scope_lock::{AcquireError, LockManager, LockMode, LockRequest, ScopeGuard};
 
 use crate::prefix::PrefixLockManager;
 
@@ -132,15 +132,25 @@ impl Locker {
 
     /// One non-blocking acquire of `scope` under the loop name `name`.
     pub fn try_acquire(&self, name: &str, scope: &[String]) -> Attempt {
+        self.try_acquire_in(name, scope, LockMode::Exclusive)
+    }
+
+    /// [`try_acquire`](Self::try_acquire) in `mode`. The port knows only exclusive locks: a
+    /// shared attempt there fails.
+    pub fn try_acquire_in(&self, name: &str, scope: &[String], mode: LockMode) -> Attempt {
         match self.which {
-            Impl::Fixed => match self
-                .fixed
-                .try_acquire(&LockRequest::new(name).scope(scope.iter().cloned()))
-            {
+            Impl::Fixed => match self.fixed.try_acquire(
+                &LockRequest::new(name)
+                    .scope(scope.iter().cloned())
+                    .with_mode(mode),
+            ) {
                 Ok(guard) => Attempt::Held(Held::Fixed(guard)),
                 Err(AcquireError::Conflict(_)) => Attempt::Conflict,
                 Err(err) => Attempt::Failed(err.to_string()),
             },
+            Impl::Prefix if mode == LockMode::Shared => {
+                Attempt::Failed("the pre-fix port has no shared locks".to_owned())
+            }
             Impl::Prefix => match self.prefix.acquire(name, scope) {
                 Ok(true) => Attempt::Held(Held::Prefix {
                     name: name.to_owned(),

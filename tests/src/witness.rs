@@ -9,6 +9,10 @@
 //!   recorded interval lies inside the real hold, so an overlap here is a real one.
 //!
 //! It depends on nothing in the lock crate: it would catch two holders whatever the lock did.
+//!
+//! A reader (a holder of a shared lock) says so on its lines (`enter <worker> <cycle> <ns>
+//! shared`). Readers may overlap each other, and are counted when they do; an overlap is any
+//! pair of holds, one of them a writer's, that overlap by either proof.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -19,6 +23,7 @@ use std::path::Path;
 pub struct Witness {
     log: File,
     worker: u32,
+    shared: bool,
 }
 
 impl Witness {
@@ -29,7 +34,18 @@ impl Witness {
     /// The open's.
     pub fn open(path: &Path, worker: u32) -> io::Result<Self> {
         let log = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { log, worker })
+        Ok(Self {
+            log,
+            worker,
+            shared: false,
+        })
+    }
+
+    /// Marks this worker's holds as a reader's, which others may overlap.
+    #[must_use]
+    pub fn shared(mut self) -> Self {
+        self.shared = true;
+        self
     }
 
     /// Records that this worker now holds the lock (hold number `cycle`).
@@ -51,7 +67,8 @@ impl Witness {
     }
 
     fn event(&mut self, kind: &str, cycle: u64) -> io::Result<()> {
-        let line = format!("{kind} {} {cycle} {}\n", self.worker, monotonic_ns());
+        let mode = if self.shared { " shared" } else { "" };
+        let line = format!("{kind} {} {cycle} {}{mode}\n", self.worker, monotonic_ns());
         // One write call, so the line lands whole at the end of the file.
         let written = self.log.write(line.as_bytes())?;
         if written == line.len() {
@@ -73,12 +90,14 @@ pub fn monotonic_ns() -> u64 {
 pub struct WitnessReport {
     /// Complete holds (an `enter` with its `exit`).
     pub holds: u64,
-    /// `enter` lines written while another hold was open.
+    /// `enter` lines written while another hold was open, one of the two a writer's.
     pub overlaps_by_order: u64,
-    /// Intervals that began before an earlier one ended.
+    /// Intervals that began before an earlier one ended, one of the two a writer's.
     pub overlaps_by_time: u64,
-    /// The most holds open at once, by order.
+    /// The most holds open at once, by order (readers together count).
     pub max_holders: u64,
+    /// Readers' `enter` lines written while only other readers held: sharing, not an overlap.
+    pub shared_overlaps: u64,
     /// `exit` lines without an `enter`, and holds never exited (a killed holder).
     pub unmatched: u64,
 }
@@ -94,16 +113,19 @@ impl WitnessReport {
 ///
 /// # Errors
 ///
-/// A line that is not `enter|exit <worker> <cycle> <ns>`.
+/// A line that is not `enter|exit <worker> <cycle> <ns> [shared]`.
 pub fn check(log: &str) -> Result<WitnessReport, String> {
     let mut report = WitnessReport::default();
-    let mut open: HashMap<(u32, u64), u64> = HashMap::new();
-    let mut intervals: Vec<(u64, u64)> = Vec::new();
+    // Each open hold's start, and whether it is a reader's.
+    let mut open: HashMap<(u32, u64), (u64, bool)> = HashMap::new();
+    let mut intervals: Vec<(u64, u64, bool)> = Vec::new();
     for (number, line) in log.lines().enumerate() {
         let bad = || format!("witness log line {}: {line:?}", number + 1);
         let fields: Vec<&str> = line.split(' ').collect();
-        let [kind, worker, cycle, ns] = fields[..] else {
-            return Err(bad());
+        let (kind, worker, cycle, ns, shared) = match fields[..] {
+            [kind, worker, cycle, ns] => (kind, worker, cycle, ns, false),
+            [kind, worker, cycle, ns, "shared"] => (kind, worker, cycle, ns, true),
+            _ => return Err(bad()),
         };
         let key = (
             worker.parse().map_err(|_| bad())?,
@@ -112,16 +134,19 @@ pub fn check(log: &str) -> Result<WitnessReport, String> {
         let ns: u64 = ns.parse().map_err(|_| bad())?;
         match kind {
             "enter" => {
-                if !open.is_empty() {
+                let writer_open = open.values().any(|(_, reader)| !reader);
+                if writer_open || (!shared && !open.is_empty()) {
                     report.overlaps_by_order += 1;
+                } else if !open.is_empty() {
+                    report.shared_overlaps += 1;
                 }
-                open.insert(key, ns);
+                open.insert(key, (ns, shared));
                 report.max_holders = report.max_holders.max(open.len() as u64);
             }
             "exit" => match open.remove(&key) {
-                Some(start) => {
+                Some((start, reader)) => {
                     report.holds += 1;
-                    intervals.push((start, ns));
+                    intervals.push((start, ns, reader));
                 }
                 None => report.unmatched += 1,
             },
@@ -130,12 +155,23 @@ pub fn check(log: &str) -> Result<WitnessReport, String> {
     }
     report.unmatched += open.len() as u64;
     intervals.sort_unstable();
-    let mut latest_end = 0;
-    for (i, (start, end)) in intervals.iter().enumerate() {
-        if i > 0 && *start < latest_end {
+    // Sorted by start, two holds overlap when the later one starts before the earlier one
+    // ends: a writer's start is checked against every earlier end, a reader's only against
+    // writers' ends.
+    let (mut latest_end, mut latest_writer_end) = (None, None);
+    for (start, end, reader) in &intervals {
+        let against = if *reader {
+            latest_writer_end
+        } else {
+            latest_end
+        };
+        if against.is_some_and(|latest| start < &latest) {
             report.overlaps_by_time += 1;
         }
-        latest_end = latest_end.max(*end);
+        latest_end = latest_end.max(Some(*end));
+        if !reader {
+            latest_writer_end = latest_writer_end.max(Some(*end));
+        }
     }
     Ok(report)
 }
@@ -174,9 +210,37 @@ mod tests {
     }
 
     #[test]
+    fn readers_may_overlap_each_other_but_never_a_writer() {
+        let readers =
+            "enter 1 0 10 shared\nenter 2 0 12 shared\nexit 1 0 20 shared\nexit 2 0 30 shared\n";
+        let report = check(readers).unwrap();
+        assert_eq!(report.overlaps(), 0);
+        assert_eq!((report.shared_overlaps, report.max_holders), (1, 2));
+
+        // A writer entering while a reader holds, and a reader while a writer holds.
+        for log in [
+            "enter 1 0 10 shared\nenter 2 0 12\nexit 2 0 15\nexit 1 0 20 shared\n",
+            "enter 2 0 10\nenter 1 0 12 shared\nexit 1 0 15 shared\nexit 2 0 20\n",
+        ] {
+            let report = check(log).unwrap();
+            assert_eq!(report.overlaps_by_order, 1, "{log}");
+            assert_eq!(report.overlaps_by_time, 1, "{log}");
+        }
+        // By the clock alone: the lines alternate, the intervals do not.
+        let log = "enter 1 0 10 shared\nexit 1 0 20 shared\nenter 2 0 15\nexit 2 0 30\n";
+        assert_eq!(check(log).unwrap().overlaps_by_time, 1);
+        let log = "enter 2 0 10\nexit 2 0 20\nenter 1 0 15 shared\nexit 1 0 30 shared\n";
+        assert_eq!(check(log).unwrap().overlaps_by_time, 1);
+        // A reader overlapping a reader that overlapped nobody else is fine by the clock too.
+        let log = "enter 1 0 10 shared\nexit 1 0 20 shared\nenter 2 0 15 shared\nexit 2 0 30 shared\nenter 3 0 31\nexit 3 0 40\n";
+        assert_eq!(check(log).unwrap().overlaps(), 0);
+    }
+
+    #[test]
     fn garbage_and_unmatched_lines_are_reported() {
         assert!(check("enter 1 0\n").is_err());
         assert!(check("leave 1 0 5\n").is_err());
+        assert!(check("enter 1 0 5 reader\n").is_err());
         let report = check("exit 1 0 5\nenter 2 0 6\n").unwrap();
         assert_eq!(report.unmatched, 2);
     }

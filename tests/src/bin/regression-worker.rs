@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! regression-worker cycle --impl I --loops-dir D --name N --scope S --cycles C --deadline-ms M
-//!                         --worker K --witness LOG [--probe]
+//!                         --worker K --witness LOG [--probe] [--shared --readers R
+//!                         --together-dir T]
 //! regression-worker scan  --running-dir R --stop-file F --max-scans K --deadline-ms M
 //! regression-worker attempt --impl I --loops-dir D --name N --scope S [--instance ID]
 //!                         [--singleton] [--as-uid U]
@@ -18,7 +19,9 @@
 //! ```
 //!
 //! `cycle` and `scan` say `ready`, wait for stdin to close (the start barrier), run within
-//! their bounds, and print a JSON summary as their last line. `attempt` says `ready`, waits for
+//! their bounds, and print a JSON summary as their last line. A `cycle --shared` worker is a
+//! reader: its first hold lasts until all `--readers` readers hold at once (each says so with a
+//! file in `--together-dir`), which only shared locks allow. `attempt` says `ready`, waits for
 //! one line (`go`), tries once and says `held <path>`, `conflict <why>` or `failed <why>`, then
 //! holds until the line `release` or until stdin closes, releases and says `released` or
 //! `release-failed <why>`. With `SCOPE_LOCK_PAUSE_AT` set, it says `paused <step>` at that step
@@ -47,7 +50,9 @@ use regression::original_reader;
 use regression::prefix_wait;
 use regression::probe::{Probe, probe};
 use regression::witness::Witness;
-use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, WaitObserver, Waiting};
+use scope_lock::{
+    AcquireError, LockManager, LockMode, LockRequest, ScopeGuard, WaitObserver, Waiting,
+};
 use serde_json::json;
 
 fn main() -> ExitCode {
@@ -69,8 +74,10 @@ fn main() -> ExitCode {
                 "deadline-ms",
                 "worker",
                 "witness",
+                "readers",
+                "together-dir",
             ],
-            &["probe"],
+            &["probe", "shared"],
         )
         .and_then(|args| cycle(&args)),
         "scan" => Args::parse(
@@ -164,6 +171,16 @@ fn cycle(args: &Args) -> Result<(), String> {
     let mut witness = Witness::open(&args.path("witness")?, worker)
         .map_err(|err| format!("witness log: {err}"))?;
     let with_probe = args.flag("probe");
+    let (mode, together) = if args.flag("shared") {
+        witness = witness.shared();
+        let readers = args.number("readers")?;
+        (
+            LockMode::Shared,
+            Some((args.path("together-dir")?, readers)),
+        )
+    } else {
+        (LockMode::Exclusive, None)
+    };
 
     ready_then_wait_for_start()?;
     let started = Instant::now();
@@ -174,7 +191,7 @@ fn cycle(args: &Args) -> Result<(), String> {
                 break 'cycles;
             }
             counts.attempts += 1;
-            match locker.try_acquire(name, &scope) {
+            match locker.try_acquire_in(name, &scope, mode) {
                 Attempt::Held(held) => break held,
                 Attempt::Conflict => {
                     counts.conflicts += 1;
@@ -189,6 +206,9 @@ fn cycle(args: &Args) -> Result<(), String> {
         };
         counts.cycles += 1;
         witness.enter(cycle).map_err(|err| err.to_string())?;
+        if let (0, Some((dir, readers))) = (cycle, &together) {
+            hold_until_all_readers_hold(dir, worker, *readers, started + deadline)?;
+        }
         if with_probe {
             counts.probes += 1;
             // Missing counts too: a lock file someone deleted under us holds nothing.
@@ -213,6 +233,34 @@ fn cycle(args: &Args) -> Result<(), String> {
         "unheld_probes": counts.unheld_probes,
     })
     .to_string())
+}
+
+/// Says that reader `worker` holds (a file in `dir`), then waits, holding, until `readers`
+/// readers have said so, or fails at `deadline`: if shared locks were exclusive, no second
+/// reader could get in while the first one waits here.
+fn hold_until_all_readers_hold(
+    dir: &Path,
+    worker: u32,
+    readers: u64,
+    deadline: Instant,
+) -> Result<(), String> {
+    fs::write(dir.join(worker.to_string()), b"").map_err(|err| format!("{dir:?}: {err}"))?;
+    loop {
+        let holding = fs::read_dir(dir)
+            .map_err(|err| format!("{dir:?}: {err}"))?
+            .count() as u64;
+        if holding >= readers {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "readers never held together: {holding} of {readers} held at once"
+            ));
+        }
+        // Polled: the other readers' files are what ends the wait, and they come within an
+        // acquire or two.
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[derive(Default)]

@@ -63,6 +63,23 @@ fn quick_run_reports_every_scenario_and_contender() -> TestResult {
         positive(&row["ring"]["best_per_s"], "P4 fair floor")?;
     }
 
+    // The readers-and-writers mixes, at the largest size, half of the processes readers.
+    let mix = &report["contended_mix"];
+    assert_eq!(
+        (mix["processes"].as_u64(), mix["readers"].as_u64()),
+        (Some(8), Some(4))
+    );
+    positive(&mix["ours"]["best_per_s"], "P4 mix ours")?;
+    positive(&mix["mutex"]["best_per_s"], "P4 mix mutex")?;
+    let mix = &report["handoff_mix"];
+    assert_eq!(
+        (mix["waiters"].as_u64(), mix["readers"].as_u64()),
+        (Some(8), Some(4))
+    );
+    for side in ["ours", "mutex"] {
+        positive(&mix[side]["p50_us"], "P3 mix p50")?;
+    }
+
     let handoff = report["handoff"].as_array().ok_or("no handoff rows")?;
     let waiters: Vec<u64> = handoff
         .iter()

@@ -11,5 +11,6 @@ mod faults;
 mod processes;
 mod races;
 mod sl_1;
+mod sl_24;
 mod snapshots;
 mod support;

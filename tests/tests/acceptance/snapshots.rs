@@ -139,3 +139,47 @@ fn a_legacy_original_lock_file_is_read_and_honoured() -> TestResult {
     );
     Ok(())
 }
+
+/// Our shared locks carry `"mode": "shared"` last; the original's reader ignores the key, so
+/// its check (the port's `find_conflict` and `acquire`, which read files with that reader)
+/// takes two of our readers, holding one scope together, for held locks: it is stricter than
+/// we are, never weaker.
+#[test]
+fn the_original_sees_our_shared_locks_as_held() -> TestResult {
+    let f = fixture()?;
+    let review = f
+        .locks
+        .try_acquire(&LockRequest::new("review").scope([f.path("src")]).shared())?;
+    let report = f.locks.try_acquire(
+        &LockRequest::new("report")
+            .scope([f.path("src/lib")])
+            .shared(),
+    )?;
+    let bytes = fs::read(review.path())?;
+    assert!(
+        bytes.ends_with(br#", "mode": "shared"}"#),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let seen = original_reader::parse(&bytes)?;
+    assert_eq!(seen.scope, [f.path("src")]);
+
+    let original = regression::prefix::PrefixLockManager::new(&f.loops_dir());
+    let conflict = original
+        .find_conflict(&[f.path("src/lib/x")])?
+        .ok_or("the original sees no lock where our readers hold src")?;
+    assert!(
+        ["review", "report"].contains(&conflict.loop_name()),
+        "{conflict:?}"
+    );
+    assert!(
+        !original.acquire("original", &[f.path("src")])?,
+        "the original acquired a scope our readers hold"
+    );
+    // And it does not touch them: their pid (ours) is alive.
+    assert!(review.path().exists() && report.path().exists());
+    report.release()?;
+    review.release()?;
+    assert_eq!(original.find_conflict(&[f.path("src")])?, None);
+    Ok(())
+}

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use regression::fleet::Group;
-use scope_lock::{LockManager, LockRequest};
+use scope_lock::{LockManager, LockMode, LockRequest};
 use serde_json::{Value, json};
 
 use crate::holder::Arena;
@@ -89,6 +89,7 @@ pub(crate) fn hammer(
     (worker, processes): (u64, u64),
     hold: Duration,
     window: Duration,
+    shared: bool,
 ) -> Result<(), String> {
     let mut member = match side {
         Side::Ring => Some(ring::Member::join(root, worker, processes)?),
@@ -101,7 +102,9 @@ pub(crate) fn hammer(
         Side::Ours => {
             let locks = LockManager::new(root.join(".loops"));
             let scope = root.join("project").to_string_lossy().into_owned();
-            let request = LockRequest::new(format!("hammer-{worker}")).scope([scope]);
+            let request = LockRequest::new(format!("hammer-{worker}"))
+                .scope([scope])
+                .with_mode(mode(shared));
             // Waiting may outlast the window by one turn of every other process.
             let timeout = window + Duration::from_secs(60);
             while started.elapsed() < window {
@@ -116,7 +119,7 @@ pub(crate) fn hammer(
         Side::Mutex => {
             let file = open_mutex(root)?;
             while started.elapsed() < window {
-                file.lock().map_err(|err| err.to_string())?;
+                lock_mutex(&file, shared)?;
                 busy(hold);
                 file.unlock().map_err(|err| err.to_string())?;
                 holds += 1;
@@ -142,6 +145,29 @@ pub(crate) fn hammer(
     Ok(())
 }
 
+/// A reader's mode, or a writer's.
+pub(crate) fn mode(shared: bool) -> LockMode {
+    if shared {
+        LockMode::Shared
+    } else {
+        LockMode::Exclusive
+    }
+}
+
+/// Takes the bare baseline's flock, shared (a reader's) or exclusive.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the flock mutex is the bare baseline, not the library"
+)]
+pub(crate) fn lock_mutex(file: &File, shared: bool) -> Result<(), String> {
+    if shared {
+        file.lock_shared()
+    } else {
+        file.lock()
+    }
+    .map_err(|err| err.to_string())
+}
+
 /// Shape of the P4 run.
 pub(crate) struct Params {
     pub(crate) processes: Vec<u64>,
@@ -165,7 +191,7 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
         for round in 0..params.rounds {
             for k in 0..SIDES.len() {
                 let which = (k + round) % SIDES.len();
-                let rate = one_round(exe, &arena.root, SIDES[which], processes, params)?;
+                let rate = one_round(exe, &arena.root, SIDES[which], processes, 0, params)?;
                 rates[which].push(rate);
             }
         }
@@ -188,12 +214,53 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
     Ok(rows)
 }
 
-/// One fleet of `processes` hammers; returns holds per second.
+/// The readers-and-writers mix: the largest fleet of P4, half of it readers (shared locks;
+/// for the mutex, `LOCK_SH`). The fair floor has no readers, so it sits this one out.
+pub(crate) fn run_mix(exe: &Path, work: &Path, params: &Params) -> Result<Value, String> {
+    let arena = Arena::new(work, "p4-mix")?;
+    let project = arena.root.join("project");
+    std::fs::create_dir_all(&project)
+        .map_err(|err| format!("creating {}: {err}", project.display()))?;
+    let processes = params.processes.iter().copied().max().unwrap_or(2);
+    let readers = processes / 2;
+    let sides = [Side::Ours, Side::Mutex];
+    let mut rates = [Vec::new(), Vec::new()];
+    for round in 0..params.rounds {
+        for k in 0..sides.len() {
+            let which = (k + round) % sides.len();
+            rates[which].push(one_round(
+                exe,
+                &arena.root,
+                sides[which],
+                processes,
+                readers,
+                params,
+            )?);
+        }
+    }
+    let [ours, mutex] = rates.map(rate_stats);
+    eprintln!(
+        "  P4 {processes:>2} processes, {readers} of them readers: ours {:.0}/s, flock rwlock {:.0}/s (best of {})",
+        ours["best_per_s"].as_f64().unwrap_or(0.0),
+        mutex["best_per_s"].as_f64().unwrap_or(0.0),
+        params.rounds
+    );
+    Ok(json!({
+        "processes": processes,
+        "readers": readers,
+        "ours": ours,
+        "mutex": mutex,
+    }))
+}
+
+/// One fleet of `processes` hammers, the first `readers` of them readers; returns holds per
+/// second.
 fn one_round(
     exe: &Path,
     root: &Path,
     side: Side,
     processes: u64,
+    readers: u64,
     params: &Params,
 ) -> Result<f64, String> {
     if side == Side::Ring {
@@ -211,6 +278,9 @@ fn one_round(
             .args(["--processes", &processes.to_string()])
             .args(["--hold-us", &params.hold.as_micros().to_string()])
             .args(["--window-ms", &params.window.as_millis().to_string()]);
+        if worker < readers {
+            command.arg("--shared");
+        }
         group.spawn(command)?;
     }
     group.await_ready()?;

@@ -20,7 +20,9 @@ use regression::witness::Witness;
 use scope_lock::{LockManager, LockRequest};
 use serde_json::{Value, json};
 
-use crate::contended::{SIDES, Side, busy, open_mutex, ready_then_wait_for_start};
+use crate::contended::{
+    SIDES, Side, busy, lock_mutex, mode, open_mutex, ready_then_wait_for_start,
+};
 use crate::holder::Arena;
 use crate::measure::round3;
 use crate::ring;
@@ -40,9 +42,13 @@ pub(crate) fn relay(
     holds: u64,
     hold: Duration,
     log: &Path,
+    shared: bool,
 ) -> Result<(), String> {
     let mut witness =
         Witness::open(log, worker).map_err(|err| format!("{}: {err}", log.display()))?;
+    if shared {
+        witness = witness.shared();
+    }
     let mut member = match side {
         Side::Ring => Some(ring::Member::join(
             root,
@@ -57,7 +63,9 @@ pub(crate) fn relay(
         Side::Ours => {
             let locks = LockManager::new(root.join(".loops"));
             let scope = root.join("project").to_string_lossy().into_owned();
-            let request = LockRequest::new(format!("relay-{worker}")).scope([scope]);
+            let request = LockRequest::new(format!("relay-{worker}"))
+                .scope([scope])
+                .with_mode(mode(shared));
             for cycle in 0..holds {
                 let guard = locks
                     .acquire(&request, ACQUIRE_TIMEOUT)
@@ -71,7 +79,7 @@ pub(crate) fn relay(
         Side::Mutex => {
             let file = open_mutex(root)?;
             for cycle in 0..holds {
-                file.lock().map_err(|err| err.to_string())?;
+                lock_mutex(&file, shared)?;
                 witnessed(witness.enter(cycle))?;
                 busy(hold);
                 witnessed(witness.exit(cycle))?;
@@ -126,12 +134,46 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
     Ok(rows)
 }
 
+/// The readers-and-writers mix: the largest fleet of P3, half of it readers (the fair floor,
+/// which has no readers, sits it out). A handoff is still an `exit` followed by another
+/// process's `enter`; readers that enter while another reader holds make none.
+pub(crate) fn run_mix(exe: &Path, work: &Path, params: &Params) -> Result<Value, String> {
+    let waiters = params.waiters.iter().copied().max().unwrap_or(1);
+    // Half of the fleet, the holder included.
+    let readers = waiters.div_ceil(2);
+    let mut row = json!({ "waiters": waiters, "readers": readers });
+    for side in [Side::Ours, Side::Mutex] {
+        let (handoffs, retakes) = fleet_of(exe, work, side, (waiters + 1, readers), params)?;
+        let summary = summarise(handoffs, retakes);
+        eprintln!(
+            "  P3 {waiters:>2} waiters, {readers} readers, {}: handoff p50 {} µs, p99 {} µs ({} handoffs)",
+            side.name(),
+            summary["p50_us"],
+            summary["p99_us"],
+            summary["handoffs"],
+        );
+        row[side.name()] = summary;
+    }
+    Ok(row)
+}
+
 /// One fleet of `processes` taking turns; returns the handoffs (µs) and the re-takes.
 pub(crate) fn one_fleet(
     exe: &Path,
     work: &Path,
     side: Side,
     processes: u32,
+    params: &Params,
+) -> Result<(Vec<f64>, u64), String> {
+    fleet_of(exe, work, side, (processes, 0), params)
+}
+
+/// [`one_fleet`], the first `readers` of the `processes` readers.
+fn fleet_of(
+    exe: &Path,
+    work: &Path,
+    side: Side,
+    (processes, readers): (u32, u32),
     params: &Params,
 ) -> Result<(Vec<f64>, u64), String> {
     let arena = Arena::new(work, "p3")?;
@@ -158,6 +200,9 @@ pub(crate) fn one_fleet(
             .args(["--hold-us", &params.hold.as_micros().to_string()])
             .arg("--log")
             .arg(&log);
+        if worker < readers {
+            command.arg("--shared");
+        }
         group.spawn(command)?;
     }
     group.await_ready()?;
@@ -174,7 +219,8 @@ pub(crate) fn handoffs(log: &str) -> Result<(Vec<f64>, u64), String> {
     let mut events = Vec::new();
     for line in log.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
-        let [kind, worker, _cycle, ns] = fields[..] else {
+        let (&[kind, worker, _cycle, ns] | &[kind, worker, _cycle, ns, "shared"]) = &fields[..]
+        else {
             return Err(format!("witness log line {line:?}"));
         };
         let worker: u32 = worker

@@ -9,14 +9,18 @@
 //!                                           only those of p1, p2, p3, p4, p5 and memory
 //! bench-driver hold --running-dir D --root R --paths K      (internal: a holder of many locks)
 //! bench-driver hammer --side ours|mutex|ring --root R --worker K --processes N --hold-us H
-//!                     --window-ms W                         (internal: one P4 process)
+//!                     --window-ms W [--shared]              (internal: one P4 process)
 //! bench-driver relay --side ours|mutex|ring --root R --worker K --processes N --holds H
-//!                    --hold-us U --log L                    (internal: one P3 process)
+//!                    --hold-us U --log L [--shared]         (internal: one P3 process)
 //! bench-driver pong                                         (internal: echoes stdin, for the
 //!                                                           bare wake-up)
 //! bench-driver fleet --side ours|mutex|ring --work-dir W --processes N --holds H --hold-us U
 //!                                           one P3 fleet on its own (for strace)
 //! bench-driver cycles --side ours|floor --root R --count N  (uncontended cycles, for strace)
+//!
+//! With `--shared` a P3 or P4 process is a reader: a shared lock (for the mutex, `LOCK_SH`).
+//! P3 and P4 each end with one readers-and-writers mix at their largest size, half of the
+//! processes readers (`handoff_mix`, `contended_mix` in the report).
 //! bench-driver rss-hold --root R                            (internal: peak RSS of a holder)
 //! bench-driver rss-list --root R                            (internal: peak RSS of list_locks)
 //! bench-driver rss-cli --cli PATH --root R                  (internal: peak RSS of `scope-lock list`)
@@ -74,7 +78,7 @@ fn main() -> ExitCode {
                 "hold-us",
                 "window-ms",
             ],
-            &[],
+            &["shared"],
         )
         .and_then(|args| {
             contended::hammer(
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
                 (args.number("worker")?, args.number("processes")?),
                 Duration::from_micros(args.number("hold-us")?),
                 Duration::from_millis(args.number("window-ms")?),
+                args.flag("shared"),
             )
         }),
         "relay" => Args::parse(
@@ -96,7 +101,7 @@ fn main() -> ExitCode {
                 "hold-us",
                 "log",
             ],
-            &[],
+            &["shared"],
         )
         .and_then(|args| {
             let small = |name: &str| -> Result<u32, String> {
@@ -109,6 +114,7 @@ fn main() -> ExitCode {
                 args.number("holds")?,
                 Duration::from_micros(args.number("hold-us")?),
                 &args.path("log")?,
+                args.flag("shared"),
             )
         }),
         "fleet" => Args::parse(
@@ -302,6 +308,16 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         (Vec::new(), Value::Null)
     };
+    let contended_mix = if wants("p4") {
+        contended::run_mix(&exe, &work, &shape.p4)?
+    } else {
+        Value::Null
+    };
+    let handoff_mix = if wants("p3") {
+        handoff::run_mix(&exe, &work, &shape.p3)?
+    } else {
+        Value::Null
+    };
     print_json(&json!({
         "schema": 1,
         "quick": args.flag("quick"),
@@ -310,7 +326,9 @@ fn run(args: &Args) -> Result<(), String> {
         "held": held,
         "scope_size": scope_size,
         "contended": contended,
+        "contended_mix": contended_mix,
         "handoff": handoff,
+        "handoff_mix": handoff_mix,
         "wakeup": wakeup,
         "memory": memory,
     }))
