@@ -235,11 +235,16 @@ impl LockRecord {
     /// A record for a lock of the etcd backend: this process, now, lease liveness. `scope` is
     /// relative to the project root, so that every clone of the project reads it the same.
     #[cfg(feature = "etcd")]
-    pub(crate) fn for_new_lease_lock(loop_name: &str, scope: Vec<String>, singleton: bool) -> Self {
+    pub(crate) fn for_new_lease_lock(
+        loop_name: &str,
+        scope: Vec<String>,
+        singleton: bool,
+        mode: LockMode,
+    ) -> Self {
         Self {
             liveness: Some(LivenessKey::Lease),
             identity: None,
-            ..Self::for_new_lock(loop_name, scope, singleton)
+            ..Self::for_new_lock(loop_name, scope, singleton, mode)
         }
     }
 

@@ -60,8 +60,12 @@ impl<'a> Prepared<'a> {
                 ),
             ));
         }
-        let record =
-            LockRecord::for_new_lease_lock(request.loop_name(), relative, request.is_singleton());
+        let record = LockRecord::for_new_lease_lock(
+            request.loop_name(),
+            relative,
+            request.is_singleton(),
+            request.mode(),
+        );
         json_that_fits(&record, &format!("{:?}", request.lock_name()))?;
         Ok(Self {
             request,

@@ -71,11 +71,17 @@ pub(crate) fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mode::LockMode;
 
     #[test]
     fn a_value_is_the_record_with_host_and_lease_and_reads_back() -> Result<(), Error> {
         let value = Value {
-            record: LockRecord::for_new_lease_lock("docs", vec!["docs/api".into()], true),
+            record: LockRecord::for_new_lease_lock(
+                "docs",
+                vec!["docs/api".into()],
+                true,
+                LockMode::Exclusive,
+            ),
             host: "ci \"3\"".into(),
             lease: 7_587_883_434_216_423_000,
         };
@@ -87,6 +93,13 @@ mod tests {
             "{json}"
         );
         assert_eq!(Value::from_json(json.as_bytes())?, value);
+        // A reader's lock keeps its mode through etcd.
+        let shared = Value {
+            record: value.record.clone().with_mode(LockMode::Shared),
+            ..value.clone()
+        };
+        let read = Value::from_json(shared.to_json().as_bytes())?;
+        assert_eq!(read.record.mode(), LockMode::Shared);
         let local = LockRecord::new("a", vec!["/x".into()], 5, "t").with_flock_liveness();
         assert!(Value::from_json(local.to_json().as_bytes()).is_err());
         Ok(())

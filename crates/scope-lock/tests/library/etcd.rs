@@ -165,3 +165,48 @@ fn waiters_are_served_in_order_when_the_holder_releases() -> TestResult {
     assert!(second_token > first_token);
     Ok(())
 }
+
+/// Shared (read) locks through etcd follow the local rule, which the backend decides with:
+/// readers in two clones hold overlapping scopes together, a writer is refused naming one of
+/// them, and gets the scope once both have left.
+#[test]
+fn readers_in_two_clones_hold_together_and_a_writer_waits_for_both() -> TestResult {
+    if !available("etcd::readers_in_two_clones_hold_together_and_a_writer_waits_for_both") {
+        return Ok(());
+    }
+    let cluster = EtcdCluster::single()?;
+    let (here, there) = (clone()?, clone()?);
+    let a = manager(&cluster, "readers", &here.root)?;
+    let b = manager(&cluster, "readers", &there.root)?;
+
+    let review = a.try_acquire(&LockRequest::new("review").scope(["docs"]).shared())?;
+    let report = b.try_acquire(&LockRequest::new("report").scope(["docs/api"]).shared())?;
+    assert_eq!(review.record().mode(), scope_lock::LockMode::Shared);
+    let modes: Vec<_> = a
+        .list_locks()?
+        .locks()
+        .iter()
+        .map(|l| l.record().mode())
+        .collect();
+    assert_eq!(modes, [scope_lock::LockMode::Shared; 2]);
+
+    let err = b
+        .try_acquire(&LockRequest::new("fixer").scope(["docs/api/x"]))
+        .map(|_| ())
+        .unwrap_err();
+    let conflict = err.conflict().ok_or("not a conflict")?;
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Overlap { .. }),
+        "{conflict}"
+    );
+    review.release()?;
+    assert!(
+        b.try_acquire(&LockRequest::new("fixer").scope(["docs/api/x"]))
+            .is_err(),
+        "the writer got the scope while a reader held it"
+    );
+    report.release()?;
+    b.try_acquire(&LockRequest::new("fixer").scope(["docs/api/x"]))?
+        .release()?;
+    Ok(())
+}
