@@ -57,6 +57,10 @@ pub(crate) fn acquire_until(
     let mut reported_at: Option<Instant> = None;
     let mut poll = Backoff::new(POLL_FIRST_PAUSE, POLL_MAX_PAUSE);
     loop {
+        if let Some(watch) = &mut watch {
+            // Watched again before the look, as before the first.
+            watch.widen();
+        }
         // The sentinel's bound, but not past the deadline (one try at least).
         let sentinel_bound = bound.min(deadline.saturating_duration_since(Instant::now()));
         let conflict = match attempt(&prepared, sentinel_bound, &mut ticket, true) {
@@ -84,6 +88,19 @@ pub(crate) fn acquire_until(
             // Something may have changed before the new watch was in place: look again.
             continue;
         }
+        // Nothing but an event about the file that blocks us can let us go on.
+        let flocked = conflict.holder().is_some_and(LockRecord::is_flock_liveness);
+        let path = conflict.lock_path();
+        let focus = path.parent().zip(path.file_name()).filter(|_| flocked);
+        if let (Some(active), Some(_), true) = (&mut watch, focus, precise) {
+            match active.narrow_to(path) {
+                // Something happened to it since the look: look again.
+                Ok(true) => continue,
+                Ok(false) => {}
+                // A watch that fails is given up for polling, not turned into an error.
+                Err(_) => watch = None,
+            }
+        }
         // Reported only from here on, where every event that could end the wait is caught:
         // whoever hears "waiting" may count on the waiter noticing what happens next.
         // When the observer wants to hear again; `None` when it does not.
@@ -102,14 +119,10 @@ pub(crate) fn acquire_until(
         let mut wake = reported_at
             .and_then(next_report)
             .map_or(deadline, |next| deadline.min(next));
-        let flocked = conflict.holder().is_some_and(LockRecord::is_flock_liveness);
-        if !precise || !flocked {
+        if !precise || !flocked || watch.is_none() {
             wake = wake.min(now + poll.next_delay(deadline));
         }
         let timeout = wake.saturating_duration_since(Instant::now());
-        // Nothing but an event about the file that blocks us can let us go on.
-        let path = conflict.lock_path();
-        let focus = path.parent().zip(path.file_name()).filter(|_| flocked);
         match &mut watch {
             // A watch that fails is given up for polling, not turned into an error.
             Some(active) => {
@@ -172,6 +185,113 @@ mod tests {
         }
     }
 
+    /// What a waiter in a thread came to, and whether before its deadline.
+    type Outcome = (Result<(), AcquireError>, bool);
+
+    /// Starts a waiting acquire of `scope` in `running_dir` in a thread, with a deadline
+    /// `wait` away; returns once it waits (its first report), with where its end will come.
+    fn waiter_in_a_thread(
+        running_dir: &Path,
+        scope: &'static str,
+        wait: Duration,
+    ) -> Result<std::sync::mpsc::Receiver<Outcome>, Box<dyn std::error::Error>> {
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let running_dir = running_dir.to_path_buf();
+        std::thread::spawn(move || {
+            let request = LockRequest::new("waiter").scope([scope]);
+            let deadline = Instant::now() + wait;
+            let result = acquire_until(
+                &running_dir,
+                &request,
+                Duration::from_secs(5),
+                crate::DEFAULT_INVALID_GRACE,
+                deadline,
+                &mut StartedOnce(started_tx),
+            );
+            let before_deadline = Instant::now() < deadline;
+            let _ = done_tx.send((result.map(drop), before_deadline));
+        });
+        started_rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "the waiter never started waiting")?;
+        Ok(done_rx)
+    }
+
+    /// The inodes that each inotify instance of this process watches (`/proc/self/fdinfo`).
+    fn inotify_watches() -> std::io::Result<Vec<Vec<u64>>> {
+        let mut instances = Vec::new();
+        for entry in std::fs::read_dir("/proc/self/fd")? {
+            let fd = entry?.file_name();
+            let is_inotify = std::fs::read_link(Path::new("/proc/self/fd").join(&fd))
+                .is_ok_and(|target| target.as_os_str() == "anon_inode:inotify");
+            // Closed since the listing, or not an inotify instance.
+            let Ok(info) = std::fs::read_to_string(Path::new("/proc/self/fdinfo").join(&fd)) else {
+                continue;
+            };
+            if !is_inotify {
+                continue;
+            }
+            let inodes = info
+                .lines()
+                .filter(|line| line.starts_with("inotify wd:"))
+                .filter_map(|line| {
+                    let ino = line
+                        .split_whitespace()
+                        .find_map(|f| f.strip_prefix("ino:"))?;
+                    u64::from_str_radix(ino, 16).ok()
+                })
+                .collect();
+            instances.push(inodes);
+        }
+        Ok(instances)
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_waiter_watches_only_the_file_that_blocks_it_and_goes_on_when_its_holder_closes_it()
+    -> TestResult {
+        use std::os::unix::fs::MetadataExt as _;
+        use std::process::{Command, Stdio};
+
+        let dir = tempfile::tempdir()?;
+        let lock = dir.path().join("holder.lock");
+        // A live lock of ours: its record names a live process (not us, not an ancestor), and
+        // its flock is held here, through a descriptor opened for writing, as a holder's is.
+        let mut stranger = Command::new("cat").stdin(Stdio::piped()).spawn()?;
+        let record = LockRecord::new("holder", vec!["/srv/w".into()], stranger.id(), "t")
+            .with_flock_liveness();
+        std::fs::write(&lock, record.to_json())?;
+        let holder = std::fs::OpenOptions::new().write(true).open(&lock)?;
+        assert!(crate::sys::try_lock_exclusive(&holder)?);
+        let lock_inode = std::fs::metadata(&lock)?.ino();
+
+        let done_rx = waiter_in_a_thread(dir.path(), "/srv/w", Duration::from_secs(60))?;
+        // Told once the waiter's watch is in place for its wait: its one instance that watches
+        // the blocking file watches nothing else, so no other name's event can wake it.
+        let watching: Vec<Vec<u64>> = inotify_watches()?
+            .into_iter()
+            .filter(|inodes| inodes.contains(&lock_inode))
+            .collect();
+        assert_eq!(
+            watching,
+            [vec![lock_inode]],
+            "the waiter's watch is not the blocking file alone (instances watching it: \
+             {watching:?}; all: {:?})",
+            inotify_watches()?
+        );
+        // The holder's descriptor closes without a release, as at its death: the waiter wakes,
+        // finds the lock stale, and takes the scope.
+        drop(holder);
+        let (result, _) = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "the waiter never returned after the holder closed its lock")?;
+        assert!(result.is_ok(), "{result:?}");
+        drop(stranger.stdin.take());
+        stranger.wait()?;
+        Ok(())
+    }
+
     #[test]
     fn a_waiting_acquire_retries_a_busy_sentinel_until_its_deadline_then_fails_busy() -> TestResult
     {
@@ -227,30 +347,10 @@ mod tests {
             holder.id()
         );
         std::fs::write(dir.path().join("legacy.lock"), record)?;
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let running_dir = dir.path().to_path_buf();
-        std::thread::spawn(move || {
-            let request = LockRequest::new("b").scope(["/srv/l"]);
-            // Far enough never to be reached by a waiter that polls (every 200 ms at most).
-            let deadline = Instant::now() + Duration::from_secs(15);
-            let mut observer = StartedOnce(started_tx);
-            let result = acquire_until(
-                &running_dir,
-                &request,
-                Duration::from_secs(5),
-                crate::DEFAULT_INVALID_GRACE,
-                deadline,
-                &mut observer,
-            );
-            // The last attempt, at the deadline, would find the holder dead too: only an
-            // acquire before it shows that something polled.
-            let before_deadline = Instant::now() < deadline;
-            let _ = done_tx.send((result.map(drop), before_deadline));
-        });
-        started_rx
-            .recv_timeout(Duration::from_secs(60))
-            .map_err(|_| "the waiter never started waiting")?;
+        // Far enough never to be reached by a waiter that polls (every 200 ms at most). The
+        // last attempt, at the deadline, would find the holder dead too: only an acquire
+        // before it shows that something polled.
+        let done_rx = waiter_in_a_thread(dir.path(), "/srv/l", Duration::from_secs(15))?;
         // The holder dies (end of input) and is reaped: its pid is no longer alive.
         drop(holder.stdin.take());
         holder.wait()?;

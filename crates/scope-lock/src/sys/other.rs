@@ -68,6 +68,13 @@ impl DirWatch {
         Ok(false)
     }
 
+    /// No watch to narrow on this system: nothing happened that the caller could learn of.
+    pub(crate) fn narrow_to(&mut self, _file: &Path) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    pub(crate) fn widen(&mut self) {}
+
     /// No watch on this system: sleeps for `timeout`, which the caller keeps short.
     pub(crate) fn wait(
         &mut self,
