@@ -111,8 +111,37 @@ pub(crate) fn parse_proc_locks(table: &str, device: &str) -> Vec<u32> {
 
 /// The parent of `pid`, from `/proc/<pid>/stat`.
 pub(crate) fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_proc_stat_ppid(&stat)
+    parse_proc_stat_ppid(&read_stat(pid)?)
+}
+
+/// `/proc/<pid>/stat`, in one `read` where it fits in the buffer (it always does: some fifty
+/// numbers and a command name of at most 16 bytes). `read_to_string` sizes its buffer from the file's
+/// size, which procfs gives as 0, and so takes about six reads, probing and growing: on the
+/// ancestor walk that every blocked attempt made, most of its system calls. The file is one
+/// line; a read that ends with its newline has all of it.
+fn read_stat(pid: u32) -> Option<String> {
+    const FITS: usize = 2048;
+    let mut file = File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut text = vec![0u8; FITS];
+    let mut len = 0;
+    loop {
+        if len == text.len() {
+            text.resize(len * 2, 0);
+        }
+        match file.read(&mut text[len..]) {
+            Ok(0) => break,
+            Ok(read) => {
+                len += read;
+                if text[len - 1] == b'\n' {
+                    break;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    text.truncate(len);
+    String::from_utf8(text).ok()
 }
 
 /// `/proc/<pid>/stat` is `pid (comm) state ppid ...`, where `comm` may itself contain spaces
@@ -195,8 +224,7 @@ pub(crate) fn nspid_is_only(status: &str, pid: u32) -> bool {
 
 /// When process `pid` started, from `/proc/<pid>/stat`.
 pub(crate) fn start_ticks_of(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_proc_stat_start_ticks(&stat)
+    parse_proc_stat_start_ticks(&read_stat(pid)?)
 }
 
 /// Field 22 of `/proc/<pid>/stat` (`starttime`), counted, like the parent's, from the *last*
@@ -213,6 +241,24 @@ mod tests {
     use super::*;
     use crate::sys::unix::tests::{open_lock_file, open_sentinel};
     use crate::sys::{try_lock_exclusive, unlock};
+
+    #[test]
+    fn a_stat_read_in_one_go_is_the_whole_line() -> io::Result<()> {
+        let pid = std::process::id();
+        let whole = read_stat(pid).ok_or_else(|| io::Error::other("cannot read our stat"))?;
+        assert!(
+            whole.ends_with('\n') && whole.matches('\n').count() == 1,
+            "{whole:?}"
+        );
+        let slow = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        assert_eq!(parse_proc_stat_ppid(&whole), parse_proc_stat_ppid(&slow));
+        assert_eq!(
+            parse_proc_stat_start_ticks(&whole),
+            parse_proc_stat_start_ticks(&slow)
+        );
+        assert_eq!(read_stat(u32::MAX), None, "no such process");
+        Ok(())
+    }
 
     #[test]
     fn proc_stat_start_ticks_is_field_22_whatever_the_command_name() {
