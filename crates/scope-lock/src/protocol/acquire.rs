@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::ancestry::{self, Ancestry};
+use super::ancestry::Ancestry;
 use super::decide::decide;
 use super::publish::{Published, publish, stale_file_in_the_way};
 use super::queue::{self, Ticket};
@@ -104,7 +104,7 @@ pub(super) fn attempt(
     let queue = queue::scan(Stale::Clean, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
     let index = ScopeIndex::new(record.scope());
-    let mut ancestry = Ancestry::<ancestry::System>::default();
+    let mut ancestry = Ancestry::of_this_process();
     if let Some(conflict) = decide(
         &listing,
         &queue,
@@ -129,8 +129,10 @@ pub(super) fn attempt(
                 Some(number),
                 &mut ancestry,
             );
+            ancestry.remember();
             return Ok(Outcome::Blocked(as_waiter.unwrap_or(conflict)));
         }
+        ancestry.remember();
         return Ok(Outcome::Blocked(conflict));
     }
     stale_file_in_the_way(&listing, target, &sentinel)?;

@@ -29,6 +29,7 @@
 //! where a pid number names one process system-wide.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::record::LockRecord;
 use crate::sys::{self, FileId, ProcessIdentity};
@@ -50,8 +51,9 @@ pub(crate) trait World {
     fn own_pid(&self) -> u32;
     /// This process's identity, `None` when `/proc` is not provably our namespace's.
     fn own_identity(&self) -> Option<ProcessIdentity>;
-    /// Our ancestors' pids, nearest first, without us and without pid 1.
-    fn ancestors(&self) -> Vec<u32>;
+    /// Our ancestors' pids, nearest first, without us and without pid 1, and whether the
+    /// chain was read to its end (not cut short by a parent that could not be read).
+    fn ancestors(&self) -> (Vec<u32>, bool);
     /// The pids `/proc/locks` names as holding an flock on `file`.
     fn flock_holders(&self, file: FileId) -> Vec<u32>;
     /// Whether a descriptor of process `pid` holds the flock on `file`.
@@ -75,7 +77,7 @@ impl World for System {
         sys::own_identity()
     }
 
-    fn ancestors(&self) -> Vec<u32> {
+    fn ancestors(&self) -> (Vec<u32>, bool) {
         sys::ancestor_pids()
     }
 
@@ -128,12 +130,70 @@ impl<W: World> Kinship for Ancestry<W> {
 #[derive(Debug, Default)]
 pub(crate) struct Ancestry<W: World = System> {
     world: W,
-    ancestors: Option<Vec<u32>>,
+    /// The chain as this decision read it, and whether to its end.
+    ancestors: Option<(Vec<u32>, bool)>,
+    /// A chain read to its end by an earlier decision of this process, if any: a pid that is
+    /// not in it is not an ancestor now (see [`Ancestry::ruled_out`]).
+    earlier: Option<Vec<u32>>,
     identity: Option<Option<ProcessIdentity>>,
     verdicts: HashMap<FileId, Kin>,
 }
 
+/// The chain that this process last read to its end, with the pid that read it: a child
+/// forked since has other ancestors, and reads its own. Never waited for (`try_lock`), so a
+/// child forked while another thread held it cannot deadlock on it.
+static LAST_WHOLE_CHAIN: Mutex<Option<(u32, Vec<u32>)>> = Mutex::new(None);
+
+impl Ancestry {
+    /// This process's ancestry, knowing the chain it last read to its end, if any (see
+    /// [`Ancestry::ruled_out`]).
+    pub(crate) fn of_this_process() -> Self {
+        let pid = std::process::id();
+        let earlier = LAST_WHOLE_CHAIN.try_lock().ok().and_then(|last| {
+            last.as_ref()
+                .filter(|(reader, _)| *reader == pid)
+                .map(|(_, chain)| chain.clone())
+        });
+        Self {
+            earlier,
+            ..Self::default()
+        }
+    }
+
+    /// Keeps the chain read to its end (by this decision, or else an earlier one) for this
+    /// process's next decisions.
+    pub(crate) fn remember(self) {
+        if let Some(chain) = self.chain_to_hand_on()
+            && let Ok(mut last) = LAST_WHOLE_CHAIN.try_lock()
+        {
+            *last = Some((std::process::id(), chain));
+        }
+    }
+}
+
 impl<W: World> Ancestry<W> {
+    /// The chain for this process's next decisions: the one read now if it was read to its
+    /// end, else the earlier one.
+    pub(crate) fn chain_to_hand_on(self) -> Option<Vec<u32>> {
+        match self.ancestors {
+            Some((pids, true)) => Some(pids),
+            _ => self.earlier,
+        }
+    }
+
+    /// Whether `pid` cannot be one of our ancestors, known without reading the chain again:
+    /// it is missing from a chain that this process read to its end earlier. A process never gains
+    /// an ancestor: when its parent dies it is adopted by a living ancestor (a thread of the
+    /// parent's, a subreaper above it) or by its namespace's init (pid 1, never counted), so
+    /// a chain read later holds only pids of the earlier one. A pid that is in it may be
+    /// gone and reused since, so that one is judged on the chain read afresh. Every blocked
+    /// attempt used to walk `/proc` up the chain again.
+    fn ruled_out(&self, pid: u32) -> bool {
+        self.earlier
+            .as_ref()
+            .is_some_and(|chain| !chain.contains(&pid))
+    }
+
     /// Whether the holder of the lock (or ticket) `file`, whose record is `record`, is one of
     /// our ancestors (a loop that runs us as a nested loop).
     pub(crate) fn is_ancestor(&mut self, record: &LockRecord, file: FileId) -> bool {
@@ -163,6 +223,8 @@ impl<W: World> Ancestry<W> {
         let pid = record.pid();
         let claimed = if pid == self.world.own_pid() {
             Kin::This
+        } else if self.ruled_out(pid) {
+            return Kin::Stranger;
         } else if self.ancestors().contains(&pid) {
             Kin::Ancestor
         } else {
@@ -206,7 +268,7 @@ impl<W: World> Ancestry<W> {
 
     fn ancestors(&mut self) -> &[u32] {
         let world = &self.world;
-        self.ancestors.get_or_insert_with(|| world.ancestors())
+        &self.ancestors.get_or_insert_with(|| world.ancestors()).0
     }
 
     fn identity(&mut self) -> Option<ProcessIdentity> {
@@ -236,6 +298,9 @@ mod tests {
         fd_holders: Vec<u32>,
         global: bool,
         reads_of_locks: Cell<usize>,
+        /// Whether the chain (our parent) reads to its end; how many times it was read.
+        chain_to_its_end: bool,
+        walks: Cell<usize>,
     }
 
     impl Default for Facts {
@@ -249,6 +314,8 @@ mod tests {
                 fd_holders: vec![],
                 global: false,
                 reads_of_locks: Cell::new(0),
+                chain_to_its_end: true,
+                walks: Cell::new(0),
             }
         }
     }
@@ -260,8 +327,9 @@ mod tests {
         fn own_identity(&self) -> Option<ProcessIdentity> {
             self.identity
         }
-        fn ancestors(&self) -> Vec<u32> {
-            vec![PARENT]
+        fn ancestors(&self) -> (Vec<u32>, bool) {
+            self.walks.set(self.walks.get() + 1);
+            (vec![PARENT], self.chain_to_its_end)
         }
         fn flock_holders(&self, _file: FileId) -> Vec<u32> {
             self.reads_of_locks.set(self.reads_of_locks.get() + 1);
@@ -286,6 +354,7 @@ mod tests {
         Ancestry {
             world: facts,
             ancestors: None,
+            earlier: None,
             identity: None,
             verdicts: HashMap::new(),
         }
@@ -445,5 +514,46 @@ mod tests {
             assert!(ancestry.contains(&the_parents(), FILE));
         }
         assert_eq!(ancestry.world.reads_of_locks.get(), 1);
+    }
+
+    #[test]
+    fn a_chain_read_to_its_end_rules_out_strangers_from_then_on_and_nobody_else() {
+        let stranger = ours(777, NAMESPACE, 5);
+        // Verdicts are kept per file: the parent's lock is another file.
+        const PARENTS: FileId = FileId::made_up(1, 3);
+        let mut first = ancestry(Facts::default());
+        assert!(!first.contains(&stranger, FILE));
+        assert_eq!(first.world.walks.get(), 1);
+        let chain = first.chain_to_hand_on();
+        assert_eq!(chain, Some(vec![PARENT]));
+
+        // A later decision walks no chain for a pid missing from it...
+        let mut next = Ancestry {
+            earlier: chain.clone(),
+            ..ancestry(Facts::default())
+        };
+        assert!(!next.contains(&stranger, FILE));
+        assert_eq!(next.world.walks.get(), 0, "walked the chain for a stranger");
+        // ...but judges a pid that is in it on the chain read afresh, which is handed on.
+        assert!(next.is_ancestor(&the_parents(), PARENTS));
+        assert_eq!(next.world.walks.get(), 1);
+        assert_eq!(next.chain_to_hand_on(), chain);
+
+        // A chain cut short rules out nothing: the earlier one is handed on instead.
+        let mut cut = ancestry(Facts {
+            chain_to_its_end: false,
+            ..Facts::default()
+        });
+        assert!(!cut.contains(&stranger, FILE));
+        assert_eq!(cut.chain_to_hand_on(), None);
+        let mut cut_after = Ancestry {
+            earlier: Some(vec![PARENT, 3]),
+            ..ancestry(Facts {
+                chain_to_its_end: false,
+                ..Facts::default()
+            })
+        };
+        assert!(cut_after.is_ancestor(&the_parents(), PARENTS));
+        assert_eq!(cut_after.chain_to_hand_on(), Some(vec![PARENT, 3]));
     }
 }

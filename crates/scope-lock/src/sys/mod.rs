@@ -44,9 +44,10 @@ pub(crate) use unix::{
 };
 pub(crate) use watch::Interest;
 
-/// The pids of this process's ancestors, nearest first, excluding this process and pid 1.
-/// Read afresh on every call: a process's parent changes when its parent dies.
-pub(crate) fn ancestor_pids() -> Vec<u32> {
+/// The pids of this process's ancestors, nearest first, excluding this process and pid 1, and
+/// whether the chain was read to its end (see `unix::ancestor_chain`). Read afresh on every
+/// call: a process's parent changes when its parent dies.
+pub(crate) fn ancestor_pids() -> (Vec<u32>, bool) {
     unix::ancestor_chain(std::os::unix::process::parent_id(), imp::parent_of)
 }
 
@@ -56,7 +57,7 @@ mod tests {
 
     #[test]
     fn our_parent_is_our_first_ancestor() {
-        let ancestors = ancestor_pids();
+        let (ancestors, _) = ancestor_pids();
         let parent = std::os::unix::process::parent_id();
         if parent > 1 {
             assert_eq!(ancestors.first(), Some(&parent));

@@ -149,20 +149,24 @@ pub(crate) fn pid_is_dead(pid: u32) -> bool {
 /// The most ancestors [`ancestor_chain`] follows.
 const MAX_ANCESTORS: usize = 4096;
 
-/// `first` and its ancestors by `parent_of`, nearest first. The chain ends before pid 1 (and
-/// before 0, "no parent"), where `parent_of` cannot say, and where a pid comes round again (the
-/// process table changed under us while we read it); it is at most [`MAX_ANCESTORS`] long.
-pub(super) fn ancestor_chain(first: u32, parent_of: impl Fn(u32) -> Option<u32>) -> Vec<u32> {
+/// `first` and its ancestors by `parent_of`, nearest first, and whether the chain was read to
+/// its end. It ends before pid 1 (and before 0, "no parent"): read to its end; or, cut
+/// short, where `parent_of` cannot say and where a pid comes round again (the process table
+/// changed under us while we read it); it is at most [`MAX_ANCESTORS`] long.
+pub(super) fn ancestor_chain(
+    first: u32,
+    parent_of: impl Fn(u32) -> Option<u32>,
+) -> (Vec<u32>, bool) {
     let mut ancestors = Vec::new();
     let mut next = first;
     while next > 1 && ancestors.len() < MAX_ANCESTORS && !ancestors.contains(&next) {
         ancestors.push(next);
         match parent_of(next) {
             Some(parent) => next = parent,
-            None => break,
+            None => return (ancestors, false),
         }
     }
-    ancestors
+    (ancestors, next <= 1)
 }
 
 /// Whether pid numbers can name different processes in different pid namespaces here.
@@ -269,19 +273,26 @@ pub(super) mod tests {
                     .map(|(_, p)| *p)
             }
         };
-        // Up to init, which is left out, as is 0 ("no parent").
-        assert_eq!(ancestor_chain(9, table(&[(9, 7), (7, 1)])), vec![9, 7]);
-        assert_eq!(ancestor_chain(9, table(&[(9, 7), (7, 0)])), vec![9, 7]);
-        assert_eq!(ancestor_chain(1, table(&[])), Vec::<u32>::new());
-        // Up to a pid whose parent cannot be read.
-        assert_eq!(ancestor_chain(9, table(&[(9, 7)])), vec![9, 7]);
+        // Up to init, which is left out, as is 0 ("no parent"): read to its end.
+        assert_eq!(
+            ancestor_chain(9, table(&[(9, 7), (7, 1)])),
+            (vec![9, 7], true)
+        );
+        assert_eq!(
+            ancestor_chain(9, table(&[(9, 7), (7, 0)])),
+            (vec![9, 7], true)
+        );
+        assert_eq!(ancestor_chain(1, table(&[])), (Vec::new(), true));
+        // Cut short: up to a pid whose parent cannot be read.
+        assert_eq!(ancestor_chain(9, table(&[(9, 7)])), (vec![9, 7], false));
         // A table that changed into a cycle while it was read.
         assert_eq!(
             ancestor_chain(9, table(&[(9, 7), (7, 5), (5, 9)])),
-            vec![9, 7, 5]
+            (vec![9, 7, 5], false)
         );
         // An endless chain of fresh pids stops at the bound.
-        let endless = ancestor_chain(2, |pid| Some(pid + 1));
+        let (endless, to_its_end) = ancestor_chain(2, |pid| Some(pid + 1));
+        assert!(!to_its_end);
         assert_eq!(endless.len(), MAX_ANCESTORS);
         assert_eq!(endless.last(), Some(&(MAX_ANCESTORS as u32 + 1)));
     }
