@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, WatchOptions};
+use etcd_client::{
+    Compare, CompareOp, EventType, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
 use tokio::sync::watch;
 
 use super::EtcdGuard;
@@ -235,12 +237,37 @@ async fn publish(
         puts.push(TxnOp::delete(ticket.key.as_str(), None));
     }
     let txn = Txn::new().when(compares).and_then(puts);
-    let answer = shared
-        .request(
-            format!("cannot publish {:?}", prepared.key),
-            |mut kv| async move { kv.txn(txn).await },
-        )
-        .await?;
+    let what = format!("cannot publish {:?}", prepared.key);
+    // Sent once: after a lost answer, a second try would fail its compare on our own put.
+    let answer = match shared
+        .request_once(what, |mut kv| async move { kv.txn(txn).await })
+        .await
+    {
+        Ok(answer) => answer,
+        Err(err) => {
+            // It may have been published all the same: a key at our name on our lease is
+            // this attempt's, which nobody will release. Removed, as far as etcd lets us.
+            let unpublish = Txn::new()
+                .when([Compare::lease(
+                    prepared.key.as_str(),
+                    CompareOp::Equal,
+                    lease,
+                )])
+                .and_then([TxnOp::delete(prepared.key.as_str(), None)]);
+            let unpublished = shared
+                .request(String::new(), |mut kv| {
+                    let unpublish = unpublish.clone();
+                    async move { kv.txn(unpublish).await }
+                })
+                .await;
+            // Nothing of this attempt is left: decide again, as after a lost race (a member
+            // restarting or an election ends such errors in a moment).
+            return match unpublished {
+                Ok(_) => Ok(None),
+                Err(_) => Err(err),
+            };
+        }
+    };
     if !answer.succeeded() {
         return Ok(None);
     }
@@ -261,14 +288,34 @@ async fn take_ticket(
         lease,
     }
     .to_json();
-    let put_key = key.clone();
+    // Put only if absent, else read it: so that a repeat after a lost answer finds the
+    // ticket the first try made, with its create revision, our place.
+    let take = Txn::new()
+        .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(
+            key.as_str(),
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        )])
+        .or_else([TxnOp::get(key.as_str(), None)]);
     let answer = shared
-        .request(format!("cannot queue at {key:?}"), |mut kv| async move {
-            kv.put(put_key, value, Some(PutOptions::new().with_lease(lease)))
-                .await
+        .request(format!("cannot queue at {key:?}"), |mut kv| {
+            let take = take.clone();
+            async move { kv.txn(take).await }
         })
         .await?;
-    let revision = answer.header().map_or(0, |header| header.revision());
+    let revision = if answer.succeeded() {
+        answer.header().map_or(0, |header| header.revision())
+    } else {
+        answer
+            .op_responses()
+            .into_iter()
+            .find_map(|op| match op {
+                TxnOpResponse::Get(get) => get.kvs().first().map(KeyValue::create_revision),
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
     Ok(Ticket { key, revision })
 }
 

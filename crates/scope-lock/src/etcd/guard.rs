@@ -254,10 +254,10 @@ async fn watch_loss(
             }
         }
         // The watch ended (broken, or its start compacted away): is the key still ours?
-        let get_key = key.clone();
         let still = shared
-            .request(String::new(), |mut kv| async move {
-                kv.get(get_key, None).await
+            .request(String::new(), |mut kv| {
+                let key = key.clone();
+                async move { kv.get(key, None).await }
             })
             .await;
         match still {

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
+use super::shared::retrying;
 use crate::error::Error;
 
 /// One lease, kept alive until the session is dropped or lost.
@@ -32,12 +33,13 @@ impl Session {
         ttl_secs: i64,
         request_timeout: Duration,
     ) -> Result<Self, Error> {
-        let mut leases = client.lease_client();
         let sent = Instant::now();
-        let granted = tokio::time::timeout(request_timeout, leases.grant(ttl_secs, None))
-            .await
-            .map_err(|elapsed| Error::etcd("cannot grant an etcd lease".to_owned(), elapsed))?
-            .map_err(|err| Error::etcd("cannot grant an etcd lease".to_owned(), err))?;
+        let what = "cannot grant an etcd lease".to_owned();
+        let granted = retrying(request_timeout, what, || {
+            let mut leases = client.lease_client();
+            async move { leases.grant(ttl_secs, None).await }
+        })
+        .await?;
         let lease = granted.id();
         let ttl = Duration::from_secs(u64::try_from(granted.ttl()).unwrap_or(0));
         let (tell, lost) = watch::channel(false);

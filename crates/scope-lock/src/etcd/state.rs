@@ -8,6 +8,7 @@ use etcd_client::{Client, GetOptions, KeyValue};
 
 use super::keys::{KeyKind, Keys};
 use super::root::Root;
+use super::shared::retrying;
 use super::value::Value;
 use crate::error::Error;
 use crate::listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
@@ -40,12 +41,14 @@ pub(crate) async fn read(
     request_timeout: std::time::Duration,
 ) -> Result<State, Error> {
     let what = || format!("cannot read the locks under {:?} from etcd", keys.project());
-    let mut kv = client.kv_client();
-    let read = kv.get(keys.project(), Some(GetOptions::new().with_prefix()));
-    let answer = tokio::time::timeout(request_timeout, read)
-        .await
-        .map_err(|elapsed| Error::etcd(what(), elapsed))?
-        .map_err(|err| Error::etcd(what(), err))?;
+    let answer = retrying(request_timeout, what(), || {
+        let mut kv = client.kv_client();
+        async move {
+            kv.get(keys.project(), Some(GetOptions::new().with_prefix()))
+                .await
+        }
+    })
+    .await?;
     let revision = answer.header().map_or(0, |header| header.revision());
     let mut state = State {
         revision,
