@@ -33,7 +33,9 @@ pub fn binary() -> Option<PathBuf> {
 
 fn find_binary() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os(BIN_VAR).filter(|it| !it.is_empty()) {
-        return Some(PathBuf::from(bin));
+        // Where the user says, or nowhere: not some other etcd found further on.
+        let bin = PathBuf::from(bin);
+        return bin.is_file().then_some(bin);
     }
     // The workspace's target/etcd/ venv (.ci/run, docs/contributing.md).
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -1,13 +1,16 @@
 //! The etcd backend against real etcd servers (`scope_lock::testing::etcd`): the same
 //! requests and rules as locally, across clones with different roots.
 
+mod faults;
+mod holder;
+
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use scope_lock::etcd::{EtcdConfig, EtcdLockManager};
+use scope_lock::etcd::{AsyncEtcdLockManager, EtcdConfig, EtcdLockManager};
 use scope_lock::testing::TestResult;
-use scope_lock::testing::etcd::{EtcdCluster, available};
+use scope_lock::testing::etcd::{BIN_VAR, EtcdCluster, REQUIRE_VAR, available};
 use scope_lock::{ConflictRule, ErrorKind, LockRequest, Waiting};
 
 /// A clone of the project: a temporary directory as its root.
@@ -22,14 +25,25 @@ fn clone() -> Result<Clone, Box<dyn Error>> {
     Ok(Clone { _dir: dir, root })
 }
 
+/// A manager of `project` at `root` on `cluster`, its lease of two seconds.
 fn manager(
     cluster: &EtcdCluster,
     project: &str,
     root: &Path,
 ) -> Result<EtcdLockManager, Box<dyn Error>> {
-    let config = EtcdConfig::new(cluster.endpoints(), project)
+    manager_with(&cluster.endpoints(), project, root, 2)
+}
+
+/// A manager of `project` at `root` that talks to `endpoints`, its lease of `ttl` seconds.
+fn manager_with(
+    endpoints: &[String],
+    project: &str,
+    root: &Path,
+    ttl: u64,
+) -> Result<EtcdLockManager, Box<dyn Error>> {
+    let config = EtcdConfig::new(endpoints, project)
         .with_root(root)
-        .with_lease_ttl(Duration::from_secs(2));
+        .with_lease_ttl(Duration::from_secs(ttl));
     Ok(EtcdLockManager::connect(config)?)
 }
 
@@ -209,4 +223,96 @@ fn readers_in_two_clones_hold_together_and_a_writer_waits_for_both() -> TestResu
     b.try_acquire(&LockRequest::new("fixer").scope(["docs/api/x"]))?
         .release()?;
     Ok(())
+}
+
+/// The async manager: the same calls awaited from a tokio runtime, a guard dropped there
+/// released in the background (a waiter gets the scope), and the blocking manager refusing,
+/// with an error rather than tokio's panic, to run inside async code.
+#[test]
+fn the_async_manager_works_inside_tokio_and_the_blocking_one_refuses_to() -> TestResult {
+    if !available("etcd::the_async_manager_works_inside_tokio_and_the_blocking_one_refuses_to") {
+        return Ok(());
+    }
+    let cluster = EtcdCluster::single()?;
+    let (here, there) = (clone()?, clone()?);
+    let blocking = manager_with(&cluster.endpoints(), "async", &there.root, 2)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let config = EtcdConfig::new(cluster.endpoints(), "async")
+            .with_root(&here.root)
+            .with_lease_ttl(Duration::from_secs(2));
+        let locks = AsyncEtcdLockManager::connect(config).await?;
+        let guard = locks
+            .try_acquire(&LockRequest::new("a").scope(["docs"]))
+            .await?;
+        let conflict = locks
+            .find_conflict(&LockRequest::new("b").scope(["docs/x"]))
+            .await?
+            .ok_or("no conflict")?;
+        assert!(conflict.is_held_by_this_process());
+
+        let refused = blocking.list_locks().map(|_| ()).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Etcd);
+        assert!(
+            refused.to_string().contains("AsyncEtcdLockManager"),
+            "{refused}"
+        );
+
+        drop(guard);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let again = locks
+            .acquire_until(&LockRequest::new("b").scope(["docs/x"]), deadline)
+            .await?;
+        again.release_async().await?;
+        Ok::<(), Box<dyn Error>>(())
+    })?;
+    Ok(())
+}
+
+/// Without an etcd binary the tests say SKIPPED on the standard error (which the test
+/// harness does not capture) and pass; with `SCOPE_LOCK_REQUIRE_ETCD=1` they fail, saying why.
+#[test]
+fn without_etcd_the_tests_skip_loudly_or_fail_when_etcd_is_required() -> TestResult {
+    let run = |require: bool| -> Result<std::process::Output, Box<dyn Error>> {
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command
+            .args(["--exact", "etcd::availability_entry", "--include-ignored"])
+            .env(BIN_VAR, "/nonexistent/etcd")
+            .env_remove(REQUIRE_VAR);
+        if require {
+            command.env(REQUIRE_VAR, "1");
+        }
+        Ok(command.output()?)
+    };
+    let skipped = run(false)?;
+    let stderr = String::from_utf8_lossy(&skipped.stderr);
+    assert!(skipped.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("SKIPPED etcd::availability_entry"),
+        "{stderr}"
+    );
+    let required = run(true)?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&required.stdout),
+        String::from_utf8_lossy(&required.stderr)
+    );
+    assert!(!required.status.success(), "{said}");
+    assert!(
+        said.contains("needs etcd (SCOPE_LOCK_REQUIRE_ETCD=1)"),
+        "{said}"
+    );
+    Ok(())
+}
+
+/// What the test above runs: a test that needs etcd, in a child process.
+#[test]
+#[ignore = "a child process of without_etcd_the_tests_skip_loudly_or_fail_when_etcd_is_required"]
+fn availability_entry() {
+    if !available("etcd::availability_entry") {
+        return;
+    }
+    panic!("available() found an etcd where the test pointed at none");
 }
