@@ -7,6 +7,7 @@ mod bug_1281;
 mod bug_1361;
 mod bug_423;
 mod bug_family;
+mod etcd;
 mod faults;
 mod processes;
 mod races;
