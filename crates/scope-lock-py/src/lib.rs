@@ -24,6 +24,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The package's version is the crate's: maturin takes it from Cargo.toml.
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<manager::Manager>()?;
+    m.add_class::<wait::Cancel>()?;
     m.add_function(wrap_pyfunction!(manager::paths_overlap, m)?)?;
     m.add_function(wrap_pyfunction!(manager::scopes_overlap, m)?)?;
     m.add_function(wrap_pyfunction!(manager::normalize_path, m)?)?;

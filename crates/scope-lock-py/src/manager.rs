@@ -42,8 +42,9 @@ impl Manager {
     /// Acquires, waiting as `timeout` says (see [`Patience`]); on success the guard goes into
     /// the process's table. Returns `(token, record)` when held, `(None, conflict)` when
     /// refused or timed out (the conflict's `timed_out` says which).
-    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout, shared=false))]
-    #[allow(clippy::too_many_arguments)]
+    /// A wait stops, raising `asyncio.CancelledError`, once `cancel` is cancelled.
+    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout, shared=false, cancel=None))]
+    #[allow(clippy::too_many_arguments)] // Python's arguments, one for one.
     fn acquire<'py>(
         &self,
         py: Python<'py>,
@@ -53,12 +54,16 @@ impl Manager {
         singleton: bool,
         timeout: Option<f64>,
         shared: bool,
+        cancel: Option<Py<wait::Cancel>>,
     ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
         let request = request(loop_name, scope, instance_id, singleton).with_mode(mode(shared));
         let name = request.lock_name().to_owned();
         let outcome = match Patience::from_timeout(timeout)? {
             Patience::Once => py.detach(|| self.locks.try_acquire(&request)),
-            Patience::Until(deadline) => wait::acquire_until(py, &self.locks, &request, deadline)?,
+            Patience::Until(deadline) => {
+                let cancel = cancel.as_ref().map(Py::get);
+                wait::acquire_until(py, &self.locks, &request, deadline, cancel)?
+            }
         };
         match outcome {
             Ok(guard) => {

@@ -7,26 +7,59 @@
 //! If one raised, the observer unwinds out of the wait with [`std::panic::resume_unwind`]
 //! (which, unlike `panic!`, runs no panic hook and prints nothing), and the unwind is caught
 //! here. Everything the wait holds (its queue ticket, its directory watch) is released by
-//! `Drop` on the way out, exactly as when it times out.
+//! `Drop` on the way out, exactly as when it times out. A [`Cancel`] ends a wait the same way,
+//! from another thread (asyncio's cancellation).
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use pyo3::exceptions::asyncio::CancelledError;
 use pyo3::prelude::*;
 use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, Waiting};
 
-/// The payload of the unwind that ends a wait a signal handler interrupted.
+/// The payload of the unwind that ends a wait a signal handler (or a [`Cancel`]) interrupted.
 struct Interrupted(PyErr);
 
+/// A request, from another thread, that a wait stop: how `hold_async` gives up the wait of a
+/// cancelled task. The wait looks at it when the observer is called (when the wait starts,
+/// then about once a second), so it stops within about a second, leaving nothing behind.
+#[pyclass(module = "scope_lock._native", frozen)]
+pub(crate) struct Cancel(AtomicBool);
+
+#[pymethods]
+impl Cancel {
+    #[new]
+    fn new() -> Self {
+        Self(AtomicBool::new(false))
+    }
+
+    /// Asks the wait to stop; it raises `asyncio.CancelledError` when it does.
+    fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether `cancel` was called.
+    fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Waits for `request` until `deadline` without the GIL. `Err` only when a signal handler
-/// raised meanwhile (its exception); otherwise the crate's outcome.
+/// raised meanwhile (its exception), or `cancel` was cancelled (`asyncio.CancelledError`);
+/// otherwise the crate's outcome.
 pub(crate) fn acquire_until(
     py: Python<'_>,
     locks: &LockManager,
     request: &LockRequest,
     deadline: Instant,
+    cancel: Option<&Cancel>,
 ) -> PyResult<Result<ScopeGuard, AcquireError>> {
     let mut check_signals = |_: &Waiting<'_>| {
+        if cancel.is_some_and(Cancel::is_cancelled) {
+            let err = CancelledError::new_err("the wait for the scope was cancelled");
+            panic::resume_unwind(Box::new(Interrupted(err)));
+        }
         if let Err(err) = Python::attach(|py| py.check_signals()) {
             panic::resume_unwind(Box::new(Interrupted(err)));
         }

@@ -1,4 +1,5 @@
-"""Timeouts as filelock and the standard library read them, the same in every call that waits.
+"""Timeouts as filelock and the standard library read them, the same in every call that waits
+(``hold_async`` included).
 
 ``None`` waits forever (as does ``math.inf``, and any positive number too large to be a
 deadline), ``0`` tries once, a positive number waits up to that many seconds; a negative
@@ -7,6 +8,7 @@ number or NaN is a ``ValueError`` naming ``timeout``.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -47,6 +49,18 @@ def _hold(manager: LockManager, timeout: float | None) -> bool:
             return True
     except ScopeConflict:
         return False
+
+
+@waiting_call("hold_async")
+def _hold_async(manager: LockManager, timeout: float | None) -> bool:
+    async def hold() -> bool:
+        try:
+            async with manager.hold_async("waiter", ["src"], timeout=timeout):
+                return True
+        except ScopeConflict:
+            return False
+
+    return asyncio.run(hold())
 
 
 @waiting_call("wait_for_scope")

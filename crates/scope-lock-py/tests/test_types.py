@@ -48,6 +48,11 @@ USER_SCRIPT = '''
         scope: list[str] = resolve_scope(["${context.x}"], {"x": 1})
         version: str = scope_lock.__version__
         return manager.find_conflict(["docs"])
+
+
+    async def build_async(manager: LockManager) -> int:
+        async with manager.hold_async("fixer", ["docs"], timeout=None) as lock:
+            return lock.pid
 '''
 
 MISUSES = '''

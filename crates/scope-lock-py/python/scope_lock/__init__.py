@@ -43,6 +43,8 @@ Deliberate differences from the original:
   forever, ``0`` tries once, a positive number waits up to that many seconds, and a
   negative number or NaN is a ``ValueError``. ``hold()`` defaults to ``0`` (fail fast).
 - ``is_locked(name)`` asks whether a live lock holds a name, changing nothing.
+- ``hold_async()`` is ``hold()`` for ``async with``: the wait runs on a thread of its
+  own, and cancelling the task stops it, leaving no lock and no ticket behind.
 - A waiting call releases the GIL and can be interrupted by Ctrl-C.
 
 Threads and processes:
@@ -59,14 +61,16 @@ Threads and processes:
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import itertools
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, TypeVar, Union
 
 from . import _native
 from ._errors import LockDirectoryBusyError, NotALockFileError, UnsupportedFilesystemError
@@ -238,6 +242,47 @@ def _conflict_error(conflict: _native.Conflict) -> ScopeConflict:
     if conflict["timed_out"]:
         return ScopeTimeout._from_native(conflict, "timed out waiting for scope: ")
     return ScopeConflict._from_native(conflict)
+
+
+_T = TypeVar("_T")
+
+
+def _in_thread(call: Callable[[], _T]) -> asyncio.Future[_T]:
+    """Runs ``call`` on a thread of its own, for the running loop to await. Not the loop's
+    default executor: a wait may last forever, and that executor has only a few threads."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result = call()
+        except BaseException as error:  # handed to the awaiting task, which raises it
+            loop.call_soon_threadsafe(settle, None, error)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="scope_lock", daemon=True).start()
+    return future
+
+
+async def _settled(future: asyncio.Future[Any]) -> bool:
+    """Waits until ``future`` is done, even through cancellations of this task; returns
+    whether there was one (the caller raises it once what it started is over)."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
 
 
 def _stand_in(conflict: _native.Conflict) -> ScopeLock:
@@ -440,6 +485,51 @@ class LockManager:
             yield ScopeLock.from_dict(record)
         finally:
             self._native.release(loop_name, instance_id, token)
+
+    @contextlib.asynccontextmanager
+    async def hold_async(
+        self,
+        loop_name: str,
+        scope: Scope,
+        instance_id: str | None = None,
+        *,
+        singleton: bool = False,
+        timeout: float | None = 0,
+        shared: bool = False,
+    ) -> AsyncIterator[ScopeLock]:
+        """``hold()`` for ``async with``: the same arguments, timeouts and exceptions, but the
+        wait does not block the event loop (it runs on a thread of its own, without the GIL).
+
+        Cancelling the task that waits stops the wait, within about a second, and leaves
+        nothing behind: no lock, no ticket in the waiting queue. The cancellation reaches the
+        task once the wait has stopped (and the lock, if it was granted meanwhile, has been
+        released). The lock is released when the block ends, however it ends.
+        """
+        paths = _scope_paths(scope)
+        cancel = _native.Cancel()
+        acquiring = _in_thread(
+            lambda: self._native.acquire(loop_name, paths, instance_id, singleton, timeout, shared=shared,
+                                         cancel=cancel))
+        try:
+            outcome = await asyncio.shield(acquiring)
+        except asyncio.CancelledError:
+            cancel.cancel()
+            await _settled(acquiring)
+            granted = None if acquiring.exception() is not None else acquiring.result()[0]
+            if granted is not None:
+                await _settled(_in_thread(lambda: self._native.release(loop_name, instance_id, granted)))
+            raise
+        if outcome[0] is None:
+            raise _conflict_error(outcome[1])
+        token, record = outcome
+        try:
+            yield ScopeLock.from_dict(record)
+        finally:
+            releasing = _in_thread(lambda: self._native.release(loop_name, instance_id, token))
+            cancelled = await _settled(releasing)
+            releasing.result()
+            if cancelled:
+                raise asyncio.CancelledError
 
     def held(self) -> list[Path]:
         """The lock files this manager holds (not in the original)."""
