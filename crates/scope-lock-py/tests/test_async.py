@@ -144,3 +144,13 @@ def test_hold_async_tries_once_by_default_and_raises_the_conflict(
 
     asyncio.run(main())
     assert queue_of(loops_dir) == [] and manager.held() == []
+
+
+def test_hold_async_takes_a_shared_lock_when_asked(manager: LockManager) -> None:
+    async def main() -> None:
+        async with manager.hold_async("reader", ["src"], shared=True) as lock:
+            assert lock.mode == "shared"
+        async with manager.hold_async("writer", ["src"]) as lock:
+            assert lock.mode == "exclusive"
+
+    asyncio.run(main())
