@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::mode::LockMode;
 use crate::record::LockRecord;
+use crate::request::lock_name_of;
 
 /// Why a live lock blocks a request.
 #[non_exhaustive]
@@ -41,6 +42,20 @@ pub enum ConflictRule {
     },
 }
 
+impl ConflictRule {
+    /// The rule's name for machines (the CLI's JSON, the Python binding): `overlap`,
+    /// `singleton`, `same_name`, `unreadable` or `waiting`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConflictRule::Overlap { .. } => "overlap",
+            ConflictRule::Singleton => "singleton",
+            ConflictRule::SameName => "same_name",
+            ConflictRule::Unreadable { .. } => "unreadable",
+            ConflictRule::Waiting { .. } => "waiting",
+        }
+    }
+}
+
 /// A live lock that blocks a request: whose it is, where it is, and which rule fired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
@@ -54,6 +69,12 @@ impl Conflict {
     /// The blocking lock file (for [`ConflictRule::Waiting`], the earlier waiter's ticket).
     pub fn lock_path(&self) -> &Path {
         &self.lock_path
+    }
+
+    /// The blocking lock file's name (see [`lock_name_of`]); for [`ConflictRule::Waiting`], the
+    /// ticket's path below `.running`.
+    pub fn lock_name(&self) -> PathBuf {
+        lock_name_of(&self.lock_path)
     }
 
     /// The holder's record; `None` only for [`ConflictRule::Unreadable`].
@@ -73,41 +94,52 @@ impl Conflict {
     }
 }
 
+/// The one line every front end prints for a conflict: what blocks, and who holds (or waits
+/// ahead), as
+/// `<why>: held by loop `L`, instance `N`, pid P, since T (<lock file>)`.
 impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.lock_path.display();
         let Some(holder) = &self.holder else {
-            if let ConflictRule::Unreadable { reason } = &self.rule {
-                return write!(f, "{path} blocks every scope: {reason}");
-            }
-            return write!(f, "{path} is held");
+            let reason = match &self.rule {
+                ConflictRule::Unreadable { reason } => reason.as_str(),
+                _ => "no record",
+            };
+            return write!(
+                f,
+                "{path} blocks every scope, its scope being unknown: {reason}"
+            );
         };
+        let this = if self.by_this_process {
+            " (this process)"
+        } else {
+            ""
+        };
+        let (loop_name, pid, since) = (holder.loop_name(), holder.pid(), holder.started_at());
+        let shared = match holder.mode() {
+            LockMode::Shared => " shared",
+            LockMode::Exclusive => "",
+        };
+        let name = self.lock_name();
+        let name = name.to_string_lossy();
         match &self.rule {
+            // The path is the waiter's ticket, not a lock file: it has no instance name.
+            ConflictRule::Waiting { ticket } => {
+                return write!(
+                    f,
+                    "an earlier waiter for an overlapping scope goes first: waiting{shared} is \
+                     loop `{loop_name}`, pid {pid}{this}, since {since}, ticket {ticket} ({path})"
+                );
+            }
             ConflictRule::Overlap { ours, theirs } => write!(f, "{ours} overlaps {theirs}")?,
-            ConflictRule::Singleton => write!(f, "singleton loop `{}`", holder.loop_name())?,
-            ConflictRule::SameName => write!(f, "lock name taken")?,
+            ConflictRule::Singleton => write!(f, "singleton `{loop_name}` is running")?,
+            ConflictRule::SameName => write!(f, "lock name `{name}` is taken")?,
             ConflictRule::Unreadable { reason } => write!(f, "unreadable ({reason})")?,
-            ConflictRule::Waiting { .. } => write!(f, "an earlier waiter goes first")?,
         }
-        let (what, ticket) = match &self.rule {
-            ConflictRule::Waiting { ticket } => ("waiting", format!(", ticket {ticket}")),
-            _ => ("held", String::new()),
-        };
         write!(
             f,
-            ": {what} by loop `{}` (pid {}{}{}{ticket}) since {} in {path}",
-            holder.loop_name(),
-            holder.pid(),
-            if self.by_this_process {
-                ", this process"
-            } else {
-                ""
-            },
-            match holder.mode() {
-                LockMode::Shared => ", shared",
-                LockMode::Exclusive => "",
-            },
-            holder.started_at(),
+            ": held{shared} by loop `{loop_name}`, instance `{name}`, pid {pid}{this}, since \
+             {since} ({path})"
         )
     }
 }
@@ -154,7 +186,7 @@ impl fmt::Display for AcquireError {
         match self {
             AcquireError::Conflict(conflict) => write!(f, "scope is locked: {conflict}"),
             AcquireError::Timeout(conflict) => {
-                write!(f, "timed out waiting for the scope: {conflict}")
+                write!(f, "timed out waiting for scope: {conflict}")
             }
             AcquireError::Failed(err) => err.fmt(f),
         }
@@ -201,17 +233,28 @@ mod tests {
         };
         assert_eq!(
             conflict(overlap, false).to_string(),
-            "/r/src/a overlaps /r/src: held by loop `x` (pid 42) since t0 in /r/.running/x.lock"
+            "/r/src/a overlaps /r/src: held by loop `x`, instance `x`, pid 42, since t0 \
+             (/r/.running/x.lock)"
         );
         assert_eq!(
             conflict(ConflictRule::Singleton, true).to_string(),
-            "singleton loop `x`: held by loop `x` (pid 42, this process) since t0 in \
-             /r/.running/x.lock"
+            "singleton `x` is running: held by loop `x`, instance `x`, pid 42 (this process), \
+             since t0 (/r/.running/x.lock)"
         );
+        let mut waiting = conflict(ConflictRule::Waiting { ticket: 7 }, false);
+        waiting.lock_path = PathBuf::from("/r/.running/.queue/7");
         assert_eq!(
-            conflict(ConflictRule::Waiting { ticket: 7 }, false).to_string(),
-            "an earlier waiter goes first: waiting by loop `x` (pid 42, ticket 7) since t0 in \
-             /r/.running/x.lock"
+            waiting.to_string(),
+            "an earlier waiter for an overlapping scope goes first: waiting is loop `x`, pid 42, \
+             since t0, ticket 7 (/r/.running/.queue/7)"
+        );
+        let mut taken = conflict(ConflictRule::SameName, false);
+        taken.lock_path = PathBuf::from("/r/.running/gen/x-1.lock");
+        assert_eq!(taken.lock_name(), Path::new("gen/x-1"));
+        assert_eq!(
+            taken.to_string(),
+            "lock name `gen/x-1` is taken: held by loop `x`, instance `gen/x-1`, pid 42, since t0 \
+             (/r/.running/gen/x-1.lock)"
         );
         let mut unreadable = conflict(
             ConflictRule::Unreadable {
@@ -222,8 +265,29 @@ mod tests {
         unreadable.holder = None;
         assert_eq!(
             unreadable.to_string(),
-            "/r/.running/x.lock blocks every scope: empty lock file"
+            "/r/.running/x.lock blocks every scope, its scope being unknown: empty lock file"
         );
+        let names = [
+            (ConflictRule::Singleton, "singleton"),
+            (ConflictRule::SameName, "same_name"),
+            (ConflictRule::Waiting { ticket: 1 }, "waiting"),
+            (
+                ConflictRule::Unreadable {
+                    reason: String::new(),
+                },
+                "unreadable",
+            ),
+            (
+                ConflictRule::Overlap {
+                    ours: String::new(),
+                    theirs: String::new(),
+                },
+                "overlap",
+            ),
+        ];
+        for (rule, name) in names {
+            assert_eq!(rule.as_str(), name);
+        }
     }
 
     /// Each variant answers to its own accessor only, and says what it is.
@@ -242,11 +306,12 @@ mod tests {
         assert!(timed_out.error().is_none());
         assert!(failed.conflict().is_none() && !failed.is_timeout() && failed.error().is_some());
 
-        let held = "lock name taken: held by loop `x` (pid 42) since t0 in /r/.running/x.lock";
+        let held = "lock name `x` is taken: held by loop `x`, instance `x`, pid 42, since t0 \
+                    (/r/.running/x.lock)";
         assert_eq!(locked.to_string(), format!("scope is locked: {held}"));
         assert_eq!(
             timed_out.to_string(),
-            format!("timed out waiting for the scope: {held}")
+            format!("timed out waiting for scope: {held}")
         );
         assert_eq!(failed.to_string(), "cannot open /r");
         assert!(locked.source().is_none() && timed_out.source().is_none());

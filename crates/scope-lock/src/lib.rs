@@ -75,13 +75,13 @@ pub use error::{Error, ErrorKind};
 #[cfg(feature = "test-support")]
 pub use fault::{PAUSE_AT_VAR, STEPS as PAUSE_STEPS};
 pub use guard::ScopeGuard;
-pub use holder::process_holds_flock;
+pub use holder::{ProcessStatus, process_holds_flock};
 pub use listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 pub use manager::{DEFAULT_INVALID_GRACE, DEFAULT_SENTINEL_BOUND, LockManager};
 pub use mode::LockMode;
 pub use python_json::{deserialize_json_path, path_to_json};
 pub use record::{LockRecord, MAX_RECORD_BYTES};
-pub use request::{DEFAULT_LOOPS_DIR, LockRequest, RUNNING_DIR};
+pub use request::{DEFAULT_LOOPS_DIR, LockRequest, RUNNING_DIR, lock_name_of};
 pub use scope::{normalize_path, normalize_path_in, paths_overlap, resolve_scope, scopes_overlap};
 pub use wait::{REPORT_INTERVAL, WaitObserver, Waiting};
 

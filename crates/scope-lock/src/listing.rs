@@ -4,7 +4,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::{Serialize, Serializer};
+
 use crate::record::LockRecord;
+use crate::request::lock_name_of;
 use crate::sys::{FileId, FileType};
 
 /// Every live lock in the directory, and everything the scan could not take for a lock.
@@ -66,7 +69,8 @@ impl LockListing {
     }
 }
 
-/// How a live lock proves it is alive.
+/// How a live lock proves it is alive. Named, in text and when serialised, by
+/// [`as_str`](Self::as_str).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
     /// Its file is flocked by its holder (written by this crate).
@@ -74,6 +78,35 @@ pub enum Liveness {
     /// Its pid answers `kill(pid, 0)` (written by the original, which holds no flock).
     Pid,
 }
+
+impl Liveness {
+    /// `"flock"` or `"pid"`; `"flock"` is also the record's `liveness` key for a lock of ours.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Flock => "flock",
+            Liveness::Pid => "pid",
+        }
+    }
+}
+
+/// Shown and serialised as their `as_str()` names, which front ends print as they are.
+macro_rules! named_by_as_str {
+    ($($kind:ty),*) => {$(
+        impl fmt::Display for $kind {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $kind {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+named_by_as_str!(Liveness, FileKind);
 
 /// A live lock found by a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +149,7 @@ pub struct ScanProblem {
     pub(crate) kind: ProblemKind,
 }
 
-/// What is wrong with a [`ScanProblem`].
+/// What is wrong with a [`ScanProblem`]; [`as_str`](Self::as_str) names each kind for machines.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProblemKind {
@@ -169,7 +202,39 @@ pub enum ProblemKind {
     },
 }
 
-/// What a directory entry is when it is not a regular file.
+impl ProblemKind {
+    /// The kind's name for machines (the CLI's JSON, the Python binding): `not_regular`,
+    /// `unreadable`, `held_invalid`, `invalid_maybe_live`, `invalid` (moved aside, or not
+    /// movable), `invalid_stale` (would be moved aside) or `reclaim_failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProblemKind::NotRegular { .. } => "not_regular",
+            ProblemKind::Unreadable { .. } => "unreadable",
+            ProblemKind::BlocksHeldInvalid { .. } => "held_invalid",
+            ProblemKind::BlocksMaybeLive { .. } => "invalid_maybe_live",
+            ProblemKind::MovedAside { .. } => "invalid",
+            ProblemKind::WouldMoveAside { .. } => "invalid_stale",
+            ProblemKind::ReclaimFailed { .. } => "reclaim_failed",
+        }
+    }
+
+    /// Why, in words: the error or the record's fault; for
+    /// [`NotRegular`](Self::NotRegular), what the entry is instead.
+    pub fn reason(&self) -> &str {
+        match self {
+            ProblemKind::NotRegular { file_kind } => file_kind.as_str(),
+            ProblemKind::Unreadable { reason }
+            | ProblemKind::BlocksHeldInvalid { reason }
+            | ProblemKind::BlocksMaybeLive { reason, .. }
+            | ProblemKind::MovedAside { reason, .. }
+            | ProblemKind::WouldMoveAside { reason }
+            | ProblemKind::ReclaimFailed { reason } => reason,
+        }
+    }
+}
+
+/// What a directory entry is when it is not a regular file. Named, in text and when
+/// serialised, by [`as_str`](Self::as_str).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -215,11 +280,6 @@ impl FileKind {
     }
 }
 
-impl fmt::Display for FileKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 impl ScanProblem {
     /// The file.
@@ -263,19 +323,9 @@ fn maybe_live_reason(path: &Path, pid: Option<u32>) -> String {
     }
 }
 
-/// The lock name of a lock file: its path below the last `.running` directory, without
-/// `.lock` (`gen/run-7` for `.loops/.running/gen/run-7.lock`), as commands take it.
+/// A lock file's name as commands take it, for messages.
 fn lock_name(path: &Path) -> String {
-    let components: Vec<_> = path.components().collect();
-    let below = components
-        .iter()
-        .rposition(|c| c.as_os_str() == crate::request::RUNNING_DIR)
-        .map_or(&components[components.len().saturating_sub(1)..], |at| {
-            &components[at + 1..]
-        });
-    let name: PathBuf = below.iter().collect();
-    let name = name.to_string_lossy();
-    name.strip_suffix(".lock").unwrap_or(&name).to_owned()
+    lock_name_of(path).to_string_lossy().into_owned()
 }
 
 impl ScanProblem {
@@ -356,6 +406,64 @@ mod tests {
         assert_eq!(kind_of(&socket)?, Some(FileKind::Socket));
         // A character device that every Unix has.
         assert_eq!(kind_of(Path::new("/dev/null"))?, Some(FileKind::Device));
+        Ok(())
+    }
+
+    /// Front ends print and serialise these names as they are, so they must not drift.
+    #[test]
+    fn liveness_file_kinds_and_problem_kinds_have_one_name_each() -> serde_json::Result<()> {
+        assert_eq!(Liveness::Flock.to_string(), "flock");
+        assert_eq!(serde_json::to_string(&Liveness::Pid)?, r#""pid""#);
+        assert_eq!(serde_json::to_string(&FileKind::Fifo)?, r#""FIFO""#);
+        let reason = || "why".to_owned();
+        let kinds = [
+            (
+                ProblemKind::NotRegular {
+                    file_kind: FileKind::Socket,
+                },
+                "not_regular",
+                "socket",
+            ),
+            (
+                ProblemKind::Unreadable { reason: reason() },
+                "unreadable",
+                "why",
+            ),
+            (
+                ProblemKind::BlocksHeldInvalid { reason: reason() },
+                "held_invalid",
+                "why",
+            ),
+            (
+                ProblemKind::BlocksMaybeLive {
+                    reason: reason(),
+                    pid: Some(7),
+                },
+                "invalid_maybe_live",
+                "why",
+            ),
+            (
+                ProblemKind::MovedAside {
+                    reason: reason(),
+                    moved_to: None,
+                },
+                "invalid",
+                "why",
+            ),
+            (
+                ProblemKind::WouldMoveAside { reason: reason() },
+                "invalid_stale",
+                "why",
+            ),
+            (
+                ProblemKind::ReclaimFailed { reason: reason() },
+                "reclaim_failed",
+                "why",
+            ),
+        ];
+        for (kind, name, why) in kinds {
+            assert_eq!((kind.as_str(), kind.reason()), (name, why), "{kind:?}");
+        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use crate::conflict::{AcquireError, Conflict};
 use crate::error::Error;
 use crate::guard::ScopeGuard;
 use crate::listing::LockListing;
-use crate::protocol::{self, Published, Scan};
+use crate::protocol::{self, Published, Question, Scan};
 use crate::request::{DEFAULT_LOOPS_DIR, LockRequest, RUNNING_DIR};
 use crate::wait::{Silent, WaitObserver};
 
@@ -224,6 +224,45 @@ impl LockManager {
         protocol::find_conflict(
             &self.running_dir,
             request,
+            Question::Request,
+            self.sentinel_bound,
+            self.invalid_grace,
+        )
+    }
+
+    /// The live lock (or earlier waiter) that would block *any* acquire of `request`'s scope,
+    /// if any: "is this scope free?". Unlike [`find_conflict`](Self::find_conflict) it leaves
+    /// out the lock file the request would take, so no name has to be made up that no lock
+    /// file has. Only the overlap rules, unreadable lock files, earlier waiters and, for a
+    /// singleton request, live singletons of its loop name count; the loop name is looked at
+    /// only then, and the instance id never. The answer can be out of date as soon as it is
+    /// returned: to hold a scope, acquire it.
+    ///
+    /// ```
+    /// use scope_lock::{LockManager, LockRequest};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let locks = LockManager::new(dir.path().join(".loops"));
+    /// let guard = locks.try_acquire(&LockRequest::new("docs").scope(["docs"]))?;
+    /// // A lock file named `docs` is no conflict here; the overlap is.
+    /// let asked = LockRequest::new("docs").scope(["docs/api"]);
+    /// let conflict = locks.find_scope_conflict(&asked)?.expect("docs/api is in docs");
+    /// assert_eq!(conflict.rule().as_str(), "overlap");
+    /// assert!(locks.find_scope_conflict(&LockRequest::new("docs").scope(["src"]))?.is_none());
+    /// guard.release()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`find_conflict`](Self::find_conflict): an invalid scope entry (or singleton loop
+    /// name), or a directory that cannot be opened, locked or scanned.
+    pub fn find_scope_conflict(&self, request: &LockRequest) -> Result<Option<Conflict>, Error> {
+        protocol::find_conflict(
+            &self.running_dir,
+            request,
+            Question::Scope,
             self.sentinel_bound,
             self.invalid_grace,
         )

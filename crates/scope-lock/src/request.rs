@@ -1,6 +1,10 @@
 //! What a caller asks for: a loop name, a scope, optionally an instance id and the singleton
 //! flag. Validation of names lives here because a name becomes a path.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
 use crate::error::{Error, ErrorKind};
 use crate::mode::LockMode;
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
@@ -71,6 +75,14 @@ impl LockRequest {
     #[must_use]
     pub fn instance_id(mut self, instance_id: impl Into<String>) -> Self {
         self.instance_id = Some(instance_id.into());
+        self
+    }
+
+    /// [`instance_id`](Self::instance_id) when there is one; `None` names the lock file after
+    /// the loop. For front ends whose instance id is an optional argument.
+    #[must_use]
+    pub fn optional_instance_id<S: Into<String>>(mut self, instance_id: Option<S>) -> Self {
+        self.instance_id = instance_id.map(Into::into);
         self
     }
 
@@ -159,6 +171,15 @@ impl LockRequest {
         if let Some(id) = &self.instance_id {
             validate_name("instance id", id)?;
         }
+        self.validate_scope()
+    }
+
+    /// Checks what a question about the scope alone looks at: the scope entries, and the loop
+    /// name of a singleton (the only rule that compares it).
+    pub(crate) fn validate_scope(&self) -> Result<(), Error> {
+        if self.singleton {
+            validate_name("loop name", &self.loop_name)?;
+        }
         for entry in &self.scope {
             if entry.contains('\0') {
                 return Err(Error::input(
@@ -201,6 +222,27 @@ pub(crate) fn json_that_fits(record: &LockRecord, whose: &str) -> Result<String,
         ));
     }
     Ok(json)
+}
+
+/// The lock name of a lock file (or of a waiter's ticket): its path below the last `.running`
+/// directory, without `.lock`, byte for byte: `gen/run-7` for `.loops/.running/gen/run-7.lock`,
+/// the name commands take and [`LockRequest::lock_name`] gives. No name may have a component
+/// that starts with a dot, so the last `.running` is the lock directory itself; a path outside
+/// any `.running` is named by its file name.
+pub fn lock_name_of(lock_path: &Path) -> PathBuf {
+    let components: Vec<_> = lock_path.components().collect();
+    let below = components
+        .iter()
+        .rposition(|c| c.as_os_str() == RUNNING_DIR)
+        .map_or(&components[components.len().saturating_sub(1)..], |at| {
+            &components[at + 1..]
+        });
+    let name: PathBuf = below.iter().collect();
+    let bytes = name.as_os_str().as_bytes();
+    match bytes.strip_suffix(LOCK_SUFFIX.as_bytes()) {
+        Some(stem) => PathBuf::from(OsStr::from_bytes(stem)),
+        None => name,
+    }
 }
 
 /// A name becomes `.running/<name>.lock`, so it must be a relative path of plain components
@@ -349,5 +391,33 @@ mod tests {
             "i-1"
         );
         assert_eq!(LockRequest::new("loop").effective_scope(), ["."]);
+        let optional = |id: Option<&str>| LockRequest::new("loop").optional_instance_id(id);
+        assert_eq!(
+            optional(Some("i-1")),
+            LockRequest::new("loop").instance_id("i-1")
+        );
+        assert_eq!(optional(None), LockRequest::new("loop"));
+    }
+
+    /// A lock file, a nested one and a ticket are named from below `.running`, byte for byte.
+    #[test]
+    fn a_lock_files_name_is_its_path_below_running_without_the_suffix() {
+        let dir = Path::new("/r/.loops/.running");
+        assert_eq!(lock_name_of(&dir.join("docs.lock")), Path::new("docs"));
+        assert_eq!(
+            lock_name_of(&dir.join("gen/run-1.lock")),
+            Path::new("gen/run-1")
+        );
+        assert_eq!(
+            lock_name_of(&dir.join("gen/.running.d/run-7.lock")),
+            Path::new("gen/.running.d/run-7")
+        );
+        assert_eq!(lock_name_of(&dir.join(".queue/7")), Path::new(".queue/7"));
+        assert_eq!(lock_name_of(Path::new("/elsewhere/x.lock")), Path::new("x"));
+        let raw = OsStr::from_bytes(b"caf\xe9.lock");
+        assert_eq!(
+            lock_name_of(&dir.join(raw)).as_os_str().as_bytes(),
+            b"caf\xe9"
+        );
     }
 }

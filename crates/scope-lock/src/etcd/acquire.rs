@@ -84,7 +84,7 @@ impl<'a> Prepared<'a> {
             &state.queue,
             self.request,
             &ScopeIndex::new(&self.scope),
-            Path::new(&self.key),
+            Some(Path::new(&self.key)),
             ticket,
             &mut LeaseKin { ours: &state.ours },
         )

@@ -110,7 +110,7 @@ pub(super) fn attempt(
         &queue,
         request,
         &index,
-        target,
+        Some(target),
         ours,
         &mut ancestry,
     ) {
@@ -125,7 +125,7 @@ pub(super) fn attempt(
                 &queue,
                 request,
                 &index,
-                target,
+                Some(target),
                 Some(number),
                 &mut ancestry,
             );

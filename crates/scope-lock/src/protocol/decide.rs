@@ -15,7 +15,7 @@ use crate::request::LockRequest;
 use crate::scope::{self, ScopeIndex};
 
 /// What blocks `request` (whose normalised scope is `scope` and whose lock file would be
-/// `target`): a live lock ([`first_conflict`]), else a waiter ahead of us in the queue
+/// `target`; `None` when only the scope is asked about, whatever the lock file): a live lock ([`first_conflict`]), else a waiter ahead of us in the queue
 /// ([`waiter_ahead`]). `ticket` is our own place in the queue, if we have one. `ancestry` is
 /// our ancestry, read at most once for all the decisions of one hold of the sentinel.
 pub(crate) fn decide(
@@ -23,7 +23,7 @@ pub(crate) fn decide(
     queue: &Queue,
     request: &LockRequest,
     scope: &ScopeIndex<'_>,
-    target: &Path,
+    target: Option<&Path>,
     ticket: Option<u64>,
     ancestry: &mut impl Kinship,
 ) -> Option<Conflict> {
@@ -46,7 +46,7 @@ fn first_conflict(
     listing: &LockListing,
     request: &LockRequest,
     scope: &ScopeIndex<'_>,
-    target: &Path,
+    target: Option<&Path>,
     ancestry: &mut impl Kinship,
 ) -> Option<Conflict> {
     if let Some(problem) = listing.problems.iter().find(|p| p.blocks()) {
@@ -61,7 +61,7 @@ fn first_conflict(
     }
     for lock in &listing.locks {
         let record = &lock.record;
-        let rule = if lock.path == target {
+        let rule = if target == Some(lock.path.as_path()) {
             // Never carved out for ancestors: the file cannot hold two records.
             ConflictRule::SameName
         } else {

@@ -75,14 +75,28 @@ use scan::scan;
 use sentinel::{SentinelGuard, open_parent, open_running_dir};
 pub(crate) use wait::acquire_until;
 
-/// The conflict that would make [`try_acquire`] refuse `request` right now: steps 1 to 3.
+/// What the decision of [`find_conflict`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Question {
+    /// Everything [`try_acquire`] would: the scope, the singleton and the lock file's name.
+    Request,
+    /// The scope and the singleton only, whatever lock file the request would take.
+    Scope,
+}
+
+/// The conflict that would make [`try_acquire`] refuse `request` right now (or, for
+/// [`Question::Scope`], any acquire of its scope): steps 1 to 3.
 pub(crate) fn find_conflict(
     running_dir: &Path,
     request: &LockRequest,
+    question: Question,
     bound: Duration,
     invalid_grace: Duration,
 ) -> Result<Option<Conflict>, Error> {
-    request.validate()?;
+    match question {
+        Question::Request => request.validate()?,
+        Question::Scope => request.validate_scope()?,
+    }
     let scope = normalize_scope(request)?;
     if !present(running_dir)? {
         return Ok(None);
@@ -96,7 +110,7 @@ pub(crate) fn find_conflict(
         &queue,
         request,
         &ScopeIndex::new(&scope),
-        &target,
+        (question == Question::Request).then_some(target.as_path()),
         None,
         &mut Ancestry::<ancestry::System>::default(),
     ))

@@ -39,6 +39,14 @@ pub(crate) fn holds_flock_through_fd(_pid: u32, _file: FileId) -> std::io::Resul
     ))
 }
 
+/// Without `/proc`, a process's status cannot be read.
+pub(crate) fn process_status(_pid: &str) -> io::Result<String> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this system has no /proc to read a process's status from",
+    ))
+}
+
 /// No pid namespaces here, so a pid number names one process system-wide and needs nothing
 /// beside it (see `protocol/ancestry.rs`); and no `/proc` to read more from.
 pub(crate) fn own_identity() -> Option<ProcessIdentity> {

@@ -443,6 +443,45 @@ fn l6_find_conflict_returns_the_overlapping_holder_and_none_for_a_disjoint_scope
     Ok(())
 }
 
+/// "Is this scope free?" asks about the scope alone: a live lock of the same name over a
+/// disjoint scope, which `find_conflict` must report (the file cannot hold two records), is no
+/// answer to it; an overlap, and a singleton of the same loop, are.
+#[test]
+fn l6_find_scope_conflict_leaves_out_the_lock_file_name() -> TestResult {
+    let f = fixture()?;
+    let holder = f
+        .locks
+        .try_acquire(&f.request("nightly", "src").singleton(true))?;
+    let same_name = f.request("nightly", "docs");
+    let taken = f
+        .locks
+        .find_conflict(&same_name)?
+        .ok_or("the name is taken")?;
+    assert_eq!(taken.rule(), &ConflictRule::SameName);
+    assert_eq!(f.locks.find_scope_conflict(&same_name)?, None);
+
+    let overlap = f
+        .locks
+        .find_scope_conflict(&f.request("nightly", "src/lib.rs"))?;
+    assert_eq!(overlap.map(|c| c.rule().as_str()), Some("overlap"));
+    let singleton = f
+        .locks
+        .find_scope_conflict(&same_name.clone().singleton(true))?
+        .ok_or("a live singleton of the same loop")?;
+    assert_eq!(singleton.rule(), &ConflictRule::Singleton);
+    assert_eq!(singleton.lock_path(), holder.path());
+    // The loop name is not looked at unless the request is a singleton.
+    let nameless = LockRequest::new("").scope([f.path("docs")]);
+    assert_eq!(f.locks.find_scope_conflict(&nameless)?, None);
+    let err = f.locks.find_scope_conflict(&nameless.singleton(true));
+    assert_eq!(
+        err.map_err(|e| e.kind()),
+        Err(scope_lock::ErrorKind::InvalidName)
+    );
+    holder.release()?;
+    Ok(())
+}
+
 #[test]
 fn l6_list_locks_returns_every_live_holder_including_nested_stems() -> TestResult {
     let f = fixture()?;

@@ -109,6 +109,11 @@ pub(crate) fn parse_proc_locks(table: &str, device: &str) -> Vec<u32> {
     pids
 }
 
+/// The text of `/proc/<pid>/status` (`pid` may be `self`).
+pub(crate) fn process_status(pid: &str) -> io::Result<String> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+}
+
 /// The parent of `pid`, from `/proc/<pid>/stat`.
 pub(crate) fn parent_of(pid: u32) -> Option<u32> {
     parse_proc_stat_ppid(&read_stat(pid)?)
