@@ -172,19 +172,32 @@ pub(crate) struct LockArgs {
 
 impl LockArgs {
     pub(crate) fn request(&self) -> LockRequest {
-        let request = LockRequest::new(&self.name)
-            .scope(self.scope.iter().cloned())
-            .singleton(self.singleton)
-            .with_mode(if self.shared {
-                LockMode::Shared
-            } else {
-                LockMode::Exclusive
-            });
-        match &self.instance_id {
-            Some(id) => request.instance_id(id),
-            None => request,
-        }
+        request(
+            &self.name,
+            &self.scope,
+            self.instance_id.as_ref(),
+            self.singleton,
+            self.shared,
+        )
     }
+}
+
+fn request(
+    name: &str,
+    scope: &[String],
+    id: Option<&String>,
+    singleton: bool,
+    shared: bool,
+) -> LockRequest {
+    LockRequest::new(name)
+        .scope(scope.iter().cloned())
+        .optional_instance_id(id)
+        .singleton(singleton)
+        .with_mode(if shared {
+            LockMode::Shared
+        } else {
+            LockMode::Exclusive
+        })
 }
 
 /// List every live lock, and every lock file that is not one (with the reason).
@@ -215,12 +228,13 @@ Examples:
   scope-lock check --name nightly --singleton --scope .
   if scope-lock check --scope docs/ 2>/dev/null; then echo free; fi")]
 pub(crate) struct CheckArgs {
-    /// Check as this loop (matters for --singleton and for a lock file of the same name).
-    #[arg(long, value_name = "NAME", default_value = "scope-lock-check")]
-    pub(crate) name: String,
+    /// Check as this loop: a live lock file of the same name (the instance id, else NAME)
+    /// conflicts too. Without it, only the scope is checked, whatever the lock files' names.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
 
-    /// Check as this instance (a live lock file of the same name conflicts).
-    #[arg(long, value_name = "ID")]
+    /// Check as this instance of --name (a live lock file of the same name conflicts).
+    #[arg(long, value_name = "ID", requires = "name")]
     pub(crate) instance_id: Option<String>,
 
     /// A path to check; repeat for more.
@@ -228,7 +242,7 @@ pub(crate) struct CheckArgs {
     pub(crate) scope: Vec<String>,
 
     /// Check as a singleton of --name.
-    #[arg(long)]
+    #[arg(long, requires = "name")]
     pub(crate) singleton: bool,
 
     /// Check for a shared (read) lock: other shared locks do not make it busy.
@@ -241,15 +255,12 @@ pub(crate) struct CheckArgs {
 }
 
 impl CheckArgs {
+    /// The request checked: of --name, or, without it, of the scope alone, whose loop name
+    /// nothing looks at (a singleton needs --name).
     pub(crate) fn request(&self) -> LockRequest {
-        LockArgs {
-            name: self.name.clone(),
-            instance_id: self.instance_id.clone(),
-            scope: self.scope.clone(),
-            singleton: self.singleton,
-            shared: self.shared,
-        }
-        .request()
+        let name = self.name.as_deref().unwrap_or_default();
+        let (id, singleton) = (self.instance_id.as_ref(), self.singleton);
+        request(name, &self.scope, id, singleton, self.shared)
     }
 }
 

@@ -22,6 +22,8 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
 use rustix::process::Signal;
+#[cfg(target_os = "linux")]
+use scope_lock::ProcessStatus;
 
 /// The lock file whose holders are wanted: its inode, and the uid that owns it.
 #[derive(Debug, Clone, Copy)]
@@ -126,12 +128,12 @@ pub(crate) fn find(lock: &LockFile) -> Result<Holders, String> {
         match holds_flock(pid, lock) {
             Ok(false) => {}
             Ok(true) => {
-                if let Ok(status) = Status::of(pid) {
+                if let Ok(status) = ProcessStatus::of(pid) {
                     found.holders.push(Holder {
                         pid,
                         refusal: refusal(pid, &status, lock, &family),
-                        name: status.name,
-                        ppid: status.ppid,
+                        name: status.name().to_owned(),
+                        ppid: status.ppid(),
                     });
                 }
             }
@@ -179,7 +181,7 @@ pub(crate) fn signal(pid: u32, lock: &LockFile, signal: Signal) -> Result<Sent, 
             ));
         }
     }
-    let status = match Status::of(pid) {
+    let status = match ProcessStatus::of(pid) {
         Ok(status) => status,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Sent::Gone),
         Err(err) => return Err(format!("cannot read /proc/{pid}/status: {}", reason(err))),
@@ -227,7 +229,21 @@ fn has_exited(pidfd: &rustix::fd::OwnedFd) -> io::Result<bool> {
 /// must not aim `break` (often run as root) at another user's process. Whoever may stop such a
 /// process can still do so by hand; the message names its pid.
 #[cfg(target_os = "linux")]
-fn refusal(pid: u32, status: &Status, lock: &LockFile, family: &Family) -> Option<String> {
+fn refusal(pid: u32, status: &ProcessStatus, lock: &LockFile, family: &Family) -> Option<String> {
+    let uids = (status.real_uid(), status.effective_uid());
+    refusal_of(pid, status.namespace_pids(), uids, lock, family)
+}
+
+/// [`refusal`] of the facts it looks at: `nspid`, the process's pids from /proc's namespace
+/// down to its own, and its real and effective `uids`.
+#[cfg(target_os = "linux")]
+fn refusal_of(
+    pid: u32,
+    nspid: &[u32],
+    (real, effective): (u32, u32),
+    lock: &LockFile,
+    family: &Family,
+) -> Option<String> {
     if pid == 1 {
         return Some("it is pid 1, the init process".to_owned());
     }
@@ -237,16 +253,16 @@ fn refusal(pid: u32, status: &Status, lock: &LockFile, family: &Family) -> Optio
     if family.ancestors.contains(&pid) {
         return Some("it is an ancestor of this process: stopping it would stop the caller".into());
     }
-    if let [_, .., inner] = status.nspid.as_slice() {
+    if let [_, .., inner] = nspid {
         return Some(format!(
             "it runs in another pid namespace (as pid {inner} there); stop it from inside that \
              namespace"
         ));
     }
-    if status.real_uid != lock.owner && status.effective_uid != lock.owner {
+    if real != lock.owner && effective != lock.owner {
         return Some(format!(
-            "it runs as uid {} (effective {}), but the lock file belongs to uid {}",
-            status.real_uid, status.effective_uid, lock.owner
+            "it runs as uid {real} (effective {effective}), but the lock file belongs to uid {}",
+            lock.owner
         ));
     }
     None
@@ -274,76 +290,24 @@ const MAX_ANCESTORS: usize = 4096;
 impl Family {
     fn read() -> Result<Self, String> {
         let me = std::process::id();
-        let status = Status::of_path(Path::new("/proc/self/status"))
+        let status = ProcessStatus::of_this_process()
             .map_err(|err| format!("cannot read /proc/self/status: {}", reason(err)))?;
         // `NSpid` lists our pid in /proc's pid namespace and each one below it: a single
         // entry equal to our own pid means /proc numbers processes as we do.
-        if status.nspid != [me] {
+        if status.namespace_pids() != [me] {
             return Err(format!(
                 "/proc is not this pid namespace's (it numbers this process {:?}, not {me}), \
                  so its pids cannot be trusted here",
-                status.nspid
+                status.namespace_pids()
             ));
         }
         let mut ancestors = Vec::new();
-        let mut pid = status.ppid;
+        let mut pid = status.ppid();
         while pid > 1 && ancestors.len() < MAX_ANCESTORS && !ancestors.contains(&pid) {
             ancestors.push(pid);
-            pid = Status::of(pid).map_or(0, |parent| parent.ppid);
+            pid = ProcessStatus::of(pid).map_or(0, |parent| parent.ppid());
         }
         Ok(Self { me, ancestors })
-    }
-}
-
-/// What `/proc/<pid>/status` tells about a process.
-#[cfg(target_os = "linux")]
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Status {
-    name: String,
-    ppid: u32,
-    real_uid: u32,
-    effective_uid: u32,
-    /// Its pid in /proc's pid namespace and in each nested one down to its own.
-    nspid: Vec<u32>,
-}
-
-#[cfg(target_os = "linux")]
-impl Status {
-    fn of(pid: u32) -> io::Result<Self> {
-        Self::of_path(&Path::new("/proc").join(pid.to_string()).join("status"))
-    }
-
-    fn of_path(path: &Path) -> io::Result<Self> {
-        let text = fs::read_to_string(path)?;
-        Self::parse(&text).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} lacks Name, PPid, Uid or NSpid", path.display()),
-            )
-        })
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        let field = |key: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
-                .map(str::trim)
-        };
-        let numbers = |key: &str| -> Option<Vec<u32>> {
-            field(key)?
-                .split_ascii_whitespace()
-                .map(|n| n.parse().ok())
-                .collect()
-        };
-        let uids = numbers("Uid")?;
-        let nspid = numbers("NSpid").filter(|pids| !pids.is_empty())?;
-        Some(Self {
-            name: field("Name")?.to_owned(),
-            ppid: field("PPid")?.parse().ok()?,
-            real_uid: *uids.first()?,
-            effective_uid: *uids.get(1)?,
-            nspid,
-        })
     }
 }
 
@@ -351,28 +315,6 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_gives_name_parent_uids_and_namespace_pids() {
-        let text = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\n\
-                    Pid:\t4242\nPPid:\t7\nTracerPid:\t0\nUid:\t1000\t0\t0\t0\n\
-                    Gid:\t1000\t1000\t1000\t1000\nNSpid:\t4242\t2\n";
-        assert_eq!(
-            Status::parse(text),
-            Some(Status {
-                name: "sleep".to_owned(),
-                ppid: 7,
-                real_uid: 1000,
-                effective_uid: 0,
-                nspid: vec![4242, 2],
-            })
-        );
-        assert_eq!(
-            Status::parse("Name:\tx\nPPid:\t1\nUid:\t0\t0\t0\t0\n"),
-            None
-        );
-        assert_eq!(Status::parse("garbage"), None);
-    }
 
     #[test]
     fn refusals_spare_init_the_caller_its_family_other_namespaces_and_other_users() {
@@ -385,27 +327,17 @@ mod tests {
             me: 50,
             ancestors: vec![40, 30],
         };
-        let status = |uids: (u32, u32), nspid: Vec<u32>| Status {
-            name: "x".to_owned(),
-            ppid: 1,
-            real_uid: uids.0,
-            effective_uid: uids.1,
-            nspid,
-        };
-        let ours = status((1000, 1000), vec![99]);
-        assert_eq!(refusal(99, &ours, &lock, &family), None);
+        let refusal = |pid, nspid: &[u32], uids| refusal_of(pid, nspid, uids, &lock, &family);
+        assert_eq!(refusal(99, &[99], (1000, 1000)), None);
         for pid in [1, 50, 40, 30] {
-            assert!(refusal(pid, &ours, &lock, &family).is_some(), "{pid}");
+            assert!(refusal(pid, &[pid], (1000, 1000)).is_some(), "{pid}");
         }
-        let nested = refusal(99, &status((1000, 1000), vec![99, 2]), &lock, &family);
+        let nested = refusal(99, &[99, 2], (1000, 1000));
         assert!(nested.is_some_and(|why| why.contains("as pid 2 there")));
-        let root = refusal(99, &status((0, 0), vec![99]), &lock, &family);
+        let root = refusal(99, &[99], (0, 0));
         assert!(root.is_some_and(|why| why.contains("uid 0")));
         // Either uid matching the owner will do: a setuid program the owner started.
-        assert_eq!(
-            refusal(99, &status((1000, 0), vec![99]), &lock, &family),
-            None
-        );
+        assert_eq!(refusal(99, &[99], (1000, 0)), None);
     }
 
     #[test]

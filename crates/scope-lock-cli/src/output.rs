@@ -6,28 +6,17 @@
 //! lock files do ([`JsonPath`]), so any name gives valid JSON that reads back byte for byte;
 //! text for people shows a byte that is not UTF-8 as U+FFFD.
 
-use std::ffi::OsStr;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use scope_lock::{
     Conflict, ConflictRule, LiveLock, Liveness, LockListing, LockMode, LockRecord, ProblemKind,
-    ScanProblem,
+    ScanProblem, lock_name_of,
 };
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::exit::{self, Failure};
-
-/// A lock file's name relative to `.running/` without `.lock`: the instance id or loop name,
-/// byte for byte.
-pub(crate) fn lock_name(running_dir: &Path, lock_path: &Path) -> PathBuf {
-    let relative = lock_path.strip_prefix(running_dir).unwrap_or(lock_path);
-    let bytes = relative.as_os_str().as_bytes();
-    let name = bytes.strip_suffix(b".lock").unwrap_or(bytes);
-    PathBuf::from(OsStr::from_bytes(name))
-}
 
 /// A path (or a lock's name) in a JSON document, written as the lock files write paths
 /// ([`scope_lock::path_to_json`]: Python's `json.dump` of `os.fsdecode(path)`). serde_json
@@ -49,51 +38,6 @@ impl Serialize for JsonPath {
             .map_err(serde::ser::Error::custom)?
             .serialize(serializer)
     }
-}
-
-/// `<what blocks>: held by loop L, instance I, pid P, since T (<lock file>)`: one line that
-/// says who holds the scope (or waits for it ahead of us) and why it blocks.
-pub(crate) fn describe_conflict(running_dir: &Path, conflict: &Conflict) -> String {
-    let path = conflict.lock_path();
-    let Some(holder) = conflict.holder() else {
-        let reason = match conflict.rule() {
-            ConflictRule::Unreadable { reason } => reason.as_str(),
-            _ => "no record",
-        };
-        return format!(
-            "{} blocks every scope, its scope being unknown: {reason}",
-            path.display()
-        );
-    };
-    let name = lock_name(running_dir, path);
-    let name = name.to_string_lossy();
-    let why = match conflict.rule() {
-        ConflictRule::Overlap { ours, theirs } => format!("{ours} overlaps {theirs}"),
-        ConflictRule::Singleton => format!("singleton `{}` is running", holder.loop_name()),
-        ConflictRule::SameName => format!("lock name `{name}` is taken"),
-        ConflictRule::Unreadable { reason } => format!("unreadable ({reason})"),
-        ConflictRule::Waiting { ticket } => {
-            // The path is the waiter's ticket, not a lock file: it has no instance name.
-            return format!(
-                "an earlier waiter for an overlapping scope goes first: waiting is loop `{}`, \
-                 pid {}, since {}, ticket {ticket} ({})",
-                holder.loop_name(),
-                holder.pid(),
-                holder.started_at(),
-                path.display()
-            );
-        }
-        _ => "conflict".to_owned(),
-    };
-    let held = match holder.mode() {
-        LockMode::Shared => "held shared",
-        LockMode::Exclusive => "held",
-    };
-    format!(
-        "{why}: {held} by {} ({})",
-        describe_holder(&name, holder),
-        path.display()
-    )
 }
 
 /// `loop L, instance I, pid P, since T`.
@@ -156,11 +100,7 @@ impl ListingJson {
     pub(crate) fn new(running_dir: &Path, listing: &LockListing) -> Self {
         Self {
             running_dir: JsonPath(running_dir.to_path_buf()),
-            locks: listing
-                .locks()
-                .iter()
-                .map(|lock| LockJson::new(running_dir, lock))
-                .collect(),
+            locks: listing.locks().iter().map(LockJson::new).collect(),
             problems: listing.problems().iter().map(ProblemJson::new).collect(),
             reclaimed: JsonPath::all(listing.reclaimed()),
             orphans: JsonPath::all(listing.orphans()),
@@ -201,27 +141,20 @@ pub(crate) struct LockJson {
     name: JsonPath,
     path: JsonPath,
     /// `"flock"` or `"pid"`.
-    liveness: &'static str,
+    liveness: Liveness,
     #[serde(flatten)]
     record: RecordJson,
 }
 
 impl LockJson {
-    fn new(running_dir: &Path, lock: &LiveLock) -> Self {
+    fn new(lock: &LiveLock) -> Self {
         Self {
             // From the path, not `lock_name()`, which is text for people.
-            name: JsonPath(lock_name(running_dir, lock.path())),
+            name: JsonPath(lock_name_of(lock.path())),
             path: JsonPath(lock.path().to_path_buf()),
-            liveness: liveness_name(lock.liveness()),
+            liveness: lock.liveness(),
             record: RecordJson::new(lock.record()),
         }
-    }
-}
-
-pub(crate) fn liveness_name(liveness: Liveness) -> &'static str {
-    match liveness {
-        Liveness::Flock => "flock",
-        Liveness::Pid => "pid",
     }
 }
 
@@ -246,34 +179,17 @@ pub(crate) struct ProblemJson {
 
 impl ProblemJson {
     fn new(problem: &ScanProblem) -> Self {
-        let (mut moved_to, mut pid) = (None, None);
-        let (kind, reason) = match problem.kind() {
-            ProblemKind::NotRegular { file_kind } => ("not_regular", file_kind.to_string()),
-            ProblemKind::Unreadable { reason } => ("unreadable", reason.clone()),
-            ProblemKind::BlocksHeldInvalid { reason } => ("held_invalid", reason.clone()),
-            ProblemKind::BlocksMaybeLive {
-                reason,
-                pid: live_pid,
-            } => {
-                pid = *live_pid;
-                ("invalid_maybe_live", reason.clone())
-            }
-            ProblemKind::MovedAside {
-                reason,
-                moved_to: to,
-            } => {
-                moved_to.clone_from(to);
-                ("invalid", reason.clone())
-            }
-            ProblemKind::WouldMoveAside { reason } => ("invalid_stale", reason.clone()),
-            ProblemKind::ReclaimFailed { reason } => ("reclaim_failed", reason.clone()),
-            _ => ("other", String::new()),
+        let kind = problem.kind();
+        let (moved_to, pid) = match kind {
+            ProblemKind::MovedAside { moved_to, .. } => (moved_to.clone(), None),
+            ProblemKind::BlocksMaybeLive { pid, .. } => (None, *pid),
+            _ => (None, None),
         };
         Self {
             path: JsonPath(problem.path().to_path_buf()),
-            kind,
+            kind: kind.as_str(),
             blocks: problem.blocks(),
-            reason,
+            reason: kind.reason().to_owned(),
             moved_to: moved_to.map(JsonPath),
             pid,
             message: problem.to_string(),
@@ -289,10 +205,10 @@ pub(crate) struct CheckJson {
 }
 
 impl CheckJson {
-    pub(crate) fn new(running_dir: &Path, conflict: Option<&Conflict>) -> Self {
+    pub(crate) fn new(conflict: Option<&Conflict>) -> Self {
         Self {
             free: conflict.is_none(),
-            conflict: conflict.map(|c| ConflictJson::new(running_dir, c)),
+            conflict: conflict.map(ConflictJson::new),
         }
     }
 }
@@ -319,38 +235,26 @@ pub(crate) struct ConflictJson {
 }
 
 impl ConflictJson {
-    fn new(running_dir: &Path, conflict: &Conflict) -> Self {
-        let (mut ours, mut theirs, mut reason, mut ticket) = (None, None, None, None);
-        let rule = match conflict.rule() {
-            ConflictRule::Overlap {
-                ours: our_path,
-                theirs: their_path,
-            } => {
-                (ours, theirs) = (Some(our_path.clone()), Some(their_path.clone()));
-                "overlap"
+    fn new(conflict: &Conflict) -> Self {
+        let rule = conflict.rule();
+        let (ours, theirs, reason, ticket) = match rule {
+            ConflictRule::Overlap { ours, theirs } => {
+                (Some(ours.clone()), Some(theirs.clone()), None, None)
             }
-            ConflictRule::Singleton => "singleton",
-            ConflictRule::SameName => "same_name",
-            ConflictRule::Unreadable { reason: why } => {
-                reason = Some(why.clone());
-                "unreadable"
-            }
-            ConflictRule::Waiting { ticket: number } => {
-                ticket = Some(*number);
-                "waiting"
-            }
-            _ => "other",
+            ConflictRule::Unreadable { reason } => (None, None, Some(reason.clone()), None),
+            ConflictRule::Waiting { ticket } => (None, None, None, Some(*ticket)),
+            _ => (None, None, None, None),
         };
         Self {
-            rule,
+            rule: rule.as_str(),
             ours,
             theirs,
             reason,
             ticket,
             path: JsonPath(conflict.lock_path().to_path_buf()),
-            name: JsonPath(lock_name(running_dir, conflict.lock_path())),
+            name: JsonPath(conflict.lock_name()),
             holder: conflict.holder().map(RecordJson::new),
-            message: describe_conflict(running_dir, conflict),
+            message: conflict.to_string(),
         }
     }
 }
@@ -382,7 +286,7 @@ pub(crate) fn listing_text(running_dir: &Path, listing: &LockListing) -> String 
                         },
                     record.pid().to_string(),
                     record.started_at().to_owned(),
-                    liveness_name(lock.liveness()).to_owned(),
+                    lock.liveness().to_string(),
                     record.scope().join(" "),
                 ]
             })
@@ -443,16 +347,6 @@ fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_names_are_relative_to_the_directory_without_the_suffix() {
-        let dir = Path::new("/r/.loops/.running");
-        assert_eq!(lock_name(dir, &dir.join("docs.lock")), Path::new("docs"));
-        assert_eq!(
-            lock_name(dir, &dir.join("gen/run-1.lock")),
-            Path::new("gen/run-1")
-        );
-    }
 
     #[test]
     fn tables_align_columns_and_leave_the_last_unpadded() {

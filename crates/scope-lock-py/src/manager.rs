@@ -13,8 +13,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use scope_lock::{
-    AcquireError, Conflict, ConflictRule, LockManager, LockMode, LockRecord, LockRequest,
-    ProblemKind,
+    AcquireError, Conflict, Liveness, LockManager, LockMode, LockRecord, LockRequest, ProblemKind,
 };
 use serde_json::{Map, Value};
 
@@ -65,16 +64,23 @@ impl Manager {
                 wait::acquire_until(py, &self.locks, &request, deadline, cancel)?
             }
         };
-        match outcome {
+        let refused = match outcome {
             Ok(guard) => {
                 let record = record_dict(py, guard.record())?;
-                Ok((Some(held::keep(self.id, name, guard)), record))
+                return Ok((Some(held::keep(self.id, name, guard)), record));
             }
-            Err(AcquireError::Conflict(conflict)) => {
-                Ok((None, conflict_dict(py, &conflict, false)?))
+            Err(refused) => refused,
+        };
+        match &refused {
+            AcquireError::Conflict(conflict) | AcquireError::Timeout(conflict) => {
+                let dict = conflict_dict(py, conflict)?;
+                dict.set_item("timed_out", refused.is_timeout())?;
+                // The library's whole line: "scope is locked: ..." or "timed out waiting for
+                // scope: ...".
+                dict.set_item("message", refused.to_string())?;
+                Ok((None, dict))
             }
-            Err(AcquireError::Timeout(conflict)) => Ok((None, conflict_dict(py, &conflict, true)?)),
-            Err(AcquireError::Failed(err)) => Err(errors::to_py(py, &err)),
+            AcquireError::Failed(err) => Err(errors::to_py(py, err)),
         }
     }
 
@@ -132,23 +138,13 @@ impl Manager {
         caller_singleton: bool,
         caller_shared: bool,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        // The crate also refuses a request whose own lock file name is held. The original's
-        // find_conflict knows no lock file name, so the question is asked under an instance id
-        // that no lock file has: only the overlap and singleton rules (and unreadable held
-        // files) can answer. A missing caller name cannot be a singleton's, which the original
-        // also requires; the placeholder name is then never compared with anything.
+        // The loop name counts only for a singleton, which the original also gives a name.
         let singleton = caller_singleton && caller_loop_name.is_some();
-        let loop_name = caller_loop_name.unwrap_or_else(|| "scope-lock-py-query".to_owned());
-        let probe_id = format!(
-            "scope-lock-py-query-{}-{}",
-            std::process::id(),
-            held::next_id()
-        );
-        let request =
-            request(loop_name, scope, Some(probe_id), singleton).with_mode(mode(caller_shared));
-        let found = py.detach(|| self.locks.find_conflict(&request));
+        let request = request(caller_loop_name.unwrap_or_default(), scope, None, singleton)
+            .with_mode(mode(caller_shared));
+        let found = py.detach(|| self.locks.find_scope_conflict(&request));
         match found {
-            Ok(Some(conflict)) => conflict_dict(py, &conflict, false).map(Some),
+            Ok(Some(conflict)) => conflict_dict(py, &conflict).map(Some),
             Ok(None) => Ok(None),
             Err(err) => Err(errors::to_py(py, &err)),
         }
@@ -264,13 +260,10 @@ fn request(
     instance_id: Option<String>,
     singleton: bool,
 ) -> LockRequest {
-    let mut request = LockRequest::new(loop_name)
+    LockRequest::new(loop_name)
         .scope(scope)
-        .singleton(singleton);
-    if let Some(id) = instance_id {
-        request = request.instance_id(id);
-    }
-    request
+        .optional_instance_id(instance_id)
+        .singleton(singleton)
 }
 
 fn mode(shared: bool) -> LockMode {
@@ -290,38 +283,26 @@ fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py,
     dict.set_item("pid", record.pid())?;
     dict.set_item("started_at", record.started_at())?;
     dict.set_item("singleton", record.singleton())?;
-    dict.set_item("liveness", record.is_flock_liveness().then_some("flock"))?;
+    let liveness = record.is_flock_liveness().then_some(Liveness::Flock);
+    dict.set_item("liveness", liveness.map(Liveness::as_str))?;
     dict.set_item("mode", record.mode().as_str())?;
     Ok(dict)
 }
 
-fn conflict_dict<'py>(
-    py: Python<'py>,
-    conflict: &Conflict,
-    timed_out: bool,
-) -> PyResult<Bound<'py, PyDict>> {
+/// A conflict as the keys `ScopeConflict` is made of; `message` is the library's own line.
+fn conflict_dict<'py>(py: Python<'py>, conflict: &Conflict) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
-    dict.set_item("timed_out", timed_out)?;
+    dict.set_item("timed_out", false)?;
     dict.set_item("message", conflict.to_string())?;
     dict.set_item("lock_path", conflict.lock_path().to_string_lossy())?;
+    dict.set_item("lock_name", conflict.lock_name().to_string_lossy())?;
     dict.set_item("held_by_this_process", conflict.is_held_by_this_process())?;
     let holder = conflict
         .holder()
         .map(|record| record_dict(py, record))
         .transpose()?;
     dict.set_item("holder", holder)?;
-    let (rule, detail): (&str, Option<String>) = match conflict.rule() {
-        ConflictRule::Overlap { ours, theirs } => {
-            ("overlap", Some(format!("{ours} overlaps {theirs}")))
-        }
-        ConflictRule::Singleton => ("singleton", None),
-        ConflictRule::SameName => ("same_name", None),
-        ConflictRule::Unreadable { reason } => ("unreadable", Some(reason.clone())),
-        ConflictRule::Waiting { ticket } => ("waiting", Some(format!("ticket {ticket}"))),
-        _ => ("other", None),
-    };
-    dict.set_item("rule", rule)?;
-    dict.set_item("detail", detail)?;
+    dict.set_item("rule", conflict.rule().as_str())?;
     Ok(dict)
 }
 

@@ -369,8 +369,8 @@ def test_python_and_rust_holders_exclude_each_other(manager: LockManager, loops_
                     python_refused_by_rust=1, rust_refused_by_python=1)
 
 
-def test_python_and_the_command_line_exclude_each_other(loops_dir: Path, project: Path, actor, spawn,
-                                                       cli: Path) -> None:
+def test_python_and_the_command_line_exclude_each_other(manager: LockManager, loops_dir: Path, project: Path,
+                                                       actor, spawn, cli: Path) -> None:
     src = str(project / "src")
     # The command line holds src while its command runs (the command ends with its stdin).
     holder = spawn([str(cli), "run", "--loops-dir", str(loops_dir), "--name", "cli-loop", "--scope", src,
@@ -386,6 +386,11 @@ def test_python_and_the_command_line_exclude_each_other(loops_dir: Path, project
                               "--scope", src, "--", "false"], capture_output=True, text=True, timeout=TIMEOUT_S)
     assert refused.returncode == 75, refused.stderr
     assert "held by loop `py-loop`" in refused.stderr, refused.stderr
+    # The same conflict reads the same from both: the library's one line.
+    with pytest.raises(ScopeConflict) as raised:
+        with manager.hold("cli-loop", [src]):
+            pytest.fail("entered a held scope")
+    assert refused.stderr == f"scope-lock: busy: {str(raised.value).removeprefix('scope is locked: ')}\n"
     python.send("release")
     assert python.line() == "released"
     done = subprocess.run([str(cli), "run", "--loops-dir", str(loops_dir), "--name", "cli-loop",

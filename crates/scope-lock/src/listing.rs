@@ -280,7 +280,6 @@ impl FileKind {
     }
 }
 
-
 impl ScanProblem {
     /// The file.
     pub fn path(&self) -> &Path {

@@ -60,7 +60,7 @@ pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure
         "{}: {}, liveness {}, scope {}",
         path.display(),
         output::describe_holder(lock.lock_name(), record),
-        output::liveness_name(lock.liveness()),
+        lock.liveness(),
         record.scope().join(" "),
     );
     let file = LockFile::at(&path).map_err(|err| {

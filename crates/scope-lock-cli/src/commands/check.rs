@@ -1,31 +1,36 @@
 //! `scope-lock check`: would an acquire conflict right now?
 
-use scope_lock::LockManager;
+use scope_lock::{Conflict, Error, LockManager};
 
 use crate::cli::CheckArgs;
 use crate::exit::{self, Failure};
 use crate::output::{self, CheckJson};
 
 pub(crate) fn check(manager: &LockManager, args: &CheckArgs) -> Result<u8, Failure> {
-    let request = args.request();
-    let conflict = manager.find_conflict(&request)?;
-    let running_dir = manager.running_dir();
+    let conflict = find(manager, args)?;
     if args.json {
-        output::print_json(&CheckJson::new(running_dir, conflict.as_ref()))?;
+        output::print_json(&CheckJson::new(conflict.as_ref()))?;
     }
     match conflict {
         None => {
             if !args.json {
-                output::print_text(&format!("free: {}\n", request.scope_entries().join(" ")))?;
+                output::print_text(&format!("free: {}\n", args.scope.join(" ")))?;
             }
             Ok(exit::SUCCESS)
         }
         Some(conflict) => {
-            eprintln!(
-                "scope-lock: busy: {}",
-                output::describe_conflict(running_dir, &conflict)
-            );
+            eprintln!("scope-lock: busy: {conflict}");
             Ok(exit::CONTENTION)
         }
+    }
+}
+
+/// What would block an acquire: of this loop (and instance) with --name, else of the scope by
+/// any name.
+fn find(manager: &LockManager, args: &CheckArgs) -> Result<Option<Conflict>, Error> {
+    let request = args.request();
+    match args.name {
+        Some(_) => manager.find_conflict(&request),
+        None => manager.find_scope_conflict(&request),
     }
 }

@@ -32,12 +32,10 @@ use signal_hook::low_level::siginfo::Cause;
 
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
-use crate::output;
 use crate::process;
 
 pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
     let request = args.lock.request();
-    let running_dir = manager.running_dir();
     let acquired = if args.wait {
         // Printed once, when the wait starts (as cargo does); quiet after that.
         let mut report = |wait: &Waiting<'_>| {
@@ -45,7 +43,7 @@ pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
                 eprintln!(
                     "Blocking: waiting for scope {}: {}",
                     scope_display(&request),
-                    output::describe_conflict(running_dir, wait.conflict())
+                    wait.conflict()
                 );
             }
         };
@@ -62,10 +60,7 @@ pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
                 } else {
                     "busy"
                 };
-                eprintln!(
-                    "scope-lock: {what}: {}",
-                    output::describe_conflict(running_dir, conflict)
-                );
+                eprintln!("scope-lock: {what}: {conflict}");
             }
             return Ok(exit::CONTENTION);
         }

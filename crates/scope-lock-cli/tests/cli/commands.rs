@@ -221,6 +221,34 @@ fn check_exits_0_when_free_and_75_with_the_holder_when_not() -> TestResult {
     Ok(())
 }
 
+/// Without --name, `check` asks about the scope alone: no lock file name, however it is
+/// spelled, makes a disjoint scope busy; with --name, a live lock of that name does.
+#[test]
+fn check_without_a_name_asks_about_the_scope_alone() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = sandbox.hold("scope-lock-check", &["--scope", "src"])?;
+    let free = sandbox.run(&["check", "--scope", "docs"])?;
+    assert_eq!(free.code(), 0, "{}", free.stderr);
+    let named = sandbox.run(&["check", "--name", "scope-lock-check", "--scope", "docs"])?;
+    assert_eq!(named.code(), 75);
+    assert!(
+        named
+            .stderr
+            .contains("lock name `scope-lock-check` is taken"),
+        "{}",
+        named.stderr
+    );
+    let nameless_singleton = sandbox.run(&["check", "--singleton", "--scope", "docs"])?;
+    assert_eq!(
+        nameless_singleton.code(),
+        2,
+        "{}",
+        nameless_singleton.stderr
+    );
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+    Ok(())
+}
+
 #[test]
 fn clean_reclaims_stale_locks_and_leaves_live_locks_and_other_files_alone() -> TestResult {
     let sandbox = Sandbox::new()?;

@@ -222,10 +222,10 @@ class ScopeConflict(Exception):
         return self.holder.started_at if self.holder else None
 
     @classmethod
-    def _from_native(cls, conflict: _native.Conflict, prefix: str = "scope is locked: ") -> ScopeConflict:
+    def _from_native(cls, conflict: _native.Conflict) -> ScopeConflict:
         holder = conflict["holder"]
         return cls(
-            prefix + conflict["message"],
+            conflict["message"],
             holder=None if holder is None else ScopeLock.from_dict(holder),
             rule=conflict["rule"],
             lock_path=conflict["lock_path"],
@@ -240,7 +240,7 @@ class ScopeTimeout(ScopeConflict, TimeoutError):
 
 def _conflict_error(conflict: _native.Conflict) -> ScopeConflict:
     if conflict["timed_out"]:
-        return ScopeTimeout._from_native(conflict, "timed out waiting for scope: ")
+        return ScopeTimeout._from_native(conflict)
     return ScopeConflict._from_native(conflict)
 
 
@@ -287,9 +287,8 @@ async def _settled(future: asyncio.Future[Any]) -> bool:
 
 def _stand_in(conflict: _native.Conflict) -> ScopeLock:
     """A ``ScopeLock`` for a conflict whose holder's record cannot be read."""
-    name = Path(conflict["lock_path"]).name
     return ScopeLock(
-        loop_name=name[: -len(".lock")] if name.endswith(".lock") else name,
+        loop_name=conflict["lock_name"],
         scope=[],
         pid=0,
         started_at="",

@@ -37,12 +37,15 @@ class Conflict(TypedDict):
     """Why an acquire was refused (or timed out), and by whom (``None``: unreadable)."""
 
     timed_out: bool
+    #: The library's own line: "scope is locked: ...", "timed out waiting for scope: ...", or,
+    #: from ``find_conflict``, the conflict alone.
     message: str
     lock_path: str
+    #: The blocking lock file's name below ``.running/``, without ``.lock``.
+    lock_name: str
     held_by_this_process: bool
     holder: Record | None
     rule: str
-    detail: str | None
 
 @final
 class Manager:
