@@ -18,7 +18,7 @@ use serde_json::json;
 const WAIT_MS: u64 = 60_000;
 
 #[test]
-fn ac1_processes_waiting_for_one_scope_all_get_it_in_arrival_order() -> TestResult {
+fn processes_waiting_for_one_scope_all_get_it_in_arrival_order() -> TestResult {
     let which = Impl::from_env();
     let (f, scope) = project()?;
     let waiters: u64 = if soak() { 24 } else { 6 };
@@ -82,7 +82,7 @@ fn ac1_processes_waiting_for_one_scope_all_get_it_in_arrival_order() -> TestResu
     let report = witness::check(&text)?;
     let handoffs = handoff_micros(&text);
     record_evidence(
-        "ac1_processes_waiting_for_one_scope_all_get_it_in_arrival_order",
+        "processes_waiting_for_one_scope_all_get_it_in_arrival_order",
         &json!({
             "waiters": waiters,
             "held": order.len(),
@@ -140,7 +140,7 @@ fn percentile(values: &[u64], p: usize) -> u64 {
 }
 
 #[test]
-fn ac1_a_waiter_gets_the_scope_when_its_holder_is_killed() -> TestResult {
+fn a_waiter_gets_the_scope_when_its_holder_is_killed() -> TestResult {
     // A holder's death ends its flock and closes its lock file; that close is what wakes the
     // waiter (nothing polls a lock of ours), so a waiter that slept through it would time out.
     let which = Impl::from_env();

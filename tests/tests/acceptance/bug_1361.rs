@@ -21,7 +21,7 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
-fn ac1_a_sigkilled_waiter_does_not_block_the_waiters_behind_it() -> TestResult {
+fn a_sigkilled_waiter_does_not_block_the_waiters_behind_it() -> TestResult {
     let which = Impl::from_env();
     let (f, scope) = project()?;
     let holder = f.spawn_holder(&scope)?;
@@ -72,7 +72,7 @@ fn ac1_a_sigkilled_waiter_does_not_block_the_waiters_behind_it() -> TestResult {
         0
     };
     record_evidence(
-        "ac1_a_sigkilled_waiter_does_not_block_the_waiters_behind_it",
+        "a_sigkilled_waiter_does_not_block_the_waiters_behind_it",
         &json!({
             "waiters": count,
             "killed": count.div_ceil(2),

@@ -71,7 +71,7 @@ fn assert_fleet_complete(report: &FleetReport) {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn ac1_release_tolerates_a_concurrent_delete() -> TestResult {
+fn release_tolerates_a_concurrent_delete() -> TestResult {
     let (f, scope) = project()?;
     let locker = f.locker(which());
     for round in 0..20 {
@@ -91,7 +91,7 @@ fn ac1_release_tolerates_a_concurrent_delete() -> TestResult {
 }
 
 #[test]
-fn ac1_release_after_the_file_is_gone_is_ok() -> TestResult {
+fn release_after_the_file_is_gone_is_ok() -> TestResult {
     let (f, scope) = project()?;
     let locker = f.locker(which());
     let held = acquire(&locker, "loop", &scope);
@@ -108,7 +108,7 @@ fn ac1_release_after_the_file_is_gone_is_ok() -> TestResult {
 }
 
 #[test]
-fn ac1_release_frees_the_name_for_the_next_holder() -> TestResult {
+fn release_frees_the_name_for_the_next_holder() -> TestResult {
     // Idempotence is by construction: `release` consumes the guard, so a second release does
     // not compile (the `compile_fail` example on `ScopeGuard::release`), and the drop that
     // follows it finds nothing left to do. What remains to show is that one release really
@@ -127,10 +127,10 @@ fn ac1_release_frees_the_name_for_the_next_holder() -> TestResult {
 }
 
 #[test]
-fn ac1_many_processes_release_without_error() {
+fn many_processes_release_without_error() {
     let report = fleet();
     record_evidence(
-        "ac1_many_processes_release_without_error",
+        "many_processes_release_without_error",
         &report.evidence(&[
             "workers",
             "cycles",
@@ -161,7 +161,7 @@ fn ac1_many_processes_release_without_error() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn ac2_lock_file_is_flocked_while_held_probed_from_another_process() -> TestResult {
+fn lock_file_is_flocked_while_held_probed_from_another_process() -> TestResult {
     let (f, scope) = project()?;
     let locker = f.locker(which());
     for round in 0..10 {
@@ -183,10 +183,10 @@ fn ac2_lock_file_is_flocked_while_held_probed_from_another_process() -> TestResu
 }
 
 #[test]
-fn ac2_every_hold_in_the_fleet_is_flocked() {
+fn every_hold_in_the_fleet_is_flocked() {
     let report = fleet();
     record_evidence(
-        "ac2_every_hold_in_the_fleet_is_flocked",
+        "every_hold_in_the_fleet_is_flocked",
         &report.evidence(&["workers", "holds", "probes", "unheld_probes"]),
     );
     assert_fleet_complete(report);
@@ -206,10 +206,10 @@ fn ac2_every_hold_in_the_fleet_is_flocked() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn ac3_scanners_never_see_partial_records() {
+fn scanners_never_see_partial_records() {
     let report = fleet();
     record_evidence(
-        "ac3_scanners_never_see_partial_records",
+        "scanners_never_see_partial_records",
         &report.evidence(&[
             "workers",
             "holds",
@@ -237,10 +237,10 @@ fn ac3_scanners_never_see_partial_records() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn ac4_eight_processes_never_hold_at_once() {
+fn eight_processes_never_hold_at_once() {
     let report = fleet();
     record_evidence(
-        "ac4_eight_processes_never_hold_at_once",
+        "eight_processes_never_hold_at_once",
         &report.evidence(&[
             "workers",
             "cycles",
@@ -272,7 +272,7 @@ fn ac4_eight_processes_never_hold_at_once() {
 }
 
 #[test]
-fn ac4_processes_released_together_never_both_win() -> TestResult {
+fn processes_released_together_never_both_win() -> TestResult {
     let (f, scope) = project()?;
     let mut double_wins = 0;
     let rounds = if soak() { 200 } else { 20 };
@@ -300,7 +300,7 @@ fn ac4_processes_released_together_never_both_win() -> TestResult {
         }
     }
     record_evidence(
-        "ac4_processes_released_together_never_both_win",
+        "processes_released_together_never_both_win",
         &json!({"rounds": rounds, "contenders": 4, "rounds_without_exactly_one_winner": double_wins}),
     );
     assert_eq!(
@@ -315,7 +315,7 @@ fn ac4_processes_released_together_never_both_win() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn ac5_release_spares_a_name_reacquired_by_another_holder() -> TestResult {
+fn release_spares_a_name_reacquired_by_another_holder() -> TestResult {
     let (f, scope) = project()?;
     let locker = f.locker(which());
     let old = acquire(&locker, "loop", &scope);
@@ -346,7 +346,7 @@ fn ac5_release_spares_a_name_reacquired_by_another_holder() -> TestResult {
 }
 
 #[test]
-fn ac5_forked_child_never_releases_its_parents_lock() -> TestResult {
+fn forked_child_never_releases_its_parents_lock() -> TestResult {
     let (f, scope) = project()?;
     let output = Command::new(worker())
         .arg("fork-release")
@@ -375,7 +375,7 @@ fn ac5_forked_child_never_releases_its_parents_lock() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn ac6_sigkilled_holder_is_reclaimed_by_the_next_acquirer() -> TestResult {
+fn sigkilled_holder_is_reclaimed_by_the_next_acquirer() -> TestResult {
     let (f, scope) = project()?;
     let request = LockRequest::new("next").scope([scope.as_str()]);
     for round in 0..5 {
@@ -399,7 +399,7 @@ fn ac6_sigkilled_holder_is_reclaimed_by_the_next_acquirer() -> TestResult {
 }
 
 #[test]
-fn ac6_holders_killed_at_random_points_never_wedge_the_scope() -> TestResult {
+fn holders_killed_at_random_points_never_wedge_the_scope() -> TestResult {
     let (f, scope) = project()?;
     let locks = &f.locks;
     let request = LockRequest::new("survivor").scope([scope.as_str()]);
@@ -460,14 +460,14 @@ fn ac6_holders_killed_at_random_points_never_wedge_the_scope() -> TestResult {
         );
     }
     record_evidence(
-        "ac6_holders_killed_at_random_points_never_wedge_the_scope",
+        "holders_killed_at_random_points_never_wedge_the_scope",
         &json!({"kills": rounds, "stale_locks_found_after_scans": reclaimed}),
     );
     Ok(())
 }
 
 #[test]
-fn ac6_reclaim_trusts_the_flock_not_a_live_pid() -> TestResult {
+fn reclaim_trusts_the_flock_not_a_live_pid() -> TestResult {
     // A holder that died with its pid recycled: the record names a live process (this one,
     // and pid 1), but nothing holds the flock.
     let (f, scope) = project()?;
@@ -499,7 +499,7 @@ fn ac6_reclaim_trusts_the_flock_not_a_live_pid() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn ac8_prefix_port_admits_two_holders() -> TestResult {
+fn prefix_port_admits_two_holders() -> TestResult {
     let (f, scope) = project()?;
     let loops_dir = f.loops_dir();
     let scope = [scope];
@@ -524,7 +524,7 @@ fn ac8_prefix_port_admits_two_holders() -> TestResult {
 }
 
 #[test]
-fn ac8_prefix_port_holds_nothing_after_acquire() -> TestResult {
+fn prefix_port_holds_nothing_after_acquire() -> TestResult {
     let (f, scope) = project()?;
     let port = PrefixLockManager::new(&f.loops_dir());
     assert!(port.acquire("a", &[scope])?);
@@ -533,7 +533,7 @@ fn ac8_prefix_port_holds_nothing_after_acquire() -> TestResult {
 }
 
 #[test]
-fn ac8_prefix_port_release_fails_with_not_found_when_raced() -> TestResult {
+fn prefix_port_release_fails_with_not_found_when_raced() -> TestResult {
     let (f, scope) = project()?;
     let port = PrefixLockManager::new(&f.loops_dir());
     assert!(port.acquire("a", &[scope])?);
@@ -549,7 +549,7 @@ fn ac8_prefix_port_release_fails_with_not_found_when_raced() -> TestResult {
 }
 
 #[test]
-fn ac8_prefix_port_readers_see_an_empty_lock_file() -> TestResult {
+fn prefix_port_readers_see_an_empty_lock_file() -> TestResult {
     let (f, scope) = project()?;
     let loops_dir = f.loops_dir();
     let path = f.running().join("a.lock");

@@ -52,7 +52,7 @@ fn held(attempt: Attempt, what: &str) -> Held {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn bug525_two_acquires_started_together_never_both_win() -> TestResult {
+fn two_acquires_started_together_never_both_win() -> TestResult {
     let (f, scope) = project()?;
     // Each round is over in well under a millisecond, and a round only catches the pre-fix
     // port when both threads are on a core at once: on two busy cores, 200 rounds once went
@@ -98,7 +98,7 @@ fn bug525_two_acquires_started_together_never_both_win() -> TestResult {
         }
     }
     record_evidence(
-        "bug525_two_acquires_started_together_never_both_win",
+        "two_acquires_started_together_never_both_win",
         &json!({"rounds": rounds, "rounds_both_won": both_won}),
     );
     assert_eq!(
@@ -116,7 +116,7 @@ fn bug525_two_acquires_started_together_never_both_win() -> TestResult {
 /// `EPERM`, which means alive. The acquirer runs as `nobody` (as root, the test drops to it;
 /// as an ordinary user, pid 1 is such a process and the test process acquires itself).
 #[test]
-fn bug526_a_lock_whose_pid_answers_eperm_is_kept_and_blocks() -> TestResult {
+fn a_lock_whose_pid_answers_eperm_is_kept_and_blocks() -> TestResult {
     let (f, scope) = project()?;
     let is_root = rustix::process::geteuid().is_root();
     // As root, a process of root that is not the acquirer's ancestor: an idle worker.
@@ -159,7 +159,7 @@ fn bug526_a_lock_whose_pid_answers_eperm_is_kept_and_blocks() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn bug1360_release_removes_exactly_the_lock_its_guard_acquired() -> TestResult {
+fn release_removes_exactly_the_lock_its_guard_acquired() -> TestResult {
     let (f, scope) = project()?;
     let other = f.scope_dir("other")?;
     // A retry under another instance id, as in the original's bug: two locks of one loop.

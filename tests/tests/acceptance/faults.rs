@@ -30,7 +30,7 @@ fn a_process_killed_at_any_step_of_acquire_or_release_leaves_nothing_that_blocks
     for step in PAUSE_STEPS {
         if step.starts_with("wait:") {
             // Reached only by a blocked waiter; one killed there is bug_1361's test
-            // (ac1_a_sigkilled_waiter_does_not_block_the_waiters_behind_it).
+            // (a_sigkilled_waiter_does_not_block_the_waiters_behind_it).
             continue;
         }
         for round in 0..per_step {

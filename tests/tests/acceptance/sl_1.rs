@@ -38,7 +38,7 @@ impl Drop for Resume {
 }
 
 #[test]
-fn ac1_a_stopped_sentinel_holder_delays_others_by_their_bound_and_is_named() -> TestResult {
+fn a_stopped_sentinel_holder_delays_others_by_their_bound_and_is_named() -> TestResult {
     let which = Impl::from_env();
     let (f, _scope) = project()?;
     let locks = f.locks.clone().with_sentinel_bound(BOUND);
@@ -113,7 +113,7 @@ fn ac1_a_stopped_sentinel_holder_delays_others_by_their_bound_and_is_named() -> 
     assert_eq!(again.path(), lock_file);
     again.release()?;
     record_evidence(
-        "ac1_a_stopped_sentinel_holder_delays_others_by_their_bound_and_is_named",
+        "a_stopped_sentinel_holder_delays_others_by_their_bound_and_is_named",
         &json!({
             "bound_ms": BOUND.as_millis(),
             "busy_after_ms": busy_after.as_millis(),

@@ -171,14 +171,14 @@ pub(crate) fn sample() -> Report {
                     status: Status::Pass,
                     reasons: vec![],
                     tests: vec![TestReport {
-                        test: "bug_423::ac4_eight_processes_never_hold_at_once".into(),
+                        test: "bug_423::eight_processes_never_hold_at_once".into(),
                         outcome: Some(Outcome::Passed),
                         message: None,
                         evidence: evidence.clone(),
                         evidence_error: None,
                     }],
                     against_prefix: vec![PrefixReport {
-                        test: "bug_423::ac4_eight_processes_never_hold_at_once".into(),
+                        test: "bug_423::eight_processes_never_hold_at_once".into(),
                         symptom: "two holders".into(),
                         outcome: Some(Outcome::Failed),
                         symptom_found: true,
