@@ -194,7 +194,8 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
 }
 
 /// Seconds the workspace's tests may take on one mutant in stage 2, unless `--timeout` says
-/// otherwise: they took 20 to 45 s on 2 loaded cores (README, "Mutation testing").
+/// otherwise: several times what they take on a loaded 2-core machine (docs/contributing.md,
+/// "Mutation testing", says how long).
 const WORKSPACE_TIMEOUT_SECS: u32 = 240;
 
 /// Where, under `<target>/mutants/`, stage 2 writes its `mutants.out/`.

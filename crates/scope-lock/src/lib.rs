@@ -40,7 +40,7 @@
 //!   lock files themselves, the pause points of the fault-injection tests, and the test
 //!   fixture (`testing`). Not part of the stable API.
 //!
-//! Unix only (Linux and macOS); see the README's "Platforms".
+//! Unix only (Linux and macOS); see docs/contributing.md, "Platforms".
 
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_code)]

@@ -588,7 +588,7 @@ fn clean_removes_a_killed_waiters_ticket_and_live_waiters_still_go_in_order() ->
 }
 
 // ---------------------------------------------------------------------------------------------
-// What a failure says, and JSON for any file name (issue 17, defects 11 and 12)
+// What a failure says, and JSON for any file name (SL-12)
 // ---------------------------------------------------------------------------------------------
 
 /// Asserts that a failure's message names `path` and says `reason` in the system's words.

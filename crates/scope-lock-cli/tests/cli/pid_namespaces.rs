@@ -1,4 +1,4 @@
-//! Issue 17, defect 1: a pid is a number in one pid namespace, and two namespaces that share a
+//! SL-13: a pid is a number in one pid namespace, and two namespaces that share a
 //! lock directory each have their own pid 2. A nested `scope-lock run` may take its ancestor's
 //! scope (the original's ancestor rule), but only when the holder is proven to be its ancestor,
 //! never because some lock's recorded pid happens to equal an ancestor's number here.

@@ -1,6 +1,6 @@
 //! A lock directory shared by several users (a sticky, world-writable `.running/`, as an admin
 //! sets one up): one user's umask must not lock the others out, and one user's files that the
-//! others may not move must not make them leave links behind (issue 17, defects 6 and 9).
+//! others may not move must not make them leave links behind (SL-20, SL-21).
 //!
 //! Hostile tests: they need root, to run `scope-lock` as other users (see `support::hostile`).
 

@@ -1,7 +1,6 @@
 //! A co-user who may write `.running/` swaps a directory of ours (the waiting queue, a nested
 //! lock's directory) for a symlink to a directory elsewhere, back and forth, while scans run;
-//! or makes `.running/` itself a symlink. Nothing outside `.running/` may be removed (issue 17,
-//! defect 5).
+//! or makes `.running/` itself a symlink. Nothing outside `.running/` may be removed (SL-19).
 //!
 //! Hostile tests (see `support::hostile`); the swapping needs no other user, since the
 //! directories are the racer's to swap either way.

@@ -1,6 +1,6 @@
 //! The platform layer on Unixes other than Linux and Android (macOS, the BSDs): what Linux
 //! reads from `/proc` or learns from inotify and `statfs`, these systems do not offer here, so
-//! each function below is the weaker stand-in its caller expects (see README, "Platforms").
+//! each function below is the weaker stand-in its caller expects (docs/contributing.md, "Platforms").
 //!
 //! Kept apart from `linux/` and `unix.rs` because it is compiled only on those systems:
 //! mutation testing runs on Linux, where none of this is built, so `.cargo/mutants.toml` leaves
@@ -94,13 +94,13 @@ impl DirWatch {
     }
 }
 
-/// Without a `/proc` we only know our own parent; the chain stops there. See README
-/// ("Platforms").
+/// Without a `/proc` we only know our own parent; the chain stops there
+/// (docs/contributing.md, "Platforms").
 pub(crate) fn parent_of(_pid: u32) -> Option<u32> {
     None
 }
 
-/// Other Unixes: no detection (see README, "Platforms").
+/// Other Unixes: no detection (docs/contributing.md, "Platforms").
 pub(crate) fn unreliable_flock_filesystem(_file: &File) -> io::Result<Option<&'static str>> {
     Ok(None)
 }

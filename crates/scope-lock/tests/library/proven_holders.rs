@@ -1,4 +1,4 @@
-//! Issue 17, defect 1, on the real system: a lock counts as an ancestor's only when the
+//! SL-13, on the real system: a lock counts as an ancestor's only when the
 //! process that holds its flock is that ancestor. A record that names our parent, with our
 //! parent's real pid namespace and start time, but whose file someone else holds, blocks us:
 //! a pid number, and everything else in a record, can be copied; `/proc/locks` says who holds

@@ -661,7 +661,7 @@ enum FirstWord {
     Done(Result<(), AcquireError>),
 }
 
-/// Issue 17, defect 10: a request whose record readers could not read back is refused when it
+/// SL-15: a request whose record readers could not read back is refused when it
 /// is prepared, while the scope is held: before it takes a ticket nobody can order against,
 /// and before it waits for a scope it could never publish a lock for.
 #[test]
@@ -725,7 +725,7 @@ fn a_request_too_large_to_record_fails_before_it_takes_a_ticket_or_waits() -> Te
     Ok(())
 }
 
-/// Issue 17, defect 8: a live ticket with the highest number there is leaves no number for
+/// SL-14: a live ticket with the highest number there is leaves no number for
 /// the next waiter. That is an error naming the ticket, not an overflow (a panic in a debug
 /// build; in a release build number 0, ahead of everyone, or an empty range of numbers).
 #[test]
