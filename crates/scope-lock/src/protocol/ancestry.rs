@@ -556,4 +556,51 @@ mod tests {
         assert!(cut_after.is_ancestor(&the_parents(), PARENTS));
         assert_eq!(cut_after.chain_to_hand_on(), Some(vec![PARENT, 3]));
     }
+
+    /// On the running system, a lock this process holds through its own descriptor is proven
+    /// ours even when `/proc/locks` cannot name us alone: here another process shares the
+    /// flock (two `LOCK_SH` holders), so only our descriptors prove it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn our_own_descriptor_proves_a_shared_flock_ours_when_proc_locks_names_two_holders()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        struct Reaped(std::process::Child);
+        impl Drop for Reaped {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("x.lock");
+        let file = std::fs::File::create(&path)?;
+        #[allow(clippy::disallowed_methods)] // a shared flock, as a second holder takes one
+        file.lock_shared()?;
+        // flock(1) takes its own LOCK_SH, says so, and keeps it until its stdin closes.
+        let mut other = Reaped(
+            Command::new("flock")
+                .args(["--shared", "--nonblock"])
+                .arg(&path)
+                .args(["sh", "-c", "echo locked; exec cat"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?,
+        );
+        let stdout = other.0.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        assert_eq!(line, "locked\n", "flock(1) did not take the shared lock");
+        let id = sys::file_id(&file)?;
+
+        let record =
+            LockRecord::for_new_lock("x", Vec::new(), false, crate::mode::LockMode::Exclusive);
+        let mut ancestry = Ancestry::<System>::default();
+        assert!(ancestry.is_this_process(&record, id));
+        drop(other.0.stdin.take());
+        assert!(other.0.wait()?.success());
+        Ok(())
+    }
 }
