@@ -8,6 +8,8 @@
 mod bench;
 mod cargo;
 mod flags;
+#[cfg(test)]
+mod module_cycles;
 mod mutants;
 mod records;
 mod repro;
