@@ -113,17 +113,8 @@ impl Error {
 
     /// An error about a path, with no I/O error behind it.
     pub(crate) fn at_path(kind: ErrorKind, path: &Path, problem: impl fmt::Display) -> Self {
-        debug_assert_ne!(
-            kind,
-            ErrorKind::Io,
-            "an Io error needs its cause: use Error::io"
-        );
-        Self {
-            kind,
-            message: format!("{}: {problem}", path.display()),
-            path: Some(path.to_path_buf()),
-            source: None,
-        }
+        let message = format!("{}: {problem}", path.display());
+        Self::without_cause(kind, message, Some(path.to_path_buf()))
     }
 
     /// An error of etcd's (the etcd backend): `what` says what was asked of whom, `source` is
@@ -143,6 +134,10 @@ impl Error {
 
     /// An error about a caller's input, quoted in the message.
     pub(crate) fn input(kind: ErrorKind, message: String) -> Self {
+        Self::without_cause(kind, message, None)
+    }
+
+    fn without_cause(kind: ErrorKind, message: String, path: Option<PathBuf>) -> Self {
         debug_assert_ne!(
             kind,
             ErrorKind::Io,
@@ -151,7 +146,7 @@ impl Error {
         Self {
             kind,
             message,
-            path: None,
+            path,
             source: None,
         }
     }

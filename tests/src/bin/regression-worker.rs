@@ -149,6 +149,15 @@ fn say(line: &str) -> Result<(), String> {
         .map_err(|err| format!("stdout: {err}"))
 }
 
+/// The start barrier of a worker told when to go: `ready`, then the parent's line (into `line`).
+fn ready_then_go(stdin: &mut io::StdinLock<'_>, line: &mut String) -> Result<(), String> {
+    say("ready")?;
+    stdin
+        .read_line(line)
+        .map(drop)
+        .map_err(|err| format!("stdin: {err}"))
+}
+
 /// The start barrier: `ready`, then wait for the parent to close our stdin.
 fn ready_then_wait_for_start() -> Result<(), String> {
     say("ready")?;
@@ -343,12 +352,9 @@ fn attempt(args: &Args) -> Result<(), String> {
     let loops_dir = args.path("loops-dir")?;
     let name = args.get("name")?;
     let scope = vec![args.get("scope")?.to_owned()];
-    say("ready")?;
     let mut stdin = io::stdin().lock();
     let mut line = String::new();
-    stdin
-        .read_line(&mut line)
-        .map_err(|err| format!("stdin: {err}"))?;
+    ready_then_go(&mut stdin, &mut line)?;
 
     // The fix's full request (instance ids, singletons) goes straight to the library; the port
     // only knows names and scopes.
@@ -474,12 +480,9 @@ fn wait(args: &Args) -> Result<(), String> {
         }
         Err(_) => None,
     };
-    say("ready")?;
     let mut stdin = io::stdin().lock();
     let mut line = String::new();
-    stdin
-        .read_line(&mut line)
-        .map_err(|err| format!("stdin: {err}"))?;
+    ready_then_go(&mut stdin, &mut line)?;
 
     let deadline = Instant::now() + timeout;
     let outcome = match which {
@@ -570,12 +573,7 @@ fn wait_like_the_port(
 /// One cleaning listing (`list_locks`) on `go`, said line by line.
 fn list(args: &Args) -> Result<(), String> {
     let locks = LockManager::new(args.path("loops-dir")?);
-    say("ready")?;
-    let mut line = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|err| format!("stdin: {err}"))?;
+    ready_then_go(&mut io::stdin().lock(), &mut String::new())?;
     match locks.list_locks() {
         Ok(listing) => {
             for lock in listing.locks() {

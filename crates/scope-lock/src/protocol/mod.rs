@@ -235,22 +235,29 @@ mod tests {
         Ok(path)
     }
 
+    /// A dry-run listing of `running_dir`, which leaves every file as it is.
+    fn dry_run(running_dir: &Path) -> Result<LockListing, Error> {
+        let grace = crate::DEFAULT_INVALID_GRACE;
+        list(running_dir, Duration::from_secs(60), Scan::dry_run(grace))
+    }
+
+    /// The live locks' paths, in the listing's order.
+    fn live_paths(listing: &LockListing) -> Vec<&Path> {
+        listing
+            .locks
+            .iter()
+            .map(|lock| lock.path.as_path())
+            .collect()
+    }
+
     /// Scans look as deep as names may be nested, and no deeper.
     #[test]
     fn scans_see_locks_nested_as_deep_as_names_may_be_and_no_deeper() -> TestResult {
         let dir = tempfile::tempdir()?;
         let deepest = write_nested_lock(dir.path(), MAX_NESTING)?;
         let too_deep = write_nested_lock(dir.path(), MAX_NESTING + 1)?;
-        let listing = list(
-            dir.path(),
-            Duration::from_secs(60),
-            Scan::dry_run(crate::DEFAULT_INVALID_GRACE),
-        )?;
-        let listed: Vec<&Path> = listing
-            .locks
-            .iter()
-            .map(|lock| lock.path.as_path())
-            .collect();
+        let listing = dry_run(dir.path())?;
+        let listed = live_paths(&listing);
         assert_eq!(listed, [deepest.as_path()]);
         assert!(listing.problems.is_empty(), "{listing:?}");
         assert!(too_deep.exists());
@@ -272,16 +279,8 @@ mod tests {
         let over = dir.path().join("over.lock");
         std::fs::write(&over, &padded)?;
 
-        let listing = list(
-            dir.path(),
-            Duration::from_secs(60),
-            Scan::dry_run(crate::DEFAULT_INVALID_GRACE),
-        )?;
-        let listed: Vec<&Path> = listing
-            .locks
-            .iter()
-            .map(|lock| lock.path.as_path())
-            .collect();
+        let listing = dry_run(dir.path())?;
+        let listed = live_paths(&listing);
         assert_eq!(listed, [at_cap.as_path()]);
         match listing.problems.as_slice() {
             [

@@ -58,6 +58,15 @@ fn assert_not_a_lock_file(err: &scope_lock::Error, path: &Path) {
     assert_names_path(err, path);
 }
 
+/// A fixture whose `.running/` exists, and the path `.running/<name>` in it, for a test to put
+/// something there that is not a lock file.
+fn with_running_dir(name: &str) -> Result<(Fixture, PathBuf), Box<dyn Error>> {
+    let f = fixture()?;
+    f.init()?;
+    let path = f.running().join(name);
+    Ok((f, path))
+}
+
 /// A regular file's path, bytes, inode and mtime (seconds, nanoseconds).
 type FileState = (PathBuf, Vec<u8>, u64, i64, i64);
 
@@ -360,11 +369,9 @@ fn a_running_dir_that_is_a_regular_file_is_an_error_naming_it() -> TestResult {
 
 #[test]
 fn a_target_lock_path_that_is_a_symlink_is_refused_and_its_target_is_untouched() -> TestResult {
-    let f = fixture()?;
-    f.init()?;
+    let (f, target) = with_running_dir("linked.lock")?;
     let outside = f.root.join("outside.txt");
     fs::write(&outside, "precious outside content")?;
-    let target = f.running().join("linked.lock");
     symlink(&outside, &target)?;
 
     let err = expect_failure(f.acquire("linked", "src"));
@@ -382,9 +389,7 @@ fn a_target_lock_path_that_is_a_symlink_is_refused_and_its_target_is_untouched()
 
 #[test]
 fn a_target_lock_path_that_is_a_directory_is_refused() -> TestResult {
-    let f = fixture()?;
-    f.init()?;
-    let target = f.running().join("dir.lock");
+    let (f, target) = with_running_dir("dir.lock")?;
     fs::create_dir(&target)?;
     fs::write(target.join("inside.txt"), "kept")?;
     let err = expect_failure(f.acquire("dir", "src"));
@@ -399,9 +404,7 @@ fn a_target_lock_path_that_is_a_directory_is_refused() -> TestResult {
 
 #[test]
 fn a_target_lock_path_that_is_a_fifo_is_refused_without_hanging() -> TestResult {
-    let f = fixture()?;
-    f.init()?;
-    let target = f.running().join("pipe.lock");
+    let (f, target) = with_running_dir("pipe.lock")?;
     make_fifo(&target)?;
     let err = expect_failure(
         f.try_acquire_without_hanging("acquiring over a FIFO", f.request("pipe", "src"))?,
@@ -439,11 +442,9 @@ fn a_nested_name_whose_directory_is_a_symlink_is_refused_and_nothing_lands_outsi
 
 #[test]
 fn a_sentinel_that_is_a_symlink_is_refused_and_its_target_is_not_truncated() -> TestResult {
-    let f = fixture()?;
-    fs::create_dir_all(f.running())?;
+    let (f, sentinel) = with_running_dir(".acquire.lock")?;
     let outside = f.root.join("outside-sentinel");
     fs::write(&outside, "must not be truncated")?;
-    let sentinel = f.running().join(".acquire.lock");
     symlink(&outside, &sentinel)?;
 
     let err = expect_failure(f.acquire("x", "src"));
@@ -473,9 +474,7 @@ fn a_sentinel_that_is_a_directory_is_refused() -> TestResult {
 
 #[test]
 fn a_sentinel_that_is_a_fifo_is_refused_without_hanging() -> TestResult {
-    let f = fixture()?;
-    fs::create_dir_all(f.running())?;
-    let sentinel = f.running().join(".acquire.lock");
+    let (f, sentinel) = with_running_dir(".acquire.lock")?;
     make_fifo(&sentinel)?;
     let err = expect_failure(
         f.try_acquire_without_hanging("acquiring with a FIFO sentinel", f.request("x", "src"))?,
