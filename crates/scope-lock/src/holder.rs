@@ -123,22 +123,25 @@ mod tests {
         let text = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\n\
                     Pid:\t4242\nPPid:\t7\nTracerPid:\t0\nUid:\t1000\t0\t0\t0\n\
                     Gid:\t1000\t1000\t1000\t1000\nNSpid:\t4242\t2\n";
-        let status = ProcessStatus::parse(text);
+        let status = ProcessStatus::parse(text).expect("a complete status");
         assert_eq!(
-            status,
-            Some(ProcessStatus {
-                name: "sleep".to_owned(),
-                ppid: 7,
-                real_uid: 1000,
-                effective_uid: 0,
-                nspid: vec![4242, 2],
-            })
+            (
+                status.name(),
+                status.ppid(),
+                status.real_uid(),
+                status.effective_uid()
+            ),
+            ("sleep", 7, 1000, 0)
         );
+        assert_eq!(status.namespace_pids(), [4242, 2]);
         assert_eq!(
             ProcessStatus::parse("Name:\tx\nPPid:\t1\nUid:\t0\t0\t0\t0\n"),
             None
         );
         assert_eq!(ProcessStatus::parse("garbage"), None);
+        // An empty NSpid cannot place the process in any namespace.
+        let no_nspid = text.replace("NSpid:\t4242\t2", "NSpid:");
+        assert_eq!(ProcessStatus::parse(&no_nspid), None);
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
