@@ -46,6 +46,7 @@ mod config;
 mod guard;
 mod keys;
 mod manager;
+mod retry;
 mod root;
 mod session;
 mod shared;

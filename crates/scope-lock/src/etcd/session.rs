@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use super::shared::retrying;
+use super::retry::retrying;
 use crate::error::Error;
 
 /// One lease, kept alive until the session is dropped or lost.

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use etcd_client::{Client, GetOptions, KeyValue};
 
 use super::keys::{KeyKind, Keys};
+use super::retry::retrying;
 use super::root::Root;
-use super::shared::retrying;
 use super::value::Value;
 use crate::error::Error;
 use crate::listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};

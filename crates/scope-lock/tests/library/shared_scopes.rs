@@ -90,7 +90,10 @@ fn a_writer_and_a_reader_of_overlapping_scopes_exclude_each_other() -> TestResul
         conflict.holder().map(LockRecord::loop_name),
         Some("indexer")
     );
-    assert!(conflict.to_string().contains("held shared by"), "{conflict}");
+    assert!(
+        conflict.to_string().contains("held shared by"),
+        "{conflict}"
+    );
     // A disjoint writer is not in the way of readers, nor they of it.
     f.acquire("docs", "docs")?.release()?;
     fs::remove_file(elsewhere)?;
