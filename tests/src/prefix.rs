@@ -20,7 +20,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use scope_lock::{LockRecord, normalize_path, scopes_overlap};
+use scope_lock::{LockRecord, normalize_path, paths_overlap};
 
 use crate::original_reader;
 
@@ -165,7 +165,11 @@ impl<'a> PrefixLockManager<'a> {
                 }
             }
             let theirs = normalize_all(&lock.scope)?;
-            if scopes_overlap(scope, &theirs) {
+            // `_scopes_overlap`: any pair of paths, compared as paths (`*` is no wildcard).
+            if scope
+                .iter()
+                .any(|ours| theirs.iter().any(|t| paths_overlap(ours, t)))
+            {
                 return Ok(Some(LockRecord::new(
                     lock.loop_name,
                     theirs,

@@ -55,6 +55,7 @@ mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 mod fault;
+mod glob;
 mod guard;
 mod holder;
 mod listing;
@@ -82,7 +83,10 @@ pub use mode::LockMode;
 pub use python_json::{deserialize_json_path, path_to_json};
 pub use record::{LockRecord, MAX_RECORD_BYTES};
 pub use request::{DEFAULT_LOOPS_DIR, LockRequest, RUNNING_DIR, lock_name_of};
-pub use scope::{normalize_path, normalize_path_in, paths_overlap, resolve_scope, scopes_overlap};
+pub use scope::{
+    LITERAL_PREFIX, is_pattern, normalize_entry, normalize_entry_in, normalize_path,
+    normalize_path_in, paths_overlap, resolve_scope, scopes_overlap,
+};
 pub use wait::{REPORT_INTERVAL, WaitObserver, Waiting};
 
 // The promise of "# Threads" above, kept by the compiler.

@@ -1,5 +1,11 @@
 //! Scopes: path normalisation, overlap, and `${context.<var>}` templates, with the original's
-//! rules (`docs/protocol.md`, A3).
+//! rules (`docs/protocol.md`, A3), and glob entries ([`glob`](crate::glob), "Glob entries").
+//!
+//! An entry as stored (in a request's record or anyone's lock file) is read as the plain path
+//! it spells, and, when a component looks like a pattern, also as that pattern: two entries
+//! overlap when any reading of one overlaps any reading of the other. Reading both ways never
+//! misses an overlap, whoever wrote the entry and whatever they meant by it; a request makes
+//! what it means exact by how it writes the entry ([`normalize_entry_in`]).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -10,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind};
+use crate::glob;
 
 /// How many symlinks one normalisation may follow; the kernel's own limit is 40.
 const MAX_SYMLINKS: usize = 40;
@@ -114,8 +121,92 @@ impl Resolver {
     }
 }
 
+/// The prefix of a scope entry meant as the path it spells, glob characters included
+/// (`literal:docs/a*b` is the file `a*b`, not a pattern).
+pub const LITERAL_PREFIX: &str = "literal:";
+
+/// Normalises a scope entry as a request stores it: [`normalize_entry_in`] against the current
+/// directory.
+///
+/// # Errors
+///
+/// As [`normalize_entry_in`].
+pub fn normalize_entry(entry: &str) -> Result<String, Error> {
+    let cwd = std::env::current_dir()
+        .map_err(|err| Error::io("cannot read the current directory", Path::new("."), err))?;
+    normalize_entry_in(&cwd, entry)
+}
+
+/// Normalises a scope entry against `base`, as a request stores it in its record:
+///
+/// - an entry with a pattern component (`*`, `?`, `[…]`, `**`) is a glob: the components before
+///   the first pattern are normalised as a path ([`normalize_path_in`]) and written so that
+///   they match only themselves (a `*`, `?` or `[` in them as `[*]`, `[?]`, `[[]`), and the
+///   pattern components follow as written;
+/// - `literal:PATH` is the path PATH, written likewise so that it matches only itself;
+/// - any other entry is a path, as [`normalize_path_in`] makes it.
+///
+/// # Errors
+///
+/// As [`normalize_path_in`], and [`ErrorKind::InvalidScope`] for a `..` after a pattern
+/// component, which would climb out of paths nobody can name in advance.
+pub fn normalize_entry_in(base: &Path, entry: &str) -> Result<String, Error> {
+    if let Some(path) = entry.strip_prefix(LITERAL_PREFIX) {
+        return Ok(escaped(&normalize_path_in(base, path)?));
+    }
+    let components: Vec<&str> = entry.split('/').collect();
+    let Some(first) = components
+        .iter()
+        .position(|component| glob::is_pattern(component.as_bytes()))
+    else {
+        return normalize_path_in(base, entry);
+    };
+    let fixed = components[..first].join("/");
+    let fixed = if fixed.is_empty() && entry.starts_with('/') {
+        "/".to_owned()
+    } else {
+        fixed
+    };
+    let mut out = escaped(&normalize_path_in(base, &fixed)?);
+    for component in &components[first..] {
+        match *component {
+            "" | "." => {}
+            ".." => {
+                return Err(Error::input(
+                    ErrorKind::InvalidScope,
+                    format!(
+                        "invalid scope entry {entry:?}: `..` after a pattern component; \
+                         write the pattern below the directory it is meant for"
+                    ),
+                ));
+            }
+            pattern => {
+                if !out.ends_with('/') {
+                    out.push('/');
+                }
+                out.push_str(pattern);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `path`, written so that read as a pattern it matches only itself.
+fn escaped(path: &str) -> String {
+    // Only ASCII bytes change, so the result is as much UTF-8 as `path` is.
+    String::from_utf8_lossy(&glob::escape(path.as_bytes())).into_owned()
+}
+
+/// Whether a stored scope entry (a record's) reads as a pattern: it has a component with `*`,
+/// `?` or a `[…]` class, or that is `**`. Such an entry is compared as that pattern and as the
+/// plain path it spells.
+pub fn is_pattern(entry: &str) -> bool {
+    glob::has_pattern(entry.as_bytes())
+}
+
 /// Whether two normalised paths overlap: equal, or one an ancestor of the other, component by
-/// component (`/a/b` overlaps `/a/b/c` but not `/a/bc`). No globbing: `*` is a literal.
+/// component (`/a/b` overlaps `/a/b/c` but not `/a/bc`). No globbing: `*` is a literal, as in
+/// the original; [`scopes_overlap`] is the crate's rule, patterns included.
 pub fn paths_overlap(a: &str, b: &str) -> bool {
     path_overlap(Path::new(a), Path::new(b))
 }
@@ -134,7 +225,9 @@ pub(crate) fn first_overlap<'a>(
     Some((ours[i].as_str(), theirs[j].as_str()))
 }
 
-/// Whether any path of one scope overlaps any path of the other.
+/// Whether any entry of one scope overlaps any entry of the other, by the crate's rule: as
+/// paths, and where an entry has a pattern component, as that pattern too
+/// (docs/protocol.md, "Glob entries").
 pub fn scopes_overlap(a: &[String], b: &[String]) -> bool {
     first_overlap(a, b).is_some()
 }
@@ -153,6 +246,10 @@ pub fn scopes_overlap(a: &[String], b: &[String]) -> bool {
 /// Paths are keyed by the bytes of their components (`Path::components`, see
 /// [`for_each_prefix`]), so `/a//b/` and `/a/b` are one path, as they are to [`path_overlap`],
 /// and paths that are not UTF-8 compare byte for byte.
+///
+/// Entries that read as patterns too are compared pairwise, as patterns ([`glob::Entry`]),
+/// on top of the index: a pattern of ours against each path of theirs, and a pattern of
+/// theirs against each entry of ours.
 pub(crate) struct ScopeIndex<'a> {
     ours: &'a [String],
     /// Each path of ours → the first index that has it.
@@ -160,6 +257,8 @@ pub(crate) struct ScopeIndex<'a> {
     /// Every ancestor-or-self of a path of ours (the empty path, which is an ancestor of every
     /// path, included) → the first index at or below it.
     covered: HashMap<Vec<u8>, usize>,
+    /// Our entries that read as patterns, read so, in order.
+    patterns: Vec<(usize, glob::Entry)>,
 }
 
 impl<'a> ScopeIndex<'a> {
@@ -167,16 +266,21 @@ impl<'a> ScopeIndex<'a> {
         let mut entries = HashMap::with_capacity(ours.len());
         let mut covered = HashMap::new();
         let mut spelling = Vec::new();
+        let mut patterns = Vec::new();
         for (index, path) in ours.iter().enumerate() {
             for_each_prefix(Path::new(path), &mut spelling, |prefix| {
                 covered.entry(prefix.to_vec()).or_insert(index);
             });
             entries.entry(spelling.clone()).or_insert(index);
+            if glob::has_pattern(path.as_bytes()) {
+                patterns.push((index, glob::Entry::parse(path.as_bytes())));
+            }
         }
         Self {
             ours,
             entries,
             covered,
+            patterns,
         }
     }
 
@@ -194,6 +298,7 @@ impl<'a> ScopeIndex<'a> {
         let mut best: Option<(usize, usize)> = None;
         let mut spelling = Vec::new();
         for (j, path) in theirs.into_iter().enumerate() {
+            let by_pattern = self.first_pattern_overlap(path, best.map(|(b, _)| b));
             let mut first: Option<usize> = None;
             let mut consider = |i: usize| first = Some(first.map_or(i, |f| f.min(i)));
             for_each_prefix(path, &mut spelling, |prefix| {
@@ -202,6 +307,9 @@ impl<'a> ScopeIndex<'a> {
                 }
             });
             if let Some(&i) = self.covered.get(spelling.as_slice()) {
+                consider(i);
+            }
+            if let Some(i) = by_pattern {
                 consider(i);
             }
             if let Some(i) = first
@@ -214,6 +322,37 @@ impl<'a> ScopeIndex<'a> {
             }
         }
         best
+    }
+}
+
+impl ScopeIndex<'_> {
+    /// The first of our entries before `before` (all, if `None`) that overlaps `theirs` where
+    /// one of the two is read as a pattern.
+    fn first_pattern_overlap(&self, theirs: &Path, before: Option<usize>) -> Option<usize> {
+        let bytes = theirs.as_os_str().as_bytes();
+        let their_pattern = glob::has_pattern(bytes).then(|| glob::Entry::parse(bytes));
+        if self.patterns.is_empty() && their_pattern.is_none() {
+            return None;
+        }
+        let earlier = |i: usize| before.is_none_or(|b| i < b);
+        let their_path = glob::Entry::literal(bytes);
+        let by_our_patterns = self.patterns.iter().find(|(i, ours)| {
+            earlier(*i)
+                && (ours.overlaps(&their_path)
+                    || their_pattern.as_ref().is_some_and(|p| ours.overlaps(p)))
+        });
+        let by_their_pattern = their_pattern.as_ref().and_then(|pattern| {
+            self.ours
+                .iter()
+                .enumerate()
+                .take_while(|(i, _)| earlier(*i))
+                .find(|(_, ours)| pattern.overlaps(&glob::Entry::literal(ours.as_bytes())))
+                .map(|(i, _)| i)
+        });
+        match (by_our_patterns.map(|(i, _)| *i), by_their_pattern) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -443,6 +582,65 @@ mod tests {
             index.first_overlap([raw(b"/q"), raw(b"/data")]),
             Some((0, 1))
         );
+    }
+
+    #[test]
+    fn a_glob_entry_keeps_its_pattern_and_its_fixed_part_matches_only_itself() -> TestResult {
+        let base = Path::new("/nonexistent-base/w[1]");
+        assert_eq!(
+            normalize_entry_in(base, "docs/./**/*.md")?,
+            "/nonexistent-base/w[[]1]/docs/**/*.md"
+        );
+        assert_eq!(
+            normalize_entry_in(base, "*.md")?,
+            "/nonexistent-base/w[[]1]/*.md"
+        );
+        assert_eq!(normalize_entry_in(base, "/*/x")?, "/*/x");
+        assert_eq!(normalize_entry_in(base, "../a?")?, "/nonexistent-base/a?");
+        // A plain entry is a path as before, even below a directory whose name looks like
+        // a pattern: stored as the original would store it, read both ways.
+        assert_eq!(
+            normalize_entry_in(base, "src")?,
+            "/nonexistent-base/w[1]/src"
+        );
+        assert_eq!(
+            normalize_entry_in(base, "literal:notes/a*b")?,
+            "/nonexistent-base/w[[]1]/notes/a[*]b"
+        );
+        let err = normalize_entry_in(base, "a/*/../b")
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidScope);
+        assert!(err.to_string().contains("\"a/*/../b\""), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn patterns_overlap_paths_and_patterns_in_both_directions_first_pair_first() {
+        let s = |v: &[&str]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let ours = s(&["/r/src", "/r/*.md", "/r/docs/**"]);
+        assert_eq!(
+            first_overlap(&ours, &s(&["/r/README.md"])),
+            Some(("/r/*.md", "/r/README.md"))
+        );
+        assert_eq!(
+            first_overlap(&ours, &s(&["/r/x", "/r/docs/a/b"])),
+            Some(("/r/docs/**", "/r/docs/a/b"))
+        );
+        assert_eq!(
+            first_overlap(&s(&["/r/a.rs", "/r/src/x.rs"]), &s(&["/r/src/**/*.rs"])),
+            Some(("/r/src/x.rs", "/r/src/**/*.rs"))
+        );
+        assert_eq!(
+            first_overlap(&s(&["/r/src", "/r/*.md"]), &s(&["/r/*.md"])),
+            Some(("/r/*.md", "/r/*.md"))
+        );
+        assert!(!scopes_overlap(&ours, &s(&["/r/a.rs", "/r/tests/*.md"])));
+        // Stored entries are also the paths they spell: `w[1]` holds the directory `w[1]`.
+        assert!(scopes_overlap(&s(&["/r/w[1]"]), &s(&["/r/w[1]/x"])));
+        assert!(scopes_overlap(&s(&["/r/w[1]"]), &s(&["/r/w1"])));
+        // `paths_overlap` is the original's rule: no patterns.
+        assert!(!paths_overlap("/r/*.md", "/r/README.md"));
     }
 
     #[test]

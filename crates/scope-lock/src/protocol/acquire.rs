@@ -155,7 +155,7 @@ pub(super) fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Erro
     request
         .effective_scope()
         .into_iter()
-        .map(scope::normalize_path)
+        .map(scope::normalize_entry)
         .collect()
 }
 
@@ -166,6 +166,6 @@ pub(crate) fn normalize_scope_in(request: &LockRequest, base: &Path) -> Result<V
     request
         .effective_scope()
         .into_iter()
-        .map(|entry| scope::normalize_path_in(base, entry))
+        .map(|entry| scope::normalize_entry_in(base, entry))
         .collect()
 }

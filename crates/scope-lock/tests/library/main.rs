@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod etcd;
+mod globs;
 mod held_for_life;
 mod inspect;
 mod malformed;

@@ -225,6 +225,30 @@ fn readers_in_two_clones_hold_together_and_a_writer_waits_for_both() -> TestResu
     Ok(())
 }
 
+/// Glob entries through etcd: a pattern held in one clone excludes the paths it matches in
+/// another, as locally (the backend decides with the same code).
+#[test]
+fn a_pattern_held_in_one_clone_excludes_what_it_matches_in_another() -> TestResult {
+    if !available("etcd::a_pattern_held_in_one_clone_excludes_what_it_matches_in_another") {
+        return Ok(());
+    }
+    let cluster = EtcdCluster::single()?;
+    let (here, there) = (clone()?, clone()?);
+    let a = manager(&cluster, "globs", &here.root)?;
+    let b = manager(&cluster, "globs", &there.root)?;
+    let sync = a.try_acquire(&LockRequest::new("docs-sync").scope(["docs/", "*.md"]))?;
+    assert_eq!(sync.record().scope(), ["docs", "*.md"]);
+    let err = b
+        .try_acquire(&LockRequest::new("readme").scope(["README.md"]))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.conflict().is_some(), "{err}");
+    b.try_acquire(&LockRequest::new("src").scope(["src/lib.rs"]))?
+        .release()?;
+    sync.release()?;
+    Ok(())
+}
+
 /// The async manager: the same calls awaited from a tokio runtime, a guard dropped there
 /// released in the background (a waiter gets the scope), and the blocking manager refusing,
 /// with an error rather than tokio's panic, to run inside async code.
