@@ -155,7 +155,8 @@ pub(crate) struct LockArgs {
     pub(crate) instance_id: Option<String>,
 
     /// A path (file or directory, existing or not) to lock; repeat for more. None means the
-    /// whole project (`.`).
+    /// whole project (`.`). With `*`, `?`, `[...]` or a `**` component it is a glob over the
+    /// paths it matches; `literal:PATH` is PATH as written.
     #[arg(long, value_name = "PATH")]
     pub(crate) scope: Vec<String>,
 

@@ -40,6 +40,22 @@ impl Serialize for JsonPath {
     }
 }
 
+/// A record's scope entries, each pattern marked as one.
+fn scope_text(record: &LockRecord) -> String {
+    record
+        .scope()
+        .iter()
+        .map(|entry| {
+            if scope_lock::is_pattern(entry) {
+                format!("{entry} (pattern)")
+            } else {
+                entry.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `loop L, instance I, pid P, since T`.
 pub(crate) fn describe_holder(name: &str, record: &LockRecord) -> String {
     format!(
@@ -120,6 +136,8 @@ pub(crate) struct RecordJson {
     singleton: bool,
     /// `"exclusive"` or `"shared"`; a file without our `mode` key is exclusive.
     mode: &'static str,
+    /// The entries of `scope` that read as patterns.
+    patterns: Vec<JsonPath>,
 }
 
 impl RecordJson {
@@ -131,6 +149,13 @@ impl RecordJson {
             started_at: record.started_at().to_owned(),
             singleton: record.singleton(),
             mode: record.mode().as_str(),
+            patterns: record
+                .scope_paths()
+                .iter()
+                .zip(record.scope())
+                .filter(|(_, text)| scope_lock::is_pattern(text))
+                .map(|(path, _)| JsonPath(path.clone()))
+                .collect(),
         }
     }
 }
@@ -287,7 +312,7 @@ pub(crate) fn listing_text(running_dir: &Path, listing: &LockListing) -> String 
                     record.pid().to_string(),
                     record.started_at().to_owned(),
                     lock.liveness().to_string(),
-                    record.scope().join(" "),
+                    scope_text(record),
                 ]
             })
             .collect();

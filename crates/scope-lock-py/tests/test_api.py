@@ -639,3 +639,15 @@ def test_version_is_the_distributions_version() -> None:
 
     assert scope_lock.__version__ == version("scope-lock")
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", scope_lock.__version__)
+
+
+def test_a_pattern_scope_holds_the_paths_it_matches_and_literal_takes_it_as_a_path(
+        manager: LockManager) -> None:
+    assert manager.acquire("readme", ["README.md"])
+    # The same process: an overlapping scope is refused, as any holder's would be.
+    assert not manager.acquire("docs-sync", ["docs/", "*.md"])
+    assert manager.acquire("odd", ["literal:*.md"])
+    assert manager.acquire("rust", ["src/**/*.rs"])
+    assert not manager.acquire("mod", ["src/*/mod.rs"])
+    assert manager._scopes_overlap(["*.md"], ["README.md"])
+    assert not manager._paths_overlap("*.md", "README.md")

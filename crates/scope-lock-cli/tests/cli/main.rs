@@ -3,6 +3,7 @@
 
 mod break_kill;
 mod commands;
+mod globs;
 mod help;
 mod hostile_world;
 mod pid_namespaces;
