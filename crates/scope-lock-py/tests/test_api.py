@@ -174,7 +174,8 @@ def test_release_of_a_name_held_under_two_directories_takes_the_one_under_the_cu
         (["src/a"], ["src/b"], False),  # siblings
         (["a/b"], ["a/bc"], False),  # a common prefix is not a parent
         (["docs", "src/x"], ["tests", "src"], True),  # any pair overlapping is enough
-        (["*.md"], ["README.md"], False),  # no globbing: a literal path
+        (["*.md"], ["README.md"], True),  # a glob holds the paths it matches (SL-23)
+        (["literal:*.md"], ["README.md"], False),  # meant literally: one file named *.md
     ],
 )
 def test_conflicts_are_decided_by_path_overlap(manager: LockManager, held, wanted, conflicts) -> None:
