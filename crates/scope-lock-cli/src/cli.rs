@@ -1,7 +1,6 @@
 //! The command line, declared with clap's derive: every subcommand, its flags and its help.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -54,16 +53,16 @@ Environment:
 #[derive(Debug, Parser)]
 #[command(name = "scope-lock", version, after_help = ROOT_AFTER_HELP)]
 pub(crate) struct Cli {
-    /// The loops directory; lock files live in its `.running/` directory.
+    /// The loops directory; lock files live in its `.running/` directory [default:
+    /// $SCOPE_LOCK_LOOPS_DIR, else .loops]. Only `run` creates it: the other commands fail on
+    /// one that does not exist, rather than report every scope free in the wrong place.
     #[arg(
         long,
         global = true,
         value_name = "DIR",
-        env = "SCOPE_LOCK_LOOPS_DIR",
-        default_value = ".loops",
-        hide_env_values = true
+        value_parser = clap::builder::OsStringValueParser::new()
     )]
-    pub(crate) loops_dir: PathBuf,
+    pub(crate) loops_dir: Option<OsString>,
 
     /// How long a lock file that nobody flocks, whose record cannot be read and that names no
     /// pid must stay unchanged before it is taken for garbage and moved aside (decimals
@@ -91,11 +90,17 @@ pub(crate) enum Command {
     Break(BreakArgs),
 }
 
-/// Acquire a scope, run CMD while holding it, release it when CMD exits.
+/// Run CMD holding a scope lock; fail fast (exit 75, CMD not run) when the scope is held,
+/// unless --wait or -w SECS says to wait for it.
 ///
 /// Exits with CMD's status (128+N if CMD was killed by signal N). If a live lock holds an
-/// overlapping scope, CMD is not run: one line on stderr names the holder and the exit status
-/// is 75; with --wait, scope-lock waits for the scope first (75 if --timeout passes).
+/// overlapping scope, one line on stderr names the holder. With --wait, scope-lock waits for
+/// the scope as long as it takes; with -w SECS, for at most SECS (75 if they pass).
+///
+/// A `run` inside CMD (a nested run: CMD, or anything it starts, runs `scope-lock run` again)
+/// may take a scope that overlaps its parent's: a lock held by one of a process's ancestors
+/// never blocks it, so a job can run its own steps under locks of their own without locking
+/// itself out.
 ///
 /// SIGINT and SIGTERM that a process sends to scope-lock are passed on to CMD; the lock is
 /// released once CMD has ended. Ctrl-C in a terminal is not passed on when CMD is in
@@ -103,13 +108,32 @@ pub(crate) enum Command {
 /// group by a process (kill -INT -PGID) does reach CMD twice. CMD inherits the lock's descriptor
 /// (as with flock(1)): if scope-lock itself is killed, the lock lives on until CMD ends.
 #[derive(Debug, Args)]
-#[command(after_help = concat!(
+#[command(
+    override_usage = "scope-lock run [OPTIONS] --name <NAME> <CMD> [ARGS]...\n       \
+                      scope-lock run [OPTIONS] --name <NAME> -c <COMMAND>",
+    after_help = concat!(
     "Examples:\n",
-    "  scope-lock run --name docs-fixer --scope docs/ --scope README.md -- make docs\n",
+    "  scope-lock run --name docs-fixer --scope docs/ --scope README.md make docs\n",
     "  scope-lock run --name nightly --singleton -- ./nightly.sh --full\n",
     "  scope-lock run --name review --shared --scope src/ -- ./review.sh\n",
-    "  scope-lock run --name site --scope docs/ --wait --timeout 600 -- make site\n",
-    "  scope-lock run --name gen --instance-id gen/run-7 --scope out/7 -- sh -c 'make -C out/7'\n",
+    "  scope-lock run --name site --scope docs/ -w 600 make site\n",
+    "  scope-lock run --name site --scope docs/ --wait -c 'make site && make check'\n",
+    "  scope-lock run --name gen --instance-id gen/run-7 --scope out/7 -- make -C out/7\n",
+    "\n",
+    "Compared with flock(1):\n",
+    "  - It fails fast by default (flock waits): a held scope means another job is working on\n",
+    "    those paths, and a script should decide to queue behind it (--wait, -w SECS), not\n",
+    "    find out later that it did. -n is accepted and changes nothing.\n",
+    "  - A conflict exits 75 (EX_TEMPFAIL, \"try again later\"), not 1, so that it cannot be\n",
+    "    taken for a failure of CMD or of scope-lock; -E 1 gives flock's status.\n",
+    "  - -w SECS and --timeout SECS are one option, and imply waiting, as flock's -w does.\n",
+    "  - -c runs its command line with `sh -c` (flock uses $SHELL): a script means the same\n",
+    "    whatever the login shell of whoever runs it.\n",
+    "  - It locks a scope of paths under a name, not a file or a descriptor: there is no\n",
+    "    unlock (-u) and no `flock FD` form, since a lock needs a record that says who holds\n",
+    "    which paths. -s takes a shared lock, as flock's does.\n",
+    "  - Options come before CMD: everything from CMD on is CMD's, as with flock. `--` before\n",
+    "    CMD is needed only when CMD starts with `-`.\n",
     "\n",
     exit_status_table!(),
 ))]
@@ -118,19 +142,64 @@ pub(crate) struct RunArgs {
     pub(crate) lock: LockArgs,
 
     /// If the scope is held, wait for it (in arrival order among overlapping waiters) instead
-    /// of exiting 75. One "Blocking: waiting for scope ..." line goes to stderr when the wait
-    /// starts.
+    /// of exiting 75, as long as it takes. One "Blocking: waiting for scope ..." line goes to
+    /// stderr when the wait starts.
     #[arg(long)]
     pub(crate) wait: bool,
 
-    /// With --wait: give up after SECS seconds (decimals allowed) and exit 75. Without it,
-    /// --wait waits as long as it takes.
-    #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_seconds)]
+    /// Wait for the scope for at most SECS seconds (decimals allowed), then exit 75; implies
+    /// --wait (flock's -w). 0 tries once.
+    #[arg(short = 'w', long, value_name = "SECS", value_parser = parse_seconds)]
     pub(crate) timeout: Option<Duration>,
 
-    /// The command to run, and its arguments (after `--`).
-    #[arg(last = true, required = true, num_args = 1.., value_name = "CMD")]
+    /// Do not wait if the scope is held: the default, accepted for flock(1)'s -n.
+    #[arg(short = 'n', long, conflicts_with_all = ["wait", "timeout"])]
+    pub(crate) nonblock: bool,
+
+    /// The exit status when the scope is held (or the wait timed out), 1 to 255; 75 unless
+    /// given (flock(1)'s -E; its default is 1).
+    #[arg(
+        short = 'E',
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u8).range(1..)
+    )]
+    pub(crate) conflict_exit_code: Option<u8>,
+
+    /// Run COMMAND with `sh -c` instead of CMD (flock's -c).
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "COMMAND",
+        conflicts_with = "cmd"
+    )]
+    pub(crate) shell_command: Option<OsString>,
+
+    /// The command to run, and its arguments: everything from the first word that is not an
+    /// option on (`--` before it when it starts with `-`).
+    #[arg(
+        id = "cmd",
+        value_name = "CMD",
+        trailing_var_arg = true,
+        num_args = 1..,
+        required_unless_present = "shell_command"
+    )]
     pub(crate) command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// Whether to wait for a held scope: --wait, or a timeout to wait up to.
+    pub(crate) fn waits(&self) -> bool {
+        self.wait || self.timeout.is_some()
+    }
+
+    /// The program and its arguments: CMD as given, or `sh -c COMMAND`.
+    pub(crate) fn program(&self) -> Vec<OsString> {
+        match &self.shell_command {
+            Some(line) => vec!["sh".into(), "-c".into(), line.clone()],
+            None => self.command.clone(),
+        }
+    }
 }
 
 /// A number of seconds, decimals allowed: `10`, `0.5`.
@@ -140,6 +209,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
     Duration::try_from_secs_f64(seconds)
         .map_err(|_| format!("`{text}` is not a number of seconds from 0 up"))
+}
+
+/// A scope entry: any path but the empty one, which names no path (the whole project is `.`).
+fn non_empty_path(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("an empty path names nothing; the whole project is `.`".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 /// What to lock: shared by `run` and `check`.
@@ -157,7 +234,7 @@ pub(crate) struct LockArgs {
     /// A path (file or directory, existing or not) to lock; repeat for more. None means the
     /// whole project (`.`). With `*`, `?`, `[...]` or a `**` component it is a glob over the
     /// paths it matches; `literal:PATH` is PATH as written.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
     pub(crate) scope: Vec<String>,
 
     /// Conflict with any live singleton of the same name, whatever the scopes.
@@ -239,7 +316,7 @@ pub(crate) struct CheckArgs {
     pub(crate) instance_id: Option<String>,
 
     /// A path to check; repeat for more.
-    #[arg(long, value_name = "PATH", required = true)]
+    #[arg(long, value_name = "PATH", required = true, value_parser = non_empty_path)]
     pub(crate) scope: Vec<String>,
 
     /// Check as a singleton of --name.

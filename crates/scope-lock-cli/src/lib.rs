@@ -6,7 +6,6 @@
 //! (`scope_lock`) would make the library's test ids ambiguous for `cargo xtask verify`.
 
 use std::io::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,11 +15,13 @@ mod cli;
 mod commands;
 mod exit;
 mod holders;
+mod loops_dir;
 mod output;
 mod process;
 
 use cli::{Cli, Command};
 use exit::Failure;
+use loops_dir::{LOOPS_DIR_VAR, LoopsDir};
 
 /// Parses the command line, runs the subcommand, and returns the exit status.
 pub fn main() -> ExitCode {
@@ -38,30 +39,21 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
-    let manager = LockManager::new(absolute(&cli.loops_dir)?).with_invalid_grace(cli.invalid_grace);
+    let loops_dir = LoopsDir::choose(cli.loops_dir, std::env::var_os(LOOPS_DIR_VAR))?;
+    let manager = LockManager::new(loops_dir.path()).with_invalid_grace(cli.invalid_grace);
+    // Only `run` may create the loops directory; `check` asks about it once its arguments
+    // are known to be good, so that a usage error is reported as one.
     match cli.command {
         Command::Run(args) => commands::run::run(&manager, args),
-        Command::List(args) => commands::list::list(&manager, &args),
-        Command::Check(args) => commands::check::check(&manager, &args),
-        Command::Clean(args) => commands::clean::clean(&manager, &args),
-        Command::Break(args) => commands::brk::brk(&manager, &args),
+        Command::Check(args) => commands::check::check(&manager, &args, &loops_dir),
+        Command::List(args) => loops_dir
+            .ensure_exists()
+            .and_then(|()| commands::list::list(&manager, &args)),
+        Command::Clean(args) => loops_dir
+            .ensure_exists()
+            .and_then(|()| commands::clean::clean(&manager, &args)),
+        Command::Break(args) => loops_dir
+            .ensure_exists()
+            .and_then(|()| commands::brk::brk(&manager, &args)),
     }
-}
-
-/// The loops directory as an absolute path, as the original's command line resolves it: the
-/// paths in messages and JSON then do not depend on where they are read.
-fn absolute(loops_dir: &Path) -> Result<std::path::PathBuf, Failure> {
-    if loops_dir.as_os_str().is_empty() {
-        return Err(Failure::new(exit::USAGE, "--loops-dir must not be empty"));
-    }
-    std::path::absolute(loops_dir).map_err(|err| {
-        Failure::new(
-            exit::FAILURE,
-            format!(
-                "cannot resolve loops directory {}: {}",
-                loops_dir.display(),
-                exit::os_reason(&err)
-            ),
-        )
-    })
 }

@@ -4,17 +4,36 @@ use scope_lock::{Conflict, Error, LockManager};
 
 use crate::cli::CheckArgs;
 use crate::exit::{self, Failure};
+use crate::loops_dir::LoopsDir;
 use crate::output::{self, CheckJson};
 
-pub(crate) fn check(manager: &LockManager, args: &CheckArgs) -> Result<u8, Failure> {
+pub(crate) fn check(
+    manager: &LockManager,
+    args: &CheckArgs,
+    loops_dir: &LoopsDir,
+) -> Result<u8, Failure> {
     let conflict = find(manager, args)?;
+    if conflict.is_none() {
+        // A directory that is not there holds no lock: "free" would be true of the wrong place.
+        loops_dir.ensure_exists()?;
+    }
     if args.json {
         output::print_json(&CheckJson::new(conflict.as_ref()))?;
     }
     match conflict {
         None => {
             if !args.json {
-                output::print_text(&format!("free: {}\n", args.scope.join(" ")))?;
+                // The paths as compared: a relative or `..` path resolved is what was free.
+                let resolved = args
+                    .scope
+                    .iter()
+                    .map(|entry| scope_lock::normalize_path(entry))
+                    .collect::<Result<Vec<_>, _>>()?;
+                output::print_text(&format!(
+                    "free: {} (locks in {})\n",
+                    resolved.join(" "),
+                    manager.running_dir().display()
+                ))?;
             }
             Ok(exit::SUCCESS)
         }

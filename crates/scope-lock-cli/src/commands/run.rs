@@ -36,7 +36,8 @@ use crate::process;
 
 pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
     let request = args.lock.request();
-    let acquired = if args.wait {
+    let contention = args.conflict_exit_code.unwrap_or(exit::CONTENTION);
+    let acquired = if args.waits() {
         // Printed once, when the wait starts (as cargo does); quiet after that.
         let mut report = |wait: &Waiting<'_>| {
             if wait.is_first() {
@@ -62,9 +63,16 @@ pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
                 };
                 eprintln!("scope-lock: {what}: {conflict}");
             }
-            return Ok(exit::CONTENTION);
+            return Ok(contention);
         }
-        Err(AcquireError::Failed(err)) => return Err(err.into()),
+        Err(AcquireError::Failed(err)) => {
+            let mut failure = Failure::from(err);
+            // A directory sentinel that stayed busy is contention too: -E applies to it.
+            if failure.status == exit::CONTENTION {
+                failure.status = contention;
+            }
+            return Err(failure);
+        }
     };
     let status = run_holding(&guard, &args);
     release(guard);
@@ -94,13 +102,13 @@ fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<u8, Failure> {
     let signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM]).map_err(|err| {
         Failure::new(
             exit::FAILURE,
-            format!("cannot install signal handlers: {err}"),
+            format!("cannot install signal handlers: {}", exit::os_reason(&err)),
         )
     })?;
-    let (program, program_args) = args
-        .command
+    let command = args.program();
+    let (program, program_args) = command
         .split_first()
-        .ok_or_else(|| Failure::new(exit::USAGE, "no command given after `--`"))?;
+        .ok_or_else(|| Failure::new(exit::USAGE, "no command given"))?;
     let inherited = inheritable_duplicate(guard)?;
     let spawned = Command::new(program).args(program_args).spawn();
     // CMD has its copy now; ours must not reach anything else this process might start.
@@ -112,7 +120,11 @@ fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<u8, Failure> {
         };
         Failure::new(
             status,
-            format!("cannot run {}: {err}", program.to_string_lossy()),
+            format!(
+                "cannot run {}: {}",
+                program.to_string_lossy(),
+                exit::os_reason(&err)
+            ),
         )
     })?;
     wait_forwarding(child, signals)
@@ -165,10 +177,14 @@ fn wait_forwarding(mut child: Child, mut signals: SignalsInfo<WithOrigin>) -> Re
     *target.lock().unwrap_or_else(PoisonError::into_inner) = None;
     handle.close();
     let _ = forwarder.join();
-    exited.map_err(|err| Failure::new(exit::FAILURE, format!("cannot wait for CMD: {err}")))?;
-    let status = child
-        .wait()
-        .map_err(|err| Failure::new(exit::FAILURE, format!("cannot wait for CMD: {err}")))?;
+    let cannot_wait = |err: io::Error| {
+        Failure::new(
+            exit::FAILURE,
+            format!("cannot wait for CMD: {}", exit::os_reason(&err)),
+        )
+    };
+    exited.map_err(cannot_wait)?;
+    let status = child.wait().map_err(cannot_wait)?;
     Ok(process::shell_status(status))
 }
 

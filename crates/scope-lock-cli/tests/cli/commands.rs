@@ -173,6 +173,8 @@ fn list_prints_a_table_problems_and_what_it_reclaimed() -> TestResult {
 #[test]
 fn check_exits_0_when_free_and_75_with_the_holder_when_not() -> TestResult {
     let sandbox = Sandbox::new()?;
+    // `check` refuses a loops directory that does not exist (SL-25).
+    fs::create_dir_all(sandbox.running())?;
     let free = sandbox.run(&["check", "--scope", "docs"])?;
     assert_eq!(free.code(), 0, "{}", free.stderr);
     let free_json = sandbox.run(&["check", "--json", "--scope", "docs"])?;

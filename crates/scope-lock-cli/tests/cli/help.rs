@@ -79,7 +79,7 @@ fn usage_errors_exit_2() -> TestResult {
         &["run", "--name", "../up", "--", "true"], // invalid name
         &["check", "--name", "", "--scope", "docs"], // invalid name
         &["--loops-dir", "", "list"],
-        &["run", "--name", "x", "--timeout", "5", "--", "true"], // --timeout without --wait
+        &["run", "--name", "x", "-n", "--wait", "--", "true"], // -n and --wait
         &[
             "run",
             "--name",

@@ -3,9 +3,11 @@
 
 mod break_kill;
 mod commands;
+mod flock_habits;
 mod globs;
 mod help;
 mod hostile_world;
+mod messages;
 mod pid_namespaces;
 mod run;
 mod run_terminal;

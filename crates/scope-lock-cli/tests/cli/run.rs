@@ -237,6 +237,7 @@ fn the_loops_directory_comes_from_the_flag_or_the_environment() -> TestResult {
     let line = holder.next_line(BOUND).ok_or("CMD did not start")?;
     assert!(line.starts_with("ready"), "{line}");
     assert!(sandbox.path().join("elsewhere/.running/env.lock").exists());
+    std::fs::create_dir_all(sandbox.running())?;
     assert_eq!(sandbox.run(&["check", "--scope", "docs"])?.code(), 0);
     let flag = ["check", "--loops-dir", "elsewhere", "--scope", "docs"];
     assert_eq!(sandbox.run(&flag)?.code(), 75);
