@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use scope_lock::{LockMode, LockRequest};
 
+use crate::table::{self, Columns};
+
 /// The table of exit statuses, shown by `scope-lock --help` and `scope-lock run --help`: the one
 /// place they are described. docs/cli.md shows it verbatim, and a test below ties each status in
 /// it to the constant of `exit` that the code returns.
@@ -278,22 +280,49 @@ fn request(
         })
 }
 
-/// List every live lock, and every lock file that is not one (with the reason).
+/// List the live locks and the waiters, and every lock file that is not a live lock (with the
+/// reason). A look: it changes nothing.
 ///
-/// For each holder: its name, loop, pid, since when, how its liveness was established (`flock`:
-/// its file is flocked, written by this tool or the library; `pid`: its pid is alive, written
-/// by little-loops itself) and its scope. Stale locks found on the way are reclaimed and
-/// reported. `--json` prints one JSON document instead (see docs/cli.md, "JSON output").
+/// One row per holder (its name, loop, pid, since when, its scope and, where it can be read,
+/// its command line) and per waiter (`run --wait`, in ticket order: what it waits for and
+/// since when). A lock's liveness is `flock` (its file is flocked: written by this tool or the
+/// library) or `pid` (its pid is alive: written by little-loops itself). Like lslocks(8), it
+/// takes -o, --noheadings and --raw. Stale locks, unreadable files and dead waiters' tickets
+/// are reported, with what `scope-lock clean` would do about them; `list` never removes or
+/// moves anything and needs no write access to the directory. `--json` prints one JSON
+/// document instead (see docs/cli.md, "JSON output").
 #[derive(Debug, Args)]
-#[command(after_help = "\
-Examples:
-  scope-lock list
-  scope-lock list --json | jq -r '.locks[].name'
-  SCOPE_LOCK_LOOPS_DIR=/srv/repo/.loops scope-lock list")]
+#[command(after_help = list_after_help())]
 pub(crate) struct ListArgs {
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(short = 'J', long, conflicts_with_all = ["output", "noheadings", "raw"])]
     pub(crate) json: bool,
+
+    /// The columns to show, comma-separated, any case (see below); `+COLUMNS` adds them to
+    /// the default ones.
+    #[arg(short = 'o', long, value_name = "COLUMNS")]
+    pub(crate) output: Option<Columns>,
+
+    /// Print no heading line. Reports beside the table go to stderr.
+    #[arg(short = 'n', long)]
+    pub(crate) noheadings: bool,
+
+    /// Columns one space apart, unaligned, each space, control character and backslash in a
+    /// cell written `\xHH`, an empty cell `-`. Reports beside the table go to stderr.
+    #[arg(short = 'r', long)]
+    pub(crate) raw: bool,
+}
+
+fn list_after_help() -> String {
+    format!(
+        "{}\nExamples:\n  \
+         scope-lock list\n  \
+         scope-lock list -o name,pid,command --noheadings\n  \
+         scope-lock list --raw -o +path | while read -r name loop pid rest; do ...; done\n  \
+         scope-lock list --json | jq -r '.locks[].name'\n  \
+         SCOPE_LOCK_LOOPS_DIR=/srv/repo/.loops scope-lock list",
+        table::columns_help()
+    )
 }
 
 /// Would acquiring this scope conflict right now? Exit 0 when free, 75 when not.

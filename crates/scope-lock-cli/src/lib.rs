@@ -18,6 +18,7 @@ mod holders;
 mod loops_dir;
 mod output;
 mod process;
+mod table;
 
 use cli::{Cli, Command};
 use exit::Failure;

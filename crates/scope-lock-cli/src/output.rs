@@ -10,8 +10,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use scope_lock::{
-    Conflict, ConflictRule, LiveLock, Liveness, LockListing, LockMode, LockRecord, ProblemKind,
-    ScanProblem, lock_name_of,
+    Conflict, ConflictRule, LiveLock, Liveness, LockListing, LockRecord, ProblemKind, ScanProblem,
+    Waiter, lock_name_of,
 };
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -41,7 +41,7 @@ impl Serialize for JsonPath {
 }
 
 /// A record's scope entries, each pattern marked as one.
-fn scope_text(record: &LockRecord) -> String {
+pub(crate) fn scope_text(record: &LockRecord) -> String {
     record
         .scope()
         .iter()
@@ -95,11 +95,19 @@ pub(crate) fn print_text(text: &str) -> Result<(), Failure> {
 // JSON
 // ---------------------------------------------------------------------------------------------
 
+/// The version of every JSON document the commands print (their `"version"` key). Within a
+/// version keys are only added: none is renamed or removed, nor changes its type or meaning
+/// (docs/cli.md, "JSON output"). A change that breaks that raises it.
+pub(crate) const JSON_VERSION: u32 = 1;
+
 /// `list --json` and `clean --json`.
 #[derive(Debug, Serialize)]
 pub(crate) struct ListingJson {
+    version: u32,
     running_dir: JsonPath,
     locks: Vec<LockJson>,
+    /// Live waiters, first in line first.
+    waiters: Vec<WaiterJson>,
     problems: Vec<ProblemJson>,
     reclaimed: Vec<JsonPath>,
     /// Publications left by acquirers killed half-way, removed.
@@ -115,8 +123,10 @@ pub(crate) struct ListingJson {
 impl ListingJson {
     pub(crate) fn new(running_dir: &Path, listing: &LockListing) -> Self {
         Self {
+            version: JSON_VERSION,
             running_dir: JsonPath(running_dir.to_path_buf()),
             locks: listing.locks().iter().map(LockJson::new).collect(),
+            waiters: listing.waiters().iter().map(WaiterJson::new).collect(),
             problems: listing.problems().iter().map(ProblemJson::new).collect(),
             reclaimed: JsonPath::all(listing.reclaimed()),
             orphans: JsonPath::all(listing.orphans()),
@@ -167,8 +177,40 @@ pub(crate) struct LockJson {
     path: JsonPath,
     /// `"flock"` or `"pid"`.
     liveness: Liveness,
+    /// The holder's command line, where it can be read; else `null`.
+    command: Option<Vec<JsonPath>>,
     #[serde(flatten)]
     record: RecordJson,
+}
+
+/// A command line: each argument bytes, written as paths are.
+fn command_json(command: Option<Vec<std::ffi::OsString>>) -> Option<Vec<JsonPath>> {
+    command.map(|args| args.into_iter().map(|arg| JsonPath(arg.into())).collect())
+}
+
+/// A live waiter.
+#[derive(Debug, Serialize)]
+pub(crate) struct WaiterJson {
+    /// Its place in the queue: among waiters whose scopes overlap, the lowest goes first.
+    ticket: u64,
+    /// Its ticket file.
+    path: JsonPath,
+    /// The waiter's command line, where it can be read; else `null`.
+    command: Option<Vec<JsonPath>>,
+    /// The record of the lock it waits for (`started_at`: since when it waits).
+    #[serde(flatten)]
+    record: RecordJson,
+}
+
+impl WaiterJson {
+    fn new(waiter: &Waiter) -> Self {
+        Self {
+            ticket: waiter.ticket(),
+            path: JsonPath(waiter.path().to_path_buf()),
+            command: command_json(waiter.command()),
+            record: RecordJson::new(waiter.record()),
+        }
+    }
 }
 
 impl LockJson {
@@ -178,6 +220,7 @@ impl LockJson {
             name: JsonPath(lock_name_of(lock.path())),
             path: JsonPath(lock.path().to_path_buf()),
             liveness: lock.liveness(),
+            command: command_json(lock.holder_command()),
             record: RecordJson::new(lock.record()),
         }
     }
@@ -225,13 +268,20 @@ impl ProblemJson {
 /// `check --json`.
 #[derive(Debug, Serialize)]
 pub(crate) struct CheckJson {
+    version: u32,
     free: bool,
     conflict: Option<ConflictJson>,
+    /// The scope checked, each path resolved as the lock files hold them.
+    scope: Vec<String>,
+    running_dir: JsonPath,
 }
 
 impl CheckJson {
-    pub(crate) fn new(conflict: Option<&Conflict>) -> Self {
+    pub(crate) fn new(running_dir: &Path, conflict: Option<&Conflict>, scope: Vec<String>) -> Self {
         Self {
+            version: JSON_VERSION,
+            scope,
+            running_dir: JsonPath(running_dir.to_path_buf()),
             free: conflict.is_none(),
             conflict: conflict.map(ConflictJson::new),
         }
@@ -281,102 +331,5 @@ impl ConflictJson {
             holder: conflict.holder().map(RecordJson::new),
             message: conflict.to_string(),
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Human output
-// ---------------------------------------------------------------------------------------------
-
-/// The `list` table, then problems and what was reclaimed.
-pub(crate) fn listing_text(running_dir: &Path, listing: &LockListing) -> String {
-    let mut out = String::new();
-    if listing.locks().is_empty() {
-        out.push_str(&format!("no live locks in {}\n", running_dir.display()));
-    } else {
-        let header = ["NAME", "LOOP", "PID", "SINCE", "LIVENESS", "SCOPE"].map(str::to_owned);
-        let rows: Vec<[String; 6]> = listing
-            .locks()
-            .iter()
-            .map(|lock| {
-                let record = lock.record();
-                [
-                    lock.lock_name().to_owned(),
-                    record.loop_name().to_owned()
-                        + match (record.singleton(), record.mode()) {
-                            (false, LockMode::Exclusive) => "",
-                            (true, LockMode::Exclusive) => " (singleton)",
-                            (false, LockMode::Shared) => " (shared)",
-                            (true, LockMode::Shared) => " (singleton, shared)",
-                        },
-                    record.pid().to_string(),
-                    record.started_at().to_owned(),
-                    lock.liveness().to_string(),
-                    scope_text(record),
-                ]
-            })
-            .collect();
-        out.push_str(&table(&header, &rows));
-    }
-    if !listing.problems().is_empty() {
-        out.push_str("\nnot live locks:\n");
-        for problem in listing.problems() {
-            out.push_str(&format!("  {problem}\n"));
-        }
-    }
-    if !listing.reclaimed().is_empty() {
-        out.push_str("\nreclaimed (holder gone):\n");
-        for path in listing.reclaimed() {
-            out.push_str(&format!("  {}\n", path.display()));
-        }
-    }
-    if !listing.orphans().is_empty() {
-        out.push_str("\nremoved (left by acquirers killed while publishing):\n");
-        for path in listing.orphans() {
-            out.push_str(&format!("  {}\n", path.display()));
-        }
-    }
-    if !listing.stale_tickets().is_empty() {
-        out.push_str("\nremoved (tickets of waiters killed while waiting):\n");
-        for path in listing.stale_tickets() {
-            out.push_str(&format!("  {}\n", path.display()));
-        }
-    }
-    out
-}
-
-/// Left-aligned columns two spaces apart; the last column is not padded.
-fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
-    let mut widths = [0; N];
-    for row in std::iter::once(header).chain(rows) {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(header).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_align_columns_and_leave_the_last_unpadded() {
-        let header = ["A".to_owned(), "LONG".to_owned(), "Z".to_owned()];
-        let rows = [["xyz".to_owned(), "1".to_owned(), "tail".to_owned()]];
-        assert_eq!(table(&header, &rows), "A    LONG  Z\nxyz  1     tail\n");
     }
 }

@@ -77,7 +77,7 @@ pub use error::{Error, ErrorKind};
 pub use fault::{PAUSE_AT_VAR, STEPS as PAUSE_STEPS};
 pub use guard::ScopeGuard;
 pub use holder::{ProcessStatus, process_holds_flock};
-pub use listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
+pub use listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem, Waiter};
 pub use manager::{DEFAULT_INVALID_GRACE, DEFAULT_SENTINEL_BOUND, LockManager};
 pub use mode::LockMode;
 pub use python_json::{deserialize_json_path, path_to_json};

@@ -1,6 +1,7 @@
 //! What a scan of `.running/` finds: live locks, and files that are not (or no longer) readable
 //! locks, reported rather than dropped.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use serde::{Serialize, Serializer};
 
 use crate::record::LockRecord;
 use crate::request::lock_name_of;
-use crate::sys::{FileId, FileType};
+use crate::sys::{self, FileId, FileType};
 
 /// Every live lock in the directory, and everything the scan could not take for a lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +19,7 @@ pub struct LockListing {
     pub(crate) reclaimed: Vec<PathBuf>,
     pub(crate) orphans: Vec<PathBuf>,
     pub(crate) stale_tickets: Vec<PathBuf>,
+    pub(crate) waiters: Vec<Waiter>,
     pub(crate) dry_run: bool,
     /// How long the scan let an unproven file (no flock, no record, no pid) stay unchanged
     /// before it took it for garbage; `None` for a listing no scan made, which never does.
@@ -57,6 +59,14 @@ impl LockListing {
     /// tickets of live waiters are left alone and not listed.
     pub fn stale_tickets(&self) -> &[PathBuf] {
         &self.stale_tickets
+    }
+
+    /// The live waiters of the queue (`.running/.queue/`), first in line first: each waits
+    /// for its scope in arrival order among those whose scopes overlap. Only
+    /// [`LockManager::list_locks`](crate::LockManager::list_locks) and
+    /// [`list_locks_dry_run`](crate::LockManager::list_locks_dry_run) read the queue.
+    pub fn waiters(&self) -> &[Waiter] {
+        &self.waiters
     }
 
     /// Whether this listing comes from
@@ -138,6 +148,65 @@ impl LiveLock {
     /// How it proved alive.
     pub fn liveness(&self) -> Liveness {
         self.liveness
+    }
+}
+
+impl LiveLock {
+    /// The command line of the process that holds the lock, where it can be read and that
+    /// process is known to be the holder: for a lock of this crate, the process the record
+    /// names, once proven to hold the file's flock through its own descriptor (a record can
+    /// name any process, and a pid of another pid namespace names a stranger here); for the
+    /// original's, the live process its pid names, which is what keeps it alive. `None`
+    /// when that cannot be read (another user's process, no `/proc`) or proven.
+    pub fn holder_command(&self) -> Option<Vec<OsString>> {
+        let pid = self.record.pid();
+        match self.liveness {
+            Liveness::Flock => proven_command(pid, self.id),
+            Liveness::Pid => sys::command_line(pid),
+        }
+    }
+}
+
+/// `pid`'s command line, if it holds the flock of `file` through one of its own descriptors.
+fn proven_command(pid: u32, file: FileId) -> Option<Vec<OsString>> {
+    match sys::holds_flock_through_fd(pid, file) {
+        Ok(true) => sys::command_line(pid),
+        _ => None,
+    }
+}
+
+/// A live waiter in the queue: a `run --wait` (or [`LockManager::acquire`](
+/// crate::LockManager::acquire)) waiting for its scope, which holds the flock of its ticket
+/// (`.running/.queue/<number>`) for as long as it waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiter {
+    pub(crate) ticket: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) record: LockRecord,
+    pub(crate) id: FileId,
+}
+
+impl Waiter {
+    /// Its place in the queue: among waiters whose scopes overlap, the lowest goes first.
+    pub fn ticket(&self) -> u64 {
+        self.ticket
+    }
+
+    /// Its ticket file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The record of the lock it waits to take: its loop name, pid, when it started waiting
+    /// (`started_at`) and the scope it waits for.
+    pub fn record(&self) -> &LockRecord {
+        &self.record
+    }
+
+    /// The waiter's command line, as [`LiveLock::holder_command`] reads a holder's: only for
+    /// the process proven to hold the ticket's flock.
+    pub fn command(&self) -> Option<Vec<OsString>> {
+        proven_command(self.record.pid(), self.id)
     }
 }
 

@@ -268,10 +268,12 @@ impl LockManager {
         )
     }
 
-    /// Every live lock, nested names included, and every `*.lock` file that is not a readable
-    /// live lock. Stale locks are reclaimed on the way, and so are the tickets that waiters
-    /// killed while waiting left in the queue ([`LockListing::stale_tickets`]); a live
-    /// waiter's ticket (its flock is held) is left alone.
+    /// Every live lock, nested names included, every live waiter ([`LockListing::waiters`]),
+    /// and every `*.lock` file that is not a readable live lock. Stale locks are reclaimed on
+    /// the way, and so are the tickets that waiters killed while waiting left in the queue
+    /// ([`LockListing::stale_tickets`]); a live waiter's ticket (its flock is held) is left
+    /// alone. To look without changing anything, see
+    /// [`list_locks_dry_run`](Self::list_locks_dry_run).
     ///
     /// # Errors
     ///
@@ -288,18 +290,23 @@ impl LockManager {
     }
 
     /// What [`list_locks`](Self::list_locks) would report, without changing anything: the
-    /// same scan, under the directory sentinel, judges every file the same way, but leaves
-    /// stale lock files, unheld files of ours with invalid records, publications orphaned
-    /// by killed acquirers and tickets of dead waiters where they are.
-    /// [`LockListing::reclaimed`], [`LockListing::orphans`] and
-    /// [`LockListing::stale_tickets`] name what a cleaning scan would remove, and problems of kind
-    /// [`WouldMoveAside`](crate::ProblemKind::WouldMoveAside) what it would move aside. The only
-    /// file it may create is the directory sentinel, when the directory has none. The answer
+    /// same scan judges every file the same way, but leaves stale lock files, unheld files of
+    /// ours with invalid records, publications orphaned by killed acquirers and tickets of dead
+    /// waiters where they are. [`LockListing::reclaimed`], [`LockListing::orphans`] and
+    /// [`LockListing::stale_tickets`] name what a cleaning scan would remove, and problems of
+    /// kind [`WouldMoveAside`](crate::ProblemKind::WouldMoveAside) what it would move aside;
+    /// [`LockListing::waiters`] are the live waiters.
+    ///
+    /// It writes nothing at all, not even the directory sentinel: it opens the sentinel
+    /// read-only and holds its flock while it looks, and where there is no sentinel it looks
+    /// without one (nobody has taken a lock there through it). So it works on a directory it
+    /// may not write, or a read-only filesystem. Probing whether a file is held takes its
+    /// flock for an instant, as every scan does; that is the only trace it leaves. The answer
     /// can be out of date as soon as it is returned.
     ///
     /// # Errors
     ///
-    /// As [`list_locks`](Self::list_locks).
+    /// As [`list_locks`](Self::list_locks), but for a missing sentinel, which is not one.
     pub fn list_locks_dry_run(&self) -> Result<LockListing, Error> {
         protocol::list(
             &self.running_dir,

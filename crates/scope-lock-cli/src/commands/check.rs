@@ -17,18 +17,19 @@ pub(crate) fn check(
         // A directory that is not there holds no lock: "free" would be true of the wrong place.
         loops_dir.ensure_exists()?;
     }
+    // The paths as compared: a relative or `..` path resolved is what was checked.
+    let resolved = args
+        .scope
+        .iter()
+        .map(|entry| scope_lock::normalize_path(entry))
+        .collect::<Result<Vec<_>, _>>()?;
     if args.json {
-        output::print_json(&CheckJson::new(conflict.as_ref()))?;
+        let json = CheckJson::new(manager.running_dir(), conflict.as_ref(), resolved.clone());
+        output::print_json(&json)?;
     }
     match conflict {
         None => {
             if !args.json {
-                // The paths as compared: a relative or `..` path resolved is what was free.
-                let resolved = args
-                    .scope
-                    .iter()
-                    .map(|entry| scope_lock::normalize_path(entry))
-                    .collect::<Result<Vec<_>, _>>()?;
                 output::print_text(&format!(
                     "free: {} (locks in {})\n",
                     resolved.join(" "),

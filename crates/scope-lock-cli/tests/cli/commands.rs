@@ -99,7 +99,13 @@ fn redact(
     sandbox: &Sandbox,
     pids: &[u32],
 ) -> Result<String, Box<dyn std::error::Error>> {
-    let mut text = redact_dir(text, sandbox.path());
+    // The holders' command lines: the `scope-lock` built here, and this test binary (the
+    // original's lock names this process).
+    let mut text =
+        redact_dir(text, sandbox.path()).replace(env!("CARGO_BIN_EXE_scope-lock"), "[scope-lock]");
+    if let Some(test_binary) = std::env::args().next() {
+        text = text.replace(&test_binary, "[test]");
+    }
     for pid in pids {
         text = text.replace(&format!("pid {pid}"), "pid [pid]");
         text = text.replace(&format!("\"pid\": {pid}"), "\"pid\": \"[pid]\"");
@@ -150,7 +156,7 @@ fn redact_invalid_suffix(text: &str) -> String {
 }
 
 #[test]
-fn list_prints_a_table_problems_and_what_it_reclaimed() -> TestResult {
+fn list_prints_holders_problems_and_what_clean_would_do() -> TestResult {
     let sandbox = Sandbox::new()?;
     let mut holder = populate(&sandbox)?;
     let out = sandbox.run(&["list"])?;

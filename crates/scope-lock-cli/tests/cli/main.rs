@@ -7,6 +7,7 @@ mod flock_habits;
 mod globs;
 mod help;
 mod hostile_world;
+mod listing;
 mod messages;
 mod pid_namespaces;
 mod run;

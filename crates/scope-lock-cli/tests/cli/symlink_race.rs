@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::support::{TestResult, hostile, run_to_end};
+use crate::support::{TestResult, dead_pid, hostile, run_to_end};
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 
 /// The `scope-lock` binary under test.
@@ -68,14 +68,6 @@ impl Victim {
             .map(PathBuf::as_path)
             .collect()
     }
-}
-
-/// The pid of a process that has exited and been reaped.
-fn dead_pid() -> Result<u32, Box<dyn std::error::Error>> {
-    let mut child = Command::new("true").spawn()?;
-    let pid = child.id();
-    child.wait()?;
-    Ok(pid)
 }
 
 /// Swaps `a` and `b` (`renameat2(RENAME_EXCHANGE)`) over and over until told to stop, for at

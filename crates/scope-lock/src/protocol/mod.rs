@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use crate::conflict::Conflict;
 use crate::error::{Error, ErrorKind};
-use crate::listing::{LockListing, ProblemKind};
+use crate::listing::{LockListing, ProblemKind, Waiter};
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::request::LockRequest;
 use crate::scope::ScopeIndex;
@@ -130,9 +130,14 @@ pub(crate) fn list(
             ..LockListing::default()
         });
     }
-    let sentinel = SentinelGuard::lock(running_dir, bound)?;
+    // A dry run writes nothing, not even the sentinel: it may look at a read-only directory.
+    let sentinel = match stale {
+        Stale::Clean => SentinelGuard::lock(running_dir, bound)?,
+        Stale::DryRun => SentinelGuard::look(running_dir, bound)?,
+    };
     let mut listing = scan(scan_mode, &sentinel)?;
     let queue = queue::scan(stale, &sentinel)?;
+    listing.waiters = queue.tickets.into_iter().map(Waiter::from).collect();
     listing.stale_tickets = queue.stale;
     listing.problems.extend(queue.problems);
     listing.problems.sort_by(|a, b| a.path.cmp(&b.path));

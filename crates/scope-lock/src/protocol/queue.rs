@@ -27,6 +27,17 @@ use crate::listing::ScanProblem;
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::sys::{self, Dir, FileId, FileType};
 
+impl From<Queued> for crate::listing::Waiter {
+    fn from(ticket: Queued) -> Self {
+        Self {
+            ticket: ticket.number,
+            path: ticket.path,
+            record: ticket.record,
+            id: ticket.id,
+        }
+    }
+}
+
 /// The queue's directory, inside `.running/`.
 pub(crate) const QUEUE_DIR: &str = ".queue";
 

@@ -35,8 +35,12 @@ const SENTINEL_RECHECK: Duration = SENTINEL_MAX_PAUSE;
 /// The exclusive flock on `.running/.acquire.lock`, held while this value lives, and
 /// `.running/` itself, held open: every step under the sentinel reaches the directory through
 /// it, never again by its path.
+///
+/// A [look](Self::look) into a directory that has no sentinel holds none (`file` is `None`):
+/// it creates nothing, and it changes nothing either, so there is nothing for the sentinel to
+/// keep anyone from seeing half done.
 pub(crate) struct SentinelGuard {
-    file: File,
+    file: Option<File>,
     dir: sys::Dir,
 }
 
@@ -45,8 +49,19 @@ impl Drop for SentinelGuard {
         // Unlike a lock file's, the sentinel's flock is ended explicitly: if another thread
         // forked meanwhile, the child shares this open file description, and merely closing
         // our descriptor would leave the whole directory locked until the child exits.
-        let _ = sys::unlock(&self.file);
+        if let Some(file) = &self.file {
+            let _ = sys::unlock(file);
+        }
     }
+}
+
+/// What [`SentinelGuard::lock_with`] does when the directory has no sentinel yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Create it, as every call that may change the directory must.
+    Create,
+    /// Go on without it: a look that writes nothing, not even the sentinel.
+    LookWithout,
 }
 
 impl SentinelGuard {
@@ -68,7 +83,27 @@ impl SentinelGuard {
     /// and is stopped or stuck costs others at most `bound`, after which they get
     /// [`ErrorKind::Busy`] naming it, never a hang.
     pub(crate) fn lock(running_dir: &Path, bound: Duration) -> Result<Self, Error> {
-        Self::lock_with(running_dir, bound, Patience::WATCH, &mut || {})
+        Self::lock_with(
+            running_dir,
+            bound,
+            Patience::WATCH,
+            Missing::Create,
+            &mut || {},
+        )
+    }
+
+    /// [`lock`](Self::lock) for a look that changes nothing (a dry run): the sentinel is opened
+    /// read-only and never created, so a read-only directory, or one nobody has locked in yet,
+    /// can be looked at. Without a sentinel the look holds none; the caller must then change
+    /// nothing.
+    pub(crate) fn look(running_dir: &Path, bound: Duration) -> Result<Self, Error> {
+        Self::lock_with(
+            running_dir,
+            bound,
+            Patience::WATCH,
+            Missing::LookWithout,
+            &mut || {},
+        )
     }
 
     /// [`lock`](Self::lock), waiting as `patience` says and calling `before_wait` each time
@@ -78,6 +113,7 @@ impl SentinelGuard {
         running_dir: &Path,
         bound: Duration,
         patience: Patience,
+        missing: Missing,
         before_wait: &mut dyn FnMut(),
     ) -> Result<Self, Error> {
         let dir = open_running_dir(running_dir)?;
@@ -87,9 +123,16 @@ impl SentinelGuard {
         // Made the first time the sentinel is busy; `None` inside when no watch can be had.
         let mut watch: Option<Option<DirWatch>> = None;
         for _ in 0..SENTINEL_ATTEMPTS {
-            let file = dir
-                .open_sentinel(SENTINEL_NAME)
-                .map_err(|err| open_error(&dir, SENTINEL_NAME, err))?;
+            let opened = match missing {
+                Missing::Create => dir.open_sentinel(SENTINEL_NAME).map(Some),
+                Missing::LookWithout => match dir.open_file(SENTINEL_NAME) {
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+                    opened => opened.map(Some),
+                },
+            };
+            let Some(file) = opened.map_err(|err| open_error(&dir, SENTINEL_NAME, err))? else {
+                return Ok(Self { file: None, dir });
+            };
             // One `fstat` serves both: the type, and the inode the descriptor (so the lock
             // we take) refers to, which no later call can change.
             let meta = file
@@ -141,7 +184,10 @@ impl SentinelGuard {
                 .id_of(SENTINEL_NAME)
                 .map_err(|err| Error::io("cannot stat", &path, err))?;
             if named == Some(locked) {
-                return Ok(Self { file, dir });
+                return Ok(Self {
+                    file: Some(file),
+                    dir,
+                });
             }
         }
         Err(Error::at_path(
@@ -336,7 +382,11 @@ pub(super) mod tests {
         let dir = tempfile::tempdir()?;
         let sentinel = SentinelGuard::lock(dir.path(), Duration::from_secs(60))?;
         // A duplicate shares the open file description, exactly as a forked child's copy does.
-        let shared = sentinel.file.try_clone()?;
+        let shared = sentinel
+            .file
+            .as_ref()
+            .ok_or("no sentinel held")?
+            .try_clone()?;
         drop(sentinel);
         let other = open_sentinel_of(dir.path())?;
         assert!(
@@ -437,7 +487,13 @@ pub(super) mod tests {
             let mut before_wait = || {
                 let _ = waiting_tx.send(());
             };
-            let got = SentinelGuard::lock_with(&running_dir, bound, patience, &mut before_wait);
+            let got = SentinelGuard::lock_with(
+                &running_dir,
+                bound,
+                patience,
+                Missing::Create,
+                &mut before_wait,
+            );
             let _ = done_tx.send(got.map(drop));
         });
         // Generous: the waiter needs microseconds.

@@ -34,7 +34,7 @@ use other as imp;
 
 pub(crate) use dir::{Dir, DirEntry, is_not_a_dir, lstat_type};
 pub(crate) use imp::{
-    DirWatch, flock_holders, flock_holders_of, holds_flock_through_fd, own_identity,
+    DirWatch, command_line, flock_holders, flock_holders_of, holds_flock_through_fd, own_identity,
     process_status, start_ticks_of, unreliable_flock_filesystem,
 };
 pub(crate) use unix::{

@@ -31,6 +31,11 @@ pub(crate) fn flock_holders_of(_file: FileId) -> Vec<u32> {
     Vec::new()
 }
 
+/// Without `/proc`, a process's command line is not read (`ps` would have to be run).
+pub(crate) fn command_line(_pid: u32) -> Option<Vec<std::ffi::OsString>> {
+    None
+}
+
 /// Without `/proc`, a process's descriptors cannot be read.
 pub(crate) fn holds_flock_through_fd(_pid: u32, _file: FileId) -> std::io::Result<bool> {
     Err(std::io::Error::new(

@@ -30,6 +30,16 @@ fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>, Box<dyn Error>> {
     Ok(found)
 }
 
+/// The original's live lock `legacy.lock`: no flock, and its pid (this process) alive.
+fn write_legacy_lock(fx: &scope_lock::testing::Fixture) -> Result<PathBuf, Box<dyn Error>> {
+    let me = std::process::id();
+    fx.write_lock_file(
+        "legacy",
+        format!(r#"{{"loop_name": "legacy", "scope": ["/srv/l"], "pid": {me}, "started_at": "{STARTED}"}}"#)
+            .as_bytes(),
+    )
+}
+
 /// The reason of the problem reported for `path`, if it is of kind `WouldMoveAside`.
 fn invalid_stale(listing: &scope_lock::LockListing, path: &Path) -> Option<String> {
     listing
@@ -70,11 +80,7 @@ fn inspecting_reports_what_a_clean_would_do_and_changes_nothing() -> TestResult 
     // Left alone by both: the original's live lock (no flock; its pid, ours, is alive), a file
     // that is not ours and whose pid is alive, and a file that is not a lock file.
     let me = std::process::id();
-    let legacy = fx.write_lock_file(
-        "legacy",
-        format!(r#"{{"loop_name": "legacy", "scope": ["/srv/l"], "pid": {me}, "started_at": "{STARTED}"}}"#)
-            .as_bytes(),
-    )?;
+    let legacy = write_legacy_lock(&fx)?;
     let foreign = fx.write_lock_file(
         "foreign",
         format!(r#"{{"loop_name": 7, "scope": ["/srv/f"], "pid": {me}}}"#).as_bytes(),
@@ -160,5 +166,68 @@ fn inspecting_a_missing_directory_creates_nothing() -> TestResult {
     assert!(inspected.locks().is_empty() && inspected.problems().is_empty());
     assert!(!dir.path().join(".loops").exists());
     assert!(!locks.list_locks()?.is_dry_run());
+    Ok(())
+}
+
+/// A dry run writes nothing, not even the directory sentinel where there is none yet: so it
+/// can look at a directory it may not write (SL-25).
+#[test]
+fn a_dry_run_creates_no_sentinel() -> TestResult {
+    let fx = fixture()?;
+    fs::create_dir_all(fx.running())?;
+    let legacy = write_legacy_lock(&fx)?;
+    let before = snapshot(fx.running())?;
+    let inspected = fx.locks.list_locks_dry_run()?;
+    assert_eq!(snapshot(fx.running())?, before, "a dry run wrote a file");
+    let live: Vec<_> = inspected.locks().iter().map(|l| l.path()).collect();
+    assert_eq!(live, [legacy.as_path()]);
+    Ok(())
+}
+
+/// Live waiters are listed, first in line first, with the record of what each waits for and
+/// its command line; a listing of the directory sees them, a cleaning one and a dry run alike.
+#[test]
+fn listings_show_live_waiters_in_ticket_order() -> TestResult {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let fx = fixture()?;
+    let held = fx.acquire("holder", "src")?;
+    let (started, waiting) = mpsc::channel();
+    let locks = fx.locks.clone();
+    let request = fx.request("waiter", "src/api");
+    let waiter = std::thread::spawn(move || {
+        let mut report = |wait: &scope_lock::Waiting<'_>| {
+            if wait.is_first() {
+                let _ = started.send(());
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        locks
+            .acquire_with(&request, deadline, &mut report)
+            .map(|guard| guard.release())
+    });
+    waiting.recv_timeout(Duration::from_secs(60))?;
+    for listing in [fx.locks.list_locks_dry_run()?, fx.locks.list_locks()?] {
+        let [queued] = listing.waiters() else {
+            panic!("not one waiter: {:?}", listing.waiters());
+        };
+        assert_eq!(queued.ticket(), 1);
+        assert_eq!(queued.record().loop_name(), "waiter");
+        assert_eq!(queued.record().pid(), std::process::id());
+        assert_eq!(queued.record().scope(), [fx.path("src/api")]);
+        assert!(queued.path().starts_with(fx.running().join(".queue")));
+        let ours = std::env::args_os().next();
+        assert_eq!(queued.command().and_then(|c| c.first().cloned()), ours);
+        assert_eq!(
+            listing.locks()[0]
+                .holder_command()
+                .and_then(|c| c.first().cloned()),
+            ours
+        );
+    }
+    held.release()?;
+    waiter.join().map_err(|_| "the waiter panicked")???;
+    assert!(fx.locks.list_locks()?.waiters().is_empty());
     Ok(())
 }

@@ -308,6 +308,14 @@ pub(crate) fn original_record(loop_name: &str, scope: &str, pid: u32, started_at
     )
 }
 
+/// The pid of a process that has exited and been reaped.
+pub(crate) fn dead_pid() -> Result<u32, Box<dyn std::error::Error>> {
+    let mut child = Command::new("true").spawn()?;
+    let pid = child.id();
+    child.wait()?;
+    Ok(pid)
+}
+
 /// Whether process `pid` exists (and is not yet reaped).
 pub(crate) fn process_exists(pid: u32) -> bool {
     let Some(pid) = i32::try_from(pid)

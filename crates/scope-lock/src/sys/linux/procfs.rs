@@ -2,8 +2,10 @@
 //! (`/proc/<pid>/stat`), and whether `/proc` is our own pid namespace's, so that what it says
 //! can prove who a process is (see `protocol/ancestry.rs`).
 
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 
 use crate::sys::unix::{FileId, ProcessIdentity, file_id};
@@ -32,6 +34,27 @@ pub(crate) fn flock_holders_of(file: FileId) -> Vec<u32> {
         }
     }
     Vec::new()
+}
+
+/// The command line of process `pid` (`/proc/<pid>/cmdline`: its arguments, each ended by a
+/// NUL), for showing who holds a lock; `None` when it cannot be read (no such process, or
+/// `/proc` hides it) or is empty (a kernel thread, or a process exiting).
+pub(crate) fn command_line(pid: u32) -> Option<Vec<OsString>> {
+    parse_cmdline(&fs::read(format!("/proc/{pid}/cmdline")).ok()?)
+}
+
+/// The arguments in the contents of a `/proc/<pid>/cmdline`; `None` when there are none.
+pub(crate) fn parse_cmdline(bytes: &[u8]) -> Option<Vec<OsString>> {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(
+        bytes
+            .split(|&byte| byte == 0)
+            .map(|arg| OsString::from_vec(arg.to_vec()))
+            .collect(),
+    )
 }
 
 /// Whether process `pid` has a descriptor of `file`'s inode whose open file description holds
@@ -263,6 +286,28 @@ mod tests {
         );
         assert_eq!(read_stat(u32::MAX), None, "no such process");
         Ok(())
+    }
+
+    #[test]
+    fn a_command_line_is_its_nul_separated_arguments_byte_for_byte() {
+        assert_eq!(
+            parse_cmdline(b"sh\0-c\0echo a b\0\xff\0"),
+            Some(vec![
+                OsString::from("sh"),
+                OsString::from("-c"),
+                OsString::from("echo a b"),
+                OsString::from_vec(vec![0xff]),
+            ])
+        );
+        // An empty argument is kept; no arguments at all is no command line.
+        assert_eq!(
+            parse_cmdline(b"x\0\0"),
+            Some(vec![OsString::from("x"), OsString::new()])
+        );
+        assert_eq!(parse_cmdline(b""), None);
+        let ours = command_line(std::process::id()).unwrap_or_default();
+        let exe = std::env::args_os().next().unwrap_or_default();
+        assert_eq!(ours.first(), Some(&exe), "{ours:?}");
     }
 
     #[test]
