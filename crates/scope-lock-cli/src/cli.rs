@@ -38,6 +38,8 @@ Examples:
   scope-lock clean
   scope-lock break docs-fixer
   scope-lock break docs-fixer --kill
+  scope-lock completions bash > ~/.local/share/bash-completion/completions/scope-lock
+  scope-lock man --dir ~/.local/share/man/man1
 
 Environment:
   SCOPE_LOCK_LOOPS_DIR   the loops directory when --loops-dir is not given (default: .loops);
@@ -90,6 +92,8 @@ pub(crate) enum Command {
     Check(CheckArgs),
     Clean(CleanArgs),
     Break(BreakArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
 }
 
 /// Run CMD holding a scope lock; fail fast (exit 75, CMD not run) when the scope is held,
@@ -431,6 +435,38 @@ pub(crate) struct BreakArgs {
     /// proves it alive or dead, when you know no little-loops process is writing it.
     #[arg(long, conflicts_with = "kill")]
     pub(crate) force: bool,
+}
+
+/// Print SHELL's completion script for scope-lock, generated from this command line.
+///
+/// Install it where the shell looks for completions (below); each shell reads that directory
+/// when it starts, so open a new one. Run it again after upgrading scope-lock.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Install:
+  bash: scope-lock completions bash > ~/.local/share/bash-completion/completions/scope-lock
+        (or, for every user: > /usr/share/bash-completion/completions/scope-lock)
+  zsh:  scope-lock completions zsh > ~/.zfunc/_scope-lock
+        (with `fpath+=~/.zfunc` before `compinit` in ~/.zshrc)
+  fish: scope-lock completions fish > ~/.config/fish/completions/scope-lock.fish")]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// Print the manual page scope-lock(1) (roff), generated from this command line; with --dir,
+/// write it and a page for each subcommand (scope-lock-run(1), ...) into DIR.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  scope-lock man | man -l -
+  scope-lock man --dir ~/.local/share/man/man1    # then: man scope-lock-run")]
+pub(crate) struct ManArgs {
+    /// Write scope-lock.1 and scope-lock-<command>.1 into this directory (made if missing)
+    /// instead of printing scope-lock(1).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

@@ -40,21 +40,34 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
-    let loops_dir = LoopsDir::choose(cli.loops_dir, std::env::var_os(LOOPS_DIR_VAR))?;
-    let manager = LockManager::new(loops_dir.path()).with_invalid_grace(cli.invalid_grace);
+    let invalid_grace = cli.invalid_grace;
+    let loops_dir = || LoopsDir::choose(cli.loops_dir, std::env::var_os(LOOPS_DIR_VAR));
+    let manager = |dir: &LoopsDir| LockManager::new(dir.path()).with_invalid_grace(invalid_grace);
     // Only `run` may create the loops directory; `check` asks about it once its arguments
-    // are known to be good, so that a usage error is reported as one.
+    // are known to be good, so that a usage error is reported as one. `completions` and `man`
+    // describe the command itself and use none.
     match cli.command {
-        Command::Run(args) => commands::run::run(&manager, args),
-        Command::Check(args) => commands::check::check(&manager, &args, &loops_dir),
-        Command::List(args) => loops_dir
-            .ensure_exists()
-            .and_then(|()| commands::list::list(&manager, &args)),
-        Command::Clean(args) => loops_dir
-            .ensure_exists()
-            .and_then(|()| commands::clean::clean(&manager, &args)),
-        Command::Break(args) => loops_dir
-            .ensure_exists()
-            .and_then(|()| commands::brk::brk(&manager, &args)),
+        Command::Run(args) => commands::run::run(&manager(&loops_dir()?), args),
+        Command::Check(args) => {
+            let dir = loops_dir()?;
+            commands::check::check(&manager(&dir), &args, &dir)
+        }
+        Command::List(args) => {
+            let dir = loops_dir()?;
+            dir.ensure_exists()?;
+            commands::list::list(&manager(&dir), &args)
+        }
+        Command::Clean(args) => {
+            let dir = loops_dir()?;
+            dir.ensure_exists()?;
+            commands::clean::clean(&manager(&dir), &args)
+        }
+        Command::Break(args) => {
+            let dir = loops_dir()?;
+            dir.ensure_exists()?;
+            commands::brk::brk(&manager(&dir), &args)
+        }
+        Command::Completions(args) => commands::docs::completions(&args),
+        Command::Man(args) => commands::docs::man(&args),
     }
 }

@@ -3,6 +3,7 @@
 
 mod break_kill;
 mod commands;
+mod completions;
 mod flock_habits;
 mod globs;
 mod help;
