@@ -152,6 +152,19 @@ impl Error {
     }
 }
 
+/// An I/O error in the system's own words ("Permission denied"), without the " (os error 13)"
+/// that std's `Display` adds: for the reasons the library writes into its reports, which are
+/// read by people.
+pub(crate) fn in_words(err: &io::Error) -> String {
+    let text = err.to_string();
+    match err.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| text.clone(), str::to_owned),
+        None => text,
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -207,6 +220,13 @@ mod tests {
     use std::error::Error as _;
 
     use super::*;
+
+    #[test]
+    fn io_errors_in_reports_are_in_words_without_the_os_error_number() {
+        let denied = io::Error::from_raw_os_error(13);
+        assert_eq!(in_words(&denied), "Permission denied");
+        assert_eq!(in_words(&io::Error::other("no number")), "no number");
+    }
     use crate::conflict::AcquireError;
 
     /// What anyhow's `{:#}` prints: the error, then each source in turn.

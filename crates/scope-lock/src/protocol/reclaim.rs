@@ -10,6 +10,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 
 use super::sentinel::SentinelGuard;
+use crate::error::in_words;
 use crate::fault;
 use crate::listing::{LockListing, ProblemKind, ScanProblem};
 use crate::request::NAME_MAX;
@@ -65,7 +66,7 @@ pub(crate) fn reclaim(
                 Err(err) => problems.push(ScanProblem {
                     path,
                     kind: ProblemKind::ReclaimFailed {
-                        reason: err.to_string(),
+                        reason: in_words(&err),
                     },
                 }),
             }
@@ -75,7 +76,7 @@ pub(crate) fn reclaim(
         Err(err) => problems.push(ScanProblem {
             path,
             kind: ProblemKind::ReclaimFailed {
-                reason: err.to_string(),
+                reason: in_words(&err),
             },
         }),
     }
@@ -124,7 +125,8 @@ pub(super) fn move_aside(
         Ok(moved_to) => (reason, moved_to),
         Err(err) => (
             format!(
-                "{reason}; moving it aside failed: {err}{}",
+                "{reason}; moving it aside failed: {}{}",
+                in_words(&err),
                 what_to_do_when_moving_fails(&err, file)
             ),
             None,

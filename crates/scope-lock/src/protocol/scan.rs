@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use super::publish::{PUBLISH_PREFIX, PUBLISH_SUFFIX};
 use super::reclaim::{Entry, Stale, move_aside, reclaim};
 use super::sentinel::SentinelGuard;
-use crate::error::Error;
+use crate::error::{Error, in_words};
 use crate::listing::{FileKind, LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 use crate::python_json::salvage;
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
@@ -179,7 +179,7 @@ fn classify(
         listing.problems.push(ScanProblem { path, kind });
     };
     let unreadable = |err: io::Error| ProblemKind::Unreadable {
-        reason: err.to_string(),
+        reason: in_words(&err),
     };
     let path = entry.path.clone();
     let file = match entry.dir.open_file(&entry.name) {

@@ -572,7 +572,7 @@ fn a_lock_file_the_user_cannot_open_is_reported_unreadable_naming_the_cause() ->
     assert_eq!(
         said,
         [format!(
-            "problem {}: cannot be read (Permission denied (os error 13)); treated as held. \
+            "problem {}: cannot be read (Permission denied); treated as held. \
              Its owner or root can make it readable or remove it",
             path.display()
         )]
