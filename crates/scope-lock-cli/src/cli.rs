@@ -181,6 +181,12 @@ pub(crate) struct RunArgs {
     )]
     pub(crate) shell_command: Option<OsString>,
 
+    /// Report the outcome as one JSON line on stderr, once it is known (stdout is CMD's):
+    /// `ran` with CMD's status, `busy` or `timed_out` with the holder, or `failed` (see
+    /// docs/cli.md, "JSON output"). scope-lock's own other lines on stderr are left out.
+    #[arg(long)]
+    pub(crate) json: bool,
+
     /// The command to run, and its arguments: everything from the first word that is not an
     /// option on (`--` before it when it starts with `-`).
     #[arg(
@@ -435,6 +441,11 @@ pub(crate) struct BreakArgs {
     /// proves it alive or dead, when you know no little-loops process is writing it.
     #[arg(long, conflicts_with = "kill")]
     pub(crate) force: bool,
+
+    /// Print one JSON document at the end instead of lines as they happen (see docs/cli.md,
+    /// "JSON output"); a failure is in it too, with the status unchanged.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// Print SHELL's completion script for scope-lock, generated from this command line.

@@ -16,7 +16,9 @@ use scope_lock::{
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::commands::run::RunOutcome;
 use crate::exit::{self, Failure};
+use crate::holders::{Holder, Sent};
 
 /// A path (or a lock's name) in a JSON document, written as the lock files write paths
 /// ([`scope_lock::path_to_json`]: Python's `json.dump` of `os.fsdecode(path)`). serde_json
@@ -78,6 +80,15 @@ pub(crate) fn print_json(value: &impl Serialize) -> Result<(), Failure> {
                 format!("cannot write to stdout: {}", exit::os_reason(&err)),
             )
         })
+}
+
+/// Writes a JSON document on one line to stderr (for `run`, whose stdout is CMD's). Nothing is
+/// left to report a failure to.
+pub(crate) fn print_json_line_to_stderr(value: &impl Serialize) {
+    let mut err = io::stderr().lock();
+    let _ = serde_json::to_writer(&mut err, value)
+        .map_err(io::Error::from)
+        .and_then(|()| writeln!(err));
 }
 
 /// Writes text to stdout; a closed pipe (`| head`) is not worth a failure.
@@ -262,6 +273,167 @@ impl ProblemJson {
             pid,
             message: problem.to_string(),
         }
+    }
+}
+
+/// `run --json`, on stderr.
+#[derive(Debug, Serialize)]
+pub(crate) struct RunJson {
+    version: u32,
+    /// `ran` (CMD ran holding the lock), `busy` (held: CMD not run), `timed_out` (waited in
+    /// vain: CMD not run) or `failed` (see `message`).
+    outcome: &'static str,
+    /// The status `scope-lock run` exits with.
+    status: u8,
+    /// For `ran`: the lock file held while CMD ran.
+    lock: Option<JsonPath>,
+    /// For `ran`: CMD's exit code, or `null` when a signal killed it.
+    exit_code: Option<i32>,
+    /// For `ran`: the signal that killed CMD, if one did.
+    signal: Option<i32>,
+    /// For `busy` and `timed_out`: what held the scope, as `check --json` says it.
+    conflict: Option<ConflictJson>,
+    /// For `failed`: the message (as printed without --json).
+    message: Option<String>,
+}
+
+impl RunJson {
+    pub(crate) fn new(outcome: &RunOutcome) -> Self {
+        use std::os::unix::process::ExitStatusExt as _;
+        let mut json = Self::empty("ran", outcome.status);
+        if let Some((lock, status)) = &outcome.ran {
+            json.lock = Some(JsonPath(lock.clone()));
+            json.exit_code = status.code();
+            json.signal = status.signal();
+        }
+        if let Some(refused) = &outcome.refused {
+            json.outcome = if refused.is_timeout() {
+                "timed_out"
+            } else {
+                "busy"
+            };
+            json.conflict = refused.conflict().map(ConflictJson::new);
+        }
+        json
+    }
+
+    pub(crate) fn failed(failure: &Failure) -> Self {
+        let mut json = Self::empty("failed", failure.status);
+        json.message = Some(failure.message.clone());
+        json
+    }
+
+    fn empty(outcome: &'static str, status: u8) -> Self {
+        Self {
+            version: JSON_VERSION,
+            outcome,
+            status,
+            lock: None,
+            exit_code: None,
+            signal: None,
+            conflict: None,
+            message: None,
+        }
+    }
+}
+
+/// `break --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct BreakJson {
+    version: u32,
+    /// The name given.
+    name: String,
+    /// The lock file it names.
+    path: JsonPath,
+    /// `shown` (the lock and its holders), `freed` (--kill: the holders ended and the lock is
+    /// free), `reclaimed` (its holder was gone), `moved_aside` (--force) or `failed` (see
+    /// `message`; the status is not 0).
+    pub(crate) outcome: &'static str,
+    /// The live lock, as `list --json` shows it; `null` when none was found.
+    lock: Option<LockJson>,
+    /// The processes that provably hold it.
+    holders: Vec<BreakHolderJson>,
+    /// With --kill: each signal, in order.
+    signals: Vec<SignalJson>,
+    /// For `moved_aside`: where the file went.
+    moved_to: Option<JsonPath>,
+    /// For `failed`: the message printed without --json.
+    message: Option<String>,
+    /// The lines `break` prints without --json.
+    pub(crate) lines: Vec<String>,
+}
+
+/// A process that holds the lock.
+#[derive(Debug, Serialize)]
+struct BreakHolderJson {
+    pid: u32,
+    /// Its name, from `/proc/<pid>/status`.
+    name: String,
+    /// Why it will not be signalled; `null` when it may be.
+    refusal: Option<String>,
+}
+
+/// A signal `break --kill` sent, or meant to.
+#[derive(Debug, Serialize)]
+struct SignalJson {
+    pid: u32,
+    /// `SIGTERM` or `SIGKILL`.
+    signal: &'static str,
+    /// `sent`, `gone` (it let the lock go first) or `refused` (see `reason`).
+    result: &'static str,
+    reason: Option<String>,
+}
+
+impl BreakJson {
+    pub(crate) fn new(name: &str, path: &Path) -> Self {
+        Self {
+            version: JSON_VERSION,
+            name: name.to_owned(),
+            path: JsonPath(path.to_path_buf()),
+            outcome: "shown",
+            lock: None,
+            holders: Vec::new(),
+            signals: Vec::new(),
+            moved_to: None,
+            message: None,
+            lines: Vec::new(),
+        }
+    }
+
+    pub(crate) fn lock(&mut self, lock: &LiveLock) {
+        self.lock = Some(LockJson::new(lock));
+    }
+
+    pub(crate) fn holder(&mut self, holder: &Holder) {
+        self.holders.push(BreakHolderJson {
+            pid: holder.pid,
+            name: holder.name.clone(),
+            refusal: holder.refusal.clone(),
+        });
+    }
+
+    pub(crate) fn signal(&mut self, pid: u32, signal: &'static str, sent: &Sent) {
+        let (result, reason) = match sent {
+            Sent::Signalled => ("sent", None),
+            Sent::Gone => ("gone", None),
+            Sent::Refused(why) => ("refused", Some(why.clone())),
+        };
+        self.signals.push(SignalJson {
+            pid,
+            signal,
+            result,
+            reason,
+        });
+    }
+
+    pub(crate) fn moved_aside(&mut self, to: &Path) {
+        self.outcome = "moved_aside";
+        self.moved_to = Some(JsonPath(to.to_path_buf()));
+    }
+
+    pub(crate) fn failed(&mut self, failure: &Failure) {
+        self.outcome = "failed";
+        self.message = Some(failure.message.clone());
     }
 }
 

@@ -19,23 +19,75 @@ use scope_lock::{LiveLock, Liveness, LockManager};
 use crate::cli::BreakArgs;
 use crate::exit::{self, Failure};
 use crate::holders::{self, Holder, Holders, LockFile, Sent};
-use crate::output;
+use crate::output::{self, BreakJson};
 
 /// How often to look again whether the lock is free.
 const POLL: Duration = Duration::from_millis(100);
 
 pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure> {
+    let path = manager.lock_path(&scope_lock::LockRequest::new(&args.name));
+    let mut report = Report {
+        json: args.json.then(|| BreakJson::new(&args.name, &path)),
+    };
+    let result = break_lock(manager, args, &mut report);
+    match report.json {
+        None => result,
+        Some(mut json) => {
+            let status = match result {
+                Ok(status) => status,
+                Err(failure) => {
+                    json.failed(&failure);
+                    failure.status
+                }
+            };
+            output::print_json(&json)?;
+            Ok(status)
+        }
+    }
+}
+
+/// What `break` says: each line printed as it happens, or with --json gathered, with what the
+/// lines are about, into one document printed at the end.
+struct Report {
+    json: Option<BreakJson>,
+}
+
+impl Report {
+    fn say(&mut self, line: String) {
+        match &mut self.json {
+            None => println!("{line}"),
+            Some(json) => json.lines.push(line),
+        }
+    }
+
+    fn json(&mut self, record: impl FnOnce(&mut BreakJson)) {
+        if let Some(json) = &mut self.json {
+            record(json);
+        }
+    }
+}
+
+fn break_lock(manager: &LockManager, args: &BreakArgs, report: &mut Report) -> Result<u8, Failure> {
     let running_dir = manager.running_dir();
     let request = scope_lock::LockRequest::new(&args.name);
     let path = manager.lock_path(&request);
     if args.force {
         let moved_to = manager.set_aside_invalid(&request)?;
-        println!("{}: moved aside to {}", path.display(), moved_to.display());
+        report.say(format!(
+            "{}: moved aside to {}",
+            path.display(),
+            moved_to.display()
+        ));
+        report.json(|json| json.moved_aside(&moved_to));
         return Ok(exit::SUCCESS);
     }
     let listing = manager.list_locks()?;
     if listing.reclaimed().iter().any(|p| p == &path) {
-        println!("{}: its holder was gone; reclaimed", path.display());
+        report.say(format!(
+            "{}: its holder was gone; reclaimed",
+            path.display()
+        ));
+        report.json(|json| json.outcome = "reclaimed");
         return Ok(exit::SUCCESS);
     }
     let Some(lock) = listing.locks().iter().find(|l| l.path() == path) else {
@@ -56,13 +108,14 @@ pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure
         ));
     };
     let record = lock.record();
-    println!(
+    report.say(format!(
         "{}: {}, liveness {}, scope {}",
         path.display(),
         output::describe_holder(lock.lock_name(), record),
         lock.liveness(),
         record.scope().join(" "),
-    );
+    ));
+    report.json(|json| json.lock(lock));
     let file = LockFile::at(&path).map_err(|err| {
         Failure::new(
             exit::FAILURE,
@@ -71,40 +124,43 @@ pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure
     })?;
     let found = holders::find(&file).map_err(|why| no_holder(lock, &why))?;
     for holder in &found.holders {
-        println!("{}", describe(holder));
+        report.say(describe(holder));
+        report.json(|json| json.holder(holder));
     }
     let topmost: Vec<u32> = found.topmost().map(|h| h.pid).collect();
     if topmost.is_empty() {
         let failure = no_holder(lock, &why_none(&found));
         if !args.kill {
             // Showing the lock succeeded; what stands in the way of --kill is said all the same.
-            println!("{}", failure.message);
+            report.say(failure.message);
             return Ok(exit::SUCCESS);
         }
         return Err(failure);
     }
     if !args.kill {
-        println!(
+        report.say(format!(
             "to stop it: scope-lock break {} --kill (SIGTERM to {}, SIGKILL to every holder \
              after {}s)",
             args.name,
             pids(&topmost),
             args.grace
-        );
+        ));
         return Ok(exit::SUCCESS);
     }
     let grace = Duration::from_secs(args.grace);
-    send(&topmost, &file, Signal::TERM, "SIGTERM")?;
+    send(&topmost, &file, Signal::TERM, "SIGTERM", report)?;
     if wait_until_free(manager, lock, grace)? {
-        println!("{}: free", path.display());
+        report.say(format!("{}: free", path.display()));
+        report.json(|json| json.outcome = "freed");
         return Ok(exit::SUCCESS);
     }
     // Every holder now, CMDs and whatever else inherited the descriptor included.
     let remaining = holders::find(&file).map_err(|why| no_holder(lock, &why))?;
     let all: Vec<u32> = remaining.signallable().map(|h| h.pid).collect();
-    send(&all, &file, Signal::KILL, "SIGKILL")?;
+    send(&all, &file, Signal::KILL, "SIGKILL", report)?;
     if wait_until_free(manager, lock, grace)? {
-        println!("{}: free", path.display());
+        report.say(format!("{}: free", path.display()));
+        report.json(|json| json.outcome = "freed");
         return Ok(exit::SUCCESS);
     }
     let left = holders::find(&file).unwrap_or_default();
@@ -133,13 +189,22 @@ fn current(manager: &LockManager, path: &Path) -> Result<Option<LiveLock>, Failu
 }
 
 /// Sends `signal` to each of `targets` that still provably holds the lock, saying so.
-fn send(targets: &[u32], file: &LockFile, signal: Signal, name: &str) -> Result<(), Failure> {
+fn send(
+    targets: &[u32],
+    file: &LockFile,
+    signal: Signal,
+    name: &'static str,
+    report: &mut Report,
+) -> Result<(), Failure> {
     for &pid in targets {
-        match holders::signal(pid, file, signal).map_err(|why| Failure::new(exit::FAILURE, why))? {
-            Sent::Signalled => println!("sent {name} to pid {pid}"),
-            Sent::Gone => println!("pid {pid} let the lock go before {name}"),
-            Sent::Refused(why) => println!("not signalling pid {pid}: {why}"),
-        }
+        let sent =
+            holders::signal(pid, file, signal).map_err(|why| Failure::new(exit::FAILURE, why))?;
+        report.say(match &sent {
+            Sent::Signalled => format!("sent {name} to pid {pid}"),
+            Sent::Gone => format!("pid {pid} let the lock go before {name}"),
+            Sent::Refused(why) => format!("not signalling pid {pid}: {why}"),
+        });
+        report.json(|json| json.signal(pid, name, &sent));
     }
     Ok(())
 }

@@ -19,7 +19,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,15 +32,32 @@ use signal_hook::low_level::siginfo::Cause;
 
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
+use crate::output::{self, RunJson};
 use crate::process;
 
 pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
+    let outcome = acquire_and_run(manager, &args);
+    if !args.json {
+        return outcome.map(|outcome| outcome.status);
+    }
+    // stdout is CMD's: the report goes to stderr, one line, once the outcome is known.
+    let (json, status) = match &outcome {
+        Ok(outcome) => (RunJson::new(outcome), outcome.status),
+        Err(failure) => (RunJson::failed(failure), failure.status),
+    };
+    output::print_json_line_to_stderr(&json);
+    Ok(status)
+}
+
+/// Acquires the scope (waiting if asked to) and runs CMD holding it; what happened.
+fn acquire_and_run(manager: &LockManager, args: &RunArgs) -> Result<RunOutcome, Failure> {
     let request = args.lock.request();
     let contention = args.conflict_exit_code.unwrap_or(exit::CONTENTION);
     let acquired = if args.waits() {
-        // Printed once, when the wait starts (as cargo does); quiet after that.
+        // Printed once, when the wait starts (as cargo does); quiet after that, and with
+        // --json, whose report says it all at the end.
         let mut report = |wait: &Waiting<'_>| {
-            if wait.is_first() {
+            if wait.is_first() && !args.json {
                 eprintln!(
                     "Blocking: waiting for scope {}: {}",
                     scope_display(&request),
@@ -55,7 +72,7 @@ pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
     let guard = match acquired {
         Ok(guard) => guard,
         Err(err @ (AcquireError::Conflict(_) | AcquireError::Timeout(_))) => {
-            if let Some(conflict) = err.conflict() {
+            if let (Some(conflict), false) = (err.conflict(), args.json) {
                 let what = if err.is_timeout() {
                     "timed out waiting"
                 } else {
@@ -63,7 +80,11 @@ pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
                 };
                 eprintln!("scope-lock: {what}: {conflict}");
             }
-            return Ok(contention);
+            return Ok(RunOutcome {
+                status: contention,
+                ran: None,
+                refused: Some(err),
+            });
         }
         Err(AcquireError::Failed(err)) => {
             let mut failure = Failure::from(err);
@@ -74,9 +95,23 @@ pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
             return Err(failure);
         }
     };
-    let status = run_holding(&guard, &args);
+    let lock = guard.path().to_path_buf();
+    let status = run_holding(&guard, args);
     release(guard);
-    status
+    let status = status?;
+    Ok(RunOutcome {
+        status: process::shell_status(status),
+        ran: Some((lock, status)),
+        refused: None,
+    })
+}
+
+/// What `run` did: CMD ran holding the lock (its lock file and exit status), or the scope was
+/// refused; and the status `run` exits with.
+pub(crate) struct RunOutcome {
+    pub(crate) status: u8,
+    pub(crate) ran: Option<(std::path::PathBuf, ExitStatus)>,
+    pub(crate) refused: Option<AcquireError>,
 }
 
 /// The scope as given on the command line; `.` (the whole project) when none was.
@@ -96,9 +131,8 @@ fn deadline(timeout: Option<Duration>) -> Instant {
         .unwrap_or(now)
 }
 
-/// Runs CMD to its end while `guard` holds the lock, CMD holding it too; CMD's exit status as
-/// a shell reports it.
-fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<u8, Failure> {
+/// Runs CMD to its end while `guard` holds the lock, CMD holding it too; CMD's exit status.
+fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<ExitStatus, Failure> {
     let signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM]).map_err(|err| {
         Failure::new(
             exit::FAILURE,
@@ -151,7 +185,10 @@ fn inheritable_duplicate(guard: &ScopeGuard) -> Result<OwnedFd, Failure> {
 
 /// Waits for `child`, passing on the signals `signals` catches meanwhile that did not reach it
 /// already (see [`passes_on`]).
-fn wait_forwarding(mut child: Child, mut signals: SignalsInfo<WithOrigin>) -> Result<u8, Failure> {
+fn wait_forwarding(
+    mut child: Child,
+    mut signals: SignalsInfo<WithOrigin>,
+) -> Result<ExitStatus, Failure> {
     // The pid to forward to, cleared (under the mutex) once the child has exited and before it
     // is reaped: a reaped pid may be reused, an unreaped one may not.
     let target = Arc::new(Mutex::new(Some(child.id())));
@@ -185,7 +222,7 @@ fn wait_forwarding(mut child: Child, mut signals: SignalsInfo<WithOrigin>) -> Re
     };
     exited.map_err(cannot_wait)?;
     let status = child.wait().map_err(cannot_wait)?;
-    Ok(process::shell_status(status))
+    Ok(status)
 }
 
 /// Whether a caught signal must be passed on to CMD, given why it was sent (`cause`) and

@@ -26,7 +26,9 @@ const SYMLINKED_TICKET: &str = "00000000000000000008";
 /// whose record is invalid, an unreadable file that may be the original's (no marker, no
 /// pid), an orphaned publication, the original's other files, and in the waiting queue a
 /// killed waiter's ticket beside files that are not tickets.
-fn populate(sandbox: &Sandbox) -> Result<support::Holder, Box<dyn std::error::Error>> {
+fn populate(
+    sandbox: &Sandbox,
+) -> Result<(support::Holder, support::Sleeper), Box<dyn std::error::Error>> {
     let holder = sandbox.hold(
         "docs-fixer",
         &[
@@ -40,7 +42,9 @@ fn populate(sandbox: &Sandbox) -> Result<support::Holder, Box<dyn std::error::Er
         ],
     )?;
     let running = sandbox.running();
-    let me = std::process::id();
+    // The original's live lock names a process of its own, whose command line is known.
+    let legacy = support::Sleeper::start()?;
+    let me = legacy.pid();
     fs::write(
         running.join("legacy.lock"),
         original_record("legacy", "/srv/src", me, "2026-01-01T00:00:00.000000+00:00"),
@@ -73,7 +77,7 @@ fn populate(sandbox: &Sandbox) -> Result<support::Holder, Box<dyn std::error::Er
     let outside = sandbox.path().join("outside-ticket");
     fs::write(&outside, "kept: outside-ticket")?;
     std::os::unix::fs::symlink(&outside, queue.join(SYMLINKED_TICKET))?;
-    Ok(holder)
+    Ok((holder, legacy))
 }
 
 /// Checks that the files `populate` put in the queue that are not tickets are all there, as
@@ -125,14 +129,18 @@ fn redact(
 #[test]
 fn list_json_has_the_documented_shape() -> TestResult {
     let sandbox = Sandbox::new()?;
-    let mut holder = populate(&sandbox)?;
+    let (mut holder, legacy) = populate(&sandbox)?;
     let mut command = sandbox.command(&["list", "--json"]);
     command.stdout(Stdio::piped());
     let out = support::run_to_end(command)?;
     assert_eq!(out.code(), 0, "{}", out.stderr);
     let value: serde_json::Value = serde_json::from_str(&out.stdout)?;
     // The moved-aside file is named after the pid of the scanning `list` process.
-    let text = redact(&out.stdout, &sandbox, &[holder.pid(), std::process::id()])?;
+    let text = redact(
+        &out.stdout,
+        &sandbox,
+        &[holder.pid(), legacy.pid(), std::process::id()],
+    )?;
     let text = redact_invalid_suffix(&text);
     insta::assert_snapshot!("list_json", text);
     assert_eq!(value["locks"].as_array().map(Vec::len), Some(2));
@@ -158,10 +166,10 @@ fn redact_invalid_suffix(text: &str) -> String {
 #[test]
 fn list_prints_holders_problems_and_what_clean_would_do() -> TestResult {
     let sandbox = Sandbox::new()?;
-    let mut holder = populate(&sandbox)?;
+    let (mut holder, legacy) = populate(&sandbox)?;
     let out = sandbox.run(&["list"])?;
     assert_eq!(out.code(), 0, "{}", out.stderr);
-    let pids = [holder.pid(), std::process::id()];
+    let pids = [holder.pid(), legacy.pid(), std::process::id()];
     let text = redact(&out.stdout, &sandbox, &pids)?;
     // Column widths follow the pids' lengths; the table layout itself is unit-tested.
     let mut text: String = redact_invalid_suffix(&text)
@@ -185,7 +193,10 @@ fn check_exits_0_when_free_and_75_with_the_holder_when_not() -> TestResult {
     assert_eq!(free.code(), 0, "{}", free.stderr);
     let free_json = sandbox.run(&["check", "--json", "--scope", "docs"])?;
     assert_eq!(free_json.code(), 0);
-    insta::assert_snapshot!("check_free_json", free_json.stdout);
+    insta::assert_snapshot!(
+        "check_free_json",
+        redact_dir(&free_json.stdout, sandbox.path())
+    );
 
     let mut holder = sandbox.hold(
         "nightly",
@@ -260,7 +271,7 @@ fn check_without_a_name_asks_about_the_scope_alone() -> TestResult {
 #[test]
 fn clean_reclaims_stale_locks_and_leaves_live_locks_and_other_files_alone() -> TestResult {
     let sandbox = Sandbox::new()?;
-    let mut holder = populate(&sandbox)?;
+    let (mut holder, legacy) = populate(&sandbox)?;
     let running = sandbox.running();
     let out = sandbox.run(&["clean"])?;
     assert_eq!(out.code(), 0, "{}", out.stderr);
@@ -317,13 +328,13 @@ fn clean_reclaims_stale_locks_and_leaves_live_locks_and_other_files_alone() -> T
         .map(|locks| locks.iter().filter_map(|l| l["name"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(names, ["gen/run-7", "legacy"]);
-    let legacy = original_record(
+    let record = original_record(
         "legacy",
         "/srv/src",
-        std::process::id(),
+        legacy.pid(),
         "2026-01-01T00:00:00.000000+00:00",
     );
-    assert_eq!(fs::read_to_string(running.join("legacy.lock"))?, legacy);
+    assert_eq!(fs::read_to_string(running.join("legacy.lock"))?, record);
     assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
     // A second clean has nothing left to reclaim or move.
     let again = sandbox.run(&["clean"])?;
@@ -359,7 +370,7 @@ fn tree(dir: &std::path::Path) -> Result<Tree, Box<dyn std::error::Error>> {
 #[test]
 fn clean_dry_run_changes_no_file_and_says_what_clean_would_do() -> TestResult {
     let sandbox = Sandbox::new()?;
-    let mut holder = populate(&sandbox)?;
+    let (mut holder, legacy) = populate(&sandbox)?;
     let running = sandbox.running();
     let before = tree(&running)?;
 
@@ -392,7 +403,7 @@ fn clean_dry_run_changes_no_file_and_says_what_clean_would_do() -> TestResult {
     assert!(!running.join(".queue").join(STALE_TICKET).exists());
     assert_not_tickets_kept(&sandbox)?;
     // The original-format lock is this test process's.
-    let pids = [holder.pid(), std::process::id()];
+    let pids = [holder.pid(), legacy.pid(), std::process::id()];
     let text = redact(&json_out.stdout, &sandbox, &pids)?;
     insta::assert_snapshot!("clean_dry_run_json", text);
     let text = redact(&text_out.stdout, &sandbox, &pids)?;

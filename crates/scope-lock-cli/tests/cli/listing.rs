@@ -286,3 +286,81 @@ fn check_json_names_the_resolved_scope_and_the_directory() -> TestResult {
     assert_eq!(value["running_dir"], serde_json::json!(sandbox.running()));
     Ok(())
 }
+
+/// `run --json` reports its outcome as one JSON line on stderr (stdout stays CMD's), `break
+/// --json` as one document; both with a version, a failure included.
+#[test]
+fn run_and_break_report_their_outcome_in_json() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let parse = |text: &str| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let [line] = text.lines().collect::<Vec<_>>()[..] else {
+            return Err(format!("not one line: {text:?}").into());
+        };
+        Ok(serde_json::from_str(line)?)
+    };
+    let out = sandbox.run(&[
+        "run",
+        "--json",
+        "--name",
+        "a",
+        "sh",
+        "-c",
+        "echo out; exit 3",
+    ])?;
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (3, "out\n"),
+        "{}",
+        out.stderr
+    );
+    let ran = parse(&out.stderr)?;
+    assert_eq!(
+        (
+            &ran["version"],
+            &ran["outcome"],
+            &ran["status"],
+            &ran["exit_code"]
+        ),
+        (&1.into(), &"ran".into(), &3.into(), &3.into()),
+        "{ran}"
+    );
+    assert_eq!(
+        ran["lock"],
+        serde_json::json!(sandbox.running().join("a.lock"))
+    );
+
+    let holder = sandbox.hold("holder", &["--scope", "docs"])?;
+    let out = sandbox.run(&[
+        "run", "--json", "-E", "9", "--name", "b", "--scope", "docs", "true",
+    ])?;
+    assert_eq!(out.code(), 9, "{}", out.stderr);
+    let busy = parse(&out.stderr)?;
+    assert_eq!(
+        (&busy["outcome"], &busy["status"]),
+        (&"busy".into(), &9.into()),
+        "{busy}"
+    );
+    assert_eq!(busy["conflict"]["holder"]["pid"], holder.pid());
+
+    let out = sandbox.run(&["break", "holder", "--json"])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let shown: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(
+        (&shown["version"], &shown["outcome"]),
+        (&1.into(), &"shown".into()),
+        "{shown}"
+    );
+    assert_eq!(shown["holders"][0]["pid"], holder.pid());
+    assert_eq!(shown["lock"]["name"], "holder");
+
+    let out = sandbox.run(&["break", "nobody", "--json"])?;
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    let failed: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no live lock named `nobody`"))
+    );
+    Ok(())
+}

@@ -308,6 +308,31 @@ pub(crate) fn original_record(loop_name: &str, scope: &str, pid: u32, started_at
     )
 }
 
+/// A `sleep` that runs until dropped: a live process with a known command line, for a lock of
+/// the original's to name.
+pub(crate) struct Sleeper(Child);
+
+impl Sleeper {
+    pub(crate) fn start() -> std::io::Result<Self> {
+        Command::new("sleep")
+            .arg("3600")
+            .stdin(Stdio::null())
+            .spawn()
+            .map(Self)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The pid of a process that has exited and been reaped.
 pub(crate) fn dead_pid() -> Result<u32, Box<dyn std::error::Error>> {
     let mut child = Command::new("true").spawn()?;
