@@ -77,6 +77,7 @@ pub(crate) struct Cli {
         global = true,
         value_name = "SECS",
         default_value = "60",
+        allow_hyphen_values = true,
         value_parser = parse_seconds
     )]
     pub(crate) invalid_grace: Duration,
@@ -155,7 +156,13 @@ pub(crate) struct RunArgs {
 
     /// Wait for the scope for at most SECS seconds (decimals allowed), then exit 75; implies
     /// --wait (flock's -w). 0 tries once.
-    #[arg(short = 'w', long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "SECS",
+        allow_hyphen_values = true,
+        value_parser = parse_seconds
+    )]
     pub(crate) timeout: Option<Duration>,
 
     /// Do not wait if the scope is held: the default, accepted for flock(1)'s -n.

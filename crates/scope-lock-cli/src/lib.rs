@@ -8,7 +8,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 use scope_lock::LockManager;
 
 mod cli;
@@ -27,7 +27,10 @@ use loops_dir::{LOOPS_DIR_VAR, LoopsDir};
 /// Parses the command line, runs the subcommand, and returns the exit status.
 pub fn main() -> ExitCode {
     // clap exits with 2 on usage errors and 0 for --help/--version.
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     let status = match run(cli) {
         Ok(status) => status,
         Err(failure) => {
@@ -37,6 +40,59 @@ pub fn main() -> ExitCode {
     };
     let _ = std::io::stdout().flush();
     ExitCode::from(status)
+}
+
+/// Prints clap's error (or help, or version) and returns its status. A usage error about an
+/// option the user typed in its short form (`-w soon`) names that form, not the long one
+/// clap names (`--timeout <SECS>`): the message should name what is on the command line.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    let status = u8::try_from(err.exit_code()).unwrap_or(exit::USAGE);
+    if !err.use_stderr() {
+        let _ = err.print();
+        return ExitCode::from(status);
+    }
+    let typed: Vec<String> = std::env::args().skip(1).collect();
+    let message = as_typed(
+        &err.to_string(),
+        &typed,
+        &<Cli as clap::CommandFactory>::command(),
+    );
+    let _ = write!(std::io::stderr(), "{message}");
+    ExitCode::from(status)
+}
+
+/// `message` with each option of `command` (and its subcommands) that `typed` gives in its
+/// short form, and not in its long one, named as typed: `'--timeout <SECS>'` → `'-w <SECS>'`.
+fn as_typed(message: &str, typed: &[String], command: &clap::Command) -> String {
+    let mut message = message.to_owned();
+    for arg in command.get_arguments() {
+        let (Some(short), Some(long)) = (arg.get_short(), arg.get_long()) else {
+            continue;
+        };
+        let short_typed = typed
+            .iter()
+            .any(|word| word.starts_with(&format!("-{short}")));
+        let long_typed = typed
+            .iter()
+            .any(|word| word.starts_with(&format!("--{long}")));
+        if !short_typed || long_typed {
+            continue;
+        }
+        let value = arg
+            .get_value_names()
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|name| format!(" <{name}>"))
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        message = message.replace(&format!("'--{long}{value}'"), &format!("'-{short}{value}'"));
+    }
+    for sub in command.get_subcommands() {
+        message = as_typed(&message, typed, sub);
+    }
+    message
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {

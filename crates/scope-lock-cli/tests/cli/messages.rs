@@ -106,3 +106,36 @@ fn io_errors_are_said_in_words_without_os_error_numbers() -> TestResult {
     );
     Ok(())
 }
+
+/// A usage error names the option as the user typed it: `-w`, not the `--timeout` clap knows
+/// it as; and a negative number of seconds is judged as a value, not taken for an option.
+#[test]
+fn a_usage_error_names_the_option_as_it_was_typed() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    for (args, named) in [
+        (
+            &["run", "--name", "a", "-w", "soon", "true"][..],
+            "'-w <SECS>'",
+        ),
+        (
+            &["run", "--name", "a", "--timeout", "soon", "true"],
+            "'--timeout <SECS>'",
+        ),
+        (&["run", "--name", "a", "-E", "0", "true"], "'-E <N>'"),
+        (&["list", "-o", "nope"], "'-o <COLUMNS>'"),
+        (
+            &["--invalid-grace", "-3", "list"],
+            "'--invalid-grace <SECS>'",
+        ),
+    ] {
+        let out = sandbox.run(args)?;
+        assert_eq!(out.code(), 2, "{args:?}: {}", out.stderr);
+        let first = out.stderr.lines().next().unwrap_or_default();
+        assert!(first.contains(named), "{args:?}: {first}");
+        assert!(
+            first.starts_with("error: invalid value"),
+            "{args:?}: {first}"
+        );
+    }
+    Ok(())
+}
