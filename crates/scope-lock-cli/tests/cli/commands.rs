@@ -97,20 +97,23 @@ fn assert_not_tickets_kept(sandbox: &Sandbox) -> TestResult {
     Ok(())
 }
 
+/// `pids`, those with more digits first: replacing 123 before 1234 would leave "[pid]4".
+fn longest_first(pids: &[u32]) -> Vec<u32> {
+    let mut pids = pids.to_vec();
+    pids.sort_by_key(|pid| std::cmp::Reverse(*pid));
+    pids
+}
+
 /// `text` with the sandbox path, the given pids and the live locks' start times replaced.
 fn redact(
     text: &str,
     sandbox: &Sandbox,
     pids: &[u32],
 ) -> Result<String, Box<dyn std::error::Error>> {
-    // The holders' command lines: the `scope-lock` built here, and this test binary (the
-    // original's lock names this process).
+    // The holder's command line names the `scope-lock` built here.
     let mut text =
         redact_dir(text, sandbox.path()).replace(env!("CARGO_BIN_EXE_scope-lock"), "[scope-lock]");
-    if let Some(test_binary) = std::env::args().next() {
-        text = text.replace(&test_binary, "[test]");
-    }
-    for pid in pids {
+    for pid in longest_first(pids) {
         text = text.replace(&format!("pid {pid}"), "pid [pid]");
         text = text.replace(&format!("\"pid\": {pid}"), "\"pid\": \"[pid]\"");
         text = text.replace(&format!("-{pid}-"), "-[pid]-");
@@ -176,7 +179,7 @@ fn list_prints_holders_problems_and_what_clean_would_do() -> TestResult {
         .lines()
         .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
         .collect();
-    for pid in pids {
+    for pid in longest_first(&pids) {
         text = text.replace(&format!(" {pid} "), " [pid] ");
     }
     insta::assert_snapshot!("list_text", text);
