@@ -3,8 +3,6 @@
 //! and that the readers did hold together (their first holds last until all of them hold),
 //! so that a shared lock secretly taken as exclusive would fail here too.
 
-use std::time::Duration;
-
 use crate::support::worker;
 use regression::fleet::{FleetParams, run_fleet};
 use regression::locker::Impl;
@@ -18,7 +16,6 @@ fn readers_and_writers_in_many_processes_never_let_a_writer_overlap_anyone() {
     // time, and a few hundred holds of each kind are plenty to catch a writer beside anyone.
     params.cycles_per_worker /= 16;
     params.scanners = 1;
-    params.deadline = Duration::from_secs(if soak() { 600 } else { 60 });
     let report = match run_fleet(worker(), &params) {
         Ok(report) => report,
         Err(err) => panic!("the fleet did not run: {err}"),
