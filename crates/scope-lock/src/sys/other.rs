@@ -53,7 +53,7 @@ pub(crate) fn process_status(_pid: &str) -> io::Result<String> {
 }
 
 /// No pid namespaces here, so a pid number names one process system-wide and needs nothing
-/// beside it (see `protocol/ancestry.rs`); and no `/proc` to read more from.
+/// beside it (see `protocol/ancestry/`); and no `/proc` to read more from.
 pub(crate) fn own_identity() -> Option<ProcessIdentity> {
     None
 }

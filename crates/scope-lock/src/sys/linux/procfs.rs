@@ -1,6 +1,6 @@
 //! `/proc`: who holds an flock (`/proc/locks`), a process's parent and start time
 //! (`/proc/<pid>/stat`), and whether `/proc` is our own pid namespace's, so that what it says
-//! can prove who a process is (see `protocol/ancestry.rs`).
+//! can prove who a process is (see `protocol/ancestry/`).
 
 use std::ffi::OsString;
 use std::fs::{self, File};
