@@ -185,7 +185,15 @@ impl<'a> PrefixLockManager<'a> {
 fn normalize_all(scope: &[String]) -> io::Result<Vec<String>> {
     scope
         .iter()
-        .map(|entry| normalize_path(entry).map_err(io::Error::other))
+        .map(|entry| {
+            // The port compares text, as the original does; a path that is not UTF-8 is
+            // refused, as this port always refused it.
+            normalize_path(entry)
+                .map_err(io::Error::other)?
+                .into_os_string()
+                .into_string()
+                .map_err(|raw| io::Error::other(format!("{raw:?} is not UTF-8")))
+        })
         .collect()
 }
 

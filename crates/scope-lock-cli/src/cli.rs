@@ -1,8 +1,10 @@
 //! The command line, declared with clap's derive: every subcommand, its flags and its help.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{OsStringValueParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use scope_lock::{LockMode, LockRequest};
 
@@ -231,11 +233,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 }
 
 /// A scope entry: any path but the empty one, which names no path (the whole project is `.`).
-fn non_empty_path(text: &str) -> Result<String, String> {
-    if text.is_empty() {
-        return Err("an empty path names nothing; the whole project is `.`".to_owned());
-    }
-    Ok(text.to_owned())
+/// Taken as the OS gives it, so a path that is not UTF-8 is locked byte for byte.
+fn non_empty_path() -> impl TypedValueParser<Value = PathBuf> {
+    OsStringValueParser::new().try_map(|path| {
+        if path.is_empty() {
+            return Err("an empty path names nothing; the whole project is `.`");
+        }
+        Ok(PathBuf::from(path))
+    })
 }
 
 /// What to lock: shared by `run` and `check`.
@@ -253,8 +258,8 @@ pub(crate) struct LockArgs {
     /// A path (file or directory, existing or not) to lock; repeat for more. None means the
     /// whole project (`.`). With `*`, `?`, `[...]` or a `**` component it is a glob over the
     /// paths it matches; `literal:PATH` is PATH as written.
-    #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
-    pub(crate) scope: Vec<String>,
+    #[arg(long, value_name = "PATH", value_parser = non_empty_path())]
+    pub(crate) scope: Vec<PathBuf>,
 
     /// Conflict with any live singleton of the same name, whatever the scopes.
     #[arg(long)]
@@ -281,13 +286,13 @@ impl LockArgs {
 
 fn request(
     name: &str,
-    scope: &[String],
+    scope: &[PathBuf],
     id: Option<&String>,
     singleton: bool,
     shared: bool,
 ) -> LockRequest {
     LockRequest::new(name)
-        .scope(scope.iter().cloned())
+        .scope(scope)
         .optional_instance_id(id)
         .singleton(singleton)
         .with_mode(if shared {
@@ -362,8 +367,8 @@ pub(crate) struct CheckArgs {
     pub(crate) instance_id: Option<String>,
 
     /// A path to check; repeat for more.
-    #[arg(long, value_name = "PATH", required = true, value_parser = non_empty_path)]
-    pub(crate) scope: Vec<String>,
+    #[arg(long, value_name = "PATH", required = true, value_parser = non_empty_path())]
+    pub(crate) scope: Vec<PathBuf>,
 
     /// Check as a singleton of --name.
     #[arg(long, requires = "name")]

@@ -45,13 +45,14 @@ impl Serialize for JsonPath {
 /// A record's scope entries, each pattern marked as one.
 pub(crate) fn scope_text(record: &LockRecord) -> String {
     record
-        .scope()
+        .scope_paths()
         .iter()
         .map(|entry| {
+            let text = entry.to_string_lossy();
             if scope_lock::is_pattern(entry) {
-                format!("{entry} (pattern)")
+                format!("{text} (pattern)")
             } else {
-                entry.clone()
+                text.into_owned()
             }
         })
         .collect::<Vec<_>>()
@@ -89,6 +90,16 @@ pub(crate) fn print_json_line_to_stderr(value: &impl Serialize) {
     let _ = serde_json::to_writer(&mut err, value)
         .map_err(io::Error::from)
         .and_then(|()| writeln!(err));
+}
+
+/// Paths as one line for people: a byte that is not UTF-8 shows as U+FFFD
+/// (the JSON output has the bytes).
+pub(crate) fn paths_text(entries: &[PathBuf]) -> String {
+    let texts: Vec<_> = entries
+        .iter()
+        .map(|entry| entry.to_string_lossy())
+        .collect();
+    texts.join(" ")
 }
 
 /// Writes text to stdout; a closed pipe (`| head`) is not worth a failure.
@@ -173,9 +184,9 @@ impl RecordJson {
             patterns: record
                 .scope_paths()
                 .iter()
-                .zip(record.scope())
-                .filter(|(_, text)| scope_lock::is_pattern(text))
-                .map(|(path, _)| JsonPath(path.clone()))
+                .filter(|path| scope_lock::is_pattern(path))
+                .cloned()
+                .map(JsonPath)
                 .collect(),
         }
     }
@@ -444,15 +455,15 @@ pub(crate) struct CheckJson {
     free: bool,
     conflict: Option<ConflictJson>,
     /// The scope checked, each path resolved as the lock files hold them.
-    scope: Vec<String>,
+    scope: Vec<JsonPath>,
     running_dir: JsonPath,
 }
 
 impl CheckJson {
-    pub(crate) fn new(running_dir: &Path, conflict: Option<&Conflict>, scope: Vec<String>) -> Self {
+    pub(crate) fn new(running_dir: &Path, conflict: Option<&Conflict>, scope: &[PathBuf]) -> Self {
         Self {
             version: JSON_VERSION,
-            scope,
+            scope: JsonPath::all(scope),
             running_dir: JsonPath(running_dir.to_path_buf()),
             free: conflict.is_none(),
             conflict: conflict.map(ConflictJson::new),

@@ -5,6 +5,7 @@
 //! Every call that may wait (for the directory sentinel, which another process holds while it
 //! scans) lets go of the GIL first, so other Python threads run meanwhile.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,7 @@ impl Manager {
         &self,
         py: Python<'py>,
         loop_name: String,
-        scope: Vec<String>,
+        scope: Vec<PathBuf>,
         instance_id: Option<String>,
         singleton: bool,
         timeout: Option<f64>,
@@ -133,7 +134,7 @@ impl Manager {
     fn find_conflict<'py>(
         &self,
         py: Python<'py>,
-        scope: Vec<String>,
+        scope: Vec<PathBuf>,
         caller_loop_name: Option<String>,
         caller_singleton: bool,
         caller_shared: bool,
@@ -256,7 +257,7 @@ fn python_float(value: f64) -> String {
 
 fn request(
     loop_name: String,
-    scope: Vec<String>,
+    scope: Vec<PathBuf>,
     instance_id: Option<String>,
     singleton: bool,
 ) -> LockRequest {
@@ -279,7 +280,12 @@ fn mode(shared: bool) -> LockMode {
 fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("loop_name", record.loop_name())?;
-    dict.set_item("scope", PyList::new(py, record.scope())?)?;
+    // As `os.fsdecode` gives them: a byte that is not UTF-8 as its surrogate escape, so that
+    // `os.fsencode` gives the path back byte for byte.
+    dict.set_item(
+        "scope",
+        PyList::new(py, record.scope_paths().iter().map(|path| path.as_os_str()))?,
+    )?;
     dict.set_item("pid", record.pid())?;
     dict.set_item("started_at", record.started_at())?;
     dict.set_item("singleton", record.singleton())?;
@@ -308,20 +314,23 @@ fn conflict_dict<'py>(py: Python<'py>, conflict: &Conflict) -> PyResult<Bound<'p
 
 /// Whether two normalised paths overlap (equal, or one contains the other).
 #[pyfunction]
-pub(crate) fn paths_overlap(path1: &str, path2: &str) -> bool {
+pub(crate) fn paths_overlap(path1: PathBuf, path2: PathBuf) -> bool {
     scope_lock::paths_overlap(path1, path2)
 }
 
 /// Whether any path of one scope overlaps any path of the other.
 #[pyfunction]
-pub(crate) fn scopes_overlap(scope1: Vec<String>, scope2: Vec<String>) -> bool {
+pub(crate) fn scopes_overlap(scope1: Vec<PathBuf>, scope2: Vec<PathBuf>) -> bool {
     scope_lock::scopes_overlap(&scope1, &scope2)
 }
 
-/// A scope entry normalised like `Path(path).resolve()`.
+/// A scope entry normalised like `Path(path).resolve()`, as a `str` (surrogate escapes for
+/// bytes that are not UTF-8, as `os.fsdecode` writes them).
 #[pyfunction]
-pub(crate) fn normalize_path(py: Python<'_>, path: &str) -> PyResult<String> {
-    scope_lock::normalize_path(path).map_err(|err| errors::to_py(py, &err))
+pub(crate) fn normalize_path(py: Python<'_>, path: PathBuf) -> PyResult<OsString> {
+    scope_lock::normalize_path(path)
+        .map(PathBuf::into_os_string)
+        .map_err(|err| errors::to_py(py, &err))
 }
 
 /// `${context.<var>}` templates replaced with `str(context[var])`. The values are rendered by

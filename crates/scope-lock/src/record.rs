@@ -215,14 +215,17 @@ impl LockRecord {
     /// A record for a lock this crate is about to publish: this process, now, flock liveness.
     pub(crate) fn for_new_lock(
         loop_name: &str,
-        scope: Vec<String>,
+        paths: Vec<PathBuf>,
         singleton: bool,
         mode: LockMode,
     ) -> Self {
         Self {
             loop_name: loop_name.to_owned(),
-            paths: scope.iter().map(PathBuf::from).collect(),
-            scope,
+            scope: paths
+                .iter()
+                .map(|path| path.to_string_lossy().into_owned())
+                .collect(),
+            paths,
             pid: std::process::id(),
             started_at: now_iso8601(),
             singleton,
@@ -244,7 +247,12 @@ impl LockRecord {
         Self {
             liveness: Some(LivenessKey::Lease),
             identity: None,
-            ..Self::for_new_lock(loop_name, scope, singleton, mode)
+            ..Self::for_new_lock(
+                loop_name,
+                scope.into_iter().map(PathBuf::from).collect(),
+                singleton,
+                mode,
+            )
         }
     }
 

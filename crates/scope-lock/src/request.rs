@@ -39,7 +39,7 @@ pub(crate) const MAX_NESTING: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockRequest {
     loop_name: String,
-    scope: Vec<String>,
+    scope: Vec<PathBuf>,
     instance_id: Option<String>,
     singleton: bool,
     mode: LockMode,
@@ -59,13 +59,29 @@ impl LockRequest {
 
     /// Sets the scope: paths (files or directories, existing or not), relative to the current
     /// directory or absolute. Empty means the whole project (`.`).
+    ///
+    /// Any path will do, `&str` and `PathBuf` alike, and one that is not UTF-8 is locked byte
+    /// for byte: the lock file carries it as the original does (see
+    /// [`path_to_json`](crate::path_to_json)).
+    ///
+    /// ```
+    /// use std::path::PathBuf;
+    /// use scope_lock::LockRequest;
+    ///
+    /// let out: PathBuf = ["target", "doc"].iter().collect();
+    /// let request = LockRequest::new("docs").scope([out.as_path(), "README.md".as_ref()]);
+    /// assert_eq!(request.scope_entries(), [out, PathBuf::from("README.md")]);
+    /// ```
     #[must_use]
     pub fn scope<I, S>(mut self, scope: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<Path>,
     {
-        self.scope = scope.into_iter().map(Into::into).collect();
+        self.scope = scope
+            .into_iter()
+            .map(|entry| entry.as_ref().to_path_buf())
+            .collect();
         self
     }
 
@@ -130,7 +146,7 @@ impl LockRequest {
     }
 
     /// The scope as given (not yet normalised).
-    pub fn scope_entries(&self) -> &[String] {
+    pub fn scope_entries(&self) -> &[PathBuf] {
         &self.scope
     }
 
@@ -150,11 +166,11 @@ impl LockRequest {
     }
 
     /// The scope entries, `["."]` when empty.
-    pub(crate) fn effective_scope(&self) -> Vec<&str> {
+    pub(crate) fn effective_scope(&self) -> Vec<&Path> {
         if self.scope.is_empty() {
-            vec!["."]
+            vec![Path::new(".")]
         } else {
-            self.scope.iter().map(String::as_str).collect()
+            self.scope.iter().map(PathBuf::as_path).collect()
         }
     }
 
@@ -181,7 +197,7 @@ impl LockRequest {
             validate_name("loop name", &self.loop_name)?;
         }
         for entry in &self.scope {
-            if entry.contains('\0') {
+            if entry.as_os_str().as_bytes().contains(&0) {
                 return Err(Error::input(
                     ErrorKind::InvalidScope,
                     format!("invalid scope entry {entry:?}: contains a NUL byte"),
@@ -197,7 +213,7 @@ impl LockRequest {
     /// the request's scope normalised. Refused here, before any sentinel, ticket or wait, when
     /// readers could not read it back: a waiter would otherwise queue under a ticket nobody can
     /// order against, and learn only when the scope came free that it can never publish.
-    pub(crate) fn record(&self, scope: Vec<String>) -> Result<LockRecord, Error> {
+    pub(crate) fn record(&self, scope: Vec<PathBuf>) -> Result<LockRecord, Error> {
         let record = LockRecord::for_new_lock(&self.loop_name, scope, self.singleton, self.mode);
         json_that_fits(&record, &format!("{:?}", self.lock_name()))?;
         Ok(record)
@@ -372,8 +388,9 @@ mod tests {
             .instance_id("docs-7")
             .singleton(true);
         assert_eq!(request.loop_name(), "docs");
-        assert_eq!(request.scope_entries(), ["docs/", "README.md"]);
-        assert_eq!(request.effective_scope(), ["docs/", "README.md"]);
+        let given = [Path::new("docs/"), Path::new("README.md")];
+        assert_eq!(request.scope_entries(), given);
+        assert_eq!(request.effective_scope(), given);
         assert_eq!(request.instance(), Some("docs-7"));
         assert!(request.is_singleton());
 
@@ -390,7 +407,7 @@ mod tests {
             LockRequest::new("loop").instance_id("i-1").lock_name(),
             "i-1"
         );
-        assert_eq!(LockRequest::new("loop").effective_scope(), ["."]);
+        assert_eq!(LockRequest::new("loop").effective_scope(), [Path::new(".")]);
         let optional = |id: Option<&str>| LockRequest::new("loop").optional_instance_id(id);
         assert_eq!(
             optional(Some("i-1")),

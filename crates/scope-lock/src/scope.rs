@@ -8,9 +8,9 @@
 //! what it means exact by how it writes the entry ([`normalize_entry_in`]).
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -23,14 +23,20 @@ const MAX_SYMLINKS: usize = 40;
 
 /// Normalises a scope entry like Python's non-strict `Path(p).resolve()`: absolute against the
 /// current directory, `.` dropped, `..` collapsed, symlinks of the existing prefix followed, a
-/// missing tail appended as written.
+/// missing tail appended as written. Byte for byte: a path that is not UTF-8 stays as it is.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let here = std::env::current_dir()?;
+/// assert_eq!(scope_lock::normalize_path("nonexistent/./b/../c")?, here.join("nonexistent/c"));
+/// # Ok(()) }
+/// ```
 ///
 /// # Errors
 ///
-/// [`ErrorKind::InvalidScope`] for an entry with a NUL byte, a symlink loop, or a result that
-/// is not UTF-8 (records hold strings); [`ErrorKind::Io`] when the current directory cannot be
-/// read. The message quotes the entry.
-pub fn normalize_path(path: &str) -> Result<String, Error> {
+/// [`ErrorKind::InvalidScope`] for an entry with a NUL byte or a symlink loop;
+/// [`ErrorKind::Io`] when the current directory cannot be read. The message quotes the entry.
+pub fn normalize_path(path: impl AsRef<Path>) -> Result<PathBuf, Error> {
     let cwd = std::env::current_dir()
         .map_err(|err| Error::io("cannot read the current directory", Path::new("."), err))?;
     normalize_path_in(&cwd, path)
@@ -39,30 +45,35 @@ pub fn normalize_path(path: &str) -> Result<String, Error> {
 /// [`normalize_path`] against `base` instead of the current directory; `base` is taken as
 /// already resolved, as the current directory always is.
 ///
+/// ```
+/// # fn main() -> Result<(), scope_lock::Error> {
+/// use std::path::Path;
+/// let base = Path::new("/nonexistent-repo");
+/// assert_eq!(scope_lock::normalize_path_in(base, "src/../docs/")?, Path::new("/nonexistent-repo/docs"));
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 ///
 /// As [`normalize_path`].
-pub fn normalize_path_in(base: &Path, path: &str) -> Result<String, Error> {
+pub fn normalize_path_in(base: &Path, path: impl AsRef<Path>) -> Result<PathBuf, Error> {
+    let path = path.as_ref();
     let invalid = |why: &str| {
         Error::input(
             ErrorKind::InvalidScope,
             format!("invalid scope entry {path:?}: {why}"),
         )
     };
-    if path.contains('\0') {
+    if path.as_os_str().as_bytes().contains(&0) {
         return Err(invalid("contains a NUL byte"));
     }
     let mut resolver = Resolver {
         followed: 0,
         seen: HashMap::new(),
     };
-    let resolved = resolver
-        .join(base.to_path_buf(), Path::new(path))
-        .map_err(|problem| invalid(&problem))?;
-    resolved
-        .into_os_string()
-        .into_string()
-        .map_err(|raw| invalid(&format!("resolves to {raw:?}, which is not UTF-8")))
+    resolver
+        .join(base.to_path_buf(), path)
+        .map_err(|problem| invalid(&problem))
 }
 
 /// Python's `posixpath._joinrealpath`, non-strict, as a small state machine: each component is
@@ -122,16 +133,24 @@ impl Resolver {
 }
 
 /// The prefix of a scope entry meant as the path it spells, glob characters included
-/// (`literal:docs/a*b` is the file `a*b`, not a pattern).
+/// (`literal:docs/a*b` is the file `a*b`, not a pattern). It is read as bytes, so it may come
+/// before a path that is not UTF-8.
 pub const LITERAL_PREFIX: &str = "literal:";
 
 /// Normalises a scope entry as a request stores it: [`normalize_entry_in`] against the current
 /// directory.
 ///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let here = std::env::current_dir()?;
+/// assert_eq!(scope_lock::normalize_entry("docs/./*.md")?, here.join("docs/*.md"));
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 ///
 /// As [`normalize_entry_in`].
-pub fn normalize_entry(entry: &str) -> Result<String, Error> {
+pub fn normalize_entry(entry: impl AsRef<Path>) -> Result<PathBuf, Error> {
     let cwd = std::env::current_dir()
         .map_err(|err| Error::io("cannot read the current directory", Path::new("."), err))?;
     normalize_entry_in(&cwd, entry)
@@ -146,32 +165,48 @@ pub fn normalize_entry(entry: &str) -> Result<String, Error> {
 /// - `literal:PATH` is the path PATH, written likewise so that it matches only itself;
 /// - any other entry is a path, as [`normalize_path_in`] makes it.
 ///
+/// All of it works on the entry's bytes: a path that is not UTF-8 may be a pattern, carry the
+/// `literal:` prefix, or sit below either, and comes out byte for byte.
+///
+/// ```
+/// # fn main() -> Result<(), scope_lock::Error> {
+/// use std::path::Path;
+/// let base = Path::new("/nonexistent-repo");
+/// assert_eq!(scope_lock::normalize_entry_in(base, "src/**/*.rs")?, base.join("src/**/*.rs"));
+/// assert_eq!(scope_lock::normalize_entry_in(base, "literal:a*b")?, base.join("a[*]b"));
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 ///
 /// As [`normalize_path_in`], and [`ErrorKind::InvalidScope`] for a `..` after a pattern
 /// component, which would climb out of paths nobody can name in advance.
-pub fn normalize_entry_in(base: &Path, entry: &str) -> Result<String, Error> {
-    if let Some(path) = entry.strip_prefix(LITERAL_PREFIX) {
-        return Ok(escaped(&normalize_path_in(base, path)?));
+pub fn normalize_entry_in(base: &Path, entry: impl AsRef<Path>) -> Result<PathBuf, Error> {
+    let entry = entry.as_ref();
+    let bytes = entry.as_os_str().as_bytes();
+    if let Some(path) = bytes.strip_prefix(LITERAL_PREFIX.as_bytes()) {
+        return Ok(escaped(&normalize_path_in(base, OsStr::from_bytes(path))?));
     }
-    let components: Vec<&str> = entry.split('/').collect();
+    let components: Vec<&[u8]> = bytes.split(|&b| b == b'/').collect();
     let Some(first) = components
         .iter()
-        .position(|component| glob::is_pattern(component.as_bytes()))
+        .position(|component| glob::is_pattern(component))
     else {
         return normalize_path_in(base, entry);
     };
-    let fixed = components[..first].join("/");
-    let fixed = if fixed.is_empty() && entry.starts_with('/') {
-        "/".to_owned()
+    let fixed = components[..first].join(&b'/');
+    let fixed = if fixed.is_empty() && bytes.starts_with(b"/") {
+        b"/".to_vec()
     } else {
         fixed
     };
-    let mut out = escaped(&normalize_path_in(base, &fixed)?);
+    let mut out = escaped(&normalize_path_in(base, OsStr::from_bytes(&fixed))?)
+        .into_os_string()
+        .into_vec();
     for component in &components[first..] {
         match *component {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 return Err(Error::input(
                     ErrorKind::InvalidScope,
                     format!(
@@ -181,62 +216,78 @@ pub fn normalize_entry_in(base: &Path, entry: &str) -> Result<String, Error> {
                 ));
             }
             pattern => {
-                if !out.ends_with('/') {
-                    out.push('/');
+                if !out.ends_with(b"/") {
+                    out.push(b'/');
                 }
-                out.push_str(pattern);
+                out.extend_from_slice(pattern);
             }
         }
     }
-    Ok(out)
+    Ok(PathBuf::from(OsString::from_vec(out)))
 }
 
 /// `path`, written so that read as a pattern it matches only itself.
-fn escaped(path: &str) -> String {
-    // Only ASCII bytes change, so the result is as much UTF-8 as `path` is.
-    String::from_utf8_lossy(&glob::escape(path.as_bytes())).into_owned()
+fn escaped(path: &Path) -> PathBuf {
+    PathBuf::from(OsString::from_vec(glob::escape(
+        path.as_os_str().as_bytes(),
+    )))
 }
 
 /// Whether a stored scope entry (a record's) reads as a pattern: it has a component with `*`,
 /// `?` or a `[…]` class, or that is `**`. Such an entry is compared as that pattern and as the
 /// plain path it spells.
-pub fn is_pattern(entry: &str) -> bool {
-    glob::has_pattern(entry.as_bytes())
+///
+/// ```
+/// assert!(scope_lock::is_pattern("/repo/docs/*.md"));
+/// assert!(!scope_lock::is_pattern("/repo/docs/a[b"));
+/// ```
+pub fn is_pattern(entry: impl AsRef<Path>) -> bool {
+    glob::has_pattern(entry.as_ref().as_os_str().as_bytes())
 }
 
 /// Whether two normalised paths overlap: equal, or one an ancestor of the other, component by
-/// component (`/a/b` overlaps `/a/b/c` but not `/a/bc`). No globbing: `*` is a literal, as in
-/// the original; [`scopes_overlap`] is the crate's rule, patterns included.
-pub fn paths_overlap(a: &str, b: &str) -> bool {
-    path_overlap(Path::new(a), Path::new(b))
-}
-
-/// [`paths_overlap`] for paths that need not be UTF-8 (the original's, byte for byte).
-pub(crate) fn path_overlap(a: &Path, b: &Path) -> bool {
+/// component (`/a/b` overlaps `/a/b/c` but not `/a/bc`), byte for byte. No globbing: `*` is a
+/// literal, as in the original; [`scopes_overlap`] is the crate's rule, patterns included.
+///
+/// ```
+/// use scope_lock::paths_overlap;
+/// assert!(paths_overlap("/repo/src", "/repo/src/lib.rs"));
+/// assert!(!paths_overlap("/repo/src", "/repo/src-old"));
+/// ```
+pub fn paths_overlap(a: impl AsRef<Path>, b: impl AsRef<Path>) -> bool {
+    let (a, b) = (a.as_ref(), b.as_ref());
     a.starts_with(b) || b.starts_with(a)
 }
 
 /// The first pair `(ours, theirs)` that overlaps, if any: first in `ours`, then in `theirs`.
-pub(crate) fn first_overlap<'a>(
-    ours: &'a [String],
-    theirs: &'a [String],
-) -> Option<(&'a str, &'a str)> {
-    let (i, j) = ScopeIndex::new(ours).first_overlap(theirs.iter().map(Path::new))?;
-    Some((ours[i].as_str(), theirs[j].as_str()))
+pub(crate) fn first_overlap<'a, 'b>(
+    ours: &'a [PathBuf],
+    theirs: &'b [impl AsRef<Path>],
+) -> Option<(&'a Path, &'b Path)> {
+    let (i, j) = ScopeIndex::new(ours).first_overlap(theirs.iter().map(AsRef::as_ref))?;
+    Some((ours[i].as_path(), theirs[j].as_ref()))
 }
 
 /// Whether any entry of one scope overlaps any entry of the other, by the crate's rule: as
 /// paths, and where an entry has a pattern component, as that pattern too
 /// (docs/protocol.md, "Glob entries").
-pub fn scopes_overlap(a: &[String], b: &[String]) -> bool {
-    first_overlap(a, b).is_some()
+///
+/// ```
+/// use scope_lock::scopes_overlap;
+/// assert!(scopes_overlap(&["/repo/docs", "/repo/src"], &["/repo/src/main.rs"]));
+/// assert!(scopes_overlap(&["/repo/*.md"], &["/repo/README.md"]));
+/// assert!(!scopes_overlap(&["/repo/docs"], &["/repo/src"]));
+/// ```
+pub fn scopes_overlap(a: &[impl AsRef<Path>], b: &[impl AsRef<Path>]) -> bool {
+    let ours: Vec<PathBuf> = a.iter().map(|p| p.as_ref().to_path_buf()).collect();
+    first_overlap(&ours, b).is_some()
 }
 
 /// One scope indexed for overlap tests against many others: built once per attempt, it
 /// checks each path of another scope in time proportional to that path's depth instead of
 /// comparing it with every path of ours.
 ///
-/// Two paths overlap when one's components begin with all of the other's ([`path_overlap`]).
+/// Two paths overlap when one's components begin with all of the other's ([`paths_overlap`]).
 /// So a path of theirs overlaps one of ours exactly when (a) one of its own ancestors-or-self
 /// *is* a path of ours, or (b) it is an ancestor-or-self of a path of ours. The index maps
 /// every path of ours, for (a), and every ancestor-or-self of every path of ours, for (b), to
@@ -244,14 +295,14 @@ pub fn scopes_overlap(a: &[String], b: &[String]) -> bool {
 /// comparison finds first.
 ///
 /// Paths are keyed by the bytes of their components (`Path::components`, see
-/// [`for_each_prefix`]), so `/a//b/` and `/a/b` are one path, as they are to [`path_overlap`],
+/// [`for_each_prefix`]), so `/a//b/` and `/a/b` are one path, as they are to [`paths_overlap`],
 /// and paths that are not UTF-8 compare byte for byte.
 ///
 /// Entries that read as patterns too are compared pairwise, as patterns ([`glob::Entry`]),
 /// on top of the index: a pattern of ours against each path of theirs, and a pattern of
 /// theirs against each entry of ours.
 pub(crate) struct ScopeIndex<'a> {
-    ours: &'a [String],
+    ours: &'a [PathBuf],
     /// Each path of ours → the first index that has it.
     entries: HashMap<Vec<u8>, usize>,
     /// Every ancestor-or-self of a path of ours (the empty path, which is an ancestor of every
@@ -262,18 +313,19 @@ pub(crate) struct ScopeIndex<'a> {
 }
 
 impl<'a> ScopeIndex<'a> {
-    pub(crate) fn new(ours: &'a [String]) -> Self {
+    pub(crate) fn new(ours: &'a [PathBuf]) -> Self {
         let mut entries = HashMap::with_capacity(ours.len());
         let mut covered = HashMap::new();
         let mut spelling = Vec::new();
         let mut patterns = Vec::new();
         for (index, path) in ours.iter().enumerate() {
-            for_each_prefix(Path::new(path), &mut spelling, |prefix| {
+            for_each_prefix(path, &mut spelling, |prefix| {
                 covered.entry(prefix.to_vec()).or_insert(index);
             });
             entries.entry(spelling.clone()).or_insert(index);
-            if glob::has_pattern(path.as_bytes()) {
-                patterns.push((index, glob::Entry::parse(path.as_bytes())));
+            let bytes = path.as_os_str().as_bytes();
+            if glob::has_pattern(bytes) {
+                patterns.push((index, glob::Entry::parse(bytes)));
             }
         }
         Self {
@@ -285,7 +337,7 @@ impl<'a> ScopeIndex<'a> {
     }
 
     /// Our paths, in order.
-    pub(crate) fn paths(&self) -> &'a [String] {
+    pub(crate) fn paths(&self) -> &'a [PathBuf] {
         self.ours
     }
 
@@ -346,7 +398,9 @@ impl ScopeIndex<'_> {
                 .iter()
                 .enumerate()
                 .take_while(|(i, _)| earlier(*i))
-                .find(|(_, ours)| pattern.overlaps(&glob::Entry::literal(ours.as_bytes())))
+                .find(|(_, ours)| {
+                    pattern.overlaps(&glob::Entry::literal(ours.as_os_str().as_bytes()))
+                })
                 .map(|(i, _)| i)
         });
         match (by_our_patterns.map(|(i, _)| *i), by_their_pattern) {
@@ -449,16 +503,31 @@ mod tests {
     #[test]
     fn lexical_normalisation_against_a_base() -> TestResult {
         let base = Path::new("/nonexistent-base/w");
-        assert_eq!(normalize_path_in(base, "src")?, "/nonexistent-base/w/src");
-        assert_eq!(normalize_path_in(base, ".")?, "/nonexistent-base/w");
-        assert_eq!(normalize_path_in(base, "")?, "/nonexistent-base/w");
+        assert_eq!(
+            normalize_path_in(base, "src")?,
+            Path::new("/nonexistent-base/w/src")
+        );
+        assert_eq!(
+            normalize_path_in(base, ".")?,
+            Path::new("/nonexistent-base/w")
+        );
+        assert_eq!(
+            normalize_path_in(base, "")?,
+            Path::new("/nonexistent-base/w")
+        );
         assert_eq!(
             normalize_path_in(base, "./a//b/./c/")?,
-            "/nonexistent-base/w/a/b/c"
+            Path::new("/nonexistent-base/w/a/b/c")
         );
-        assert_eq!(normalize_path_in(base, "a/../../x")?, "/nonexistent-base/x");
-        assert_eq!(normalize_path_in(base, "/../../etc/..")?, "/");
-        assert_eq!(normalize_path_in(base, "*.md")?, "/nonexistent-base/w/*.md");
+        assert_eq!(
+            normalize_path_in(base, "a/../../x")?,
+            Path::new("/nonexistent-base/x")
+        );
+        assert_eq!(normalize_path_in(base, "/../../etc/..")?, Path::new("/"));
+        assert_eq!(
+            normalize_path_in(base, "*.md")?,
+            Path::new("/nonexistent-base/w/*.md")
+        );
         Ok(())
     }
 
@@ -513,22 +582,22 @@ mod tests {
         assert!(paths_overlap("/", "/anything"));
         assert!(!paths_overlap("/a/b", "/a/bc"));
         assert!(!paths_overlap("/repo/src", "/repo/tests"));
-        let s = |v: &[&str]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let s = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
         assert!(scopes_overlap(&s(&["/x", "/a/b"]), &s(&["/q", "/a"])));
         assert!(!scopes_overlap(&s(&["/x", "/y"]), &s(&["/q", "/z"])));
         assert_eq!(
             first_overlap(&s(&["/x", "/a/b"]), &s(&["/q", "/a"])),
-            Some(("/a/b", "/a"))
+            Some((Path::new("/a/b"), Path::new("/a")))
         );
     }
 
     /// The pairwise comparison the index replaces, as the oracle.
     fn first_overlap_pairwise<'a>(
-        ours: &'a [String],
-        theirs: &'a [String],
-    ) -> Option<(&'a str, &'a str)> {
+        ours: &'a [PathBuf],
+        theirs: &'a [PathBuf],
+    ) -> Option<(&'a Path, &'a Path)> {
         ours.iter()
-            .flat_map(|o| theirs.iter().map(move |t| (o.as_str(), t.as_str())))
+            .flat_map(|o| theirs.iter().map(move |t| (o.as_path(), t.as_path())))
             .find(|(o, t)| paths_overlap(o, t))
     }
 
@@ -541,13 +610,13 @@ mod tests {
         ];
         // Windows of three paths, as ours against each as theirs, so that which pair comes
         // first is tested along with whether any does.
-        let windows: Vec<Vec<String>> = (0..paths.len())
+        let windows: Vec<Vec<PathBuf>> = (0..paths.len())
             .map(|start| {
                 (0..3)
-                    .map(|k| paths[(start + k * 7) % paths.len()].to_owned())
+                    .map(|k| PathBuf::from(paths[(start + k * 7) % paths.len()]))
                     .collect()
             })
-            .chain(paths.iter().map(|p| vec![(*p).to_owned()]))
+            .chain(paths.iter().map(|p| vec![PathBuf::from(p)]))
             .chain([Vec::new()])
             .collect();
         let (mut overlapping, mut disjoint) = (0, 0);
@@ -571,8 +640,7 @@ mod tests {
 
     #[test]
     fn paths_that_are_not_utf8_are_indexed_by_their_bytes() {
-        use std::ffi::OsStr;
-        let ours = ["/data/x".to_owned()];
+        let ours = [PathBuf::from("/data/x")];
         let index = ScopeIndex::new(&ours);
         let raw = |bytes: &'static [u8]| Path::new(OsStr::from_bytes(bytes));
         assert_eq!(index.first_overlap([raw(b"/data/\xff")]), None);
@@ -589,23 +657,26 @@ mod tests {
         let base = Path::new("/nonexistent-base/w[1]");
         assert_eq!(
             normalize_entry_in(base, "docs/./**/*.md")?,
-            "/nonexistent-base/w[[]1]/docs/**/*.md"
+            Path::new("/nonexistent-base/w[[]1]/docs/**/*.md")
         );
         assert_eq!(
             normalize_entry_in(base, "*.md")?,
-            "/nonexistent-base/w[[]1]/*.md"
+            Path::new("/nonexistent-base/w[[]1]/*.md")
         );
-        assert_eq!(normalize_entry_in(base, "/*/x")?, "/*/x");
-        assert_eq!(normalize_entry_in(base, "../a?")?, "/nonexistent-base/a?");
+        assert_eq!(normalize_entry_in(base, "/*/x")?, Path::new("/*/x"));
+        assert_eq!(
+            normalize_entry_in(base, "../a?")?,
+            Path::new("/nonexistent-base/a?")
+        );
         // A plain entry is a path as before, even below a directory whose name looks like
         // a pattern: stored as the original would store it, read both ways.
         assert_eq!(
             normalize_entry_in(base, "src")?,
-            "/nonexistent-base/w[1]/src"
+            Path::new("/nonexistent-base/w[1]/src")
         );
         assert_eq!(
             normalize_entry_in(base, "literal:notes/a*b")?,
-            "/nonexistent-base/w[[]1]/notes/a[*]b"
+            Path::new("/nonexistent-base/w[[]1]/notes/a[*]b")
         );
         let err = normalize_entry_in(base, "a/*/../b")
             .map(|_| ())
@@ -615,25 +686,59 @@ mod tests {
         Ok(())
     }
 
+    /// A glob, a `literal:` entry and a plain path are read on bytes: a name that is not UTF-8
+    /// can sit in the fixed part, be matched by a pattern, or follow `literal:`.
+    #[test]
+    fn glob_and_literal_entries_work_on_paths_that_are_not_utf8() -> TestResult {
+        let raw = |bytes: &[u8]| PathBuf::from(OsStr::from_bytes(bytes));
+        let base = Path::new("/nonexistent-base");
+        assert_eq!(
+            normalize_entry_in(base, raw(b"d\xff/*.md"))?,
+            raw(b"/nonexistent-base/d\xff/*.md")
+        );
+        assert_eq!(
+            normalize_entry_in(base, raw(b"literal:caf\xe9*"))?,
+            raw(b"/nonexistent-base/caf\xe9[*]")
+        );
+        assert_eq!(
+            normalize_entry_in(base, raw(b"caf\xe9"))?,
+            raw(b"/nonexistent-base/caf\xe9")
+        );
+        assert!(is_pattern(raw(b"/r/\xff*")));
+        // A pattern matches a name that is not UTF-8, by `*`, `?` and a negated class alike,
+        // and is matched by its fixed part byte for byte.
+        let holds = |pattern: &[u8], path: &[u8]| scopes_overlap(&[raw(pattern)], &[raw(path)]);
+        assert!(holds(b"/r/*.md", b"/r/caf\xe9.md"));
+        assert!(holds(b"/r/caf?.md", b"/r/caf\xe9.md"));
+        assert!(holds(b"/r/caf[!e].md", b"/r/caf\xe9.md"));
+        assert!(!holds(b"/r/caf[e].md", b"/r/caf\xe9.md"));
+        assert!(holds(b"/r/d\xff/*", b"/r/d\xff/x"));
+        assert!(!holds(b"/r/d\xfe/*", b"/r/d\xff/x"));
+        // `literal:`'s escaped name holds exactly itself.
+        assert!(holds(b"/r/caf\xe9[*]", b"/r/caf\xe9*"));
+        assert!(!holds(b"/r/caf\xe9[*]", b"/r/caf\xe9x"));
+        Ok(())
+    }
+
     #[test]
     fn patterns_overlap_paths_and_patterns_in_both_directions_first_pair_first() {
-        let s = |v: &[&str]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let s = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
         let ours = s(&["/r/src", "/r/*.md", "/r/docs/**"]);
         assert_eq!(
             first_overlap(&ours, &s(&["/r/README.md"])),
-            Some(("/r/*.md", "/r/README.md"))
+            Some((Path::new("/r/*.md"), Path::new("/r/README.md")))
         );
         assert_eq!(
             first_overlap(&ours, &s(&["/r/x", "/r/docs/a/b"])),
-            Some(("/r/docs/**", "/r/docs/a/b"))
+            Some((Path::new("/r/docs/**"), Path::new("/r/docs/a/b")))
         );
         assert_eq!(
             first_overlap(&s(&["/r/a.rs", "/r/src/x.rs"]), &s(&["/r/src/**/*.rs"])),
-            Some(("/r/src/x.rs", "/r/src/**/*.rs"))
+            Some((Path::new("/r/src/x.rs"), Path::new("/r/src/**/*.rs")))
         );
         assert_eq!(
             first_overlap(&s(&["/r/src", "/r/*.md"]), &s(&["/r/*.md"])),
-            Some(("/r/*.md", "/r/*.md"))
+            Some((Path::new("/r/*.md"), Path::new("/r/*.md")))
         );
         assert!(!scopes_overlap(&ours, &s(&["/r/a.rs", "/r/tests/*.md"])));
         // Stored entries are also the paths they spell: `w[1]` holds the directory `w[1]`.
@@ -722,7 +827,7 @@ mod tests {
     #[test]
     fn two_run_directories_give_disjoint_scopes() -> TestResult {
         let base = Path::new("/repo");
-        let scope_of = |run: &str| -> Result<Vec<String>, Error> {
+        let scope_of = |run: &str| -> Result<Vec<PathBuf>, Error> {
             resolve_scope(
                 &[".loops/runs/${context.run_id}"],
                 &context(json!({"run_id": run})),

@@ -17,14 +17,15 @@ pub(crate) fn check(
         // A directory that is not there holds no lock: "free" would be true of the wrong place.
         loops_dir.ensure_exists()?;
     }
-    // The paths as compared: a relative or `..` path resolved is what was checked.
+    // The entries as compared: a relative or `..` path resolved, a pattern's fixed part
+    // resolved, a `literal:` entry as the path it names, is what was checked.
     let resolved = args
         .scope
         .iter()
-        .map(|entry| scope_lock::normalize_path(entry))
+        .map(scope_lock::normalize_entry)
         .collect::<Result<Vec<_>, _>>()?;
     if args.json {
-        let json = CheckJson::new(manager.running_dir(), conflict.as_ref(), resolved.clone());
+        let json = CheckJson::new(manager.running_dir(), conflict.as_ref(), &resolved);
         output::print_json(&json)?;
     }
     match conflict {
@@ -32,7 +33,7 @@ pub(crate) fn check(
             if !args.json {
                 output::print_text(&format!(
                     "free: {} (locks in {})\n",
-                    resolved.join(" "),
+                    output::paths_text(&resolved),
                     manager.running_dir().display()
                 ))?;
             }

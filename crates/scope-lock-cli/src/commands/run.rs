@@ -118,7 +118,7 @@ pub(crate) struct RunOutcome {
 fn scope_display(request: &LockRequest) -> String {
     match request.scope_entries() {
         [] => ".".to_owned(),
-        entries => entries.join(" "),
+        entries => output::paths_text(entries),
     }
 }
 

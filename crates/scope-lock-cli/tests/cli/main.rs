@@ -10,6 +10,7 @@ mod help;
 mod hostile_world;
 mod listing;
 mod messages;
+mod paths;
 mod pid_namespaces;
 mod run;
 mod run_terminal;

@@ -96,9 +96,11 @@ RUNNING_DIR = ".running"
 
 _probe_numbers = itertools.count(1)
 
-#: A scope: one path, or any iterable of paths; a path is a ``str`` or an ``os.PathLike``
-#: whose ``__fspath__`` gives one.
-Scope = Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]]]
+#: A scope: one path, or any iterable of paths; a path is a ``str``, ``bytes`` or an
+#: ``os.PathLike`` giving one. Paths that are not UTF-8 are locked byte for byte: as ``bytes``,
+#: or as the ``str`` that ``os.fsdecode`` makes of them (surrogate escapes).
+ScopeEntry = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+Scope = Union[ScopeEntry, Iterable[ScopeEntry]]
 
 os.register_at_fork(after_in_child=_native.forget_inherited)
 atexit.register(_native.release_all)
@@ -114,20 +116,22 @@ def resolve_scope(scope: Scope, context: dict[str, Any]) -> list[str]:
 
 
 def _path(entry: object) -> str:
-    """A scope entry as the ``str`` the lock records; ``TypeError`` naming anything else."""
+    """A scope entry as the ``str`` the lock records (``bytes`` as ``os.fsdecode`` gives them);
+    ``TypeError`` naming anything else."""
     try:
         path = os.fspath(entry)  # type: ignore[call-overload]
     except TypeError:
         path = None
+    if isinstance(path, bytes):
+        return os.fsdecode(path)
     if not isinstance(path, str):
-        raise TypeError(f"a scope entry must be a str or an os.PathLike giving one, not {entry!r}")
+        raise TypeError(f"a scope entry must be a str, bytes or an os.PathLike giving one, not {entry!r}")
     return path
 
 
 def _scope_paths(scope: Scope) -> list[str]:
     """The scope's paths. A lone ``str`` or ``os.PathLike`` is one path: iterating it, as
-    ``list()`` would, makes a path of each character. Lone ``bytes`` are refused the same way
-    (``_path``), not split into numbers."""
+    ``list()`` would, makes a path of each character (of each byte, for ``bytes``)."""
     if isinstance(scope, (str, bytes, os.PathLike)):
         return [_path(scope)]
     return [_path(entry) for entry in scope]

@@ -2,7 +2,7 @@
 //! only if nothing under the project changed since, and wait on a ticket for the one key in
 //! the way to be deleted.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ const MAX_LOST_RACES: u32 = 1000;
 pub(crate) struct Prepared<'a> {
     request: &'a LockRequest,
     /// The scope normalised against our root: what the decision compares.
-    scope: Vec<String>,
+    scope: Vec<PathBuf>,
     /// The record to publish: its scope relative to the root.
     record: LockRecord,
     key: String,
@@ -71,7 +71,7 @@ impl<'a> Prepared<'a> {
         json_that_fits(&record, &format!("{:?}", request.lock_name()))?;
         Ok(Self {
             request,
-            scope,
+            scope: scope.into_iter().map(PathBuf::from).collect(),
             record,
             key: shared.keys.lock(request.lock_name()),
         })

@@ -103,7 +103,7 @@ pub(super) fn attempt(
     let listing = scan(Scan::clean(*invalid_grace), &sentinel)?;
     let queue = queue::scan(Stale::Clean, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
-    let index = ScopeIndex::new(record.scope());
+    let index = ScopeIndex::new(record.scope_paths());
     let mut ancestry = Ancestry::of_this_process();
     if let Some(conflict) = decide(
         &listing,
@@ -151,7 +151,7 @@ pub(crate) fn lock_path(running_dir: &Path, request: &LockRequest) -> PathBuf {
     running_dir.join(format!("{}{LOCK_SUFFIX}", request.lock_name()))
 }
 
-pub(super) fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Error> {
+pub(super) fn normalize_scope(request: &LockRequest) -> Result<Vec<PathBuf>, Error> {
     request
         .effective_scope()
         .into_iter()
@@ -160,12 +160,26 @@ pub(super) fn normalize_scope(request: &LockRequest) -> Result<Vec<String>, Erro
 }
 
 /// [`normalize_scope`] against `base` instead of the current directory: the etcd backend's
-/// scopes are relative to the project root.
+/// scopes are relative to the project root. As text: etcd's records and keys are, so a path
+/// that is not UTF-8 is refused there.
 #[cfg(feature = "etcd")]
 pub(crate) fn normalize_scope_in(request: &LockRequest, base: &Path) -> Result<Vec<String>, Error> {
     request
         .effective_scope()
         .into_iter()
-        .map(|entry| scope::normalize_entry_in(base, entry))
+        .map(|entry| {
+            scope::normalize_entry_in(base, entry)?
+                .into_os_string()
+                .into_string()
+                .map_err(|raw| {
+                    Error::input(
+                        crate::error::ErrorKind::InvalidScope,
+                        format!(
+                            "invalid scope entry {entry:?}: resolves to {raw:?}, which is not \
+                             UTF-8, and scopes on etcd are text"
+                        ),
+                    )
+                })
+        })
         .collect()
 }

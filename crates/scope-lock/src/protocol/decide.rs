@@ -99,7 +99,7 @@ fn scope_rule(
     }
     let (ours, theirs) = first_overlap_with(scope, record)?;
     Some(ConflictRule::Overlap {
-        ours: ours.clone(),
+        ours: ours.to_string_lossy().into_owned(),
         theirs,
     })
 }
@@ -109,7 +109,7 @@ fn scope_rule(
 fn first_overlap_with<'a>(
     ours: &ScopeIndex<'a>,
     record: &LockRecord,
-) -> Option<(&'a String, String)> {
+) -> Option<(&'a PathBuf, String)> {
     let paths = record.scope_paths();
     if paths.iter().all(|path| path.is_absolute()) {
         // As recorded: nothing to normalise, nothing to copy.
@@ -126,7 +126,7 @@ fn first_overlap_with<'a>(
 fn records_collide(waiter: &LockRecord, holder: &LockRecord) -> bool {
     (waiter.singleton() && holder.singleton() && waiter.loop_name() == holder.loop_name())
         || (waiter.mode().excludes(holder.mode())
-            && first_overlap_with(&ScopeIndex::new(waiter.scope()), holder).is_some())
+            && first_overlap_with(&ScopeIndex::new(waiter.scope_paths()), holder).is_some())
 }
 
 /// A live waiter that arrived before us and whose scope collides with ours: it goes first, so
@@ -194,8 +194,9 @@ fn holder_scope(record: &LockRecord) -> Vec<(PathBuf, String)> {
             if path.is_absolute() {
                 (path.clone(), text.clone())
             } else {
-                let resolved = scope::normalize_path(text).unwrap_or_else(|_| text.clone());
-                (PathBuf::from(&resolved), resolved)
+                let resolved = scope::normalize_path(path).unwrap_or_else(|_| path.clone());
+                let text = resolved.to_string_lossy().into_owned();
+                (resolved, text)
             }
         })
         .collect()

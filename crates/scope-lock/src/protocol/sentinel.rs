@@ -415,7 +415,7 @@ pub(super) mod tests {
         let dir = tempfile::tempdir()?;
         let bound = Duration::from_millis(200);
         let locks = crate::LockManager::new(dir.path()).with_sentinel_bound(bound);
-        let request = LockRequest::new("a").scope([dir.path().join("src").to_string_lossy()]);
+        let request = LockRequest::new("a").scope([dir.path().join("src")]);
         let guard = locks.try_acquire(&request)?;
         let held = hold_sentinel(locks.running_dir())?;
 

@@ -9,6 +9,7 @@ mod held_for_life;
 mod inspect;
 mod malformed;
 mod matrix;
+mod paths;
 mod properties;
 mod protocol_edges;
 mod proven_holders;

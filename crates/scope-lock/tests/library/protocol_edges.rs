@@ -46,7 +46,7 @@ fn a_relative_scope_entry_of_an_original_lock_blocks_the_path_it_resolves_to() -
 
     let conflict = expect_conflict(
         f.locks
-            .try_acquire(&LockRequest::new("mine").scope([format!("{resolved}/lib.rs")])),
+            .try_acquire(&LockRequest::new("mine").scope([resolved.join("lib.rs")])),
     );
     assert_eq!(conflict.lock_path(), path, "{conflict}");
     match conflict.rule() {

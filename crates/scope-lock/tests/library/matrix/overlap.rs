@@ -31,7 +31,7 @@ fn scopes_overlap_when_any_pair_overlaps_and_not_when_all_are_disjoint() {
         &a,
         &strings(&["/repo/tests", "/repo/srcx"])
     ));
-    assert!(!scopes_overlap(&a, &[]));
+    assert!(!scopes_overlap(&a, &[] as &[&str]));
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! T1: scope templates (`${context.<var>}`).
 
+use std::path::PathBuf;
+
 use scope_lock::testing::{TestResult, expect_conflict, fixture};
 use scope_lock::{LockRequest, normalize_path_in, resolve_scope, scopes_overlap};
 use serde_json::{Map, Value, json};
@@ -82,7 +84,7 @@ fn an_empty_scope_resolves_to_an_empty_list() {
 #[test]
 fn two_run_directories_give_disjoint_scopes_that_both_acquire() -> TestResult {
     let f = fixture()?;
-    let scope_of = |run: &str| -> Result<Vec<String>, scope_lock::Error> {
+    let scope_of = |run: &str| -> Result<Vec<PathBuf>, scope_lock::Error> {
         resolve_scope(
             &[".loops/runs/${context.run_id}"],
             &context(json!({"run_id": run})),
