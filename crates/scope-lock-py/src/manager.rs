@@ -16,7 +16,6 @@ use pyo3::types::{PyDict, PyList};
 use scope_lock::{
     AcquireError, Conflict, Liveness, LockManager, LockMode, LockRecord, LockRequest, ProblemKind,
 };
-use serde_json::{Map, Value};
 
 use crate::errors;
 use crate::held;
@@ -337,16 +336,19 @@ pub(crate) fn normalize_path(py: Python<'_>, path: PathBuf) -> PyResult<OsString
 /// Python's own `str()` here, so any object renders as the original renders it.
 #[pyfunction]
 pub(crate) fn resolve_scope(
-    scope: Vec<String>,
+    scope: Vec<PathBuf>,
     context: &Bound<'_, PyDict>,
-) -> PyResult<Vec<String>> {
-    let mut rendered = Map::new();
+) -> PyResult<Vec<OsString>> {
+    let mut rendered = Vec::with_capacity(context.len());
     for (key, value) in context.iter() {
         // The original looks variables up by the string in the template; other keys can never
         // match one.
         if let Ok(key) = key.extract::<String>() {
-            rendered.insert(key, Value::String(value.str()?.to_string()));
+            rendered.push((key, value.str()?.to_string()));
         }
     }
-    Ok(scope_lock::resolve_scope(&scope, &rendered))
+    Ok(scope_lock::resolve_scope(&scope, rendered)
+        .into_iter()
+        .map(PathBuf::into_os_string)
+        .collect())
 }

@@ -301,6 +301,11 @@ def test_a_non_utf8_scope_entry_is_locked_byte_for_byte(
     assert manager.acquire("inside", [CAFE_BYTES + b"/x"])
 
 
+def test_resolve_scope_keeps_bytes_that_are_not_utf8() -> None:
+    assert resolve_scope([CAFE_STR + "/${context.run}"], {"run": 7}) == [CAFE_STR + "/7"]
+    assert resolve_scope(CAFE_BYTES + b"/${context.run}", {"run": "r"}) == [CAFE_STR + "/r"]
+
+
 # --- instance ids and names ---------------------------------------------------------------
 
 

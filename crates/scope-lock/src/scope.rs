@@ -13,8 +13,6 @@ use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
-use serde_json::{Map, Value};
-
 use crate::error::{Error, ErrorKind};
 use crate::glob;
 
@@ -430,74 +428,91 @@ fn for_each_prefix(path: &Path, spelling: &mut Vec<u8>, mut each: impl FnMut(&[u
 
 /// Replaces every `${context.<var>}` in each entry with the context's value for `var`, in one
 /// pass, as the original does. A variable missing from the context is left as written, as is
-/// any other namespace (`${env.X}`, `${captured.x}`).
+/// any other namespace (`${env.X}`, `${captured.x}`). Replacements are not scanned again.
 ///
-/// Values are rendered as Python's `str()` renders them for JSON-like data: strings as they
-/// are, integers in decimal, `true`/`false` as `True`/`False`, null as `None`. Floats, lists and
-/// objects are rendered as JSON, which differs from Python only in corner cases no path needs.
-pub fn resolve_scope<S: AsRef<str>>(templates: &[S], context: &Map<String, Value>) -> Vec<String> {
+/// `context` is any collection of `(name, value)` string pairs: a `HashMap`, a `BTreeMap`, a
+/// slice of pairs; a name given twice takes its last value. The original inserts
+/// `str(value)`, so a caller whose values are not strings renders them as Python's `str()`
+/// does (`True`, `None`, `42`) to get the original's paths. Entries are paths and are worked
+/// on byte for byte: a part that is not UTF-8 is kept as it is (only a variable's *name*
+/// must be UTF-8 to match).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::path::PathBuf;
+///
+/// let context = HashMap::from([("run_id", "r-7")]);
+/// let scope = scope_lock::resolve_scope(&[".loops/runs/${context.run_id}", "${env.HOME}"], &context);
+/// assert_eq!(scope, [PathBuf::from(".loops/runs/r-7"), PathBuf::from("${env.HOME}")]);
+/// ```
+pub fn resolve_scope<T, K, V>(
+    templates: &[T],
+    context: impl IntoIterator<Item = (K, V)>,
+) -> Vec<PathBuf>
+where
+    T: AsRef<Path>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let context: HashMap<String, V> = context
+        .into_iter()
+        .map(|(name, value)| (name.as_ref().to_owned(), value))
+        .collect();
     templates
         .iter()
-        .map(|template| substitute(template.as_ref(), context))
+        .map(|template| {
+            let bytes = template.as_ref().as_os_str().as_bytes();
+            PathBuf::from(OsString::from_vec(substitute(bytes, &context)))
+        })
         .collect()
 }
 
-const OPEN: &str = "${context.";
+const OPEN: &[u8] = b"${context.";
 
 /// The regex `\$\{context\.([^}]+)\}`, replaced left to right without rescanning replacements.
-fn substitute(template: &str, context: &Map<String, Value>) -> String {
-    let mut out = String::with_capacity(template.len());
+fn substitute(template: &[u8], context: &HashMap<String, impl AsRef<str>>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(template.len());
     let mut rest = template;
-    while let Some(start) = rest.find(OPEN) {
+    while let Some(start) = rest.windows(OPEN.len()).position(|window| window == OPEN) {
         let (before, found) = rest.split_at(start);
-        out.push_str(before);
+        out.extend_from_slice(before);
         // `found` begins with `OPEN`.
-        rest = match found[OPEN.len()..].split_once('}') {
-            Some((name, after)) if !name.is_empty() => {
-                match context.get(name) {
-                    Some(value) => out.push_str(&python_str(value)),
-                    None => {
-                        out.push_str(OPEN);
-                        out.push_str(name);
-                        out.push('}');
-                    }
+        let after_open = &found[OPEN.len()..];
+        rest = match after_open.iter().position(|&byte| byte == b'}') {
+            Some(end) if end > 0 => {
+                let value = std::str::from_utf8(&after_open[..end])
+                    .ok()
+                    .and_then(|name| context.get(name));
+                match value {
+                    Some(value) => out.extend_from_slice(value.as_ref().as_bytes()),
+                    None => out.extend_from_slice(&found[..OPEN.len() + end + 1]),
                 }
-                after
+                &after_open[end + 1..]
             }
             // `${context.}` or no closing brace: not a template here; move past the `$`.
             _ => {
-                out.push('$');
+                out.push(b'$');
                 &found[1..]
             }
         };
     }
-    out.push_str(rest);
+    out.extend_from_slice(rest);
     out
-}
-
-fn python_str(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Null => "None".into(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use std::os::unix::fs::symlink;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    fn context(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        }
+    /// What `resolve_scope` made of `templates`, as text (the tests' templates are UTF-8).
+    fn resolved<const N: usize>(templates: &[&str], context: [(&str, &str); N]) -> Vec<String> {
+        resolve_scope(templates, context)
+            .into_iter()
+            .map(|path| path.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -750,8 +765,13 @@ mod tests {
 
     #[test]
     fn templates_follow_the_original() {
-        let ctx = context(json!({"run": "r1", "n": 42, "flag": true, "none": null}));
-        let out = resolve_scope(
+        let ctx = [
+            ("run", "r1"),
+            ("n", "42"),
+            ("flag", "True"),
+            ("none", "None"),
+        ];
+        let out = resolved(
             &[
                 "static/path",
                 "${context.run}/out",
@@ -762,7 +782,7 @@ mod tests {
                 "${context.flag}-${context.none}",
                 "${context.}${context.run",
             ],
-            &ctx,
+            ctx,
         );
         assert_eq!(
             out,
@@ -777,7 +797,25 @@ mod tests {
                 "${context.}${context.run",
             ]
         );
-        assert!(resolve_scope::<&str>(&[], &ctx).is_empty());
+        assert!(resolved(&[], ctx).is_empty());
+    }
+
+    #[test]
+    fn templates_are_paths_and_bytes_that_are_not_utf8_are_kept() {
+        let template = Path::new(OsStr::from_bytes(b"caf\xe9/${context.run}/\xff"));
+        let mut context = HashMap::new();
+        context.insert("run".to_owned(), "r1".to_owned());
+        assert_eq!(
+            resolve_scope(&[template], &context)[0]
+                .as_os_str()
+                .as_bytes(),
+            b"caf\xe9/r1/\xff"
+        );
+        // A name that is not UTF-8 names no variable: left as written.
+        let odd = Path::new(OsStr::from_bytes(b"${context.\xff}"));
+        assert_eq!(resolve_scope(&[odd], &context), [odd]);
+        // A name given twice takes its last value, as a dict built from the pairs would.
+        assert_eq!(resolved(&["${context.a}"], [("a", "1"), ("a", "2")]), ["2"]);
     }
 
     /// A chain of distinct symlinks is followed up to the kernel's own limit, 40, and refused
@@ -811,30 +849,28 @@ mod tests {
     /// template, even when the context has an empty key.
     #[test]
     fn an_empty_variable_name_is_not_a_template() {
-        let ctx = context(json!({"": "empty", "a": "A"}));
         assert_eq!(
-            resolve_scope(&["${context.}/${context.a}"], &ctx),
+            resolved(&["${context.}/${context.a}"], [("", "empty"), ("a", "A")]),
             ["${context.}/A"]
         );
     }
 
     #[test]
     fn a_replacement_is_not_rescanned() {
-        let ctx = context(json!({"a": "${context.b}", "b": "no"}));
-        assert_eq!(resolve_scope(&["${context.a}"], &ctx), ["${context.b}"]);
+        assert_eq!(
+            resolved(&["${context.a}"], [("a", "${context.b}"), ("b", "no")]),
+            ["${context.b}"]
+        );
     }
 
     #[test]
     fn two_run_directories_give_disjoint_scopes() -> TestResult {
         let base = Path::new("/repo");
         let scope_of = |run: &str| -> Result<Vec<PathBuf>, Error> {
-            resolve_scope(
-                &[".loops/runs/${context.run_id}"],
-                &context(json!({"run_id": run})),
-            )
-            .iter()
-            .map(|p| normalize_path_in(base, p))
-            .collect()
+            resolve_scope(&[".loops/runs/${context.run_id}"], [("run_id", run)])
+                .iter()
+                .map(|p| normalize_path_in(base, p))
+                .collect()
         };
         assert!(!scopes_overlap(&scope_of("a")?, &scope_of("b")?));
         assert!(scopes_overlap(&scope_of("a")?, &scope_of("a")?));

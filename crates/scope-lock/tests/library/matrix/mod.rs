@@ -21,7 +21,6 @@ use std::path::PathBuf;
 
 use scope_lock::testing::{DEAD_PID, Fixture};
 use scope_lock::{Conflict, ConflictRule, LockRecord};
-use serde_json::{Map, Value};
 
 /// The timestamp of hand-written records.
 pub(super) const STARTED: &str = "2026-01-01T00:00:00.000000+00:00";
@@ -29,13 +28,6 @@ pub(super) const STARTED: &str = "2026-01-01T00:00:00.000000+00:00";
 /// A record in the original's shape (no `liveness` key).
 pub(super) fn original_record(loop_name: &str, scope: &[String], pid: u32) -> String {
     LockRecord::new(loop_name, scope.to_vec(), pid, STARTED).to_json()
-}
-
-pub(super) fn context(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        other => panic!("not an object: {other}"),
-    }
 }
 
 pub(super) fn strings(paths: &[&str]) -> Vec<String> {
