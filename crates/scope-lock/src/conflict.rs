@@ -56,7 +56,26 @@ impl ConflictRule {
     }
 }
 
-/// A live lock that blocks a request: whose it is, where it is, and which rule fired.
+/// A live lock that blocks a request: whose it is, where it is, and which rule fired. Its
+/// `Display` is one sentence for people.
+///
+/// ```
+/// use scope_lock::{ConflictRule, LockManager, LockRequest};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let project = tempfile::tempdir()?;
+/// let locks = LockManager::new(project.path().join(".loops"));
+/// let holder = locks.try_acquire(&LockRequest::new("nightly").singleton(true))?;
+///
+/// let again = LockRequest::new("nightly").instance_id("nightly-2").scope(["elsewhere"]).singleton(true);
+/// let conflict = locks.find_conflict(&again)?.expect("one nightly at a time");
+/// assert_eq!(conflict.rule(), &ConflictRule::Singleton);
+/// assert_eq!(conflict.holder(), Some(holder.record()));
+/// assert_eq!(conflict.lock_path(), holder.path());
+/// assert!(conflict.is_held_by_this_process());
+/// println!("{conflict}");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
     pub(crate) lock_path: PathBuf,
@@ -146,6 +165,38 @@ impl fmt::Display for Conflict {
 
 /// Why [`LockManager::try_acquire`](crate::LockManager::try_acquire) or
 /// [`LockManager::acquire`](crate::LockManager::acquire) did not return a guard.
+///
+/// A conflict or a timeout is the answer "not now" (who holds the scope, by which rule);
+/// [`Failed`](AcquireError::Failed) is something wrong, with an [`Error`] that names the path
+/// or input at fault.
+///
+/// ```
+/// use std::time::Duration;
+/// use scope_lock::{AcquireError, ErrorKind, LockManager, LockRequest};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let project = tempfile::tempdir()?;
+/// let locks = LockManager::new(project.path().join(".loops"));
+/// let _held = locks.try_acquire(&LockRequest::new("docs").scope(["docs/"]))?;
+///
+/// for request in [
+///     LockRequest::new("site").scope(["docs/"]),
+///     LockRequest::new("../escape"),
+/// ] {
+///     match locks.acquire(&request, Duration::ZERO) {
+///         Ok(guard) => guard.release()?,
+///         Err(AcquireError::Conflict(conflict) | AcquireError::Timeout(conflict)) => {
+///             // Try later: `conflict` says who holds the scope.
+///             assert_eq!(conflict.holder().map(|h| h.loop_name()), Some("docs"));
+///         }
+///         Err(AcquireError::Failed(err)) => {
+///             assert_eq!(err.kind(), ErrorKind::InvalidName);
+///             assert!(err.to_string().contains("\"../escape\""));
+///         }
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub enum AcquireError {
     /// A live lock (or an earlier waiter) blocks the request. Nothing was written; trying again

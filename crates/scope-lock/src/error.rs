@@ -6,13 +6,29 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// What kind of failure an [`Error`] is, for programs that branch on it.
+///
+/// ```
+/// use scope_lock::{ErrorKind, LockManager, LockRequest};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let project = tempfile::tempdir()?;
+/// let locks = LockManager::new(project.path().join(".loops"));
+/// let err = locks.try_acquire(&LockRequest::new("a").scope(["nul\0byte"])).map(|_| ()).unwrap_err();
+/// match err.error().map(|e| e.kind()) {
+///     Some(ErrorKind::InvalidName | ErrorKind::InvalidScope) => println!("fix the request: {err}"),
+///     Some(ErrorKind::Busy) => println!("try again later: {err}"),
+///     _ => println!("{err}"),
+/// }
+/// assert_eq!(err.error().map(|e| e.kind()), Some(ErrorKind::InvalidScope));
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// A loop name or instance id that cannot name a lock file.
     InvalidName,
-    /// A scope entry that cannot be a path (a NUL byte, a symlink loop, not UTF-8 once
-    /// resolved).
+    /// A scope entry that cannot be a path (a NUL byte, a symlink loop), or a scope whose
+    /// record would be larger than readers accept.
     InvalidScope,
     /// A lock file's content is not a lock record (empty, truncated, wrong types, too large).
     InvalidRecord,

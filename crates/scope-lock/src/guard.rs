@@ -26,6 +26,22 @@ use crate::sys::FileId;
 ///
 /// The guard lends its descriptor through [`AsFd`], so that a program it runs can hold the lock
 /// too (see [`AsFd for ScopeGuard`](#impl-AsFd-for-ScopeGuard)).
+///
+/// ```
+/// use scope_lock::{LockManager, LockRequest, LockRecord};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let project = tempfile::tempdir()?;
+/// let locks = LockManager::new(project.path().join(".loops"));
+/// let guard = locks.try_acquire(&LockRequest::new("docs").scope(["docs/"]))?;
+/// // The lock file holds the record, as the original writes it.
+/// assert_eq!(&LockRecord::from_json(&std::fs::read(guard.path())?)?, guard.record());
+/// assert_eq!(guard.record().pid(), std::process::id());
+///
+/// guard.release()?; // or drop it: the same, without the error
+/// assert!(locks.list_locks()?.locks().is_empty());
+/// # Ok(()) }
+/// ```
 #[must_use = "the scope is released as soon as the guard is dropped"]
 pub struct ScopeGuard {
     /// Open until the guard itself is dropped, released or not: [`AsFd`] lends it for as long

@@ -20,9 +20,10 @@
 //! The lock files are those of little-loops' `LockManager` (`scripts/little_loops/fsm/
 //! concurrency.py`), so both can share one `.running/` directory. Unlike the original, where the
 //! flock ended before `acquire()` returned (its BUG-423), here the lock **is** an open, flocked
-//! descriptor owned by a [`ScopeGuard`]. The repository's `docs/protocol.md` describes the
-//! protocol, what it guarantees and the original's file format and rules; `issues/BUG-423.md`
-//! records the bug, the fix and the tests that prove it.
+//! descriptor owned by a [`ScopeGuard`]. The specification (the protocol step by step, what it
+//! guarantees and the original's file format and rules) and the record of that bug, its fix
+//! and the tests that prove it are in the crate's source repository, as `docs/protocol.md` and
+//! `issues/BUG-423.md` (the repository has no public address yet, so they are not linked).
 //!
 //! # Threads
 //!

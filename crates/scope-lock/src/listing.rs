@@ -12,6 +12,24 @@ use crate::request::lock_name_of;
 use crate::sys::{self, FileId, FileType};
 
 /// Every live lock in the directory, and everything the scan could not take for a lock.
+///
+/// ```
+/// use scope_lock::{LockManager, LockRequest, Liveness};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let project = tempfile::tempdir()?;
+/// let locks = LockManager::new(project.path().join(".loops"));
+/// let _one = locks.try_acquire(&LockRequest::new("gen").instance_id("gen/run-1").scope(["out/1"]))?;
+/// let _two = locks.try_acquire(&LockRequest::new("gen").instance_id("gen/run-2").scope(["out/2"]))?;
+///
+/// let listing = locks.list_locks()?;
+/// let names: Vec<&str> = listing.locks().iter().map(|lock| lock.lock_name()).collect();
+/// assert_eq!(names, ["gen/run-1", "gen/run-2"]);
+/// assert!(listing.locks().iter().all(|lock| lock.liveness() == Liveness::Flock));
+/// // Nothing else was found, and nothing was stale.
+/// assert!(listing.problems().is_empty() && listing.reclaimed().is_empty());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LockListing {
     pub(crate) locks: Vec<LiveLock>,

@@ -130,6 +130,31 @@ impl LockManager {
     ///   sentinel must be, or (kind [`ErrorKind::Busy`](crate::ErrorKind::Busy)) a sentinel
     ///   held by another process for the whole bound. Every error names the input or path at
     ///   fault.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use scope_lock::{AcquireError, ConflictRule, LockManager, LockRequest};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let project = tempfile::tempdir()?;
+    /// let locks = LockManager::new(project.path().join(".loops"));
+    /// let docs = locks.try_acquire(&LockRequest::new("docs").scope(["docs/"]))?;
+    ///
+    /// match locks.try_acquire(&LockRequest::new("site").scope(["docs/api"])) {
+    ///     Ok(_guard) => unreachable!("docs/api is inside docs/"),
+    ///     Err(AcquireError::Conflict(conflict)) => {
+    ///         assert!(matches!(conflict.rule(), ConflictRule::Overlap { .. }));
+    ///         assert_eq!(conflict.holder().map(|h| h.loop_name()), Some("docs"));
+    ///     }
+    ///     Err(other) => return Err(other.into()),
+    /// }
+    /// // A disjoint scope is free.
+    /// let src = locks.try_acquire(&LockRequest::new("build").scope(["src/"]))?;
+    /// # drop(src);
+    /// docs.release()?;
+    /// # Ok(()) }
+    /// ```
     pub fn try_acquire(&self, request: &LockRequest) -> Result<ScopeGuard, AcquireError> {
         protocol::try_acquire(
             &self.running_dir,
@@ -146,6 +171,36 @@ impl LockManager {
     /// # Errors
     ///
     /// As [`acquire_until`](Self::acquire_until).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use scope_lock::{LockManager, LockRequest};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let project = tempfile::tempdir()?;
+    /// let locks = LockManager::new(project.path().join(".loops"));
+    /// let request = LockRequest::new("nightly").scope(["src/"]);
+    /// let holder = locks.try_acquire(&request)?;
+    ///
+    /// // Another thread waits for the scope; it gets it once the holder lets go.
+    /// let waiter = std::thread::spawn({
+    ///     let locks = locks.clone();
+    ///     let request = LockRequest::new("second").scope(["src/lib.rs"]);
+    ///     move || locks.acquire(&request, Duration::from_secs(60)).map(|g| g.record().clone())
+    /// });
+    /// holder.release()?;
+    /// assert_eq!(waiter.join().expect("no panic")?.loop_name(), "second");
+    ///
+    /// // A wait that runs out of time says who held the scope.
+    /// let holder = locks.try_acquire(&request)?;
+    /// let err = locks.acquire(&LockRequest::new("late").scope(["src/"]), Duration::ZERO)
+    ///     .map(|_| ()).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.conflict().and_then(|c| c.holder()), Some(holder.record()));
+    /// # Ok(()) }
+    /// ```
     pub fn acquire(
         &self,
         request: &LockRequest,
@@ -177,6 +232,22 @@ impl LockManager {
     /// - [`AcquireError::Failed`] as for [`try_acquire`](Self::try_acquire). A sentinel that
     ///   stays busy is retried until the deadline; if that is how the time ran out, the error
     ///   is of kind [`ErrorKind::Busy`](crate::ErrorKind::Busy).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use scope_lock::{LockManager, LockRequest};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let project = tempfile::tempdir()?;
+    /// let locks = LockManager::new(project.path().join(".loops"));
+    /// // One deadline for several steps of a job.
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// let guard = locks.acquire_until(&LockRequest::new("job").scope(["out/"]), deadline)?;
+    /// guard.release()?;
+    /// # Ok(()) }
+    /// ```
     pub fn acquire_until(
         &self,
         request: &LockRequest,
@@ -191,6 +262,37 @@ impl LockManager {
     /// # Errors
     ///
     /// As [`acquire_until`](Self::acquire_until).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use scope_lock::{LockManager, LockRequest, Waiting};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let project = tempfile::tempdir()?;
+    /// let locks = LockManager::new(project.path().join(".loops"));
+    /// let holder = locks.try_acquire(&LockRequest::new("first").scope(["src/"]))?;
+    /// // The holder lets go once the waiter says it waits.
+    /// let (told, heard) = std::sync::mpsc::channel();
+    /// let releaser = std::thread::spawn(move || {
+    ///     let _ = heard.recv();
+    ///     holder.release()
+    /// });
+    ///
+    /// let mut report = |waiting: &Waiting<'_>| {
+    ///     if waiting.is_first() {
+    ///         eprintln!("Blocking waiting for scope: {}", waiting.conflict());
+    ///         let _ = told.send(());
+    ///     }
+    /// };
+    /// let request = LockRequest::new("second").scope(["src/"]);
+    /// let deadline = Instant::now() + Duration::from_secs(60);
+    /// let guard = locks.acquire_with(&request, deadline, &mut report)?;
+    /// releaser.join().expect("no panic")?;
+    /// assert_eq!(guard.record().loop_name(), "second");
+    /// # Ok(()) }
+    /// ```
     pub fn acquire_with(
         &self,
         request: &LockRequest,
@@ -220,6 +322,22 @@ impl LockManager {
     /// # Errors
     ///
     /// As `try_acquire`, for everything but the conflict itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use scope_lock::{LockManager, LockRequest};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let project = tempfile::tempdir()?;
+    /// let locks = LockManager::new(project.path().join(".loops"));
+    /// let request = LockRequest::new("site").scope(["docs/"]);
+    /// assert!(locks.find_conflict(&request)?.is_none());
+    /// let _docs = locks.try_acquire(&LockRequest::new("docs").scope(["docs/guide"]))?;
+    /// let conflict = locks.find_conflict(&request)?.expect("docs/guide is inside docs/");
+    /// assert_eq!(conflict.holder().map(|h| h.loop_name()), Some("docs"));
+    /// # Ok(()) }
+    /// ```
     pub fn find_conflict(&self, request: &LockRequest) -> Result<Option<Conflict>, Error> {
         protocol::find_conflict(
             &self.running_dir,
@@ -281,6 +399,28 @@ impl LockManager {
     /// (`.queue/`) cannot be opened, locked (within the sentinel bound:
     /// [`ErrorKind::Busy`](crate::ErrorKind::Busy)) or listed. A missing directory is not an
     /// error: there are no locks (and a missing queue has no tickets).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use scope_lock::{LockManager, LockRequest};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let project = tempfile::tempdir()?;
+    /// let locks = LockManager::new(project.path().join(".loops"));
+    /// let _guard = locks.try_acquire(&LockRequest::new("docs").scope(["docs/"]))?;
+    ///
+    /// let listing = locks.list_locks()?;
+    /// for lock in listing.locks() {
+    ///     let record = lock.record();
+    ///     println!("{} pid {} since {}: {:?}", lock.lock_name(), record.pid(), record.started_at(), record.scope_paths());
+    /// }
+    /// for problem in listing.problems() {
+    ///     eprintln!("not a live lock: {problem}");
+    /// }
+    /// assert_eq!(listing.locks()[0].lock_name(), "docs");
+    /// # Ok(()) }
+    /// ```
     pub fn list_locks(&self) -> Result<LockListing, Error> {
         protocol::list(
             &self.running_dir,

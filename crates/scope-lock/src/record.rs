@@ -50,6 +50,22 @@ pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 ///
 /// Read one with [`from_json`](LockRecord::from_json), or with serde
 /// (`serde_json::from_str::<LockRecord>`): both refuse a record whose `pid` is not a process id.
+///
+/// ```
+/// use scope_lock::LockRecord;
+///
+/// # fn main() -> Result<(), scope_lock::Error> {
+/// // What the original writes; a path that is not UTF-8 comes as Python's surrogate escape.
+/// let json = br#"{"loop_name": "demo", "scope": ["/repo/src", "/repo/caf\udce9"], "pid": 7818, "started_at": "2026-11-27T21:33:58.129615+00:00", "singleton": true}"#;
+/// let record = LockRecord::from_json(json)?;
+/// assert_eq!((record.loop_name(), record.pid(), record.singleton()), ("demo", 7818, true));
+/// assert!(!record.is_flock_liveness()); // the original's: alive while its pid is
+/// use std::os::unix::ffi::OsStrExt;
+/// assert_eq!(record.scope_paths()[1].as_os_str().as_bytes(), b"/repo/caf\xe9");
+/// assert_eq!(record.scope()[1], "/repo/caf\u{fffd}"); // as text, for people
+/// assert_eq!(LockRecord::from_json(record.to_json().as_bytes())?, record);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "RawRecord")]
 pub struct LockRecord {
