@@ -35,8 +35,13 @@
 //!
 //! # Cargo features
 //!
-//! - `etcd` (off): [`etcd`], the same locks kept in etcd, for loops on several machines.
+//! - `etcd` (off): the module `etcd`, the same locks kept in etcd, for loops on several machines.
 //!   `etcd-tls` (off) adds TLS to it.
+//! - `tokio` (off): `LockManager::acquire_async` and `acquire_until_async`, which wait
+//!   on tokio's blocking pool without holding a
+//!   thread of the runtime and are cancelled by dropping their future, and the guard they
+//!   return, `AsyncScopeGuard`, whose release and drop never block the runtime. Adds a
+//!   dependency on `tokio`.
 //! - `test-support` (off): constructors for hand-made [`LockRecord`]s, for tests that write
 //!   lock files themselves, the pause points of the fault-injection tests, and the test
 //!   fixture (`testing`). Not part of the stable API.
@@ -51,6 +56,7 @@
 )]
 
 mod backoff;
+mod cancel;
 mod conflict;
 mod error;
 #[cfg(feature = "etcd")]
@@ -71,6 +77,8 @@ mod sys;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod wait;
+#[cfg(feature = "tokio")]
+mod with_tokio;
 
 pub use conflict::{AcquireError, Conflict, ConflictRule};
 pub use error::{Error, ErrorKind};
@@ -89,6 +97,8 @@ pub use scope::{
     normalize_path_in, paths_overlap, resolve_scope, scopes_overlap,
 };
 pub use wait::{REPORT_INTERVAL, WaitObserver, Waiting};
+#[cfg(feature = "tokio")]
+pub use with_tokio::AsyncScopeGuard;
 
 // The promise of "# Threads" above, kept by the compiler.
 const _: () = {

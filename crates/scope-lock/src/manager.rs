@@ -310,6 +310,26 @@ impl LockManager {
         .map(|published| self.guard(published))
     }
 
+    /// [`acquire_until`](Self::acquire_until) that also gives up once `cancel` is fired.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn acquire_cancellable(
+        &self,
+        request: &LockRequest,
+        deadline: Instant,
+        cancel: &crate::cancel::Cancel,
+    ) -> Result<ScopeGuard, AcquireError> {
+        protocol::acquire_until_cancelled(
+            &self.running_dir,
+            request,
+            self.sentinel_bound,
+            self.invalid_grace,
+            deadline,
+            &mut Silent,
+            Some(cancel),
+        )
+        .map(|published| self.guard(published))
+    }
+
     /// The guard of a lock just published; it releases within this manager's sentinel bound.
     fn guard(&self, published: Published) -> ScopeGuard {
         ScopeGuard::new(published, self.sentinel_bound)

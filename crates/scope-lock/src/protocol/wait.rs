@@ -9,6 +9,7 @@ use super::acquire::{Outcome, Prepared, attempt};
 use super::publish::Published;
 use super::queue::{self, Ticket};
 use crate::backoff::Backoff;
+use crate::cancel::Cancel;
 use crate::conflict::{AcquireError, Conflict};
 use crate::error::ErrorKind;
 use crate::fault;
@@ -41,6 +42,30 @@ pub(crate) fn acquire_until(
     deadline: Instant,
     observer: &mut dyn WaitObserver,
 ) -> Result<Published, AcquireError> {
+    acquire_until_cancelled(
+        running_dir,
+        request,
+        bound,
+        invalid_grace,
+        deadline,
+        observer,
+        None,
+    )
+}
+
+/// [`acquire_until`], which also gives up, as at its deadline, once `cancel` is fired: at its
+/// next look, and at once if it is asleep (the cancel wakes its watch). It then withdraws its
+/// ticket on the way out, as a timeout does.
+pub(crate) fn acquire_until_cancelled(
+    running_dir: &Path,
+    request: &LockRequest,
+    bound: Duration,
+    invalid_grace: Duration,
+    deadline: Instant,
+    observer: &mut dyn WaitObserver,
+    cancel: Option<&Cancel>,
+) -> Result<Published, AcquireError> {
+    let cancelled = || cancel.is_some_and(Cancel::is_set);
     let prepared = Prepared::new(running_dir, request, invalid_grace)?;
     let started = Instant::now();
     let mut ticket = None;
@@ -56,7 +81,13 @@ pub(crate) fn acquire_until(
     }
     let mut reported_at: Option<Instant> = None;
     let mut poll = Backoff::new(POLL_FIRST_PAUSE, POLL_MAX_PAUSE);
+    // What blocked the last attempt: a cancel that woke the wait ends it with that, without
+    // one more attempt that might take a lock nobody wants any more.
+    let mut last: Option<Conflict> = None;
     loop {
+        if let Some(conflict) = last.take().filter(|_| cancelled()) {
+            return Err(AcquireError::Timeout(Box::new(conflict)));
+        }
         if let Some(watch) = &mut watch {
             // Watched again before the look, as before the first.
             watch.widen();
@@ -67,11 +98,15 @@ pub(crate) fn acquire_until(
             Ok(Outcome::Published(published)) => return Ok(published),
             Ok(Outcome::Blocked(conflict)) => conflict,
             // A stuck sentinel holder costs this wait time, not its end.
-            Err(err) if err.kind() == ErrorKind::Busy && Instant::now() < deadline => continue,
+            Err(err)
+                if err.kind() == ErrorKind::Busy && Instant::now() < deadline && !cancelled() =>
+            {
+                continue;
+            }
             Err(err) => return Err(err.into()),
         };
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || cancelled() {
             // Dropping the ticket on the way out withdraws it.
             return Err(AcquireError::Timeout(Box::new(conflict)));
         }
@@ -119,19 +154,23 @@ pub(crate) fn acquire_until(
         let mut wake = reported_at
             .and_then(next_report)
             .map_or(deadline, |next| deadline.min(next));
-        if !precise || !flocked || watch.is_none() {
+        // A cancel that cannot wake the watch is seen at the next poll.
+        let wakes_on_cancel = cancel.is_none_or(|cancel| cancel.wake_fd().is_some());
+        if !precise || !flocked || watch.is_none() || !wakes_on_cancel {
             wake = wake.min(now + poll.next_delay(deadline));
         }
         let timeout = wake.saturating_duration_since(Instant::now());
         match &mut watch {
             // A watch that fails is given up for polling, not turned into an error.
             Some(active) => {
-                if active.wait(timeout, focus).is_err() {
+                let woken = cancel.and_then(Cancel::wake_fd);
+                if active.wait_or_woken(timeout, focus, woken).is_err() {
                     watch = None;
                 }
             }
             None => std::thread::sleep(timeout),
         }
+        last = Some(conflict);
     }
 }
 

@@ -92,10 +92,30 @@ impl DirWatch {
     pub(crate) fn wait(
         &mut self,
         timeout: Duration,
-        _focus: Option<(&Path, &OsStr)>,
+        focus: Option<(&Path, &OsStr)>,
     ) -> io::Result<bool> {
-        std::thread::sleep(timeout);
-        Ok(false)
+        self.wait_or_woken(timeout, focus, None)
+    }
+
+    /// [`wait`](Self::wait), ending (with `Ok(true)`) as soon as `woken` is readable.
+    pub(crate) fn wait_or_woken(
+        &mut self,
+        timeout: Duration,
+        _focus: Option<(&Path, &OsStr)>,
+        woken: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> io::Result<bool> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let Some(fd) = woken else {
+            std::thread::sleep(timeout);
+            return Ok(false);
+        };
+        let left = Timespec::try_from(timeout).map_err(|_| io::Error::other("timeout too long"))?;
+        let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&left)) {
+            Ok(ready) => Ok(ready > 0),
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
     }
 }
 

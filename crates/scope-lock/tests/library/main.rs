@@ -2,6 +2,7 @@
 //! the whole suite, which every mutant of `cargo xtask mutants` pays). The fixture is
 //! `scope_lock::testing` (the `test-support` feature).
 
+mod async_acquire;
 mod bad_input;
 mod etcd;
 mod globs;

@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 
 use crate::sys::watch::Interest;
@@ -231,6 +232,16 @@ impl DirWatch {
         timeout: Duration,
         focus: Option<(&Path, &OsStr)>,
     ) -> io::Result<bool> {
+        self.wait_or_woken(timeout, focus, None)
+    }
+
+    /// [`wait`](Self::wait), also ending (with `Ok(true)`) as soon as `woken` is readable.
+    pub(crate) fn wait_or_woken(
+        &mut self,
+        timeout: Duration,
+        focus: Option<(&Path, &OsStr)>,
+        woken: Option<BorrowedFd<'_>>,
+    ) -> io::Result<bool> {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
         let deadline = Instant::now() + timeout;
         loop {
@@ -243,10 +254,25 @@ impl DirWatch {
             }
             let left =
                 Timespec::try_from(left).map_err(|_| io::Error::other("timeout too long"))?;
-            let mut fds = [PollFd::new(&self.inotify, PollFlags::IN)];
-            match poll(&mut fds, Some(&left)) {
+            let inotify = PollFd::new(&self.inotify, PollFlags::IN);
+            let mut both;
+            let mut alone;
+            let fds: &mut [PollFd<'_>] = match woken {
+                Some(fd) => {
+                    both = [inotify, PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+                    &mut both
+                }
+                None => {
+                    alone = [inotify];
+                    &mut alone
+                }
+            };
+            match poll(fds, Some(&left)) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(err) => return Err(err.into()),
+            }
+            if fds.get(1).is_some_and(|fd| !fd.revents().is_empty()) {
+                return Ok(true);
             }
         }
     }
