@@ -22,6 +22,11 @@ struct LockDoc {
     scope: Vec<JsonPath>,
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct CheckDoc {
+    scope: Vec<JsonPath>,
+}
+
 /// The Latin-1 `café`: a name that is not UTF-8.
 const CAFE: &[u8] = b"caf\xe9";
 
@@ -62,6 +67,24 @@ fn a_scope_that_is_not_utf8_is_locked_listed_and_blocks_byte_for_byte() -> TestR
     assert_eq!(inside.code(), 75, "{}", inside.stderr);
     let lookalike = sandbox.run(&["check", "--scope", "caf\u{e9}"])?;
     assert_eq!(lookalike.code(), 0, "{}", lookalike.stderr);
+
+    // A pattern matches the byte as one character; `literal:` takes such a name as written,
+    // and `check --json` reports the path it compared byte for byte.
+    let pattern = sandbox.run(&["check", "--scope", "caf?"])?;
+    assert_eq!(pattern.code(), 75, "{}", pattern.stderr);
+    let longer = sandbox.run(&["check", "--scope", "caf??"])?;
+    assert_eq!(longer.code(), 0, "{}", longer.stderr);
+    let mut literal = sandbox.command(&["check", "--json", "--scope"]);
+    literal.arg(OsStr::from_bytes(b"literal:caf\xe9*"));
+    let literal = support::run_to_end(literal)?;
+    assert_eq!(literal.code(), 0, "{}", literal.stderr);
+    let checked: CheckDoc = serde_json::from_str(&literal.stdout)?;
+    assert_eq!(
+        checked.scope[0].0,
+        project.join(OsStr::from_bytes(b"caf\xe9[*]")),
+        "{}",
+        literal.stdout
+    );
 
     let status = holder.finish();
     assert!(status.is_some_and(|s| s.success()), "{status:?}");

@@ -78,3 +78,51 @@ fn path_bufs_and_strs_make_the_same_request() {
         [Path::new("src"), Path::new("docs/")]
     );
 }
+
+/// Glob and `literal:` entries are read on bytes: a pattern holds a name that is not UTF-8
+/// when it matches it (`?` takes the one byte), and `literal:` before such a name locks the
+/// path it spells, `*` and all, and nothing else.
+#[test]
+fn a_glob_holds_a_non_utf8_name_it_matches_and_literal_takes_one_as_written() -> TestResult {
+    let f = fixture()?;
+    let cafe = latin1_cafe(&f.root);
+    let glob = f
+        .locks
+        .try_acquire(&LockRequest::new("glob").scope([f.root.join("caf?")]))?;
+    let conflict = expect_conflict(
+        f.locks
+            .try_acquire(&LockRequest::new("latin1").scope([&cafe])),
+    );
+    assert_eq!(conflict.holder(), Some(glob.record()));
+    let longer = f.root.join(OsStr::from_bytes(b"caf\xe9\xe9"));
+    f.locks
+        .try_acquire(&LockRequest::new("longer").scope([longer]))?
+        .release()?;
+    glob.release()?;
+
+    let mut cafe_star = cafe.clone().into_os_string();
+    cafe_star.push("*");
+    let cafe_star = PathBuf::from(cafe_star);
+    let literal = f
+        .locks
+        .try_acquire(&LockRequest::new("literal").scope([literal_of(&cafe_star)]))?;
+    let stored = literal.record().scope_paths()[0].as_os_str().as_bytes();
+    assert!(stored.ends_with(b"/caf\xe9[*]"), "{stored:?}");
+    let inside = cafe_star.join("menu");
+    let conflict = expect_conflict(
+        f.locks
+            .try_acquire(&LockRequest::new("inside").scope([literal_of(&inside)])),
+    );
+    assert_eq!(conflict.holder(), Some(literal.record()));
+    f.locks
+        .try_acquire(&LockRequest::new("cafe").scope([&cafe]))?
+        .release()?;
+    Ok(())
+}
+
+/// `literal:PATH`, for a path of any bytes.
+fn literal_of(path: &Path) -> PathBuf {
+    let mut bytes = b"literal:".to_vec();
+    bytes.extend_from_slice(path.as_os_str().as_bytes());
+    PathBuf::from(OsStr::from_bytes(&bytes))
+}
