@@ -40,7 +40,8 @@ xflags::xflags! {
             /// Smoke sizes: seconds, not minutes; the figures are not for comparison.
             optional --quick
             /// Only these parts, comma-separated: p1, p2 (measured together), p3, p4, p5,
-            /// memory (which runs P2 too). For iterating; every part by default.
+            /// memory (which runs P2 too), etcd (on an etcd member the run starts). For
+            /// iterating; every part by default.
             optional --only parts: String
         }
 

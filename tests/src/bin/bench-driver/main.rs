@@ -6,7 +6,7 @@
 //! bench-driver run --work-dir W [--quick] [--cli PATH] [--only PARTS]
 //!                                           the whole benchmark (with PATH, the `scope-lock`
 //!                                           command's peak RSS too); with PARTS (e.g. `p3,p4`),
-//!                                           only those of p1, p2, p3, p4, p5 and memory
+//!                                           only those of p1, p2, p3, p4, p5, memory and etcd
 //! bench-driver hold --running-dir D --root R --paths K      (internal: a holder of many locks)
 //! bench-driver hammer --side ours|mutex|ring --root R --worker K --processes N --hold-us H
 //!                     --window-ms W [--shared]              (internal: one P4 process)
@@ -17,21 +17,24 @@
 //! bench-driver fleet --side ours|mutex|ring --work-dir W --processes N --holds H --hold-us U
 //!                                           one P3 fleet on its own (for strace)
 //! bench-driver cycles --side ours|floor --root R --count N  (uncontended cycles, for strace)
-//!
-//! With `--shared` a P3 or P4 process is a reader: a shared lock (for the mutex, `LOCK_SH`).
-//! P3 and P4 each end with one readers-and-writers mix at their largest size, half of the
-//! processes readers (`handoff_mix`, `contended_mix` in the report).
+//! bench-driver etcd-hammer --side ours|etcd --endpoint E --root R --worker K --hold-us H
+//!                          --window-ms W                    (internal: one contended etcd process)
 //! bench-driver rss-hold --root R                            (internal: peak RSS of a holder)
 //! bench-driver rss-list --root R                            (internal: peak RSS of list_locks)
 //! bench-driver rss-cli --cli PATH --root R                  (internal: peak RSS of `scope-lock list`)
 //! bench-driver rss-idle                                     (internal: peak RSS doing nothing)
 //! ```
 //!
+//! With `--shared` a P3 or P4 process is a reader: a shared lock (for the mutex, `LOCK_SH`).
+//! P3 and P4 each end with one readers-and-writers mix at their largest size, half of the
+//! processes readers (`handoff_mix`, `contended_mix` in the report).
+//!
 //! What is measured, and how, is described in docs/performance.md and in
 //! `xtask/src/bench/mod.rs`. Every child process is reaped; every loop is bounded by a count or
 //! a time window.
 
 mod contended;
+mod etcd;
 mod floor;
 mod handoff;
 mod holder;
@@ -120,6 +123,21 @@ fn main() -> ExitCode {
             &[],
         )
         .and_then(|args| fleet(&args)),
+        "etcd-hammer" => Args::parse(
+            parser,
+            &["side", "endpoint", "root", "worker", "hold-us", "window-ms"],
+            &[],
+        )
+        .and_then(|args| {
+            etcd::hammer(
+                args.get("side")?,
+                args.get("endpoint")?,
+                &args.path("root")?,
+                args.number("worker")?,
+                Duration::from_micros(args.number("hold-us")?),
+                Duration::from_millis(args.number("window-ms")?),
+            )
+        }),
         "pong" => Args::parse(parser, &[], &[]).and_then(|_| ring::pong()),
         "cycles" => Args::parse(parser, &["side", "root", "count"], &[]).and_then(|args| {
             uncontended::cycles(

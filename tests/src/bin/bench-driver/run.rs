@@ -7,7 +7,7 @@ use regression::args::Args;
 use serde_json::{Value, json};
 
 use crate::measure::Plan;
-use crate::{contended, current_exe, handoff, memory, print_json, ring, uncontended};
+use crate::{contended, current_exe, etcd, handoff, memory, print_json, ring, uncontended};
 
 /// The sizes of one run: the full benchmark, or `--quick` (a smoke run for CI and tests).
 pub(crate) struct Shape {
@@ -22,6 +22,7 @@ pub(crate) struct Shape {
     pub(crate) p3: handoff::Params,
     /// Round trips timed for the bare wake-up between two processes.
     pub(crate) wakeups: usize,
+    pub(crate) etcd: etcd::Params,
 }
 
 impl Shape {
@@ -52,6 +53,17 @@ impl Shape {
                     hold: Duration::from_micros(200),
                 },
                 wakeups: 200,
+                etcd: etcd::Params {
+                    plan: Plan {
+                        sample: Duration::from_millis(20),
+                        rounds: 3,
+                    },
+                    counted: 20,
+                    processes: vec![4],
+                    rounds: 1,
+                    hold: Duration::from_millis(1),
+                    window: Duration::from_millis(500),
+                },
             }
         } else {
             Self {
@@ -79,13 +91,25 @@ impl Shape {
                     hold: Duration::from_micros(200),
                 },
                 wakeups: 5_000,
+                etcd: etcd::Params {
+                    plan: Plan {
+                        sample: Duration::from_millis(100),
+                        rounds: 9,
+                    },
+                    counted: 200,
+                    processes: vec![2, 8],
+                    rounds: 3,
+                    hold: Duration::from_millis(1),
+                    window: Duration::from_secs(3),
+                },
             }
         }
     }
 }
 
-/// The parts of a run, as `--only` names them; P1 and P2 are measured together.
-pub(crate) const PARTS: [&str; 6] = ["p1", "p2", "p3", "p4", "p5", "memory"];
+/// The parts of a run, as `--only` names them; P1 and P2 are measured together; `etcd` starts
+/// an etcd member of its own (and says loudly that it did not, without one installed).
+pub(crate) const PARTS: [&str; 7] = ["p1", "p2", "p3", "p4", "p5", "memory", "etcd"];
 
 /// The parts `--only` asks for (every part without it); an unknown name is an error.
 pub(crate) fn parts(only: Option<&str>) -> Result<Vec<&'static str>, String> {
@@ -165,6 +189,15 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
     } else {
         Value::Null
     };
+    let etcd = if wants("etcd") {
+        eprintln!(
+            "bench: etcd (one member; contended: {:?} processes)",
+            shape.etcd.processes
+        );
+        etcd::run(&exe, &work, &shape.etcd)?
+    } else {
+        Value::Null
+    };
     let handoff_mix = if wants("p3") {
         handoff::run_mix(&exe, &work, &shape.p3)?
     } else {
@@ -183,6 +216,7 @@ pub(crate) fn run(args: &Args) -> Result<(), String> {
         "handoff_mix": handoff_mix,
         "wakeup": wakeup,
         "memory": memory,
+        "etcd": etcd,
     }))
 }
 

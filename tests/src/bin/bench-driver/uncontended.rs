@@ -180,6 +180,6 @@ fn two(samples: Vec<Samples>) -> Result<[Samples; 2], String> {
     <[Samples; 2]>::try_from(samples).map_err(|_| "expected two contenders".to_owned())
 }
 
-fn three(samples: Vec<Samples>) -> Result<[Samples; 3], String> {
+pub(crate) fn three(samples: Vec<Samples>) -> Result<[Samples; 3], String> {
     <[Samples; 3]>::try_from(samples).map_err(|_| "expected three contenders".to_owned())
 }

@@ -200,6 +200,7 @@ impl Report {
                 memory["cli_list_kib"],
             );
         }
+        self.etcd.table(w);
         let _ = writeln!(w, "\ntargets (reported, never asserted)");
         for (what, ratio, target, met) in self.targets() {
             let _ = writeln!(
