@@ -7,6 +7,7 @@
 
 mod bench;
 mod cargo;
+mod doc_paths;
 mod flags;
 #[cfg(test)]
 mod module_cycles;

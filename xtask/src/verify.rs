@@ -19,7 +19,7 @@ use std::{env, path::Path};
 use xshell::Shell;
 use xtask_contract::env::ISSUES_DIR;
 
-use crate::{cargo, flags, mutants, project_root, records};
+use crate::{cargo, doc_paths, flags, mutants, project_root, records};
 
 impl flags::Verify {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<bool> {
@@ -53,6 +53,7 @@ impl flags::Verify {
         let context = judge::Context {
             issues_dir: display_path(&issues_dir),
             soak: self.soak,
+            stale_paths: doc_paths::stale_paths(&project_root())?,
         };
         let report = if unknown.is_empty() {
             if files.is_empty() {

@@ -1,6 +1,7 @@
 //! Judging: a pure function from the issue records and the collected outcomes to the report.
 //! No files, no processes: everything it needs is in [`Outcomes`].
 
+use crate::doc_paths::StalePath;
 use crate::records::{Criterion, PrefixCheck, RecordFile};
 
 use super::{
@@ -17,6 +18,9 @@ pub(crate) struct Context {
     /// The records' directory, as shown to people.
     pub(crate) issues_dir: String,
     pub(crate) soak: bool,
+    /// The paths the records and docs name that the repository does not have
+    /// ([`crate::doc_paths`]): each fails the gate.
+    pub(crate) stale_paths: Vec<StalePath>,
 }
 
 /// Judges every record's criteria against `outcomes`, and the workspace's tests as a whole.
@@ -34,7 +38,8 @@ pub(crate) fn judge(context: &Context, files: &[RecordFile], outcomes: &Outcomes
     let passed = records.iter().all(|it| it.passed)
         && workspace.failures.is_empty()
         && workspace.failed == 0
-        && workspace.doc_tests.ok;
+        && workspace.doc_tests.ok
+        && context.stale_paths.is_empty();
     Report {
         passed,
         soak: context.soak,
@@ -45,6 +50,7 @@ pub(crate) fn judge(context: &Context, files: &[RecordFile], outcomes: &Outcomes
         workspace: Some(workspace),
         records,
         mutants: None,
+        stale_paths: context.stale_paths.clone(),
     }
 }
 
@@ -60,6 +66,7 @@ pub(crate) fn unknown_issues(context: &Context, unknown: Vec<String>) -> Report 
         workspace: None,
         records: Vec::new(),
         mutants: None,
+        stale_paths: context.stale_paths.clone(),
     }
 }
 

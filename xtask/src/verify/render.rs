@@ -26,6 +26,13 @@ pub(crate) fn terminal(report: &Report, width: usize) -> String {
         }
         out.push('\n');
     }
+    if !report.stale_paths.is_empty() {
+        out.push_str("stale paths in records and docs:\n");
+        for stale in &report.stale_paths {
+            let _ = writeln!(out, "    {stale}");
+        }
+        out.push('\n');
+    }
     let _ = writeln!(out, "{}", totals(report));
     if let Some(mutants) = &report.mutants {
         let _ = writeln!(out, "{mutants}");
@@ -63,6 +70,12 @@ pub(crate) fn verdict(report: &Report) -> String {
         if !ws.doc_tests.ok {
             why.push("doc tests failed".into());
         }
+    }
+    if !report.stale_paths.is_empty() {
+        why.push(format!(
+            "{} stale paths in records and docs",
+            report.stale_paths.len()
+        ));
     }
     format!("verify: FAILED ({})", why.join("; "))
 }
@@ -298,6 +311,12 @@ pub(crate) fn markdown(report: &Report) -> String {
             let _ = writeln!(out, "- `{}`: {}", failure.test, md_escape(&failure.message));
         }
     }
+    if !report.stale_paths.is_empty() {
+        let _ = writeln!(out, "\n## Stale paths in records and docs\n");
+        for stale in &report.stale_paths {
+            let _ = writeln!(out, "- {}", md_escape(&stale.to_string()));
+        }
+    }
     out
 }
 
@@ -383,11 +402,19 @@ mod tests {
         let report = sample();
         assert_eq!(
             verdict(&report),
-            "verify: FAILED (1 criteria failed; unknown issues: BUG-9; 1 workspace tests failed)"
+            "verify: FAILED (1 criteria failed; unknown issues: BUG-9; 1 workspace tests failed; \
+             1 stale paths in records and docs)"
         );
         let text = terminal(&report, 100);
         assert!(
             text.contains("failing workspace tests:\n    bug_423::x: boom | bang\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "stale paths in records and docs:\n    issues/SL-1.md:51: \
+                 `crates/scope-lock/src/protocol.rs` names no file"
+            ),
             "{text}"
         );
         assert!(
@@ -437,6 +464,10 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("\nmutants: PASSED (the whole library"), "{md}");
+        assert!(
+            md.contains("## Stale paths in records and docs\n\n- issues/SL-1.md:51: `crates/"),
+            "{md}"
+        );
     }
 
     #[test]

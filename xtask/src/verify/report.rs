@@ -4,6 +4,7 @@
 use serde::{Serialize, Serializer};
 
 use super::outcomes::{DocTests, Evidence, FailedTest, Outcome};
+use crate::doc_paths::StalePath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -37,6 +38,8 @@ pub(crate) struct Report {
     /// The summary of the latest `cargo xtask mutants` run, when it left a report in the
     /// target directory. Shown, never judged: it may be older than the tree.
     pub(crate) mutants: Option<String>,
+    /// Paths that a record or a doc names and the repository does not have.
+    pub(crate) stale_paths: Vec<StalePath>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -158,6 +161,11 @@ pub(crate) fn sample() -> Report {
             },
         }),
         mutants: Some("mutants: PASSED (the whole library, at abc1234): 9 caught".into()),
+        stale_paths: vec![StalePath {
+            file: "issues/SL-1.md".into(),
+            line: 51,
+            path: "crates/scope-lock/src/protocol.rs".into(),
+        }],
         records: vec![RecordReport {
             id: "BUG-423".into(),
             title: Some("t".into()),

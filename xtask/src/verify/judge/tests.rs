@@ -206,6 +206,7 @@ fn the_verdict_needs_every_criterion_every_test_and_the_doc_tests() {
     let context = Context {
         issues_dir: "issues".into(),
         soak: false,
+        stale_paths: Vec::new(),
     };
     let good = || {
         file(
@@ -255,4 +256,17 @@ fn the_verdict_needs_every_criterion_every_test_and_the_doc_tests() {
 
     let unknown = unknown_issues(&context, vec!["BUG-9".into()]);
     assert!(!unknown.passed && unknown.workspace.is_none());
+
+    // A record or doc that names a file the repository does not have fails the gate too.
+    let stale = Context {
+        stale_paths: vec![crate::doc_paths::StalePath {
+            file: "issues/BUG-1.md".into(),
+            line: 3,
+            path: "src/gone.rs".into(),
+        }],
+        ..context
+    };
+    let report = judge(&stale, &[good()], &only_good);
+    assert!(!report.passed);
+    assert_eq!(report.stale_paths, stale.stale_paths);
 }
