@@ -17,7 +17,7 @@
 //! - [`cargo_mutants`]: installing and running cargo-mutants (steps 1 and 2);
 //! - [`outcomes`]: what it wrote, read, and the two stages' results combined (step 3);
 //! - [`accepted`]: the accepted-survivors file;
-//! - [`judge`]: a pure function from the results and that file to a verdict (step 4), tested
+//! - [`mod@judge`]: a pure function from the results and that file to a verdict (step 4), tested
 //!   without running cargo-mutants;
 //! - [`report`]: the table, `report.json` and the summary line `verify` prints (step 5).
 

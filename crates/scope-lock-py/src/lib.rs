@@ -4,11 +4,11 @@
 //! (`LockManager`, `ScopeLock`, `resolve_scope`); this module does the locking, with the
 //! `scope-lock` crate. What it adds to the crate is what a Python process needs:
 //!
-//! - [`held`]: the table of guards that `LockManager.acquire` keeps until `release` (or the
+//! - `held`: the table of guards that `LockManager.acquire` keeps until `release` (or the
 //!   end of the process), and what happens to it in a child created by `os.fork`;
-//! - [`errors`]: the crate's errors as Python exceptions (`OSError` subclasses carrying the
+//! - `errors`: the crate's errors as Python exceptions (`OSError` subclasses carrying the
 //!   path, `ValueError` for bad input);
-//! - [`manager`]: the calls themselves, each of which lets go of the GIL while it may wait.
+//! - `manager`: the calls themselves, each of which lets go of the GIL while it may wait.
 
 use pyo3::prelude::*;
 

@@ -1,5 +1,5 @@
 //! What `cargo xtask` and the test suites it runs agree on, defined once: the environment
-//! variables that pass between them ([`env`]) and the report `regression-worker repro`
+//! variables that pass between them ([`mod@env`]) and the report `regression-worker repro`
 //! prints for `cargo xtask repro` to read ([`FleetSummary`]).
 //!
 //! A crate of its own, depending on serde and serde_json alone, rather than a module of the

@@ -37,8 +37,8 @@
 //! `listed` (or `failed <why>`). `hold-sentinel` takes the directory sentinel's flock, says
 //! `holding`, and keeps it until stdin closes.
 //!
-//! The larger commands have a module each: [`fleet`] (`cycle` and `scan`), [`attempt`],
-//! [`wait`], [`fork`] (`fork-release`); the small ones are below.
+//! The larger commands have a module each: [`fleet`] (`cycle` and `scan`), [`mod@attempt`],
+//! [`mod@wait`], [`fork`] (`fork-release`); the small ones are below.
 
 mod attempt;
 mod fleet;
