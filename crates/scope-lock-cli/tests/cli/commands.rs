@@ -506,25 +506,6 @@ fn tickets(sandbox: &Sandbox) -> Result<Vec<std::path::PathBuf>, Box<dyn std::er
     Ok(found)
 }
 
-/// Starts `scope-lock run --name NAME --scope SCOPE --wait` (its CMD, once it runs, prints
-/// `ready` and waits for its stdin) and returns once it says it waits: by then its ticket is
-/// in the queue and it waits for an event about what blocks it.
-fn waiter(
-    sandbox: &Sandbox,
-    name: &str,
-    scope: &str,
-) -> Result<support::Holder, Box<dyn std::error::Error>> {
-    let mut waiter = sandbox.spawn_holder(name, &["--scope", scope, "--wait"], "")?;
-    let said = waiter
-        .next_stderr_line(BOUND)
-        .ok_or_else(|| format!("waiter {name} said nothing"))?;
-    assert!(
-        said.starts_with(&format!("Blocking: waiting for scope {scope}: ")),
-        "{name}: {said}"
-    );
-    Ok(waiter)
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn clean_removes_a_killed_waiters_ticket_and_live_waiters_still_go_in_order() -> TestResult {
@@ -535,7 +516,7 @@ fn clean_removes_a_killed_waiters_ticket_and_live_waiters_still_go_in_order() ->
     // The waiter is killed while no other waiter is queued: a live waiter's next attempt (it
     // attempts again each time it reports, about once a second) would remove the dead ticket
     // before `clean` could, so the test would depend on when that happens.
-    let mut killed = waiter(&sandbox, "killed", "docs/guide")?;
+    let (mut killed, _) = sandbox.waiter("killed", &["--scope", "docs/guide"])?;
     let queued = tickets(&sandbox)?;
     assert_eq!(queued.len(), 1, "{queued:?}");
     killed.signal(rustix::process::Signal::KILL)?;
@@ -575,8 +556,8 @@ fn clean_removes_a_killed_waiters_ticket_and_live_waiters_still_go_in_order() ->
     assert_eq!(tickets(&sandbox)?, Vec::<std::path::PathBuf>::new());
 
     // Live waiters' tickets, flocked by them, are left by `clean`, which names none of them.
-    let mut first = waiter(&sandbox, "first", "docs/api")?;
-    let mut second = waiter(&sandbox, "second", "docs")?;
+    let (mut first, _) = sandbox.waiter("first", &["--scope", "docs/api"])?;
+    let (mut second, _) = sandbox.waiter("second", &["--scope", "docs"])?;
     let queued = tickets(&sandbox)?;
     assert_eq!(queued.len(), 2, "{queued:?}");
     let again = sandbox.run(&["clean", "--json"])?;
@@ -591,19 +572,13 @@ fn clean_removes_a_killed_waiters_ticket_and_live_waiters_still_go_in_order() ->
 
     // The live waiters still get the scope, in the order they came, when its holder ends.
     assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
-    let line = first
-        .next_line(BOUND)
-        .ok_or("the first waiter never ran CMD")?;
-    assert!(line.starts_with("ready "), "{line}");
+    first.assert_cmd_runs("the first waiter")?;
     assert!(
         second.is_running(),
         "the second waiter did not wait its turn"
     );
     assert_eq!(first.finish().and_then(|s| s.code()), Some(0));
-    let line = second
-        .next_line(BOUND)
-        .ok_or("the second waiter never ran CMD")?;
-    assert!(line.starts_with("ready "), "{line}");
+    second.assert_cmd_runs("the second waiter")?;
     assert_eq!(second.finish().and_then(|s| s.code()), Some(0));
     assert_eq!(tickets(&sandbox)?, Vec::<std::path::PathBuf>::new());
     Ok(())

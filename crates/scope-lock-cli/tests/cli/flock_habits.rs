@@ -2,7 +2,7 @@
 //! meaning "wait up to", `-E N` for the conflict status, `-c "command line"`, and a `--help`
 //! that says where it differs from flock and why.
 
-use crate::support::{BOUND, Sandbox, TestResult};
+use crate::support::{Sandbox, TestResult};
 
 #[test]
 fn a_command_without_double_dash_runs_with_its_own_options() -> TestResult {
@@ -34,19 +34,15 @@ fn an_unknown_option_before_cmd_is_still_a_usage_error() -> TestResult {
 fn w_secs_waits_for_the_scope_without_wait() -> TestResult {
     let sandbox = Sandbox::new()?;
     let holder = sandbox.hold("holder", &["--scope", "docs"])?;
-    let mut waiter = crate::support::spawn(sandbox.command(&[
+    let (mut waiter, said) = crate::support::spawn_waiting(sandbox.command(&[
         "run", "--name", "waiter", "--scope", "docs", "-w", "600", "echo", "got it",
     ]))?;
-    let said = waiter
-        .next_stderr_line(BOUND)
-        .ok_or("the waiter said nothing")?;
     assert!(
         said.starts_with("Blocking: waiting for scope docs"),
         "{said}"
     );
     drop(holder);
-    assert_eq!(waiter.next_line(BOUND).as_deref(), Some("got it"));
-    assert_eq!(waiter.wait(BOUND).and_then(|s| s.code()), Some(0));
+    waiter.assert_ran("got it");
     Ok(())
 }
 

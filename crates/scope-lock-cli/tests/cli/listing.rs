@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{self, BOUND, Sandbox, TestResult, hostile, original_record};
+use crate::support::{self, Sandbox, TestResult, hostile, original_record};
 
 /// Every file below `dir`, with its contents (a directory as `<dir>`).
 fn tree(dir: &Path) -> Result<BTreeMap<String, String>, Box<dyn std::error::Error>> {
@@ -130,13 +130,9 @@ fn list_works_on_a_directory_it_may_not_write() -> TestResult {
 fn list_shows_waiters_with_their_ticket_and_what_they_wait_for() -> TestResult {
     let sandbox = Sandbox::new()?;
     let holder = sandbox.hold("holder", &["--scope", "docs"])?;
-    let mut waiter = support::spawn(sandbox.command(&[
+    let (mut waiter, _) = support::spawn_waiting(sandbox.command(&[
         "run", "--name", "waiter", "--scope", "docs/api", "--wait", "--", "echo", "got it",
     ]))?;
-    let said = waiter
-        .next_stderr_line(BOUND)
-        .ok_or("the waiter said nothing")?;
-    assert!(said.starts_with("Blocking: waiting"), "{said}");
 
     let out = sandbox.run(&["list"])?;
     assert_eq!(out.code(), 0, "{}", out.stderr);
@@ -207,8 +203,7 @@ fn list_shows_waiters_with_their_ticket_and_what_they_wait_for() -> TestResult {
     assert_eq!(json["locks"][0]["command"][1], "run");
 
     drop(holder);
-    assert_eq!(waiter.next_line(BOUND).as_deref(), Some("got it"));
-    assert_eq!(waiter.wait(BOUND).and_then(|s| s.code()), Some(0));
+    waiter.assert_ran("got it");
     Ok(())
 }
 

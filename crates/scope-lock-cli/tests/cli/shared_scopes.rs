@@ -2,26 +2,7 @@
 //! a reader that comes after a waiting writer waits behind it; `list` and `--json` say which
 //! locks are shared.
 
-use crate::support::{BOUND, Holder, Sandbox, TestResult};
-
-/// `scope-lock run --name NAME ARGS --wait`, returned once it says it waits, with that line.
-fn waiting(
-    sandbox: &Sandbox,
-    name: &str,
-    args: &[&str],
-) -> Result<(Holder, String), Box<dyn std::error::Error>> {
-    let mut all = args.to_vec();
-    all.push("--wait");
-    let mut waiter = sandbox.spawn_holder(name, &all, "")?;
-    let said = waiter
-        .next_stderr_line(BOUND)
-        .ok_or_else(|| format!("waiter {name} said nothing"))?;
-    assert!(
-        said.starts_with("Blocking: waiting for scope "),
-        "{name}: {said}"
-    );
-    Ok((waiter, said))
-}
+use crate::support::{Sandbox, TestResult};
 
 /// The names of the live locks and their modes, as `list --json` shows them.
 fn modes(sandbox: &Sandbox) -> Result<Vec<(String, String)>, Box<dyn std::error::Error>> {
@@ -83,8 +64,8 @@ fn shared_readers_run_together_and_a_writer_waits_for_them_in_line() -> TestResu
     );
 
     // A writer waits; a reader that comes after it waits behind it, not beside the readers.
-    let (mut writer, _) = waiting(&sandbox, "fixer", &["--scope", "docs"])?;
-    let (mut late, said) = waiting(&sandbox, "late", &["-s", "--scope", "docs/api"])?;
+    let (mut writer, _) = sandbox.waiter("fixer", &["--scope", "docs"])?;
+    let (mut late, said) = sandbox.waiter("late", &["-s", "--scope", "docs/api"])?;
     assert!(
         said.contains(
             "an earlier waiter for an overlapping scope goes first: waiting is loop `fixer`"
@@ -96,14 +77,10 @@ fn shared_readers_run_together_and_a_writer_waits_for_them_in_line() -> TestResu
     for reader in &mut readers {
         assert_eq!(reader.finish().and_then(|s| s.code()), Some(0));
     }
-    let line = writer.next_line(BOUND).ok_or("the writer never ran CMD")?;
-    assert!(line.starts_with("ready "), "{line}");
+    writer.assert_cmd_runs("the writer")?;
     assert_eq!(modes(&sandbox)?, [pair("fixer", "exclusive")]);
     assert_eq!(writer.finish().and_then(|s| s.code()), Some(0));
-    let line = late
-        .next_line(BOUND)
-        .ok_or("the late reader never ran CMD")?;
-    assert!(line.starts_with("ready "), "{line}");
+    late.assert_cmd_runs("the late reader")?;
     assert_eq!(late.finish().and_then(|s| s.code()), Some(0));
     Ok(())
 }

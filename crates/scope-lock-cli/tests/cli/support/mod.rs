@@ -116,6 +116,33 @@ impl Sandbox {
         }
     }
 
+    /// Starts a holder `run --name NAME ARGS --wait` over a held scope, and returns once it
+    /// says it waits (by then its ticket is in the queue), with that line.
+    pub(crate) fn waiter(
+        &self,
+        name: &str,
+        args: &[&str],
+    ) -> Result<(Holder, String), Box<dyn std::error::Error>> {
+        let mut all = args.to_vec();
+        all.push("--wait");
+        spawn_waiting(self.holder_command(name, &all, ""))
+    }
+
+    /// Runs `run ARGS -- sh -c 'echo ran > ran.txt'`, which must exit 75 (the scope is held)
+    /// without running CMD; returns what it printed.
+    pub(crate) fn run_refused(&self, args: &[&str]) -> Result<Output, Box<dyn std::error::Error>> {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--", "sh", "-c", "echo ran > ran.txt"]);
+        let out = self.run(&all)?;
+        assert_eq!(out.code(), 75, "{}", out.stderr);
+        assert!(
+            !self.path().join("ran.txt").exists(),
+            "CMD ran although the scope was held"
+        );
+        Ok(out)
+    }
+
     /// Starts a holder without waiting for its CMD.
     pub(crate) fn spawn_holder(
         &self,
@@ -140,6 +167,19 @@ impl Sandbox {
 /// Starts `command` with its stdin, stdout and stderr piped to the test.
 pub(crate) fn spawn(command: Command) -> Result<Holder, Box<dyn std::error::Error>> {
     spawn_with_stdin(command, Stdio::piped())
+}
+
+/// Starts `command`, a `scope-lock run` over a held scope that waits for it, and returns once
+/// it says so: its first line on stderr, returned, begins `Blocking: waiting for scope`.
+pub(crate) fn spawn_waiting(
+    command: Command,
+) -> Result<(Holder, String), Box<dyn std::error::Error>> {
+    let mut waiter = spawn(command)?;
+    let said = waiter
+        .next_stderr_line(BOUND)
+        .ok_or("the waiter said nothing")?;
+    assert!(said.starts_with("Blocking: waiting for scope "), "{said}");
+    Ok((waiter, said))
 }
 
 /// Starts `command` with stdin `stdin` (kept by the holder if piped) and its stdout and stderr
@@ -233,6 +273,22 @@ impl Holder {
             text.push('\n');
         }
         text
+    }
+
+    /// Asserts that CMD printed `line` and `scope-lock` then exited 0: a waiter got its scope
+    /// and its CMD ran to its end.
+    pub(crate) fn assert_ran(&mut self, line: &str) {
+        assert_eq!(self.next_line(BOUND).as_deref(), Some(line));
+        assert_eq!(self.wait(BOUND).and_then(|s| s.code()), Some(0));
+    }
+
+    /// Waits until a holder's CMD (see [`Sandbox::holder_command`]) runs: it says `ready`.
+    pub(crate) fn assert_cmd_runs(&mut self, who: &str) -> TestResult {
+        let line = self
+            .next_line(BOUND)
+            .ok_or_else(|| format!("{who} never ran CMD"))?;
+        assert!(line.starts_with("ready "), "{who}: {line}");
+        Ok(())
     }
 
     /// Whether `scope-lock` is still running.
