@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use scope_lock::testing::TestResult;
-use scope_lock::testing::etcd::{EtcdCluster, available};
 use scope_lock::{ErrorKind, LockRequest};
 
 use super::holder::Holder;
-use super::{clone, manager_with};
+use super::{manager_with, refusal, setup};
 
 /// How long a test waits for a scope that must come free (after a TTL, an election).
 const WAIT: Duration = Duration::from_secs(30);
@@ -46,20 +45,16 @@ impl FencedResource {
 /// TTL is over, with a larger token.
 #[test]
 fn a_sigkilled_holder_keeps_its_scope_until_the_ttl_and_then_loses_it() -> TestResult {
-    if !available(
-        "etcd::faults::a_sigkilled_holder_keeps_its_scope_until_the_ttl_and_then_loses_it",
-    ) {
+    let Some((cluster, ours, theirs)) = setup(1)? else {
         return Ok(());
-    }
-    let cluster = EtcdCluster::single()?;
-    let (theirs, ours) = (clone()?, clone()?);
+    };
     let mut holder = Holder::spawn(&cluster.endpoints(), "killed", &theirs.root, "docs", 2)?;
     let their_token = holder.acquired()?;
     let locks = manager_with(&cluster.endpoints(), "killed", &ours.root, 2)?;
     let request = LockRequest::new("after").scope(["docs/api"]);
 
     holder.kill()?;
-    let err = locks.try_acquire(&request).map(|_| ()).unwrap_err();
+    let err = refusal(&locks, &request)?;
     let conflict = err
         .conflict()
         .ok_or_else(|| format!("not a conflict: {err}"))?;
@@ -82,13 +77,9 @@ fn a_sigkilled_holder_keeps_its_scope_until_the_ttl_and_then_loses_it() -> TestR
 /// tries with its token is refused by a fenced resource that has seen the new holder's.
 #[test]
 fn a_holder_stopped_past_its_ttl_is_told_it_lost_and_its_token_is_refused() -> TestResult {
-    if !available(
-        "etcd::faults::a_holder_stopped_past_its_ttl_is_told_it_lost_and_its_token_is_refused",
-    ) {
+    let Some((cluster, ours, theirs)) = setup(1)? else {
         return Ok(());
-    }
-    let cluster = EtcdCluster::single()?;
-    let (theirs, ours) = (clone()?, clone()?);
+    };
     let mut resource = FencedResource::default();
     let mut holder = Holder::spawn(&cluster.endpoints(), "stopped", &theirs.root, ".", 2)?;
     let stale = holder.acquired()?;
@@ -118,21 +109,16 @@ fn a_holder_stopped_past_its_ttl_is_told_it_lost_and_its_token_is_refused() -> T
 /// once the member is back, a client that talks to it alone sees every lock.
 #[test]
 fn a_member_of_three_killed_and_restarted_loses_no_lock() -> TestResult {
-    if !available("etcd::faults::a_member_of_three_killed_and_restarted_loses_no_lock") {
+    let Some((mut cluster, here, there)) = setup(3)? else {
         return Ok(());
-    }
-    let mut cluster = EtcdCluster::start(3)?;
-    let (here, there) = (clone()?, clone()?);
+    };
     let all = cluster.endpoints();
     let a = manager_with(&all, "three", &here.root, 4)?;
     let held = a.try_acquire(&LockRequest::new("docs").scope(["docs"]))?;
 
     cluster.kill(0)?;
     let others = manager_with(&all[1..], "three", &there.root, 4)?;
-    let err = others
-        .try_acquire(&LockRequest::new("api").scope(["docs/api"]))
-        .map(|_| ())
-        .unwrap_err();
+    let err = refusal(&others, &LockRequest::new("api").scope(["docs/api"]))?;
     assert!(err.conflict().is_some(), "{err}");
     let src = others.try_acquire(&LockRequest::new("src").scope(["src"]))?;
     assert!(src.token() > held.token());
@@ -157,20 +143,15 @@ fn a_member_of_three_killed_and_restarted_loses_no_lock() -> TestResult {
 /// returns (others are refused, the guard is not lost), and is released as usual.
 #[test]
 fn a_lock_outlives_a_restart_of_the_single_member_within_its_ttl() -> TestResult {
-    if !available("etcd::faults::a_lock_outlives_a_restart_of_the_single_member_within_its_ttl") {
+    let Some((mut cluster, here, there)) = setup(1)? else {
         return Ok(());
-    }
-    let mut cluster = EtcdCluster::single()?;
-    let (here, there) = (clone()?, clone()?);
+    };
     let a = manager_with(&cluster.endpoints(), "restart", &here.root, 10)?;
     let held = a.try_acquire(&LockRequest::new("docs").scope(["docs"]))?;
 
     cluster.restart(0)?;
     let b = manager_with(&cluster.endpoints(), "restart", &there.root, 10)?;
-    let err = b
-        .try_acquire(&LockRequest::new("api").scope(["docs/api"]))
-        .map(|_| ())
-        .unwrap_err();
+    let err = refusal(&b, &LockRequest::new("api").scope(["docs/api"]))?;
     assert!(err.conflict().is_some(), "{err}");
     assert!(!held.is_lost());
     held.release()?;
@@ -184,11 +165,9 @@ fn a_lock_outlives_a_restart_of_the_single_member_within_its_ttl() -> TestResult
 /// holding it, so nobody holds it twice.
 #[test]
 fn a_client_cut_off_from_the_cluster_loses_its_lock_at_the_ttl() -> TestResult {
-    if !available("etcd::faults::a_client_cut_off_from_the_cluster_loses_its_lock_at_the_ttl") {
+    let Some((cluster, here, there)) = setup(3)? else {
         return Ok(());
-    }
-    let cluster = EtcdCluster::start(3)?;
-    let (here, there) = (clone()?, clone()?);
+    };
     let all = cluster.endpoints();
     let cut_off = manager_with(&all[..1], "cut", &here.root, 2)?;
     let held = cut_off.try_acquire(&LockRequest::new("docs").scope(["docs"]))?;

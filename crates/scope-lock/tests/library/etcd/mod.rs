@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use scope_lock::etcd::{AsyncEtcdLockManager, EtcdConfig, EtcdLockManager};
 use scope_lock::testing::TestResult;
 use scope_lock::testing::etcd::{BIN_VAR, EtcdCluster, REQUIRE_VAR, available};
-use scope_lock::{ConflictRule, ErrorKind, LockRequest, Waiting};
+use scope_lock::{AcquireError, ConflictRule, ErrorKind, LockRequest, Waiting};
 
 /// A clone of the project: a temporary directory as its root.
 struct Clone {
@@ -23,6 +23,29 @@ fn clone() -> Result<Clone, Box<dyn Error>> {
     let dir = tempfile::tempdir()?;
     let root = std::fs::canonicalize(dir.path())?;
     Ok(Clone { _dir: dir, root })
+}
+
+/// A cluster, and the clones here and there.
+type Setup = (EtcdCluster, Clone, Clone);
+
+/// What most tests here start from: a cluster of `members` etcd members, and two clones of
+/// the project at different roots ("here" and "there"). `None` when there is no etcd:
+/// [`available`] has said so, naming the test (libtest names the thread it runs it on), and
+/// the test returns.
+fn setup(members: usize) -> Result<Option<Setup>, Box<dyn Error>> {
+    let thread = std::thread::current();
+    if !available(thread.name().unwrap_or("an etcd test")) {
+        return Ok(None);
+    }
+    Ok(Some((EtcdCluster::start(members)?, clone()?, clone()?)))
+}
+
+/// The error of an acquire that must be refused.
+fn refusal(locks: &EtcdLockManager, request: &LockRequest) -> Result<AcquireError, Box<dyn Error>> {
+    match locks.try_acquire(request) {
+        Ok(guard) => Err(format!("acquired, not refused: {:?}", guard.record()).into()),
+        Err(err) => Ok(err),
+    }
 }
 
 /// A manager of `project` at `root` on `cluster`, its lease of two seconds.
@@ -52,20 +75,15 @@ fn manager_with(
 /// acquisition's token is larger than the one before.
 #[test]
 fn clones_with_different_roots_share_one_set_of_locks() -> TestResult {
-    if !available("etcd::clones_with_different_roots_share_one_set_of_locks") {
+    let Some((cluster, here, there)) = setup(1)? else {
         return Ok(());
-    }
-    let cluster = EtcdCluster::single()?;
-    let (here, there) = (clone()?, clone()?);
+    };
     let a = manager(&cluster, "shared", &here.root)?;
     let b = manager(&cluster, "shared", &there.root)?;
 
     let held = a.try_acquire(&LockRequest::new("api").scope(["docs/api"]))?;
     assert_eq!(held.record().scope(), ["docs/api"]);
-    let err = b
-        .try_acquire(&LockRequest::new("docs").scope(["docs"]))
-        .map(|_| ())
-        .unwrap_err();
+    let err = refusal(&b, &LockRequest::new("docs").scope(["docs"]))?;
     let conflict = err.conflict().ok_or("not a conflict")?;
     assert_eq!(conflict.holder().map(|h| h.loop_name()), Some("api"));
     let theirs = there.root.join("docs/api").to_string_lossy().into_owned();
@@ -88,10 +106,7 @@ fn clones_with_different_roots_share_one_set_of_locks() -> TestResult {
     let docs = b.try_acquire(&LockRequest::new("docs").scope(["docs"]))?;
     assert!(docs.token() > first);
     // Our own lock is "this process".
-    let mine = b
-        .try_acquire(&LockRequest::new("again").scope(["docs/x"]))
-        .map(|_| ())
-        .unwrap_err();
+    let mine = refusal(&b, &LockRequest::new("again").scope(["docs/x"]))?;
     assert!(mine.conflict().is_some_and(|c| c.is_held_by_this_process()));
     Ok(())
 }
@@ -99,16 +114,11 @@ fn clones_with_different_roots_share_one_set_of_locks() -> TestResult {
 /// An absolute scope outside the root is refused, with the entry named.
 #[test]
 fn scopes_outside_the_project_root_are_refused_by_name() -> TestResult {
-    if !available("etcd::scopes_outside_the_project_root_are_refused_by_name") {
+    let Some((cluster, here, _)) = setup(1)? else {
         return Ok(());
-    }
-    let cluster = EtcdCluster::single()?;
-    let here = clone()?;
+    };
     let a = manager(&cluster, "outside", &here.root)?;
-    let err = a
-        .try_acquire(&LockRequest::new("x").scope(["src", "/etc/passwd"]))
-        .map(|_| ())
-        .unwrap_err();
+    let err = refusal(&a, &LockRequest::new("x").scope(["src", "/etc/passwd"]))?;
     let err = err.error().ok_or("not an error")?;
     assert_eq!(err.kind(), ErrorKind::InvalidScope);
     assert!(err.to_string().contains("\"/etc/passwd\""), "{err}");
@@ -120,11 +130,9 @@ fn scopes_outside_the_project_root_are_refused_by_name() -> TestResult {
 /// releases; a second waiter behind it gets it after it (FIFO among overlapping waiters).
 #[test]
 fn waiters_are_served_in_order_when_the_holder_releases() -> TestResult {
-    if !available("etcd::waiters_are_served_in_order_when_the_holder_releases") {
+    let Some((cluster, here, there)) = setup(1)? else {
         return Ok(());
-    }
-    let cluster = EtcdCluster::single()?;
-    let (here, there) = (clone()?, clone()?);
+    };
     let a = manager(&cluster, "order", &here.root)?;
     let b = manager(&cluster, "order", &there.root)?;
     let c = manager(&cluster, "order", &there.root)?;
@@ -185,11 +193,9 @@ fn waiters_are_served_in_order_when_the_holder_releases() -> TestResult {
 /// them, and gets the scope once both have left.
 #[test]
 fn readers_in_two_clones_hold_together_and_a_writer_waits_for_both() -> TestResult {
-    if !available("etcd::readers_in_two_clones_hold_together_and_a_writer_waits_for_both") {
+    let Some((cluster, here, there)) = setup(1)? else {
         return Ok(());
-    }
-    let cluster = EtcdCluster::single()?;
-    let (here, there) = (clone()?, clone()?);
+    };
     let a = manager(&cluster, "readers", &here.root)?;
     let b = manager(&cluster, "readers", &there.root)?;
 
@@ -204,10 +210,7 @@ fn readers_in_two_clones_hold_together_and_a_writer_waits_for_both() -> TestResu
         .collect();
     assert_eq!(modes, [scope_lock::LockMode::Shared; 2]);
 
-    let err = b
-        .try_acquire(&LockRequest::new("fixer").scope(["docs/api/x"]))
-        .map(|_| ())
-        .unwrap_err();
+    let err = refusal(&b, &LockRequest::new("fixer").scope(["docs/api/x"]))?;
     let conflict = err.conflict().ok_or("not a conflict")?;
     assert!(
         matches!(conflict.rule(), ConflictRule::Overlap { .. }),
@@ -229,19 +232,14 @@ fn readers_in_two_clones_hold_together_and_a_writer_waits_for_both() -> TestResu
 /// another, as locally (the backend decides with the same code).
 #[test]
 fn a_pattern_held_in_one_clone_excludes_what_it_matches_in_another() -> TestResult {
-    if !available("etcd::a_pattern_held_in_one_clone_excludes_what_it_matches_in_another") {
+    let Some((cluster, here, there)) = setup(1)? else {
         return Ok(());
-    }
-    let cluster = EtcdCluster::single()?;
-    let (here, there) = (clone()?, clone()?);
+    };
     let a = manager(&cluster, "globs", &here.root)?;
     let b = manager(&cluster, "globs", &there.root)?;
     let sync = a.try_acquire(&LockRequest::new("docs-sync").scope(["docs/", "*.md"]))?;
     assert_eq!(sync.record().scope(), ["docs", "*.md"]);
-    let err = b
-        .try_acquire(&LockRequest::new("readme").scope(["README.md"]))
-        .map(|_| ())
-        .unwrap_err();
+    let err = refusal(&b, &LockRequest::new("readme").scope(["README.md"]))?;
     assert!(err.conflict().is_some(), "{err}");
     b.try_acquire(&LockRequest::new("src").scope(["src/lib.rs"]))?
         .release()?;
@@ -254,11 +252,9 @@ fn a_pattern_held_in_one_clone_excludes_what_it_matches_in_another() -> TestResu
 /// with an error rather than tokio's panic, to run inside async code.
 #[test]
 fn the_async_manager_works_inside_tokio_and_the_blocking_one_refuses_to() -> TestResult {
-    if !available("etcd::the_async_manager_works_inside_tokio_and_the_blocking_one_refuses_to") {
+    let Some((cluster, here, there)) = setup(1)? else {
         return Ok(());
-    }
-    let cluster = EtcdCluster::single()?;
-    let (here, there) = (clone()?, clone()?);
+    };
     let blocking = manager_with(&cluster.endpoints(), "async", &there.root, 2)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
