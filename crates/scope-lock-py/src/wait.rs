@@ -7,41 +7,43 @@
 //! If one raised, the observer unwinds out of the wait with [`std::panic::resume_unwind`]
 //! (which, unlike `panic!`, runs no panic hook and prints nothing), and the unwind is caught
 //! here. Everything the wait holds (its queue ticket, its directory watch) is released by
-//! `Drop` on the way out, exactly as when it times out. A [`Cancel`] ends a wait the same way,
-//! from another thread (asyncio's cancellation).
+//! `Drop` on the way out, exactly as when it times out.
+//!
+//! A [`Cancel`] ends a wait from another thread (asyncio's cancellation) through the crate's
+//! own [`CancelWait`]: the wait, asleep on its directory watch, is woken at once, so a
+//! cancelled task's wait ends without waiting for the observer's next call.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use pyo3::exceptions::asyncio::CancelledError;
 use pyo3::prelude::*;
-use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, Waiting};
+use scope_lock::{AcquireError, CancelWait, LockManager, LockRequest, ScopeGuard, Waiting};
 
-/// The payload of the unwind that ends a wait a signal handler (or a [`Cancel`]) interrupted.
+/// The payload of the unwind that ends a wait a signal handler interrupted.
 struct Interrupted(PyErr);
 
 /// A request, from another thread, that a wait stop: how `hold_async` gives up the wait of a
-/// cancelled task. The wait looks at it when the observer is called (when the wait starts,
-/// then about once a second), so it stops within about a second, leaving nothing behind.
+/// cancelled task. It wakes the wait at once; the wait withdraws its ticket, releases a lock
+/// it took meanwhile, and raises `asyncio.CancelledError`.
 #[pyclass(module = "scope_lock._native", frozen)]
-pub(crate) struct Cancel(AtomicBool);
+pub(crate) struct Cancel(CancelWait);
 
 #[pymethods]
 impl Cancel {
     #[new]
     fn new() -> Self {
-        Self(AtomicBool::new(false))
+        Self(CancelWait::new())
     }
 
     /// Asks the wait to stop; it raises `asyncio.CancelledError` when it does.
     fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.cancel();
     }
 
     /// Whether `cancel` was called.
     fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.is_cancelled()
     }
 }
 
@@ -56,20 +58,28 @@ pub(crate) fn acquire_until(
     cancel: Option<&Cancel>,
 ) -> PyResult<Result<ScopeGuard, AcquireError>> {
     let mut check_signals = |_: &Waiting<'_>| {
-        if cancel.is_some_and(Cancel::is_cancelled) {
-            let err = CancelledError::new_err("the wait for the scope was cancelled");
-            panic::resume_unwind(Box::new(Interrupted(err)));
-        }
         if let Err(err) = Python::attach(|py| py.check_signals()) {
             panic::resume_unwind(Box::new(Interrupted(err)));
         }
     };
     let outcome = py.detach(|| {
-        panic::catch_unwind(AssertUnwindSafe(|| {
-            locks.acquire_with(request, deadline, &mut check_signals)
+        panic::catch_unwind(AssertUnwindSafe(|| match cancel {
+            Some(Cancel(cancel)) => {
+                locks.acquire_cancellable(request, deadline, &mut check_signals, cancel)
+            }
+            None => locks.acquire_with(request, deadline, &mut check_signals),
         }))
     });
     match outcome {
+        Ok(result) if cancel.is_some_and(Cancel::is_cancelled) => {
+            // A lock taken as the cancel came: nobody awaits it any more.
+            if let Ok(guard) = result {
+                py.detach(|| drop(guard));
+            }
+            Err(CancelledError::new_err(
+                "the wait for the scope was cancelled",
+            ))
+        }
         Ok(result) => Ok(result),
         Err(payload) => match payload.downcast::<Interrupted>() {
             Ok(interrupted) => Err(interrupted.0),

@@ -80,6 +80,7 @@ mod wait;
 #[cfg(feature = "tokio")]
 mod with_tokio;
 
+pub use cancel::CancelWait;
 pub use conflict::{AcquireError, Conflict, ConflictRule};
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "test-support")]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::backoff::deadline_after;
-
+use crate::cancel::CancelWait;
 use crate::conflict::{AcquireError, Conflict};
 use crate::error::Error;
 use crate::guard::ScopeGuard;
@@ -310,13 +310,39 @@ impl LockManager {
         .map(|published| self.guard(published))
     }
 
-    /// [`acquire_until`](Self::acquire_until) that also gives up once `cancel` is fired.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn acquire_cancellable(
+    /// [`acquire_with`](Self::acquire_with) that also gives up once `cancel` is cancelled,
+    /// from another thread: at once if the wait is asleep (the cancel wakes its directory
+    /// watch, see [`CancelWait`]), else at its next look. The wait withdraws its ticket on the
+    /// way out, as at its deadline. For a wait that must stop when something else happens
+    /// (an async task cancelled, a shutdown) without polling for it.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use scope_lock::{CancelWait, LockManager, LockRequest};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let project = tempfile::tempdir()?;
+    /// let locks = LockManager::new(project.path().join(".loops"));
+    /// let cancel = CancelWait::new();
+    /// let request = LockRequest::new("job").scope(["out/"]);
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// let guard = locks.acquire_cancellable(&request, deadline, &mut |_: &_| {}, &cancel)?;
+    /// guard.release()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_until`](Self::acquire_until). A cancelled wait ends as at its deadline,
+    /// with [`AcquireError::Timeout`] naming what blocked it ([`CancelWait::is_cancelled`]
+    /// tells the two apart). A cancel does not undo a lock the wait has taken by then: a
+    /// caller that cancelled may still get a guard, and drops it if it no longer wants it.
+    pub fn acquire_cancellable(
         &self,
         request: &LockRequest,
         deadline: Instant,
-        cancel: &crate::cancel::Cancel,
+        observer: &mut dyn WaitObserver,
+        cancel: &CancelWait,
     ) -> Result<ScopeGuard, AcquireError> {
         protocol::acquire_until_cancelled(
             &self.running_dir,
@@ -324,7 +350,7 @@ impl LockManager {
             self.sentinel_bound,
             self.invalid_grace,
             deadline,
-            &mut Silent,
+            observer,
             Some(cancel),
         )
         .map(|published| self.guard(published))

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backoff::deadline_after;
-use crate::cancel::Cancel;
+use crate::cancel::CancelWait;
 use crate::conflict::AcquireError;
 use crate::error::Error;
 use crate::guard::ScopeGuard;
 use crate::manager::LockManager;
 use crate::record::LockRecord;
 use crate::request::LockRequest;
+use crate::wait::Silent;
 
 impl LockManager {
     /// [`acquire`](Self::acquire) for async code: waits for the scope for at most `timeout`
@@ -81,14 +82,14 @@ impl LockManager {
         request: &LockRequest,
         deadline: Instant,
     ) -> Result<AsyncScopeGuard, AcquireError> {
-        let cancel = Arc::new(Cancel::new());
+        let cancel = Arc::new(CancelWait::new());
         let on_drop = CancelOnDrop(Some(Arc::clone(&cancel)));
         let (locks, owned_request) = (self.clone(), request.clone());
         let wait = tokio::task::spawn_blocking(move || {
-            let outcome = locks.acquire_cancellable(&owned_request, deadline, &cancel);
+            let outcome = locks.acquire_cancellable(&owned_request, deadline, &mut Silent, &cancel);
             // Taken just as the future was dropped: nobody will receive it.
             match outcome {
-                Ok(guard) if cancel.is_set() => {
+                Ok(guard) if cancel.is_cancelled() => {
                     drop(guard);
                     None
                 }
@@ -119,7 +120,7 @@ fn gone(running_dir: &Path, why: &'static str) -> AcquireError {
 }
 
 /// Fires the cancel when the future that owns it is dropped before it completes.
-struct CancelOnDrop(Option<Arc<Cancel>>);
+struct CancelOnDrop(Option<Arc<CancelWait>>);
 
 impl CancelOnDrop {
     fn disarm(mut self) {
@@ -130,7 +131,7 @@ impl CancelOnDrop {
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let Some(cancel) = &self.0 {
-            cancel.fire();
+            cancel.cancel();
         }
     }
 }

@@ -503,7 +503,8 @@ class LockManager:
         """``hold()`` for ``async with``: the same arguments, timeouts and exceptions, but the
         wait does not block the event loop (it runs on a thread of its own, without the GIL).
 
-        Cancelling the task that waits stops the wait, within about a second, and leaves
+        Cancelling the task that waits stops the wait at once (the cancellation wakes the
+        waiting thread, which is otherwise asleep until the scope changes) and leaves
         nothing behind: no lock, no ticket in the waiting queue. The cancellation reaches the
         task once the wait has stopped (and the lock, if it was granted meanwhile, has been
         released). The lock is released when the block ends, however it ends.

@@ -9,7 +9,7 @@ use super::acquire::{Outcome, Prepared, attempt};
 use super::publish::Published;
 use super::queue::{self, Ticket};
 use crate::backoff::Backoff;
-use crate::cancel::Cancel;
+use crate::cancel::CancelWait;
 use crate::conflict::{AcquireError, Conflict};
 use crate::error::ErrorKind;
 use crate::fault;
@@ -63,9 +63,9 @@ pub(crate) fn acquire_until_cancelled(
     invalid_grace: Duration,
     deadline: Instant,
     observer: &mut dyn WaitObserver,
-    cancel: Option<&Cancel>,
+    cancel: Option<&CancelWait>,
 ) -> Result<Published, AcquireError> {
-    let cancelled = || cancel.is_some_and(Cancel::is_set);
+    let cancelled = || cancel.is_some_and(CancelWait::is_cancelled);
     let prepared = Prepared::new(running_dir, request, invalid_grace)?;
     let started = Instant::now();
     let mut ticket = None;
@@ -163,7 +163,7 @@ pub(crate) fn acquire_until_cancelled(
         match &mut watch {
             // A watch that fails is given up for polling, not turned into an error.
             Some(active) => {
-                let woken = cancel.and_then(Cancel::wake_fd);
+                let woken = cancel.and_then(CancelWait::wake_fd);
                 if active.wait_or_woken(timeout, focus, woken).is_err() {
                     watch = None;
                 }

@@ -4,6 +4,7 @@
 
 mod async_acquire;
 mod bad_input;
+mod cancel_wait;
 mod etcd;
 mod globs;
 mod held_for_life;
