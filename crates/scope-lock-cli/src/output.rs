@@ -213,6 +213,9 @@ fn command_json(command: Option<Vec<std::ffi::OsString>>) -> Option<Vec<JsonPath
 /// A live waiter.
 #[derive(Debug, Serialize)]
 pub(crate) struct WaiterJson {
+    /// The name of the lock it waits to take; `null` when its ticket does not say (an older
+    /// scope-lock's).
+    name: Option<String>,
     /// Its place in the queue: among waiters whose scopes overlap, the lowest goes first.
     ticket: u64,
     /// Its ticket file.
@@ -227,6 +230,7 @@ pub(crate) struct WaiterJson {
 impl WaiterJson {
     fn new(waiter: &Waiter) -> Self {
         Self {
+            name: waiter.lock_name().map(str::to_owned),
             ticket: waiter.ticket(),
             path: JsonPath(waiter.path().to_path_buf()),
             command: command_json(waiter.command()),

@@ -63,7 +63,7 @@ impl Column {
     /// What the column shows, for `list --help`.
     fn meaning(self) -> &'static str {
         match self {
-            Column::Name => "the lock's name (`break` takes it); - for a waiter",
+            Column::Name => "the lock's name (`break` takes it); a waiter's, the one it will take",
             Column::Loop => "the loop name, then `(singleton)`, `(shared)` as they apply",
             Column::Pid => "the pid in the record",
             Column::Since => "when it took the lock, or started waiting",
@@ -182,7 +182,7 @@ fn held_cell(lock: &LiveLock, column: Column) -> String {
 
 fn waiting_cell(waiter: &Waiter, column: Column) -> String {
     match column {
-        Column::Name => "-".to_owned(),
+        Column::Name => waiter.lock_name().unwrap_or("-").to_owned(),
         Column::State => "waiting".to_owned(),
         Column::Ticket => waiter.ticket().to_string(),
         Column::Liveness => "flock".to_owned(),

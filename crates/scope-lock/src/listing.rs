@@ -201,6 +201,7 @@ pub struct Waiter {
     pub(crate) ticket: u64,
     pub(crate) path: PathBuf,
     pub(crate) record: LockRecord,
+    pub(crate) lock_name: Option<String>,
     pub(crate) id: FileId,
 }
 
@@ -219,6 +220,13 @@ impl Waiter {
     /// (`started_at`) and the scope it waits for.
     pub fn record(&self) -> &LockRecord {
         &self.record
+    }
+
+    /// The name of the lock it waits to take (its instance id, else its loop name), as
+    /// [`LiveLock::lock_name`] will give it once taken; `None` for a ticket that does not say
+    /// (one written by an older scope-lock, or kept in etcd).
+    pub fn lock_name(&self) -> Option<&str> {
+        self.lock_name.as_deref()
     }
 
     /// The waiter's command line, as [`LiveLock::holder_command`] reads a holder's: only for

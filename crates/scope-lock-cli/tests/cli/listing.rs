@@ -179,7 +179,7 @@ fn list_shows_waiters_with_their_ticket_and_what_they_wait_for() -> TestResult {
         .ok_or(out.stdout.clone())?;
     assert_eq!(
         waiting[1..5],
-        ["-", "waiter", &waiter.pid().to_string(), "1"]
+        ["waiter", "waiter", &waiter.pid().to_string(), "1"]
     );
     assert_eq!(waiting[5], docs.join("api").display().to_string());
     assert!(
@@ -204,6 +204,50 @@ fn list_shows_waiters_with_their_ticket_and_what_they_wait_for() -> TestResult {
 
     drop(holder);
     waiter.assert_ran("got it");
+    Ok(())
+}
+
+/// A waiter's NAME is the lock it will take: with an instance id, that id (what `break` will
+/// take once it holds), not its loop name; `--json` gives it as `name`.
+#[test]
+fn a_waiters_name_is_the_lock_it_will_take() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let holder = sandbox.hold("holder", &["--scope", "docs"])?;
+    let mut waiter = support::spawn(sandbox.command(&[
+        "run",
+        "--name",
+        "gen",
+        "--instance-id",
+        "gen/run-7",
+        "--scope",
+        "docs",
+        "--wait",
+        "--",
+        "echo",
+        "got it",
+    ]))?;
+    let said = waiter
+        .next_stderr_line(BOUND)
+        .ok_or("the waiter said nothing")?;
+    assert!(said.starts_with("Blocking: waiting"), "{said}");
+
+    let out = sandbox.run(&["list", "--raw", "--noheadings", "-o", "state,name,loop"])?;
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|line| line == "waiting gen/run-7 gen"),
+        "{}",
+        out.stdout
+    );
+    let json = sandbox.run(&["list", "--json"])?;
+    let json: serde_json::Value = serde_json::from_str(&json.stdout)?;
+    assert_eq!(json["waiters"][0]["name"], "gen/run-7", "{json}");
+    assert_eq!(json["waiters"][0]["loop_name"], "gen", "{json}");
+
+    drop(holder);
+    assert_eq!(waiter.next_line(BOUND).as_deref(), Some("got it"));
+    assert_eq!(waiter.wait(BOUND).and_then(|s| s.code()), Some(0));
     Ok(())
 }
 

@@ -109,6 +109,7 @@ impl State {
                 number: create_revision,
                 path,
                 record,
+                lock_name: None,
                 id,
             }),
             // A lock nobody can read is held, of unknown scope: it blocks every request, as

@@ -115,7 +115,7 @@ pub(super) fn attempt(
         &mut ancestry,
     ) {
         if join_queue && ticket.is_none() {
-            let taken = Ticket::take(&queue, &record.restamped(), &sentinel)?;
+            let taken = Ticket::take(&queue, &record.restamped(), request.lock_name(), &sentinel)?;
             let number = taken.number();
             *ticket = Some(taken);
             // From now on a waiter with a ticket: what it waits for is the waiter just ahead

@@ -24,6 +24,7 @@ use super::reclaim::{Entry, Stale, reclaim};
 use super::sentinel::SentinelGuard;
 use crate::error::{Error, ErrorKind};
 use crate::listing::ScanProblem;
+use crate::python_json::push_json_string;
 use crate::record::{LockRecord, MAX_RECORD_BYTES};
 use crate::sys::{self, Dir, FileId, FileType};
 
@@ -33,6 +34,7 @@ impl From<Queued> for crate::listing::Waiter {
             ticket: ticket.number,
             path: ticket.path,
             record: ticket.record,
+            lock_name: ticket.lock_name,
             id: ticket.id,
         }
     }
@@ -55,6 +57,8 @@ pub(crate) struct Queued {
     pub(crate) number: u64,
     pub(crate) path: PathBuf,
     pub(crate) record: LockRecord,
+    /// The name of the lock its waiter will take, where the ticket says (see [`ticket_json`]).
+    pub(crate) lock_name: Option<String>,
     /// The ticket's inode, whose flock holder proves who waits (see `ancestry`).
     pub(crate) id: FileId,
 }
@@ -133,14 +137,16 @@ pub(crate) fn scan(stale: Stale, sentinel: &SentinelGuard) -> Result<Queue, Erro
                 sentinel,
             ),
             Ok(false) => {
-                let record = sys::read_sized(&file, 0, MAX_RECORD_BYTES + 1)
-                    .ok()
-                    .and_then(|bytes| LockRecord::from_json(&bytes).ok());
-                if let Some(record) = record {
+                let bytes = sys::read_sized(&file, 0, MAX_RECORD_BYTES + 1).ok();
+                let record = bytes
+                    .as_deref()
+                    .and_then(|bytes| LockRecord::from_json(bytes).ok());
+                if let (Some(record), Some(bytes)) = (record, bytes) {
                     queue.tickets.push(Queued {
                         number,
                         path: entry.path,
                         record,
+                        lock_name: lock_name_in(&bytes),
                         id,
                     });
                 }
@@ -151,6 +157,39 @@ pub(crate) fn scan(stale: Stale, sentinel: &SentinelGuard) -> Result<Queue, Erro
     queue.tickets.sort_by_key(|ticket| ticket.number);
     queue.stale.sort();
     Ok(queue)
+}
+
+/// What a ticket holds: the waiter's record, as a lock file would hold it, and the name of the
+/// lock it will take (`"lock_name"`), which `list` shows. The record alone names the loop, not
+/// the lock: an instance id is only in the lock file's name, and a ticket is named by its
+/// number. The key is one more in the record's object, which every reader of records ignores
+/// (unknown keys are), so older versions read these tickets as before; a ticket without it
+/// (theirs) is listed without a name. Left out when it would make the ticket longer than a
+/// record may be: a ticket nobody can read would cost its waiter its place.
+fn ticket_json(record: &LockRecord, lock_name: &str) -> String {
+    let json = record.to_json();
+    let Some(open) = json.strip_suffix('}') else {
+        return json;
+    };
+    let mut named = String::with_capacity(json.len() + lock_name.len() + 20);
+    named.push_str(open);
+    named.push_str(", \"lock_name\": ");
+    push_json_string(&mut named, lock_name);
+    named.push('}');
+    if u64::try_from(named.len()).map_or(true, |len| len > MAX_RECORD_BYTES) {
+        json
+    } else {
+        named
+    }
+}
+
+/// The `"lock_name"` a ticket holds, if any ([`ticket_json`]).
+fn lock_name_in(ticket: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        lock_name: Option<String>,
+    }
+    serde_json::from_slice::<Named>(ticket).ok()?.lock_name
 }
 
 /// A ticket's file name is its number, in decimal, zero-padded so that names sort like numbers.
@@ -185,6 +224,7 @@ impl Ticket {
     pub(crate) fn take(
         queue: &Queue,
         record: &LockRecord,
+        lock_name: &str,
         sentinel: &SentinelGuard,
     ) -> Result<Self, Error> {
         let path = sentinel.dir().join(QUEUE_DIR);
@@ -246,7 +286,7 @@ impl Ticket {
                 id,
                 owner_pid: std::process::id(),
             };
-            ticket.fill(record)?;
+            ticket.fill(&ticket_json(record, lock_name))?;
             return Ok(ticket);
         }
         Err(Error::io(
@@ -263,7 +303,7 @@ impl Ticket {
 
     /// Locks the new ticket's file and writes the waiter's record into it. Readers read tickets
     /// only under the sentinel, which the taker holds, so nobody sees it half-written.
-    fn fill(&self, record: &LockRecord) -> Result<(), Error> {
+    fn fill(&self, json: &str) -> Result<(), Error> {
         let Some(file) = &self.file else {
             return Ok(());
         };
@@ -277,7 +317,7 @@ impl Ticket {
             ));
         }
         (&*file)
-            .write_all(record.to_json().as_bytes())
+            .write_all(json.as_bytes())
             .map_err(|err| Error::io("cannot write", &self.path, err))
     }
 
@@ -314,6 +354,30 @@ impl Drop for Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A ticket is the waiter's record with the lock name added: every reader of records
+    /// reads it as the record, ours reads the name back, and a name that would make it too
+    /// long for a record is left out rather than make the ticket unreadable.
+    #[test]
+    fn a_ticket_is_the_record_with_the_lock_name_which_is_dropped_if_too_long() -> TestResult {
+        let record = LockRecord::for_new_lock(
+            "gen",
+            vec![PathBuf::from("/r/caf\u{e9}")],
+            false,
+            crate::mode::LockMode::Exclusive,
+        );
+        let json = ticket_json(&record, "gen/run-7");
+        assert_eq!(LockRecord::from_json(json.as_bytes())?, record);
+        assert_eq!(lock_name_in(json.as_bytes()).as_deref(), Some("gen/run-7"));
+        assert_eq!(lock_name_in(record.to_json().as_bytes()), None);
+
+        let long = "n".repeat(usize::try_from(MAX_RECORD_BYTES)?);
+        let json = ticket_json(&record, &long);
+        assert_eq!(json, record.to_json());
+        Ok(())
+    }
 
     #[test]
     fn ticket_names_sort_like_their_numbers_and_nothing_else_is_a_ticket() {
