@@ -40,7 +40,7 @@ Examples:
   scope-lock clean
   scope-lock break docs-fixer
   scope-lock break docs-fixer --kill
-  scope-lock completions bash > ~/.local/share/bash-completion/completions/scope-lock
+  source <(scope-lock completions bash)
   scope-lock man --dir ~/.local/share/man/man1
 
 Environment:
@@ -462,16 +462,25 @@ pub(crate) struct BreakArgs {
 
 /// Print SHELL's completion script for scope-lock, generated from this command line.
 ///
-/// Install it where the shell looks for completions (below); each shell reads that directory
-/// when it starts, so open a new one. Run it again after upgrading scope-lock.
+/// Load it in the shell you are in, or from the shell's startup file (below), or install it
+/// where the shell looks for completions; each shell reads that directory when it starts, so
+/// open a new one, and install again after upgrading scope-lock.
 #[derive(Debug, Args)]
 #[command(after_help = "\
+Load (in the shell, or from ~/.bashrc, ~/.zshrc after compinit, ~/.config/fish/config.fish):
+  bash: source <(scope-lock completions bash)
+  zsh:  source <(scope-lock completions zsh)
+  fish: scope-lock completions fish | source
+
 Install:
-  bash: scope-lock completions bash > ~/.local/share/bash-completion/completions/scope-lock
-        (or, for every user: > /usr/share/bash-completion/completions/scope-lock)
-  zsh:  scope-lock completions zsh > ~/.zfunc/_scope-lock
+  bash: mkdir -p ~/.local/share/bash-completion/completions
+        scope-lock completions bash > ~/.local/share/bash-completion/completions/scope-lock
+        (needs the bash-completion package loaded; for every user:
+        > /usr/share/bash-completion/completions/scope-lock)
+  zsh:  mkdir -p ~/.zfunc && scope-lock completions zsh > ~/.zfunc/_scope-lock
         (with `fpath+=~/.zfunc` before `compinit` in ~/.zshrc)
-  fish: scope-lock completions fish > ~/.config/fish/completions/scope-lock.fish")]
+  fish: mkdir -p ~/.config/fish/completions
+        scope-lock completions fish > ~/.config/fish/completions/scope-lock.fish")]
 pub(crate) struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
