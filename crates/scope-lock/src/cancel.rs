@@ -23,9 +23,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// let locks = LockManager::new(project.path().join(".loops"));
 /// let _holder = locks.try_acquire(&LockRequest::new("first").scope(["src/"]))?;
 /// let cancel = CancelWait::new();
+/// let (told, heard) = std::sync::mpsc::channel();
 /// let outcome = std::thread::scope(|threads| {
-///     let (told, heard) = std::sync::mpsc::channel();
-///     threads.spawn(|| {
+///     let cancel = &cancel;
+///     threads.spawn(move || {
 ///         // Once the waiter says it waits, give its wait up.
 ///         let _ = heard.recv();
 ///         cancel.cancel();
@@ -35,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 ///     };
 ///     let request = LockRequest::new("second").scope(["src/"]);
 ///     let deadline = Instant::now() + Duration::from_secs(3600);
-///     locks.acquire_cancellable(&request, deadline, &mut report, &cancel)
+///     locks.acquire_cancellable(&request, deadline, &mut report, cancel)
 /// });
 /// assert!(cancel.is_cancelled());
 /// assert!(matches!(outcome, Err(AcquireError::Timeout(_))));

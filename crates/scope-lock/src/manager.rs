@@ -318,15 +318,17 @@ impl LockManager {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use scope_lock::{CancelWait, LockManager, LockRequest};
+    /// use scope_lock::{CancelWait, LockManager, LockRequest, Waiting};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let project = tempfile::tempdir()?;
     /// let locks = LockManager::new(project.path().join(".loops"));
+    /// // Kept where whoever must be able to stop the wait can reach it (another thread).
     /// let cancel = CancelWait::new();
     /// let request = LockRequest::new("job").scope(["out/"]);
     /// let deadline = Instant::now() + Duration::from_secs(30);
-    /// let guard = locks.acquire_cancellable(&request, deadline, &mut |_: &_| {}, &cancel)?;
+    /// let mut report = |waiting: &Waiting<'_>| eprintln!("waiting: {}", waiting.conflict());
+    /// let guard = locks.acquire_cancellable(&request, deadline, &mut report, &cancel)?;
     /// guard.release()?;
     /// # Ok(()) }
     /// ```
