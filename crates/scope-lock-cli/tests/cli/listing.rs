@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{self, Sandbox, TestResult, hostile, original_record};
+use crate::support::{self, BOUND, Sandbox, TestResult, hostile, original_record};
 
 /// Every file below `dir`, with its contents (a directory as `<dir>`).
 fn tree(dir: &Path) -> Result<BTreeMap<String, String>, Box<dyn std::error::Error>> {
@@ -213,7 +213,7 @@ fn list_shows_waiters_with_their_ticket_and_what_they_wait_for() -> TestResult {
 fn a_waiters_name_is_the_lock_it_will_take() -> TestResult {
     let sandbox = Sandbox::new()?;
     let holder = sandbox.hold("holder", &["--scope", "docs"])?;
-    let mut waiter = support::spawn(sandbox.command(&[
+    let (mut waiter, _) = support::spawn_waiting(sandbox.command(&[
         "run",
         "--name",
         "gen",
@@ -226,10 +226,6 @@ fn a_waiters_name_is_the_lock_it_will_take() -> TestResult {
         "echo",
         "got it",
     ]))?;
-    let said = waiter
-        .next_stderr_line(BOUND)
-        .ok_or("the waiter said nothing")?;
-    assert!(said.starts_with("Blocking: waiting"), "{said}");
 
     let out = sandbox.run(&["list", "--raw", "--noheadings", "-o", "state,name,loop"])?;
     assert_eq!(out.code(), 0, "{}", out.stderr);
