@@ -45,10 +45,12 @@ fn a_cancelled_wait_ends_leaving_no_ticket_and_no_lock() -> TestResult {
             let _ = ended.send(result);
         });
         let began = waiting.recv_timeout(BOUND);
+        // Looked at before the cancel, which ends the wait at once.
+        let before = f.locks.list_locks();
         // Cancelled whatever happened, so that the thread ends and the scope can join it.
         cancel.cancel();
         began.map_err(|_| "the waiter never said it waits")?;
-        assert_eq!(f.locks.list_locks()?.waiters().len(), 1);
+        assert_eq!(before?.waiters().len(), 1, "the waiter has its ticket");
         match outcome.recv_timeout(BOUND) {
             Ok(Err(AcquireError::Timeout(conflict))) => {
                 assert_eq!(conflict.holder(), Some(holder.record()));
