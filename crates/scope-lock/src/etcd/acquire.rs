@@ -1,13 +1,14 @@
 //! Steps 3 to 6 on etcd: decide on what was read, publish with one transaction that holds
-//! only if nothing under the project changed since, and wait on a ticket for the one key in
-//! the way to be deleted.
+//! only if nothing the decision depends on changed since (and reads the project when it does
+//! not), and wait on a ticket for the one key in the way to be deleted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Compare, CompareOp, EventType, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
+    TxnResponse, WatchOptions,
 };
 use tokio::sync::watch;
 
@@ -15,7 +16,7 @@ use super::EtcdGuard;
 use super::shared::Shared;
 use super::state::{LeaseKin, State};
 use super::value::Value;
-use crate::conflict::{AcquireError, Conflict};
+use crate::conflict::{AcquireError, Conflict, ConflictRule};
 use crate::error::{Error, ErrorKind};
 use crate::protocol::{decide, normalize_scope_in};
 use crate::record::LockRecord;
@@ -111,6 +112,8 @@ pub(crate) async fn acquire<O: WaitObserver + ?Sized>(
     let lease = session.lease();
     let mut lost = session.lost();
     let mut ticket: Option<Ticket> = None;
+    // The project as the last answer showed it, when it can be decided on without reading.
+    let mut known: Option<State> = None;
     let started = Instant::now();
     let mut next_report: Option<Instant> = None;
     let mut races = 0;
@@ -118,16 +121,19 @@ pub(crate) async fn acquire<O: WaitObserver + ?Sized>(
         if session.is_lost() {
             break Err(lease_lost(lease).into());
         }
-        let state = match shared.read(Some(lease)).await {
-            Ok(state) => state,
-            Err(err) => break Err(err.into()),
+        let state = match known.take() {
+            Some(state) => state,
+            None => match shared.read(Some(lease)).await {
+                Ok(state) => state,
+                Err(err) => break Err(err.into()),
+            },
         };
         let number = ticket
             .as_ref()
             .map(|it| u64::try_from(it.revision).unwrap_or(0));
         let Some(conflict) = prepared.decide(&state, number) else {
             match publish(shared, &prepared, lease, state.revision, ticket.as_ref()).await {
-                Ok(Some(token)) => {
+                Ok(Published::Token(token)) => {
                     ticket = None; // deleted by the same transaction
                     break Ok(EtcdGuard::new(
                         Arc::clone(shared),
@@ -137,7 +143,8 @@ pub(crate) async fn acquire<O: WaitObserver + ?Sized>(
                         prepared.record.clone(),
                     ));
                 }
-                Ok(None) => {
+                Ok(Published::Lost(now)) => {
+                    known = now.map(|state| *state);
                     races += 1;
                     if races >= MAX_LOST_RACES {
                         break Err(Error::input(
@@ -166,9 +173,10 @@ pub(crate) async fn acquire<O: WaitObserver + ?Sized>(
         };
         if ticket.is_none() {
             match take_ticket(shared, &prepared, lease).await {
-                // Decide again with our place in the queue.
-                Ok(taken) => {
+                // Decide again with our place in the queue, on the project as it was then.
+                Ok((taken, now)) => {
                     ticket = Some(taken);
+                    known = Some(now);
                     continue;
                 }
                 Err(err) => break Err(err.into()),
@@ -189,10 +197,15 @@ pub(crate) async fn acquire<O: WaitObserver + ?Sized>(
         }
         let wake = next_report.map_or(deadline, |at| at.min(deadline));
         let blocking = conflict.lock_path().to_string_lossy().into_owned();
-        if let Err(err) =
-            wait_for_delete(shared, &blocking, state.revision + 1, wake, &mut lost).await
-        {
-            break Err(err.into());
+        match wait_for_delete(shared, &blocking, state.revision + 1, wake, &mut lost).await {
+            // The lock in our way is gone: decide again on what we knew, less it, and if that
+            // is free publish at once, with no read (the publish compare stands for one). A
+            // waiter ahead that is gone most often got its lock: that needs a read.
+            Ok(true) if !matches!(conflict.rule, ConflictRule::Waiting { .. }) => {
+                known = Some(state.without(&blocking));
+            }
+            Ok(_) => {}
+            Err(err) => break Err(err.into()),
         }
     };
     if let Some(ticket) = ticket {
@@ -205,38 +218,62 @@ pub(crate) async fn acquire<O: WaitObserver + ?Sized>(
     result
 }
 
-/// The transaction: if nothing under the project changed since `revision` (and our ticket is
-/// still there), put the lock under our lease and remove the ticket. `Some(token)` on success,
-/// the lock key's create revision; `None` when someone else's change got in first.
+/// What a publish did.
+enum Published {
+    /// The lock is ours: its key's create revision, the fencing token.
+    Token(u64),
+    /// Someone else's change got in first; the project as the same answer showed it, when it
+    /// came (decide again on it: no read needed).
+    Lost(Option<Box<State>>),
+}
+
+/// The transaction: if nothing a decision at `revision` depends on changed since, put the lock
+/// under our lease and remove our ticket; else read the project, in the same answer.
+///
+/// Without a ticket that is every key of the project. With one, it is every lock key and our
+/// ticket still there: waiters who came after us have larger tickets, which the decision of a
+/// waiter never looks at, so their arrival must not cost it the race (under contention there
+/// is always one arriving).
 async fn publish(
     shared: &Shared,
     prepared: &Prepared<'_>,
     lease: i64,
     revision: i64,
     ticket: Option<&Ticket>,
-) -> Result<Option<u64>, Error> {
+) -> Result<Published, Error> {
     let value = Value {
         record: prepared.record.restamped(),
         host: shared.host.clone(),
         lease,
     };
-    let mut compares = vec![
-        Compare::mod_revision(shared.keys.project(), CompareOp::Less, revision + 1).with_prefix(),
-    ];
+    let mut compares = Vec::with_capacity(2);
     let mut puts = vec![TxnOp::put(
         prepared.key.as_str(),
         value.to_json(),
         Some(PutOptions::new().with_lease(lease)),
     )];
-    if let Some(ticket) = ticket {
-        compares.push(Compare::create_revision(
-            ticket.key.as_str(),
-            CompareOp::Equal,
-            ticket.revision,
-        ));
-        puts.push(TxnOp::delete(ticket.key.as_str(), None));
+    match ticket {
+        None => compares.push(
+            Compare::mod_revision(shared.keys.project(), CompareOp::Less, revision + 1)
+                .with_prefix(),
+        ),
+        Some(ticket) => {
+            compares.push(
+                Compare::mod_revision(shared.keys.locks(), CompareOp::Less, revision + 1)
+                    .with_prefix(),
+            );
+            compares.push(Compare::create_revision(
+                ticket.key.as_str(),
+                CompareOp::Equal,
+                ticket.revision,
+            ));
+            puts.push(TxnOp::delete(ticket.key.as_str(), None));
+        }
     }
-    let txn = Txn::new().when(compares).and_then(puts);
+    let txn = Txn::new()
+        .when(compares)
+        .and_then(puts)
+        .or_else([read_project(shared)]);
     let what = format!("cannot publish {:?}", prepared.key);
     // Sent once: after a lost answer, a second try would fail its compare on our own put.
     let answer = match shared
@@ -263,24 +300,49 @@ async fn publish(
             // Nothing of this attempt is left: decide again, as after a lost race (a member
             // restarting or an election ends such errors in a moment).
             return match unpublished {
-                Ok(_) => Ok(None),
+                Ok(_) => Ok(Published::Lost(None)),
                 Err(_) => Err(err),
             };
         }
     };
     if !answer.succeeded() {
-        return Ok(None);
+        return Ok(Published::Lost(
+            project_in(shared, lease, &answer).map(Box::new),
+        ));
     }
     let token = answer.header().map_or(0, |header| header.revision());
-    Ok(Some(u64::try_from(token).unwrap_or(0)))
+    Ok(Published::Token(u64::try_from(token).unwrap_or(0)))
 }
 
-/// Puts our ticket in the queue, under our lease: its create revision is our place.
+/// The read of every key of the project, as one operation of a transaction.
+fn read_project(shared: &Shared) -> TxnOp {
+    TxnOp::get(shared.keys.project(), Some(GetOptions::new().with_prefix()))
+}
+
+/// The project as the last operation of `answer` (a [`read_project`]) read it, at the
+/// answer's revision.
+fn project_in(shared: &Shared, lease: i64, answer: &TxnResponse) -> Option<State> {
+    let revision = answer.header()?.revision();
+    let read = match answer.op_responses().pop()? {
+        TxnOpResponse::Get(read) => read,
+        _ => return None,
+    };
+    Some(State::new(
+        &shared.keys,
+        &shared.root,
+        Some(lease),
+        revision,
+        read.kvs(),
+    ))
+}
+
+/// Puts our ticket in the queue, under our lease: its create revision is our place. Returns it
+/// with the project as it was just after, read by the same transaction.
 async fn take_ticket(
     shared: &Shared,
     prepared: &Prepared<'_>,
     lease: i64,
-) -> Result<Ticket, Error> {
+) -> Result<(Ticket, State), Error> {
     let key = shared.keys.ticket(lease, shared.next_ticket());
     let value = Value {
         record: prepared.record.clone(),
@@ -292,12 +354,15 @@ async fn take_ticket(
     // ticket the first try made, with its create revision, our place.
     let take = Txn::new()
         .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-        .and_then([TxnOp::put(
-            key.as_str(),
-            value,
-            Some(PutOptions::new().with_lease(lease)),
-        )])
-        .or_else([TxnOp::get(key.as_str(), None)]);
+        .and_then([
+            TxnOp::put(
+                key.as_str(),
+                value,
+                Some(PutOptions::new().with_lease(lease)),
+            ),
+            read_project(shared),
+        ])
+        .or_else([TxnOp::get(key.as_str(), None), read_project(shared)]);
     let answer = shared
         .request(format!("cannot queue at {key:?}"), |mut kv| {
             let take = take.clone();
@@ -316,25 +381,31 @@ async fn take_ticket(
             })
             .unwrap_or(0)
     };
-    Ok(Ticket { key, revision })
+    let state = project_in(shared, lease, &answer).ok_or_else(|| {
+        Error::input(
+            ErrorKind::Etcd,
+            format!("etcd's answer to queueing at {key:?} has no read of the project"),
+        )
+    })?;
+    Ok((Ticket { key, revision }, state))
 }
 
 /// Waits until `key` is deleted at or after revision `from`, or `until`, or the lease is lost,
-/// whichever comes first. No polling: one watch, woken by etcd.
+/// whichever comes first; whether it saw the delete. No polling: one watch, woken by etcd.
 async fn wait_for_delete(
     shared: &Shared,
     key: &str,
     from: i64,
     until: Instant,
     lost: &mut watch::Receiver<bool>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let until = tokio::time::Instant::from_std(until);
     let mut watcher = shared.client.watch_client();
     let options = WatchOptions::new().with_start_revision(from);
     let mut stream = match tokio::time::timeout_at(until, watcher.watch(key, Some(options))).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => return Err(Error::etcd(format!("cannot watch {key:?}"), err)),
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(false),
     };
     loop {
         tokio::select! {
@@ -344,16 +415,19 @@ async fn wait_for_delete(
                         .events()
                         .iter()
                         .any(|event| event.event_type() == EventType::Delete);
+                    if deleted {
+                        return Ok(true);
+                    }
                     // A cancelled watch (its start compacted away) means: look again.
-                    if deleted || answer.canceled() {
-                        return Ok(());
+                    if answer.canceled() {
+                        return Ok(false);
                     }
                 }
                 // The stream ended or broke: look again (a read that fails reports why).
-                Ok(None) | Err(_) => return Ok(()),
+                Ok(None) | Err(_) => return Ok(false),
             },
-            () = tokio::time::sleep_until(until) => return Ok(()),
-            _ = lost.wait_for(|lost| *lost) => return Ok(()),
+            () = tokio::time::sleep_until(until) => return Ok(false),
+            _ = lost.wait_for(|lost| *lost) => return Ok(false),
         }
     }
 }

@@ -32,6 +32,11 @@ impl Keys {
         &self.project
     }
 
+    /// Every lock key of the project: what a waiter's publish compares (see `acquire.rs`).
+    pub(crate) fn locks(&self) -> String {
+        format!("{}{LOCKS}", self.project)
+    }
+
     /// The key of the lock named `lock_name`.
     pub(crate) fn lock(&self, lock_name: &str) -> String {
         format!("{}{LOCKS}{lock_name}", self.project)
@@ -76,6 +81,7 @@ mod tests {
     fn locks_and_tickets_are_told_apart_and_named() {
         let keys = Keys::new(&EtcdConfig::new(["x"], "proj").with_key_prefix("k"));
         assert_eq!(keys.lock("gen/run-1"), "k/proj/locks/gen/run-1");
+        assert!(keys.lock("gen/run-1").starts_with(&keys.locks()));
         assert_eq!(
             keys.classify("k/proj/locks/gen/run-1"),
             KeyKind::Lock("gen/run-1")

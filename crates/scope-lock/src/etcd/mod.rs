@@ -21,19 +21,26 @@
 //!    shared scopes) the etcd backend learns too. Process ancestry means nothing across
 //!    machines, so nothing replaces the local carve-out for nested loops: a key's holder is
 //!    "this process" when it is on our lease, and never an ancestor (`state.rs`).
-//! 4. **Publish** (`acquire.rs`): one transaction, *if the modification revision of every key
-//!    under the project is at most R* (one compare over the range), *then put the lock key
-//!    under our lease and delete our ticket*. A lost race (someone else's change after R) is
-//!    step 2 again. This is the directory sentinel's job, done by etcd's revisions. The lock
-//!    key's create revision is the **fencing token** ([`EtcdGuard::token`]): it grows with
-//!    every acquisition.
+//! 4. **Publish** (`acquire.rs`): one transaction, *if nothing the decision depends on
+//!    changed since R*, *then put the lock key under our lease and delete our ticket*, *else
+//!    read the project* (so that a lost race is decided again on that answer, with no read of
+//!    its own). For a first attempt that is one compare over the modification revisions of
+//!    every key of the project; for a waiter with a ticket, over the lock keys, and its ticket
+//!    still there: waiters who came later cannot change its decision (only those ahead count),
+//!    so their arrival does not cost it the race. This is the directory sentinel's job, done
+//!    by etcd's revisions. The lock key's create revision is the **fencing token**
+//!    ([`EtcdGuard::token`]): it grows with every acquisition.
 //! 5. **Release** (`guard.rs`): delete the lock key if its create revision is still our token.
-//! 6. **Wait** (`acquire.rs`): a waiter puts a ticket under its lease; the ticket's create
-//!    revision is its place (FIFO among overlapping waiters, as the local queue's numbers).
-//!    It decides again with it, and while something blocks it, watches the one key in its way
-//!    from R+1 and wakes on its deletion (a release, a waiter ahead that got its lock or gave
-//!    up, an expired lease): no polling. Deadlines and [`WaitObserver`](crate::WaitObserver)
-//!    reports as locally.
+//! 6. **Wait** (`acquire.rs`): a waiter puts a ticket under its lease, in a transaction that
+//!    also reads the project; the ticket's create revision is its place (FIFO among
+//!    overlapping waiters, as the local queue's numbers). It decides again with it on that
+//!    read, and while something blocks it, watches the one key in its way from R+1 and wakes
+//!    on its deletion (a release, a waiter ahead that got its lock or gave up, an expired
+//!    lease): no polling. When the key was a lock, it decides on what it read less that key
+//!    and, if free, publishes at once: a key deleted since R only ever frees, and the
+//!    compare refuses the publish if anything it depends on was created or changed. A waiter
+//!    ahead that is gone has most often just taken its lock, so that wake reads again.
+//!    Deadlines and [`WaitObserver`](crate::WaitObserver) reports as locally.
 //!
 //! # Threads and runtimes
 //!

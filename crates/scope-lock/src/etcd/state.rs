@@ -50,23 +50,48 @@ pub(crate) async fn read(
     })
     .await?;
     let revision = answer.header().map_or(0, |header| header.revision());
-    let mut state = State {
-        revision,
-        listing: LockListing::default(),
-        queue: Queue::default(),
-        ours: HashSet::new(),
-        held: Vec::new(),
-        waiting: Vec::new(),
-    };
-    for kv in answer.kvs() {
-        state.add(keys, root, own_lease, kv);
-    }
-    state.queue.tickets.sort_by_key(|ticket| ticket.number);
-    state.waiting.sort_by_key(|ticket| ticket.token);
-    Ok(state)
+    Ok(State::new(keys, root, own_lease, revision, answer.kvs()))
 }
 
 impl State {
+    /// The project as `kvs` (every key under it, read at `revision`) shows it.
+    pub(crate) fn new(
+        keys: &Keys,
+        root: &Root,
+        own_lease: Option<i64>,
+        revision: i64,
+        kvs: &[KeyValue],
+    ) -> Self {
+        let mut state = Self {
+            revision,
+            listing: LockListing::default(),
+            queue: Queue::default(),
+            ours: HashSet::new(),
+            held: Vec::new(),
+            waiting: Vec::new(),
+        };
+        for kv in kvs {
+            state.add(keys, root, own_lease, kv);
+        }
+        state.queue.tickets.sort_by_key(|ticket| ticket.number);
+        state.waiting.sort_by_key(|ticket| ticket.token);
+        state
+    }
+
+    /// This state less `key`, seen deleted after it was read. Still the state at
+    /// `revision` for everything else: a decision that finds the scope free in it holds for
+    /// whatever was deleted since too (a deleted key only ever frees), and the publish
+    /// compare refuses it if anything was created or changed.
+    pub(crate) fn without(mut self, key: &str) -> Self {
+        let gone = |path: &PathBuf| path.as_os_str() == key;
+        self.listing.locks.retain(|lock| !gone(&lock.path));
+        self.listing.problems.retain(|problem| !gone(&problem.path));
+        self.queue.tickets.retain(|ticket| !gone(&ticket.path));
+        self.held.retain(|lock| lock.key != key);
+        self.waiting.retain(|lock| lock.key != key);
+        self
+    }
+
     fn add(&mut self, keys: &Keys, root: &Root, own_lease: Option<i64>, kv: &KeyValue) {
         let key = String::from_utf8_lossy(kv.key()).into_owned();
         // `None` for a ticket.

@@ -6,8 +6,9 @@
 //! one, [`available`] prints that the test was SKIPPED and why, and the test returns; with
 //! `SCOPE_LOCK_REQUIRE_ETCD=1` (which `cargo xtask verify` sets) it fails instead.
 
-use std::io::{self, BufRead, BufReader, Write as _};
-use std::net::TcpListener;
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -219,6 +220,48 @@ impl EtcdCluster {
             .lock()
             .map(|log| log.clone())
             .unwrap_or_default()
+    }
+
+    /// What member `i` was asked so far, by its own metrics: gRPC messages received by
+    /// `Service/Method` (`KV/Range`, `KV/Txn`, `Lock/Lock`, `Watch/Watch`, …; a unary call is
+    /// one, a stream one per message), and `writes committed` (raft proposals). The difference
+    /// of two readings counts the round trips a client made between them.
+    ///
+    /// # Errors
+    ///
+    /// When the member's metrics cannot be fetched.
+    pub fn requests(&self, i: usize) -> io::Result<BTreeMap<String, f64>> {
+        let address = format!("127.0.0.1:{}", self.members[i].client_port);
+        let mut stream = TcpStream::connect(&address)?;
+        stream.set_read_timeout(Some(START_BOUND))?;
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        let mut counts = BTreeMap::new();
+        for line in text.lines() {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            if name == "etcd_server_proposals_committed_total" {
+                counts.insert("writes committed".to_owned(), value);
+            } else if let Some(labels) = name.strip_prefix("grpc_server_msg_received_total{") {
+                let label = |key: &str| {
+                    labels.split(',').find_map(|pair| {
+                        let (k, v) = pair.split_once('=')?;
+                        (k == key).then(|| v.trim_end_matches('}').trim_matches('"'))
+                    })
+                };
+                if let (Some(service), Some(method)) = (label("grpc_service"), label("grpc_method"))
+                {
+                    let service = service.rsplit('.').next().unwrap_or(service);
+                    *counts.entry(format!("{service}/{method}")).or_insert(0.0) += value;
+                }
+            }
+        }
+        Ok(counts)
     }
 
     fn signal(&self, i: usize, signal: rustix::process::Signal) -> io::Result<()> {

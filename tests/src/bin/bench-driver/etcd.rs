@@ -5,8 +5,8 @@
 //!   `lock`+`unlock` of one key under a lease, and one bare transaction (a compare and a put
 //!   under a lease: what publishing a lock costs at least), interleaved as in P1.
 //! - **Round trips**: the requests each of those sends per cycle, read from the member's own
-//!   metrics (`grpc_server_msg_received_total` by method; `etcd_server_proposals_committed_total`
-//!   for the writes etcd commits), over a counted batch of cycles.
+//!   metrics ([`EtcdCluster::requests`]: gRPC messages received by method, and the writes etcd
+//!   commits), over a counted batch of cycles; and per hold, over each contended round.
 //! - **Contended**: N processes on one scope (ours, waiting in `acquire`) against N processes
 //!   on one key (etcd-client's `lock`, which waits inside etcd), holds per second.
 //!
@@ -14,6 +14,7 @@
 //! with `block_on`), and hold a lease of the same TTL renewed in the background, so that what
 //! differs is the protocol.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -67,7 +68,7 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Value, Str
     }
     let cluster = EtcdCluster::single().map_err(|e| format!("starting etcd: {e}"))?;
     let endpoint = cluster.endpoint(0);
-    let metrics = Metrics::new(&endpoint);
+    let metrics = Metrics { cluster: &cluster };
     // The project root our side's scopes are relative to.
     let arena = Arena::new(work, "etcd")?;
     let root = arena.root.clone();
@@ -260,58 +261,16 @@ impl Drop for EtcdLock {
     }
 }
 
-/// The member's metrics endpoint, for counting requests.
-struct Metrics {
-    address: String,
+/// Counts what the member was asked ([`EtcdCluster::requests`]).
+struct Metrics<'a> {
+    cluster: &'a EtcdCluster,
 }
 
-impl Metrics {
-    fn new(endpoint: &str) -> Self {
-        Self {
-            address: endpoint.trim_start_matches("http://").to_owned(),
-        }
-    }
-
-    /// The counters that say what a client asked: requests received by gRPC method, and
-    /// writes committed.
-    fn read(&self) -> Result<Vec<(String, f64)>, String> {
-        let mut stream = TcpStream::connect(&self.address).map_err(err)?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(err)?;
-        write!(
-            stream,
-            "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n",
-            self.address
-        )
-        .map_err(err)?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).map_err(err)?;
-        let mut counters = Vec::new();
-        for line in text.lines() {
-            let Some((name, value)) = line.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            if name == "etcd_server_proposals_committed_total" {
-                counters.push(("writes committed".to_owned(), value));
-            } else if let Some(labels) = name.strip_prefix("grpc_server_msg_received_total{") {
-                let label = |key: &str| {
-                    labels
-                        .split(',')
-                        .find_map(|it| it.strip_prefix(&format!("{key}=\"")))
-                        .map(|it| it.trim_end_matches(['"', '}']).to_owned())
-                };
-                if let (Some(service), Some(method)) = (label("grpc_service"), label("grpc_method"))
-                {
-                    let service = service.rsplit('.').next().unwrap_or_default().to_owned();
-                    counters.push((format!("{service}/{method}"), value));
-                }
-            }
-        }
-        Ok(counters)
+impl Metrics<'_> {
+    fn read(&self) -> Result<BTreeMap<String, f64>, String> {
+        self.cluster
+            .requests(0)
+            .map_err(|e| format!("reading etcd's metrics: {e}"))
     }
 
     /// Runs `cycle` `count` times and returns what each cycle sent, counter by counter (those
@@ -329,13 +288,10 @@ impl Metrics {
     }
 
     /// The counters that moved since `before`, each divided by `count`.
-    fn moved_since(&self, before: &[(String, f64)], count: u64) -> Result<Value, String> {
+    fn moved_since(&self, before: &BTreeMap<String, f64>, count: u64) -> Result<Value, String> {
         let mut moved = Map::new();
         for (name, value) in self.read()? {
-            let was = before
-                .iter()
-                .find(|(it, _)| *it == name)
-                .map_or(0.0, |(_, v)| *v);
+            let was = before.get(&name).copied().unwrap_or(0.0);
             if value > was {
                 moved.insert(name, json!(round3((value - was) / count.max(1) as f64)));
             }

@@ -3,6 +3,7 @@
 
 mod faults;
 mod holder;
+mod round_trips;
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
