@@ -69,18 +69,14 @@ pub(crate) fn describe_holder(name: &str, record: &LockRecord) -> String {
     )
 }
 
-/// Writes a JSON document and a newline to stdout.
+/// Writes a JSON document and a newline to stdout; a closed pipe (`| head`) is not worth a
+/// failure, as for [`print_text`].
 pub(crate) fn print_json(value: &impl Serialize) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)
+    let written = serde_json::to_writer_pretty(&mut out, value)
         .map_err(io::Error::from)
-        .and_then(|()| writeln!(out))
-        .map_err(|err| {
-            Failure::new(
-                exit::FAILURE,
-                format!("cannot write to stdout: {}", exit::os_reason(&err)),
-            )
-        })
+        .and_then(|()| writeln!(out));
+    stdout_outcome(written)
 }
 
 /// Writes a JSON document on one line to stderr (for `run`, whose stdout is CMD's). Nothing is
@@ -104,7 +100,13 @@ pub(crate) fn paths_text(entries: &[PathBuf]) -> String {
 
 /// Writes text to stdout; a closed pipe (`| head`) is not worth a failure.
 pub(crate) fn print_text(text: &str) -> Result<(), Failure> {
-    match io::stdout().lock().write_all(text.as_bytes()) {
+    stdout_outcome(io::stdout().lock().write_all(text.as_bytes()))
+}
+
+/// What a write to stdout comes to: a reader that stopped early (`| head`) took what it
+/// wanted, so only other errors fail the command.
+fn stdout_outcome(written: io::Result<()>) -> Result<(), Failure> {
+    match written {
         Err(err) if err.kind() != io::ErrorKind::BrokenPipe => Err(Failure::new(
             exit::FAILURE,
             format!("cannot write to stdout: {}", exit::os_reason(&err)),

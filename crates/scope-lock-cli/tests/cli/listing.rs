@@ -247,6 +247,29 @@ fn a_waiters_name_is_the_lock_it_will_take() -> TestResult {
     Ok(())
 }
 
+/// A reader that stops early (`list --json | head`) is no failure, for a JSON report as for
+/// text: nothing on stderr, and the command's own status.
+#[test]
+fn a_closed_stdout_is_no_failure_for_json_or_text() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let holder = sandbox.hold("holder", &["--scope", "docs"])?;
+    let reports: [&[&str]; 4] = [
+        &["list"],
+        &["list", "--json"],
+        &["check", "--json", "--scope", "src"],
+        &["break", "--json", "holder"],
+    ];
+    for args in reports {
+        // Its read end closed before the command starts: every write gets EPIPE.
+        let (reader, writer) = std::io::pipe()?;
+        drop(reader);
+        let out = support::run_to_end_with_stdout(sandbox.command(args), writer.into())?;
+        assert_eq!((out.code(), out.stderr.as_str()), (0, ""), "{args:?}");
+    }
+    drop(holder);
+    Ok(())
+}
+
 /// `-o` picks and orders columns (`+` adds to the default), `--noheadings` drops the heading,
 /// `--raw` writes one space between cells with spaces inside them escaped; an unknown column
 /// is a usage error naming the known ones.

@@ -331,8 +331,17 @@ fn read_all(mut stream: impl std::io::Read + Send + 'static) -> Receiver<String>
 }
 
 /// Runs `command` with piped output until it exits, for at most [`BOUND`].
-pub(crate) fn run_to_end(mut command: Command) -> Result<Output, Box<dyn std::error::Error>> {
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+pub(crate) fn run_to_end(command: Command) -> Result<Output, Box<dyn std::error::Error>> {
+    run_to_end_with_stdout(command, Stdio::piped())
+}
+
+/// [`run_to_end`] with `stdout` as the command's stdout (its `Output::stdout` is empty unless
+/// that is piped).
+pub(crate) fn run_to_end_with_stdout(
+    mut command: Command,
+    stdout: Stdio,
+) -> Result<Output, Box<dyn std::error::Error>> {
+    command.stdout(stdout).stderr(Stdio::piped());
     let mut child = command.spawn()?;
     let stdout = child.stdout.take().map(read_all);
     let stderr = child.stderr.take().map(read_all);
