@@ -9,6 +9,7 @@ pub mod original_reader;
 pub mod prefix;
 pub mod prefix_wait;
 pub mod probe;
+pub mod turns;
 pub mod witness;
 
 use std::path::Path;

@@ -15,3 +15,4 @@ mod sl_1;
 mod sl_24;
 mod snapshots;
 mod support;
+mod turns;

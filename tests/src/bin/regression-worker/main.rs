@@ -13,6 +13,7 @@
 //!                         [--port poll|queue] [--witness LOG --worker K] [--barrier-dir B
 //!                         --barrier-count C] [--release-at-once]
 //! regression-worker list --loops-dir D
+//! regression-worker turns ... (see `regression::turns`)
 //! regression-worker hold-sentinel --running-dir R
 //! regression-worker probe PATH
 //! regression-worker repro --impl I [--soak] [--witness-copy PATH]
@@ -125,6 +126,8 @@ fn main() -> ExitCode {
         )
         .and_then(|args| wait(&args)),
         "list" => Args::parse(parser, &["loops-dir"], &[]).and_then(|args| list(&args)),
+        "turns" => Args::parse(parser, regression::turns::OPTIONS, &[])
+            .and_then(|args| regression::turns::run(&args)),
         "hold-sentinel" => {
             Args::parse(parser, &["running-dir"], &[]).and_then(|args| hold_sentinel(&args))
         }

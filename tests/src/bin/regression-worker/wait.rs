@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use regression::args::Args;
 use regression::locker::Impl;
 use regression::prefix_wait;
+use regression::turns::SayWhenWaiting;
 use regression::witness::Witness;
-use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, WaitObserver, Waiting};
+use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard};
 
 use crate::{ready_then_go, say, which};
 
@@ -59,21 +60,6 @@ pub(crate) fn wait(args: &Args) -> Result<(), String> {
     }
     guard.release().map_err(|err| err.to_string())?;
     say("released")
-}
-
-/// Says `waiting <ticket>` once, when the wait starts, and never again: so that the waiter
-/// wakes only for what the library's watch tells it, and a missed event shows as a timeout.
-struct SayWhenWaiting(Result<(), String>);
-
-impl WaitObserver for SayWhenWaiting {
-    fn waiting(&mut self, wait: &Waiting<'_>) {
-        let ticket = wait.ticket().map_or("none".to_owned(), |t| t.to_string());
-        self.0 = say(&format!("waiting {ticket}"));
-    }
-
-    fn interval(&self) -> Option<Duration> {
-        None
-    }
 }
 
 /// The pre-fix ports' waiting: `Ok(Err(line))` is an outcome to say, not a failure.
