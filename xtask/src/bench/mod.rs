@@ -83,16 +83,14 @@ fn write_outputs(sh: &Shell, out_dir: &Path, report: &render::Report) -> anyhow:
     }
     let html_path = out_dir.join("report.html");
     sh.write_file(&html_path, svg::html(report, &plots))?;
-    println!(
-        "\nwrote {}, {} and {}",
-        json_path.display(),
-        html_path.display(),
-        plots
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let mut written = vec![
+        json_path.display().to_string(),
+        html_path.display().to_string(),
+    ];
+    // A run of some parts (`--only etcd`) may have nothing to plot.
+    written.extend(plots.iter().map(|(name, _)| name.clone()));
+    let last = written.pop().unwrap_or_default();
+    println!("\nwrote {} and {last}", written.join(", "));
     Ok(())
 }
 
