@@ -81,10 +81,22 @@ impl Held {
             Held::Prefix { path, .. } => path,
         }
     }
+
+    /// The lock's fencing token: the fix's; the port has none.
+    pub fn token(&self) -> Option<u64> {
+        match self {
+            Held::Fixed(guard) => Some(guard.token()),
+            Held::Prefix { .. } => None,
+        }
+    }
 }
 
 /// The outcome of one acquire attempt.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a test's value, made once per attempt and matched at once: boxing the guard buys nothing"
+)]
 pub enum Attempt {
     /// Acquired.
     Held(Held),

@@ -13,6 +13,10 @@
 //! A reader (a holder of a shared lock) says so on its lines (`enter <worker> <cycle> <ns>
 //! shared`). Readers may overlap each other, and are counted when they do; an overlap is any
 //! pair of holds, one of them a writer's, that overlap by either proof.
+//!
+//! A holder whose lock has a fencing token writes it on its `enter` line (`token=<N>`); the
+//! checker then proves that each hold's token is larger than that of every hold before it (the
+//! log's order is the holds' order, as long as no two writers overlapped).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -48,13 +52,14 @@ impl Witness {
         self
     }
 
-    /// Records that this worker now holds the lock (hold number `cycle`).
+    /// Records that this worker now holds the lock (hold number `cycle`), with its fencing
+    /// token if it has one.
     ///
     /// # Errors
     ///
     /// A failed or short write.
-    pub fn enter(&mut self, cycle: u64) -> io::Result<()> {
-        self.event("enter", cycle)
+    pub fn enter(&mut self, cycle: u64, token: Option<u64>) -> io::Result<()> {
+        self.event("enter", cycle, token)
     }
 
     /// Records that this worker is about to release hold number `cycle`.
@@ -63,12 +68,17 @@ impl Witness {
     ///
     /// A failed or short write.
     pub fn exit(&mut self, cycle: u64) -> io::Result<()> {
-        self.event("exit", cycle)
+        self.event("exit", cycle, None)
     }
 
-    fn event(&mut self, kind: &str, cycle: u64) -> io::Result<()> {
+    fn event(&mut self, kind: &str, cycle: u64, token: Option<u64>) -> io::Result<()> {
         let mode = if self.shared { " shared" } else { "" };
-        let line = format!("{kind} {} {cycle} {}{mode}\n", self.worker, monotonic_ns());
+        let token = token.map(|token| format!(" token={token}")).unwrap_or_default();
+        let line = format!(
+            "{kind} {} {cycle} {}{mode}{token}\n",
+            self.worker,
+            monotonic_ns()
+        );
         // One write call, so the line lands whole at the end of the file.
         let written = self.log.write(line.as_bytes())?;
         if written == line.len() {
@@ -100,6 +110,10 @@ pub struct WitnessReport {
     pub shared_overlaps: u64,
     /// `exit` lines without an `enter`, and holds never exited (a killed holder).
     pub unmatched: u64,
+    /// `enter` lines with a fencing token.
+    pub tokens: u64,
+    /// `enter` lines whose token is not larger than every token before it.
+    pub token_regressions: u64,
 }
 
 impl WitnessReport {
@@ -113,20 +127,37 @@ impl WitnessReport {
 ///
 /// # Errors
 ///
-/// A line that is not `enter|exit <worker> <cycle> <ns> [shared]`.
+/// A line that is not `enter|exit <worker> <cycle> <ns> [shared] [token=<N>]` (a token on
+/// `enter` lines only).
 pub fn check(log: &str) -> Result<WitnessReport, String> {
     let mut report = WitnessReport::default();
+    let mut largest_token: Option<u64> = None;
     // Each open hold's start, and whether it is a reader's.
     let mut open: HashMap<(u32, u64), (u64, bool)> = HashMap::new();
     let mut intervals: Vec<(u64, u64, bool)> = Vec::new();
     for (number, line) in log.lines().enumerate() {
         let bad = || format!("witness log line {}: {line:?}", number + 1);
         let fields: Vec<&str> = line.split(' ').collect();
-        let (kind, worker, cycle, ns, shared) = match fields[..] {
-            [kind, worker, cycle, ns] => (kind, worker, cycle, ns, false),
-            [kind, worker, cycle, ns, "shared"] => (kind, worker, cycle, ns, true),
-            _ => return Err(bad()),
+        let [kind, worker, cycle, ns, ref rest @ ..] = fields[..] else {
+            return Err(bad());
         };
+        let (mut shared, mut token) = (false, None);
+        for field in rest {
+            match (*field, field.strip_prefix("token=")) {
+                ("shared", _) if !shared => shared = true,
+                (_, Some(n)) if kind == "enter" && token.is_none() => {
+                    token = Some(n.parse::<u64>().map_err(|_| bad())?);
+                }
+                _ => return Err(bad()),
+            }
+        }
+        if let Some(token) = token {
+            report.tokens += 1;
+            if largest_token.is_some_and(|largest| token <= largest) {
+                report.token_regressions += 1;
+            }
+            largest_token = largest_token.max(Some(token));
+        }
         let key = (
             worker.parse().map_err(|_| bad())?,
             cycle.parse().map_err(|_| bad())?,
@@ -179,6 +210,20 @@ pub fn check(log: &str) -> Result<WitnessReport, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_that_do_not_grow_hold_by_hold_are_caught() {
+        let log = "enter 1 0 10 token=5\nexit 1 0 20\nenter 2 0 21 token=7\nexit 2 0 30\n";
+        let report = check(log).unwrap();
+        assert_eq!((report.tokens, report.token_regressions), (2, 0));
+        // A repeat, and one below the largest so far, even after a larger one.
+        let log = "enter 1 0 10 token=5\nexit 1 0 20\nenter 2 0 21 token=5\nexit 2 0 30\n\
+                   enter 1 1 31 token=9\nexit 1 1 40\nenter 2 1 41 shared token=8\nexit 2 1 50 shared\n";
+        let report = check(log).unwrap();
+        assert_eq!((report.tokens, report.token_regressions), (4, 2));
+        assert!(check("enter 1 0 10 token=x\n").is_err());
+        assert!(check("exit 1 0 10 token=5\n").is_err());
+    }
 
     #[test]
     fn alternating_holds_are_clean() {
@@ -251,9 +296,9 @@ mod tests {
         let path = dir.path().join("w.log");
         let mut a = Witness::open(&path, 1).unwrap();
         let mut b = Witness::open(&path, 2).unwrap();
-        a.enter(0).unwrap();
+        a.enter(0, None).unwrap();
         a.exit(0).unwrap();
-        b.enter(0).unwrap();
+        b.enter(0, None).unwrap();
         b.exit(0).unwrap();
         let report = check(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!((report.holds, report.overlaps()), (2, 0));

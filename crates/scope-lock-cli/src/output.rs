@@ -172,6 +172,8 @@ pub(crate) struct RecordJson {
     mode: &'static str,
     /// The entries of `scope` that read as patterns.
     patterns: Vec<JsonPath>,
+    /// The fencing token; `null` in a record the original wrote.
+    token: Option<u64>,
 }
 
 impl RecordJson {
@@ -190,6 +192,7 @@ impl RecordJson {
                 .cloned()
                 .map(JsonPath)
                 .collect(),
+            token: record.token(),
         }
     }
 }

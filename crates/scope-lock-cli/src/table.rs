@@ -14,6 +14,7 @@ pub(crate) enum Column {
     Name,
     Loop,
     Pid,
+    Token,
     Since,
     State,
     Ticket,
@@ -24,10 +25,11 @@ pub(crate) enum Column {
 }
 
 impl Column {
-    const ALL: [Column; 10] = [
+    const ALL: [Column; 11] = [
         Column::Name,
         Column::Loop,
         Column::Pid,
+        Column::Token,
         Column::Since,
         Column::State,
         Column::Ticket,
@@ -50,6 +52,7 @@ impl Column {
             Column::Name => "NAME",
             Column::Loop => "LOOP",
             Column::Pid => "PID",
+            Column::Token => "TOKEN",
             Column::Since => "SINCE",
             Column::State => "STATE",
             Column::Ticket => "TICKET",
@@ -66,6 +69,7 @@ impl Column {
             Column::Name => "the lock's name (`break` takes it); a waiter's, the one it will take",
             Column::Loop => "the loop name, then `(singleton)`, `(shared)` as they apply",
             Column::Pid => "the pid in the record",
+            Column::Token => "the lock's fencing token; - for a waiter, or a lock the original wrote",
             Column::Since => "when it took the lock, or started waiting",
             Column::State => "held, or waiting",
             Column::Ticket => "a waiter's place in the queue (lowest first); - when held",
@@ -205,6 +209,9 @@ fn record_cell(record: &LockRecord, column: Column) -> String {
             format!("{}{marks}", record.loop_name())
         }
         Column::Pid => record.pid().to_string(),
+        Column::Token => record
+            .token()
+            .map_or_else(|| "-".to_owned(), |token| token.to_string()),
         Column::Since => record.started_at().to_owned(),
         Column::Scope => scope_text(record),
         _ => "-".to_owned(),

@@ -291,6 +291,7 @@ fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py,
     let liveness = record.is_flock_liveness().then_some(Liveness::Flock);
     dict.set_item("liveness", liveness.map(Liveness::as_str))?;
     dict.set_item("mode", record.mode().as_str())?;
+    dict.set_item("token", record.token())?;
     Ok(dict)
 }
 

@@ -51,7 +51,8 @@ def test_acquire_writes_the_originals_record_and_returns_true(manager: LockManag
     assert manager.acquire("demo", ["src", "docs/../docs/api"]) is True
     text = (manager.running_dir / "demo.lock").read_text()
     data = json.loads(text)
-    ours = ["liveness", "pid_namespace", "pid_start_ticks"] if sys.platform == "linux" else ["liveness"]
+    identity = ["pid_namespace", "pid_start_ticks"] if sys.platform == "linux" else []
+    ours = ["liveness", *identity, "token"]
     assert list(data) == ["loop_name", "scope", "pid", "started_at", *ours]
     assert data["loop_name"] == "demo"
     assert data["scope"] == [str(project / "src"), str(project / "docs" / "api")]
@@ -582,10 +583,27 @@ def test_scope_lock_from_dict_reads_legacy_and_missing_keys() -> None:
         ScopeLock.from_dict({"loop_name": "a", "scope": [], "started_at": "t"})
 
 
+def test_a_held_lock_has_a_fencing_token_above_every_earlier_locks(loops_dir: Path) -> None:
+    first, other = LockManager(loops_dir), LockManager(loops_dir)
+    tokens = []
+    for round in range(3):
+        with first.hold(f"a{round}", ["src"]) as a, other.hold(f"b{round}", ["docs"]) as b:
+            tokens += [a.token, b.token]
+    assert all(isinstance(token, int) for token in tokens), tokens
+    assert tokens == sorted(set(tokens)), tokens
+    assert [lock.token for lock in first.list_locks()] == []
+    assert first.acquire("listed", ["src"])
+    (listed,) = other.list_locks()
+    assert listed.token is not None and listed.token > tokens[-1]
+    first.release("listed")
+
+
 def test_scope_lock_round_trips_and_carries_our_liveness_key() -> None:
-    ours = ScopeLock("a", ["/x"], 5, "t", True, liveness="flock")
+    ours = ScopeLock("a", ["/x"], 5, "t", True, liveness="flock", token=9)
     assert ScopeLock.from_dict(ours.to_dict()) == ours
     assert ours.to_dict()["liveness"] == "flock"
+    assert ScopeLock.from_dict(ours.to_dict()).token == 9
+    assert "token" not in ScopeLock("a", ["/x"], 5, "t").to_dict()
     # liveness takes no part in equality: records compare as the original's do.
     assert ours == ScopeLock("a", ["/x"], 5, "t", True)
 

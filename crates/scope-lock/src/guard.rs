@@ -53,6 +53,7 @@ pub struct ScopeGuard {
     running_dir: PathBuf,
     record: LockRecord,
     owner_pid: u32,
+    token: u64,
     sentinel_bound: Duration,
 }
 
@@ -65,6 +66,7 @@ impl ScopeGuard {
             path,
             running_dir,
             record,
+            token,
         } = published;
         Self {
             file,
@@ -74,6 +76,7 @@ impl ScopeGuard {
             running_dir,
             // The record was made for this process just now: its pid is ours.
             owner_pid: record.pid(),
+            token,
             record,
             sentinel_bound,
         }
@@ -82,6 +85,15 @@ impl ScopeGuard {
     /// The record in the lock file.
     pub fn record(&self) -> &LockRecord {
         &self.record
+    }
+
+    /// The lock's fencing token: larger than that of every lock acquired before this one in
+    /// the same lock directory, whatever its scope, by any process (docs/protocol.md,
+    /// "Fencing tokens"). Hand it to a resource that remembers the largest token it has seen
+    /// and refuses smaller ones: a holder that lost its lock (its process was stopped while
+    /// someone reclaimed the lock, say) can then no longer write there.
+    pub fn token(&self) -> u64 {
+        self.token
     }
 
     /// The lock file.

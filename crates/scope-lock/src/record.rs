@@ -5,7 +5,7 @@
 //! lock file"):
 //!
 //! ```json
-//! {"loop_name": "demo", "scope": ["/abs/repo/src"], "pid": 7818, "started_at": "2026-11-27T21:33:58.129615+00:00", "singleton": true, "liveness": "flock", "pid_namespace": 4026531836, "pid_start_ticks": 139908}
+//! {"loop_name": "demo", "scope": ["/abs/repo/src"], "pid": 7818, "started_at": "2026-11-27T21:33:58.129615+00:00", "singleton": true, "liveness": "flock", "pid_namespace": 4026531836, "pid_start_ticks": 139908, "token": 17}
 //! ```
 //!
 //! - one line, separators `", "` and `": "`, no trailing newline, non-ASCII escaped as
@@ -22,6 +22,7 @@
 //!   every lock of the original is; a value we do not know reads as exclusive too, the
 //!   stricter reading. The original ignores the key, so it takes our shared locks for
 //!   exclusive ones: stricter than we are, never weaker.
+//! - last, `token`: the lock's fencing token (`protocol/token.rs`).
 //!
 //! Reading is strict about types (a string, null, zero or negative `pid` is an error naming the
 //! problem) and lenient where the original is: a legacy string `scope` reads as a one-element
@@ -81,6 +82,8 @@ pub struct LockRecord {
     /// Who the writer is beyond its pid number, when it could tell (ours, on Linux).
     identity: Option<ProcessIdentity>,
     mode: LockMode,
+    /// The lock's fencing token (ours; docs/protocol.md, "Fencing tokens").
+    token: Option<u64>,
 }
 
 /// A record as parsed, before the checks that make it a [`LockRecord`]. Private: the only way
@@ -104,6 +107,7 @@ struct RawRecord {
     pid_start_ticks: Option<u64>,
     #[serde(default)]
     mode: Option<ModeKey>,
+    token: Option<u64>,
 }
 
 impl TryFrom<RawRecord> for LockRecord {
@@ -138,6 +142,7 @@ impl TryFrom<RawRecord> for LockRecord {
                 // know: the stricter reading.
                 Some(ModeKey::Exclusive | ModeKey::Unknown) | None => LockMode::Exclusive,
             },
+            token: raw.token,
         })
     }
 }
@@ -192,6 +197,7 @@ impl LockRecord {
             liveness: None,
             identity: None,
             mode: LockMode::Exclusive,
+            token: None,
         }
     }
 
@@ -214,6 +220,12 @@ impl LockRecord {
     pub fn with_flock_liveness(mut self) -> Self {
         self.liveness = Some(LivenessKey::Flock);
         self
+    }
+
+    /// Sets the fencing token (written only with flock liveness).
+    #[must_use]
+    pub fn with_token(self, token: u64) -> Self {
+        self.fenced(token)
     }
 
     /// Sets the writer's pid namespace and start time (written only with flock liveness).
@@ -248,6 +260,7 @@ impl LockRecord {
             liveness: Some(LivenessKey::Flock),
             identity: crate::sys::own_identity(),
             mode,
+            token: None,
         }
     }
 
@@ -290,6 +303,21 @@ impl LockRecord {
             started_at: now_iso8601(),
             ..self.clone()
         }
+    }
+
+    /// The same record with the fencing token `token`: what is published.
+    pub(crate) fn fenced(self, token: u64) -> Self {
+        Self {
+            token: Some(token),
+            ..self
+        }
+    }
+
+    /// The lock's fencing token: a number above that of every lock acquired before it in the
+    /// same lock directory (docs/protocol.md, "Fencing tokens"). `None` for a record the
+    /// original, or a version of this crate before tokens, wrote.
+    pub fn token(&self) -> Option<u64> {
+        self.token
     }
 
     /// The loop's name.
@@ -415,6 +443,11 @@ impl LockRecord {
         }
         if self.mode == LockMode::Shared {
             out.push_str(", \"mode\": \"shared\"");
+        }
+        if self.liveness == Some(LivenessKey::Flock)
+            && let Some(token) = self.token
+        {
+            let _ = write!(out, ", \"token\": {token}");
         }
         out.push('}');
         out
@@ -571,6 +604,30 @@ mod tests {
             ))?;
             assert_eq!(record.mode(), LockMode::Exclusive, "{value}");
         }
+        Ok(())
+    }
+
+    /// The fencing token comes after everything else of ours, with flock liveness only, and
+    /// reads back; a record without one (the original's, an older version of ours) has none.
+    #[test]
+    fn the_fencing_token_is_written_last_and_read_back() -> Result<(), Error> {
+        let record = LockRecord::new("a", vec!["/x".into()], 5, "t")
+            .with_flock_liveness()
+            .with_identity(4_026_531_836, 139_908)
+            .with_token(17);
+        let json = record.to_json();
+        assert!(
+            json.ends_with(r#""pid_start_ticks": 139908, "token": 17}"#),
+            "{json}"
+        );
+        assert_eq!(parse(&json)?.token(), Some(17));
+        assert_eq!(parse(ORIGINAL)?.token(), None);
+        let unmarked = LockRecord::new("a", vec![], 5, "t").with_token(3);
+        assert!(
+            !unmarked.to_json().contains("token"),
+            "{}",
+            unmarked.to_json()
+        );
         Ok(())
     }
 

@@ -215,7 +215,12 @@ impl LockRequest {
     /// order against, and learn only when the scope came free that it can never publish.
     pub(crate) fn record(&self, scope: Vec<PathBuf>) -> Result<LockRecord, Error> {
         let record = LockRecord::for_new_lock(&self.loop_name, scope, self.singleton, self.mode);
-        json_that_fits(&record, &format!("{:?}", self.lock_name()))?;
+        // Sized with the widest token it can be published with, so that no attempt finds it
+        // too large later.
+        json_that_fits(
+            &record.clone().fenced(u64::MAX),
+            &format!("{:?}", self.lock_name()),
+        )?;
         Ok(record)
     }
 }

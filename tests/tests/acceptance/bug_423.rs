@@ -45,8 +45,8 @@ fn probe_from_another_process(path: &Path) -> String {
 
 /// The fleet of the report's steps to reproduce, scaled up: 8 processes acquiring and
 /// releasing the same scope under the same loop name, 2 unlocked readers, one witness log.
-/// Run once per test process and shared by the tests that judge it.
-fn fleet() -> &'static FleetReport {
+/// Run once per test process and shared by the tests that judge it (`fencing`'s too).
+pub(crate) fn fleet() -> &'static FleetReport {
     static FLEET: OnceLock<Result<FleetReport, String>> = OnceLock::new();
     let result = FLEET.get_or_init(|| run_fleet(worker(), &FleetParams::standard(which(), soak())));
     match result {
@@ -448,11 +448,12 @@ fn holders_killed_at_random_points_never_wedge_the_scope() -> TestResult {
             listing.problems()
         );
         reclaimed += listing.reclaimed().len();
-        // Nothing half-published is left behind either.
+        // Nothing half-published is left behind either (the sentinel and the fencing-token
+        // counter stay, as they should).
         let leftovers: Vec<_> = fs::read_dir(f.running())?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| name != ".acquire.lock")
+            .filter(|name| name != ".acquire.lock" && name != ".fencing-token")
             .collect();
         assert!(
             leftovers.is_empty(),

@@ -9,6 +9,7 @@ mod bug_423;
 mod bug_family;
 mod etcd;
 mod faults;
+mod fencing;
 mod processes;
 mod races;
 mod sl_1;

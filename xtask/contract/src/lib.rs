@@ -83,6 +83,10 @@ pub struct FleetSummary {
     pub witnessed_holds: u64,
     /// Witness events without their pair.
     pub unmatched_events: u64,
+    /// Holds the witness saw with a fencing token.
+    pub tokened_holds: u64,
+    /// Holds whose token was not larger than every token before it.
+    pub token_regressions: u64,
     /// Probes of a holder's lock file while it held.
     pub probes: u64,
     /// Probes that found the file missing or its flock free.

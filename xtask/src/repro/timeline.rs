@@ -40,7 +40,8 @@ impl Run {
         for (number, line) in log.lines().enumerate() {
             let fields: Vec<&str> = line.split(' ').collect();
             let bad = || format!("witness log line {}: {line:?}", number + 1);
-            let [kind, worker, cycle, ns] = fields[..] else {
+            // Fields after the fourth (a reader's `shared`, a hold's `token=N`) are not drawn.
+            let [kind, worker, cycle, ns, ..] = fields[..] else {
                 bail!(bad());
             };
             let worker: u32 = worker.parse().with_context(bad)?;

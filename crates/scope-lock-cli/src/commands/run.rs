@@ -5,6 +5,7 @@
 //! descriptor) still holds it, and nobody else gets the scope while CMD runs on. On a normal
 //! end this process releases the lock once CMD has ended, as always: it removes the lock file
 //! first, so a background process CMD left holding the descriptor blocks nobody.
+//! CMD finds the lock's fencing token in `SCOPE_LOCK_TOKEN`.
 //! SIGINT and SIGTERM are caught once the lock is held and passed on to CMD, so that CMD can
 //! clean up and exit, and the lock is released only after CMD has ended. Before that (while
 //! acquiring, or waiting with `--wait`) they keep their default action: dying then leaves
@@ -131,6 +132,10 @@ fn deadline(timeout: Option<Duration>) -> Instant {
         .unwrap_or(now)
 }
 
+/// The environment variable that gives CMD its lock's fencing token (docs/protocol.md,
+/// "Fencing tokens"), for CMD to hand to a resource that refuses stale holders.
+pub(crate) const TOKEN_VARIABLE: &str = "SCOPE_LOCK_TOKEN";
+
 /// Runs CMD to its end while `guard` holds the lock, CMD holding it too; CMD's exit status.
 fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<ExitStatus, Failure> {
     let signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM]).map_err(|err| {
@@ -144,7 +149,10 @@ fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<ExitStatus, Failure
         .split_first()
         .ok_or_else(|| Failure::new(exit::USAGE, "no command given"))?;
     let inherited = inheritable_duplicate(guard)?;
-    let spawned = Command::new(program).args(program_args).spawn();
+    let spawned = Command::new(program)
+        .args(program_args)
+        .env(TOKEN_VARIABLE, guard.token().to_string())
+        .spawn();
     // CMD has its copy now; ours must not reach anything else this process might start.
     drop(inherited);
     let child = spawned.map_err(|err| {

@@ -281,3 +281,53 @@ fn a_waiting_run_that_times_out_exits_75_without_running_cmd() -> TestResult {
     assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
     Ok(())
 }
+
+/// CMD finds its lock's fencing token in `SCOPE_LOCK_TOKEN`; `list` shows the same token for
+/// the lock, in its table and its JSON; the next run's token is larger.
+#[test]
+fn cmd_gets_the_locks_fencing_token_and_list_shows_it() -> TestResult {
+    let sandbox = Sandbox::new()?;
+    let mut holder = sandbox.hold_with(
+        "fenced",
+        &["--scope", "docs"],
+        "echo token $SCOPE_LOCK_TOKEN >&2",
+    )?;
+    let said = holder
+        .next_stderr_line(BOUND)
+        .ok_or("CMD printed no token")?;
+    let token: u64 = said
+        .strip_prefix("token ")
+        .ok_or_else(|| format!("not a token line: {said:?}"))?
+        .parse()?;
+    let json = sandbox.run(&["list", "--json"])?;
+    let value: serde_json::Value = serde_json::from_str(&json.stdout)?;
+    assert_eq!(value["locks"][0]["token"], token, "{}", json.stdout);
+    let text = sandbox.run(&["list"])?;
+    let row = text.stdout.lines().nth(1).ok_or("no row")?.to_owned();
+    let header = text.stdout.lines().next().ok_or("no header")?.to_owned();
+    let column = header
+        .split_whitespace()
+        .position(|name| name == "TOKEN")
+        .ok_or_else(|| format!("no TOKEN column: {header}"))?;
+    assert_eq!(
+        row.split_whitespace().nth(column),
+        Some(token.to_string().as_str()),
+        "{}",
+        text.stdout
+    );
+    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
+
+    let next = sandbox.run(&[
+        "run",
+        "--name",
+        "fenced",
+        "--",
+        "sh",
+        "-c",
+        "echo $SCOPE_LOCK_TOKEN",
+    ])?;
+    assert_eq!(next.code(), 0, "{}", next.stderr);
+    let next: u64 = next.stdout.trim().parse()?;
+    assert!(next > token, "token {next} after {token}");
+    Ok(())
+}

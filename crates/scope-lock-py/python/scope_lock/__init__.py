@@ -146,7 +146,9 @@ class ScopeLock:
     flocked), ``None`` for one written by the original (alive while its pid
     is). ``mode`` is ours too: ``"shared"`` for a read lock (``shared=True``),
     which other shared locks may overlap, else ``"exclusive"``, as every lock
-    of the original is.
+    of the original is. So is ``token``, the lock's fencing token: larger than
+    that of every lock acquired before it in the same directory, for a resource
+    to refuse a holder whose lock has ended (``None`` in the original's records).
     """
 
     loop_name: str
@@ -156,9 +158,11 @@ class ScopeLock:
     singleton: bool = False
     liveness: str | None = field(default=None, compare=False)
     mode: str = "exclusive"
+    token: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as its JSON object: ``singleton`` only when true, ``liveness`` only when set."""
+        """The record as its JSON object: ``singleton`` only when true, ``liveness`` and
+        ``token`` only when set."""
         data: dict[str, Any] = {
             "loop_name": self.loop_name,
             "scope": self.scope,
@@ -171,6 +175,8 @@ class ScopeLock:
             data["liveness"] = self.liveness
         if self.mode == "shared":
             data["mode"] = self.mode
+        if self.token is not None:
+            data["token"] = self.token
         return data
 
     @classmethod
@@ -179,6 +185,7 @@ class ScopeLock:
         ``singleton`` is false. Raises ``KeyError`` for a missing required key."""
         scope = data["scope"]
         liveness = data.get("liveness")
+        token = data.get("token")
         return cls(
             loop_name=str(data["loop_name"]),
             scope=list(scope) if isinstance(scope, list) else [str(scope)],
@@ -188,6 +195,7 @@ class ScopeLock:
             liveness=None if liveness is None else str(liveness),
             # A record without the key, or with one we do not know, is exclusive.
             mode="shared" if data.get("mode") == "shared" else "exclusive",
+            token=None if token is None else int(token),
         )
 
 

@@ -22,7 +22,7 @@ __version__: Final[str]
 @type_check_only
 class Record(TypedDict):
     """A lock record as the keys of its JSON; ``liveness`` is ``"flock"`` for ours, ``mode``
-    ``"shared"`` or ``"exclusive"``."""
+    ``"shared"`` or ``"exclusive"``, ``token`` its fencing token (``None`` in the original's)."""
 
     loop_name: str
     scope: list[str]
@@ -31,6 +31,7 @@ class Record(TypedDict):
     singleton: bool
     liveness: str | None
     mode: str
+    token: int | None
 
 @type_check_only
 class Conflict(TypedDict):

@@ -11,6 +11,7 @@ use super::queue::{self, Ticket};
 use super::reclaim::Stale;
 use super::scan::{Scan, scan};
 use super::sentinel::{SentinelGuard, ensure_target_usable};
+use super::token::next_token;
 use crate::conflict::{AcquireError, Conflict};
 use crate::error::Error;
 use crate::fault;
@@ -136,8 +137,8 @@ pub(super) fn attempt(
         return Ok(Outcome::Blocked(conflict));
     }
     stale_file_in_the_way(&listing, target, &sentinel)?;
-    let record = record.restamped();
-    let published = publish(target, record, &sentinel)?;
+    let token = next_token(&sentinel)?;
+    let published = publish(target, record.restamped(), token, &sentinel)?;
     // Leave the queue in the same hold of the sentinel that publishes the lock: whoever looks
     // next sees our lock, never neither.
     drop(ticket.take());

@@ -16,7 +16,8 @@
 //!    reclaimed or moved aside ([`reclaim`]); then the waiting [`queue`]'s tickets are read.
 //! 3. **Decide** ([`decide`](mod@decide)): the first live lock or earlier waiter that blocks us, by the
 //!    overlap rules, leaving out our ancestors' locks ([`ancestry`]).
-//! 4. **Publish** ([`publish`]): the record written, flocked and renamed into place.
+//! 4. **Publish** ([`publish`]): the record, with the next fencing token ([`token`]), written,
+//!    flocked and renamed into place.
 //! 5. **Release** ([`release`](mod@release)): unlinked if still ours, then the descriptor closed.
 //! 6. **Wait** ([`wait`]): attempts repeated, with a watch or a poll between them.
 //!
@@ -42,6 +43,7 @@ mod reclaim;
 mod release;
 mod scan;
 mod sentinel;
+mod token;
 mod wait;
 
 use std::io;

@@ -59,9 +59,11 @@ pub(crate) struct Published {
     /// `.running/`, as the sentinel opened it.
     pub(crate) running_dir: PathBuf,
     pub(crate) record: LockRecord,
+    /// The record's fencing token.
+    pub(crate) token: u64,
 }
 
-/// Writes `record`, flocks it, and gives it the name `target` without ever overwriting.
+/// Writes `record` with the fencing token `token`, flocks it, and gives it the name `target` without ever overwriting.
 /// Returns what was published: the open, flocked descriptor and the identity of its inode,
 /// with the record and where it is. Under the sentinel, so
 /// that the scan's verdict still holds when the name appears. Everything happens in the
@@ -70,8 +72,10 @@ pub(crate) struct Published {
 pub(crate) fn publish(
     target: &Path,
     record: LockRecord,
+    token: u64,
     sentinel: &SentinelGuard,
 ) -> Result<Published, Error> {
+    let record = record.fenced(token);
     let json = readable_json(&record, target)?;
     let Some((dir, name)) = open_parent(sentinel, target, true)? else {
         // `open_parent` makes what is missing.
@@ -130,6 +134,7 @@ pub(crate) fn publish(
         path: target.to_path_buf(),
         running_dir: sentinel.dir().path().to_path_buf(),
         record,
+        token,
     })
 }
 

@@ -171,6 +171,32 @@ impl Dir {
         }
     }
 
+    /// Opens `name` for reading and writing, never through a symlink, creating it with exactly
+    /// `mode` (whatever the umask) if it is missing. An existing file is opened without
+    /// `O_CREAT`: in a sticky, world-writable directory the kernel may refuse `O_CREAT` on
+    /// another user's file (`fs.protected_regular`), though the file itself lets us write.
+    pub(crate) fn open_or_create_rw(&self, name: impl AsRef<Path>, mode: u32) -> io::Result<File> {
+        let name = name.as_ref();
+        let flags = OFlags::RDWR | lock_dir_open_flags();
+        // A file that keeps vanishing between the two opens is someone's interference: a
+        // few rounds, then the last error.
+        for _ in 0..UNIQUE_NAME_ATTEMPTS {
+            match rustix::fs::openat(&self.fd, name, flags, rustix::fs::Mode::empty()) {
+                Err(Errno::NOENT) => {}
+                opened => return Ok(File::from(opened?)),
+            }
+            match self.create_new(name, mode) {
+                // Made by someone else since our open: open theirs.
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                made => return made,
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "the file kept being removed between being found and being opened",
+        ))
+    }
+
     /// What `name` is (`fstatat` without following a symlink); `None` when nothing is there.
     pub(crate) fn stat(&self, name: impl AsRef<Path>) -> io::Result<Option<Stat>> {
         match rustix::fs::statat(

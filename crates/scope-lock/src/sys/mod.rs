@@ -38,9 +38,9 @@ pub(crate) use imp::{
     process_status, start_ticks_of, unreliable_flock_filesystem,
 };
 pub(crate) use unix::{
-    FileId, FileType, HAS_PID_NAMESPACES, LOCK_FILE_MODE, ProcessIdentity, SHARED_FILE_MODE,
-    file_id, file_type_of, id_of, pid_is_dead, read_sized, reader_from_start, try_lock_exclusive,
-    unlock,
+    COUNTER_FILE_MODE, FileId, FileType, HAS_PID_NAMESPACES, LOCK_FILE_MODE, ProcessIdentity,
+    SHARED_FILE_MODE, file_id, file_type_of, id_of, pid_is_dead, read_sized, reader_from_start,
+    try_lock_exclusive, unlock,
 };
 pub(crate) use watch::Interest;
 

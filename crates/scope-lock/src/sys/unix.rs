@@ -57,6 +57,10 @@ pub(super) fn lock_dir_open_flags() -> OFlags {
 /// open them to flock or read them; nobody writes them but their creator.
 pub(crate) const SHARED_FILE_MODE: u32 = 0o644;
 
+/// The mode of the fencing-token counter, set whatever the umask: every user who acquires
+/// in a shared directory must advance it.
+pub(crate) const COUNTER_FILE_MODE: u32 = 0o666;
+
 /// The mode of published lock files, set whatever the umask.
 ///
 /// Read-only for everyone: others must be able to open it to probe its flock and read its

@@ -757,10 +757,14 @@ fn other_files_in_the_running_directory_are_never_touched() -> TestResult {
     f.locks.list_locks()?;
 
     let after = snapshot(f.running())?;
-    // The sentinel is ours to create; compare the neighbours only.
+    // The sentinel and the fencing-token counter are ours to create; compare the neighbours
+    // only.
     let neighbours_only = |s: Vec<FileState>| {
         s.into_iter()
-            .filter(|(p, ..)| p.file_name().is_some_and(|n| n != ".acquire.lock"))
+            .filter(|(p, ..)| {
+                p.file_name()
+                    .is_some_and(|n| n != ".acquire.lock" && n != ".fencing-token")
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(neighbours_only(after), neighbours_only(before));

@@ -70,7 +70,7 @@ pub(crate) fn relay(
                 let guard = locks
                     .acquire(&request, ACQUIRE_TIMEOUT)
                     .map_err(|err| err.to_string())?;
-                witnessed(witness.enter(cycle))?;
+                witnessed(witness.enter(cycle, None))?;
                 busy(hold);
                 witnessed(witness.exit(cycle))?;
                 guard.release().map_err(|err| err.to_string())?;
@@ -80,7 +80,7 @@ pub(crate) fn relay(
             let file = open_mutex(root)?;
             for cycle in 0..holds {
                 lock_mutex(&file, shared)?;
-                witnessed(witness.enter(cycle))?;
+                witnessed(witness.enter(cycle, None))?;
                 busy(hold);
                 witnessed(witness.exit(cycle))?;
                 file.unlock().map_err(|err| err.to_string())?;
@@ -91,7 +91,7 @@ pub(crate) fn relay(
             // Every member holds as often as the others: the counts end the run, not a token.
             for cycle in 0..holds {
                 member.take_turn()?;
-                witnessed(witness.enter(cycle))?;
+                witnessed(witness.enter(cycle, None))?;
                 busy(hold);
                 witnessed(witness.exit(cycle))?;
                 member.pass(false)?;

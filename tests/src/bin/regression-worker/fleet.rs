@@ -63,7 +63,9 @@ pub(crate) fn cycle(args: &Args) -> Result<(), String> {
             }
         };
         counts.cycles += 1;
-        witness.enter(cycle).map_err(|err| err.to_string())?;
+        witness
+            .enter(cycle, held.token())
+            .map_err(|err| err.to_string())?;
         if let (0, Some((dir, readers))) = (cycle, &together) {
             hold_until_all_readers_hold(dir, worker, *readers, started + deadline)?;
         }

@@ -49,7 +49,9 @@ pub(crate) fn wait(args: &Args) -> Result<(), String> {
     };
     say(&format!("held {}", guard.path().display()))?;
     if let Some(witness) = &mut witness {
-        witness.enter(0).map_err(|err| err.to_string())?;
+        witness
+            .enter(0, Some(guard.token()))
+            .map_err(|err| err.to_string())?;
         witness.exit(0).map_err(|err| err.to_string())?;
     }
     if !args.flag("release-at-once") {

@@ -71,10 +71,11 @@ fn an_acquired_singleton_lock_file_is_the_originals_json_plus_our_liveness_key()
         "{text}"
     );
     let expected = format!(
-        r#"{{"loop_name": "r1", "scope": ["{}"], "pid": {}, "started_at": "{}", "singleton": true, "liveness": "flock"{identity}}}"#,
+        r#"{{"loop_name": "r1", "scope": ["{}"], "pid": {}, "started_at": "{}", "singleton": true, "liveness": "flock"{identity}, "token": {}}}"#,
         f.path("src"),
         std::process::id(),
-        record.started_at()
+        record.started_at(),
+        guard.token()
     );
     assert_eq!(text, expected);
     // Python's datetime.now(UTC).isoformat(): 2026-11-27T21:33:58.129615+00:00

@@ -1,0 +1,165 @@
+//! Fencing tokens (docs/protocol.md, "Fencing tokens"): every lock published in a directory
+//! gets a number above every one published there before, taken from a counter that only a
+//! holder of the sentinel reads or advances.
+//!
+//! The counter is `.running/.fencing-token`: a dot name, so our scans skip it, and no `.lock`
+//! suffix, so the original's `*.lock` glob never reads it as a lock. It lives beside the
+//! locks, not in them, so it survives every lock being released or reclaimed.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+
+use super::in_the_way::{not_a_lock_file, open_error};
+use super::sentinel::SentinelGuard;
+use crate::error::{Error, ErrorKind};
+use crate::sys;
+
+/// The counter's name in `.running/`.
+pub(crate) const COUNTER_NAME: &str = ".fencing-token";
+
+/// Digits written: enough for every `u64`, so every write is the same size and overwrites
+/// the whole of the previous one.
+const COUNTER_DIGITS: usize = 20;
+
+/// More than a counter of ours ever holds; a larger file is not ours.
+const COUNTER_READ_LIMIT: usize = 64;
+
+/// Advances the counter and returns the new token: the last one issued plus one (the first is
+/// 1). Under the sentinel, so no two acquisitions see the same value.
+///
+/// The value is rewritten in place with one `pwrite` of fixed size, so a process killed at
+/// any point leaves either the old value or the new one. A token taken by an attempt that
+/// then fails is never issued again: tokens grow, with gaps.
+pub(super) fn next_token(sentinel: &SentinelGuard) -> Result<u64, Error> {
+    let dir = sentinel.dir();
+    let path = dir.join(COUNTER_NAME);
+    let file = dir
+        .open_or_create_rw(COUNTER_NAME, sys::COUNTER_FILE_MODE)
+        .map_err(|err| open_error(dir, COUNTER_NAME, err))?;
+    let meta = file
+        .metadata()
+        .map_err(|err| Error::io("cannot stat", &path, err))?;
+    if !meta.is_file() {
+        return Err(not_a_lock_file(&path, sys::file_type_of(&meta)));
+    }
+    let last = read_counter(&file, &path)?;
+    let next = last.checked_add(1).ok_or_else(|| {
+        Error::at_path(
+            ErrorKind::Interference,
+            &path,
+            "holds the largest token there is, so no later lock can be given a larger one",
+        )
+    })?;
+    let text = format!("{next:0COUNTER_DIGITS$}\n");
+    file.write_all_at(text.as_bytes(), 0)
+        .map_err(|err| Error::io("cannot advance the fencing-token counter", &path, err))?;
+    Ok(next)
+}
+
+/// The last token issued: 0 for a counter just created (empty).
+fn read_counter(file: &File, path: &Path) -> Result<u64, Error> {
+    let mut buf = [0u8; COUNTER_READ_LIMIT];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(Error::io(
+                    "cannot read the fencing-token counter",
+                    path,
+                    err,
+                ));
+            }
+        }
+    }
+    let text = &buf[..len];
+    if text.is_empty() {
+        return Ok(0);
+    }
+    std::str::from_utf8(text)
+        .ok()
+        .map(str::trim_end)
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse().ok())
+        .ok_or_else(|| {
+            Error::at_path(
+                ErrorKind::InvalidRecord,
+                path,
+                format!(
+                    "is the fencing-token counter but holds {:?}, not a number; write into \
+                     it a number at least as large as the largest token any resource has \
+                     seen (`scope-lock list` shows those of the locks held now)",
+                    String::from_utf8_lossy(text)
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn counter_in(dir: &Path) -> Result<SentinelGuard, Error> {
+        SentinelGuard::lock(dir, std::time::Duration::from_secs(5))
+    }
+
+    #[test]
+    fn tokens_start_at_one_and_grow_by_one_under_the_sentinel() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let sentinel = counter_in(dir.path())?;
+        assert_eq!(next_token(&sentinel)?, 1);
+        assert_eq!(next_token(&sentinel)?, 2);
+        assert_eq!(next_token(&sentinel)?, 3);
+        let text = std::fs::read_to_string(dir.path().join(COUNTER_NAME))?;
+        assert_eq!(text, "00000000000000000003\n");
+        Ok(())
+    }
+
+    /// A counter written by hand (a user restoring it, say) is read whatever its width.
+    #[test]
+    fn a_counter_written_by_hand_goes_on_from_its_value() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join(COUNTER_NAME), "41\n")?;
+        let sentinel = counter_in(dir.path())?;
+        assert_eq!(next_token(&sentinel)?, 42);
+        Ok(())
+    }
+
+    #[test]
+    fn a_counter_that_is_not_a_number_is_an_error_naming_it() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(COUNTER_NAME);
+        let sentinel = counter_in(dir.path())?;
+        for junk in ["x\n", "-3\n", " 1", "99999999999999999999999\n"] {
+            std::fs::write(&path, junk)?;
+            let err = next_token(&sentinel).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidRecord, "{junk:?}: {err}");
+            assert!(err.to_string().contains(COUNTER_NAME), "{err}");
+            assert!(err.to_string().contains("not a number"), "{err}");
+        }
+        std::fs::write(&path, format!("{}\n", u64::MAX))?;
+        let err = next_token(&sentinel).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Interference, "{err}");
+        // Refusing changes nothing.
+        assert_eq!(std::fs::read_to_string(&path)?, format!("{}\n", u64::MAX));
+        Ok(())
+    }
+
+    #[test]
+    fn a_counter_that_is_a_symlink_is_never_followed() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "7\n")?;
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(COUNTER_NAME))?;
+        let sentinel = counter_in(dir.path())?;
+        let err = next_token(&sentinel).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
+        assert_eq!(std::fs::read_to_string(&elsewhere)?, "7\n");
+        Ok(())
+    }
+}
