@@ -23,6 +23,8 @@ Exit status:
   2    usage: unknown flag, missing argument, invalid name or scope
   75   contention (EX_TEMPFAIL): a live lock holds the scope, or the lock directory stayed
        busy past its bound; try again later
+  76   `run`: the lock was lost while CMD ran (on etcd: its lease expired); CMD was sent
+       SIGTERM (after --lost-grace) and has ended
   N    `run`: CMD's own exit status; 128+N when CMD was killed by signal N;
        126 when CMD cannot be executed, 127 when it is not found"
     };
@@ -189,6 +191,13 @@ pub(crate) struct RunArgs {
         conflicts_with = "cmd"
     )]
     pub(crate) shell_command: Option<OsString>,
+
+    /// If the lock is lost while CMD runs (on etcd, when this process could not renew its
+    /// lease for a whole TTL: stopped, or cut off), send CMD SIGTERM after SECS seconds
+    /// (decimals allowed) unless it has ended by then; scope-lock then exits 76 once CMD has
+    /// ended. A local lock is never lost.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_seconds)]
+    pub(crate) lost_grace: Duration,
 
     /// Report the outcome as one JSON line on stderr, once it is known (stdout is CMD's):
     /// `ran` with CMD's status, `busy` or `timed_out` with the holder, or `failed` (see
@@ -540,7 +549,13 @@ mod tests {
         let shown: Vec<u8> = statuses.iter().filter_map(|it| it.parse().ok()).collect();
         assert_eq!(
             shown,
-            [exit::SUCCESS, exit::FAILURE, exit::USAGE, exit::CONTENTION],
+            [
+                exit::SUCCESS,
+                exit::FAILURE,
+                exit::USAGE,
+                exit::CONTENTION,
+                exit::LOST
+            ],
             "the table's statuses: {statuses:?}"
         );
         let commands_own = table

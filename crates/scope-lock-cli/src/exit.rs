@@ -17,6 +17,9 @@ pub(crate) const FAILURE: u8 = 1;
 pub(crate) const USAGE: u8 = 2;
 /// A live lock holds the scope: `EX_TEMPFAIL` from sysexits.h, "try again later".
 pub(crate) const CONTENTION: u8 = 75;
+/// `run`: the lock was lost while CMD ran (a lock on etcd whose lease expired), and CMD was
+/// sent SIGTERM.
+pub(crate) const LOST: u8 = 76;
 /// `run`: CMD exists but cannot be executed (as POSIX shells report it).
 pub(crate) const CANNOT_EXECUTE: u8 = 126;
 /// `run`: CMD is not found (as POSIX shells report it).

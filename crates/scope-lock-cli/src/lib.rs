@@ -14,6 +14,7 @@ use scope_lock::LockManager;
 mod cli;
 mod commands;
 mod exit;
+mod held;
 mod holders;
 mod loops_dir;
 mod output;

@@ -305,8 +305,13 @@ pub(crate) struct RunJson {
     outcome: &'static str,
     /// The status `scope-lock run` exits with.
     status: u8,
-    /// For `ran`: the lock file held while CMD ran.
+    /// For `ran`: the lock file held while CMD ran (on etcd: its key).
     lock: Option<JsonPath>,
+    /// For `ran`: the lock's fencing token (CMD's `SCOPE_LOCK_TOKEN`).
+    token: Option<u64>,
+    /// For `ran`: whether the lock was lost while CMD ran (on etcd, its lease expired); CMD
+    /// was sent SIGTERM and `status` is 76.
+    lost: bool,
     /// For `ran`: CMD's exit code, or `null` when a signal killed it.
     exit_code: Option<i32>,
     /// For `ran`: the signal that killed CMD, if one did.
@@ -321,10 +326,12 @@ impl RunJson {
     pub(crate) fn new(outcome: &RunOutcome) -> Self {
         use std::os::unix::process::ExitStatusExt as _;
         let mut json = Self::empty("ran", outcome.status);
-        if let Some((lock, status)) = &outcome.ran {
-            json.lock = Some(JsonPath(lock.clone()));
-            json.exit_code = status.code();
-            json.signal = status.signal();
+        if let Some(ran) = &outcome.ran {
+            json.lock = Some(JsonPath(ran.location.clone()));
+            json.token = Some(ran.token);
+            json.lost = ran.lost;
+            json.exit_code = ran.status.code();
+            json.signal = ran.status.signal();
         }
         if let Some(refused) = &outcome.refused {
             json.outcome = if refused.is_timeout() {
@@ -349,6 +356,8 @@ impl RunJson {
             outcome,
             status,
             lock: None,
+            token: None,
+            lost: false,
             exit_code: None,
             signal: None,
             conflict: None,

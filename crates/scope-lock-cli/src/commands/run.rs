@@ -19,13 +19,15 @@
 //! signalling every process it started): CMD gets that one directly and once more from here.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard, Waiting};
+use scope_lock::{AcquireError, LockManager, LockRequest, Waiting};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -33,6 +35,7 @@ use signal_hook::low_level::siginfo::Cause;
 
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
+use crate::held::HeldLock;
 use crate::output::{self, RunJson};
 use crate::process;
 
@@ -96,23 +99,57 @@ fn acquire_and_run(manager: &LockManager, args: &RunArgs) -> Result<RunOutcome, 
             return Err(failure);
         }
     };
-    let lock = guard.path().to_path_buf();
-    let status = run_holding(&guard, args);
-    release(guard);
-    let status = status?;
+    hold_and_run(guard, args)
+}
+
+/// Runs CMD while `lock` is held, then releases it. `run` exits with CMD's status, or with
+/// [`exit::LOST`] when the lock was lost meanwhile.
+pub(crate) fn hold_and_run(lock: impl HeldLock, args: &RunArgs) -> Result<RunOutcome, Failure> {
+    let location = lock.location();
+    let token = lock.token();
+    let ended = run_holding(&lock, args);
+    let lost = lock.is_lost();
+    release(lock);
+    let ended = ended?;
+    let lost = ended.lost || lost;
+    let cmd_status = process::shell_status(ended.status);
+    if lost && !args.json {
+        eprintln!(
+            "scope-lock: the lock was lost while CMD ran (CMD exited with status {cmd_status}); \
+             exiting {}",
+            exit::LOST
+        );
+    }
     Ok(RunOutcome {
-        status: process::shell_status(status),
-        ran: Some((lock, status)),
+        status: if lost { exit::LOST } else { cmd_status },
+        ran: Some(Ran {
+            location,
+            token,
+            status: ended.status,
+            lost,
+        }),
         refused: None,
     })
 }
 
-/// What `run` did: CMD ran holding the lock (its lock file and exit status), or the scope was
-/// refused; and the status `run` exits with.
+/// What `run` did: CMD ran holding the lock, or the scope was refused; and the status `run`
+/// exits with.
 pub(crate) struct RunOutcome {
     pub(crate) status: u8,
-    pub(crate) ran: Option<(std::path::PathBuf, ExitStatus)>,
+    pub(crate) ran: Option<Ran>,
     pub(crate) refused: Option<AcquireError>,
+}
+
+/// CMD ran holding the lock.
+pub(crate) struct Ran {
+    /// The lock file, or the lock's key.
+    pub(crate) location: PathBuf,
+    /// The lock's fencing token.
+    pub(crate) token: u64,
+    /// CMD's exit status.
+    pub(crate) status: ExitStatus,
+    /// Whether the lock was lost while CMD ran.
+    pub(crate) lost: bool,
 }
 
 /// The scope as given on the command line; `.` (the whole project) when none was.
@@ -132,12 +169,16 @@ fn deadline(timeout: Option<Duration>) -> Instant {
         .unwrap_or(now)
 }
 
-/// The environment variable that gives CMD its lock's fencing token (docs/protocol.md,
-/// "Fencing tokens"), for CMD to hand to a resource that refuses stale holders.
-pub(crate) const TOKEN_VARIABLE: &str = "SCOPE_LOCK_TOKEN";
+/// How CMD's run ended.
+struct Ended {
+    /// CMD's exit status.
+    status: ExitStatus,
+    /// Whether the lock was lost while CMD ran (and CMD was told).
+    lost: bool,
+}
 
-/// Runs CMD to its end while `guard` holds the lock, CMD holding it too; CMD's exit status.
-fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<ExitStatus, Failure> {
+/// Runs CMD to its end while `lock` is held, CMD holding it too where it can.
+fn run_holding(lock: &impl HeldLock, args: &RunArgs) -> Result<Ended, Failure> {
     let signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM]).map_err(|err| {
         Failure::new(
             exit::FAILURE,
@@ -149,10 +190,7 @@ fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<ExitStatus, Failure
         .split_first()
         .ok_or_else(|| Failure::new(exit::USAGE, "no command given"))?;
     let inherited = inheritable_duplicate(guard)?;
-    let spawned = Command::new(program)
-        .args(program_args)
-        .env(TOKEN_VARIABLE, guard.token().to_string())
-        .spawn();
+    let spawned = Command::new(program).args(program_args).spawn();
     // CMD has its copy now; ours must not reach anything else this process might start.
     drop(inherited);
     let child = spawned.map_err(|err| {
@@ -169,7 +207,7 @@ fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<ExitStatus, Failure
             ),
         )
     })?;
-    wait_forwarding(child, signals)
+    wait_forwarding(child, signals, lock, args.lost_grace, args.json)
 }
 
 /// A duplicate of the lock's descriptor without close-on-exec, for CMD to inherit.
@@ -178,25 +216,37 @@ fn run_holding(guard: &ScopeGuard, args: &RunArgs) -> Result<ExitStatus, Failure
 /// at the same number, and no `pre_exec` hook (unsafe code, denied here) is needed. The copy
 /// exists only around the one `spawn` of this process: nothing else is started meanwhile (the
 /// signal forwarder starts after it and starts nothing), so it reaches CMD alone.
-fn inheritable_duplicate(guard: &ScopeGuard) -> Result<OwnedFd, Failure> {
-    rustix::io::dup(guard).map_err(|err| {
+fn inheritable_duplicate(fd: BorrowedFd<'_>, lock: &impl HeldLock) -> Result<OwnedFd, Failure> {
+    rustix::io::dup(fd).map_err(|err| {
         Failure::new(
             exit::FAILURE,
             format!(
                 "cannot pass the lock on to CMD: dup of the descriptor of {}: {}",
-                guard.path().display(),
+                lock.describe(),
                 exit::os_reason(&err.into())
             ),
         )
     })
 }
 
+/// What the thread that watches for a lost lock hears.
+enum Watched {
+    /// The lock is lost.
+    Lost,
+    /// CMD has exited.
+    CmdEnded,
+}
+
 /// Waits for `child`, passing on the signals `signals` catches meanwhile that did not reach it
-/// already (see [`passes_on`]).
+/// already (see [`passes_on`]), and telling it when `lock` is lost: SIGTERM once `grace` has
+/// passed since the loss (unless it ended by then).
 fn wait_forwarding(
     mut child: Child,
     mut signals: SignalsInfo<WithOrigin>,
-) -> Result<ExitStatus, Failure> {
+    lock: &impl HeldLock,
+    grace: Duration,
+    quiet: bool,
+) -> Result<Ended, Failure> {
     // The pid to forward to, cleared (under the mutex) once the child has exited and before it
     // is reaped: a reaped pid may be reused, an unreaped one may not.
     let target = Arc::new(Mutex::new(Some(child.id())));
@@ -218,10 +268,23 @@ fn wait_forwarding(
             }
         })
     };
+    let (watched, heard) = mpsc::channel();
+    let lost_tx = watched.clone();
+    lock.on_lost(Box::new(move || {
+        let _ = lost_tx.send(Watched::Lost);
+    }));
+    let loss_watcher = {
+        let target = Arc::clone(&target);
+        // With --json the report says it all at the end.
+        let what = (!quiet).then(|| lock.describe());
+        thread::spawn(move || tell_cmd_when_lost(&heard, &target, what.as_deref(), grace))
+    };
     let exited = process::wait_exited_without_reaping(child.id());
     *target.lock().unwrap_or_else(PoisonError::into_inner) = None;
     handle.close();
     let _ = forwarder.join();
+    let _ = watched.send(Watched::CmdEnded);
+    let lost = loss_watcher.join().unwrap_or(true);
     let cannot_wait = |err: io::Error| {
         Failure::new(
             exit::FAILURE,
@@ -230,7 +293,40 @@ fn wait_forwarding(
     };
     exited.map_err(cannot_wait)?;
     let status = child.wait().map_err(cannot_wait)?;
-    Ok(status)
+    Ok(Ended { status, lost })
+}
+
+/// Waits for the lock to be lost or CMD to end, whichever comes first. On a loss: says so
+/// (unless `what`, the lock's description, is `None`), and
+/// once `grace` has passed without CMD ending, sends it SIGTERM (through `target`, which holds
+/// CMD's pid while it is unreaped). Returns whether the lock was lost while CMD ran.
+fn tell_cmd_when_lost(
+    heard: &Receiver<Watched>,
+    target: &Mutex<Option<u32>>,
+    what: Option<&str>,
+    grace: Duration,
+) -> bool {
+    match heard.recv() {
+        Ok(Watched::Lost) => {}
+        Ok(Watched::CmdEnded) | Err(_) => return false,
+    }
+    if let Some(what) = what {
+        eprintln!(
+            "scope-lock: lost the lock ({what}): someone else may hold the scope now; CMD gets \
+             SIGTERM{}",
+            if grace.is_zero() {
+                String::new()
+            } else {
+                format!(" in {}s unless it ends first", grace.as_secs_f64())
+            }
+        );
+    }
+    if let Err(RecvTimeoutError::Timeout) = heard.recv_timeout(grace)
+        && let Some(pid) = *target.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        let _ = process::send_signal(pid, SIGTERM);
+    }
+    true
 }
 
 /// Whether a caught signal must be passed on to CMD, given why it was sent (`cause`) and
@@ -245,8 +341,8 @@ fn passes_on(cause: Cause, cmd_shares_group: impl FnOnce() -> bool) -> bool {
 
 /// Releases the lock; a failure is reported but does not change CMD's status (the flock ends
 /// with the descriptor all the same, so the file left behind is stale and will be reclaimed).
-fn release(guard: ScopeGuard) {
-    if let Err(err) = guard.release() {
+fn release(lock: impl HeldLock) {
+    if let Err(err) = lock.release() {
         eprintln!("scope-lock: warning: {}", exit::with_causes(&err));
     }
 }
