@@ -48,6 +48,9 @@ Examples:
 Environment:
   SCOPE_LOCK_LOOPS_DIR   the loops directory when --loops-dir is not given (default: .loops);
                          the lock files live in its .running/ directory
+  SCOPE_LOCK_ETCD        etcd endpoints when --etcd is not given: the locks are kept there
+  SCOPE_LOCK_PROJECT     the project's name on etcd when --project is not given
+  SCOPE_LOCK_ROOT        the project root on etcd when --root is not given
 
 ",
     exit_status_table!()
@@ -85,6 +88,45 @@ pub(crate) struct Cli {
         value_parser = parse_seconds
     )]
     pub(crate) invalid_grace: Duration,
+
+    /// Keep the locks in etcd, at these endpoints (comma-separated), instead of the loops
+    /// directory: for loops on several machines. Needs --project.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL[,URL...]",
+        env = "SCOPE_LOCK_ETCD",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub(crate) etcd: Vec<String>,
+
+    /// With --etcd: the project's name, the same in every clone; its locks are the keys
+    /// under <prefix>/<NAME>/.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "SCOPE_LOCK_PROJECT",
+        hide_env_values = true
+    )]
+    pub(crate) project: Option<String>,
+
+    /// With --etcd: the project root that scopes are relative to (default: the git toplevel
+    /// of the current directory). A scope outside it is refused.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "SCOPE_LOCK_ROOT",
+        hide_env_values = true
+    )]
+    pub(crate) root: Option<PathBuf>,
+
+    /// With --etcd: the time to live of this process's lease (decimals allowed; default 5).
+    /// A holder stopped or cut off from etcd for longer loses its locks, never sooner.
+    #[arg(long, global = true, value_name = "SECS", value_parser = parse_seconds)]
+    pub(crate) lease_ttl: Option<Duration>,
 
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -9,8 +9,8 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use scope_lock::LockManager;
 
+mod backend;
 mod cli;
 mod commands;
 mod exit;
@@ -21,9 +21,9 @@ mod output;
 mod process;
 mod table;
 
+use backend::Backend;
 use cli::{Cli, Command};
 use exit::Failure;
-use loops_dir::{LOOPS_DIR_VAR, LoopsDir};
 
 /// Parses the command line, runs the subcommand, and returns the exit status.
 pub fn main() -> ExitCode {
@@ -97,34 +97,31 @@ fn as_typed(message: &str, typed: &[String], command: &clap::Command) -> String 
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
-    let invalid_grace = cli.invalid_grace;
-    let loops_dir = || LoopsDir::choose(cli.loops_dir, std::env::var_os(LOOPS_DIR_VAR));
-    let manager = |dir: &LoopsDir| LockManager::new(dir.path()).with_invalid_grace(invalid_grace);
+    // `completions` and `man` describe the command itself and use no locks.
+    match &cli.command {
+        Command::Completions(args) => return commands::docs::completions(args),
+        Command::Man(args) => return commands::docs::man(args),
+        _ => {}
+    }
+    let backend = Backend::from_cli(&cli)?;
     // Only `run` may create the loops directory; `check` asks about it once its arguments
-    // are known to be good, so that a usage error is reported as one. `completions` and `man`
-    // describe the command itself and use none.
+    // are known to be good, so that a usage error is reported as one.
     match cli.command {
-        Command::Run(args) => commands::run::run(&manager(&loops_dir()?), args),
-        Command::Check(args) => {
-            let dir = loops_dir()?;
-            commands::check::check(&manager(&dir), &args, &dir)
-        }
+        Command::Run(args) => commands::run::run(&backend, args),
+        Command::Check(args) => commands::check::check(&backend, &args),
         Command::List(args) => {
-            let dir = loops_dir()?;
-            dir.ensure_exists()?;
-            commands::list::list(&manager(&dir), &args)
+            backend.ensure_exists()?;
+            commands::list::list(&backend, &args)
         }
         Command::Clean(args) => {
-            let dir = loops_dir()?;
-            dir.ensure_exists()?;
-            commands::clean::clean(&manager(&dir), &args)
+            backend.ensure_exists()?;
+            commands::clean::clean(&backend, &args)
         }
         Command::Break(args) => {
-            let dir = loops_dir()?;
-            dir.ensure_exists()?;
-            commands::brk::brk(&manager(&dir), &args)
+            backend.ensure_exists()?;
+            commands::brk::brk(&backend, &args)
         }
-        Command::Completions(args) => commands::docs::completions(&args),
-        Command::Man(args) => commands::docs::man(&args),
+        // Answered above.
+        Command::Completions(_) | Command::Man(_) => Ok(exit::SUCCESS),
     }
 }

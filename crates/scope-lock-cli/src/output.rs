@@ -9,6 +9,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use scope_lock::etcd::{EtcdListing, EtcdLock, EtcdLockManager};
 use scope_lock::{
     Conflict, ConflictRule, LiveLock, Liveness, LockListing, LockRecord, ProblemKind, ScanProblem,
     Waiter, lock_name_of,
@@ -178,6 +179,11 @@ pub(crate) struct RecordJson {
 
 impl RecordJson {
     fn new(record: &LockRecord) -> Self {
+        Self::with_token(record, record.token())
+    }
+
+    /// The record with the token kept outside it (on etcd, the key's create revision).
+    fn with_token(record: &LockRecord, token: Option<u64>) -> Self {
         Self {
             loop_name: record.loop_name().to_owned(),
             scope: JsonPath::all(record.scope_paths()),
@@ -192,7 +198,7 @@ impl RecordJson {
                 .cloned()
                 .map(JsonPath)
                 .collect(),
-            token: record.token(),
+            token,
         }
     }
 }
@@ -253,6 +259,70 @@ impl LockJson {
             liveness: lock.liveness(),
             command: command_json(lock.holder_command()),
             record: RecordJson::new(lock.record()),
+        }
+    }
+}
+
+/// `list --json` and `clean --json` on etcd.
+#[derive(Debug, Serialize)]
+pub(crate) struct EtcdListingJson {
+    version: u32,
+    etcd: Vec<String>,
+    project: String,
+    /// This clone's project root, which the scopes are relative to.
+    root: JsonPath,
+    /// The etcd revision the listing was read at.
+    revision: i64,
+    locks: Vec<EtcdLockJson>,
+    /// The waiters, first in line first.
+    waiters: Vec<EtcdLockJson>,
+}
+
+impl EtcdListingJson {
+    pub(crate) fn new(manager: &EtcdLockManager, listing: &EtcdListing) -> Self {
+        Self {
+            version: JSON_VERSION,
+            etcd: manager.config().endpoints().to_vec(),
+            project: manager.config().project().to_owned(),
+            root: JsonPath(manager.root().to_path_buf()),
+            revision: listing.revision(),
+            locks: listing.locks().iter().map(EtcdLockJson::held).collect(),
+            waiters: listing.waiters().iter().map(EtcdLockJson::waiting).collect(),
+        }
+    }
+}
+
+/// A lock or waiter on etcd: its key, host and lease, then the record. The key's create
+/// revision is a lock's fencing token (`token`), and a waiter's place in line (`ticket`).
+#[derive(Debug, Serialize)]
+pub(crate) struct EtcdLockJson {
+    name: String,
+    key: String,
+    host: String,
+    lease: i64,
+    /// A waiter's place in line (lowest first); `null` for a lock.
+    ticket: Option<u64>,
+    #[serde(flatten)]
+    record: RecordJson,
+}
+
+impl EtcdLockJson {
+    fn held(lock: &EtcdLock) -> Self {
+        Self::new(lock, None, Some(lock.token()))
+    }
+
+    fn waiting(waiter: &EtcdLock) -> Self {
+        Self::new(waiter, Some(waiter.token()), None)
+    }
+
+    fn new(lock: &EtcdLock, ticket: Option<u64>, token: Option<u64>) -> Self {
+        Self {
+            ticket,
+            name: lock.lock_name().to_owned(),
+            key: lock.key().to_owned(),
+            host: lock.host().to_owned(),
+            lease: lock.lease(),
+            record: RecordJson::with_token(lock.record(), token),
         }
     }
 }
@@ -379,7 +449,7 @@ pub(crate) struct BreakJson {
     /// `message`; the status is not 0).
     pub(crate) outcome: &'static str,
     /// The live lock, as `list --json` shows it; `null` when none was found.
-    lock: Option<LockJson>,
+    lock: Option<ShownLock>,
     /// The processes that provably hold it.
     holders: Vec<BreakHolderJson>,
     /// With --kill: each signal, in order.
@@ -390,6 +460,14 @@ pub(crate) struct BreakJson {
     message: Option<String>,
     /// The lines `break` prints without --json.
     pub(crate) lines: Vec<String>,
+}
+
+/// The lock `break` shows, as `list --json` shows it on its backend.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ShownLock {
+    File(LockJson),
+    Etcd(EtcdLockJson),
 }
 
 /// A process that holds the lock.
@@ -414,6 +492,11 @@ struct SignalJson {
 }
 
 impl BreakJson {
+    /// On etcd: the lock found under `name` (its key is the `path`).
+    pub(crate) fn etcd_lock(&mut self, lock: &EtcdLock) {
+        self.lock = Some(ShownLock::Etcd(EtcdLockJson::held(lock)));
+    }
+
     pub(crate) fn new(name: &str, path: &Path) -> Self {
         Self {
             version: JSON_VERSION,
@@ -430,7 +513,7 @@ impl BreakJson {
     }
 
     pub(crate) fn lock(&mut self, lock: &LiveLock) {
-        self.lock = Some(LockJson::new(lock));
+        self.lock = Some(ShownLock::File(LockJson::new(lock)));
     }
 
     pub(crate) fn holder(&mut self, holder: &Holder) {

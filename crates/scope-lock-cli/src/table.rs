@@ -1,9 +1,11 @@
 //! `list`'s table, as lslocks(8) draws its own: one row per holder and per waiter, the columns
-//! chosen with `-o`, aligned for people or `--raw` for scripts, with or without headings.
+//! chosen with `-o`, aligned for people or `--raw` for scripts, with or without headings. The
+//! same columns on both backends; a cell one backend has no value for shows `-`.
 
 use std::fmt;
 use std::str::FromStr;
 
+use scope_lock::etcd::{EtcdListing, EtcdLock};
 use scope_lock::{LiveLock, LockListing, LockMode, LockRecord, Waiter};
 
 use crate::output::scope_text;
@@ -13,6 +15,7 @@ use crate::output::scope_text;
 pub(crate) enum Column {
     Name,
     Loop,
+    Host,
     Pid,
     Token,
     Since,
@@ -25,9 +28,10 @@ pub(crate) enum Column {
 }
 
 impl Column {
-    const ALL: [Column; 11] = [
+    const ALL: [Column; 12] = [
         Column::Name,
         Column::Loop,
+        Column::Host,
         Column::Pid,
         Column::Token,
         Column::Since,
@@ -39,11 +43,16 @@ impl Column {
         Column::Path,
     ];
 
-    /// The columns `list` shows unless `-o` says otherwise: all but the liveness and the path.
-    fn default_set() -> Vec<Column> {
+    /// The columns `list` shows unless `-o` says otherwise: all but the liveness and the path,
+    /// and but the host locally (it is this one) or the command on etcd (not recorded there).
+    fn default_set(backend: Kind) -> Vec<Column> {
+        let left_out = match backend {
+            Kind::Local => Column::Host,
+            Kind::Etcd => Column::Command,
+        };
         Self::ALL
             .into_iter()
-            .filter(|column| !matches!(column, Column::Liveness | Column::Path))
+            .filter(|&column| !matches!(column, Column::Liveness | Column::Path) && column != left_out)
             .collect()
     }
 
@@ -51,6 +60,7 @@ impl Column {
         match self {
             Column::Name => "NAME",
             Column::Loop => "LOOP",
+            Column::Host => "HOST",
             Column::Pid => "PID",
             Column::Token => "TOKEN",
             Column::Since => "SINCE",
@@ -68,15 +78,18 @@ impl Column {
         match self {
             Column::Name => "the lock's name (`break` takes it); a waiter's, the one it will take",
             Column::Loop => "the loop name, then `(singleton)`, `(shared)` as they apply",
+            Column::Host => "on etcd: the holder's or waiter's host; - locally",
             Column::Pid => "the pid in the record",
             Column::Token => "the lock's fencing token; - for a waiter, or a lock the original wrote",
             Column::Since => "when it took the lock, or started waiting",
             Column::State => "held, or waiting",
             Column::Ticket => "a waiter's place in the queue (lowest first); - when held",
-            Column::Liveness => "what proves it alive: flock (this tool), pid (little-loops)",
-            Column::Scope => "the paths it holds, or waits for",
+            Column::Liveness => {
+                "what proves it alive: flock (this tool), pid (little-loops), lease (etcd)"
+            }
+            Column::Scope => "the paths it holds, or waits for (on etcd: relative to the root)",
             Column::Command => "the holder's or waiter's command line, where it can be read",
-            Column::Path => "the lock file, or the waiter's ticket",
+            Column::Path => "the lock file, or the waiter's ticket; on etcd, the key",
         }
     }
 }
@@ -87,14 +100,37 @@ impl fmt::Display for Column {
     }
 }
 
+/// Which backend a table is drawn for: the default columns differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Local,
+    Etcd,
+}
+
 /// The column list of `-o`: names separated by commas, any case; a list starting with `+`
 /// adds its columns to the default ones, as lslocks does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Columns(pub(crate) Vec<Column>);
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Columns {
+    /// Whether the columns come after the default ones (`+` or no `-o` at all).
+    after_default: bool,
+    columns: Vec<Column>,
+}
 
-impl Default for Columns {
-    fn default() -> Self {
-        Self(Column::default_set())
+impl Columns {
+    /// The columns to draw for `backend`.
+    fn resolve(columns: Option<&Columns>, backend: Kind) -> Vec<Column> {
+        match columns {
+            None => Column::default_set(backend),
+            Some(Columns {
+                after_default: true,
+                columns,
+            }) => {
+                let mut all = Column::default_set(backend);
+                all.extend(columns);
+                all
+            }
+            Some(Columns { columns, .. }) => columns.clone(),
+        }
     }
 }
 
@@ -102,10 +138,11 @@ impl FromStr for Columns {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let (mut columns, names) = match text.strip_prefix('+') {
-            Some(added) => (Column::default_set(), added),
-            None => (Vec::new(), text),
+        let (after_default, names) = match text.strip_prefix('+') {
+            Some(added) => (true, added),
+            None => (false, text),
         };
+        let mut columns = Vec::new();
         for name in names.split(',') {
             let column = Column::ALL
                 .into_iter()
@@ -119,7 +156,10 @@ impl FromStr for Columns {
                 })?;
             columns.push(column);
         }
-        Ok(Self(columns))
+        Ok(Self {
+            after_default,
+            columns,
+        })
     }
 }
 
@@ -139,18 +179,35 @@ pub(crate) struct Style {
     pub(crate) raw: bool,
 }
 
-/// The table of `listing`'s holders, then its waiters, in `columns`.
-pub(crate) fn render(listing: &LockListing, columns: &Columns, style: Style) -> String {
+/// The table of `listing`'s holders, then its waiters, in `columns` (the default ones if
+/// `None`).
+pub(crate) fn render(listing: &LockListing, columns: Option<&Columns>, style: Style) -> String {
+    let columns = Columns::resolve(columns, Kind::Local);
+    let holders = listing.locks().iter().map(|lock| row(&columns, |c| held_cell(lock, c)));
+    let waiters = (listing.waiters().iter()).map(|waiter| row(&columns, |c| waiting_cell(waiter, c)));
+    draw(&columns, holders.chain(waiters).collect(), style)
+}
+
+/// The table of a project's locks on etcd, then its waiters in line, in `columns` (the
+/// default ones if `None`).
+pub(crate) fn render_etcd(listing: &EtcdListing, columns: Option<&Columns>, style: Style) -> String {
+    let columns = Columns::resolve(columns, Kind::Etcd);
+    let holders = listing.locks().iter().map(|lock| row(&columns, |c| etcd_cell(lock, c, true)));
+    let waiters = (listing.waiters().iter()).map(|waiter| row(&columns, |c| etcd_cell(waiter, c, false)));
+    draw(&columns, holders.chain(waiters).collect(), style)
+}
+
+fn row(columns: &[Column], cell: impl Fn(Column) -> String) -> Vec<String> {
+    columns.iter().map(|&column| cell(column)).collect()
+}
+
+/// The rows under their headings (if `style` has them).
+fn draw(columns: &[Column], body: Vec<Vec<String>>, style: Style) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     if style.headings {
-        rows.push(columns.0.iter().map(|c| c.heading().to_owned()).collect());
+        rows.push(columns.iter().map(|c| c.heading().to_owned()).collect());
     }
-    for lock in listing.locks() {
-        rows.push(columns.0.iter().map(|&c| held_cell(lock, c)).collect());
-    }
-    for waiter in listing.waiters() {
-        rows.push(columns.0.iter().map(|&c| waiting_cell(waiter, c)).collect());
-    }
+    rows.extend(body);
     if style.raw {
         rows.iter()
             .map(|row| {
@@ -180,6 +237,23 @@ fn held_cell(lock: &LiveLock, column: Column) -> String {
         Column::Liveness => lock.liveness().to_string(),
         Column::Command => command_cell(lock.holder_command()),
         Column::Path => lock.path().display().to_string(),
+        _ => record_cell(lock.record(), column),
+    }
+}
+
+/// A lock (`held`) or a waiter on etcd: the key's create revision is the lock's token and the
+/// waiter's place in line.
+fn etcd_cell(lock: &EtcdLock, column: Column, held: bool) -> String {
+    match column {
+        Column::Name if held => lock.lock_name().to_owned(),
+        Column::State if held => "held".to_owned(),
+        Column::State => "waiting".to_owned(),
+        Column::Token if held => lock.token().to_string(),
+        Column::Ticket if !held => lock.token().to_string(),
+        Column::Host => lock.host().to_owned(),
+        Column::Liveness => "lease".to_owned(),
+        Column::Path => lock.key().to_owned(),
+        Column::Name | Column::Token | Column::Ticket | Column::Command => "-".to_owned(),
         _ => record_cell(lock.record(), column),
     }
 }
@@ -295,13 +369,20 @@ mod tests {
 
     #[test]
     fn columns_are_named_in_any_case_and_a_plus_adds_to_the_default() {
+        let named = "name,PID, Scope".parse::<Columns>();
         assert_eq!(
-            "name,PID, Scope".parse::<Columns>(),
-            Ok(Columns(vec![Column::Name, Column::Pid, Column::Scope]))
+            named.map(|columns| Columns::resolve(Some(&columns), Kind::Local)),
+            Ok(vec![Column::Name, Column::Pid, Column::Scope])
         );
-        let mut more = Column::default_set();
-        more.push(Column::Path);
-        assert_eq!("+path".parse::<Columns>(), Ok(Columns(more)));
+        for backend in [Kind::Local, Kind::Etcd] {
+            let mut more = Column::default_set(backend);
+            more.push(Column::Path);
+            let added = "+path".parse::<Columns>();
+            assert_eq!(
+                added.map(|columns| Columns::resolve(Some(&columns), backend)),
+                Ok(more)
+            );
+        }
         let err = "name,size".parse::<Columns>().unwrap_err();
         assert!(err.contains("`size`") && err.contains("NAME,LOOP"), "{err}");
     }

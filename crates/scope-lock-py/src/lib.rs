@@ -8,11 +8,13 @@
 //!   end of the process), and what happens to it in a child created by `os.fork`;
 //! - `errors`: the crate's errors as Python exceptions (`OSError` subclasses carrying the
 //!   path, `ValueError` for bad input);
-//! - `manager`: the calls themselves, each of which lets go of the GIL while it may wait.
+//! - `manager`: the calls themselves, each of which lets go of the GIL while it may wait;
+//! - `etcd`: the same calls on etcd (`LockManager(etcd=..., project=...)`).
 
 use pyo3::prelude::*;
 
 mod errors;
+mod etcd;
 mod held;
 mod manager;
 mod wait;
@@ -25,6 +27,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<manager::Manager>()?;
     m.add_class::<wait::Cancel>()?;
+    m.add_class::<etcd::EtcdManager>()?;
     m.add_function(wrap_pyfunction!(manager::paths_overlap, m)?)?;
     m.add_function(wrap_pyfunction!(manager::scopes_overlap, m)?)?;
     m.add_function(wrap_pyfunction!(manager::normalize_path, m)?)?;

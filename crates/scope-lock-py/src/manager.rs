@@ -254,7 +254,7 @@ fn python_float(value: f64) -> String {
     }
 }
 
-fn request(
+pub(crate) fn request(
     loop_name: String,
     scope: Vec<PathBuf>,
     instance_id: Option<String>,
@@ -274,9 +274,9 @@ fn mode(shared: bool) -> LockMode {
     }
 }
 
-/// A record as the keys of its JSON, with `liveness` `"flock"` for ours and `None` for the
-/// original's.
-fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py, PyDict>> {
+/// A record as the keys of its JSON, with `liveness` `"flock"` for ours, `"lease"` for ours on
+/// etcd and `None` for the original's.
+pub(crate) fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("loop_name", record.loop_name())?;
     // As `os.fsdecode` gives them: a byte that is not UTF-8 as its surrogate escape, so that
@@ -288,15 +288,19 @@ fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py,
     dict.set_item("pid", record.pid())?;
     dict.set_item("started_at", record.started_at())?;
     dict.set_item("singleton", record.singleton())?;
-    let liveness = record.is_flock_liveness().then_some(Liveness::Flock);
-    dict.set_item("liveness", liveness.map(Liveness::as_str))?;
+    let liveness = if record.is_lease_liveness() {
+        Some("lease")
+    } else {
+        record.is_flock_liveness().then_some(Liveness::Flock.as_str())
+    };
+    dict.set_item("liveness", liveness)?;
     dict.set_item("mode", record.mode().as_str())?;
     dict.set_item("token", record.token())?;
     Ok(dict)
 }
 
 /// A conflict as the keys `ScopeConflict` is made of; `message` is the library's own line.
-fn conflict_dict<'py>(py: Python<'py>, conflict: &Conflict) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn conflict_dict<'py>(py: Python<'py>, conflict: &Conflict) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("timed_out", false)?;
     dict.set_item("message", conflict.to_string())?;

@@ -8,14 +8,22 @@
 //! lock is free. The pid a lock file names is never signalled for being named: a file can name
 //! any process. Freeing the lock is left to the holders' deaths: the flock ends with the last
 //! of them, and the next scan reclaims the file. Nothing here removes a lock file itself.
+//!
+//! On etcd, `break` shows the lock (its key, host, pid, token and lease) and nothing more: its
+//! holder may be on another machine, where no process can be proven or signalled from here,
+//! and deleting its key would let someone else in while it still works. It ends when its
+//! holder is stopped on its host (where `scope-lock run` passes SIGTERM on to CMD), or when the
+//! holder stops renewing its lease for a TTL.
 
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
+use scope_lock::etcd::EtcdLockManager;
 use scope_lock::{LiveLock, Liveness, LockManager};
 
+use crate::backend::{Backend, locks_prefix};
 use crate::cli::BreakArgs;
 use crate::exit::{self, Failure};
 use crate::holders::{self, Holder, Holders, LockFile, Sent};
@@ -24,12 +32,20 @@ use crate::output::{self, BreakJson};
 /// How often to look again whether the lock is free.
 const POLL: Duration = Duration::from_millis(100);
 
-pub(crate) fn brk(manager: &LockManager, args: &BreakArgs) -> Result<u8, Failure> {
-    let path = manager.lock_path(&scope_lock::LockRequest::new(&args.name));
+pub(crate) fn brk(backend: &Backend, args: &BreakArgs) -> Result<u8, Failure> {
+    let path = match backend {
+        Backend::Local { manager, .. } => {
+            manager.lock_path(&scope_lock::LockRequest::new(&args.name))
+        }
+        Backend::Etcd(manager) => locks_prefix(manager).join(&args.name),
+    };
     let mut report = Report {
         json: args.json.then(|| BreakJson::new(&args.name, &path)),
     };
-    let result = break_lock(manager, args, &mut report);
+    let result = match backend {
+        Backend::Local { manager, .. } => break_lock(manager, args, &mut report),
+        Backend::Etcd(manager) => show_key(manager, args, &mut report),
+    };
     match report.json {
         None => result,
         Some(mut json) => {
@@ -65,6 +81,51 @@ impl Report {
             record(json);
         }
     }
+}
+
+/// `break` on etcd: shows the lock; `--kill` and `--force` are refused, saying what to do.
+fn show_key(manager: &EtcdLockManager, args: &BreakArgs, report: &mut Report) -> Result<u8, Failure> {
+    let listing = manager.list_locks()?;
+    let Some(lock) = listing
+        .locks()
+        .iter()
+        .find(|lock| lock.lock_name() == args.name)
+    else {
+        return Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "no live lock named `{}` on etcd (project {})",
+                args.name,
+                manager.config().project()
+            ),
+        ));
+    };
+    report.json(|json| json.etcd_lock(lock));
+    let record = lock.record();
+    report.say(format!(
+        "{}: {}, host {}, token {}, lease {:x}, scope {}",
+        lock.key(),
+        output::describe_holder(lock.lock_name(), record),
+        lock.host(),
+        lock.token(),
+        lock.lease(),
+        record.scope().join(" "),
+    ));
+    if args.kill || args.force {
+        return Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "on etcd, --kill and --force are not done from here: the holder runs on host {} \
+                 as pid {}, where `kill {}` stops it (a `scope-lock run` passes SIGTERM on to \
+                 CMD and then releases); otherwise the lock ends once its lease goes unrenewed \
+                 for a TTL",
+                lock.host(),
+                record.pid(),
+                record.pid()
+            ),
+        ));
+    }
+    Ok(exit::SUCCESS)
 }
 
 fn break_lock(manager: &LockManager, args: &BreakArgs, report: &mut Report) -> Result<u8, Failure> {

@@ -6,14 +6,47 @@
 //! aside, and leaves live locks, live waiters' tickets and every other file alone. This
 //! command runs that scan and reports what it did. With `--dry-run` it runs the library's
 //! dry run instead, the same scan changing nothing, and reports what it would do.
+//!
+//! On etcd there is nothing to clean: a holder's keys are attached to its lease, which etcd
+//! ends when the holder dies or stops renewing it for a whole TTL, and nothing else is ever
+//! written. `clean` says so and lists what is held, changing nothing.
 
+use scope_lock::etcd::EtcdLockManager;
 use scope_lock::{LockManager, ProblemKind};
 
+use crate::backend::Backend;
 use crate::cli::CleanArgs;
 use crate::exit::{self, Failure};
-use crate::output::{self, ListingJson};
+use crate::output::{self, EtcdListingJson, ListingJson};
 
-pub(crate) fn clean(manager: &LockManager, args: &CleanArgs) -> Result<u8, Failure> {
+pub(crate) fn clean(backend: &Backend, args: &CleanArgs) -> Result<u8, Failure> {
+    match backend {
+        Backend::Local { manager, .. } => clean_directory(manager, args),
+        Backend::Etcd(manager) => clean_etcd(manager, args),
+    }
+}
+
+fn clean_etcd(manager: &EtcdLockManager, args: &CleanArgs) -> Result<u8, Failure> {
+    let listing = manager.list_locks()?;
+    if args.json {
+        output::print_json(&EtcdListingJson::new(manager, &listing))?;
+        return Ok(exit::SUCCESS);
+    }
+    let live = listing.locks().len();
+    let mut out = format!(
+        "nothing to clean on etcd (project {}): the keys of a holder that died or stopped \
+         renewing its lease go with the lease, after its TTL\n{live} live lock{} left alone\n",
+        manager.config().project(),
+        if live == 1 { "" } else { "s" }
+    );
+    if args.dry_run {
+        out.push_str("dry run: nothing was changed\n");
+    }
+    output::print_text(&out)?;
+    Ok(exit::SUCCESS)
+}
+
+fn clean_directory(manager: &LockManager, args: &CleanArgs) -> Result<u8, Failure> {
     let listing = if args.dry_run {
         manager.list_locks_dry_run()?
     } else {

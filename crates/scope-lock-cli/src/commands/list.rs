@@ -1,34 +1,58 @@
 //! `scope-lock list`: the live locks and the waiters, and every lock file that is not a live
 //! lock. A look that changes nothing: the library's dry run, which writes nothing (not even the
 //! directory sentinel), so `list` works on a directory it may not write; what `clean` would do
-//! is reported, not done.
+//! is reported, not done. On etcd: every lock and waiter of the project.
 
-use scope_lock::{LockListing, LockManager};
+use scope_lock::LockListing;
 
+use crate::backend::Backend;
 use crate::cli::ListArgs;
 use crate::exit::{self, Failure};
-use crate::output::{self, ListingJson};
+use crate::output::{self, EtcdListingJson, ListingJson};
 use crate::table::{self, Style};
 
-pub(crate) fn list(manager: &LockManager, args: &ListArgs) -> Result<u8, Failure> {
-    let listing = manager.list_locks_dry_run()?;
-    let running_dir = manager.running_dir();
-    if args.json {
-        output::print_json(&ListingJson::new(running_dir, &listing))?;
-        return Ok(exit::SUCCESS);
-    }
+pub(crate) fn list(backend: &Backend, args: &ListArgs) -> Result<u8, Failure> {
     let style = Style {
         headings: !args.noheadings,
         raw: args.raw,
     };
     let plain = style.headings && !style.raw;
-    let empty = listing.locks().is_empty() && listing.waiters().is_empty();
-    let rows = if empty && plain && args.output.is_none() {
-        format!("no live locks or waiters in {}\n", running_dir.display())
-    } else {
-        table::render(&listing, &args.output.clone().unwrap_or_default(), style)
+    let (rows, reports) = match backend {
+        Backend::Local { manager, .. } => {
+            let listing = manager.list_locks_dry_run()?;
+            let running_dir = manager.running_dir();
+            if args.json {
+                output::print_json(&ListingJson::new(running_dir, &listing))?;
+                return Ok(exit::SUCCESS);
+            }
+            let empty = listing.locks().is_empty() && listing.waiters().is_empty();
+            let rows = if empty && plain && args.output.is_none() {
+                format!("no live locks or waiters in {}\n", running_dir.display())
+            } else {
+                table::render(&listing, args.output.as_ref(), style)
+            };
+            (rows, reports(&listing))
+        }
+        Backend::Etcd(manager) => {
+            let listing = manager.list_locks()?;
+            if args.json {
+                output::print_json(&EtcdListingJson::new(manager, &listing))?;
+                return Ok(exit::SUCCESS);
+            }
+            let config = manager.config();
+            let empty = listing.locks().is_empty() && listing.waiters().is_empty();
+            let rows = if empty && plain && args.output.is_none() {
+                format!(
+                    "no live locks or waiters in project {} on etcd {}\n",
+                    config.project(),
+                    config.endpoints().join(",")
+                )
+            } else {
+                table::render_etcd(&listing, args.output.as_ref(), style)
+            };
+            (rows, String::new())
+        }
     };
-    let reports = reports(&listing);
     if plain {
         output::print_text(&(rows + &reports))?;
     } else {
@@ -38,7 +62,6 @@ pub(crate) fn list(manager: &LockManager, args: &ListArgs) -> Result<u8, Failure
     }
     Ok(exit::SUCCESS)
 }
-
 /// What the look found beside the live locks and waiters, and what `clean` would do about it.
 fn reports(listing: &LockListing) -> String {
     let mut out = String::new();

@@ -27,20 +27,32 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use scope_lock::{AcquireError, LockManager, LockRequest, Waiting};
+use scope_lock::{AcquireError, LockRequest, WaitObserver, Waiting};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
+use crate::backend::Backend;
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
 use crate::held::HeldLock;
 use crate::output::{self, RunJson};
 use crate::process;
 
-pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
-    let outcome = acquire_and_run(manager, &args);
+pub(crate) fn run(backend: &Backend, args: RunArgs) -> Result<u8, Failure> {
+    let outcome = match backend {
+        Backend::Local { manager, .. } => acquire_and_run(
+            &args,
+            |request| manager.try_acquire(request),
+            |request, deadline, observer| manager.acquire_with(request, deadline, observer),
+        ),
+        Backend::Etcd(manager) => acquire_and_run(
+            &args,
+            |request| manager.try_acquire(request),
+            |request, deadline, observer| manager.acquire_with(request, deadline, observer),
+        ),
+    };
     if !args.json {
         return outcome.map(|outcome| outcome.status);
     }
@@ -53,8 +65,13 @@ pub(crate) fn run(manager: &LockManager, args: RunArgs) -> Result<u8, Failure> {
     Ok(status)
 }
 
-/// Acquires the scope (waiting if asked to) and runs CMD holding it; what happened.
-fn acquire_and_run(manager: &LockManager, args: &RunArgs) -> Result<RunOutcome, Failure> {
+/// Acquires the scope with `try_acquire`, or when waiting with `acquire_with`, and runs CMD
+/// holding it; what happened.
+fn acquire_and_run<L: HeldLock>(
+    args: &RunArgs,
+    try_acquire: impl FnOnce(&LockRequest) -> Result<L, AcquireError>,
+    acquire_with: impl FnOnce(&LockRequest, Instant, &mut dyn WaitObserver) -> Result<L, AcquireError>,
+) -> Result<RunOutcome, Failure> {
     let request = args.lock.request();
     let contention = args.conflict_exit_code.unwrap_or(exit::CONTENTION);
     let acquired = if args.waits() {
@@ -69,12 +86,12 @@ fn acquire_and_run(manager: &LockManager, args: &RunArgs) -> Result<RunOutcome, 
                 );
             }
         };
-        manager.acquire_with(&request, deadline(args.timeout), &mut report)
+        acquire_with(&request, deadline(args.timeout), &mut report)
     } else {
-        manager.try_acquire(&request)
+        try_acquire(&request)
     };
-    let guard = match acquired {
-        Ok(guard) => guard,
+    let lock = match acquired {
+        Ok(lock) => lock,
         Err(err @ (AcquireError::Conflict(_) | AcquireError::Timeout(_))) => {
             if let (Some(conflict), false) = (err.conflict(), args.json) {
                 let what = if err.is_timeout() {
@@ -99,7 +116,7 @@ fn acquire_and_run(manager: &LockManager, args: &RunArgs) -> Result<RunOutcome, 
             return Err(failure);
         }
     };
-    hold_and_run(guard, args)
+    hold_and_run(lock, args)
 }
 
 /// Runs CMD while `lock` is held, then releases it. `run` exits with CMD's status, or with

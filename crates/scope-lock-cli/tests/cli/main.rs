@@ -4,6 +4,7 @@
 mod break_kill;
 mod commands;
 mod completions;
+mod etcd;
 mod flock_habits;
 mod globs;
 mod help;

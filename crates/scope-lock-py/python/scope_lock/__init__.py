@@ -70,7 +70,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, TypeVar, Union
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, Union
 
 from . import _native
 from ._errors import LockDirectoryBusyError, NotALockFileError, UnsupportedFilesystemError
@@ -313,12 +313,46 @@ class LockManager:
 
     ``loops_dir`` defaults to ``.loops``; a relative one is resolved against
     the current directory at each call, as in the original.
+
+    With ``etcd`` (an endpoint URL or a list of them) and ``project`` (the name
+    every clone of the project gives), the locks are kept in etcd instead, for
+    loops on several machines: the same calls, rules and conflicts, with scopes
+    relative to ``root`` (default: the git toplevel of the current directory).
+    A lock there lives on this manager's lease, which a thread of its own renews;
+    a process stopped or cut off from etcd for longer than ``lease_ttl`` seconds
+    (default 5) loses its locks, and the locks end with the manager.
+    ``loops_dir`` and ``running_dir`` are then ``None``.
     """
 
-    def __init__(self, loops_dir: str | os.PathLike[str] | None = None) -> None:
-        self.loops_dir = Path(loops_dir) if loops_dir else Path(".loops")
-        self.running_dir = self.loops_dir / RUNNING_DIR
-        self._native = _native.Manager(os.fspath(self.loops_dir))
+    def __init__(
+        self,
+        loops_dir: str | os.PathLike[str] | None = None,
+        *,
+        etcd: str | Sequence[str] | None = None,
+        project: str | None = None,
+        root: str | os.PathLike[str] | None = None,
+        lease_ttl: float | None = None,
+    ) -> None:
+        self._native: _native.Manager | _native.EtcdManager
+        if etcd is None:
+            if project is not None or root is not None or lease_ttl is not None:
+                raise ValueError("project, root and lease_ttl are for etcd: give etcd= too")
+            self.loops_dir: Path | None = Path(loops_dir) if loops_dir else Path(".loops")
+            self.running_dir: Path | None = self.loops_dir / RUNNING_DIR
+            self._native = _native.Manager(os.fspath(self.loops_dir))
+            return
+        if loops_dir is not None:
+            raise ValueError("give loops_dir or etcd, not both")
+        if not project:
+            raise ValueError(
+                "etcd needs project=: the name every clone of the project gives, so that clones "
+                "at different paths share their locks")
+        endpoints = [etcd] if isinstance(etcd, str) else list(etcd)
+        self.loops_dir = None
+        self.running_dir = None
+        self._native = _native.EtcdManager(
+            endpoints, project, None if root is None else os.fspath(root),
+            None if lease_ttl is None else float(lease_ttl))
 
     def acquire(
         self,

@@ -8,6 +8,7 @@ from typing import Any, Final, TypedDict, final, type_check_only
 __all__ = [
     "__version__",
     "Cancel",
+    "EtcdManager",
     "Manager",
     "forget_inherited",
     "normalize_path",
@@ -21,8 +22,9 @@ __version__: Final[str]
 
 @type_check_only
 class Record(TypedDict):
-    """A lock record as the keys of its JSON; ``liveness`` is ``"flock"`` for ours, ``mode``
-    ``"shared"`` or ``"exclusive"``, ``token`` its fencing token (``None`` in the original's)."""
+    """A lock record as the keys of its JSON; ``liveness`` is ``"flock"`` for ours (``"lease"``
+    on etcd), ``mode`` ``"shared"`` or ``"exclusive"``, ``token`` its fencing token (``None`` in
+    the original's)."""
 
     loop_name: str
     scope: list[str]
@@ -83,6 +85,33 @@ class Cancel:
     def __new__(cls) -> Cancel: ...
     def cancel(self) -> None: ...
     def is_cancelled(self) -> bool: ...
+
+@final
+class EtcdManager:
+    """One project's locks on etcd, and the locks this manager holds there."""
+
+    def __new__(
+        cls,
+        endpoints: list[str],
+        project: str,
+        root: str | None = None,
+        lease_ttl: float | None = None,
+    ) -> EtcdManager: ...
+    def acquire(
+        self,
+        loop_name: str,
+        scope: list[str],
+        instance_id: str | None,
+        singleton: bool,
+        timeout: float | None,
+    ) -> tuple[int, Record] | tuple[None, Conflict]: ...
+    def release(self, loop_name: str, instance_id: str | None, token: int | None = None) -> bool: ...
+    def find_conflict(
+        self, scope: list[str], caller_loop_name: str | None, caller_singleton: bool
+    ) -> Conflict | None: ...
+    def is_locked(self, loop_name: str, instance_id: str | None) -> bool: ...
+    def list_locks(self) -> tuple[list[Record], list[str]]: ...
+    def held(self) -> list[str]: ...
 
 def paths_overlap(path1: str, path2: str) -> bool: ...
 def scopes_overlap(scope1: list[str], scope2: list[str]) -> bool: ...

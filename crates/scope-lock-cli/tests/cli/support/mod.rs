@@ -57,13 +57,16 @@ impl Sandbox {
         self.path().join(".loops/.running")
     }
 
-    /// `scope-lock ARGS` in the sandbox, with no loops directory from the environment.
+    /// `scope-lock ARGS` in the sandbox, with no loops directory or etcd from the environment.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_scope-lock"));
         command
             .args(args)
             .current_dir(self.path())
             .env_remove("SCOPE_LOCK_LOOPS_DIR")
+            .env_remove("SCOPE_LOCK_ETCD")
+            .env_remove("SCOPE_LOCK_PROJECT")
+            .env_remove("SCOPE_LOCK_ROOT")
             .stdin(Stdio::null());
         command
     }
