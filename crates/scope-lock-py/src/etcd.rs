@@ -21,7 +21,7 @@ use scope_lock::{AcquireError, LockRecord};
 
 use crate::errors;
 use crate::held;
-use crate::manager::{Patience, conflict_dict, record_dict, request};
+use crate::manager::{Patience, conflict_dict, mode, query_request, record_dict, request};
 
 /// One project's locks on etcd, and the locks this manager holds there.
 #[pyclass(module = "scope_lock._native", frozen)]
@@ -79,7 +79,9 @@ impl EtcdManager {
     }
 
     /// As `Manager.acquire`; the record's `token` is the lock key's create revision.
-    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout))]
+    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout, shared=false))]
+    // The local Manager's call, argument for argument.
+    #[allow(clippy::too_many_arguments)]
     fn acquire<'py>(
         &self,
         py: Python<'py>,
@@ -88,8 +90,9 @@ impl EtcdManager {
         instance_id: Option<String>,
         singleton: bool,
         timeout: Option<f64>,
+        shared: bool,
     ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
-        let request = request(loop_name, scope, instance_id, singleton);
+        let request = request(loop_name, scope, instance_id, singleton).with_mode(mode(shared));
         let name = request.lock_name().to_owned();
         let patience = Patience::from_timeout(timeout)?;
         let outcome = py.detach(|| match patience {
@@ -141,22 +144,17 @@ impl EtcdManager {
     }
 
     /// As `Manager.find_conflict`.
-    #[pyo3(signature = (scope, caller_loop_name, caller_singleton))]
+    #[pyo3(signature = (scope, caller_loop_name, caller_singleton, caller_shared=false))]
     fn find_conflict<'py>(
         &self,
         py: Python<'py>,
         scope: Vec<String>,
         caller_loop_name: Option<String>,
         caller_singleton: bool,
+        caller_shared: bool,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let singleton = caller_singleton && caller_loop_name.is_some();
-        let loop_name = caller_loop_name.unwrap_or_else(|| "scope-lock-py-query".to_owned());
-        let probe_id = format!(
-            "scope-lock-py-query-{}-{}",
-            std::process::id(),
-            held::next_id()
-        );
-        let request = request(loop_name, scope, Some(probe_id), singleton);
+        let request =
+            query_request(scope, caller_loop_name, caller_singleton).with_mode(mode(caller_shared));
         match py.detach(|| self.locks.find_conflict(&request)) {
             Ok(Some(conflict)) => conflict_dict(py, &conflict, false).map(Some),
             Ok(None) => Ok(None),

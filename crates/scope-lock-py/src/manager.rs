@@ -254,6 +254,26 @@ fn python_float(value: f64) -> String {
     }
 }
 
+/// The request `find_conflict` asks about. The crate also refuses a request whose own lock file
+/// name is held. The original's find_conflict knows no lock file name, so the question is asked
+/// under an instance id that no lock file has: only the overlap and singleton rules (and
+/// unreadable held files) can answer. A missing caller name cannot be a singleton's, which the
+/// original also requires; the placeholder name is then never compared with anything.
+pub(crate) fn query_request(
+    scope: Vec<String>,
+    caller_loop_name: Option<String>,
+    caller_singleton: bool,
+) -> LockRequest {
+    let singleton = caller_singleton && caller_loop_name.is_some();
+    let loop_name = caller_loop_name.unwrap_or_else(|| "scope-lock-py-query".to_owned());
+    let probe_id = format!(
+        "scope-lock-py-query-{}-{}",
+        std::process::id(),
+        held::next_id()
+    );
+    request(loop_name, scope, Some(probe_id), singleton)
+}
+
 pub(crate) fn request(
     loop_name: String,
     scope: Vec<PathBuf>,
@@ -266,7 +286,7 @@ pub(crate) fn request(
         .singleton(singleton)
 }
 
-fn mode(shared: bool) -> LockMode {
+pub(crate) fn mode(shared: bool) -> LockMode {
     if shared {
         LockMode::Shared
     } else {
@@ -276,7 +296,10 @@ fn mode(shared: bool) -> LockMode {
 
 /// A record as the keys of its JSON, with `liveness` `"flock"` for ours, `"lease"` for ours on
 /// etcd and `None` for the original's.
-pub(crate) fn record_dict<'py>(py: Python<'py>, record: &LockRecord) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn record_dict<'py>(
+    py: Python<'py>,
+    record: &LockRecord,
+) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("loop_name", record.loop_name())?;
     // As `os.fsdecode` gives them: a byte that is not UTF-8 as its surrogate escape, so that

@@ -104,10 +104,15 @@ class EtcdManager:
         instance_id: str | None,
         singleton: bool,
         timeout: float | None,
+        shared: bool = False,
     ) -> tuple[int, Record] | tuple[None, Conflict]: ...
     def release(self, loop_name: str, instance_id: str | None, token: int | None = None) -> bool: ...
     def find_conflict(
-        self, scope: list[str], caller_loop_name: str | None, caller_singleton: bool
+        self,
+        scope: list[str],
+        caller_loop_name: str | None,
+        caller_singleton: bool,
+        caller_shared: bool = False,
     ) -> Conflict | None: ...
     def is_locked(self, loop_name: str, instance_id: str | None) -> bool: ...
     def list_locks(self) -> tuple[list[Record], list[str]]: ...
