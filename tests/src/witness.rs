@@ -73,7 +73,9 @@ impl Witness {
 
     fn event(&mut self, kind: &str, cycle: u64, token: Option<u64>) -> io::Result<()> {
         let mode = if self.shared { " shared" } else { "" };
-        let token = token.map(|token| format!(" token={token}")).unwrap_or_default();
+        let token = token
+            .map(|token| format!(" token={token}"))
+            .unwrap_or_default();
         let line = format!(
             "{kind} {} {cycle} {}{mode}{token}\n",
             self.worker,

@@ -22,7 +22,8 @@
 //!   every lock of the original is; a value we do not know reads as exclusive too, the
 //!   stricter reading. The original ignores the key, so it takes our shared locks for
 //!   exclusive ones: stricter than we are, never weaker.
-//! - last, `token`: the lock's fencing token (`protocol/token.rs`).
+//! - with `liveness`, after the identity and before `mode`, `token`: the lock's fencing token
+//!   (`protocol/token.rs`).
 //!
 //! Reading is strict about types (a string, null, zero or negative `pid` is an error naming the
 //! problem) and lenient where the original is: a legacy string `scope` reads as a one-element
@@ -440,14 +441,12 @@ impl LockRecord {
                     identity.pid_namespace, identity.start_ticks
                 );
             }
+            if let Some(token) = self.token {
+                let _ = write!(out, ", \"token\": {token}");
+            }
         }
         if self.mode == LockMode::Shared {
             out.push_str(", \"mode\": \"shared\"");
-        }
-        if self.liveness == Some(LivenessKey::Flock)
-            && let Some(token) = self.token
-        {
-            let _ = write!(out, ", \"token\": {token}");
         }
         out.push('}');
         out
@@ -607,10 +606,10 @@ mod tests {
         Ok(())
     }
 
-    /// The fencing token comes after everything else of ours, with flock liveness only, and
+    /// The fencing token comes after the writer's identity, with flock liveness only, and
     /// reads back; a record without one (the original's, an older version of ours) has none.
     #[test]
-    fn the_fencing_token_is_written_last_and_read_back() -> Result<(), Error> {
+    fn the_fencing_token_is_written_after_the_identity_and_read_back() -> Result<(), Error> {
         let record = LockRecord::new("a", vec!["/x".into()], 5, "t")
             .with_flock_liveness()
             .with_identity(4_026_531_836, 139_908)
