@@ -16,12 +16,14 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use scope_lock::LockRecord;
 use scope_lock::etcd::{EtcdConfig, EtcdGuard, EtcdLockManager};
-use scope_lock::{AcquireError, LockRecord};
 
 use crate::errors;
 use crate::held;
-use crate::manager::{Patience, conflict_dict, mode, query_request, record_dict, request};
+use crate::manager::{
+    Patience, conflict_dict, mode, record_dict, refusal_dict, request, scope_query,
+};
 
 /// One project's locks on etcd, and the locks this manager holds there.
 #[pyclass(module = "scope_lock._native", frozen)]
@@ -99,19 +101,16 @@ impl EtcdManager {
             Patience::Once => self.locks.try_acquire(&request),
             Patience::Until(deadline) => self.locks.acquire_until(&request, deadline),
         });
-        match outcome {
+        let refused = match outcome {
             Ok(guard) => {
                 let record = lease_record_dict(py, guard.record(), guard.token())?;
                 let token = held::next_id();
                 self.table().insert(token, (name, guard));
-                Ok((Some(token), record))
+                return Ok((Some(token), record));
             }
-            Err(AcquireError::Conflict(conflict)) => {
-                Ok((None, conflict_dict(py, &conflict, false)?))
-            }
-            Err(AcquireError::Timeout(conflict)) => Ok((None, conflict_dict(py, &conflict, true)?)),
-            Err(AcquireError::Failed(err)) => Err(errors::to_py(py, &err)),
-        }
+            Err(refused) => refused,
+        };
+        Ok((None, refusal_dict(py, &refused)?))
     }
 
     /// As `Manager.release`.
@@ -153,10 +152,9 @@ impl EtcdManager {
         caller_singleton: bool,
         caller_shared: bool,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let request =
-            query_request(scope, caller_loop_name, caller_singleton).with_mode(mode(caller_shared));
-        match py.detach(|| self.locks.find_conflict(&request)) {
-            Ok(Some(conflict)) => conflict_dict(py, &conflict, false).map(Some),
+        let request = scope_query(scope, caller_loop_name, caller_singleton, caller_shared);
+        match py.detach(|| self.locks.find_scope_conflict(&request)) {
+            Ok(Some(conflict)) => conflict_dict(py, &conflict).map(Some),
             Ok(None) => Ok(None),
             Err(err) => Err(errors::to_py(py, &err)),
         }

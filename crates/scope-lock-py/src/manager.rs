@@ -71,17 +71,7 @@ impl Manager {
             }
             Err(refused) => refused,
         };
-        match &refused {
-            AcquireError::Conflict(conflict) | AcquireError::Timeout(conflict) => {
-                let dict = conflict_dict(py, conflict)?;
-                dict.set_item("timed_out", refused.is_timeout())?;
-                // The library's whole line: "scope is locked: ..." or "timed out waiting for
-                // scope: ...".
-                dict.set_item("message", refused.to_string())?;
-                Ok((None, dict))
-            }
-            AcquireError::Failed(err) => Err(errors::to_py(py, err)),
-        }
+        Ok((None, refusal_dict(py, &refused)?))
     }
 
     /// Releases the lock this manager holds for `loop_name`/`instance_id` (only the hold
@@ -138,10 +128,7 @@ impl Manager {
         caller_singleton: bool,
         caller_shared: bool,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        // The loop name counts only for a singleton, which the original also gives a name.
-        let singleton = caller_singleton && caller_loop_name.is_some();
-        let request = request(caller_loop_name.unwrap_or_default(), scope, None, singleton)
-            .with_mode(mode(caller_shared));
+        let request = scope_query(scope, caller_loop_name, caller_singleton, caller_shared);
         let found = py.detach(|| self.locks.find_scope_conflict(&request));
         match found {
             Ok(Some(conflict)) => conflict_dict(py, &conflict).map(Some),
@@ -254,24 +241,37 @@ fn python_float(value: f64) -> String {
     }
 }
 
-/// The request `find_conflict` asks about. The crate also refuses a request whose own lock file
-/// name is held. The original's find_conflict knows no lock file name, so the question is asked
-/// under an instance id that no lock file has: only the overlap and singleton rules (and
-/// unreadable held files) can answer. A missing caller name cannot be a singleton's, which the
-/// original also requires; the placeholder name is then never compared with anything.
-pub(crate) fn query_request(
+/// An acquire's refusal as the conflict dict `acquire` returns, for either backend; a failure
+/// is raised.
+pub(crate) fn refusal_dict<'py>(
+    py: Python<'py>,
+    refused: &AcquireError,
+) -> PyResult<Bound<'py, PyDict>> {
+    match refused {
+        AcquireError::Conflict(conflict) | AcquireError::Timeout(conflict) => {
+            let dict = conflict_dict(py, conflict)?;
+            dict.set_item("timed_out", refused.is_timeout())?;
+            // The library's whole line: "scope is locked: ..." or "timed out waiting for
+            // scope: ...".
+            dict.set_item("message", refused.to_string())?;
+            Ok(dict)
+        }
+        AcquireError::Failed(err) => Err(errors::to_py(py, err)),
+    }
+}
+
+/// The question `find_conflict` asks of either backend: is this scope free, to anyone (or, for
+/// a singleton, to this loop)? The loop name counts only for a singleton, which the original
+/// also gives a name.
+pub(crate) fn scope_query(
     scope: Vec<String>,
     caller_loop_name: Option<String>,
     caller_singleton: bool,
+    caller_shared: bool,
 ) -> LockRequest {
     let singleton = caller_singleton && caller_loop_name.is_some();
-    let loop_name = caller_loop_name.unwrap_or_else(|| "scope-lock-py-query".to_owned());
-    let probe_id = format!(
-        "scope-lock-py-query-{}-{}",
-        std::process::id(),
-        held::next_id()
-    );
-    request(loop_name, scope, Some(probe_id), singleton)
+    request(caller_loop_name.unwrap_or_default(), scope, None, singleton)
+        .with_mode(mode(caller_shared))
 }
 
 pub(crate) fn request(
@@ -314,7 +314,9 @@ pub(crate) fn record_dict<'py>(
     let liveness = if record.is_lease_liveness() {
         Some("lease")
     } else {
-        record.is_flock_liveness().then_some(Liveness::Flock.as_str())
+        record
+            .is_flock_liveness()
+            .then_some(Liveness::Flock.as_str())
     };
     dict.set_item("liveness", liveness)?;
     dict.set_item("mode", record.mode().as_str())?;
@@ -323,7 +325,10 @@ pub(crate) fn record_dict<'py>(
 }
 
 /// A conflict as the keys `ScopeConflict` is made of; `message` is the library's own line.
-pub(crate) fn conflict_dict<'py>(py: Python<'py>, conflict: &Conflict) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn conflict_dict<'py>(
+    py: Python<'py>,
+    conflict: &Conflict,
+) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("timed_out", false)?;
     dict.set_item("message", conflict.to_string())?;

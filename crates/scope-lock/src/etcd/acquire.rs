@@ -18,7 +18,7 @@ use super::state::{LeaseKin, State};
 use super::value::Value;
 use crate::conflict::{AcquireError, Conflict, ConflictRule};
 use crate::error::{Error, ErrorKind};
-use crate::protocol::{decide, normalize_scope_in};
+use crate::protocol::{Question, decide, normalize_scope_in};
 use crate::record::LockRecord;
 use crate::request::{LockRequest, json_that_fits};
 use crate::scope::ScopeIndex;
@@ -38,11 +38,21 @@ pub(crate) struct Prepared<'a> {
     /// The record to publish: its scope relative to the root.
     record: LockRecord,
     key: String,
+    /// What the decision looks at: for [`Question::Scope`], not the key the request would take.
+    question: Question,
 }
 
 impl<'a> Prepared<'a> {
-    pub(crate) fn new(shared: &Shared, request: &'a LockRequest) -> Result<Self, Error> {
-        request.validate()?;
+    /// `request` made ready to acquire, or to be asked `question` about.
+    pub(crate) fn new(
+        shared: &Shared,
+        request: &'a LockRequest,
+        question: Question,
+    ) -> Result<Self, Error> {
+        match question {
+            Question::Request => request.validate()?,
+            Question::Scope => request.validate_scope()?,
+        }
         let scope = normalize_scope_in(request, shared.root.path())?;
         let mut relative = Vec::with_capacity(scope.len());
         let mut outside = Vec::new();
@@ -75,6 +85,7 @@ impl<'a> Prepared<'a> {
             scope: scope.into_iter().map(PathBuf::from).collect(),
             record,
             key: shared.keys.lock(request.lock_name()),
+            question,
         })
     }
 
@@ -85,7 +96,7 @@ impl<'a> Prepared<'a> {
             &state.queue,
             self.request,
             &ScopeIndex::new(&self.scope),
-            Some(Path::new(&self.key)),
+            (self.question == Question::Request).then_some(Path::new(&self.key)),
             ticket,
             &mut LeaseKin { ours: &state.ours },
         )
@@ -107,7 +118,7 @@ pub(crate) async fn acquire<O: WaitObserver + ?Sized>(
     deadline: Option<Instant>,
     observer: &mut O,
 ) -> Result<EtcdGuard, AcquireError> {
-    let prepared = Prepared::new(shared, request)?;
+    let prepared = Prepared::new(shared, request, Question::Request)?;
     let session = shared.session().await?;
     let lease = session.lease();
     let mut lost = session.lost();

@@ -11,6 +11,7 @@ use super::shared::{Shared, block_on, refuse_async};
 use crate::backoff::deadline_after;
 use crate::conflict::{AcquireError, Conflict};
 use crate::error::Error;
+use crate::protocol::Question;
 use crate::record::LockRecord;
 use crate::request::LockRequest;
 use crate::wait::{Silent, WaitObserver};
@@ -205,7 +206,25 @@ impl EtcdLockManager {
     ///
     /// As [`try_acquire`](Self::try_acquire), for everything but the conflict itself.
     pub fn find_conflict(&self, request: &LockRequest) -> Result<Option<Conflict>, Error> {
-        block_on(&self.shared.handle, find_conflict(&self.shared, request))?
+        let question = find_conflict(&self.shared, request, Question::Request);
+        block_on(&self.shared.handle, question)?
+    }
+
+    /// The lock (or earlier waiter) of the project that would block *any* acquire of
+    /// `request`'s scope, if any: "is this scope free?", as
+    /// [`LockManager::find_scope_conflict`](crate::LockManager::find_scope_conflict) asks it
+    /// of a lock directory. The key the request would take is left out, so no name has to be
+    /// made up; the loop name counts only for a singleton request, and the instance id never.
+    /// The answer can be out of date as soon as it is returned: to hold a scope, acquire it.
+    ///
+    /// # Errors
+    ///
+    /// An invalid scope entry (or singleton loop name), a scope outside the project root
+    /// ([`ErrorKind::InvalidScope`](crate::ErrorKind::InvalidScope)), or
+    /// [`ErrorKind::Etcd`](crate::ErrorKind::Etcd) when etcd cannot be read.
+    pub fn find_scope_conflict(&self, request: &LockRequest) -> Result<Option<Conflict>, Error> {
+        let question = find_conflict(&self.shared, request, Question::Scope);
+        block_on(&self.shared.handle, question)?
     }
 
     /// Every lock and waiter of the project.
@@ -297,10 +316,30 @@ impl AsyncEtcdLockManager {
     ///
     /// As [`EtcdLockManager::find_conflict`].
     pub async fn find_conflict(&self, request: &LockRequest) -> Result<Option<Conflict>, Error> {
+        self.ask(request, Question::Request).await
+    }
+
+    /// As [`EtcdLockManager::find_scope_conflict`].
+    ///
+    /// # Errors
+    ///
+    /// As [`EtcdLockManager::find_scope_conflict`].
+    pub async fn find_scope_conflict(
+        &self,
+        request: &LockRequest,
+    ) -> Result<Option<Conflict>, Error> {
+        self.ask(request, Question::Scope).await
+    }
+
+    async fn ask(
+        &self,
+        request: &LockRequest,
+        question: Question,
+    ) -> Result<Option<Conflict>, Error> {
         let shared = Arc::clone(&self.shared);
         let request = request.clone();
         spawned(&self.shared, async move {
-            find_conflict(&shared, &request).await
+            find_conflict(&shared, &request, question).await
         })
         .await?
     }
@@ -341,8 +380,12 @@ async fn spawned<T: Send + 'static>(
         .map_err(|err| Error::etcd("the etcd call was cancelled".to_owned(), err))
 }
 
-async fn find_conflict(shared: &Shared, request: &LockRequest) -> Result<Option<Conflict>, Error> {
-    let prepared = Prepared::new(shared, request)?;
+async fn find_conflict(
+    shared: &Shared,
+    request: &LockRequest,
+    question: Question,
+) -> Result<Option<Conflict>, Error> {
+    let prepared = Prepared::new(shared, request, question)?;
     let lease = shared.current_lease().await;
     let state = shared.read(lease).await?;
     Ok(prepared.decide(&state, None))
