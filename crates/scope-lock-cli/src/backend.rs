@@ -78,7 +78,8 @@ impl Backend {
         match self {
             Self::Local { manager, .. } if by_name => manager.find_conflict(request),
             Self::Local { manager, .. } => manager.find_scope_conflict(request),
-            Self::Etcd(manager) => manager.find_conflict(request),
+            Self::Etcd(manager) if by_name => manager.find_conflict(request),
+            Self::Etcd(manager) => manager.find_scope_conflict(request),
         }
     }
 }
@@ -113,6 +114,10 @@ impl HeldLock for EtcdGuard {
 
     fn describe(&self) -> String {
         format!("etcd key {}", self.key())
+    }
+
+    fn location(&self) -> PathBuf {
+        PathBuf::from(self.key())
     }
 
     fn release(self) -> Result<(), Error> {

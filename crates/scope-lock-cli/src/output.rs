@@ -287,7 +287,11 @@ impl EtcdListingJson {
             root: JsonPath(manager.root().to_path_buf()),
             revision: listing.revision(),
             locks: listing.locks().iter().map(EtcdLockJson::held).collect(),
-            waiters: listing.waiters().iter().map(EtcdLockJson::waiting).collect(),
+            waiters: listing
+                .waiters()
+                .iter()
+                .map(EtcdLockJson::waiting)
+                .collect(),
         }
     }
 }

@@ -52,7 +52,9 @@ impl Column {
         };
         Self::ALL
             .into_iter()
-            .filter(|&column| !matches!(column, Column::Liveness | Column::Path) && column != left_out)
+            .filter(|&column| {
+                !matches!(column, Column::Liveness | Column::Path) && column != left_out
+            })
             .collect()
     }
 
@@ -80,7 +82,9 @@ impl Column {
             Column::Loop => "the loop name, then `(singleton)`, `(shared)` as they apply",
             Column::Host => "on etcd: the holder's or waiter's host; - locally",
             Column::Pid => "the pid in the record",
-            Column::Token => "the lock's fencing token; - for a waiter, or a lock the original wrote",
+            Column::Token => {
+                "the lock's fencing token; - for a waiter, or a lock the original wrote"
+            }
             Column::Since => "when it took the lock, or started waiting",
             Column::State => "held, or waiting",
             Column::Ticket => "a waiter's place in the queue (lowest first); - when held",
@@ -183,17 +187,29 @@ pub(crate) struct Style {
 /// `None`).
 pub(crate) fn render(listing: &LockListing, columns: Option<&Columns>, style: Style) -> String {
     let columns = Columns::resolve(columns, Kind::Local);
-    let holders = listing.locks().iter().map(|lock| row(&columns, |c| held_cell(lock, c)));
-    let waiters = (listing.waiters().iter()).map(|waiter| row(&columns, |c| waiting_cell(waiter, c)));
+    let holders = listing
+        .locks()
+        .iter()
+        .map(|lock| row(&columns, |c| held_cell(lock, c)));
+    let waiters =
+        (listing.waiters().iter()).map(|waiter| row(&columns, |c| waiting_cell(waiter, c)));
     draw(&columns, holders.chain(waiters).collect(), style)
 }
 
 /// The table of a project's locks on etcd, then its waiters in line, in `columns` (the
 /// default ones if `None`).
-pub(crate) fn render_etcd(listing: &EtcdListing, columns: Option<&Columns>, style: Style) -> String {
+pub(crate) fn render_etcd(
+    listing: &EtcdListing,
+    columns: Option<&Columns>,
+    style: Style,
+) -> String {
     let columns = Columns::resolve(columns, Kind::Etcd);
-    let holders = listing.locks().iter().map(|lock| row(&columns, |c| etcd_cell(lock, c, true)));
-    let waiters = (listing.waiters().iter()).map(|waiter| row(&columns, |c| etcd_cell(waiter, c, false)));
+    let holders = listing
+        .locks()
+        .iter()
+        .map(|lock| row(&columns, |c| etcd_cell(lock, c, true)));
+    let waiters =
+        (listing.waiters().iter()).map(|waiter| row(&columns, |c| etcd_cell(waiter, c, false)));
     draw(&columns, holders.chain(waiters).collect(), style)
 }
 

@@ -85,7 +85,9 @@ fn run() -> Result<(), String> {
         let guard = locks
             .acquire_with(&request, deadline, &mut note)
             .map_err(|err| format!("cycle {cycle}: {err}"))?;
-        witness.enter(cycle).map_err(|err| err.to_string())?;
+        witness
+            .enter(cycle, Some(guard.token()))
+            .map_err(|err| err.to_string())?;
         let ticket_text = ticket.map_or_else(|| "-".to_owned(), |t| t.to_string());
         waited += u64::from(ticket.is_some());
         // One write, so that the line lands whole.

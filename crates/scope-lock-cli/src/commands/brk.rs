@@ -84,7 +84,11 @@ impl Report {
 }
 
 /// `break` on etcd: shows the lock; `--kill` and `--force` are refused, saying what to do.
-fn show_key(manager: &EtcdLockManager, args: &BreakArgs, report: &mut Report) -> Result<u8, Failure> {
+fn show_key(
+    manager: &EtcdLockManager,
+    args: &BreakArgs,
+    report: &mut Report,
+) -> Result<u8, Failure> {
     let listing = manager.list_locks()?;
     let Some(lock) = listing
         .locks()

@@ -186,6 +186,10 @@ fn deadline(timeout: Option<Duration>) -> Instant {
         .unwrap_or(now)
 }
 
+/// The environment variable that gives CMD its lock's fencing token (docs/protocol.md,
+/// "Fencing tokens"), for CMD to hand to a resource that refuses stale holders.
+pub(crate) const TOKEN_VARIABLE: &str = "SCOPE_LOCK_TOKEN";
+
 /// How CMD's run ended.
 struct Ended {
     /// CMD's exit status.
@@ -206,8 +210,14 @@ fn run_holding(lock: &impl HeldLock, args: &RunArgs) -> Result<Ended, Failure> {
     let (program, program_args) = command
         .split_first()
         .ok_or_else(|| Failure::new(exit::USAGE, "no command given"))?;
-    let inherited = inheritable_duplicate(guard)?;
-    let spawned = Command::new(program).args(program_args).spawn();
+    let inherited = lock
+        .descriptor()
+        .map(|fd| inheritable_duplicate(fd, lock))
+        .transpose()?;
+    let spawned = Command::new(program)
+        .args(program_args)
+        .env(TOKEN_VARIABLE, lock.token().to_string())
+        .spawn();
     // CMD has its copy now; ours must not reach anything else this process might start.
     drop(inherited);
     let child = spawned.map_err(|err| {
@@ -368,6 +378,63 @@ fn release(lock: impl HeldLock) {
 mod tests {
     use super::*;
     use signal_hook::low_level::siginfo::Sent;
+
+    /// A CMD that sleeps until it is signalled, and the pid slot the watcher signals it by.
+    type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+    fn sleeper() -> TestResult<(Child, Mutex<Option<u32>>)> {
+        let child = Command::new("sleep").arg("600").spawn()?;
+        let target = Mutex::new(Some(child.id()));
+        Ok((child, target))
+    }
+
+    /// A loss before CMD's end, with no grace: CMD gets SIGTERM, and the loss is reported.
+    #[test]
+    fn a_lost_lock_sends_cmd_sigterm_and_is_reported() -> TestResult {
+        use std::os::unix::process::ExitStatusExt as _;
+        let (mut child, target) = sleeper()?;
+        let (tell, heard) = mpsc::channel();
+        tell.send(Watched::Lost)?;
+        assert!(tell_cmd_when_lost(
+            &heard,
+            &target,
+            Some("k"),
+            Duration::ZERO
+        ));
+        let status = child.wait()?;
+        assert_eq!(status.signal(), Some(SIGTERM), "{status:?}");
+        Ok(())
+    }
+
+    /// CMD that ends within the grace after a loss is not signalled, but the loss still counts;
+    /// CMD that ends before any loss is neither.
+    #[test]
+    fn cmd_that_ends_first_is_not_signalled() -> TestResult {
+        let (mut child, target) = sleeper()?;
+        let (tell, heard) = mpsc::channel();
+        tell.send(Watched::Lost)?;
+        tell.send(Watched::CmdEnded)?;
+        assert!(tell_cmd_when_lost(
+            &heard,
+            &target,
+            Some("k"),
+            Duration::from_secs(600)
+        ));
+        let (tell, heard) = mpsc::channel();
+        tell.send(Watched::CmdEnded)?;
+        tell.send(Watched::Lost)?;
+        assert!(!tell_cmd_when_lost(
+            &heard,
+            &target,
+            Some("k"),
+            Duration::ZERO
+        ));
+        // Neither call signalled it: it is still running.
+        assert!(child.try_wait()?.is_none());
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
 
     #[test]
     fn a_signal_from_the_terminal_is_passed_on_only_to_a_cmd_outside_our_group() {

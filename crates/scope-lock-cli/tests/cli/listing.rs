@@ -299,7 +299,7 @@ fn list_takes_lslocks_columns_noheadings_and_raw() -> TestResult {
     assert_eq!(
         heading.split_whitespace().collect::<Vec<_>>(),
         [
-            "NAME", "LOOP", "PID", "SINCE", "STATE", "TICKET", "SCOPE", "COMMAND", "PATH"
+            "NAME", "LOOP", "PID", "TOKEN", "SINCE", "STATE", "TICKET", "SCOPE", "COMMAND", "PATH"
         ]
     );
 
