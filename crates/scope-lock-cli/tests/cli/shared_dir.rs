@@ -258,3 +258,114 @@ fn a_bad_file_that_cannot_be_moved_aside_leaves_no_links_behind() -> TestResult 
     }
     Ok(())
 }
+
+/// `sh -c SCRIPT sh ARGS...` as `user`, run to its end; it must succeed.
+fn shell_as(user: User, script: &str, args: &[&Path]) -> TestResult {
+    let mut command = Command::new("sh");
+    command.args(["-c", script, "sh"]).args(args);
+    hostile::run_as(&mut command, user);
+    let done = run_to_end(command)?;
+    expect_code(&format!("`{script}` as {}", user.name), &done, 0);
+    Ok(())
+}
+
+/// A lock of root's, as `scope-lock run ... -- true`, run to its end.
+fn one_root_lock(shared: &Shared, name: &str) -> Result<Output, Box<dyn std::error::Error>> {
+    run_to_end(shared.as_root_private(&[
+        "run",
+        "--name",
+        name,
+        "--scope",
+        "/shared/t",
+        "--",
+        "true",
+    ]))
+}
+
+/// The fencing-token counter of a shared directory (docs/protocol.md, "Fencing tokens") must
+/// be usable by every user: a co-user's lock after root's (under umask 077) gets a larger token.
+/// And what a co-user plants in its place (a symlink to root's file elsewhere, a FIFO, a
+/// directory, garbage) makes root's `run` fail at once with an error naming the counter, never
+/// following the link, never waiting on the FIFO, and the scope is run again once it is gone.
+#[test]
+fn a_co_users_counter_in_a_shared_directory_is_used_or_refused_by_name() -> TestResult {
+    if !hostile::available("a_co_users_counter_in_a_shared_directory_is_used_or_refused_by_name") {
+        return Ok(());
+    }
+    let shared = Shared::new()?;
+    let counter = shared.running().join(".fencing-token");
+    let token_of = |args: &[&str]| -> Result<String, Box<dyn std::error::Error>> {
+        let mut command = Command::new(BIN);
+        command.args(shared.args(args)).current_dir("/");
+        let done = run_to_end(command)?;
+        expect_code("printing the token", &done, 0);
+        Ok(done.stdout.trim().to_owned())
+    };
+    let print_token = [
+        "run",
+        "--name",
+        "t",
+        "--scope",
+        "/shared/t",
+        "--",
+        "sh",
+        "-c",
+        "echo $SCOPE_LOCK_TOKEN",
+    ];
+    expect_code("root's first lock", &one_root_lock(&shared, "first")?, 0);
+    assert_eq!(fs::read_to_string(&counter)?, "00000000000000000001\n");
+    let mut nobodys = Command::new(BIN);
+    nobodys.args(shared.args(&print_token)).current_dir("/");
+    hostile::run_as(&mut nobodys, NOBODY);
+    let nobodys = run_to_end(nobodys)?;
+    expect_code("nobody's lock after root's", &nobodys, 0);
+    assert_eq!(nobodys.stdout.trim(), "2");
+    // Root created the counter; in the sticky directory nobody may not remove it. Root does.
+    fs::remove_file(&counter)?;
+
+    let outside = shared.loops.join("roots-file");
+    fs::write(&outside, "7\n")?;
+    let plants: [(&str, &str, &[&Path]); 4] = [
+        ("symlink", "ln -s \"$1\" \"$2\"", &[&outside, &counter]),
+        ("FIFO", "mkfifo -m 666 \"$1\"", &[&counter]),
+        ("directory", "mkdir \"$1\"", &[&counter]),
+        ("not a number", "printf 'x\\n' > \"$1\"", &[&counter]),
+    ];
+    for (what, plant, args) in plants {
+        shell_as(NOBODY, plant, args)?;
+        let refused = one_root_lock(&shared, "r")?;
+        expect_code(&format!("root's lock beside a planted {what}"), &refused, 1);
+        assert!(
+            refused.stderr.contains(&counter.display().to_string())
+                && refused.stderr.contains(what),
+            "the refusal does not name the counter and what is there ({what}): {}",
+            refused.stderr
+        );
+        assert_eq!(fs::read_to_string(&outside)?, "7\n", "{what}: followed");
+        // Its owner takes it away; the next lock starts a new counter.
+        shell_as(NOBODY, "rm -rf \"$1\"", &[&counter])?;
+        assert_eq!(token_of(&print_token)?, "1", "after the {what} was removed");
+        fs::remove_file(&counter)?;
+    }
+    Ok(())
+}
+
+/// What the counter cannot protect against, as docs/protocol.md ("Fencing tokens", Limits)
+/// says: a co-user may write it (it must, to take locks), so it can set it back, and the next
+/// lock's token is then no larger than an earlier one's.
+#[test]
+fn a_co_user_can_set_the_shared_counter_back() -> TestResult {
+    if !hostile::available("a_co_user_can_set_the_shared_counter_back") {
+        return Ok(());
+    }
+    let shared = Shared::new()?;
+    let counter = shared.running().join(".fencing-token");
+    for name in ["a", "b", "c"] {
+        expect_code(name, &one_root_lock(&shared, name)?, 0);
+    }
+    assert_eq!(fs::read_to_string(&counter)?, "00000000000000000003\n");
+    shell_as(NOBODY, "printf '1\\n' > \"$1\"", &[&counter])?;
+    expect_code("after the reset", &one_root_lock(&shared, "d")?, 0);
+    assert_eq!(fs::read_to_string(&counter)?, "00000000000000000002\n");
+    Ok(())
+}

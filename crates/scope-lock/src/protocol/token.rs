@@ -7,10 +7,10 @@
 //! locks, not in them, so it survives every lock being released or reclaimed.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::Path;
 
-use super::in_the_way::{not_a_lock_file, open_error};
+use super::in_the_way::{describe, open_error};
 use super::sentinel::SentinelGuard;
 use crate::error::{Error, ErrorKind};
 use crate::sys;
@@ -34,14 +34,35 @@ const COUNTER_READ_LIMIT: usize = 64;
 pub(super) fn next_token(sentinel: &SentinelGuard) -> Result<u64, Error> {
     let dir = sentinel.dir();
     let path = dir.join(COUNTER_NAME);
+    // Never through a symlink (`O_NOFOLLOW`), never blocking on a FIFO (`O_NONBLOCK`): a
+    // co-user of a shared directory may have put either there.
     let file = dir
         .open_or_create_rw(COUNTER_NAME, sys::COUNTER_FILE_MODE)
-        .map_err(|err| open_error(dir, COUNTER_NAME, err))?;
+        .map_err(|err| match dir.stat(COUNTER_NAME) {
+            Ok(Some(stat)) if stat.file_type != sys::FileType::RegularFile => {
+                not_a_counter(&path, describe(stat.file_type))
+            }
+            _ => open_error(dir, COUNTER_NAME, err),
+        })?;
     let meta = file
         .metadata()
         .map_err(|err| Error::io("cannot stat", &path, err))?;
     if !meta.is_file() {
-        return Err(not_a_lock_file(&path, sys::file_type_of(&meta)));
+        return Err(not_a_counter(&path, describe(sys::file_type_of(&meta))));
+    }
+    // A second name of the same inode may be outside `.running/` (a hard link a co-user
+    // made, where the kernel lets them): what we write must change nothing outside.
+    if meta.nlink() > 1 {
+        return Err(not_a_counter(
+            &path,
+            &format!("file with {} hard links", meta.nlink()),
+        ));
+    }
+    if meta.len() > COUNTER_READ_LIMIT as u64 {
+        return Err(not_a_counter(
+            &path,
+            &format!("file of {} bytes", meta.len()),
+        ));
     }
     let last = read_counter(&file, &path)?;
     let next = last.checked_add(1).ok_or_else(|| {
@@ -54,7 +75,28 @@ pub(super) fn next_token(sentinel: &SentinelGuard) -> Result<u64, Error> {
     let text = format!("{next:0COUNTER_DIGITS$}\n");
     file.write_all_at(text.as_bytes(), 0)
         .map_err(|err| Error::io("cannot advance the fencing-token counter", &path, err))?;
+    // A value written by hand may be longer than ours: cut what is left of it after ours, or
+    // the next read would find our digits followed by its last ones. Cut after the write, so
+    // that a process killed in between leaves an unreadable counter (an error naming it), never
+    // a shorter number.
+    if meta.len() > text.len() as u64 {
+        file.set_len(text.len() as u64)
+            .map_err(|err| Error::io("cannot advance the fencing-token counter", &path, err))?;
+    }
     Ok(next)
+}
+
+/// The error for a `.fencing-token` that is not a counter of ours (`what` it is instead).
+fn not_a_counter(path: &Path, what: &str) -> Error {
+    Error::at_path(
+        ErrorKind::NotALockFile,
+        path,
+        format!(
+            "is a {what}, not the fencing-token counter (a regular file of one number); \
+             refusing to use it. Remove it if nobody put it there on purpose: the next lock \
+             creates a new counter (see docs/protocol.md, \"Fencing tokens\")"
+        ),
+    )
 }
 
 /// The last token issued: 0 for a counter just created (empty).
@@ -159,7 +201,84 @@ mod tests {
         let sentinel = counter_in(dir.path())?;
         let err = next_token(&sentinel).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
+        assert!(err.to_string().contains(COUNTER_NAME), "{err}");
+        assert!(err.to_string().contains("symlink"), "{err}");
         assert_eq!(std::fs::read_to_string(&elsewhere)?, "7\n");
+        Ok(())
+    }
+
+    /// A value written by hand wider than ours is cut after ours is written, so that the next
+    /// read finds our number and nothing after it.
+    #[test]
+    fn a_counter_wider_than_ours_is_cut_to_our_width() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(COUNTER_NAME);
+        std::fs::write(&path, format!("{:0>30}\n", 41))?;
+        let sentinel = counter_in(dir.path())?;
+        assert_eq!(next_token(&sentinel)?, 42);
+        assert_eq!(next_token(&sentinel)?, 43);
+        assert_eq!(std::fs::read_to_string(&path)?, "00000000000000000043\n");
+        Ok(())
+    }
+
+    /// A file longer than any counter of ours is refused, not read in part: its first bytes
+    /// may be a smaller number than the whole (a token that goes back).
+    #[test]
+    fn a_counter_longer_than_ours_is_refused_not_read_in_part() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(COUNTER_NAME);
+        let long = format!("{:0>100}\n", 5);
+        std::fs::write(&path, &long)?;
+        let sentinel = counter_in(dir.path())?;
+        let err = next_token(&sentinel).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
+        assert!(err.to_string().contains(COUNTER_NAME), "{err}");
+        assert!(err.to_string().contains("101 bytes"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path)?, long);
+        Ok(())
+    }
+
+    /// A second name of the counter's inode may be a file outside `.running/`: nothing is
+    /// written through it.
+    #[test]
+    fn a_counter_with_another_name_elsewhere_is_never_written() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let running = dir.path().join("running");
+        std::fs::create_dir(&running)?;
+        let outside = dir.path().join("someone-elses-file");
+        std::fs::write(&outside, "7\n")?;
+        std::fs::hard_link(&outside, running.join(COUNTER_NAME))?;
+        let sentinel = counter_in(&running)?;
+        let err = next_token(&sentinel).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
+        assert!(err.to_string().contains("2 hard links"), "{err}");
+        assert_eq!(std::fs::read_to_string(&outside)?, "7\n");
+        Ok(())
+    }
+
+    /// A FIFO or a directory in the counter's place is refused with an error naming it; the
+    /// FIFO is opened without blocking, so nothing waits for a writer that never comes.
+    #[test]
+    fn a_counter_that_is_a_fifo_or_a_directory_is_refused_without_waiting() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(COUNTER_NAME);
+        let sentinel = counter_in(dir.path())?;
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            0,
+        )?;
+        let err = next_token(&sentinel).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
+        assert!(err.to_string().contains(COUNTER_NAME), "{err}");
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        std::fs::remove_file(&path)?;
+        std::fs::create_dir(&path)?;
+        let err = next_token(&sentinel).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
+        assert!(err.to_string().contains("directory"), "{err}");
         Ok(())
     }
 }
