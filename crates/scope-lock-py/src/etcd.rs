@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::asyncio::CancelledError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use scope_lock::LockRecord;
@@ -24,6 +25,7 @@ use crate::held;
 use crate::manager::{
     Patience, conflict_dict, mode, record_dict, refusal_dict, request, scope_query,
 };
+use crate::wait::Cancel;
 
 /// One project's locks on etcd, and the locks this manager holds there.
 #[pyclass(module = "scope_lock._native", frozen)]
@@ -81,7 +83,12 @@ impl EtcdManager {
     }
 
     /// As `Manager.acquire`; the record's `token` is the lock key's create revision.
-    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout, shared=false))]
+    ///
+    /// `cancel` (`hold_async`'s) is looked at before the wait starts only: unwinding out of a
+    /// wait on etcd, as the local manager's wait does, would leave its ticket on the lease,
+    /// blocking the waiters behind it until the manager ends. A cancelled wait on etcd ends
+    /// at its timeout.
+    #[pyo3(signature = (loop_name, scope, instance_id, singleton, timeout, shared=false, cancel=None))]
     // The local Manager's call, argument for argument.
     #[allow(clippy::too_many_arguments)]
     fn acquire<'py>(
@@ -93,7 +100,16 @@ impl EtcdManager {
         singleton: bool,
         timeout: Option<f64>,
         shared: bool,
+        cancel: Option<Py<Cancel>>,
     ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
+        if cancel
+            .as_ref()
+            .is_some_and(|cancel| cancel.get().is_cancelled())
+        {
+            return Err(CancelledError::new_err(
+                "the wait for the scope was cancelled",
+            ));
+        }
         let request = request(loop_name, scope, instance_id, singleton).with_mode(mode(shared));
         let name = request.lock_name().to_owned();
         let patience = Patience::from_timeout(timeout)?;

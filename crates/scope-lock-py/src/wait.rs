@@ -42,7 +42,7 @@ impl Cancel {
     }
 
     /// Whether `cancel` was called.
-    fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.0.is_cancelled()
     }
 }
