@@ -593,6 +593,8 @@ pub(crate) struct ConflictJson {
     name: JsonPath,
     /// The holder's record; `null` for `unreadable`.
     holder: Option<RecordJson>,
+    /// On etcd, the host the holder (for `waiting`, the waiter) runs on; `null` locally.
+    host: Option<String>,
     /// The one line `check` prints on stderr.
     message: String,
 }
@@ -616,7 +618,9 @@ impl ConflictJson {
             ticket,
             path: JsonPath(conflict.lock_path().to_path_buf()),
             name: JsonPath(conflict.lock_name()),
-            holder: conflict.holder().map(RecordJson::new),
+            holder: (conflict.holder())
+                .map(|record| RecordJson::with_token(record, conflict.token())),
+            host: conflict.host().map(str::to_owned),
             message: conflict.to_string(),
         }
     }

@@ -335,10 +335,15 @@ pub(crate) fn conflict_dict<'py>(
     dict.set_item("lock_path", conflict.lock_path().to_string_lossy())?;
     dict.set_item("lock_name", conflict.lock_name().to_string_lossy())?;
     dict.set_item("held_by_this_process", conflict.is_held_by_this_process())?;
+    dict.set_item("host", conflict.host())?;
     let holder = conflict
         .holder()
         .map(|record| record_dict(py, record))
         .transpose()?;
+    if let Some(holder) = &holder {
+        // On etcd the token is the key's, not the record's.
+        holder.set_item("token", conflict.token())?;
+    }
     dict.set_item("holder", holder)?;
     dict.set_item("rule", conflict.rule().as_str())?;
     Ok(dict)

@@ -122,6 +122,12 @@ def test_a_hold_on_etcd_that_finds_the_scope_taken_raises_with_the_holder(etcd: 
             with second.hold("site", ["docs"]):
                 pass
         assert raised.value.loop_name == "docs-fixer"
+        # The conflict names the holder's host, in its line as in its attribute, as the
+        # command's `check` on etcd prints the same line.
+        assert raised.value.host == socket.gethostname()
+        assert f"pid {os.getpid()} on {socket.gethostname()}, since" in str(raised.value)
+        free = second.find_conflict(["src"])
+        assert free is None
         # A wait that times out is refused the same way, after the timeout.
         assert second.acquire_wait("site", ["docs"], timeout=0.2) is False
 

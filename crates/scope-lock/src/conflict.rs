@@ -82,6 +82,19 @@ pub struct Conflict {
     pub(crate) holder: Option<LockRecord>,
     pub(crate) rule: ConflictRule,
     pub(crate) by_this_process: bool,
+    /// On etcd: where the holder is, which its key's path cannot say.
+    pub(crate) remote: Option<Remote>,
+}
+
+/// A holder (or waiter) on etcd: the host it runs on and its lock name (a key is not under a
+/// `.running`, so [`lock_name_of`] cannot read a nested name from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Remote {
+    pub(crate) host: String,
+    pub(crate) name: String,
+    /// A lock's fencing token (its key's create revision, kept outside the record); `None`
+    /// for a waiter.
+    pub(crate) token: Option<u64>,
 }
 
 impl Conflict {
@@ -93,7 +106,30 @@ impl Conflict {
     /// The blocking lock file's name (see [`lock_name_of`]); for [`ConflictRule::Waiting`], the
     /// ticket's path below `.running`.
     pub fn lock_name(&self) -> PathBuf {
-        lock_name_of(&self.lock_path)
+        match &self.remote {
+            Some(remote) => PathBuf::from(&remote.name),
+            None => lock_name_of(&self.lock_path),
+        }
+    }
+
+    /// The same conflict with the holder's host and name on etcd.
+    pub(crate) fn with_remote(self, remote: Option<Remote>) -> Self {
+        Self { remote, ..self }
+    }
+
+    /// The holder's fencing token: its record's locally (`None` in the original's records),
+    /// its key's create revision on etcd; `None` for an earlier waiter, which holds nothing.
+    pub fn token(&self) -> Option<u64> {
+        match &self.remote {
+            Some(remote) => remote.token,
+            None => self.holder.as_ref().and_then(LockRecord::token),
+        }
+    }
+
+    /// On etcd, the host the holder (or the earlier waiter) runs on; `None` for a lock
+    /// directory, whose holders are on this machine.
+    pub fn host(&self) -> Option<&str> {
+        self.remote.as_ref().map(|remote| remote.host.as_str())
     }
 
     /// The holder's record; `None` only for [`ConflictRule::Unreadable`].
@@ -135,6 +171,11 @@ impl fmt::Display for Conflict {
             ""
         };
         let (loop_name, pid, since) = (holder.loop_name(), holder.pid(), holder.started_at());
+        // A pid means nothing without its machine, when that is another one.
+        let on = self
+            .host()
+            .map(|host| format!(" on {host}"))
+            .unwrap_or_default();
         let shared = match holder.mode() {
             LockMode::Shared => " shared",
             LockMode::Exclusive => "",
@@ -147,7 +188,7 @@ impl fmt::Display for Conflict {
                 return write!(
                     f,
                     "an earlier waiter for an overlapping scope goes first: waiting{shared} is \
-                     loop `{loop_name}`, pid {pid}{this}, since {since}, ticket {ticket} ({path})"
+                     loop `{loop_name}`, pid {pid}{on}{this}, since {since}, ticket {ticket} ({path})"
                 );
             }
             ConflictRule::Overlap { ours, theirs } => write!(f, "{ours} overlaps {theirs}")?,
@@ -157,7 +198,7 @@ impl fmt::Display for Conflict {
         }
         write!(
             f,
-            ": held{shared} by loop `{loop_name}`, instance `{name}`, pid {pid}{this}, since \
+            ": held{shared} by loop `{loop_name}`, instance `{name}`, pid {pid}{on}{this}, since \
              {since} ({path})"
         )
     }
@@ -272,6 +313,7 @@ mod tests {
             holder: Some(LockRecord::new("x", vec!["/r/src".into()], 42, "t0")),
             rule,
             by_this_process,
+            remote: None,
         }
     }
 

@@ -124,11 +124,28 @@ fn two_clones_share_a_projects_locks_on_etcd() -> TestResult {
         &["check", "--scope", "docs/api"],
     ))?;
     assert_eq!(check.code(), 75, "{}", check.stderr);
+    // The library's one conflict line, with the holder's host: a pid alone names no process
+    // on another machine.
+    let host = lock["host"].as_str().ok_or("no host in list --json")?;
     assert!(
-        check.stderr.contains("held by loop `docs-fixer`")
-            && check.stderr.contains(&format!("pid {}", holder.pid())),
+        check.stderr.contains(&format!(
+            "held by loop `docs-fixer`, instance `docs-fixer`, pid {} on {host}, since",
+            holder.pid()
+        )),
         "{}",
         check.stderr
+    );
+    let check_json = support::run_to_end(on_etcd(
+        &cluster,
+        &second,
+        &["check", "--scope", "docs/api", "--json"],
+    ))?;
+    let checked: serde_json::Value = serde_json::from_str(&check_json.stdout)?;
+    assert_eq!(checked["conflict"]["host"], host, "{}", check_json.stdout);
+    assert_eq!(
+        checked["conflict"]["holder"]["token"], token,
+        "{}",
+        check_json.stdout
     );
     let free = support::run_to_end(on_etcd(&cluster, &second, &["check", "--scope", "src"]))?;
     assert_eq!(free.code(), 0, "{}", free.stderr);

@@ -206,16 +206,20 @@ class ScopeConflict(Exception):
     held but unreadable); ``loop_name``, ``scope``, ``pid`` and ``since`` are
     the holder's, for convenience. ``rule`` says why it conflicts:
     ``"overlap"``, ``"singleton"``, ``"same_name"`` (the lock file name is
-    taken) or ``"unreadable"``. ``lock_path`` is the holder's lock file.
+    taken) or ``"unreadable"``. ``lock_path`` is the holder's lock file (on etcd,
+    its key), and ``host`` the host the holder runs on (on etcd; ``None`` for a
+    lock directory).
     """
 
     def __init__(self, message: str, *, holder: ScopeLock | None, rule: str,
-                 lock_path: str, held_by_this_process: bool = False) -> None:
+                 lock_path: str, held_by_this_process: bool = False,
+                 host: str | None = None) -> None:
         super().__init__(message)
         self.holder = holder
         self.rule = rule
         self.lock_path = lock_path
         self.held_by_this_process = held_by_this_process
+        self.host = host
 
     @property
     def loop_name(self) -> str | None:
@@ -242,6 +246,7 @@ class ScopeConflict(Exception):
             rule=conflict["rule"],
             lock_path=conflict["lock_path"],
             held_by_this_process=conflict["held_by_this_process"],
+            host=conflict["host"],
         )
 
 

@@ -47,6 +47,8 @@ class Conflict(TypedDict):
     #: The blocking lock file's name below ``.running/``, without ``.lock``.
     lock_name: str
     held_by_this_process: bool
+    #: On etcd, the host the holder runs on; ``None`` for a lock directory.
+    host: str | None
     holder: Record | None
     rule: str
 
@@ -105,6 +107,7 @@ class EtcdManager:
         singleton: bool,
         timeout: float | None,
         shared: bool = False,
+        cancel: Cancel | None = None,
     ) -> tuple[int, Record] | tuple[None, Conflict]: ...
     def release(self, loop_name: str, instance_id: str | None, token: int | None = None) -> bool: ...
     def find_conflict(

@@ -89,9 +89,10 @@ impl<'a> Prepared<'a> {
         })
     }
 
-    /// What blocks us in `state`, with our ticket's number if we have one.
+    /// What blocks us in `state`, with our ticket's number if we have one; the conflict names
+    /// the host of whoever is in the way.
     pub(crate) fn decide(&self, state: &State, ticket: Option<u64>) -> Option<Conflict> {
-        decide(
+        let conflict = decide(
             &state.listing,
             &state.queue,
             self.request,
@@ -99,7 +100,9 @@ impl<'a> Prepared<'a> {
             (self.question == Question::Request).then_some(Path::new(&self.key)),
             ticket,
             &mut LeaseKin { ours: &state.ours },
-        )
+        )?;
+        let remote = state.remote_at(conflict.lock_path());
+        Some(conflict.with_remote(remote))
     }
 }
 

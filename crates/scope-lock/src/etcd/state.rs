@@ -10,6 +10,7 @@ use super::keys::{KeyKind, Keys};
 use super::retry::retrying;
 use super::root::Root;
 use super::value::Value;
+use crate::conflict::Remote;
 use crate::error::Error;
 use crate::listing::{LiveLock, Liveness, LockListing, ProblemKind, ScanProblem};
 use crate::protocol::{Kinship, Queue, Queued};
@@ -161,6 +162,25 @@ impl State {
                 self.waiting.push(lock);
             }
         }
+    }
+}
+
+impl State {
+    /// The host and name of the lock or waiter at `key`, for a conflict's message.
+    pub(crate) fn remote_at(&self, key: &std::path::Path) -> Option<Remote> {
+        let at = |lock: &&super::EtcdLock| std::path::Path::new(&lock.key) == key;
+        let remote = |lock: &super::EtcdLock, token| Remote {
+            host: lock.host.clone(),
+            name: lock.lock_name.clone(),
+            token,
+        };
+        if let Some(lock) = self.held.iter().find(at) {
+            return Some(remote(lock, Some(lock.token)));
+        }
+        self.waiting
+            .iter()
+            .find(at)
+            .map(|waiter| remote(waiter, None))
     }
 }
 

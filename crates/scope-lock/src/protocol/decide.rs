@@ -57,6 +57,7 @@ fn first_conflict(
             holder: None,
             rule: ConflictRule::Unreadable { reason },
             by_this_process: false,
+            remote: None,
         });
     }
     for lock in &listing.locks {
@@ -78,6 +79,7 @@ fn first_conflict(
             holder: Some(record.clone()),
             rule,
             by_this_process: ancestry.is_this_process(record, lock.id),
+            remote: None,
         });
     }
     None
@@ -168,6 +170,7 @@ fn waiter_ahead(
                 ticket: waiter.number,
             },
             by_this_process: ancestry.is_this_process(record, waiter.id),
+            remote: None,
         })
     };
     // The tickets are in number order.

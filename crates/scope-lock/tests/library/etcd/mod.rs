@@ -112,6 +112,74 @@ fn clones_with_different_roots_share_one_set_of_locks() -> TestResult {
     Ok(())
 }
 
+/// "Is this scope free?" on etcd, as locally: no name is needed (an empty loop name is no
+/// request, but is a question), the name the request would take does not count, and the
+/// answer names the holder's host, its nested lock name and pid, as the one conflict line does
+/// everywhere. The async manager asks the same.
+#[test]
+fn the_scope_question_needs_no_name_and_names_the_holders_host() -> TestResult {
+    if !available("etcd::the_scope_question_needs_no_name_and_names_the_holders_host") {
+        return Ok(());
+    }
+    let cluster = EtcdCluster::single()?;
+    let (here, there) = (clone()?, clone()?);
+    let a = manager(&cluster, "question", &here.root)?;
+    let b = manager(&cluster, "question", &there.root)?;
+    let held = a.try_acquire(
+        &LockRequest::new("gen")
+            .instance_id("gen/run-7")
+            .scope(["docs/api"]),
+    )?;
+    let host = a.list_locks()?.locks()[0].host().to_owned();
+    assert!(!host.is_empty());
+
+    let conflict = b
+        .find_scope_conflict(&LockRequest::new("").scope(["docs"]))?
+        .ok_or("docs holds docs/api")?;
+    assert!(
+        matches!(conflict.rule(), ConflictRule::Overlap { .. }),
+        "{conflict}"
+    );
+    assert_eq!(conflict.host(), Some(host.as_str()));
+    assert_eq!(conflict.lock_name(), Path::new("gen/run-7"));
+    assert_eq!(conflict.token(), Some(held.token()));
+    let line = conflict.to_string();
+    assert!(
+        line.contains(&format!(
+            "held by loop `gen`, instance `gen/run-7`, pid {} on {host}, since",
+            std::process::id()
+        )),
+        "{line}"
+    );
+    assert!(
+        b.find_scope_conflict(&LockRequest::new("").scope(["src"]))?
+            .is_none()
+    );
+    // The lock name is no conflict for the scope question; it is for an acquire's.
+    let same_name = LockRequest::new("gen")
+        .instance_id("gen/run-7")
+        .scope(["src"]);
+    assert!(b.find_scope_conflict(&same_name)?.is_none());
+    let taken = b.find_conflict(&same_name)?.ok_or("the name is taken")?;
+    assert_eq!(taken.rule(), &ConflictRule::SameName);
+    assert_eq!(taken.host(), Some(host.as_str()));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let asked = runtime.block_on(async {
+        let config = EtcdConfig::new(cluster.endpoints(), "question").with_root(&there.root);
+        let locks = AsyncEtcdLockManager::connect(config).await?;
+        let found = locks
+            .find_scope_conflict(&LockRequest::new("").scope(["docs/api/v2"]))
+            .await?;
+        Ok::<_, Box<dyn Error>>(found)
+    })?;
+    assert_eq!(asked.and_then(|c| c.host().map(str::to_owned)), Some(host));
+    held.release()?;
+    Ok(())
+}
+
 /// An absolute scope outside the root is refused, with the entry named.
 #[test]
 fn scopes_outside_the_project_root_are_refused_by_name() -> TestResult {
