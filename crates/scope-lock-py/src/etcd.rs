@@ -95,7 +95,7 @@ impl EtcdManager {
         &self,
         py: Python<'py>,
         loop_name: String,
-        scope: Vec<String>,
+        scope: Vec<PathBuf>,
         instance_id: Option<String>,
         singleton: bool,
         timeout: Option<f64>,
@@ -163,7 +163,7 @@ impl EtcdManager {
     fn find_conflict<'py>(
         &self,
         py: Python<'py>,
-        scope: Vec<String>,
+        scope: Vec<PathBuf>,
         caller_loop_name: Option<String>,
         caller_singleton: bool,
         caller_shared: bool,

@@ -264,7 +264,7 @@ pub(crate) fn refusal_dict<'py>(
 /// a singleton, to this loop)? The loop name counts only for a singleton, which the original
 /// also gives a name.
 pub(crate) fn scope_query(
-    scope: Vec<String>,
+    scope: Vec<PathBuf>,
     caller_loop_name: Option<String>,
     caller_singleton: bool,
     caller_shared: bool,
