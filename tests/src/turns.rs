@@ -58,7 +58,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             Err(err) => return Err(err.to_string()),
         };
         witness
-            .enter(hold)
+            .enter(hold, Some(guard.token()))
             .map_err(|err| format!("witness: {err}"))?;
         say(&format!("held {hold}"))?;
         expect_line(&mut stdin, "release")?;
