@@ -469,6 +469,11 @@ mod tests {
         assert!(Entry::parse(b"/r/*").overlaps(&raw));
         assert!(!Entry::parse(b"/r/[a-z]*").overlaps(&raw));
         assert!(Entry::parse(b"/r/[!a-z]*").overlaps(&raw));
+        // Nor is any of them a character that UTF-8 can spell, not even in the last plane.
+        for (byte, spelled) in [(b"/r/\xff", "/r/\u{10FF01}"), (b"/r/\x80", "/r/\u{10FF80}")] {
+            let spelled = Entry::literal(spelled.as_bytes());
+            assert!(!Entry::literal(byte).overlaps(&spelled), "{spelled:?}");
+        }
     }
 
     // The property: against brute force over every path of a small tree. Names are made of

@@ -53,4 +53,12 @@ mod tests {
         assert!(Exclusive.excludes(Exclusive));
         assert_eq!(LockMode::default(), Exclusive);
     }
+
+    /// `list`, `--json` and the Python binding show these names as they are.
+    #[test]
+    fn each_mode_has_one_name() {
+        assert_eq!(LockMode::Exclusive.as_str(), "exclusive");
+        assert_eq!(LockMode::Shared.as_str(), "shared");
+        assert_eq!(LockMode::Shared.to_string(), "shared");
+    }
 }
