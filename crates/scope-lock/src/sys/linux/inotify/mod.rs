@@ -1,5 +1,10 @@
 //! inotify: a waiter woken by the event that may have freed its scope, with no polling
-//! interval.
+//! interval. This file is the watch itself (what it watches, how it waits); [`narrow`] is how
+//! a blocked waiter watches only the file that blocks it, and [`spares`] how a spent instance
+//! is kept instead of closed.
+
+mod narrow;
+mod spares;
 
 use std::ffi::OsStr;
 use std::io;
@@ -10,6 +15,7 @@ use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 
 use crate::sys::watch::Interest;
+use spares::SPARE_INOTIFY;
 
 /// Wakes a waiter when a watched directory sees an event that may have freed a scope: a name
 /// removed or moved away (a release, a reclaim, a ticket withdrawn), or a file opened for
@@ -35,50 +41,6 @@ pub(crate) struct DirWatch {
     set_aside: Vec<(PathBuf, Interest)>,
 }
 
-/// Inotify instances that this process no longer uses, kept for its next wait.
-///
-/// Closing an instance that has had watches blocks the closer until the kernel has freed them
-/// (it waits out an RCU grace period: 8 to 16 ms measured on Linux 6.18, whatever the load).
-/// A waiter drops its watch right after it got its lock, so every waiting acquire would pay
-/// that before it returns, holding the lock. Removing the watches is cheap, so a spent
-/// instance loses its watches and waits here instead; closing it later costs nothing, since
-/// the kernel freed its watches long before.
-static SPARE_INOTIFY: Spares = Spares::new(4);
-
-/// Spare descriptors, each with the pid of the process that put it there: a child created by
-/// `fork` inherits its parent's, which share their event queues with the parent's, so it must
-/// not use them.
-#[derive(Debug)]
-struct Spares {
-    spare: std::sync::Mutex<Vec<(u32, rustix::fd::OwnedFd)>>,
-    max: usize,
-}
-impl Spares {
-    const fn new(max: usize) -> Self {
-        Self {
-            spare: std::sync::Mutex::new(Vec::new()),
-            max,
-        }
-    }
-
-    /// A spare descriptor of process `pid`'s, if there is one. Drops those of other processes.
-    /// Never blocks: a list held by another thread (or by a thread that did not survive a
-    /// fork) is as good as empty.
-    fn take(&self, pid: u32) -> Option<rustix::fd::OwnedFd> {
-        let mut spare = self.spare.try_lock().ok()?;
-        spare.retain(|(owner, _)| *owner == pid);
-        spare.pop().map(|(_, fd)| fd)
-    }
-
-    /// Keeps `fd` for process `pid`, unless `max` are kept already (then it is closed).
-    fn give(&self, pid: u32, fd: rustix::fd::OwnedFd) {
-        if let Ok(mut spare) = self.spare.try_lock()
-            && spare.len() < self.max
-        {
-            spare.push((pid, fd));
-        }
-    }
-}
 impl DirWatch {
     /// A watch with nothing watched yet: a spare instance of this process's, or a new one.
     pub(crate) fn new() -> io::Result<Self> {
@@ -92,30 +54,6 @@ impl DirWatch {
             watches: Vec::new(),
             set_aside: Vec::new(),
         })
-    }
-
-    /// Empties the instance of watches and events and gives a descriptor of it to `spares`,
-    /// so that it closes late and cheaply instead of now, at the cost of a grace period; ours
-    /// then closes without being the last.
-    fn retire(&mut self, spares: &Spares) {
-        if self.reset().is_ok()
-            && let Ok(kept) = self.inotify.try_clone()
-        {
-            spares.give(std::process::id(), kept);
-        }
-    }
-
-    /// Removes every watch and reads every pending event: the instance is as good as new.
-    fn reset(&mut self) -> io::Result<()> {
-        use rustix::fs::inotify::remove_watch;
-        // A removal fails only for a watch the kernel dropped already (its directory went).
-        for (wd, _, _) in std::mem::take(&mut self.watches) {
-            let _ = remove_watch(&self.inotify, wd);
-        }
-        self.set_aside.clear();
-        // Each removal queued an `IN_IGNORED`: read them now, with whatever else was pending.
-        // (Anything left could at worst wake the next user once for nothing.)
-        self.drain(None).map(drop)
     }
 
     /// Also wakes [`wait`](Self::wait) whenever a descriptor of `file`'s inode is closed,
@@ -152,72 +90,6 @@ impl DirWatch {
         let wd = add_watch(&self.inotify, dir, flags)?;
         self.watches.push((wd, dir.to_path_buf(), interest));
         Ok(true)
-    }
-
-    /// Narrows the watch to `file`, the one file that blocks the caller, until
-    /// [`widen`](Self::widen): a watch on the file itself, and none on the directories, so
-    /// that what happens to other names there (other waiters' tickets, other locks' dot files
-    /// and renames) no longer wakes the caller. A waiter blocked by one file cannot go on
-    /// before something happens to that file; with 8 waiters, each used to wake about 29
-    /// times per handoff for events about other names.
-    ///
-    /// The file's watch wakes on what the directory watches woke on for its name: a writer's
-    /// descriptor closing (a release or a death), the name removed or replaced (the inode's
-    /// link count changes) or moved away, and the inode going. The file's watch is added
-    /// before the directories' are removed, and the directories' events until then are read:
-    /// `Ok(true)` when one was about `file` (or about the directories themselves, or events
-    /// were lost), or when `file` is gone already: then the caller must look again before it
-    /// waits. On an error nothing was narrowed, or the watch is no longer to be trusted (the
-    /// caller gives it up).
-    pub(crate) fn narrow_to(&mut self, file: &Path) -> io::Result<bool> {
-        use rustix::fs::inotify::{WatchFlags, add_watch, remove_watch};
-        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
-            return Err(io::Error::other("not a file in a directory"));
-        };
-        if !self.set_aside.is_empty() {
-            self.widen();
-        }
-        let flags = WatchFlags::CLOSE_WRITE
-            | WatchFlags::ATTRIB
-            | WatchFlags::MOVE_SELF
-            | WatchFlags::DELETE_SELF
-            | WatchFlags::DONT_FOLLOW;
-        let wd = match add_watch(&self.inotify, file, flags) {
-            Ok(wd) => wd,
-            Err(Errno::NOENT) => return Ok(true),
-            Err(err) => return Err(err.into()),
-        };
-        self.watches.push((wd, file.to_path_buf(), Interest::All));
-        let mut happened = self.drain(Some((dir, name)))?;
-        let (kept, dirs): (Vec<_>, Vec<_>) = std::mem::take(&mut self.watches)
-            .into_iter()
-            .partition(|(watched, _, _)| *watched == wd);
-        self.watches = kept;
-        for (dir_wd, dir, interest) in dirs {
-            let _ = remove_watch(&self.inotify, dir_wd);
-            self.set_aside.push((dir, interest));
-        }
-        // The removals queued IGNOREDs for watches no longer listed, which `drain` skips; read
-        // now, they wake nobody. What the file's own watch saw meanwhile counts.
-        happened |= self.drain(None)?;
-        Ok(happened)
-    }
-
-    /// Watches again the directories that [`narrow_to`](Self::narrow_to) set aside, and no
-    /// longer the file. Called before the caller looks again, so that nothing after its look
-    /// goes unseen. A directory that cannot be watched again is left for the caller's
-    /// [`watch`](Self::watch), which then reports it as new.
-    pub(crate) fn widen(&mut self) {
-        use rustix::fs::inotify::remove_watch;
-        if self.set_aside.is_empty() {
-            return;
-        }
-        for (wd, _, _) in std::mem::take(&mut self.watches) {
-            let _ = remove_watch(&self.inotify, wd);
-        }
-        for (dir, interest) in std::mem::take(&mut self.set_aside) {
-            let _ = self.watch(&dir, interest);
-        }
     }
 
     /// Waits at most `timeout` for an event of interest; `Ok(true)` when one came. Every
@@ -339,13 +211,12 @@ impl Drop for DirWatch {
 
 #[cfg(test)]
 mod tests {
-    use std::fs::{self, create_dir, remove_file};
+    use std::fs::{self, OpenOptions, create_dir, remove_file};
 
     use super::*;
-    use std::fs::OpenOptions;
-
+    use crate::sys::try_lock_exclusive;
     use crate::sys::unix::tests::{create_new, open_lock_file, open_sentinel};
-    use crate::sys::{try_lock_exclusive, unlock};
+    use crate::sys::unlock;
 
     #[test]
     fn a_dir_watch_wakes_on_release_and_on_close_but_not_on_reads() -> io::Result<()> {
@@ -381,80 +252,6 @@ mod tests {
         assert!(watch.wait(Duration::from_secs(30), focus)?);
         Ok(())
     }
-    /// Whether the instance has an event to read: what would wake a waiter's `poll`.
-    fn readable(watch: &DirWatch) -> io::Result<bool> {
-        use rustix::event::{PollFd, PollFlags, Timespec, poll};
-        let mut fds = [PollFd::new(&watch.inotify, PollFlags::IN)];
-        Ok(poll(&mut fds, Some(&Timespec::default()))? > 0)
-    }
-
-    #[test]
-    fn a_narrowed_watch_wakes_for_its_file_alone_and_widens_to_its_directories_again()
-    -> io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let lock = dir.path().join("a.lock");
-        let holder = create_new(&lock)?;
-        let mut watch = DirWatch::new()?;
-        assert!(watch.watch(dir.path(), Interest::LockFiles)?);
-        assert!(!watch.narrow_to(&lock)?, "nothing happened to the file yet");
-        assert_eq!(inotify_watches(&watch.inotify)?, 1);
-
-        // Other names come and go, and the file is read (a scan): nothing to wake a poll.
-        let other = dir.path().join("b.lock");
-        drop(create_new(&other)?);
-        fs::rename(&other, dir.path().join("c.lock"))?;
-        remove_file(dir.path().join("c.lock"))?;
-        drop(open_lock_file(&lock)?);
-        assert!(
-            !readable(&watch)?,
-            "an event about another name woke the waiter"
-        );
-        assert!(!watch.wait(Duration::ZERO, None)?);
-
-        // Its holder's descriptor closing (a release, or a death) wakes.
-        drop(holder);
-        assert!(watch.wait(Duration::from_secs(30), None)?);
-
-        // Widened, the directory is watched again, and the file no longer.
-        watch.widen();
-        assert_eq!(inotify_watches(&watch.inotify)?, 1);
-        assert!(
-            !watch.watch(dir.path(), Interest::LockFiles)?,
-            "not watched again"
-        );
-        drop(create_new(&other)?);
-        assert!(watch.wait(Duration::from_secs(30), None)?);
-
-        // Its name removed (a release, a reclaim) wakes.
-        assert!(!watch.narrow_to(&lock)?);
-        remove_file(&lock)?;
-        assert!(watch.wait(Duration::from_secs(30), None)?);
-
-        // Replaced by another file under its name: wakes.
-        watch.widen();
-        drop(create_new(&lock)?);
-        assert!(
-            watch.wait(Duration::from_secs(30), None)?,
-            "the new file's close"
-        );
-        assert!(!watch.narrow_to(&lock)?);
-        fs::rename(&other, &lock)?;
-        assert!(watch.wait(Duration::from_secs(30), None)?);
-
-        // Gone already, or gone between the look and the narrowing (the directory saw it):
-        // look again.
-        watch.widen();
-        remove_file(&lock)?;
-        assert!(watch.narrow_to(&lock)?);
-        watch.widen();
-        let holder = create_new(&lock)?;
-        drop(holder);
-        assert!(
-            watch.narrow_to(&lock)?,
-            "a close before the narrowing went unnoticed"
-        );
-        Ok(())
-    }
 
     #[test]
     fn a_close_watch_wakes_on_every_close_of_the_file_and_nothing_else() -> io::Result<()> {
@@ -479,7 +276,7 @@ mod tests {
     }
 
     /// The watches that `/proc/self/fdinfo` lists for the inotify descriptor `fd`.
-    fn inotify_watches(fd: &rustix::fd::OwnedFd) -> io::Result<usize> {
+    pub(super) fn inotify_watches(fd: &rustix::fd::OwnedFd) -> io::Result<usize> {
         use std::os::fd::AsRawFd as _;
         let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
         Ok(info
@@ -487,63 +284,7 @@ mod tests {
             .filter(|l| l.starts_with("inotify wd:"))
             .count())
     }
-    #[test]
-    fn a_reset_watch_watches_nothing_and_has_nothing_pending() -> io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let mut watch = DirWatch::new()?;
-        let file = dir.path().join("x");
-        drop(create_new(&file)?);
-        assert!(watch.watch(dir.path(), Interest::All)?);
-        watch.watch_closes(&file)?;
-        drop(open_lock_file(&file)?);
-        drop(create_new(&dir.path().join("a"))?);
-        assert_eq!(inotify_watches(&watch.inotify)?, 2);
-        watch.reset()?;
-        assert_eq!(inotify_watches(&watch.inotify)?, 0);
-        assert!(watch.watches.is_empty());
-        // The close above and the removals' notices were read: nothing wakes it.
-        drop(create_new(&dir.path().join("b"))?);
-        assert!(!watch.wait(Duration::ZERO, None)?);
-        // It can watch again, as new.
-        assert!(watch.watch(dir.path(), Interest::All)?);
-        drop(create_new(&dir.path().join("c"))?);
-        assert!(watch.wait(Duration::from_secs(30), None)?);
-        Ok(())
-    }
-    #[test]
-    fn a_retired_watch_leaves_a_spare_without_watches_for_this_process() -> io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let spares = Spares::new(4);
-        let mut watch = DirWatch::new()?;
-        watch.watch(dir.path(), Interest::All)?;
-        watch.retire(&spares);
-        let spare = spares
-            .take(std::process::id())
-            .ok_or("no spare was kept")
-            .map_err(io::Error::other)?;
-        assert_eq!(inotify_watches(&spare)?, 0);
-        Ok(())
-    }
-    #[test]
-    fn spare_instances_go_only_to_the_process_that_kept_them_and_only_so_many() -> io::Result<()> {
-        use rustix::fs::inotify::{CreateFlags, init};
-        let spares = Spares::new(2);
-        let me = std::process::id();
-        let new = || init(CreateFlags::CLOEXEC);
-        // Another process's (a parent's, inherited through fork) is never handed out.
-        spares.give(me.wrapping_add(1), new()?);
-        assert!(spares.take(me).is_none());
-        spares.give(me, new()?);
-        assert!(spares.take(me).is_some());
-        assert!(spares.take(me).is_none());
-        for _ in 0..3 {
-            spares.give(me, new()?);
-        }
-        assert!(spares.take(me).is_some());
-        assert!(spares.take(me).is_some());
-        assert!(spares.take(me).is_none(), "kept more than its maximum");
-        Ok(())
-    }
+
     #[test]
     fn a_dir_watch_without_events_waits_out_its_timeout() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
@@ -560,6 +301,7 @@ mod tests {
         );
         Ok(())
     }
+
     #[test]
     fn a_watched_directory_that_is_removed_and_made_again_is_watched_afresh() -> io::Result<()> {
         let parent = tempfile::tempdir()?;
@@ -579,6 +321,7 @@ mod tests {
         assert!(watch.wait(Duration::from_secs(30), None)?);
         Ok(())
     }
+
     #[test]
     fn a_dir_watch_wakes_when_a_name_or_the_directory_itself_is_moved() -> io::Result<()> {
         let parent = tempfile::tempdir()?;
@@ -593,6 +336,7 @@ mod tests {
         assert!(watch.wait(Duration::from_secs(30), None)?);
         Ok(())
     }
+
     #[test]
     fn a_watched_directory_that_is_moved_away_and_made_again_is_watched_afresh() -> io::Result<()> {
         let parent = tempfile::tempdir()?;
@@ -618,6 +362,7 @@ mod tests {
         );
         Ok(())
     }
+
     #[test]
     fn a_dir_watch_refuses_a_file_and_a_symlink_to_a_directory() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
