@@ -102,8 +102,10 @@ pub(super) fn attempt(
     fault::pause("acquire:sentinel-held");
     ensure_target_usable(target, &sentinel)?;
     let listing = scan(Scan::clean(*invalid_grace), &sentinel)?;
-    let queue = queue::scan(Stale::Clean, &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
+    // A waiter with a ticket is decided against the tickets ahead of it alone; a request
+    // without one reads them all, to find its place and to number its ticket.
+    let queue = queue::scan_ahead_of(ours, Stale::Clean, &sentinel)?;
     let index = ScopeIndex::new(record.scope_paths());
     let mut ancestry = Ancestry::of_this_process();
     if let Some(conflict) = decide(

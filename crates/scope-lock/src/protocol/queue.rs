@@ -84,6 +84,19 @@ pub(crate) struct Queue {
 /// checked and removed through that descriptor: a queue swapped for a symlink meanwhile
 /// cannot send a removal anywhere else.
 pub(crate) fn scan(stale: Stale, sentinel: &SentinelGuard) -> Result<Queue, Error> {
+    scan_ahead_of(None, stale, sentinel)
+}
+
+/// [`scan`], judging only the tickets numbered below `ours` when a waiter with that ticket
+/// asks: those behind it can never block it (see `decide`), and reading each costs an open,
+/// a stat, a flock and a read. A dead waiter's ticket behind it is left for the scan of a
+/// request without a ticket, or a listing, which judge every ticket; meanwhile it blocks
+/// nobody, since only the tickets ahead of a request count against it.
+pub(crate) fn scan_ahead_of(
+    ours: Option<u64>,
+    stale: Stale,
+    sentinel: &SentinelGuard,
+) -> Result<Queue, Error> {
     let path = sentinel.dir().join(QUEUE_DIR);
     let dir = match sentinel.dir().open_dir(QUEUE_DIR) {
         Ok(dir) => dir,
@@ -116,6 +129,9 @@ pub(crate) fn scan(stale: Stale, sentinel: &SentinelGuard) -> Result<Queue, Erro
         let Some(number) = entry.name.to_str().and_then(parse_number) else {
             continue;
         };
+        if ours.is_some_and(|ours| number >= ours) {
+            continue;
+        }
         let Ok(file) = dir.open_file(&entry.name) else {
             // Gone since the listing, or not a file we can open: nothing to order against.
             continue;
@@ -393,5 +409,29 @@ mod tests {
         ] {
             assert_eq!(parse_number(other), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn a_waiter_with_a_ticket_judges_only_the_tickets_ahead_of_its_own()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let queue_dir = dir.path().join(QUEUE_DIR);
+        std::fs::create_dir(&queue_dir)?;
+        // Two tickets of waiters that are gone (no flock held), one ahead of ticket 2 and
+        // one behind it.
+        for number in [1, 3] {
+            std::fs::write(queue_dir.join(file_name(number)), b"{}")?;
+        }
+        let sentinel = SentinelGuard::lock(dir.path(), std::time::Duration::from_secs(5))?;
+        let ahead = scan_ahead_of(Some(2), Stale::Clean, &sentinel)?;
+        assert_eq!(ahead.stale, [queue_dir.join(file_name(1))]);
+        assert!(
+            queue_dir.join(file_name(3)).exists(),
+            "a ticket behind the waiter's own was judged"
+        );
+        // A request without a ticket judges them all.
+        let all = scan(Stale::Clean, &sentinel)?;
+        assert_eq!(all.stale, [queue_dir.join(file_name(3))]);
+        Ok(())
     }
 }
