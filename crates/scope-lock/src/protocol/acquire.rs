@@ -12,7 +12,7 @@ use super::reclaim::Stale;
 use super::scan::{Scan, scan};
 use super::sentinel::{SentinelGuard, ensure_target_usable};
 use super::token::next_token;
-use crate::conflict::{AcquireError, Conflict};
+use crate::conflict::{AcquireError, Conflict, ConflictRule};
 use crate::error::Error;
 use crate::fault;
 use crate::record::LockRecord;
@@ -103,35 +103,61 @@ pub(super) fn attempt(
     ensure_target_usable(target, &sentinel)?;
     let listing = scan(Scan::clean(*invalid_grace), &sentinel)?;
     let ours = ticket.as_ref().map(Ticket::number);
-    // A waiter with a ticket is decided against the tickets ahead of it alone; a request
-    // without one reads them all, to find its place and to number its ticket.
-    let queue = queue::scan_ahead_of(ours, Stale::Clean, &sentinel)?;
     let index = ScopeIndex::new(record.scope_paths());
     let mut ancestry = Ancestry::of_this_process();
-    if let Some(conflict) = decide(
-        &listing,
-        &queue,
-        request,
-        &index,
-        Some(target),
-        ours,
-        &mut ancestry,
-    ) {
+    // A waiter with a ticket is decided against every ticket ahead of it, and none behind;
+    // a request without one against as few as its decision needs, lowest first: the first
+    // waiter that blocks it is ahead of every ticket not judged yet.
+    let mut listed = queue::Listed::list(Stale::Clean, &sentinel)?;
+    if let Some(ours) = ours {
+        listed.keep_below(ours);
+        while listed.judge_lowest() {}
+    }
+    let decided = |listed: &queue::Listed<'_>, ancestry: &mut Ancestry, ticket| {
+        decide(
+            &listing,
+            listed.queue(),
+            request,
+            &index,
+            Some(target),
+            ticket,
+            ancestry,
+        )
+    };
+    let conflict = loop {
+        let conflict = decided(&listed, &mut ancestry, ours);
+        if conflict.is_some() || !listed.judge_lowest() {
+            break conflict;
+        }
+    };
+    if let Some(conflict) = conflict {
         if join_queue && ticket.is_none() {
-            let taken = Ticket::take(&queue, &record.restamped(), request.lock_name(), &sentinel)?;
+            // A number above every live ticket: the highest is found judging from the top.
+            listed.judge_to_highest_live();
+            let taken = Ticket::take(
+                listed.queue(),
+                &record.restamped(),
+                request.lock_name(),
+                &sentinel,
+            )?;
             let number = taken.number();
             *ticket = Some(taken);
             // From now on a waiter with a ticket: what it waits for is the waiter just ahead
-            // of it, if any, not the lock that every waiter behind a holder would watch.
-            let as_waiter = decide(
-                &listing,
-                &queue,
-                request,
-                &index,
-                Some(target),
-                Some(number),
-                &mut ancestry,
-            );
+            // of it, if any, not the lock that every waiter behind a holder would watch. That
+            // is the highest waiter that blocks it, settled once no ticket above it is left
+            // to judge.
+            let as_waiter = loop {
+                let as_waiter = decided(&listed, &mut ancestry, Some(number));
+                let settled = match as_waiter.as_ref().map(Conflict::rule) {
+                    Some(ConflictRule::Waiting { ticket }) => listed
+                        .unjudged_range()
+                        .is_none_or(|(_, highest)| *ticket > highest),
+                    _ => listed.is_complete(),
+                };
+                if settled || !listed.judge_highest() {
+                    break as_waiter;
+                }
+            };
             ancestry.remember();
             return Ok(Outcome::Blocked(as_waiter.unwrap_or(conflict)));
         }

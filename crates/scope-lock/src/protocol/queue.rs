@@ -97,60 +97,164 @@ pub(crate) fn scan_ahead_of(
     stale: Stale,
     sentinel: &SentinelGuard,
 ) -> Result<Queue, Error> {
-    let path = sentinel.dir().join(QUEUE_DIR);
-    let dir = match sentinel.dir().open_dir(QUEUE_DIR) {
-        Ok(dir) => dir,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Queue::default()),
-        // A symlink: `Ticket::take` refuses to queue there, so no waiter of ours can be where
-        // it points, and nothing there is ours to remove. (What the name is now is asked
-        // again only to tell a symlink, or a directory swapped back meanwhile, from a file
-        // in the way, which is an error.)
-        Err(err)
-            if sys::is_not_a_dir(&err)
-                && sentinel
-                    .dir()
-                    .stat(QUEUE_DIR)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|stat| {
-                        matches!(stat.file_type, FileType::Symlink | FileType::Directory)
-                    }) =>
-        {
-            return Ok(Queue::default());
-        }
-        Err(err) => return Err(Error::io("cannot list", &path, err)),
-    };
-    let entries = dir
-        .entries()
-        .map_err(|err| Error::io("cannot list", &path, err))?;
-    let mut queue = Queue::default();
-    for entry in entries {
-        let entry = entry.map_err(|err| Error::io("cannot list", &path, err))?;
-        let Some(number) = entry.name.to_str().and_then(parse_number) else {
-            continue;
+    let mut listed = Listed::list(stale, sentinel)?;
+    if let Some(ours) = ours {
+        listed.keep_below(ours);
+    }
+    while listed.judge_lowest() {}
+    Ok(listed.into_queue())
+}
+
+/// The queue's tickets as listed under the sentinel, judged (opened, probed, read, or
+/// removed when their waiter is gone) only as a decision needs them, lowest or highest first:
+/// a request without a ticket needs the first waiter that blocks it and, to take a number,
+/// the highest live ticket, not every waiter between.
+pub(crate) struct Listed<'s> {
+    /// `None` when there is no queue (or it is not ours to read: a symlink).
+    dir: Option<Dir>,
+    path: PathBuf,
+    /// The tickets not judged yet, by number, lowest first.
+    unjudged: std::collections::VecDeque<(u64, std::ffi::OsString)>,
+    stale: Stale,
+    sentinel: &'s SentinelGuard,
+    queue: Queue,
+}
+
+impl<'s> Listed<'s> {
+    /// Lists the queue of `sentinel`'s `.running/` (see [`scan`] for what is judged, and how).
+    pub(crate) fn list(stale: Stale, sentinel: &'s SentinelGuard) -> Result<Self, Error> {
+        let path = sentinel.dir().join(QUEUE_DIR);
+        let mut listed = Self {
+            dir: None,
+            path,
+            unjudged: std::collections::VecDeque::new(),
+            stale,
+            sentinel,
+            queue: Queue::default(),
         };
-        if ours.is_some_and(|ours| number >= ours) {
-            continue;
+        let dir = match sentinel.dir().open_dir(QUEUE_DIR) {
+            Ok(dir) => dir,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(listed),
+            // A symlink: `Ticket::take` refuses to queue there, so no waiter of ours can be
+            // where it points, and nothing there is ours to remove. (What the name is now is
+            // asked again only to tell a symlink, or a directory swapped back meanwhile, from
+            // a file in the way, which is an error.)
+            Err(err)
+                if sys::is_not_a_dir(&err)
+                    && sentinel
+                        .dir()
+                        .stat(QUEUE_DIR)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|stat| {
+                            matches!(stat.file_type, FileType::Symlink | FileType::Directory)
+                        }) =>
+            {
+                return Ok(listed);
+            }
+            Err(err) => return Err(Error::io("cannot list", &listed.path, err)),
+        };
+        let entries = dir
+            .entries()
+            .map_err(|err| Error::io("cannot list", &listed.path, err))?;
+        let mut unjudged = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|err| Error::io("cannot list", &listed.path, err))?;
+            if let Some(number) = entry.name.to_str().and_then(parse_number) {
+                unjudged.push((number, entry.name));
+            }
         }
-        let Ok(file) = dir.open_file(&entry.name) else {
+        unjudged.sort_unstable_by_key(|(number, _)| *number);
+        listed.unjudged = unjudged.into();
+        listed.dir = Some(dir);
+        Ok(listed)
+    }
+
+    /// Leaves out the tickets numbered `ours` and above: a waiter with that ticket is never
+    /// blocked by them.
+    pub(crate) fn keep_below(&mut self, ours: u64) {
+        self.unjudged.retain(|(number, _)| *number < ours);
+    }
+
+    /// Judges from the highest ticket down until the highest live one is known: every
+    /// ticket above it judged, and found stale.
+    pub(crate) fn judge_to_highest_live(&mut self) {
+        while let Some((_, top)) = self.unjudged_range() {
+            if self
+                .queue
+                .tickets
+                .last()
+                .is_some_and(|live| live.number > top)
+            {
+                break;
+            }
+            self.judge_highest();
+        }
+    }
+
+    /// Whether every listed ticket has been judged.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.unjudged.is_empty()
+    }
+
+    /// The lowest and highest numbers not judged yet.
+    pub(crate) fn unjudged_range(&self) -> Option<(u64, u64)> {
+        Some((self.unjudged.front()?.0, self.unjudged.back()?.0))
+    }
+
+    /// Judges the lowest ticket not judged yet; `false` when there was none.
+    pub(crate) fn judge_lowest(&mut self) -> bool {
+        let Some((number, name)) = self.unjudged.pop_front() else {
+            return false;
+        };
+        self.judge(number, name);
+        true
+    }
+
+    /// Judges the highest ticket not judged yet; `false` when there was none.
+    pub(crate) fn judge_highest(&mut self) -> bool {
+        let Some((number, name)) = self.unjudged.pop_back() else {
+            return false;
+        };
+        self.judge(number, name);
+        true
+    }
+
+    /// The live tickets judged so far, in number order, and the stale ones removed.
+    pub(crate) fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// What was judged, as [`scan`] reports it.
+    pub(crate) fn into_queue(mut self) -> Queue {
+        self.queue.stale.sort();
+        self.queue
+    }
+
+    fn judge(&mut self, number: u64, name: std::ffi::OsString) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let Ok(file) = dir.open_file(&name) else {
             // Gone since the listing, or not a file we can open: nothing to order against.
-            continue;
+            return;
         };
         // Only regular files are tickets; anything else is not ours to judge, let alone remove.
         let id = match file.metadata() {
             Ok(meta) if meta.is_file() => sys::id_of(&meta),
-            _ => continue,
+            _ => return,
         };
-        let entry = Entry::new(&dir, entry.name);
+        let entry = Entry::new(dir, name);
+        let queue = &mut self.queue;
         match sys::try_lock_exclusive(&file) {
             // Its waiter is gone. We hold the sentinel, so nobody can be taking this number
             // anew; still, as for a stale lock, only the inode we probed is unlinked.
             Ok(true) => reclaim(
                 &entry,
                 &file,
-                stale,
+                self.stale,
                 (&mut queue.stale, &mut queue.problems),
-                sentinel,
+                self.sentinel,
             ),
             Ok(false) => {
                 let bytes = sys::read_sized(&file, 0, MAX_RECORD_BYTES + 1).ok();
@@ -158,21 +262,24 @@ pub(crate) fn scan_ahead_of(
                     .as_deref()
                     .and_then(|bytes| LockRecord::from_json(bytes).ok());
                 if let (Some(record), Some(bytes)) = (record, bytes) {
-                    queue.tickets.push(Queued {
-                        number,
-                        path: entry.path,
-                        record,
-                        lock_name: lock_name_in(&bytes),
-                        id,
-                    });
+                    let at = queue
+                        .tickets
+                        .partition_point(|ticket| ticket.number < number);
+                    queue.tickets.insert(
+                        at,
+                        Queued {
+                            number,
+                            path: entry.path,
+                            record,
+                            lock_name: lock_name_in(&bytes),
+                            id,
+                        },
+                    );
                 }
             }
             Err(_) => {}
         }
     }
-    queue.tickets.sort_by_key(|ticket| ticket.number);
-    queue.stale.sort();
-    Ok(queue)
 }
 
 /// What a ticket holds: the waiter's record, as a lock file would hold it, and the name of the
@@ -411,17 +518,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_waiter_with_a_ticket_judges_only_the_tickets_ahead_of_its_own()
-    -> Result<(), Box<dyn std::error::Error>> {
+    /// A `.running/` whose queue holds the tickets `numbers` of waiters that are gone (files
+    /// nobody flocks), and the queue's path.
+    fn queue_with_dead_waiters(
+        numbers: &[u64],
+    ) -> Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let queue_dir = dir.path().join(QUEUE_DIR);
         std::fs::create_dir(&queue_dir)?;
+        for number in numbers {
+            std::fs::write(queue_dir.join(file_name(*number)), b"{}")?;
+        }
+        Ok((dir, queue_dir))
+    }
+
+    #[test]
+    fn a_waiter_with_a_ticket_judges_only_the_tickets_ahead_of_its_own()
+    -> Result<(), Box<dyn std::error::Error>> {
         // Two tickets of waiters that are gone (no flock held), one ahead of ticket 2 and
         // one behind it.
-        for number in [1, 3] {
-            std::fs::write(queue_dir.join(file_name(number)), b"{}")?;
-        }
+        let (dir, queue_dir) = queue_with_dead_waiters(&[1, 3])?;
         let sentinel = SentinelGuard::lock(dir.path(), std::time::Duration::from_secs(5))?;
         let ahead = scan_ahead_of(Some(2), Stale::Clean, &sentinel)?;
         assert_eq!(ahead.stale, [queue_dir.join(file_name(1))]);
@@ -432,6 +548,41 @@ mod tests {
         // A request without a ticket judges them all.
         let all = scan(Stale::Clean, &sentinel)?;
         assert_eq!(all.stale, [queue_dir.join(file_name(3))]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_listed_queue_judges_from_either_end_only_as_far_as_asked()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (dir, queue_dir) = queue_with_dead_waiters(&[2, 5])?;
+        let record = LockRecord::new("w", vec!["/srv".into()], 1, "t").with_flock_liveness();
+        // Live tickets 1 and 4 (flocked here, through descriptors of their own), around the
+        // dead waiters' 2 and 5.
+        let mut held = Vec::new();
+        for number in [1, 4] {
+            let path = queue_dir.join(file_name(number));
+            std::fs::write(&path, record.to_json())?;
+            let file = File::open(&path)?;
+            assert!(sys::try_lock_exclusive(&file)?);
+            held.push(file);
+        }
+        let sentinel = SentinelGuard::lock(dir.path(), std::time::Duration::from_secs(5))?;
+        let mut listed = Listed::list(Stale::Clean, &sentinel)?;
+        assert!(listed.judge_lowest());
+        let numbers = |listed: &Listed<'_>| -> Vec<u64> {
+            listed.queue().tickets.iter().map(|t| t.number).collect()
+        };
+        assert_eq!(numbers(&listed), [1]);
+        // The highest live ticket: 5 is judged (and removed) on the way down to 4, and 2,
+        // between, is left alone.
+        listed.judge_to_highest_live();
+        assert_eq!(numbers(&listed), [1, 4]);
+        assert_eq!(listed.unjudged_range(), Some((2, 2)));
+        assert!(!queue_dir.join(file_name(5)).exists());
+        assert!(queue_dir.join(file_name(2)).exists());
+        assert!(listed.judge_highest() && listed.is_complete());
+        assert_eq!(listed.into_queue().stale.len(), 2);
+        drop(held);
         Ok(())
     }
 }
