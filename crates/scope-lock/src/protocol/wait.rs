@@ -10,7 +10,7 @@ use super::publish::Published;
 use super::queue::{self, Ticket};
 use crate::backoff::Backoff;
 use crate::cancel::CancelWait;
-use crate::conflict::{AcquireError, Conflict};
+use crate::conflict::{AcquireError, Conflict, ConflictRule};
 use crate::error::ErrorKind;
 use crate::fault;
 use crate::record::LockRecord;
@@ -84,11 +84,19 @@ pub(crate) fn acquire_until_cancelled(
     // What blocked the last attempt: a cancel that woke the wait ends it with that, without
     // one more attempt that might take a lock nobody wants any more.
     let mut last: Option<Conflict> = None;
+    // Whether this waiter, at the head of the queue, was woken by the lock it waited for:
+    // then its look will most likely take the lock, and it looks with the watch still
+    // narrowed to that lock, sparing the directories' watches added and removed again. If
+    // it is blocked after all, it widens and looks once more, so that nothing since that
+    // look goes unseen.
+    let mut woken_at_the_head = false;
     loop {
         if let Some(conflict) = last.take().filter(|_| cancelled()) {
             return Err(AcquireError::Timeout(Box::new(conflict)));
         }
-        if let Some(watch) = &mut watch {
+        if let Some(watch) = &mut watch
+            && !woken_at_the_head
+        {
             // Watched again before the look, as before the first.
             watch.widen();
         }
@@ -110,6 +118,9 @@ pub(crate) fn acquire_until_cancelled(
             // Dropping the ticket on the way out withdraws it.
             return Err(AcquireError::Timeout(Box::new(conflict)));
         }
+        if std::mem::take(&mut woken_at_the_head) {
+            continue;
+        }
         fault::pause("wait:blocked");
         if watch.is_none() {
             // No watch to be had (inotify instances are limited per user): poll instead.
@@ -127,11 +138,12 @@ pub(crate) fn acquire_until_cancelled(
         let flocked = conflict.holder().is_some_and(LockRecord::is_flock_liveness);
         let path = conflict.lock_path();
         let focus = path.parent().zip(path.file_name()).filter(|_| flocked);
+        let mut narrowed = false;
         if let (Some(active), Some(_), true) = (&mut watch, focus, precise) {
             match active.narrow_to(path) {
                 // Something happened to it since the look: look again.
                 Ok(true) => continue,
-                Ok(false) => {}
+                Ok(false) => narrowed = true,
                 // A watch that fails is given up for polling, not turned into an error.
                 Err(_) => watch = None,
             }
@@ -163,9 +175,13 @@ pub(crate) fn acquire_until_cancelled(
         match &mut watch {
             // A watch that fails is given up for polling, not turned into an error.
             Some(active) => {
-                let woken = cancel.and_then(CancelWait::wake_fd);
-                if active.wait_or_woken(timeout, focus, woken).is_err() {
-                    watch = None;
+                match active.wait_or_woken(timeout, focus, cancel.and_then(CancelWait::wake_fd)) {
+                    Ok(woken) => {
+                        woken_at_the_head = woken
+                            && narrowed
+                            && !matches!(conflict.rule(), ConflictRule::Waiting { .. });
+                    }
+                    Err(_) => watch = None,
                 }
             }
             None => std::thread::sleep(timeout),
