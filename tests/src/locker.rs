@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use scope_lock::{AcquireError, LockManager, LockMode, LockRequest, ScopeGuard};
 
-use crate::prefix::PrefixLockManager;
+use crate::pre_fix::PreFixLockManager;
 
 /// Which implementation a scenario runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,10 +16,10 @@ pub enum Impl {
     /// The `scope-lock` crate.
     Fixed,
     /// The port of the code BUG-423 was filed against.
-    Prefix,
+    PreFix,
 }
 
-/// The environment variable that points the suite at the pre-fix port (`prefix`).
+/// The environment variable that points the suite at the pre-fix port (`pre-fix`).
 pub const IMPL_VAR: &str = xtask_contract::env::IMPL;
 
 impl Impl {
@@ -27,7 +27,7 @@ impl Impl {
     ///
     /// # Panics
     ///
-    /// On a value other than `fixed` or `prefix`: a typo must not silently test the wrong thing.
+    /// On a value other than `fixed` or `pre-fix`: a typo must not silently test the wrong thing.
     pub fn from_env() -> Self {
         match std::env::var(IMPL_VAR) {
             Err(_) => Impl::Fixed,
@@ -37,11 +37,11 @@ impl Impl {
         }
     }
 
-    /// `fixed` or `prefix`.
+    /// `fixed` or `pre-fix`.
     pub fn name(self) -> &'static str {
         match self {
             Impl::Fixed => "fixed",
-            Impl::Prefix => xtask_contract::env::IMPL_PREFIX,
+            Impl::PreFix => xtask_contract::env::IMPL_PRE_FIX,
         }
     }
 }
@@ -51,9 +51,9 @@ impl FromStr for Impl {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "fixed" => Ok(Impl::Fixed),
-            xtask_contract::env::IMPL_PREFIX => Ok(Impl::Prefix),
+            xtask_contract::env::IMPL_PRE_FIX => Ok(Impl::PreFix),
             other => Err(format!(
-                "unknown implementation {other:?} (fixed or prefix)"
+                "unknown implementation {other:?} (fixed or pre-fix)"
             )),
         }
     }
@@ -65,7 +65,7 @@ pub enum Held {
     /// The fix's guard.
     Fixed(ScopeGuard),
     /// The port's `acquire` returned true for this name.
-    Prefix {
+    PreFix {
         /// The loop name.
         name: String,
         /// Its lock file.
@@ -78,7 +78,7 @@ impl Held {
     pub fn path(&self) -> &Path {
         match self {
             Held::Fixed(guard) => guard.path(),
-            Held::Prefix { path, .. } => path,
+            Held::PreFix { path, .. } => path,
         }
     }
 
@@ -86,7 +86,7 @@ impl Held {
     pub fn token(&self) -> Option<u64> {
         match self {
             Held::Fixed(guard) => Some(guard.token()),
-            Held::Prefix { .. } => None,
+            Held::PreFix { .. } => None,
         }
     }
 }
@@ -129,7 +129,7 @@ impl fmt::Display for ReleaseFailure {
 pub struct Locker {
     which: Impl,
     fixed: LockManager,
-    prefix: PrefixLockManager<'static>,
+    pre_fix: PreFixLockManager<'static>,
 }
 
 impl Locker {
@@ -138,7 +138,7 @@ impl Locker {
         Self {
             which,
             fixed: LockManager::new(loops_dir),
-            prefix: PrefixLockManager::new(loops_dir),
+            pre_fix: PreFixLockManager::new(loops_dir),
         }
     }
 
@@ -160,13 +160,13 @@ impl Locker {
                 Err(AcquireError::Conflict(_)) => Attempt::Conflict,
                 Err(err) => Attempt::Failed(err.to_string()),
             },
-            Impl::Prefix if mode == LockMode::Shared => {
+            Impl::PreFix if mode == LockMode::Shared => {
                 Attempt::Failed("the pre-fix port has no shared locks".to_owned())
             }
-            Impl::Prefix => match self.prefix.acquire(name, scope) {
-                Ok(true) => Attempt::Held(Held::Prefix {
+            Impl::PreFix => match self.pre_fix.acquire(name, scope) {
+                Ok(true) => Attempt::Held(Held::PreFix {
                     name: name.to_owned(),
-                    path: self.prefix.lock_path(name),
+                    path: self.pre_fix.lock_path(name),
                 }),
                 Ok(false) => Attempt::Conflict,
                 Err(err) => Attempt::Failed(err.to_string()),
@@ -200,8 +200,8 @@ impl Locker {
                     message: err.to_string(),
                 })
             }
-            Held::Prefix { name, .. } => {
-                self.prefix
+            Held::PreFix { name, .. } => {
+                self.pre_fix
                     .release_with(&name, meanwhile)
                     .map_err(|err| ReleaseFailure {
                         not_found: err.kind() == io::ErrorKind::NotFound,

@@ -9,7 +9,7 @@ use xshell::Shell;
 
 /// The front matter of one issue record. Top-level keys other than these (`status`,
 /// `upstream`, ...) are for people and are ignored; inside a criterion, an unknown key is an
-/// error, since a misspelt `tests` or `against_prefix` would silently drop a check.
+/// error, since a misspelt `tests` or `against_pre_fix` would silently drop a check.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Record {
     pub(crate) id: String,
@@ -29,12 +29,12 @@ pub(crate) struct Criterion {
     pub(crate) tests: Vec<String>,
     /// Tests that must fail, with `symptom` in their output, on the pre-fix port.
     #[serde(default)]
-    pub(crate) against_prefix: Vec<PrefixCheck>,
+    pub(crate) against_pre_fix: Vec<PreFixCheck>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PrefixCheck {
+pub(crate) struct PreFixCheck {
     pub(crate) test: String,
     pub(crate) symptom: String,
 }
@@ -192,8 +192,8 @@ tests = ["bug_423::release_tolerates_a_concurrent_delete", "held_for_life::relea
 [[criteria]]
 id = "AC-8"
 summary = "the suite detects the bug on the pre-fix port"
-tests = ["bug_423::ac8_prefix_admits_two_holders"]
-against_prefix = [
+tests = ["bug_423::ac8_pre_fix_admits_two_holders"]
+against_pre_fix = [
   { test = "bug_423::many_processes_release_without_error", symptom = "NotFound" },
   { test = "bug_423::eight_processes_never_hold_at_once", symptom = "two holders" },
 ]
@@ -209,8 +209,8 @@ against_prefix = [
         assert_eq!(record.id, "BUG-423");
         assert_eq!(record.criteria.len(), 2);
         assert_eq!(record.criteria[0].tests.len(), 2);
-        assert!(record.criteria[0].against_prefix.is_empty());
-        let checks = &record.criteria[1].against_prefix;
+        assert!(record.criteria[0].against_pre_fix.is_empty());
+        let checks = &record.criteria[1].against_pre_fix;
         assert_eq!(checks.len(), 2);
         assert_eq!(
             checks[1].test,
@@ -252,7 +252,7 @@ against_prefix = [
             ),
             (
                 "+++\nid = \"X\"\ntitle = \"t\"\n[[criteria]]\nid = \"A\"\nsummary = \"s\"\n\
-                 against_prefix = [{ test = \"a::b\", symptom = \"x\", sympton = \"y\" }]\n+++\n",
+                 against_pre_fix = [{ test = \"a::b\", symptom = \"x\", sympton = \"y\" }]\n+++\n",
                 "unknown field `sympton`",
             ),
             (
@@ -285,7 +285,7 @@ against_prefix = [
             "+++\nid = \"X\"\ntitle = \"t\"\n[[criteria]]\nid = \"A\"\nsummary = \"s\"\n+++\n",
         )?;
         assert!(
-            record.criteria[0].tests.is_empty() && record.criteria[0].against_prefix.is_empty()
+            record.criteria[0].tests.is_empty() && record.criteria[0].against_pre_fix.is_empty()
         );
         Ok(())
     }
@@ -365,7 +365,7 @@ against_prefix = [
                 let named = criterion
                     .tests
                     .iter()
-                    .chain(criterion.against_prefix.iter().map(|it| &it.test));
+                    .chain(criterion.against_pre_fix.iter().map(|it| &it.test));
                 let mut count = 0;
                 for test in named {
                     count += 1;
@@ -377,7 +377,7 @@ against_prefix = [
                     );
                 }
                 assert!(count > 0, "{} {} names no test", record.id, criterion.id);
-                for check in &criterion.against_prefix {
+                for check in &criterion.against_pre_fix {
                     assert!(
                         !check.symptom.is_empty(),
                         "{} {}: empty symptom",

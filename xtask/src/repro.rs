@@ -1,7 +1,7 @@
 //! `cargo xtask repro [BUG-423] [--soak]`: BUG-423 happening on the pre-fix port and not
 //! on the fix, in numbers.
 //!
-//! `regression-worker repro --impl prefix|fixed [--soak]` drives many processes acquiring and
+//! `regression-worker repro --impl pre-fix|fixed [--soak]` drives many processes acquiring and
 //! releasing one scope and prints one JSON object, its last line on stdout, with what it saw.
 //! [`timeline`] draws both runs' holds from the witness logs the worker leaves.
 
@@ -37,7 +37,7 @@ fn run(sh: &Shell, flags: &flags::Repro) -> anyhow::Result<bool> {
     let out_dir = target_dir(sh)?.join("repro");
     sh.create_dir(&out_dir)?;
     let mut results = Vec::new();
-    for which in ["prefix", "fixed"] {
+    for which in ["pre-fix", "fixed"] {
         eprintln!(
             "running regression-worker repro --impl {which}{} ...",
             if flags.soak { " --soak" } else { "" }
@@ -61,11 +61,11 @@ fn run(sh: &Shell, flags: &flags::Repro) -> anyhow::Result<bool> {
         }
         results.push(result);
     }
-    let [prefix, fixed] = <[WorkerResult; 2]>::try_from(results)
+    let [pre_fix, fixed] = <[WorkerResult; 2]>::try_from(results)
         .map_err(|_| anyhow::anyhow!("expected two worker results"))?;
-    print!("{}", render(&prefix, &fixed));
+    print!("{}", render(&pre_fix, &fixed));
     draw_timeline(sh, &out_dir);
-    let verdict = verdict(&prefix, &fixed);
+    let verdict = verdict(&pre_fix, &fixed);
     println!("{}", verdict.message);
     Ok(verdict.ok)
 }
@@ -83,7 +83,7 @@ fn draw_timeline(sh: &Shell, out_dir: &std::path::Path) {
                 timeline::Run::default()
             })
     };
-    let svg = timeline::svg(&run("prefix"), &run("fixed"));
+    let svg = timeline::svg(&run("pre-fix"), &run("fixed"));
     let path = out_dir.join("timeline.svg");
     match sh.write_file(&path, svg) {
         Ok(()) => println!("timeline of both runs' holds: {}", path.display()),
@@ -146,7 +146,7 @@ fn percent_of(part: u64, whole: u64) -> String {
     format!("{:.1}% of {whole}", part as f64 * 100.0 / whole as f64)
 }
 
-pub(crate) fn render(prefix: &WorkerResult, fixed: &WorkerResult) -> String {
+pub(crate) fn render(pre_fix: &WorkerResult, fixed: &WorkerResult) -> String {
     type Show = fn(&FleetSummary) -> String;
     let rows: [(&str, Show); 12] = [
         ("worker processes", |c| c.workers.to_string()),
@@ -173,7 +173,7 @@ pub(crate) fn render(prefix: &WorkerResult, fixed: &WorkerResult) -> String {
         }),
     ];
     let mut out = String::new();
-    let workers = prefix.counts.workers.max(fixed.counts.workers);
+    let workers = pre_fix.counts.workers.max(fixed.counts.workers);
     let _ = writeln!(
         out,
         "{KNOWN} steps to reproduce: {workers} processes rapidly acquiring and releasing the same scope"
@@ -183,11 +183,11 @@ pub(crate) fn render(prefix: &WorkerResult, fixed: &WorkerResult) -> String {
         let _ = writeln!(
             out,
             "{label:<35}{:<20}{}",
-            value(&prefix.counts),
+            value(&pre_fix.counts),
             value(&fixed.counts)
         );
     }
-    for (name, result, want) in [("pre-fix", prefix, "prefix"), ("fix", fixed, "fixed")] {
+    for (name, result, want) in [("pre-fix", pre_fix, "pre-fix"), ("fix", fixed, "fixed")] {
         if result.implementation() != want {
             let _ = writeln!(
                 out,
@@ -210,8 +210,8 @@ pub(crate) struct Verdict {
     pub(crate) message: String,
 }
 
-pub(crate) fn verdict(prefix: &WorkerResult, fixed: &WorkerResult) -> Verdict {
-    let shown = prefix.symptoms();
+pub(crate) fn verdict(pre_fix: &WorkerResult, fixed: &WorkerResult) -> Verdict {
+    let shown = pre_fix.symptoms();
     let mut left = fixed.symptoms();
     let other_errors = fixed.counts.other_errors;
     if other_errors > 0 {
@@ -267,7 +267,7 @@ mod tests {
         }
     }
 
-    fn prefix() -> WorkerResult {
+    fn pre_fix() -> WorkerResult {
         WorkerResult {
             counts: FleetSummary {
                 holds: 5012,
@@ -280,7 +280,7 @@ mod tests {
                 scans: 90000,
                 partial_reads: 55,
                 elapsed_ms: 4210,
-                ..summary("prefix")
+                ..summary("pre-fix")
             },
             exit: None,
         }
@@ -303,9 +303,9 @@ mod tests {
 
     #[test]
     fn reads_the_last_stdout_line() -> anyhow::Result<()> {
-        let json = serde_json::to_string(&prefix().counts)?;
+        let json = serde_json::to_string(&pre_fix().counts)?;
         let read = WorkerResult::from_stdout(&format!("worker 1 started\n{json}\n\n"))?;
-        assert_eq!(read, prefix());
+        assert_eq!(read, pre_fix());
         assert!(WorkerResult::from_stdout("").is_err());
         assert!(WorkerResult::from_stdout("{\"impl\":\"fixed\"}\nnot json\n").is_err());
         assert!(WorkerResult::from_stdout("[1]\n").is_err());
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn renders_side_by_side() {
-        let table = render(&prefix(), &fixed());
+        let table = render(&pre_fix(), &fixed());
         let expected = [
             "BUG-423 steps to reproduce: 8 processes rapidly acquiring and releasing the same scope",
             "                                   pre-fix port        fix",
@@ -334,11 +334,11 @@ mod tests {
         }
         assert!(!table.contains("note:"));
         let mut swapped = fixed();
-        swapped.counts.implementation = Some("prefix".into());
+        swapped.counts.implementation = Some("pre-fix".into());
         swapped.exit = Some("exit status: 101".into());
-        let table = render(&prefix(), &swapped);
+        let table = render(&pre_fix(), &swapped);
         assert!(
-            table.contains("note: the fix run says impl=\"prefix\", expected \"fixed\""),
+            table.contains("note: the fix run says impl=\"pre-fix\", expected \"fixed\""),
             "{table}"
         );
         assert!(
@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn passes_only_when_the_bug_shows_before_and_not_after() {
-        let v = verdict(&prefix(), &fixed());
+        let v = verdict(&pre_fix(), &fixed());
         assert!(v.ok, "{}", v.message);
         assert!(
             v.message
@@ -365,7 +365,7 @@ mod tests {
             v.message
         );
 
-        let v = verdict(&prefix(), &prefix());
+        let v = verdict(&pre_fix(), &pre_fix());
         assert!(
             !v.ok && v.message.contains("the fix still shows 37 NotFound"),
             "{}",
@@ -374,7 +374,7 @@ mod tests {
 
         let mut erring = fixed();
         erring.counts.other_errors = 2;
-        let v = verdict(&prefix(), &erring);
+        let v = verdict(&pre_fix(), &erring);
         assert!(
             !v.ok && v.message.contains("2 other errors"),
             "{}",
@@ -383,16 +383,16 @@ mod tests {
 
         let mut crashed = fixed();
         crashed.exit = Some("exit status: 101".into());
-        assert!(!verdict(&prefix(), &crashed).ok);
+        assert!(!verdict(&pre_fix(), &crashed).ok);
 
         let mut idle = fixed();
         idle.counts.cycles = 0;
-        assert!(!verdict(&prefix(), &idle).ok);
+        assert!(!verdict(&pre_fix(), &idle).ok);
 
         let only_partial = WorkerResult {
             counts: FleetSummary {
                 partial_reads: 1,
-                ..summary("prefix")
+                ..summary("pre-fix")
             },
             exit: None,
         };

@@ -29,7 +29,7 @@ impl flags::Verify {
         let settings = collect::Settings {
             soak: self.soak,
             evidence_fixed: verify_dir.join("evidence").join("fixed"),
-            evidence_prefix: verify_dir.join("evidence").join("prefix"),
+            evidence_pre_fix: verify_dir.join("evidence").join("pre-fix"),
             python_venv: verify_dir.join("python"),
         };
         // Nothing from an earlier run may be mistaken for this one's.
@@ -37,7 +37,7 @@ impl flags::Verify {
             sh.remove_path(verify_dir.join(stale))?;
         }
         sh.create_dir(&settings.evidence_fixed)?;
-        sh.create_dir(&settings.evidence_prefix)?;
+        sh.create_dir(&settings.evidence_pre_fix)?;
 
         let issues_dir = match sh.var_os(ISSUES_DIR) {
             Some(dir) if !dir.is_empty() => cwd.join(dir),

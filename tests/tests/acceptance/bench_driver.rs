@@ -33,7 +33,7 @@ fn quick_run_reports_every_scenario_and_contender() -> TestResult {
     let counts: Vec<u64> = held.iter().filter_map(|row| row["held"].as_u64()).collect();
     assert_eq!(counts, [0, 10, 100]);
     for row in held {
-        for who in ["ours", "floor", "prefix"] {
+        for who in ["ours", "floor", "pre_fix"] {
             positive(&row["acquire_release"][who]["best_us"], who)?;
         }
         for who in ["ours", "floor"] {

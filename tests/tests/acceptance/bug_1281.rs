@@ -1,7 +1,7 @@
 //! BUG-1281's acceptance criteria (issues/BUG-1281.md): processes that wait for one scope all
 //! get it, one after another, in the order they started waiting; none gives up.
 //!
-//! Against the pre-fix port (`SCOPE_LOCK_IMPL=prefix`: the original's `wait_for_scope() ->
+//! Against the pre-fix port (`SCOPE_LOCK_IMPL=pre-fix`: the original's `wait_for_scope() ->
 //! bool` followed by one acquire), the waiters all see the scope free in the same poll tick, as
 //! in the bug report (a file barrier puts them there), and every one but the winner gives up.
 

@@ -1,7 +1,7 @@
 //! BUG-1361's acceptance criteria (issues/BUG-1361.md): a waiter that is killed while it waits
 //! leaves nothing that blocks the waiters behind it.
 //!
-//! Against the pre-fix port (`SCOPE_LOCK_IMPL=prefix`: a first-come queue of entry files that
+//! Against the pre-fix port (`SCOPE_LOCK_IMPL=pre-fix`: a first-come queue of entry files that
 //! only their own waiters remove), the killed waiter's entry stays first in the queue and the
 //! waiter behind it never gets its turn.
 

@@ -1,7 +1,7 @@
 //! BUG-423's acceptance criteria (issues/BUG-423.md), one group of tests per criterion.
 //!
 //! Tests that take a `which()` run against the implementation `SCOPE_LOCK_IMPL` names: the fix
-//! by default, the pre-fix port with `SCOPE_LOCK_IMPL=prefix`. `cargo xtask verify` runs them
+//! by default, the pre-fix port with `SCOPE_LOCK_IMPL=pre-fix`. `cargo xtask verify` runs them
 //! both ways; against the port, the AC-1 to AC-4 tests must fail, and their failure messages
 //! name the symptom BUG-423 predicts ("NotFound", "not flocked", "partial", "two holders").
 
@@ -14,7 +14,7 @@ use crate::support::{Workers, project, worker};
 use regression::attempt::AttemptProcess;
 use regression::fleet::{FleetParams, FleetReport, run_fleet};
 use regression::locker::{Attempt, Held, Impl, Locker};
-use regression::prefix::{Hooks, PrefixLockManager};
+use regression::pre_fix::{Hooks, PreFixLockManager};
 use regression::probe::{Probe, probe};
 use regression::{record_evidence, soak};
 use scope_lock::testing::TestResult;
@@ -500,13 +500,13 @@ fn reclaim_trusts_the_flock_not_a_live_pid() -> TestResult {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn prefix_port_admits_two_holders() -> TestResult {
+fn pre_fix_port_admits_two_holders() -> TestResult {
     let (f, scope) = project()?;
     let loops_dir = f.loops_dir();
     let scope = [scope];
-    let second = PrefixLockManager::new(&loops_dir);
+    let second = PreFixLockManager::new(&loops_dir);
     let second_won = std::cell::Cell::new(false);
-    let first = PrefixLockManager::with_hooks(
+    let first = PreFixLockManager::with_hooks(
         &loops_dir,
         Hooks {
             // B runs its whole acquire between A's check and A's write.
@@ -525,18 +525,18 @@ fn prefix_port_admits_two_holders() -> TestResult {
 }
 
 #[test]
-fn prefix_port_holds_nothing_after_acquire() -> TestResult {
+fn pre_fix_port_holds_nothing_after_acquire() -> TestResult {
     let (f, scope) = project()?;
-    let port = PrefixLockManager::new(&f.loops_dir());
+    let port = PreFixLockManager::new(&f.loops_dir());
     assert!(port.acquire("a", &[scope])?);
     assert_eq!(probe_from_another_process(&port.lock_path("a")), "free");
     Ok(())
 }
 
 #[test]
-fn prefix_port_release_fails_with_not_found_when_raced() -> TestResult {
+fn pre_fix_port_release_fails_with_not_found_when_raced() -> TestResult {
     let (f, scope) = project()?;
-    let port = PrefixLockManager::new(&f.loops_dir());
+    let port = PreFixLockManager::new(&f.loops_dir());
     assert!(port.acquire("a", &[scope])?);
     let path = port.lock_path("a");
     let err = port
@@ -550,12 +550,12 @@ fn prefix_port_release_fails_with_not_found_when_raced() -> TestResult {
 }
 
 #[test]
-fn prefix_port_readers_see_an_empty_lock_file() -> TestResult {
+fn pre_fix_port_readers_see_an_empty_lock_file() -> TestResult {
     let (f, scope) = project()?;
     let loops_dir = f.loops_dir();
     let path = f.running().join("a.lock");
     let seen = std::cell::RefCell::new(None);
-    let port = PrefixLockManager::with_hooks(
+    let port = PreFixLockManager::with_hooks(
         &loops_dir,
         Hooks {
             after_truncate: Some(Box::new(|| {

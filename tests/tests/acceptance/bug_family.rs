@@ -1,6 +1,6 @@
 //! The bugs of BUG-423's family that the original hit later, or never filed (`docs/protocol.md`,
 //! the bug family; one record each in `issues/`). Tests that go through [`Locker`] run against
-//! the fix, or against the pre-fix port with `SCOPE_LOCK_IMPL=prefix`, where they fail with
+//! the fix, or against the pre-fix port with `SCOPE_LOCK_IMPL=pre-fix`, where they fail with
 //! the symptom their record names.
 
 use std::fs;

@@ -2,8 +2,8 @@
 //! is stopped delays `try_acquire` and a guard's drop by their bound, no more; the error names
 //! the stopped process; once it goes on, the scope is free.
 //!
-//! Against the pre-fix code (`SCOPE_LOCK_IMPL=prefix`: the sentinel taken with a blocking
-//! `flock`, ported in `regression::prefix_wait::blocking_sentinel`), the acquire is still
+//! Against the pre-fix code (`SCOPE_LOCK_IMPL=pre-fix`: the sentinel taken with a blocking
+//! `flock`, ported in `regression::pre_fix_wait::blocking_sentinel`), the acquire is still
 //! waiting long after the bound.
 
 use std::sync::mpsc;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::support::{project, worker};
 use regression::attempt::AttemptProcess;
 use regression::locker::Impl;
-use regression::{prefix_wait, record_evidence};
+use regression::{pre_fix_wait, record_evidence};
 use rustix::process::{Pid, Signal, kill_process};
 use scope_lock::ErrorKind;
 use scope_lock::testing::TestResult;
@@ -67,7 +67,7 @@ fn a_stopped_sentinel_holder_delays_others_by_their_bound_and_is_named() -> Test
                 Ok(_) => Err("acquired while the sentinel was held".to_owned()),
                 Err(err) => Ok((err.error().map(scope_lock::Error::kind), err.to_string())),
             },
-            Impl::Prefix => prefix_wait::blocking_sentinel(&running_dir)
+            Impl::PreFix => pre_fix_wait::blocking_sentinel(&running_dir)
                 .map(|_| (None, "took the sentinel".to_owned()))
                 .map_err(|err| err.to_string()),
         };

@@ -164,7 +164,7 @@ fn the_original_sees_our_shared_locks_as_held() -> TestResult {
     let seen = original_reader::parse(&bytes)?;
     assert_eq!(seen.scope, [f.path("src")]);
 
-    let original = regression::prefix::PrefixLockManager::new(&f.loops_dir());
+    let original = regression::pre_fix::PreFixLockManager::new(&f.loops_dir());
     let conflict = original
         .find_conflict(&[f.path("src/lib/x")])?
         .ok_or("the original sees no lock where our readers hold src")?;

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 
 /// Environment variable names (and the values they take).
 pub mod env {
-    /// Which implementation the regression suite tests: [`IMPL_PREFIX`] for the port of the
-    /// pre-fix code, the fix when unset (or `fixed`). `verify` sets it for its `against_prefix`
+    /// Which implementation the regression suite tests: [`IMPL_PRE_FIX`] for the port of the
+    /// pre-fix code, the fix when unset (or `fixed`). `verify` sets it for its `against_pre_fix`
     /// runs and removes it everywhere else.
     pub const IMPL: &str = "SCOPE_LOCK_IMPL";
     /// The value of [`IMPL`] that selects the pre-fix port.
-    pub const IMPL_PREFIX: &str = "prefix";
+    pub const IMPL_PRE_FIX: &str = "pre-fix";
 
     /// A directory where tests leave their counts, `<test function name>.json`, one flat JSON
     /// object each, for `verify`'s report.
@@ -52,7 +52,7 @@ pub mod env {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSummary {
-    /// `fixed` or `prefix`.
+    /// `fixed` or `pre-fix`.
     #[serde(rename = "impl")]
     pub implementation: Option<String>,
     /// Processes acquiring and releasing the same scope.
@@ -131,14 +131,14 @@ mod tests {
     #[test]
     fn the_summary_round_trips_with_impl_as_its_first_key() -> Result<(), serde_json::Error> {
         let summary = FleetSummary {
-            implementation: Some("prefix".into()),
+            implementation: Some("pre-fix".into()),
             workers: 8,
             overlaps: 3,
             ..FleetSummary::default()
         };
         let json = serde_json::to_string(&summary)?;
         assert!(
-            json.starts_with(r#"{"impl":"prefix","workers":8,"cycles":0,"#),
+            json.starts_with(r#"{"impl":"pre-fix","workers":8,"cycles":0,"#),
             "{json}"
         );
         assert_eq!(serde_json::from_str::<FleetSummary>(&json)?, summary);

@@ -12,7 +12,7 @@
 //!   throughput against processes, cost against scope size).
 //!
 //! Baselines: the **floor** is the protocol's necessary system calls done bare by the driver
-//! (`tests/src/bin/bench-driver/floor.rs`); the **pre-fix** port is `tests/src/prefix.rs`;
+//! (`tests/src/bin/bench-driver/floor.rs`); the **pre-fix** port is `tests/src/pre_fix.rs`;
 //! the **flock mutex** is N processes doing the same 1 ms of work under one flocked file. On
 //! etcd (`--only etcd`, on one member the run starts; loudly not measured without an etcd
 //! installed), **etcd's own lock** (etcd-client's `lock`/`unlock` of one key under a lease) and

@@ -59,7 +59,7 @@ pub(crate) struct HeldRow {
     pub(crate) held: u64,
     pub(crate) ours: Timing,
     pub(crate) floor: Timing,
-    pub(crate) prefix: Timing,
+    pub(crate) pre_fix: Timing,
     pub(crate) list_ours: Timing,
     pub(crate) list_floor: Timing,
 }
@@ -149,7 +149,7 @@ impl Report {
                 held: number(&row, "held")?,
                 ours: Timing::from(&cycle["ours"], "acquire_release.ours")?,
                 floor: Timing::from(&cycle["floor"], "acquire_release.floor")?,
-                prefix: Timing::from(&cycle["prefix"], "acquire_release.prefix")?,
+                pre_fix: Timing::from(&cycle["pre_fix"], "acquire_release.pre_fix")?,
                 list_ours: Timing::from(&list["ours"], "list_locks.ours")?,
                 list_floor: Timing::from(&list["floor"], "list_locks.floor")?,
             });
@@ -390,7 +390,7 @@ pub(crate) mod tests {
             .map(|(n, floor)| {
                 json!({
                     "held": n,
-                    "acquire_release": {"ours": timing(floor * 1.5), "floor": timing(floor), "prefix": timing(floor * 3.0)},
+                    "acquire_release": {"ours": timing(floor * 1.5), "floor": timing(floor), "pre_fix": timing(floor * 3.0)},
                     "list_locks": {"ours": timing(floor), "floor": timing(floor * 0.9)},
                 })
             })

@@ -62,7 +62,7 @@ impl Dash {
 
 const OURS: &str = "#1f77b4";
 const FLOOR: &str = "#2ca02c";
-const PREFIX: &str = "#d62728";
+const PRE_FIX: &str = "#d62728";
 const PALETTE: [&str; 3] = ["#1f77b4", "#ff7f0e", "#9467bd"];
 
 const WIDTH: f64 = 720.0;
@@ -243,7 +243,7 @@ pub(crate) fn plots(report: &Report) -> Vec<(String, String)> {
         let series = [
             line("acquire+release: ours", OURS, false, |r| r.ours.best),
             line("… the floor", FLOOR, false, |r| r.floor.best),
-            line("… the pre-fix port", PREFIX, false, |r| r.prefix.best),
+            line("… the pre-fix port", PRE_FIX, false, |r| r.pre_fix.best),
             line("list_locks: ours", OURS, true, |r| r.list_ours.best),
             line("… the floor", FLOOR, true, |r| r.list_floor.best),
         ];
@@ -282,7 +282,9 @@ pub(crate) fn plots(report: &Report) -> Vec<(String, String)> {
         let series = [
             line("ours (waiting acquire)", OURS, Dash::Solid, |r| r.ours.0),
             line("fair floor (FIFO ring)", FLOOR, Dash::Solid, |r| r.ring.0),
-            line("flock mutex, one file", PREFIX, Dash::Dashed, |r| r.mutex.0),
+            line("flock mutex, one file", PRE_FIX, Dash::Dashed, |r| {
+                r.mutex.0
+            }),
         ];
         let top = series
             .iter()

@@ -131,8 +131,8 @@ fn spans_of_two_or_more(holds: &[Hold]) -> Vec<(u64, u64)> {
 }
 
 /// The SVG: one panel per run, the pre-fix port first.
-pub(crate) fn svg(prefix: &Run, fixed: &Run) -> String {
-    let lanes = prefix.workers.max(fixed.workers).max(1);
+pub(crate) fn svg(pre_fix: &Run, fixed: &Run) -> String {
+    let lanes = pre_fix.workers.max(fixed.workers).max(1);
     let lane_h = 14.0;
     let panel_h = 50.0 + f64::from(lanes) * lane_h;
     let (width, left, right) = (900.0, 80.0, 20.0);
@@ -147,7 +147,7 @@ pub(crate) fn svg(prefix: &Run, fixed: &Run) -> String {
         r#"<rect width="{width}" height="{height}" fill="white"/><text x="{left}" y="20" font-size="15" font-weight="bold">BUG-423: {lanes} processes acquiring and releasing one scope; who holds it, {} ms of each run</text>"#,
         WINDOW_NS as f64 / 1e6
     );
-    for (k, (title, run)) in [("pre-fix port", prefix), ("fix", fixed)]
+    for (k, (title, run)) in [("pre-fix port", pre_fix), ("fix", fixed)]
         .into_iter()
         .enumerate()
     {
@@ -275,9 +275,9 @@ enter 3 0 7000
 
     #[test]
     fn draws_both_runs_and_marks_only_the_double_holds() -> anyhow::Result<()> {
-        let prefix = Run::parse(LOG)?;
+        let pre_fix = Run::parse(LOG)?;
         let fixed = Run::parse("enter 0 0 100\nexit 0 0 200\nenter 1 0 300\nexit 1 0 400\n")?;
-        let svg = svg(&prefix, &fixed);
+        let svg = svg(&pre_fix, &fixed);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("pre-fix port: 1 spans with two or more holders"));
         assert!(svg.contains("fix: 0 spans with two or more holders in the whole run of 2"));

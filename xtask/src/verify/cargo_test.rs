@@ -16,7 +16,7 @@ use xtask_contract::env;
 use super::{
     collect::{Settings, read_evidence},
     libtest,
-    outcomes::{DocTests, FailedTest, Outcome, PrefixRun, TargetRun, TestResult},
+    outcomes::{DocTests, FailedTest, Outcome, PreFixRun, TargetRun, TestResult},
 };
 use crate::{
     cargo::{cargo, metadata, without_cargo_package_env},
@@ -106,10 +106,10 @@ fn test_binaries(
 }
 
 /// Sets what every test run gets: insta never writes snapshots, the evidence directory, the
-/// implementation (the fix unless `prefix`), and soaking on or off.
-fn test_env<'a>(mut cmd: Cmd<'a>, settings: &Settings, prefix: bool) -> Cmd<'a> {
-    let evidence = if prefix {
-        &settings.evidence_prefix
+/// implementation (the fix unless `pre-fix`), and soaking on or off.
+fn test_env<'a>(mut cmd: Cmd<'a>, settings: &Settings, pre_fix: bool) -> Cmd<'a> {
+    let evidence = if pre_fix {
+        &settings.evidence_pre_fix
     } else {
         &settings.evidence_fixed
     };
@@ -119,8 +119,8 @@ fn test_env<'a>(mut cmd: Cmd<'a>, settings: &Settings, prefix: bool) -> Cmd<'a> 
         // The gate runs the hostile and etcd tests or fails; it never lets them skip.
         .env_remove(env::SKIP_HOSTILE)
         .env(env::REQUIRE_ETCD, "1");
-    cmd = if prefix {
-        cmd.env(env::IMPL, env::IMPL_PREFIX)
+    cmd = if pre_fix {
+        cmd.env(env::IMPL, env::IMPL_PRE_FIX)
     } else {
         cmd.env_remove(env::IMPL)
     };
@@ -132,9 +132,9 @@ fn test_env<'a>(mut cmd: Cmd<'a>, settings: &Settings, prefix: bool) -> Cmd<'a> 
 }
 
 /// A test binary, run from its package directory as `cargo test` runs it.
-fn test_cmd<'a>(sh: &'a Shell, binary: &TestBinary, settings: &Settings, prefix: bool) -> Cmd<'a> {
+fn test_cmd<'a>(sh: &'a Shell, binary: &TestBinary, settings: &Settings, pre_fix: bool) -> Cmd<'a> {
     let exe = &binary.executable;
-    test_env(cmd!(sh, "{exe}"), settings, prefix).env("CARGO_MANIFEST_DIR", &binary.package_dir)
+    test_env(cmd!(sh, "{exe}"), settings, pre_fix).env("CARGO_MANIFEST_DIR", &binary.package_dir)
 }
 
 pub(super) fn run_test_binary(
@@ -274,13 +274,13 @@ pub(super) fn run_doc_tests(sh: &Shell, settings: &Settings) -> anyhow::Result<D
     Ok(doc)
 }
 
-pub(super) fn run_on_prefix(
+pub(super) fn run_on_pre_fix(
     sh: &Shell,
     settings: &Settings,
     label: &str,
     binary: &TestBinary,
     name: &str,
-) -> anyhow::Result<PrefixRun> {
+) -> anyhow::Result<PreFixRun> {
     let _dir = sh.push_dir(&binary.package_dir);
     eprint!("pre-fix {label}: {}::{name} ... ", binary.id_name());
     let start = Instant::now();
@@ -308,9 +308,9 @@ pub(super) fn run_on_prefix(
         start.elapsed().as_secs_f64()
     );
     let evidence_file = settings
-        .evidence_prefix
+        .evidence_pre_fix
         .join(format!("{}.json", records::function_name(name)));
-    Ok(PrefixRun {
+    Ok(PreFixRun {
         result: TestResult {
             outcome,
             message: failure.and_then(|it| libtest::first_failure_line(it)),

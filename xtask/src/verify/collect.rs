@@ -1,5 +1,5 @@
 //! Collecting: run every suite (the workspace's test binaries and doc tests, see
-//! `cargo_test.rs`, and the Python package's pytest suite, see `pytest.rs`), run the `against_prefix` tests on the pre-fix port, and load the evidence
+//! `cargo_test.rs`, and the Python package's pytest suite, see `pytest.rs`), run the `against_pre_fix` tests on the pre-fix port, and load the evidence
 //! the tests leave, into [`Outcomes`]. Everything that starts a process or reads a file for
 //! `verify` happens below this module.
 
@@ -12,7 +12,7 @@ use xshell::Shell;
 
 use super::{
     cargo_test::{self, TestBinary},
-    outcomes::{Evidence, Outcomes, PrefixRun},
+    outcomes::{Evidence, Outcomes, PreFixRun},
     pytest,
 };
 use crate::records::{self, RecordFile};
@@ -24,7 +24,7 @@ pub(crate) struct Settings {
     /// `SCOPE_LOCK_EVIDENCE_DIR` for the runs on the fix.
     pub(crate) evidence_fixed: PathBuf,
     /// `SCOPE_LOCK_EVIDENCE_DIR` for the runs on the pre-fix port.
-    pub(crate) evidence_prefix: PathBuf,
+    pub(crate) evidence_pre_fix: PathBuf,
     /// The virtual environment verify makes for the pytest suite when `SCOPE_LOCK_PYTHON`
     /// names no interpreter; its JUnit report is written beside it.
     pub(crate) python_venv: PathBuf,
@@ -63,24 +63,24 @@ pub(crate) fn collect(
             result.evidence = evidence.get(records::function_name(name)).cloned();
         }
     }
-    outcomes.prefix = run_against_prefix(sh, settings, files, &outcomes, &binaries)?;
+    outcomes.pre_fix = run_against_pre_fix(sh, settings, files, &outcomes, &binaries)?;
     Ok(outcomes)
 }
 
-/// Runs each `against_prefix` test the records name (once, however many criteria name it) on
+/// Runs each `against_pre_fix` test the records name (once, however many criteria name it) on
 /// the pre-fix port. Ids that resolve to nothing are left to judge to report.
-fn run_against_prefix(
+fn run_against_pre_fix(
     sh: &Shell,
     settings: &Settings,
     files: &[RecordFile],
     outcomes: &Outcomes,
     binaries: &[TestBinary],
-) -> anyhow::Result<BTreeMap<String, PrefixRun>> {
+) -> anyhow::Result<BTreeMap<String, PreFixRun>> {
     let mut runs = BTreeMap::new();
     let records = files.iter().filter_map(|it| it.record.as_ref().ok());
     for record in records {
         for criterion in &record.criteria {
-            for check in &criterion.against_prefix {
+            for check in &criterion.against_pre_fix {
                 if runs.contains_key(&check.test) {
                     continue;
                 }
@@ -91,7 +91,7 @@ fn run_against_prefix(
                     continue;
                 };
                 let label = format!("{} {}", record.id, criterion.id);
-                let run = cargo_test::run_on_prefix(sh, settings, &label, binary, found.name)?;
+                let run = cargo_test::run_on_pre_fix(sh, settings, &label, binary, found.name)?;
                 runs.insert(check.test.clone(), run);
             }
         }

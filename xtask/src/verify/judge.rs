@@ -2,12 +2,12 @@
 //! No files, no processes: everything it needs is in [`Outcomes`].
 
 use crate::doc_paths::StalePath;
-use crate::records::{Criterion, PrefixCheck, RecordFile};
+use crate::records::{Criterion, PreFixCheck, RecordFile};
 
 use super::{
     outcomes::{Evidence, FailedTest, Outcome, Outcomes, TestResult},
     report::{
-        BinaryReport, CriterionReport, PrefixReport, RecordReport, Report, Status, TestReport,
+        BinaryReport, CriterionReport, PreFixReport, RecordReport, Report, Status, TestReport,
         Workspace,
     },
 };
@@ -102,7 +102,7 @@ fn record(file: &RecordFile, outcomes: &Outcomes) -> RecordReport {
 
 fn criterion(criterion: &Criterion, outcomes: &Outcomes) -> CriterionReport {
     let mut reasons = Vec::new();
-    if criterion.tests.is_empty() && criterion.against_prefix.is_empty() {
+    if criterion.tests.is_empty() && criterion.against_pre_fix.is_empty() {
         reasons.push("names no test: nothing proves it".to_owned());
     }
     if criterion.summary.trim().is_empty() {
@@ -113,10 +113,10 @@ fn criterion(criterion: &Criterion, outcomes: &Outcomes) -> CriterionReport {
         .iter()
         .map(|test| must_pass(test, outcomes, &mut reasons))
         .collect();
-    let against_prefix = criterion
-        .against_prefix
+    let against_pre_fix = criterion
+        .against_pre_fix
         .iter()
-        .map(|check| must_fail_on_prefix(check, outcomes, &mut reasons))
+        .map(|check| must_fail_on_pre_fix(check, outcomes, &mut reasons))
         .collect();
     CriterionReport {
         id: criterion.id.clone(),
@@ -128,7 +128,7 @@ fn criterion(criterion: &Criterion, outcomes: &Outcomes) -> CriterionReport {
         },
         reasons,
         tests,
-        against_prefix,
+        against_pre_fix,
     }
 }
 
@@ -156,15 +156,15 @@ fn must_pass(test: &str, outcomes: &Outcomes, reasons: &mut Vec<String>) -> Test
     report
 }
 
-/// An `against_prefix` test: it must fail on the pre-fix port, saying its symptom, and pass on
+/// An `against_pre_fix` test: it must fail on the pre-fix port, saying its symptom, and pass on
 /// the fix; otherwise its failing proves nothing about the bug.
-fn must_fail_on_prefix(
-    check: &PrefixCheck,
+fn must_fail_on_pre_fix(
+    check: &PreFixCheck,
     outcomes: &Outcomes,
     reasons: &mut Vec<String>,
-) -> PrefixReport {
+) -> PreFixReport {
     let test = &check.test;
-    let mut report = PrefixReport {
+    let mut report = PreFixReport {
         test: test.clone(),
         symptom: check.symptom.clone(),
         outcome: None,
@@ -184,15 +184,15 @@ fn must_fail_on_prefix(
             return report;
         }
     };
-    match outcomes.prefix.get(test) {
+    match outcomes.pre_fix.get(test) {
         None => reasons.push(format!("{test}: was not run on the pre-fix port")),
-        Some(prefix) => {
-            let outcome = prefix.result.outcome;
+        Some(pre_fix) => {
+            let outcome = pre_fix.result.outcome;
             report.outcome = Some(outcome);
             report.symptom_found =
-                !check.symptom.is_empty() && prefix.output.contains(&check.symptom);
-            report.message.clone_from(&prefix.result.message);
-            (report.evidence, report.evidence_error) = evidence(&prefix.result);
+                !check.symptom.is_empty() && pre_fix.output.contains(&check.symptom);
+            report.message.clone_from(&pre_fix.result.message);
+            (report.evidence, report.evidence_error) = evidence(&pre_fix.result);
             if outcome != Outcome::Failed {
                 reasons.push(format!(
                     "{test}: {} on the pre-fix port: the suite would not catch the bug's return",

@@ -131,9 +131,9 @@ pub(crate) struct FailedTest {
     pub(crate) message: String,
 }
 
-/// One test run again on the pre-fix port (`SCOPE_LOCK_IMPL=prefix`).
+/// One test run again on the pre-fix port (`SCOPE_LOCK_IMPL=pre-fix`).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PrefixRun {
+pub(crate) struct PreFixRun {
     pub(crate) result: TestResult,
     /// Where the symptom is looked for: the failed test's captured output and panic message,
     /// and the process's stderr; never the `test <name> ... FAILED` lines, which would match
@@ -146,8 +146,8 @@ pub(crate) struct PrefixRun {
 pub(crate) struct Outcomes {
     pub(crate) targets: Vec<TargetRun>,
     pub(crate) doc_tests: DocTests,
-    /// The `against_prefix` runs, by test id as the record spells it.
-    pub(crate) prefix: BTreeMap<String, PrefixRun>,
+    /// The `against_pre_fix` runs, by test id as the record spells it.
+    pub(crate) pre_fix: BTreeMap<String, PreFixRun>,
 }
 
 /// A test id resolved: the target it names and the test's result there.

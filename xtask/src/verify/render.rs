@@ -146,7 +146,7 @@ fn evidence_lines(criterion: &CriterionReport) -> Vec<String> {
         );
         lines.push(line);
     }
-    for check in &criterion.against_prefix {
+    for check in &criterion.against_pre_fix {
         let name = function_name(&check.test);
         let verdict = match (check.outcome, check.symptom_found, &check.message) {
             (Some(Outcome::Failed), true, _) => format!("failed with {:?}", check.symptom),
@@ -477,7 +477,10 @@ mod tests {
         let criterion = &json["records"][0]["criteria"][0];
         assert_eq!(criterion["status"], "PASS");
         assert_eq!(criterion["tests"][0]["evidence"]["cycles"], 24000);
-        assert_eq!(criterion["against_prefix"][0]["evidence"]["overlaps"], 1203);
+        assert_eq!(
+            criterion["against_pre_fix"][0]["evidence"]["overlaps"],
+            1203
+        );
         assert_eq!(json["workspace"]["doc_tests"]["passed"], 2);
         Ok(())
     }

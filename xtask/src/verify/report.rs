@@ -87,7 +87,7 @@ pub(crate) struct CriterionReport {
     /// Why it failed, one sentence each.
     pub(crate) reasons: Vec<String>,
     pub(crate) tests: Vec<TestReport>,
-    pub(crate) against_prefix: Vec<PrefixReport>,
+    pub(crate) against_pre_fix: Vec<PreFixReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,10 +104,10 @@ pub(crate) struct TestReport {
 }
 
 #[derive(Debug, Serialize)]
-pub(crate) struct PrefixReport {
+pub(crate) struct PreFixReport {
     pub(crate) test: String,
     pub(crate) symptom: String,
-    /// Outcome of the run with `SCOPE_LOCK_IMPL=prefix` (should be "failed").
+    /// Outcome of the run with `SCOPE_LOCK_IMPL=pre-fix` (should be "failed").
     #[serde(serialize_with = "outcome_or_unknown")]
     pub(crate) outcome: Option<Outcome>,
     pub(crate) symptom_found: bool,
@@ -185,7 +185,7 @@ pub(crate) fn sample() -> Report {
                         evidence: evidence.clone(),
                         evidence_error: None,
                     }],
-                    against_prefix: vec![PrefixReport {
+                    against_pre_fix: vec![PreFixReport {
                         test: "bug_423::eight_processes_never_hold_at_once".into(),
                         symptom: "two holders".into(),
                         outcome: Some(Outcome::Failed),
@@ -217,7 +217,7 @@ pub(crate) fn sample() -> Report {
                             evidence_error: Some("expected value at line 1 column 1".into()),
                         },
                     ],
-                    against_prefix: vec![],
+                    against_pre_fix: vec![],
                 },
             ],
         }],

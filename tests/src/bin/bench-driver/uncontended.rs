@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use regression::prefix::PrefixLockManager;
+use regression::pre_fix::PreFixLockManager;
 use scope_lock::{LockManager, LockRequest};
 use serde_json::{Value, json};
 
@@ -26,7 +26,7 @@ pub(crate) fn held_locks(
     let scope = vec![format!("{}/ours/p0", arena.root.display())];
     let locks = LockManager::new(&arena.loops_dir);
     let request = LockRequest::new("bench-ours").scope(scope.clone());
-    let prefix = PrefixLockManager::new(&arena.loops_dir);
+    let pre_fix = PreFixLockManager::new(&arena.loops_dir);
     let mut rows = Vec::new();
     for &count in &shape.held_counts {
         holder.grow(count)?;
@@ -42,10 +42,10 @@ pub(crate) fn held_locks(
             Box::new(|| ours_cycle(&locks, &request)),
             Box::new(|| floor_cycle(&arena.running_dir, "bench-floor", &scope)),
             Box::new(|| {
-                if !prefix.acquire("bench-prefix", &scope).map_err(err)? {
+                if !pre_fix.acquire("bench-pre-fix", &scope).map_err(err)? {
                     return Err("the pre-fix port refused a free scope".into());
                 }
-                prefix.release("bench-prefix").map_err(err)
+                pre_fix.release("bench-pre-fix").map_err(err)
             }),
         ];
         let [ours, floor, pre] = three(interleaved(plan, &mut cycle)?)?;
@@ -72,7 +72,7 @@ pub(crate) fn held_locks(
         );
         rows.push(json!({
             "held": count,
-            "acquire_release": {"ours": ours.to_json(), "floor": floor.to_json(), "prefix": pre.to_json()},
+            "acquire_release": {"ours": ours.to_json(), "floor": floor.to_json(), "pre_fix": pre.to_json()},
             "list_locks": {"ours": list_ours.to_json(), "floor": list_floor.to_json()},
         }));
     }

@@ -32,7 +32,7 @@
 //! acquires waiting at most `--timeout-ms`: it says `waiting <ticket>` when it starts waiting,
 //! then `held <path>`, `timeout <why>`, `gave-up <why>` (the pre-fix port's loser) or
 //! `failed <why>`; a holder releases at once or when stdin closes and says `released`. With
-//! `--impl prefix` it waits like the port `--port` names (see `regression::prefix_wait`).
+//! `--impl pre-fix` it waits like the port `--port` names (see `regression::pre_fix_wait`).
 //! `list` says `ready`, waits for `go`, lists the locks as `list_locks` does (cleaning what is
 //! stale) and says `lock <path>`, `reclaimed <path>` and `problem <what>` for each, then
 //! `listed` (or `failed <why>`). `hold-sentinel` takes the directory sentinel's flock, says

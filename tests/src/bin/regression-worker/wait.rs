@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use regression::args::Args;
 use regression::locker::Impl;
-use regression::prefix_wait;
+use regression::pre_fix_wait;
 use regression::turns::SayWhenWaiting;
 use regression::witness::Witness;
 use scope_lock::{AcquireError, LockManager, LockRequest, ScopeGuard};
@@ -41,7 +41,7 @@ pub(crate) fn wait(args: &Args) -> Result<(), String> {
                 _ => format!("failed {err}"),
             })
         }
-        Impl::Prefix => wait_like_the_port(args, &locks, &request, deadline)?,
+        Impl::PreFix => wait_like_the_port(args, &locks, &request, deadline)?,
     };
     let guard = match outcome {
         Ok(guard) => guard,
@@ -75,7 +75,7 @@ fn wait_like_the_port(
     let mut on_wait = || told = say("waiting port");
     let outcome = match args.get("port")? {
         "poll" => {
-            if !prefix_wait::wait_for_scope(locks, request, deadline, &mut on_wait)? {
+            if !pre_fix_wait::wait_for_scope(locks, request, deadline, &mut on_wait)? {
                 Err("timeout the scope never came free".to_owned())
             } else {
                 // Every waiter woke in the same poll tick: let them all see "free" first.
@@ -84,15 +84,16 @@ fn wait_like_the_port(
                     .map_err(|err| err.to_string())?;
                 let me = args.number("worker")?;
                 let patience = Duration::from_secs(60);
-                prefix_wait::file_barrier(&barrier, "free", me, count, patience)?;
+                pre_fix_wait::file_barrier(&barrier, "free", me, count, patience)?;
                 let result = locks.try_acquire(request);
-                prefix_wait::file_barrier(&barrier, "tried", me, count, patience)?;
+                pre_fix_wait::file_barrier(&barrier, "tried", me, count, patience)?;
                 result.map_err(|err| format!("gave-up {err}"))
             }
         }
         "queue" => {
-            let queue = prefix_wait::PortQueue::new(locks.running_dir());
-            match prefix_wait::queue_then_acquire(locks, request, &queue, deadline, &mut on_wait)? {
+            let queue = pre_fix_wait::PortQueue::new(locks.running_dir());
+            match pre_fix_wait::queue_then_acquire(locks, request, &queue, deadline, &mut on_wait)?
+            {
                 Some(guard) => Ok(guard),
                 None => Err("timeout still queued behind an earlier entry".to_owned()),
             }

@@ -39,8 +39,8 @@ impl Report {
                     row.ours.spread(),
                     duration(row.floor.best),
                     row.ours.best / row.floor.best,
-                    duration(row.prefix.best),
-                    row.ours.best / row.prefix.best,
+                    duration(row.pre_fix.best),
+                    row.ours.best / row.pre_fix.best,
                 );
             }
             for (from, to, ours, floor) in self.per_held_lock() {

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 use super::*;
 use crate::{
     records::Record,
-    verify::outcomes::{DocTests, PrefixRun, TargetRun},
+    verify::outcomes::{DocTests, PreFixRun, TargetRun},
 };
 
 fn target(name: &str, package: &str, tests: &[(&str, Outcome)]) -> TargetRun {
@@ -40,18 +40,18 @@ fn outcomes() -> Outcomes {
             ok: true,
             ..DocTests::default()
         },
-        prefix: BTreeMap::new(),
+        pre_fix: BTreeMap::new(),
     }
 }
 
-fn criterion(tests: &[&str], against_prefix: &[(&str, &str)]) -> Criterion {
+fn criterion(tests: &[&str], against_pre_fix: &[(&str, &str)]) -> Criterion {
     Criterion {
         id: "AC-1".into(),
         summary: "s".into(),
         tests: tests.iter().map(|it| it.to_string()).collect(),
-        against_prefix: against_prefix
+        against_pre_fix: against_pre_fix
             .iter()
-            .map(|(test, symptom)| PrefixCheck {
+            .map(|(test, symptom)| PreFixCheck {
                 test: test.to_string(),
                 symptom: symptom.to_string(),
             })
@@ -98,14 +98,14 @@ fn a_criterion_fails_when_a_test_is_missing_failing_ignored_or_ambiguous() {
     assert_eq!(report.tests[0].outcome, Some(Outcome::Failed));
 }
 
-fn with_prefix_run(outcome: Outcome, output: &str) -> Outcomes {
+fn with_pre_fix_run(outcome: Outcome, output: &str) -> Outcomes {
     let mut outcomes = outcomes();
     let mut result = TestResult::new(outcome);
     result.message = Some("first line".into());
     result.evidence = Some(Evidence::from_json(r#"{"overlaps": 3}"#));
-    outcomes.prefix.insert(
+    outcomes.pre_fix.insert(
         "bug_423::a".into(),
-        PrefixRun {
+        PreFixRun {
             result,
             output: output.into(),
         },
@@ -114,20 +114,20 @@ fn with_prefix_run(outcome: Outcome, output: &str) -> Outcomes {
 }
 
 #[test]
-fn a_prefix_check_passes_only_when_the_port_fails_with_the_symptom() {
+fn a_pre_fix_check_passes_only_when_the_port_fails_with_the_symptom() {
     let check = criterion(&[], &[("bug_423::a", "two holders")]);
     let report = super::criterion(
         &check,
-        &with_prefix_run(Outcome::Failed, "panicked: two holders at once"),
+        &with_pre_fix_run(Outcome::Failed, "panicked: two holders at once"),
     );
     assert_eq!(report.status, Status::Pass, "{:?}", report.reasons);
-    let prefix = &report.against_prefix[0];
-    assert!(prefix.symptom_found);
+    let pre_fix = &report.against_pre_fix[0];
+    assert!(pre_fix.symptom_found);
     assert_eq!(
-        (prefix.outcome, prefix.fixed_outcome),
+        (pre_fix.outcome, pre_fix.fixed_outcome),
         (Some(Outcome::Failed), Some(Outcome::Passed))
     );
-    assert!(prefix.evidence.is_some());
+    assert!(pre_fix.evidence.is_some());
 
     for (outcome, output, want) in [
         (Outcome::Passed, "", "passed on the pre-fix port"),
@@ -138,11 +138,11 @@ fn a_prefix_check_passes_only_when_the_port_fails_with_the_symptom() {
             "its output never says \"two holders\"",
         ),
     ] {
-        let report = super::criterion(&check, &with_prefix_run(outcome, output));
+        let report = super::criterion(&check, &with_pre_fix_run(outcome, output));
         assert_fails_saying(&report, want);
     }
     // Case-sensitive, as documented.
-    let report = super::criterion(&check, &with_prefix_run(Outcome::Failed, "Two Holders"));
+    let report = super::criterion(&check, &with_pre_fix_run(Outcome::Failed, "Two Holders"));
     assert_fails_saying(&report, "never says");
     // Never run there at all.
     assert_fails_saying(
@@ -152,17 +152,17 @@ fn a_prefix_check_passes_only_when_the_port_fails_with_the_symptom() {
 }
 
 #[test]
-fn a_prefix_check_fails_when_the_test_fails_on_the_fix_too() {
-    let mut outcomes = with_prefix_run(Outcome::Failed, "two holders");
-    let moved = outcomes.prefix.remove("bug_423::a");
+fn a_pre_fix_check_fails_when_the_test_fails_on_the_fix_too() {
+    let mut outcomes = with_pre_fix_run(Outcome::Failed, "two holders");
+    let moved = outcomes.pre_fix.remove("bug_423::a");
     outcomes
-        .prefix
+        .pre_fix
         .extend(moved.map(|it| ("bug_423::b".to_owned(), it)));
     let check = criterion(&[], &[("bug_423::b", "two holders")]);
     let report = super::criterion(&check, &outcomes);
     assert_fails_saying(&report, "failed on the fix too");
     let empty = criterion(&[], &[("bug_423::a", "")]);
-    let report = super::criterion(&empty, &with_prefix_run(Outcome::Failed, "x"));
+    let report = super::criterion(&empty, &with_pre_fix_run(Outcome::Failed, "x"));
     assert_fails_saying(&report, "the symptom is empty");
 }
 
@@ -180,7 +180,7 @@ fn crashed_binaries_and_unreported_tests_are_workspace_failures() {
             ok: true,
             ..DocTests::default()
         },
-        prefix: BTreeMap::new(),
+        pre_fix: BTreeMap::new(),
     };
     let workspace = workspace(&outcomes);
     assert_eq!((workspace.passed, workspace.failed), (1, 1));
@@ -225,7 +225,7 @@ fn the_verdict_needs_every_criterion_every_test_and_the_doc_tests() {
             passed: 1,
             ..DocTests::default()
         },
-        prefix: BTreeMap::new(),
+        pre_fix: BTreeMap::new(),
     };
     let report = judge(&context, &[good()], &only_good);
     assert!(report.passed);

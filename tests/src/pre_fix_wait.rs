@@ -1,6 +1,6 @@
 //! Short ports of the waiting this repository's waiting acquire replaces, so that the tests of
 //! BUG-1281, BUG-1361 and SL-1 can be shown failing on the code before the fix
-//! (`SCOPE_LOCK_IMPL=prefix`). Test support only.
+//! (`SCOPE_LOCK_IMPL=pre-fix`). Test support only.
 //!
 //! The first two keep the fixed library for the lock itself, so that the only thing that
 //! differs is how they wait:

@@ -34,12 +34,12 @@ pub struct Hooks<'a> {
 }
 
 /// The pre-fix lock manager.
-pub struct PrefixLockManager<'a> {
+pub struct PreFixLockManager<'a> {
     running_dir: PathBuf,
     hooks: Hooks<'a>,
 }
 
-impl<'a> PrefixLockManager<'a> {
+impl<'a> PreFixLockManager<'a> {
     /// `LockManager(loops_dir)`: locks in `<loops_dir>/.running/`.
     pub fn new(loops_dir: &Path) -> Self {
         Self {
