@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind};
+use crate::scope;
 
 /// A project root, resolved (symlinks followed, as scope entries are).
 #[derive(Debug, Clone)]
@@ -17,8 +18,7 @@ impl Root {
     /// `given`, or else the git toplevel of the current directory: the nearest directory, from
     /// the current one up, that has a `.git` entry (a directory, or the file of a worktree).
     pub(crate) fn find(given: Option<&Path>) -> Result<Self, Error> {
-        let cwd = std::env::current_dir()
-            .map_err(|err| Error::io("cannot read the current directory", Path::new("."), err))?;
+        let cwd = scope::current_dir()?;
         let root = match given {
             Some(root) => cwd.join(root),
             None => cwd

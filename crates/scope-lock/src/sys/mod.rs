@@ -6,7 +6,7 @@
 //! when *any* descriptor of the file is closed), that `EINTR` is retried, and that lock files are
 //! opened without following symlinks and without blocking on FIFOs. The lock calls are
 //! enforced: `clippy.toml` forbids std's `File::lock` family everywhere but [`unix`]. (Resolving
-//! scope paths, in `scope.rs`, reads the filesystem too; it is not part of the protocol.)
+//! scope paths, in `scope/path.rs`, reads the filesystem too; it is not part of the protocol.)
 //!
 //! One file per concern: [`unix`] (flock, open flags, file ids, reads, processes) and [`dir`]
 //! (directory descriptors) for every Unix; what Linux learns from inotify, `/proc` and `statfs`
