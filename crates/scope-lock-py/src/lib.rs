@@ -1,22 +1,29 @@
 //! `scope_lock._native`: the Rust half of the Python package `scope_lock`.
 //!
-//! The Python half (`python/scope_lock/__init__.py`) has the API little-loops' users know
-//! (`LockManager`, `ScopeLock`, `resolve_scope`); this module does the locking, with the
-//! `scope-lock` crate. What it adds to the crate is what a Python process needs:
+//! The Python half (`python/scope_lock/`, its index `__init__.py`) has the API little-loops'
+//! users know (`LockManager`, `ScopeLock`, `resolve_scope`); this module does the locking, with
+//! the `scope-lock` crate. What it adds to the crate is what a Python process needs:
 //!
+//! - `manager`: the calls themselves, each of which lets go of the GIL while it may wait, over
+//!   either backend: `directory` (a lock directory) or `etcd` (`LockManager(etcd=...,
+//!   project=...)`);
 //! - `held`: the table of guards that `LockManager.acquire` keeps until `release` (or the
 //!   end of the process), and what happens to it in a child created by `os.fork`;
-//! - `errors`: the crate's errors as Python exceptions (`OSError` subclasses carrying the
-//!   path, `ValueError` for bad input);
-//! - `manager`: the calls themselves, each of which lets go of the GIL while it may wait;
-//! - `etcd`: the same calls on etcd (`LockManager(etcd=..., project=...)`).
+//! - `wait`: how long a call may wait, and a wait that Ctrl-C or a cancelled task ends;
+//! - `convert` and `errors`: what crosses back to Python, records and conflicts as dicts, the
+//!   crate's errors as exceptions (`OSError` subclasses carrying the path, `ValueError` for
+//!   bad input);
+//! - `scope`: the original's scope helpers.
 
 use pyo3::prelude::*;
 
+mod convert;
+mod directory;
 mod errors;
 mod etcd;
 mod held;
 mod manager;
+mod scope;
 mod wait;
 
 /// The extension module. Its contents are private to the package: use `scope_lock`.
@@ -27,11 +34,10 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<manager::Manager>()?;
     m.add_class::<wait::Cancel>()?;
-    m.add_class::<etcd::EtcdManager>()?;
-    m.add_function(wrap_pyfunction!(manager::paths_overlap, m)?)?;
-    m.add_function(wrap_pyfunction!(manager::scopes_overlap, m)?)?;
-    m.add_function(wrap_pyfunction!(manager::normalize_path, m)?)?;
-    m.add_function(wrap_pyfunction!(manager::resolve_scope, m)?)?;
+    m.add_function(wrap_pyfunction!(scope::paths_overlap, m)?)?;
+    m.add_function(wrap_pyfunction!(scope::scopes_overlap, m)?)?;
+    m.add_function(wrap_pyfunction!(scope::normalize_path, m)?)?;
+    m.add_function(wrap_pyfunction!(scope::resolve_scope, m)?)?;
     m.add_function(wrap_pyfunction!(held::forget_inherited, m)?)?;
     m.add_function(wrap_pyfunction!(held::release_all, m)?)?;
     Ok(())

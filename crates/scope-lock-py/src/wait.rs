@@ -1,4 +1,4 @@
-//! The waiting acquire, interruptible from Python.
+//! The waiting acquire, interruptible from Python, and how long it may wait ([`Patience`]).
 //!
 //! The crate's wait runs without the GIL for as long as it lasts, and the crate offers no way
 //! to stop it early. A Python program expects Ctrl-C (or any signal handler that raises) to
@@ -14,8 +14,9 @@
 //! cancelled task's wait ends without waiting for the observer's next call.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use pyo3::exceptions::PyValueError;
 use pyo3::exceptions::asyncio::CancelledError;
 use pyo3::prelude::*;
 use scope_lock::{AcquireError, CancelWait, LockManager, LockRequest, ScopeGuard, Waiting};
@@ -86,5 +87,57 @@ pub(crate) fn acquire_until(
             // A real panic: let it go on as one.
             Err(payload) => panic::resume_unwind(payload),
         },
+    }
+}
+
+/// How long an acquire may wait, from Python's `timeout` argument, read as filelock and the
+/// standard library's waits read it: `None` waits forever, `0` tries once, a positive number
+/// of seconds waits up to that. Positive infinity is forever too (it is the limit of "up to").
+/// Negative numbers and NaN are errors rather than a guess: filelock reads `-1` as forever,
+/// the original's loop read it as one attempt, so either guess would surprise someone.
+pub(crate) enum Patience {
+    Once,
+    Until(Instant),
+}
+
+impl Patience {
+    /// # Errors
+    ///
+    /// `ValueError` naming `timeout` for a negative number or NaN.
+    pub(crate) fn from_timeout(timeout: Option<f64>) -> PyResult<Self> {
+        let forever = || Self::Until(far_future());
+        match timeout {
+            None => Ok(forever()),
+            Some(0.0) => Ok(Self::Once),
+            Some(seconds) if seconds > 0.0 => Ok(Duration::try_from_secs_f64(seconds)
+                .ok()
+                .and_then(|wait| Instant::now().checked_add(wait))
+                // Past what a deadline can be (infinity included): no different from forever.
+                .map_or_else(forever, Self::Until)),
+            Some(seconds) => Err(PyValueError::new_err(format!(
+                "timeout must be None (wait forever), 0 (try once) or a positive number of \
+                 seconds, not {}",
+                python_float(seconds)
+            ))),
+        }
+    }
+}
+
+/// A deadline no wait will reach: a century from now. The monotonic clock counts seconds since
+/// boot in 64 bits, so the sum fits; were it ever not to, the wait would be one attempt.
+fn far_future() -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(CENTURY).unwrap_or(now)
+}
+
+/// A float as Python's `repr` writes it, for the few that messages quote.
+fn python_float(value: f64) -> String {
+    if value.is_nan() {
+        "nan".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else {
+        format!("{value:?}")
     }
 }

@@ -65,7 +65,7 @@ class LockManager:
         root: str | os.PathLike[str] | None = None,
         lease_ttl: float | None = None,
     ) -> None:
-        self._native: _native.Manager | _native.EtcdManager
+        self._native: _native.Manager
         if etcd is None:
             if project is not None or root is not None or lease_ttl is not None:
                 raise ValueError("project, root and lease_ttl are for etcd: give etcd= too")
@@ -82,7 +82,7 @@ class LockManager:
         endpoints = [etcd] if isinstance(etcd, str) else list(etcd)
         self.loops_dir = None
         self.running_dir = None
-        self._native = _native.EtcdManager(
+        self._native = _native.Manager.etcd(
             endpoints, project, None if root is None else os.fspath(root),
             None if lease_ttl is None else float(lease_ttl))
 

@@ -8,7 +8,6 @@ from typing import Any, Final, TypedDict, final, type_check_only
 __all__ = [
     "__version__",
     "Cancel",
-    "EtcdManager",
     "Manager",
     "forget_inherited",
     "normalize_path",
@@ -54,9 +53,17 @@ class Conflict(TypedDict):
 
 @final
 class Manager:
-    """The lock directory ``<loops_dir>/.running/`` and the locks this manager acquired there."""
+    """The locks of a lock directory, ``<loops_dir>/.running/``, or of an etcd project
+    (``Manager.etcd``), and the locks this manager acquired there."""
 
     def __new__(cls, loops_dir: str | os.PathLike[str]) -> Manager: ...
+    @staticmethod
+    def etcd(
+        endpoints: list[str],
+        project: str,
+        root: str | None = None,
+        lease_ttl: float | None = None,
+    ) -> Manager: ...
     def acquire(
         self,
         loop_name: str,
@@ -77,6 +84,7 @@ class Manager:
     ) -> Conflict | None: ...
     def is_locked(self, loop_name: str, instance_id: str | None) -> bool: ...
     def list_locks(self) -> tuple[list[Record], list[str]]: ...
+    #: Lock files, or keys on etcd.
     def held(self) -> list[Path]: ...
 
 @final
@@ -87,39 +95,6 @@ class Cancel:
     def __new__(cls) -> Cancel: ...
     def cancel(self) -> None: ...
     def is_cancelled(self) -> bool: ...
-
-@final
-class EtcdManager:
-    """One project's locks on etcd, and the locks this manager holds there."""
-
-    def __new__(
-        cls,
-        endpoints: list[str],
-        project: str,
-        root: str | None = None,
-        lease_ttl: float | None = None,
-    ) -> EtcdManager: ...
-    def acquire(
-        self,
-        loop_name: str,
-        scope: list[str],
-        instance_id: str | None,
-        singleton: bool,
-        timeout: float | None,
-        shared: bool = False,
-        cancel: Cancel | None = None,
-    ) -> tuple[int, Record] | tuple[None, Conflict]: ...
-    def release(self, loop_name: str, instance_id: str | None, token: int | None = None) -> bool: ...
-    def find_conflict(
-        self,
-        scope: list[str],
-        caller_loop_name: str | None,
-        caller_singleton: bool,
-        caller_shared: bool = False,
-    ) -> Conflict | None: ...
-    def is_locked(self, loop_name: str, instance_id: str | None) -> bool: ...
-    def list_locks(self) -> tuple[list[Record], list[str]]: ...
-    def held(self) -> list[str]: ...
 
 def paths_overlap(path1: str, path2: str) -> bool: ...
 def scopes_overlap(scope1: list[str], scope2: list[str]) -> bool: ...
