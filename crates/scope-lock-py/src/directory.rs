@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use scope_lock::{AcquireError, Conflict, Error, LockManager, LockRequest, ProblemKind};
+use scope_lock::{Conflict, Error, LockManager, LockRequest, ProblemKind};
 
 use crate::held;
-use crate::manager::{Backend, Granted, Listed, release_taken};
-use crate::wait::{self, Cancel, Patience};
+use crate::manager::{Acquired, Backend, Granted, Listed, Wait, release_taken};
+use crate::wait::{self, Patience};
 
 pub(crate) struct Directory {
     locks: LockManager,
@@ -27,17 +27,11 @@ impl Directory {
 }
 
 impl Backend for Directory {
-    fn acquire(
-        &self,
-        py: Python<'_>,
-        request: &LockRequest,
-        patience: Patience,
-        cancel: Option<&Cancel>,
-    ) -> PyResult<Result<Granted, AcquireError>> {
-        let outcome = match patience {
+    fn acquire(&self, py: Python<'_>, request: &LockRequest, wait: Wait<'_>) -> Acquired {
+        let outcome = match wait.patience {
             Patience::Once => py.detach(|| self.locks.try_acquire(request)),
             Patience::Until(deadline) => {
-                wait::acquire_until(py, &self.locks, request, deadline, cancel)?
+                wait::acquire_until(py, &self.locks, request, deadline, wait.cancel)?
             }
         };
         Ok(outcome.map(|guard| {

@@ -14,11 +14,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use pyo3::exceptions::asyncio::CancelledError;
 use pyo3::prelude::*;
 use scope_lock::etcd::{EtcdConfig, EtcdGuard, EtcdLockManager};
-use scope_lock::{AcquireError, Conflict, Error, LockRequest};
+use scope_lock::{Conflict, Error, LockRequest};
 
 use crate::errors;
 use crate::held;
-use crate::manager::{Backend, Granted, Listed, release_taken};
+use crate::manager::{Acquired, Backend, Granted, Listed, Wait, release_taken};
 use crate::wait::{Cancel, Patience};
 
 pub(crate) struct Etcd {
@@ -67,23 +67,17 @@ impl Etcd {
 impl Backend for Etcd {
     /// The record's `token` is the lock key's create revision.
     ///
-    /// `cancel` (`hold_async`'s) is looked at before the wait starts only: unwinding out of a
+    /// `wait.cancel` is looked at before the wait starts only: unwinding out of a
     /// wait on etcd, as the local manager's wait does, would leave its ticket on the lease,
     /// blocking the waiters behind it until the manager ends. A cancelled wait on etcd ends
     /// at its timeout.
-    fn acquire(
-        &self,
-        py: Python<'_>,
-        request: &LockRequest,
-        patience: Patience,
-        cancel: Option<&Cancel>,
-    ) -> PyResult<Result<Granted, AcquireError>> {
-        if cancel.is_some_and(Cancel::is_cancelled) {
+    fn acquire(&self, py: Python<'_>, request: &LockRequest, wait: Wait<'_>) -> Acquired {
+        if wait.cancel.is_some_and(Cancel::is_cancelled) {
             return Err(CancelledError::new_err(
                 "the wait for the scope was cancelled",
             ));
         }
-        let outcome = py.detach(|| match patience {
+        let outcome = py.detach(|| match wait.patience {
             Patience::Once => self.locks.try_acquire(request),
             Patience::Until(deadline) => self.locks.acquire_until(request, deadline),
         });

@@ -23,16 +23,9 @@ use crate::wait::{Cancel, Patience};
 
 /// What a lock directory and etcd do differently behind the same calls.
 pub(crate) trait Backend: Send + Sync {
-    /// Acquires as `patience` says, letting go of the GIL while it may wait, and keeps the
-    /// guard until [`Backend::release`]. A wait stops, raising `asyncio.CancelledError`, once
-    /// `cancel` is cancelled (on etcd, only before it starts: see [`Etcd`]'s).
-    fn acquire(
-        &self,
-        py: Python<'_>,
-        request: &LockRequest,
-        patience: Patience,
-        cancel: Option<&Cancel>,
-    ) -> PyResult<Result<Granted, AcquireError>>;
+    /// Acquires, waiting as `wait` says and letting go of the GIL meanwhile, and keeps the
+    /// guard until [`Backend::release`].
+    fn acquire(&self, py: Python<'_>, request: &LockRequest, wait: Wait<'_>) -> Acquired;
 
     /// Takes out and releases the hold that `token` names or, without one, the lock this
     /// manager holds under `request`'s name; whether there was one.
@@ -53,6 +46,18 @@ pub(crate) trait Backend: Send + Sync {
     /// sorted.
     fn held(&self) -> Vec<PathBuf>;
 }
+
+/// How an acquire may wait: for how long, and what stops it early.
+pub(crate) struct Wait<'a> {
+    pub(crate) patience: Patience,
+    /// `hold_async`'s: once cancelled, the wait stops, raising `asyncio.CancelledError` (on
+    /// etcd, only before it starts: see [`Etcd`]'s `acquire`).
+    pub(crate) cancel: Option<&'a Cancel>,
+}
+
+/// An acquire's outcome: the lock, or the crate's refusal; `Err` for what Python raises
+/// instead (a signal handler's exception, a cancellation, a failure).
+pub(crate) type Acquired = PyResult<Result<Granted, AcquireError>>;
 
 /// A lock an acquire got and the backend keeps.
 pub(crate) struct Granted {
@@ -130,9 +135,11 @@ impl Manager {
         cancel: Option<Py<Cancel>>,
     ) -> PyResult<(Option<u64>, Bound<'py, PyDict>)> {
         let request = request(loop_name, scope, instance_id, singleton).with_mode(mode(shared));
-        let patience = Patience::from_timeout(timeout)?;
-        let cancel = cancel.as_ref().map(Py::get);
-        match self.backend.acquire(py, &request, patience, cancel)? {
+        let wait = Wait {
+            patience: Patience::from_timeout(timeout)?,
+            cancel: cancel.as_ref().map(Py::get),
+        };
+        match self.backend.acquire(py, &request, wait)? {
             Ok(granted) => Ok((
                 Some(granted.hold),
                 record_dict(py, &granted.record, granted.token)?,
