@@ -67,6 +67,42 @@ fn with_running_dir(name: &str) -> Result<(Fixture, PathBuf), Box<dyn Error>> {
     Ok((f, path))
 }
 
+/// What [`acquire_with_a_link_at`] leaves: the fixture, the link, the file it points at, and
+/// the error.
+type Linked = (Fixture, PathBuf, PathBuf, scope_lock::Error);
+
+/// With `.running/<name>` a symlink to a file outside `.running/` holding `content`, acquiring
+/// `lock_name` over `src` is refused as not a lock file that the error names.
+fn acquire_with_a_link_at(
+    name: &str,
+    content: &str,
+    lock_name: &str,
+) -> Result<Linked, Box<dyn Error>> {
+    let (f, link) = with_running_dir(name)?;
+    let outside = f
+        .root
+        .join(format!("outside-{}", name.trim_start_matches('.')));
+    fs::write(&outside, content)?;
+    symlink(&outside, &link)?;
+    let err = expect_failure(f.acquire(lock_name, "src"));
+    assert_not_a_lock_file(&err, &link);
+    Ok((f, link, outside, err))
+}
+
+/// With a FIFO at `.running/<name>`, acquiring `lock_name` over `src` fails without hanging,
+/// refused as not a lock file that the error names: the fixture, the FIFO, and the error.
+fn acquire_with_a_fifo_at(
+    name: &str,
+    lock_name: &str,
+) -> Result<(Fixture, PathBuf, scope_lock::Error), Box<dyn Error>> {
+    let (f, fifo) = with_running_dir(name)?;
+    make_fifo(&fifo)?;
+    let what = format!("acquiring {lock_name} with a FIFO at {name}");
+    let err = expect_failure(f.try_acquire_without_hanging(&what, f.request(lock_name, "src"))?);
+    assert_not_a_lock_file(&err, &fifo);
+    Ok((f, fifo, err))
+}
+
 /// A regular file's path, bytes, inode and mtime (seconds, nanoseconds).
 type FileState = (PathBuf, Vec<u8>, u64, i64, i64);
 
@@ -369,13 +405,8 @@ fn a_running_dir_that_is_a_regular_file_is_an_error_naming_it() -> TestResult {
 
 #[test]
 fn a_target_lock_path_that_is_a_symlink_is_refused_and_its_target_is_untouched() -> TestResult {
-    let (f, target) = with_running_dir("linked.lock")?;
-    let outside = f.root.join("outside.txt");
-    fs::write(&outside, "precious outside content")?;
-    symlink(&outside, &target)?;
-
-    let err = expect_failure(f.acquire("linked", "src"));
-    assert_not_a_lock_file(&err, &target);
+    let (f, target, outside, err) =
+        acquire_with_a_link_at("linked.lock", "precious outside content", "linked")?;
     assert!(err.to_string().contains("symlink"), "{err}");
 
     assert_eq!(fs::read_to_string(&outside)?, "precious outside content");
@@ -404,12 +435,7 @@ fn a_target_lock_path_that_is_a_directory_is_refused() -> TestResult {
 
 #[test]
 fn a_target_lock_path_that_is_a_fifo_is_refused_without_hanging() -> TestResult {
-    let (f, target) = with_running_dir("pipe.lock")?;
-    make_fifo(&target)?;
-    let err = expect_failure(
-        f.try_acquire_without_hanging("acquiring over a FIFO", f.request("pipe", "src"))?,
-    );
-    assert_not_a_lock_file(&err, &target);
+    let (_f, target, err) = acquire_with_a_fifo_at("pipe.lock", "pipe")?;
     assert!(err.to_string().contains("FIFO"), "{err}");
     assert!(fs::symlink_metadata(&target)?.file_type().is_fifo());
     Ok(())
@@ -442,13 +468,8 @@ fn a_nested_name_whose_directory_is_a_symlink_is_refused_and_nothing_lands_outsi
 
 #[test]
 fn a_sentinel_that_is_a_symlink_is_refused_and_its_target_is_not_truncated() -> TestResult {
-    let (f, sentinel) = with_running_dir(".acquire.lock")?;
-    let outside = f.root.join("outside-sentinel");
-    fs::write(&outside, "must not be truncated")?;
-    symlink(&outside, &sentinel)?;
-
-    let err = expect_failure(f.acquire("x", "src"));
-    assert_not_a_lock_file(&err, &sentinel);
+    let (f, sentinel, outside, _) =
+        acquire_with_a_link_at(".acquire.lock", "must not be truncated", "x")?;
     let err = f
         .locks
         .list_locks()
@@ -474,12 +495,7 @@ fn a_sentinel_that_is_a_directory_is_refused() -> TestResult {
 
 #[test]
 fn a_sentinel_that_is_a_fifo_is_refused_without_hanging() -> TestResult {
-    let (f, sentinel) = with_running_dir(".acquire.lock")?;
-    make_fifo(&sentinel)?;
-    let err = expect_failure(
-        f.try_acquire_without_hanging("acquiring with a FIFO sentinel", f.request("x", "src"))?,
-    );
-    assert_not_a_lock_file(&err, &sentinel);
+    acquire_with_a_fifo_at(".acquire.lock", "x")?;
     Ok(())
 }
 
