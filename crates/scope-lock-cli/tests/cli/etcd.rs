@@ -62,10 +62,17 @@ struct Scene {
     token: u64,
 }
 
-/// The [`Scene`], or `None` (the test is skipped) without etcd.
-fn docs_fixer_holding(test: &str) -> Result<Option<Scene>, Box<dyn std::error::Error>> {
+impl Scene {
+    /// `scope-lock ARGS` on etcd in the second clone, run to its end.
+    fn in_second(&self, args: &[&str]) -> Result<support::Output, Box<dyn std::error::Error>> {
+        support::run_to_end(on_etcd(&self.cluster, &self.second, args))
+    }
+}
+
+/// Runs `body` on the [`Scene`]; without etcd the test is skipped.
+fn with_docs_fixer_holding(test: &str, body: impl FnOnce(Scene) -> TestResult) -> TestResult {
     if !available(test) {
-        return Ok(None);
+        return Ok(());
     }
     let cluster = EtcdCluster::single()?;
     let (first, second) = (clone()?, clone()?);
@@ -75,13 +82,13 @@ fn docs_fixer_holding(test: &str) -> Result<Option<Scene>, Box<dyn std::error::E
         &["--name", "docs-fixer", "--scope", "docs"],
         READY_THEN_READ,
     )?;
-    Ok(Some(Scene {
+    body(Scene {
         cluster,
         _first: first,
         second,
         holder,
         token,
-    }))
+    })
 }
 
 /// Two clones at different roots share one project's locks: `run` in one holds `docs`; in the
@@ -89,102 +96,90 @@ fn docs_fixer_holding(test: &str) -> Result<Option<Scene>, Box<dyn std::error::E
 /// the holder, and `run --wait` waits, then runs once the first ends, with a larger token.
 #[test]
 fn two_clones_share_a_projects_locks_on_etcd() -> TestResult {
-    let Some(Scene {
-        cluster,
-        second,
-        mut holder,
-        token,
-        ..
-    }) = docs_fixer_holding("cli::etcd::two_clones_share_a_projects_locks_on_etcd")?
-    else {
-        return Ok(());
-    };
+    with_docs_fixer_holding(
+        "cli::etcd::two_clones_share_a_projects_locks_on_etcd",
+        |mut scene| {
+            let token = scene.token;
 
-    let list = support::run_to_end(on_etcd(&cluster, &second, &["list", "--json"]))?;
-    assert_eq!(list.code(), 0, "{}", list.stderr);
-    let listing: serde_json::Value = serde_json::from_str(&list.stdout)?;
-    let lock = &listing["locks"][0];
-    assert_eq!(lock["name"], "docs-fixer", "{}", list.stdout);
-    assert_eq!(lock["token"], token, "{}", list.stdout);
-    assert_eq!(lock["pid"], holder.pid(), "{}", list.stdout);
-    assert_eq!(lock["scope"][0], "docs", "{}", list.stdout);
-    assert_eq!(listing["project"], PROJECT);
-    let text = support::run_to_end(on_etcd(&cluster, &second, &["list"]))?;
-    assert!(
-        text.stdout
-            .lines()
-            .any(|line| line.starts_with("docs-fixer ") && line.contains(&format!(" {token} "))),
-        "{}",
-        text.stdout
-    );
+            let list = scene.in_second(&["list", "--json"])?;
+            assert_eq!(list.code(), 0, "{}", list.stderr);
+            let listing: serde_json::Value = serde_json::from_str(&list.stdout)?;
+            let lock = &listing["locks"][0];
+            assert_eq!(lock["name"], "docs-fixer", "{}", list.stdout);
+            assert_eq!(lock["token"], token, "{}", list.stdout);
+            assert_eq!(lock["pid"], scene.holder.pid(), "{}", list.stdout);
+            assert_eq!(lock["scope"][0], "docs", "{}", list.stdout);
+            assert_eq!(listing["project"], PROJECT);
+            let text = scene.in_second(&["list"])?;
+            assert!(
+                text.stdout
+                    .lines()
+                    .any(|line| line.starts_with("docs-fixer ")
+                        && line.contains(&format!(" {token} "))),
+                "{}",
+                text.stdout
+            );
 
-    let check = support::run_to_end(on_etcd(
-        &cluster,
-        &second,
-        &["check", "--scope", "docs/api"],
-    ))?;
-    assert_eq!(check.code(), 75, "{}", check.stderr);
-    // The library's one conflict line, with the holder's host: a pid alone names no process
-    // on another machine.
-    let host = lock["host"].as_str().ok_or("no host in list --json")?;
-    assert!(
-        check.stderr.contains(&format!(
-            "held by loop `docs-fixer`, instance `docs-fixer`, pid {} on {host}, since",
-            holder.pid()
-        )),
-        "{}",
-        check.stderr
-    );
-    let check_json = support::run_to_end(on_etcd(
-        &cluster,
-        &second,
-        &["check", "--scope", "docs/api", "--json"],
-    ))?;
-    let checked: serde_json::Value = serde_json::from_str(&check_json.stdout)?;
-    assert_eq!(checked["conflict"]["host"], host, "{}", check_json.stdout);
-    assert_eq!(
-        checked["conflict"]["holder"]["token"], token,
-        "{}",
-        check_json.stdout
-    );
-    let free = support::run_to_end(on_etcd(&cluster, &second, &["check", "--scope", "src"]))?;
-    assert_eq!(free.code(), 0, "{}", free.stderr);
+            let check = scene.in_second(&["check", "--scope", "docs/api"])?;
+            assert_eq!(check.code(), 75, "{}", check.stderr);
+            // The library's one conflict line, with the holder's host: a pid alone names no process
+            // on another machine.
+            let host = lock["host"].as_str().ok_or("no host in list --json")?;
+            let pid = scene.holder.pid();
+            support::assert_says(
+                &check.stderr,
+                &format!(
+                    "held by loop `docs-fixer`, instance `docs-fixer`, pid {pid} on {host}, since"
+                ),
+            );
+            let check_json = scene.in_second(&["check", "--scope", "docs/api", "--json"])?;
+            let checked: serde_json::Value = serde_json::from_str(&check_json.stdout)?;
+            assert_eq!(checked["conflict"]["host"], host, "{}", check_json.stdout);
+            assert_eq!(
+                checked["conflict"]["holder"]["token"], token,
+                "{}",
+                check_json.stdout
+            );
+            let free = scene.in_second(&["check", "--scope", "src"])?;
+            assert_eq!(free.code(), 0, "{}", free.stderr);
 
-    let mut waiter = support::spawn(on_etcd(
-        &cluster,
-        &second,
-        &[
-            "run",
-            "--name",
-            "site",
-            "--scope",
-            "docs/api",
-            "--wait",
-            "--timeout",
-            "60",
-            "--",
-            "sh",
-            "-c",
-            "echo ran $SCOPE_LOCK_TOKEN",
-        ],
-    ))?;
-    let blocking = waiter
-        .next_stderr_line(BOUND)
-        .ok_or("the waiter said nothing")?;
-    assert!(
-        blocking.starts_with("Blocking: waiting for scope docs/api")
-            && blocking.contains("docs-fixer"),
-        "{blocking}"
-    );
-    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
-    let ran = waiter.next_line(BOUND).ok_or("the waiter never ran")?;
-    let later: u64 = ran
-        .strip_prefix("ran ")
-        .ok_or_else(|| format!("{ran:?}"))?
-        .parse()?;
-    assert!(later > token, "token {later} after {token}");
-    assert_eq!(waiter.wait(BOUND).and_then(|s| s.code()), Some(0));
-    Ok(())
+            let mut waiter = support::spawn(on_etcd(
+                &scene.cluster,
+                &scene.second,
+                &[
+                    "run",
+                    "--name",
+                    "site",
+                    "--scope",
+                    "docs/api",
+                    "--wait",
+                    "--timeout",
+                    "60",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo ran $SCOPE_LOCK_TOKEN",
+                ],
+            ))?;
+            let blocking = waiter
+                .next_stderr_line(BOUND)
+                .ok_or("the waiter said nothing")?;
+            assert!(
+                blocking.starts_with("Blocking: waiting for scope docs/api")
+                    && blocking.contains("docs-fixer"),
+                "{blocking}"
+            );
+            assert_eq!(scene.holder.finish().and_then(|s| s.code()), Some(0));
+            let ran = waiter.next_line(BOUND).ok_or("the waiter never ran")?;
+            let later: u64 = ran
+                .strip_prefix("ran ")
+                .ok_or_else(|| format!("{ran:?}"))?
+                .parse()?;
+            assert!(later > token, "token {later} after {token}");
+            assert_eq!(waiter.wait(BOUND).and_then(|s| s.code()), Some(0));
+            Ok(())
+        },
+    )
 }
 
 /// A `run` stopped (SIGSTOP) past its lease's TTL loses the lock: another clone gets the scope
@@ -249,47 +244,41 @@ fn a_run_stopped_past_its_ttl_tells_cmd_and_exits_lost() -> TestResult {
 /// token, and refuses `--kill` and `--force`, saying where the holder runs.
 #[test]
 fn clean_and_break_on_etcd_say_what_they_can_do() -> TestResult {
-    let Some(Scene {
-        cluster,
-        second,
-        mut holder,
-        token,
-        ..
-    }) = docs_fixer_holding("cli::etcd::clean_and_break_on_etcd_say_what_they_can_do")?
-    else {
-        return Ok(());
-    };
-    let clean = support::run_to_end(on_etcd(&cluster, &second, &["clean"]))?;
-    assert_eq!(clean.code(), 0, "{}", clean.stderr);
-    assert!(
-        clean.stdout.contains("nothing to clean on etcd")
-            && clean.stdout.contains("1 live lock left alone"),
-        "{}",
-        clean.stdout
-    );
-    let shown = support::run_to_end(on_etcd(&cluster, &second, &["break", "docs-fixer"]))?;
-    assert_eq!(shown.code(), 0, "{}", shown.stderr);
-    assert!(
-        shown.stdout.contains(&format!("token {token}"))
-            && shown.stdout.contains(&format!("pid {}", holder.pid())),
-        "{}",
-        shown.stdout
-    );
-    let kill = support::run_to_end(on_etcd(
-        &cluster,
-        &second,
-        &["break", "docs-fixer", "--kill"],
-    ))?;
-    assert_eq!(kill.code(), 1, "{}", kill.stderr);
-    assert!(
-        kill.stderr.contains("not done from here"),
-        "{}",
-        kill.stderr
-    );
-    // The lock is untouched.
-    assert!(holder.is_running());
-    assert_eq!(holder.finish().and_then(|s| s.code()), Some(0));
-    Ok(())
+    with_docs_fixer_holding(
+        "cli::etcd::clean_and_break_on_etcd_say_what_they_can_do",
+        |mut scene| {
+            let token = scene.token;
+            let clean = scene.in_second(&["clean"])?;
+            assert_eq!(clean.code(), 0, "{}", clean.stderr);
+            assert!(
+                clean.stdout.contains("nothing to clean on etcd")
+                    && clean.stdout.contains("1 live lock left alone"),
+                "{}",
+                clean.stdout
+            );
+            let shown = scene.in_second(&["break", "docs-fixer"])?;
+            assert_eq!(shown.code(), 0, "{}", shown.stderr);
+            assert!(
+                shown.stdout.contains(&format!("token {token}"))
+                    && shown
+                        .stdout
+                        .contains(&format!("pid {}", scene.holder.pid())),
+                "{}",
+                shown.stdout
+            );
+            let kill = scene.in_second(&["break", "docs-fixer", "--kill"])?;
+            assert_eq!(kill.code(), 1, "{}", kill.stderr);
+            assert!(
+                kill.stderr.contains("not done from here"),
+                "{}",
+                kill.stderr
+            );
+            // The lock is untouched.
+            assert!(scene.holder.is_running());
+            assert_eq!(scene.holder.finish().and_then(|s| s.code()), Some(0));
+            Ok(())
+        },
+    )
 }
 
 /// `--etcd` without a project is a usage error that says what the project is for.

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use crate::support::{Sandbox, TestResult};
+use crate::support::{self, Sandbox, TestResult};
 
 /// An empty `SCOPE_LOCK_LOOPS_DIR` is blamed on the variable, not on a flag nobody typed.
 #[test]
@@ -43,14 +43,8 @@ fn a_loops_dir_that_does_not_exist_is_an_error_not_every_scope_free() -> TestRes
         all.extend_from_slice(args);
         let out = sandbox.run(&all)?;
         assert_eq!(out.code(), 1, "{args:?}: {}{}", out.stdout, out.stderr);
-        assert!(
-            out.stderr.contains(&format!(
-                "{} (named by --loops-dir) does not exist",
-                typo.display()
-            )),
-            "{args:?}: {}",
-            out.stderr
-        );
+        let want = format!("{} (named by --loops-dir) does not exist", typo.display());
+        support::assert_says(&out.stderr, &want);
         assert_eq!(out.stdout, "", "{args:?}");
         assert!(!typo.exists(), "{args:?} created {}", typo.display());
     }

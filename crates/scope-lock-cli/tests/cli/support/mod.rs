@@ -333,6 +333,13 @@ fn read_all(mut stream: impl std::io::Read + Send + 'static) -> Receiver<String>
     rx
 }
 
+/// Asserts that a command's output (its stdout or stderr) says `want`, showing all of it when
+/// not.
+#[track_caller]
+pub(crate) fn assert_says(output: &str, want: &str) {
+    assert!(output.contains(want), "expected {want:?} in:\n{output}");
+}
+
 /// Runs `command` with piped output until it exits, for at most [`BOUND`].
 pub(crate) fn run_to_end(command: Command) -> Result<Output, Box<dyn std::error::Error>> {
     run_to_end_with_stdout(command, Stdio::piped())
