@@ -3,7 +3,10 @@
 //! command names the options it takes; anything else is refused, never ignored.
 
 use std::collections::HashMap;
+use std::fmt::Display;
+use std::io::{self, Write as _};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use lexopt::ValueExt as _;
 
@@ -93,4 +96,45 @@ impl Args {
     pub fn positional(&self) -> &[String] {
         &self.positional
     }
+}
+
+/// The command a helper binary was asked to run (its first argument, empty when there is
+/// none) and the parser over the arguments that follow it.
+pub fn command() -> (String, lexopt::Parser) {
+    let mut parser = lexopt::Parser::from_env();
+    let command = match parser.next() {
+        Ok(Some(lexopt::Arg::Value(command))) => command.to_string_lossy().into_owned(),
+        _ => String::new(),
+    };
+    (command, parser)
+}
+
+/// The error for a command the binary does not have.
+pub fn unknown_command(command: &str) -> String {
+    format!("unknown command {command:?}; see the source's header")
+}
+
+/// How `program command` exits: success, or failure after its error, as `<program>
+/// <command>: <error>` on stderr.
+pub fn exit_status(program: &str, command: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = writeln!(io::stderr(), "{program} {command}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes `line` to stdout and flushes it: whoever reads the binary's output line by line
+/// sees it at once.
+///
+/// # Errors
+///
+/// When stdout cannot be written.
+pub fn print_line<T: Display + ?Sized>(line: &T) -> Result<(), String> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|err| format!("writing to stdout: {err}"))
 }

@@ -22,6 +22,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+// The sentinel taken bare is the one the pre-fix code took: open, then a blocking flock.
+use regression::pre_fix_wait::blocking_sentinel as lock_sentinel;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use scope_lock::LockRecord;
 
@@ -93,17 +95,6 @@ pub(crate) fn list(running_dir: &Path) -> io::Result<Vec<LockRecord>> {
     })?;
     drop(sentinel);
     Ok(live)
-}
-
-fn lock_sentinel(running_dir: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(running_dir.join(".acquire.lock"))?;
-    file.lock()?;
-    Ok(file)
 }
 
 /// Calls `each(path, held, record)` for every top-level `*.lock`: open, try the flock, one

@@ -44,19 +44,14 @@ mod ring;
 mod run;
 mod uncontended;
 
-use std::io::{self, Write};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use regression::args::Args;
+use regression::args::{self, Args, print_line as print_json};
 use serde_json::Value;
 
 fn main() -> ExitCode {
-    let mut parser = lexopt::Parser::from_env();
-    let command = match parser.next() {
-        Ok(Some(lexopt::Arg::Value(command))) => command.to_string_lossy().into_owned(),
-        _ => String::new(),
-    };
+    let (command, parser) = args::command();
     // Each command names the options it takes: anything else is refused, never ignored.
     let result = match command.as_str() {
         "run" => Args::parse(parser, &["work-dir", "cli", "only"], &["quick"])
@@ -155,24 +150,9 @@ fn main() -> ExitCode {
         "rss-cli" => Args::parse(parser, &["cli", "root"], &[])
             .and_then(|a| memory::rss_cli(&a.path("cli")?, &a.path("root")?)),
         "rss-idle" => Args::parse(parser, &[], &[]).and_then(|_| memory::rss_idle()),
-        other => Err(format!(
-            "unknown command {other:?}; see the source's header"
-        )),
+        other => Err(args::unknown_command(other)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let _ = writeln!(io::stderr(), "bench-driver {command}: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn print_json(value: &Value) -> Result<(), String> {
-    let mut out = io::stdout().lock();
-    writeln!(out, "{value}")
-        .and_then(|()| out.flush())
-        .map_err(|err| format!("writing the report: {err}"))
+    args::exit_status("bench-driver", &command, result)
 }
 
 /// One P3 fleet on its own (for `strace -f -c`): prints its handoffs and re-takes.

@@ -47,12 +47,12 @@ mod fork;
 mod wait;
 
 use std::fs;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use regression::args::Args;
+use regression::args::{self, Args, print_line as say};
 use regression::fleet::{FleetParams, run_fleet};
 use regression::locker::Impl;
 use regression::probe::probe;
@@ -64,11 +64,7 @@ use fork::fork_release;
 use wait::wait;
 
 fn main() -> ExitCode {
-    let mut parser = lexopt::Parser::from_env();
-    let command = match parser.next() {
-        Ok(Some(lexopt::Arg::Value(command))) => command.to_string_lossy().into_owned(),
-        _ => String::new(),
-    };
+    let (command, parser) = args::command();
     // Each command names the options it takes: anything else is refused, never ignored.
     let result = match command.as_str() {
         "cycle" => Args::parse(
@@ -135,28 +131,13 @@ fn main() -> ExitCode {
         "repro" => {
             Args::parse(parser, &["impl", "witness-copy"], &["soak"]).and_then(|args| repro(&args))
         }
-        other => Err(format!(
-            "unknown command {other:?}; see the source's header"
-        )),
+        other => Err(args::unknown_command(other)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let _ = writeln!(io::stderr(), "regression-worker {command}: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    args::exit_status("regression-worker", &command, result)
 }
 
 fn which(args: &Args) -> Result<Impl, String> {
     args.get("impl")?.parse()
-}
-
-fn say(line: &str) -> Result<(), String> {
-    let mut out = io::stdout().lock();
-    writeln!(out, "{line}")
-        .and_then(|()| out.flush())
-        .map_err(|err| format!("stdout: {err}"))
 }
 
 /// The start barrier of a worker told when to go: `ready`, then the parent's line (into `line`).
