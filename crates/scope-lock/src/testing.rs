@@ -23,7 +23,10 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::{AcquireError, Conflict, LockManager, LockRecord, LockRequest, ScopeGuard};
+use crate::{
+    AcquireError, Conflict, LockListing, LockManager, LockRecord, LockRequest, ScanProblem,
+    ScopeGuard,
+};
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -222,6 +225,19 @@ pub fn expect_failure(result: Result<ScopeGuard, AcquireError>) -> crate::Error 
         }
         Ok(guard) => panic!("expected an error, but acquired {guard:?}"),
     }
+}
+
+/// The problem `listing` reports for the file at `path`.
+///
+/// # Errors
+///
+/// When it reports none: the error names the path and shows the listing.
+pub fn problem_at<'a>(listing: &'a LockListing, path: &Path) -> Result<&'a ScanProblem, String> {
+    listing
+        .problems()
+        .iter()
+        .find(|p| p.path() == path)
+        .ok_or_else(|| format!("{} is not reported: {listing:#?}", path.display()))
 }
 
 /// Runs `f` on another thread and fails the test if it has not returned within a minute: for

@@ -8,7 +8,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 
 use scope_lock::testing::{
-    DEAD_PID, Fixture, TestResult, expect_conflict, expect_failure, fixture, without_hanging,
+    DEAD_PID, Fixture, TestResult, expect_conflict, expect_failure, fixture, problem_at,
+    without_hanging,
 };
 use scope_lock::{
     ConflictRule, ErrorKind, FileKind, LockManager, LockRecord, LockRequest, MAX_RECORD_BYTES,
@@ -516,11 +517,7 @@ fn corrupt_unheld_lock_files_without_proof_of_staleness_block_and_are_left_byte_
     assert!(listing.reclaimed().is_empty(), "{listing:?}");
     assert_eq!(listing.problems().len(), written.len(), "{listing:#?}");
     for (path, bytes) in &written {
-        let problem = listing
-            .problems()
-            .iter()
-            .find(|p| p.path() == path)
-            .ok_or_else(|| format!("{} is not reported", path.display()))?;
+        let problem = problem_at(&listing, path)?;
         // No marker of ours and no dead pid: it may be the original's live lock (B10).
         assert!(problem.blocks(), "{problem}");
         let ProblemKind::BlocksMaybeLive { reason, .. } = problem.kind() else {
@@ -560,11 +557,7 @@ fn corrupt_unheld_lock_files_of_a_dead_pid_are_moved_aside_byte_for_byte() -> Te
     let listing = f.locks.list_locks()?;
     assert_eq!(listing.problems().len(), written.len(), "{listing:#?}");
     for (path, bytes) in &written {
-        let problem = listing
-            .problems()
-            .iter()
-            .find(|p| p.path() == path)
-            .ok_or_else(|| format!("{} is not reported", path.display()))?;
+        let problem = problem_at(&listing, path)?;
         assert!(!problem.blocks(), "{problem}");
         let ProblemKind::MovedAside {
             moved_to: Some(moved_to),
@@ -648,11 +641,7 @@ fn a_corrupt_lock_file_whose_flock_is_held_blocks_acquires_as_unreadable() -> Te
     assert!(conflict.to_string().contains(&path.display().to_string()));
 
     let listing = f.locks.list_locks()?;
-    let problem = listing
-        .problems()
-        .iter()
-        .find(|p| p.path() == path)
-        .ok_or("the held corrupt file is not reported")?;
+    let problem = problem_at(&listing, &path)?;
     assert!(
         matches!(problem.kind(), ProblemKind::BlocksHeldInvalid { .. }),
         "{problem}"
@@ -687,13 +676,7 @@ fn a_symlink_or_fifo_named_like_a_lock_is_reported_as_not_regular_and_left_in_pl
 
     let locks = f.locks.clone();
     let listing = without_hanging("listing next to a FIFO", move || locks.list_locks())??;
-    let kind_of = |path: &Path| {
-        listing
-            .problems()
-            .iter()
-            .find(|p| p.path() == path)
-            .map(|p| p.kind().clone())
-    };
+    let kind_of = |path: &Path| problem_at(&listing, path).ok().map(|p| p.kind().clone());
     assert_eq!(
         kind_of(&link),
         Some(ProblemKind::NotRegular {

@@ -7,7 +7,7 @@ use std::error::Error;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use scope_lock::testing::{DEAD_PID, TestResult, fixture};
+use scope_lock::testing::{DEAD_PID, TestResult, fixture, problem_at};
 use scope_lock::{LockManager, ProblemKind};
 
 const STARTED: &str = "2026-01-01T00:00:00.000000+00:00";
@@ -42,14 +42,10 @@ fn write_legacy_lock(fx: &scope_lock::testing::Fixture) -> Result<PathBuf, Box<d
 
 /// The reason of the problem reported for `path`, if it is of kind `WouldMoveAside`.
 fn invalid_stale(listing: &scope_lock::LockListing, path: &Path) -> Option<String> {
-    listing
-        .problems()
-        .iter()
-        .find(|p| p.path() == path)
-        .and_then(|p| match p.kind() {
-            ProblemKind::WouldMoveAside { reason } => Some(reason.clone()),
-            _ => None,
-        })
+    problem_at(listing, path).ok().and_then(|p| match p.kind() {
+        ProblemKind::WouldMoveAside { reason } => Some(reason.clone()),
+        _ => None,
+    })
 }
 
 #[test]

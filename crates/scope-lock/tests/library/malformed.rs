@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use rustix::fs::{CWD, FileType, Mode, mknodat};
-use scope_lock::testing::{DEAD_PID, TestResult, fixture};
+use scope_lock::testing::{DEAD_PID, TestResult, fixture, problem_at};
 use scope_lock::{LockListing, MAX_RECORD_BYTES, ProblemKind};
 
 // The megabyte rows must exceed the record limit.
@@ -265,11 +265,7 @@ fn observed(listing: &LockListing, path: &Path) -> Result<Outcome, String> {
     if listing.reclaimed().iter().any(|p| p == path) {
         return Ok(Outcome::Reclaimed);
     }
-    let problem = listing
-        .problems()
-        .iter()
-        .find(|p| p.path() == path)
-        .ok_or_else(|| format!("neither listed, reclaimed nor reported: {listing:?}"))?;
+    let problem = problem_at(listing, path)?;
     Ok(match problem.kind() {
         ProblemKind::NotRegular { .. } if !problem.blocks() => Outcome::Reported,
         ProblemKind::MovedAside {

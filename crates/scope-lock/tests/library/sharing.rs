@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use scope_lock::testing;
-use scope_lock::testing::{DEAD_PID, TestResult, expect_conflict, fixture};
+use scope_lock::testing::{DEAD_PID, TestResult, expect_conflict, fixture, problem_at};
 use scope_lock::{
     AcquireError, ConflictRule, ErrorKind, LockManager, LockRecord, LockRequest, ProblemKind,
 };
@@ -140,11 +140,7 @@ fn an_unparsable_file_without_our_marker_is_kept_while_its_pid_lives() -> TestRe
         "{conflict}"
     );
     let listing = f.locks.list_locks()?;
-    let problem = listing
-        .problems()
-        .iter()
-        .find(|p| p.path() == path)
-        .ok_or("the file is not reported")?;
+    let problem = problem_at(&listing, &path)?;
     assert!(problem.blocks(), "{problem}");
     assert_untouched(&path, &bytes);
 
@@ -271,11 +267,7 @@ fn a_stale_invalid_file_with_the_longest_name_is_moved_aside_and_its_name_acquir
     let path = f.write_lock_file(&stem, &bytes)?;
 
     let listing = f.locks.list_locks()?;
-    let problem = listing
-        .problems()
-        .iter()
-        .find(|p| p.path() == path)
-        .ok_or("not reported")?;
+    let problem = problem_at(&listing, &path)?;
     let ProblemKind::MovedAside {
         moved_to: Some(aside),
         ..
@@ -352,11 +344,7 @@ fn a_directory_named_like_a_lock_is_reported_and_left_alone() -> TestResult {
     let dir = f.running().join("x.lock");
     fs::create_dir(&dir)?;
     let listing = f.locks.list_locks()?;
-    let problem = listing
-        .problems()
-        .iter()
-        .find(|p| p.path() == dir)
-        .ok_or_else(|| format!("not reported: {listing:#?}"))?;
+    let problem = problem_at(&listing, &dir)?;
     assert!(
         matches!(problem.kind(), ProblemKind::NotRegular { .. }),
         "{problem}"
