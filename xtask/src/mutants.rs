@@ -15,6 +15,7 @@
 //! survivors); each job has its own module:
 //!
 //! - [`cargo_mutants`]: installing and running cargo-mutants (steps 1 and 2);
+//! - [`etcd`]: the etcd server the copied tree's tests start, found on the real tree;
 //! - [`outcomes`]: what it wrote, read, and the two stages' results combined (step 3);
 //! - [`accepted`]: the accepted-survivors file;
 //! - [`mod@judge`]: a pure function from the results and that file to a verdict (step 4), tested
@@ -23,6 +24,7 @@
 
 mod accepted;
 mod cargo_mutants;
+mod etcd;
 #[cfg(test)]
 mod fixtures;
 mod judge;
@@ -87,6 +89,7 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
     sh.create_dir(&out_dir)?;
 
     ensure_installed(sh)?;
+    let test_env = etcd::test_env(&project_root())?;
     let tree_before = tree_state(sh)?;
 
     // Stage 1: every mutant, with the library's own tests.
@@ -112,7 +115,7 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
     eprintln!(
         "stage 1: every mutant, with the library's tests (a line for each that is not caught)"
     );
-    let (generated, first, version) = match run_cargo_mutants(sh, &args, &out_dir)? {
+    let (generated, first, version) = match run_cargo_mutants(sh, &args, &test_env, &out_dir)? {
         Some(output) => output,
         // cargo-mutants exits 0 without output when the diff touches no mutable code.
         None if options.in_diff.is_some() => {
@@ -158,7 +161,7 @@ fn run(sh: &Shell, target_dir: &Path, options: &flags::Mutants) -> anyhow::Resul
             "stage 2: the {} survivors of stage 1, with the workspace's tests",
             retest.len()
         );
-        let Some((_, results, _)) = run_cargo_mutants(sh, &args, &workspace_dir)? else {
+        let Some((_, results, _)) = run_cargo_mutants(sh, &args, &test_env, &workspace_dir)? else {
             bail!(
                 "cargo mutants wrote no outcomes to {}",
                 workspace_dir.display()

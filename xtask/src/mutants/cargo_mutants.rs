@@ -1,7 +1,7 @@
 //! Installing and running cargo-mutants: the pinned version, the arguments both stages pass
 //! it, and what git says about the tree it copies (which must not change between the stages).
 
-use std::{path::Path, process::Command};
+use std::{ffi::OsString, path::Path, process::Command};
 
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
@@ -40,15 +40,17 @@ pub(super) fn common_args(options: &flags::Mutants) -> Vec<String> {
 /// its version.
 pub(super) type Output = (Vec<Mutant>, Vec<(Mutant, Fate)>, String);
 
-/// Runs `cargo <args>` (cargo-mutants, writing to `<output>/mutants.out/`) and reads what it
-/// wrote. `None` when it wrote no outcomes.
+/// Runs `cargo <args>` (cargo-mutants, writing to `<output>/mutants.out/`) with `env` added
+/// to its environment, and reads what it wrote. `None` when it wrote no outcomes.
 pub(super) fn run_cargo_mutants(
     sh: &Shell,
     args: &[String],
+    env: &[(&str, OsString)],
     output: &Path,
 ) -> anyhow::Result<Option<Output>> {
     eprintln!("running cargo {}", args.join(" "));
     let mut command = Command::from(without_cargo_package_env(cmd!(sh, "cargo {args...}")));
+    command.envs(env.iter().map(|(key, value)| (key, value)));
     let status = command.status().context("cannot run cargo mutants")?;
     // 0: all caught; 2: missed mutants; 3: timeouts. Those are judged from its output.
     // 4 is a failing baseline; the rest are usage or diff errors, explained above by it.
