@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::acquire::DROP_RELEASE_BOUND;
-use super::session::Session;
+use super::session::{Expiry, Session};
 use super::shared::{Shared, block_on};
 use crate::error::{Error, ErrorKind};
 use crate::record::LockRecord;
@@ -35,6 +35,9 @@ pub struct EtcdGuard {
     lease: i64,
     record: LockRecord,
     lost: watch::Receiver<bool>,
+    /// The lease's expiry by our clock, which `is_lost` reads itself: the task that turns
+    /// `lost` true may run late on a busy machine.
+    expiry: Expiry,
     /// Turns `lost` true when the lease is lost or the key deleted by someone else.
     watcher: JoinHandle<()>,
     released: bool,
@@ -74,6 +77,7 @@ impl EtcdGuard {
             token,
             record,
             lost,
+            expiry: session.expiry(),
             watcher,
             released: false,
         }
@@ -105,7 +109,7 @@ impl EtcdGuard {
     /// Whether the lock is lost: the lease expired or had to be taken for expired (no renewal
     /// confirmed for a whole TTL), or the key was deleted by someone else.
     pub fn is_lost(&self) -> bool {
-        *self.lost.borrow()
+        *self.lost.borrow() || self.expiry.passed()
     }
 
     /// Completes when the lock is lost (at once if it already is); never, while it is held.

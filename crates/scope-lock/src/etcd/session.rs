@@ -6,8 +6,12 @@
 //! The keep-alive also decides when *we* must take the lease for lost: when etcd says it is
 //! gone, or when no renewal has been confirmed for a whole TTL counted from the last renewal
 //! sent (by then etcd may have expired it, and someone else may hold our scope). Losing it is
-//! told through [`Session::lost`], never found out by polling.
+//! told through [`Session::lost`], never found out by polling. Asked, the session answers by
+//! the clock as well ([`Expiry`]): the keep-alive is a task, and on a busy machine it may run
+//! its timer well after the deadline, later than etcd expires the lease and someone else takes
+//! the scope; the answer must not wait for it.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use etcd_client::Client;
@@ -23,6 +27,7 @@ use crate::error::Error;
 pub(crate) struct Session {
     lease: i64,
     lost: watch::Receiver<bool>,
+    expiry: Expiry,
     keep_alive: JoinHandle<()>,
 }
 
@@ -43,10 +48,12 @@ impl Session {
         let lease = granted.id();
         let ttl = Duration::from_secs(u64::try_from(granted.ttl()).unwrap_or(0));
         let (tell, lost) = watch::channel(false);
-        let keep_alive = tokio::spawn(keep_alive(client.clone(), lease, ttl, sent + ttl, tell));
+        let expiry = Expiry::at(sent + ttl);
+        let keep_alive = tokio::spawn(keep_alive(client.clone(), lease, ttl, expiry.clone(), tell));
         Ok(Self {
             lease,
             lost,
+            expiry,
             keep_alive,
         })
     }
@@ -58,7 +65,12 @@ impl Session {
 
     /// Whether the lease is lost (or must be taken for lost).
     pub(crate) fn is_lost(&self) -> bool {
-        *self.lost.borrow()
+        *self.lost.borrow() || self.expiry.passed()
+    }
+
+    /// When the lease must be taken for lost if no renewal is confirmed before.
+    pub(crate) fn expiry(&self) -> Expiry {
+        self.expiry.clone()
     }
 
     /// A receiver that turns `true` when the lease is lost.
@@ -81,15 +93,48 @@ impl Drop for Session {
     }
 }
 
-/// Renews `lease` about three times per TTL until it is lost; `expires` is when it may expire
+/// The instant after which a lease must be taken for lost unless a renewal was confirmed: a
+/// TTL after the last renewal sent whose answer came back before it. Shared by the keep-alive,
+/// which moves it, and whoever asks whether the lease is lost. Once passed it never moves again.
+#[derive(Debug, Clone)]
+pub(crate) struct Expiry(Arc<Mutex<Instant>>);
+
+impl Expiry {
+    fn at(expires: Instant) -> Self {
+        Self(Arc::new(Mutex::new(expires)))
+    }
+
+    fn get(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the lease must be taken for lost by now.
+    pub(crate) fn passed(&self) -> bool {
+        Instant::now() >= self.get()
+    }
+
+    /// Moves the expiry to `expires`, unless it has passed already: a lease taken for lost
+    /// stays lost, even when an answer that renewed it is read late. Returns whether it moved.
+    fn renew(&self, expires: Instant) -> bool {
+        let mut current = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if Instant::now() >= *current {
+            return false;
+        }
+        *current = expires;
+        true
+    }
+}
+
+/// Renews `lease` about three times per TTL until it is lost; `expiry` says when it may expire
 /// if no renewal is confirmed before then.
 async fn keep_alive(
     client: Client,
     lease: i64,
     ttl: Duration,
-    mut expires: Instant,
+    expiry: Expiry,
     tell: watch::Sender<bool>,
 ) {
+    let mut expires = expiry.get();
     let mut leases = client.lease_client();
     let mut stream = None;
     loop {
@@ -115,6 +160,9 @@ async fn keep_alive(
         match timeout_at(expires, responses.message()).await {
             Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
                 let granted = Duration::from_secs(u64::try_from(answer.ttl()).unwrap_or(0));
+                if !expiry.renew(sent + granted) {
+                    break;
+                }
                 expires = sent + granted;
             }
             // etcd says the lease is gone.
@@ -125,4 +173,30 @@ async fn keep_alive(
         }
     }
     let _ = tell.send(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn the_lease_is_taken_for_lost_once_its_expiry_has_passed_and_for_good() {
+        let ahead = Expiry::at(Instant::now() + HOUR);
+        assert!(!ahead.passed());
+        assert!(ahead.renew(Instant::now() + 2 * HOUR));
+        assert!(!ahead.passed());
+
+        let passed = Expiry::at(Instant::now());
+        assert!(passed.passed());
+        // A renewal read after the deadline does not bring the lease back.
+        assert!(!passed.renew(Instant::now() + HOUR));
+        assert!(passed.passed());
+
+        // A renewal moves the expiry where it says, earlier too.
+        let renewed = Expiry::at(Instant::now() + HOUR);
+        assert!(renewed.renew(Instant::now()));
+        assert!(renewed.passed());
+    }
 }
