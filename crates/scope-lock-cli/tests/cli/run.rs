@@ -93,15 +93,32 @@ fn cmd_exit_statuses_and_deaths_by_signal_propagate() -> TestResult {
 
 /// CMD traps the signal, reports whether the lock file still exists while it handles it, and
 /// exits 7; the test then checks the lock is free.
+///
+/// CMD waits for its stdin to close with `wait` on a reader in the background, not with the
+/// `read` builtin: dash acts on a trapped signal that comes after its `echo ready` and before
+/// `read` blocks only once `read` returns, a window a busy machine can hold open long enough for
+/// the signal to fall in (the trap then ran only after the test gave up waiting for its
+/// lines). `wait` blocks with the signal already let in (sigsuspend), so it ends whenever the
+/// signal comes.
 fn signal_reaches_cmd_and_lock_outlives_it(signal: Signal, name: &str) -> TestResult {
     let sandbox = Sandbox::new()?;
-    let trap = format!(
-        "trap 'test -e .loops/.running/sig.lock && echo held-in-trap; echo got-{name}; exit 7' {name}"
+    // A job in the background reads /dev/null unless told otherwise: fd 3 keeps stdin for it.
+    let script = format!(
+        "exec 3<&0\n\
+         trap 'test -e .loops/.running/sig.lock && echo held-in-trap; echo got-{name}; exit 7' {name}\n\
+         echo ready $$\n\
+         cat <&3 >/dev/null 2>&1 &\n\
+         wait $!\n\
+         exit 0\n"
     );
-    let mut holder = sandbox.hold_with("sig", &["--scope", "docs"], &trap)?;
+    let run = [
+        "run", "--name", "sig", "--scope", "docs", "--", "sh", "-c", &script,
+    ];
+    let mut holder = support::spawn(sandbox.command(&run))?;
+    holder.assert_cmd_runs("sig")?;
     holder.signal(signal)?;
-    // `read` returns early when a trapped signal arrives; if it did not, closing stdin ends it
-    // and the missing "got-" line fails the test.
+    // `wait` returns when the trapped signal arrives; if it did not, closing stdin ends it and
+    // the missing "got-" line fails the test.
     let mut lines = Vec::new();
     while let Some(line) = holder.next_line(BOUND) {
         lines.push(line);
