@@ -445,8 +445,20 @@ mod tests {
         assert!(overlap("/r/[!a]", "/r/[!b]"));
         assert!(!overlap("/r/[!a-z]", "/r/[a-c]"));
         assert!(overlap("/r/[!a-c]", "/r/[a-d]"));
+        // The excluded range covers the start of the other's, not all of it.
+        assert!(overlap("/r/[!a-c]", "/r/[a-z]"));
+        assert!(!overlap("/r/[!a-cd-z]", "/r/[a-z]"));
         assert!(overlap("/r/a*", "/r/*b"));
         assert!(!overlap("/r/a?", "/r/???"));
+    }
+
+    #[test]
+    fn a_bracket_that_no_bracket_closes_is_itself_in_a_pattern() {
+        assert!(overlap("/r/a[b*", "/r/a[bc"));
+        assert!(overlap("/r/*[", "/r/x["));
+        assert!(!overlap("/r/a[b*", "/r/abc"));
+        assert!(!overlap("/r/a[b*", "/r/a[c"));
+        assert!(!overlap("/r/*[", "/r/x"));
     }
 
     #[test]
