@@ -25,6 +25,7 @@ mod tests;
 pub use entry::{LITERAL_PREFIX, is_pattern, normalize_entry, normalize_entry_in};
 pub(crate) use overlap::ScopeIndex;
 pub use overlap::{paths_overlap, scopes_overlap};
+#[cfg(feature = "etcd")]
 pub(crate) use path::current_dir;
 pub use path::{normalize_path, normalize_path_in};
 pub use template::resolve_scope;
