@@ -44,6 +44,20 @@ pub(crate) use unix::{
 };
 pub(crate) use watch::Interest;
 
+// The same on every platform, so written once for whichever `DirWatch` is chosen.
+impl DirWatch {
+    /// Waits at most `timeout` for an event of interest (see `wait_or_woken`, with nothing
+    /// else to wake it); `Ok(true)` when one came. Where the platform has no watch
+    /// ([`is_precise`](DirWatch::is_precise) is false), it only sleeps.
+    pub(crate) fn wait(
+        &mut self,
+        timeout: std::time::Duration,
+        focus: Option<(&std::path::Path, &std::ffi::OsStr)>,
+    ) -> std::io::Result<bool> {
+        self.wait_or_woken(timeout, focus, None)
+    }
+}
+
 /// The pids of this process's ancestors, nearest first, excluding this process and pid 1, and
 /// whether the chain was read to its end (see `unix::ancestor_chain`). Read afresh on every
 /// call: a process's parent changes when its parent dies.

@@ -88,16 +88,8 @@ impl DirWatch {
 
     pub(crate) fn widen(&mut self) {}
 
-    /// No watch on this system: sleeps for `timeout`, which the caller keeps short.
-    pub(crate) fn wait(
-        &mut self,
-        timeout: Duration,
-        focus: Option<(&Path, &OsStr)>,
-    ) -> io::Result<bool> {
-        self.wait_or_woken(timeout, focus, None)
-    }
-
-    /// [`wait`](Self::wait), ending (with `Ok(true)`) as soon as `woken` is readable.
+    /// No watch on this system: sleeps for `timeout`, which the caller keeps short, ending
+    /// (with `Ok(true)`) as soon as `woken` is readable.
     pub(crate) fn wait_or_woken(
         &mut self,
         timeout: Duration,

@@ -92,22 +92,13 @@ impl DirWatch {
         Ok(true)
     }
 
-    /// Waits at most `timeout` for an event of interest; `Ok(true)` when one came. Every
-    /// pending event is consumed.
+    /// Waits at most `timeout` for an event of interest, or for `woken` to be readable;
+    /// `Ok(true)` when either came. Every pending event is consumed.
     ///
     /// With a `focus` (a watched directory and a name in it), only events about that name (or
     /// about the watched directories themselves) count: a waiter blocked by one file cannot
     /// go on before something happens to that file, so it need not wake for the others. That
     /// keeps a release from waking every waiter at once, only the one it concerns.
-    pub(crate) fn wait(
-        &mut self,
-        timeout: Duration,
-        focus: Option<(&Path, &OsStr)>,
-    ) -> io::Result<bool> {
-        self.wait_or_woken(timeout, focus, None)
-    }
-
-    /// [`wait`](Self::wait), also ending (with `Ok(true)`) as soon as `woken` is readable.
     pub(crate) fn wait_or_woken(
         &mut self,
         timeout: Duration,
