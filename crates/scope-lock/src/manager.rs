@@ -299,15 +299,7 @@ impl LockManager {
         deadline: Instant,
         observer: &mut dyn WaitObserver,
     ) -> Result<ScopeGuard, AcquireError> {
-        protocol::acquire_until(
-            &self.running_dir,
-            request,
-            self.sentinel_bound,
-            self.invalid_grace,
-            deadline,
-            observer,
-        )
-        .map(|published| self.guard(published))
+        self.acquire_or_cancelled(request, deadline, observer, None)
     }
 
     /// [`acquire_with`](Self::acquire_with) that also gives up once `cancel` is cancelled,
@@ -346,14 +338,26 @@ impl LockManager {
         observer: &mut dyn WaitObserver,
         cancel: &CancelWait,
     ) -> Result<ScopeGuard, AcquireError> {
-        protocol::acquire_until_cancelled(
+        self.acquire_or_cancelled(request, deadline, observer, Some(cancel))
+    }
+
+    /// The one wait behind [`acquire_with`](Self::acquire_with) and
+    /// [`acquire_cancellable`](Self::acquire_cancellable), with this manager's bounds.
+    fn acquire_or_cancelled(
+        &self,
+        request: &LockRequest,
+        deadline: Instant,
+        observer: &mut dyn WaitObserver,
+        cancel: Option<&CancelWait>,
+    ) -> Result<ScopeGuard, AcquireError> {
+        protocol::acquire_until(
             &self.running_dir,
             request,
             self.sentinel_bound,
             self.invalid_grace,
             deadline,
             observer,
-            Some(cancel),
+            cancel,
         )
         .map(|published| self.guard(published))
     }

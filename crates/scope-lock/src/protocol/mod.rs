@@ -75,7 +75,7 @@ pub(crate) use release::release;
 pub(crate) use scan::Scan;
 use scan::scan;
 use sentinel::{SentinelGuard, open_parent, open_running_dir};
-pub(crate) use wait::{acquire_until, acquire_until_cancelled};
+pub(crate) use wait::acquire_until;
 
 /// What the decision of [`find_conflict`] looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,29 +34,11 @@ pub(crate) const POLL_MAX_PAUSE: Duration = Duration::from_millis(200);
 /// watch, are polled with a jittered backoff of a few milliseconds growing to
 /// [`POLL_MAX_PAUSE`]. Watches are added before the attempt that looks at their directory, so
 /// nothing that happens after an attempt can be missed.
-pub(crate) fn acquire_until(
-    running_dir: &Path,
-    request: &LockRequest,
-    bound: Duration,
-    invalid_grace: Duration,
-    deadline: Instant,
-    observer: &mut dyn WaitObserver,
-) -> Result<Published, AcquireError> {
-    acquire_until_cancelled(
-        running_dir,
-        request,
-        bound,
-        invalid_grace,
-        deadline,
-        observer,
-        None,
-    )
-}
-
-/// [`acquire_until`], which also gives up, as at its deadline, once `cancel` is fired: at its
-/// next look, and at once if it is asleep (the cancel wakes its watch). It then withdraws its
+///
+/// With a `cancel`, it also gives up, as at its deadline, once that is fired: at its next
+/// look, and at once if it is asleep (the cancel wakes its watch). It then withdraws its
 /// ticket on the way out, as a timeout does.
-pub(crate) fn acquire_until_cancelled(
+pub(crate) fn acquire_until(
     running_dir: &Path,
     request: &LockRequest,
     bound: Duration,
@@ -263,6 +245,7 @@ mod tests {
                 crate::DEFAULT_INVALID_GRACE,
                 deadline,
                 &mut StartedOnce(started_tx),
+                None,
             );
             let before_deadline = Instant::now() < deadline;
             let _ = done_tx.send((result.map(drop), before_deadline));
@@ -368,6 +351,7 @@ mod tests {
                 crate::DEFAULT_INVALID_GRACE,
                 deadline,
                 &mut crate::wait::Silent,
+                None,
             );
             let _ = done_tx.send(result.map(drop));
         });
