@@ -49,12 +49,18 @@ impl Scan {
 /// Scans the sentinel's `.running/`, doing with stale files what `mode` says.
 pub(crate) fn scan(mode: Scan, sentinel: &SentinelGuard) -> Result<LockListing, Error> {
     let stale = mode.stale;
-    let mut listing = LockListing {
+    let listing = LockListing {
         dry_run: stale == Stale::DryRun,
         invalid_grace: Some(mode.invalid_grace),
         ..LockListing::default()
     };
-    walk(sentinel.dir(), "", 0, stale, &mut listing, sentinel)?;
+    let mut walk = Walk {
+        stale,
+        listing,
+        sentinel,
+    };
+    walk.dir(sentinel.dir(), "", 0)?;
+    let mut listing = walk.listing;
     listing.locks.sort_by(|a, b| a.path.cmp(&b.path));
     listing.problems.sort_by(|a, b| a.path.cmp(&b.path));
     listing.reclaimed.sort();
@@ -62,105 +68,103 @@ pub(crate) fn scan(mode: Scan, sentinel: &SentinelGuard) -> Result<LockListing, 
     Ok(listing)
 }
 
-/// Lists `dir` (at `depth` below `.running/`, its names starting with `prefix`) and visits
-/// each entry, through the descriptor: a name swapped for a symlink meanwhile changes nothing
-/// about which directory is listed.
-fn walk(
-    dir: &sys::Dir,
-    prefix: &str,
-    depth: usize,
+/// One scan's walk down `.running/`: what every directory and file of it is looked at with
+/// (what to do with stale files, the sentinel held), and what it has found so far.
+struct Walk<'s> {
     stale: Stale,
-    listing: &mut LockListing,
-    sentinel: &SentinelGuard,
-) -> Result<(), Error> {
-    let entries = dir
-        .entries()
-        .map_err(|err| Error::io("cannot list", dir.path(), err))?;
-    for entry in entries {
-        let entry = entry.map_err(|err| Error::io("cannot list", dir.path(), err))?;
-        visit(dir, entry, prefix, depth, stale, listing, sentinel)?;
-    }
-    Ok(())
+    listing: LockListing,
+    sentinel: &'s SentinelGuard,
 }
 
-/// Files one entry of a directory at `depth` (whose names start with `prefix`) that [`walk`]
-/// lists: skipped, removed as an orphaned publication, reported, walked into, or classified.
-fn visit(
-    dir: &sys::Dir,
-    entry: sys::DirEntry,
-    prefix: &str,
-    depth: usize,
-    stale: Stale,
-    listing: &mut LockListing,
-    sentinel: &SentinelGuard,
-) -> Result<(), Error> {
-    let path = dir.join(&entry.name);
-    let file_type = match entry.file_type {
-        Ok(file_type) => file_type,
-        // Removed between the listing and the `fstatat` that some filesystems need for it.
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(Error::io("cannot stat", &path, err)),
-    };
-    // Names are bytes: the original writes names that are not UTF-8 (an instance id made
-    // from such a path), and its live locks must be seen whatever their names.
-    let name = entry.name.as_bytes();
-    if name.starts_with(b".") {
-        if file_type == FileType::RegularFile && is_orphaned_publication(name) {
-            // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
-            let removed = match stale {
-                Stale::Clean => dir.remove_file(&entry.name).is_ok(),
-                Stale::DryRun => true,
-            };
-            if removed {
-                listing.orphans.push(path);
-            }
+impl Walk<'_> {
+    /// Lists `dir` (at `depth` below `.running/`, its names starting with `prefix`) and visits
+    /// each entry, through the descriptor: a name swapped for a symlink meanwhile changes
+    /// nothing about which directory is listed.
+    fn dir(&mut self, dir: &sys::Dir, prefix: &str, depth: usize) -> Result<(), Error> {
+        let entries = dir
+            .entries()
+            .map_err(|err| Error::io("cannot list", dir.path(), err))?;
+        for entry in entries {
+            let entry = entry.map_err(|err| Error::io("cannot list", dir.path(), err))?;
+            self.visit(dir, entry, prefix, depth)?;
         }
-        return Ok(());
+        Ok(())
     }
-    let lock_name = name.strip_suffix(LOCK_SUFFIX.as_bytes());
-    let display = String::from_utf8_lossy(lock_name.unwrap_or(name));
-    if let (Some(_), Some(file_kind)) = (lock_name, FileKind::of(file_type)) {
-        // A directory named `x.lock` is reported too, and still walked below: it may be
-        // the directory of nested names such as `x.lock/run-1`.
-        listing.problems.push(ScanProblem {
-            path: path.clone(),
-            kind: ProblemKind::NotRegular { file_kind },
-        });
-    }
-    if file_type == FileType::Directory {
-        if depth < MAX_NESTING {
-            let nested = match dir.open_dir(&entry.name) {
-                Ok(nested) => nested,
-                // Removed since the listing, or replaced by something that is not a
-                // directory (a symlink is never followed): nothing of ours is below it.
-                Err(err) if err.kind() == io::ErrorKind::NotFound || sys::is_not_a_dir(&err) => {
-                    return Ok(());
+
+    /// Files one entry of a directory at `depth` (whose names start with `prefix`) that
+    /// [`dir`](Self::dir) lists: skipped, removed as an orphaned publication, reported, walked
+    /// into, or classified.
+    fn visit(
+        &mut self,
+        dir: &sys::Dir,
+        entry: sys::DirEntry,
+        prefix: &str,
+        depth: usize,
+    ) -> Result<(), Error> {
+        let (stale, listing) = (self.stale, &mut self.listing);
+        let path = dir.join(&entry.name);
+        let file_type = match entry.file_type {
+            Ok(file_type) => file_type,
+            // Removed between the listing and the `fstatat` that some filesystems need for it.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(Error::io("cannot stat", &path, err)),
+        };
+        // Names are bytes: the original writes names that are not UTF-8 (an instance id made
+        // from such a path), and its live locks must be seen whatever their names.
+        let name = entry.name.as_bytes();
+        if name.starts_with(b".") {
+            if file_type == FileType::RegularFile && is_orphaned_publication(name) {
+                // We hold the sentinel, so nobody is publishing: its publisher died mid-way.
+                let removed = match stale {
+                    Stale::Clean => dir.remove_file(&entry.name).is_ok(),
+                    Stale::DryRun => true,
+                };
+                if removed {
+                    listing.orphans.push(path);
                 }
-                Err(err) => return Err(Error::io("cannot open directory", &path, err)),
-            };
-            let name = String::from_utf8_lossy(name);
-            walk(
-                &nested,
-                &format!("{prefix}{name}/"),
-                depth + 1,
+            }
+            return Ok(());
+        }
+        let lock_name = name.strip_suffix(LOCK_SUFFIX.as_bytes());
+        let display = String::from_utf8_lossy(lock_name.unwrap_or(name));
+        if let (Some(_), Some(file_kind)) = (lock_name, FileKind::of(file_type)) {
+            // A directory named `x.lock` is reported too, and still walked below: it may be
+            // the directory of nested names such as `x.lock/run-1`.
+            listing.problems.push(ScanProblem {
+                path: path.clone(),
+                kind: ProblemKind::NotRegular { file_kind },
+            });
+        }
+        if file_type == FileType::Directory {
+            if depth < MAX_NESTING {
+                let nested = match dir.open_dir(&entry.name) {
+                    Ok(nested) => nested,
+                    // Removed since the listing, or replaced by something that is not a
+                    // directory (a symlink is never followed): nothing of ours is below it.
+                    Err(err)
+                        if err.kind() == io::ErrorKind::NotFound || sys::is_not_a_dir(&err) =>
+                    {
+                        return Ok(());
+                    }
+                    Err(err) => return Err(Error::io("cannot open directory", &path, err)),
+                };
+                let name = String::from_utf8_lossy(name);
+                self.dir(&nested, &format!("{prefix}{name}/"), depth + 1)?;
+            }
+            return Ok(());
+        }
+        if lock_name.is_some() && file_type == FileType::RegularFile {
+            let lock_name = format!("{prefix}{display}");
+            classify(
+                Entry::new(dir, entry.name),
+                lock_name,
                 stale,
                 listing,
-                sentinel,
-            )?;
+                self.sentinel,
+            );
         }
-        return Ok(());
+        Ok(())
     }
-    if lock_name.is_some() && file_type == FileType::RegularFile {
-        let lock_name = format!("{prefix}{display}");
-        classify(
-            Entry::new(dir, entry.name),
-            lock_name,
-            stale,
-            listing,
-            sentinel,
-        );
-    }
-    Ok(())
 }
 
 fn is_orphaned_publication(name: &[u8]) -> bool {
@@ -354,7 +358,7 @@ pub(super) mod tests {
         Ok(())
     }
 
-    /// What [`visit`] makes of an entry of the sentinel's directory listed as `name`, of type
+    /// What [`Walk::visit`] makes of an entry of the sentinel's directory listed as `name`, of type
     /// `file_type`, with nothing found before.
     fn visit_alone(
         name: &str,
@@ -365,17 +369,13 @@ pub(super) mod tests {
             name: name.into(),
             file_type,
         };
-        let mut listing = LockListing::default();
-        visit(
-            sentinel.dir(),
-            entry,
-            "",
-            0,
-            Stale::Clean,
-            &mut listing,
+        let mut walk = Walk {
+            stale: Stale::Clean,
+            listing: LockListing::default(),
             sentinel,
-        )
-        .map(|()| listing)
+        };
+        walk.visit(sentinel.dir(), entry, "", 0)
+            .map(|()| walk.listing)
     }
 
     #[test]
