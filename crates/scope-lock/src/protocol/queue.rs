@@ -177,18 +177,14 @@ impl<'s> Listed<'s> {
     }
 
     /// Judges from the highest ticket down until the highest live one is known: every
-    /// ticket above it judged, and found stale.
+    /// ticket above it judged, and found stale. Called after judging from the lowest up
+    /// only, so every ticket not judged yet is above every live one known: the first live
+    /// one found from the top is the highest (or, with none, the highest judged before).
     pub(crate) fn judge_to_highest_live(&mut self) {
-        while let Some((_, top)) = self.unjudged_range() {
-            if self
-                .queue
-                .tickets
-                .last()
-                .is_some_and(|live| live.number > top)
-            {
+        while let Some((number, name)) = self.unjudged.pop_back() {
+            if self.judge(number, name) {
                 break;
             }
-            self.judge_highest();
         }
     }
 
@@ -231,53 +227,61 @@ impl<'s> Listed<'s> {
         self.queue
     }
 
-    fn judge(&mut self, number: u64, name: std::ffi::OsString) {
+    /// Judges one ticket; `true` when it is a live waiter's, now in [`Self::queue`].
+    fn judge(&mut self, number: u64, name: std::ffi::OsString) -> bool {
         let Some(dir) = &self.dir else {
-            return;
+            return false;
         };
         let Ok(file) = dir.open_file(&name) else {
             // Gone since the listing, or not a file we can open: nothing to order against.
-            return;
+            return false;
         };
         // Only regular files are tickets; anything else is not ours to judge, let alone remove.
         let id = match file.metadata() {
             Ok(meta) if meta.is_file() => sys::id_of(&meta),
-            _ => return,
+            _ => return false,
         };
         let entry = Entry::new(dir, name);
         let queue = &mut self.queue;
         match sys::try_lock_exclusive(&file) {
             // Its waiter is gone. We hold the sentinel, so nobody can be taking this number
             // anew; still, as for a stale lock, only the inode we probed is unlinked.
-            Ok(true) => reclaim(
-                &entry,
-                &file,
-                self.stale,
-                (&mut queue.stale, &mut queue.problems),
-                self.sentinel,
-            ),
+            Ok(true) => {
+                reclaim(
+                    &entry,
+                    &file,
+                    self.stale,
+                    (&mut queue.stale, &mut queue.problems),
+                    self.sentinel,
+                );
+                false
+            }
             Ok(false) => {
                 let bytes = sys::read_sized(&file, 0, MAX_RECORD_BYTES + 1).ok();
                 let record = bytes
                     .as_deref()
                     .and_then(|bytes| LockRecord::from_json(bytes).ok());
-                if let (Some(record), Some(bytes)) = (record, bytes) {
-                    let at = queue
-                        .tickets
-                        .partition_point(|ticket| ticket.number < number);
-                    queue.tickets.insert(
-                        at,
-                        Queued {
-                            number,
-                            path: entry.path,
-                            record,
-                            lock_name: lock_name_in(&bytes),
-                            id,
-                        },
-                    );
-                }
+                let (Some(record), Some(bytes)) = (record, bytes) else {
+                    return false;
+                };
+                // Numbers are file names, so no two tickets share one: the search never
+                // finds this number, and says where it goes.
+                let (Ok(at) | Err(at)) = queue
+                    .tickets
+                    .binary_search_by_key(&number, |ticket| ticket.number);
+                queue.tickets.insert(
+                    at,
+                    Queued {
+                        number,
+                        path: entry.path,
+                        record,
+                        lock_name: lock_name_in(&bytes),
+                        id,
+                    },
+                );
+                true
             }
-            Err(_) => {}
+            Err(_) => false,
         }
     }
 }
@@ -499,6 +503,28 @@ mod tests {
         let long = "n".repeat(usize::try_from(MAX_RECORD_BYTES)?);
         let json = ticket_json(&record, &long);
         assert_eq!(json, record.to_json());
+        Ok(())
+    }
+
+    /// The name is kept up to a ticket of exactly `MAX_RECORD_BYTES`, which readers still
+    /// read whole, and dropped one byte past it.
+    #[test]
+    fn a_lock_name_is_kept_while_the_ticket_is_at_most_a_records_limit() -> TestResult {
+        let record = LockRecord::for_new_lock(
+            "gen",
+            vec![PathBuf::from("/r")],
+            false,
+            crate::mode::LockMode::Exclusive,
+        );
+        let unnamed = u64::try_from(ticket_json(&record, "").len())?;
+        let fits = "n".repeat(usize::try_from(MAX_RECORD_BYTES - unnamed)?);
+        let json = ticket_json(&record, &fits);
+        assert_eq!(u64::try_from(json.len())?, MAX_RECORD_BYTES);
+        assert_eq!(lock_name_in(json.as_bytes()), Some(fits.clone()));
+        assert_eq!(LockRecord::from_json(json.as_bytes())?, record);
+
+        let one_over = format!("{fits}n");
+        assert_eq!(ticket_json(&record, &one_over), record.to_json());
         Ok(())
     }
 
