@@ -62,6 +62,9 @@ pub(crate) struct HeldRow {
     pub(crate) pre_fix: Timing,
     pub(crate) list_ours: Timing,
     pub(crate) list_floor: Timing,
+    /// The floor plus each guarantee it leaves out, one rung at a time, lowest first:
+    /// (rung, timing). Empty in reports from before the ladder.
+    pub(crate) ladder: Vec<(String, Timing)>,
 }
 
 /// P5: one scope size against holders of one scope size.
@@ -80,6 +83,9 @@ pub(crate) struct ContendedRow {
     pub(crate) mutex: (f64, f64),
     /// The fair floor: the same processes passing the turn in FIFO order round a ring of FIFOs.
     pub(crate) ring: (f64, f64),
+    /// The protocol's floor: what this protocol's guarantees need at each turn, done bare
+    /// (`bench-driver/protocol_floor.rs`). `None` in reports from before it.
+    pub(crate) protocol: Option<(f64, f64)>,
 }
 
 /// P3 at one number of waiters, for one side.
@@ -117,6 +123,8 @@ pub(crate) struct HandoffRow {
     pub(crate) mutex: Handoffs,
     /// The fair floor's handoff: a token written into the next process's FIFO.
     pub(crate) ring: Handoffs,
+    /// The protocol floor's handoff (see [`ContendedRow::protocol`]).
+    pub(crate) protocol: Option<Handoffs>,
 }
 
 /// How close to the floors our costs should stay (issue 22): checked here and reported, never
@@ -152,6 +160,16 @@ impl Report {
                 pre_fix: Timing::from(&cycle["pre_fix"], "acquire_release.pre_fix")?,
                 list_ours: Timing::from(&list["ours"], "list_locks.ours")?,
                 list_floor: Timing::from(&list["floor"], "list_locks.floor")?,
+                ladder: match cycle["ladder"].as_array() {
+                    None => Vec::new(),
+                    Some(rungs) => rungs
+                        .iter()
+                        .map(|timing| {
+                            let rung = timing["rung"].as_str().unwrap_or("?").to_owned();
+                            Ok((rung, Timing::from(timing, "acquire_release.ladder")?))
+                        })
+                        .collect::<anyhow::Result<_>>()?,
+                },
             });
         }
         let mut scope_size = Vec::new();
@@ -179,6 +197,11 @@ impl Report {
                 ours: rate("ours")?,
                 mutex: rate("mutex")?,
                 ring: rate("ring")?,
+                protocol: if row["protocol"].is_null() {
+                    None
+                } else {
+                    Some(rate("protocol")?)
+                },
             });
         }
         let mut handoff = Vec::new();
@@ -188,6 +211,10 @@ impl Report {
                 ours: Handoffs::from(&row["ours"], "handoff.ours")?,
                 mutex: Handoffs::from(&row["mutex"], "handoff.mutex")?,
                 ring: Handoffs::from(&row["ring"], "handoff.ring")?,
+                protocol: match &row["protocol"] {
+                    Value::Null => None,
+                    value => Some(Handoffs::from(value, "handoff.protocol")?),
+                },
             });
         }
         let wakeup = match &measured["wakeup"] {
@@ -328,8 +355,66 @@ impl Report {
         json!({
             "context": self.context,
             "measured": self.measured,
-            "derived": {"targets": targets, "acquire_cost_per_held_lock": per_lock},
+            "derived": {
+                "targets": targets,
+                "acquire_cost_per_held_lock": per_lock,
+                "decomposition": self.decomposition(),
+            },
         })
+    }
+
+    /// Ours against the protocol's floor beside ours against the fair floor (P3, P4), and
+    /// P1's ladder as ratios to the floor: which part of each gap is the protocol's.
+    pub(crate) fn decomposition(&self) -> Value {
+        let handoff: Vec<Value> = self
+            .handoff
+            .iter()
+            .filter_map(|row| {
+                let protocol = row.protocol.as_ref()?;
+                Some(json!({
+                    "waiters": row.waiters,
+                    "ours_per_protocol_p50": round3(row.ours.p50 / protocol.p50),
+                    "ours_per_protocol_p99": round3(row.ours.p99 / protocol.p99),
+                    "protocol_per_fair_p50": round3(protocol.p50 / row.ring.p50),
+                    "protocol_per_fair_p99": round3(protocol.p99 / row.ring.p99),
+                    "ours_per_fair_p50": round3(row.ours.p50 / row.ring.p50),
+                    "ours_per_fair_p99": round3(row.ours.p99 / row.ring.p99),
+                }))
+            })
+            .collect();
+        let contended: Vec<Value> = self
+            .contended
+            .iter()
+            .filter_map(|row| {
+                let protocol = row.protocol?;
+                Some(json!({
+                    "processes": row.processes,
+                    "ours_per_protocol": round3(row.ours.0 / protocol.0),
+                    "protocol_per_fair": round3(protocol.0 / row.ring.0),
+                    "ours_per_fair": round3(row.ours.0 / row.ring.0),
+                }))
+            })
+            .collect();
+        let ladder: Vec<Value> = self
+            .held
+            .iter()
+            .filter(|row| !row.ladder.is_empty())
+            .map(|row| {
+                let rungs: Vec<Value> = row
+                    .ladder
+                    .iter()
+                    .map(|(rung, timing)| {
+                        json!({"rung": rung, "per_floor": round3(timing.best / row.floor.best)})
+                    })
+                    .collect();
+                json!({
+                    "held": row.held,
+                    "rungs": rungs,
+                    "ours_per_floor": round3(row.ours.best / row.floor.best),
+                })
+            })
+            .collect();
+        json!({"handoff": handoff, "contended": contended, "p1_ladder": ladder})
     }
 
     pub(crate) fn machine_line(&self) -> String {
@@ -383,6 +468,12 @@ pub(crate) mod tests {
         json!({"best_us": best, "median_us": best * 1.1, "worst_us": best * 2.0, "rounds": 3, "batch": 1})
     }
 
+    fn rung(name: &str, best: f64) -> Value {
+        let mut timing = timing(best);
+        timing["rung"] = json!(name);
+        timing
+    }
+
     /// A driver report of the right shape with made-up figures.
     pub(crate) fn sample() -> Value {
         let held: Vec<Value> = [(0, 60.0), (10, 120.0), (1000, 6000.0)]
@@ -390,7 +481,8 @@ pub(crate) mod tests {
             .map(|(n, floor)| {
                 json!({
                     "held": n,
-                    "acquire_release": {"ours": timing(floor * 1.5), "floor": timing(floor), "pre_fix": timing(floor * 3.0)},
+                    "acquire_release": {"ours": timing(floor * 1.5), "floor": timing(floor), "pre_fix": timing(floor * 3.0),
+                                        "ladder": [rung("normalise", floor * 1.1), rung("sentinel", floor * 1.3)]},
                     "list_locks": {"ours": timing(floor), "floor": timing(floor * 0.9)},
                 })
             })
@@ -406,7 +498,7 @@ pub(crate) mod tests {
         let contended: Vec<Value> = [(2, 500.0, 900.0, 800.0), (8, 400.0, 950.0, 420.0)]
             .into_iter()
             .map(|(p, ours, mutex, ring)| {
-                json!({"processes": p, "ours": rate(ours), "mutex": rate(mutex), "ring": rate(ring)})
+                json!({"processes": p, "ours": rate(ours), "mutex": rate(mutex), "ring": rate(ring), "protocol": rate(ours * 1.25)})
             })
             .collect();
         let handoff: Vec<Value> = [1, 8]
@@ -414,7 +506,7 @@ pub(crate) mod tests {
             .map(|w| {
                 let side = |base: f64| json!({"handoffs": 100, "retakes": 3, "p50_us": base, "p99_us": base * 4.0, "max_us": base * 9.0,
                                                "cdf_us": (0..=100).map(|p| base * (1.0 + f64::from(p) / 10.0)).collect::<Vec<_>>()});
-                json!({"waiters": w, "ours": side(300.0 * f64::from(w)), "mutex": side(20.0), "ring": side(200.0)})
+                json!({"waiters": w, "ours": side(300.0 * f64::from(w)), "mutex": side(20.0), "ring": side(200.0), "protocol": side(250.0)})
             })
             .collect();
         json!({
@@ -441,11 +533,14 @@ pub(crate) mod tests {
     fn ratios_are_taken_best_against_best() {
         let table = report().table();
         for want in [
-            "     0     90.0 µs     10%     60.0 µs    1.50    180.0 µs     0.50",
-            "  1000     9.00 ms     10%     6.00 ms    1.50    18.00 ms     0.50",
+            "     0     90.0 µs      10%     60.0 µs     1.50    180.0 µs      0.50",
+            "  1000     9.00 ms      10%     6.00 ms     1.50    18.00 ms      0.50",
+            "      1000     6.00 ms        1.10        1.30        1.50",
             "  each held lock from 10 to 1000: ours 8.9 µs, floor 5.9 µs (1.50x)",
             "        100           100    900.0 µs     2.00      9.0",
-            "        8       400      390         420      410       950      940        0.95       0.42",
+            "        8       400       390         420       410       500       490       950        0.95        0.80        0.42",
+            "  P4, 8 processes: ours/fair 0.95 = ours/protocol 0.80 x protocol/fair 1.19",
+            "  P3 p50, 8 waiters: ours/fair 12.00 = ours/protocol 9.60 x protocol/fair 1.25",
             "  MISS P1/P2 acquire+release, 0 held: ours/floor: 1.50 (target <= 1.2)",
             "  met  P5 ours/floor at the largest scopes (at 1-path scopes: 2.00): 2.00 (target <= 2.00)",
             "  MISS P4 throughput, 2 processes: ours/fair floor: 0.62 (target >= 0.9)",
@@ -453,7 +548,7 @@ pub(crate) mod tests {
             "  MISS P3 handoff p50, 8 waiters: ours/fair floor: 12.00 (target <= 2)",
             "bare wake-up between two processes: p50 3.0 µs, p99 9.0 µs",
             "list_locks over 1000 locks 9000 KiB; `scope-lock list` over them 9500 KiB",
-            "      8     2.40 ms    9.60 ms   21.60 ms    3/103    200.0 µs   800.0 µs     20.0 µs    80.0 µs    3/103",
+            "      8     2.40 ms     9.60 ms    21.60 ms     3/103    200.0 µs    800.0 µs    250.0 µs     1.00 ms     20.0 µs     80.0 µs     3/103",
             "  met  P3 handoff p99, 1 waiters: ours/fair floor: 1.50 (target <= 3)",
         ] {
             assert!(table.contains(want), "missing {want:?} in\n{table}");
@@ -476,6 +571,12 @@ pub(crate) mod tests {
         });
         assert_eq!(list.map(|t| t["ratio"].clone()), Some(json!(1.111)));
         assert_eq!(list.map(|t| t["met"].clone()), Some(json!(false)));
+        let split = &json["derived"]["decomposition"];
+        assert_eq!(split["handoff"][1]["ours_per_protocol_p50"], json!(9.6));
+        assert_eq!(split["handoff"][1]["protocol_per_fair_p50"], json!(1.25));
+        assert_eq!(split["contended"][0]["ours_per_protocol"], json!(0.8));
+        assert_eq!(split["p1_ladder"][0]["rungs"][1]["rung"], json!("sentinel"));
+        assert_eq!(split["p1_ladder"][0]["rungs"][1]["per_floor"], json!(1.3));
     }
 
     #[test]

@@ -279,13 +279,19 @@ pub(crate) fn plots(report: &Report) -> Vec<(String, String)> {
                     .map(|row| (row.processes as f64, pick(row)))
                     .collect(),
             };
-        let series = [
+        let mut series = vec![
             line("ours (waiting acquire)", OURS, Dash::Solid, |r| r.ours.0),
             line("fair floor (FIFO ring)", FLOOR, Dash::Solid, |r| r.ring.0),
             line("flock mutex, one file", PRE_FIX, Dash::Dashed, |r| {
                 r.mutex.0
             }),
         ];
+        // Reports from before the protocol floor have none to draw.
+        if report.contended.iter().all(|row| row.protocol.is_some()) {
+            series.push(line("protocol floor", FLOOR, Dash::Dotted, |r| {
+                r.protocol.map_or(0.0, |rate| rate.0)
+            }));
+        }
         let top = series
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.1))
@@ -470,7 +476,8 @@ mod tests {
         assert_eq!(plots[3].1.matches("<polyline").count(), 6);
         assert!(plots[3].1.contains("8 waiters: fair floor"));
         assert!(plots[1].1.contains("fair floor (FIFO ring)"));
-        assert_eq!(plots[1].1.matches("<polyline").count(), 3);
+        assert!(plots[1].1.contains("protocol floor"));
+        assert_eq!(plots[1].1.matches("<polyline").count(), 4);
         assert_eq!(plots[3].1.matches("<circle").count(), 0);
     }
 

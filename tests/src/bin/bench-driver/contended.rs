@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::holder::Arena;
 use crate::measure::round3;
-use crate::ring;
+use crate::{protocol_floor, ring};
 
 /// Which side of the comparison a hammer process is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,9 @@ pub(crate) enum Side {
     Mutex,
     /// The fair floor: the turn passed in FIFO order round a ring of FIFOs (see [`ring`]).
     Ring,
+    /// The protocol's floor: the fair floor's ring, each turn doing what this protocol's
+    /// guarantees need (see [`protocol_floor`]).
+    Protocol,
 }
 
 impl Side {
@@ -34,6 +37,7 @@ impl Side {
             Side::Ours => "ours",
             Side::Mutex => "mutex",
             Side::Ring => "ring",
+            Side::Protocol => "protocol",
         }
     }
 
@@ -42,7 +46,10 @@ impl Side {
             "ours" => Ok(Side::Ours),
             "mutex" => Ok(Side::Mutex),
             "ring" => Ok(Side::Ring),
-            other => Err(format!("--side {other:?}: expected ours, mutex or ring")),
+            "protocol" => Ok(Side::Protocol),
+            other => Err(format!(
+                "--side {other:?}: expected ours, mutex, ring or protocol"
+            )),
         }
     }
 }
@@ -95,6 +102,10 @@ pub(crate) fn hammer(
         Side::Ring => Some(ring::Member::join(root, worker, processes)?),
         _ => None,
     };
+    let mut floor_member = match side {
+        Side::Protocol => Some(protocol_floor::Member::join(root, worker, processes)?),
+        _ => None,
+    };
     ready_then_wait_for_start()?;
     let started = Instant::now();
     let mut holds = 0u64;
@@ -139,6 +150,19 @@ pub(crate) fn hammer(
             }
             member.pass(true)?;
         }
+        Side::Protocol => {
+            let member = floor_member.as_mut().ok_or("no protocol floor")?;
+            // As the ring's: the first process whose window is over stops them all.
+            while member.acquire()? {
+                busy(hold);
+                holds += 1;
+                if started.elapsed() >= window {
+                    break;
+                }
+                member.release(true)?;
+            }
+            member.stop()?;
+        }
     }
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     println!("{}", json!({"holds": holds, "elapsed_us": elapsed_us}));
@@ -177,7 +201,7 @@ pub(crate) struct Params {
 }
 
 /// Every side of P4 and P3, in the order of their first round.
-pub(crate) const SIDES: [Side; 3] = [Side::Ours, Side::Mutex, Side::Ring];
+pub(crate) const SIDES: [Side; 4] = [Side::Ours, Side::Mutex, Side::Ring, Side::Protocol];
 
 /// Runs P4 and returns its JSON rows.
 pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>, String> {
@@ -187,7 +211,7 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
         .map_err(|err| format!("creating {}: {err}", project.display()))?;
     let mut rows = Vec::new();
     for &processes in &params.processes {
-        let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+        let mut rates = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         for round in 0..params.rounds {
             for k in 0..SIDES.len() {
                 let which = (k + round) % SIDES.len();
@@ -195,11 +219,12 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
                 rates[which].push(rate);
             }
         }
-        let [ours, mutex, ring] = rates.map(rate_stats);
+        let [ours, mutex, ring, protocol] = rates.map(rate_stats);
         let best = |side: &Value| side["best_per_s"].as_f64().unwrap_or(0.0);
         eprintln!(
-            "  P4 {processes:>2} processes: ours {:.0}/s, fair floor {:.0}/s, flock mutex {:.0}/s (best of {})",
+            "  P4 {processes:>2} processes: ours {:.0}/s, protocol floor {:.0}/s, fair floor {:.0}/s, flock mutex {:.0}/s (best of {})",
             best(&ours),
+            best(&protocol),
             best(&ring),
             best(&mutex),
             params.rounds
@@ -209,6 +234,7 @@ pub(crate) fn run(exe: &Path, work: &Path, params: &Params) -> Result<Vec<Value>
             "ours": ours,
             "mutex": mutex,
             "ring": ring,
+            "protocol": protocol,
         }));
     }
     Ok(rows)
@@ -263,8 +289,10 @@ fn one_round(
     readers: u64,
     params: &Params,
 ) -> Result<f64, String> {
-    if side == Side::Ring {
-        ring::make(root, processes)?;
+    match side {
+        Side::Ring => ring::make(root, processes)?,
+        Side::Protocol => protocol_floor::make(root, processes)?,
+        Side::Ours | Side::Mutex => {}
     }
     let mut group = Group::default();
     for worker in 0..processes {

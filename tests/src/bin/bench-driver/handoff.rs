@@ -25,7 +25,7 @@ use crate::contended::{
 };
 use crate::holder::Arena;
 use crate::measure::round3;
-use crate::ring;
+use crate::{protocol_floor, ring};
 
 /// How long one waiting acquire may take before the run is a failure.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,6 +51,14 @@ pub(crate) fn relay(
     }
     let mut member = match side {
         Side::Ring => Some(ring::Member::join(
+            root,
+            u64::from(worker),
+            u64::from(processes),
+        )?),
+        _ => None,
+    };
+    let mut floor_member = match side {
+        Side::Protocol => Some(protocol_floor::Member::join(
             root,
             u64::from(worker),
             u64::from(processes),
@@ -95,6 +103,19 @@ pub(crate) fn relay(
                 busy(hold);
                 witnessed(witness.exit(cycle))?;
                 member.pass(false)?;
+            }
+        }
+        Side::Protocol => {
+            let member = floor_member.as_mut().ok_or("no protocol floor")?;
+            for cycle in 0..holds {
+                if !member.acquire()? {
+                    return Err("the protocol floor's ring stopped".into());
+                }
+                witnessed(witness.enter(cycle, None))?;
+                busy(hold);
+                witnessed(witness.exit(cycle))?;
+                // The last hold asks for no more.
+                member.release(cycle + 1 < holds)?;
             }
         }
     }
@@ -182,8 +203,10 @@ fn fleet_of(
         .map_err(|err| format!("creating {}: {err}", project.display()))?;
     let log = arena.root.join("witness.log");
     let holds = params.handoffs.div_ceil(u64::from(processes)).max(2);
-    if side == Side::Ring {
-        ring::make(&arena.root, u64::from(processes))?;
+    match side {
+        Side::Ring => ring::make(&arena.root, u64::from(processes))?,
+        Side::Protocol => protocol_floor::make(&arena.root, u64::from(processes))?,
+        Side::Ours | Side::Mutex => {}
     }
     let mut group = Group::default();
     for worker in 0..processes {
@@ -194,7 +217,6 @@ fn fleet_of(
             .arg("--root")
             .arg(&arena.root)
             .args(["--worker", &worker.to_string()])
-            .args(["--processes", &processes.to_string()])
             .args(["--processes", &processes.to_string()])
             .args(["--holds", &holds.to_string()])
             .args(["--hold-us", &params.hold.as_micros().to_string()])

@@ -8,15 +8,18 @@
 //!                                           command's peak RSS too); with PARTS (e.g. `p3,p4`),
 //!                                           only those of p1, p2, p3, p4, p5, memory and etcd
 //! bench-driver hold --running-dir D --root R --paths K      (internal: a holder of many locks)
-//! bench-driver hammer --side ours|mutex|ring --root R --worker K --processes N --hold-us H
+//! bench-driver hammer --side ours|mutex|ring|protocol --root R --worker K --processes N --hold-us H
 //!                     --window-ms W [--shared]              (internal: one P4 process)
-//! bench-driver relay --side ours|mutex|ring --root R --worker K --processes N --holds H
+//! bench-driver relay --side ours|mutex|ring|protocol --root R --worker K --processes N --holds H
 //!                    --hold-us U --log L [--shared]         (internal: one P3 process)
 //! bench-driver pong                                         (internal: echoes stdin, for the
 //!                                                           bare wake-up)
-//! bench-driver fleet --side ours|mutex|ring --work-dir W --processes N --holds H --hold-us U
+//! bench-driver fleet --side ours|mutex|ring|protocol --work-dir W --processes N --holds H --hold-us U
 //!                                           one P3 fleet on its own (for strace)
-//! bench-driver cycles --side ours|floor --root R --count N  (uncontended cycles, for strace)
+//! bench-driver cycles --side ours|floor|floor+RUNG --root R --count N
+//!                                           uncontended cycles, for strace (RUNG: normalise,
+//!                                           sentinel, queue or token: the floor with the
+//!                                           guarantees of P1's ladder up to that one)
 //! bench-driver etcd-hammer --side ours|etcd --endpoint E --root R --worker K --hold-us H
 //!                          --window-ms W                    (internal: one contended etcd process)
 //! bench-driver rss-hold --root R                            (internal: peak RSS of a holder)
@@ -40,6 +43,7 @@ mod handoff;
 mod holder;
 mod measure;
 mod memory;
+mod protocol_floor;
 mod ring;
 mod run;
 mod uncontended;

@@ -16,9 +16,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// The token that passes the turn on.
-const GO: u8 = b'g';
+pub(crate) const GO: u8 = b'g';
 /// The token that says the window is over: pass it on once, then stop.
-const STOP: u8 = b's';
+pub(crate) const STOP: u8 = b's';
 
 /// Makes the FIFOs of a ring of `processes` in `root` (replacing any of an earlier round).
 pub(crate) fn make(root: &Path, processes: u64) -> Result<(), String> {
@@ -36,7 +36,7 @@ pub(crate) fn make(root: &Path, processes: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn fifo(root: &Path, k: u64) -> PathBuf {
+pub(crate) fn fifo(root: &Path, k: u64) -> PathBuf {
     root.join(format!("ring-{k}"))
 }
 

@@ -8,10 +8,11 @@ use regression::pre_fix::PreFixLockManager;
 use scope_lock::{LockManager, LockRequest};
 use serde_json::{Value, json};
 
+use crate::floor::{self, LADDER, Rung};
 use crate::holder::{Arena, Holder};
 use crate::measure::{Op, Plan, Samples, interleaved};
 use crate::run::Shape;
-use crate::{child_json, err, floor};
+use crate::{child_json, err};
 
 /// P1 and P2: acquire+release and `list_locks` while another process holds N live locks.
 /// Returns the rows and the peak RSS of `list_locks` over the largest count.
@@ -48,8 +49,27 @@ pub(crate) fn held_locks(
                 pre_fix.release("bench-pre-fix").map_err(err)
             }),
         ];
-        let [ours, floor, pre] = three(interleaved(plan, &mut cycle)?)?;
+        // The ladder: the floor plus each guarantee it leaves out, one rung at a time.
+        for rung in LADDER {
+            let (running_dir, scope) = (&arena.running_dir, &scope);
+            cycle.push(Box::new(move || {
+                rung_cycle(rung, running_dir, "bench-floor", scope)
+            }));
+        }
+        let mut measured = interleaved(plan, &mut cycle)?;
         drop(cycle);
+        let rungs = measured.split_off(3);
+        let [ours, floor, pre] = three(measured)?;
+        // In the ladder's order, lowest rung first.
+        let ladder: Vec<Value> = LADDER
+            .iter()
+            .zip(&rungs)
+            .map(|(rung, samples)| {
+                let mut timing = samples.to_json();
+                timing["rung"] = json!(rung.name());
+                timing
+            })
+            .collect();
         let mut list: Vec<Op<'_>> = vec![
             Box::new(|| {
                 let listing = locks.list_locks().map_err(err)?;
@@ -72,7 +92,7 @@ pub(crate) fn held_locks(
         );
         rows.push(json!({
             "held": count,
-            "acquire_release": {"ours": ours.to_json(), "floor": floor.to_json(), "pre_fix": pre.to_json()},
+            "acquire_release": {"ours": ours.to_json(), "floor": floor.to_json(), "pre_fix": pre.to_json(), "ladder": ladder},
             "list_locks": {"ours": list_ours.to_json(), "floor": list_floor.to_json()},
         }));
     }
@@ -106,9 +126,23 @@ pub(crate) fn ours_cycle(locks: &LockManager, request: &LockRequest) -> Result<(
 }
 
 pub(crate) fn floor_cycle(running_dir: &Path, name: &str, scope: &[String]) -> Result<(), String> {
-    match floor::acquire(running_dir, name, scope).map_err(err)? {
-        Ok(guard) => floor::release(running_dir, guard).map_err(err),
-        Err(blocker) => Err(format!("the floor was refused by {}", blocker.display())),
+    rung_cycle(Rung::Floor, running_dir, name, scope)
+}
+
+/// One cycle of the floor with the guarantees of the ladder up to `rung`.
+pub(crate) fn rung_cycle(
+    rung: Rung,
+    running_dir: &Path,
+    name: &str,
+    scope: &[String],
+) -> Result<(), String> {
+    match floor::acquire_at(rung, running_dir, name, scope).map_err(err)? {
+        Ok(guard) => floor::release_at(rung, running_dir, guard).map_err(err),
+        Err(blocker) => Err(format!(
+            "the floor ({}) was refused by {}",
+            rung.name(),
+            blocker.display()
+        )),
     }
 }
 
@@ -166,11 +200,16 @@ pub(crate) fn cycles(side: &str, root: &Path, count: u64) -> Result<(), String> 
     let running_dir = loops.join(".running");
     let locks = LockManager::new(&loops);
     let request = LockRequest::new("cycles").scope(scope.clone());
+    let rung = match side {
+        "ours" => None,
+        other => Some(Rung::parse(other).ok_or_else(|| {
+            format!("--side {other:?}: expected ours, floor, or floor+ one of normalise, sentinel, queue, token")
+        })?),
+    };
     for _ in 0..count {
-        match side {
-            "ours" => ours_cycle(&locks, &request)?,
-            "floor" => floor_cycle(&running_dir, "cycles", &scope)?,
-            other => return Err(format!("--side {other:?}: expected ours or floor")),
+        match rung {
+            None => ours_cycle(&locks, &request)?,
+            Some(rung) => rung_cycle(rung, &running_dir, "cycles", &scope)?,
         }
     }
     Ok(())

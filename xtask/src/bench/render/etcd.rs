@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use serde_json::Value;
 
-use super::{Timing, duration, field};
+use super::{Timing, duration, field, table};
 
 /// How much a scope lock on etcd may cost: about one etcd transaction more than etcd's own
 /// single-key lock (issue 19), for an acquire+release and for each contended hold. "About":
@@ -167,29 +167,29 @@ impl EtcdPart {
                 "etcd contended throughput: N processes, one scope (ours) or one key (etcd lock), holds/s;\n\
                  time per hold against etcd lock's plus one txn"
             );
-            let _ = writeln!(
-                w,
-                "{:>9}  {:>8} {:>8}  {:>9} {:>8}  {:>9} {:>14}",
+            let widths = [9, 8, 8, 9, 8, 9, 15];
+            let names = [
                 "processes",
                 "ours",
                 "median",
                 "etcd lock",
                 "median",
                 "ours/lock",
-                "ours/(lock+txn)"
-            );
+                "ours/(lock+txn)",
+            ]
+            .map(str::to_owned);
+            table::cells(w, &table::columns(&widths, &names));
             for row in &figures.contended {
-                let _ = writeln!(
-                    w,
-                    "{:>9}  {:>8.0} {:>8.0}  {:>9.0} {:>8.0}  {:>9.2} {:>14.2}",
-                    row.processes,
-                    row.ours.0,
-                    row.ours.1,
-                    row.lock.0,
-                    row.lock.1,
-                    row.ours.0 / row.lock.0,
-                    figures.hold_ratio(row),
-                );
+                let texts = [
+                    row.processes.to_string(),
+                    format!("{:.0}", row.ours.0),
+                    format!("{:.0}", row.ours.1),
+                    format!("{:.0}", row.lock.0),
+                    format!("{:.0}", row.lock.1),
+                    format!("{:.2}", row.ours.0 / row.lock.0),
+                    format!("{:.2}", figures.hold_ratio(row)),
+                ];
+                table::cells(w, &table::columns(&widths, &texts));
             }
             for row in &figures.contended {
                 let _ = writeln!(
@@ -281,7 +281,7 @@ pub(crate) mod tests {
         for want in [
             "   1.20 ms     10%    800.0 µs     10%    400.0 µs     10%            1.00",
             "  ours      KV/Range 1.00, KV/Txn 2.00, writes committed 2.00",
-            "        8        50       49        100       99       0.50           1.92",
+            "        8        50        49        100        99       0.50             1.92",
             "requests per hold at 8 processes (a whole round, start-up included):\n  ours      KV/Range 4.00",
             "  met  etcd acquire+release: ours/(etcd lock + one txn): 1.00 (target <= 1.1)",
             "  met  etcd contended, 2 processes: time per hold, ours/(etcd lock + one txn): 0.96 (target <= 1.1)",

@@ -4,6 +4,33 @@ use std::fmt::Write as _;
 
 use super::{Handoffs, Report, Timing, duration};
 
+/// Writes one line of a table: each cell right-aligned to its width, two spaces apart.
+pub(crate) fn cells(w: &mut String, row: &[(usize, String)]) {
+    let line: Vec<String> = row
+        .iter()
+        .map(|(width, cell)| format!("{cell:>width$}"))
+        .collect();
+    let _ = writeln!(w, "{}", line.join("  "));
+}
+
+/// A header or row of `texts`, each in the column width `widths` gives.
+pub(crate) fn columns(widths: &[usize], texts: &[String]) -> Vec<(usize, String)> {
+    widths.iter().copied().zip(texts.iter().cloned()).collect()
+}
+
+fn header(w: &mut String, widths: &[usize], names: &[&str]) {
+    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    cells(w, &columns(widths, &names));
+}
+
+fn ratio(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+fn spread(t: Timing) -> String {
+    format!("{:.0}%", t.spread())
+}
+
 impl Report {
     /// The terminal table.
     pub(crate) fn table(&self) -> String {
@@ -25,23 +52,25 @@ impl Report {
                 w,
                 "P1/P2 acquire+release with N live locks held by another process"
             );
-            let _ = writeln!(
+            let widths = [6, 10, 7, 10, 7, 10, 8];
+            header(
                 w,
-                "{:>6}  {:>10} {:>7}  {:>10} {:>7}  {:>10} {:>8}",
-                "held", "ours", "spread", "floor", "ours/fl", "pre-fix", "ours/pre"
+                &widths,
+                &[
+                    "held", "ours", "spread", "floor", "ours/fl", "pre-fix", "ours/pre",
+                ],
             );
             for row in &self.held {
-                let _ = writeln!(
-                    w,
-                    "{:>6}  {:>10} {:>6.0}%  {:>10} {:>7.2}  {:>10} {:>8.2}",
-                    row.held,
+                let texts = [
+                    row.held.to_string(),
                     duration(row.ours.best),
-                    row.ours.spread(),
+                    spread(row.ours),
                     duration(row.floor.best),
-                    row.ours.best / row.floor.best,
+                    ratio(row.ours.best / row.floor.best),
                     duration(row.pre_fix.best),
-                    row.ours.best / row.pre_fix.best,
-                );
+                    ratio(row.ours.best / row.pre_fix.best),
+                ];
+                cells(w, &columns(&widths, &texts));
             }
             for (from, to, ours, floor) in self.per_held_lock() {
                 let _ = writeln!(
@@ -53,10 +82,19 @@ impl Report {
                 );
             }
             let _ = writeln!(w, "\nP2 list_locks");
-            let _ = writeln!(
+            let widths = [6, 10, 7, 10, 7, 12, 12];
+            header(
                 w,
-                "{:>6}  {:>10} {:>7}  {:>10}  {:>7}  {:>12} {:>12}",
-                "held", "ours", "spread", "floor", "ours/fl", "ours/lock", "floor/lock"
+                &widths,
+                &[
+                    "held",
+                    "ours",
+                    "spread",
+                    "floor",
+                    "ours/fl",
+                    "ours/lock",
+                    "floor/lock",
+                ],
             );
             for row in &self.held {
                 let per = |t: Timing| {
@@ -66,18 +104,18 @@ impl Report {
                         duration(t.best / row.held as f64)
                     }
                 };
-                let _ = writeln!(
-                    w,
-                    "{:>6}  {:>10} {:>6.0}%  {:>10}  {:>7.2}  {:>12} {:>12}",
-                    row.held,
+                let texts = [
+                    row.held.to_string(),
                     duration(row.list_ours.best),
-                    row.list_ours.spread(),
+                    spread(row.list_ours),
                     duration(row.list_floor.best),
-                    row.list_ours.best / row.list_floor.best,
+                    ratio(row.list_ours.best / row.list_floor.best),
                     per(row.list_ours),
                     per(row.list_floor),
-                );
+                ];
+                cells(w, &columns(&widths, &texts));
             }
+            self.ladder_table(w);
         }
         if let Some(holders) = self.scope_size.first().map(|row| row.holders) {
             let _ = writeln!(
@@ -110,74 +148,93 @@ impl Report {
             let _ = writeln!(
                 w,
                 "\nP4 contended throughput: N processes, one scope, 1 ms of busy work per hold, waiting in acquire (holds/s);\n\
-                 fair floor: the same processes passing the turn in FIFO order round a ring of FIFOs"
+                 fair floor: the same processes passing the turn in FIFO order round a ring of FIFOs;\n\
+                 protocol floor: the fair floor doing, each turn, what the protocol's guarantees need, bare"
             );
-            let _ = writeln!(
+            let widths = [9, 8, 8, 10, 8, 8, 8, 8, 10, 10, 10];
+            header(
                 w,
-                "{:>9}  {:>8} {:>8}  {:>10} {:>8}  {:>8} {:>8}  {:>10} {:>10}",
-                "processes",
-                "ours",
-                "median",
-                "fair floor",
-                "median",
-                "mutex",
-                "median",
-                "ours/floor",
-                "ours/mutex"
+                &widths,
+                &[
+                    "processes",
+                    "ours",
+                    "median",
+                    "fair floor",
+                    "median",
+                    "protocol",
+                    "median",
+                    "mutex",
+                    "ours/floor",
+                    "ours/proto",
+                    "ours/mutex",
+                ],
             );
             for row in &self.contended {
-                let _ = writeln!(
-                    w,
-                    "{:>9}  {:>8.0} {:>8.0}  {:>10.0} {:>8.0}  {:>8.0} {:>8.0}  {:>10.2} {:>10.2}",
-                    row.processes,
-                    row.ours.0,
-                    row.ours.1,
-                    row.ring.0,
-                    row.ring.1,
-                    row.mutex.0,
-                    row.mutex.1,
-                    row.ours.0 / row.ring.0,
-                    row.ours.0 / row.mutex.0
-                );
+                let (protocol, protocol_median) = row.protocol.unwrap_or((f64::NAN, f64::NAN));
+                let texts = [
+                    row.processes.to_string(),
+                    format!("{:.0}", row.ours.0),
+                    format!("{:.0}", row.ours.1),
+                    format!("{:.0}", row.ring.0),
+                    format!("{:.0}", row.ring.1),
+                    format!("{protocol:.0}"),
+                    format!("{protocol_median:.0}"),
+                    format!("{:.0}", row.mutex.0),
+                    ratio(row.ours.0 / row.ring.0),
+                    ratio(row.ours.0 / protocol),
+                    ratio(row.ours.0 / row.mutex.0),
+                ];
+                cells(w, &columns(&widths, &texts));
             }
         }
         if !self.handoff.is_empty() {
             let _ = writeln!(
                 w,
                 "\nP3 handoff: release to the next process holding the lock, waiters in acquire\n\
-                 (fair floor: a token passed round a ring of FIFOs; mutex: blocking flock)"
+                 (fair floor: a token passed round a ring of FIFOs; protocol floor: that, doing what\n\
+                 the protocol's guarantees need at each turn; mutex: blocking flock)"
             );
-            let _ = writeln!(
+            let widths = [7, 10, 10, 10, 8, 10, 10, 10, 10, 10, 10, 8];
+            header(
                 w,
-                "{:>7}  {:>10} {:>10} {:>10} {:>8}  {:>10} {:>10}  {:>10} {:>10} {:>8}",
-                "waiters",
-                "ours p50",
-                "p99",
-                "max",
-                "re-takes",
-                "floor p50",
-                "p99",
-                "mutex p50",
-                "p99",
-                "re-takes"
+                &widths,
+                &[
+                    "waiters",
+                    "ours p50",
+                    "p99",
+                    "max",
+                    "re-takes",
+                    "floor p50",
+                    "p99",
+                    "proto p50",
+                    "p99",
+                    "mutex p50",
+                    "p99",
+                    "re-takes",
+                ],
             );
             let retakes =
                 |side: &Handoffs| format!("{}/{}", side.retakes, side.count + side.retakes);
             for row in &self.handoff {
-                let _ = writeln!(
-                    w,
-                    "{:>7}  {:>10} {:>10} {:>10} {:>8}  {:>10} {:>10}  {:>10} {:>10} {:>8}",
-                    row.waiters,
+                let (protocol_p50, protocol_p99) = row
+                    .protocol
+                    .as_ref()
+                    .map_or((f64::NAN, f64::NAN), |p| (p.p50, p.p99));
+                let texts = [
+                    row.waiters.to_string(),
                     duration(row.ours.p50),
                     duration(row.ours.p99),
                     duration(row.ours.max),
                     retakes(&row.ours),
                     duration(row.ring.p50),
                     duration(row.ring.p99),
+                    duration(protocol_p50),
+                    duration(protocol_p99),
                     duration(row.mutex.p50),
                     duration(row.mutex.p99),
                     retakes(&row.mutex),
-                );
+                ];
+                cells(w, &columns(&widths, &texts));
             }
             if let Some(wakeup) = &self.wakeup {
                 let _ = writeln!(
@@ -188,6 +245,7 @@ impl Report {
                 );
             }
         }
+        self.decomposition_lines(w);
         let memory = &self.measured["memory"];
         if !memory.is_null() {
             let _ = writeln!(
@@ -210,5 +268,84 @@ impl Report {
             );
         }
         out
+    }
+
+    /// P1's ladder: the floor, each guarantee added to it, and ours, as multiples of the
+    /// floor; what is left between the top rung and ours is no guarantee of the ladder.
+    fn ladder_table(&self, w: &mut String) {
+        let Some(first) = self.held.iter().find(|row| !row.ladder.is_empty()) else {
+            return;
+        };
+        let _ = writeln!(
+            w,
+            "\nP1 ladder: the floor plus each guarantee it leaves out, one at a time (x floor)"
+        );
+        let mut names = vec!["held".to_owned(), "floor".to_owned()];
+        names.extend(first.ladder.iter().map(|(rung, _)| format!("+{rung}")));
+        names.push("ours".to_owned());
+        let widths = vec![10; names.len()];
+        cells(w, &columns(&widths, &names));
+        for row in self.held.iter().filter(|row| !row.ladder.is_empty()) {
+            let mut texts = vec![row.held.to_string(), duration(row.floor.best)];
+            texts.extend(
+                row.ladder
+                    .iter()
+                    .map(|(_, timing)| ratio(timing.best / row.floor.best)),
+            );
+            texts.push(ratio(row.ours.best / row.floor.best));
+            cells(w, &columns(&widths, &texts));
+        }
+    }
+
+    /// Which part of P3's and P4's gap to the fair floor is the protocol's own.
+    fn decomposition_lines(&self, w: &mut String) {
+        let handoff: Vec<&super::HandoffRow> = self
+            .handoff
+            .iter()
+            .filter(|row| row.protocol.is_some())
+            .collect();
+        let contended: Vec<&super::ContendedRow> = self
+            .contended
+            .iter()
+            .filter(|row| row.protocol.is_some())
+            .collect();
+        if handoff.is_empty() && contended.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            w,
+            "\nthe gap to the fair floor, split: ours / protocol floor (what ours adds) x protocol floor / fair floor (the protocol's own)"
+        );
+        for row in handoff {
+            let Some(protocol) = &row.protocol else {
+                continue;
+            };
+            for (quantile, ours, proto, fair) in [
+                ("p50", row.ours.p50, protocol.p50, row.ring.p50),
+                ("p99", row.ours.p99, protocol.p99, row.ring.p99),
+            ] {
+                let _ = writeln!(
+                    w,
+                    "  P3 {quantile}, {} waiters: ours/fair {:.2} = ours/protocol {:.2} x protocol/fair {:.2}",
+                    row.waiters,
+                    ours / fair,
+                    ours / proto,
+                    proto / fair
+                );
+            }
+        }
+        for row in contended {
+            let Some((protocol, _)) = row.protocol else {
+                continue;
+            };
+            let _ = writeln!(
+                w,
+                "  P4, {} processes: ours/fair {:.2} = ours/protocol {:.2} x protocol/fair {:.2}",
+                row.processes,
+                row.ours.0 / row.ring.0,
+                row.ours.0 / protocol,
+                protocol / row.ring.0
+            );
+        }
     }
 }
