@@ -180,15 +180,13 @@ impl EtcdPart {
             .map(str::to_owned);
             table::cells(w, &table::columns(&widths, &names));
             for row in &figures.contended {
-                let texts = [
-                    row.processes.to_string(),
-                    format!("{:.0}", row.ours.0),
-                    format!("{:.0}", row.ours.1),
-                    format!("{:.0}", row.lock.0),
-                    format!("{:.0}", row.lock.1),
+                let mut texts = vec![row.processes.to_string()];
+                texts.extend(table::rates(row.ours));
+                texts.extend(table::rates(row.lock));
+                texts.extend([
                     format!("{:.2}", row.ours.0 / row.lock.0),
                     format!("{:.2}", figures.hold_ratio(row)),
-                ];
+                ]);
                 table::cells(w, &table::columns(&widths, &texts));
             }
             for row in &figures.contended {

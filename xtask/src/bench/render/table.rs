@@ -31,6 +31,23 @@ fn spread(t: Timing) -> String {
     format!("{:.0}%", t.spread())
 }
 
+/// A row's first five cells where ours is timed beside the floor: the count, ours, its
+/// spread, the floor, ours/floor.
+fn beside_floor(count: u64, ours: Timing, floor: Timing) -> Vec<String> {
+    vec![
+        count.to_string(),
+        duration(ours.best),
+        spread(ours),
+        duration(floor.best),
+        ratio(ours.best / floor.best),
+    ]
+}
+
+/// Holds per second, best and median of rounds, as two cells.
+pub(crate) fn rates((best, median): (f64, f64)) -> [String; 2] {
+    [format!("{best:.0}"), format!("{median:.0}")]
+}
+
 impl Report {
     /// The terminal table.
     pub(crate) fn table(&self) -> String {
@@ -61,15 +78,11 @@ impl Report {
                 ],
             );
             for row in &self.held {
-                let texts = [
-                    row.held.to_string(),
-                    duration(row.ours.best),
-                    spread(row.ours),
-                    duration(row.floor.best),
-                    ratio(row.ours.best / row.floor.best),
+                let mut texts = beside_floor(row.held, row.ours, row.floor);
+                texts.extend([
                     duration(row.pre_fix.best),
                     ratio(row.ours.best / row.pre_fix.best),
-                ];
+                ]);
                 cells(w, &columns(&widths, &texts));
             }
             for (from, to, ours, floor) in self.per_held_lock() {
@@ -104,15 +117,8 @@ impl Report {
                         duration(t.best / row.held as f64)
                     }
                 };
-                let texts = [
-                    row.held.to_string(),
-                    duration(row.list_ours.best),
-                    spread(row.list_ours),
-                    duration(row.list_floor.best),
-                    ratio(row.list_ours.best / row.list_floor.best),
-                    per(row.list_ours),
-                    per(row.list_floor),
-                ];
+                let mut texts = beside_floor(row.held, row.list_ours, row.list_floor);
+                texts.extend([per(row.list_ours), per(row.list_floor)]);
                 cells(w, &columns(&widths, &texts));
             }
             self.ladder_table(w);
@@ -170,20 +176,17 @@ impl Report {
                 ],
             );
             for row in &self.contended {
-                let (protocol, protocol_median) = row.protocol.unwrap_or((f64::NAN, f64::NAN));
-                let texts = [
-                    row.processes.to_string(),
-                    format!("{:.0}", row.ours.0),
-                    format!("{:.0}", row.ours.1),
-                    format!("{:.0}", row.ring.0),
-                    format!("{:.0}", row.ring.1),
-                    format!("{protocol:.0}"),
-                    format!("{protocol_median:.0}"),
+                let protocol = row.protocol.unwrap_or((f64::NAN, f64::NAN));
+                let mut texts = vec![row.processes.to_string()];
+                for side in [row.ours, row.ring, protocol] {
+                    texts.extend(rates(side));
+                }
+                texts.extend([
                     format!("{:.0}", row.mutex.0),
                     ratio(row.ours.0 / row.ring.0),
-                    ratio(row.ours.0 / protocol),
+                    ratio(row.ours.0 / protocol.0),
                     ratio(row.ours.0 / row.mutex.0),
-                ];
+                ]);
                 cells(w, &columns(&widths, &texts));
             }
         }
