@@ -50,6 +50,24 @@ fn hold_on_etcd(
     Ok((holder, token))
 }
 
+/// A `run` that waits, for a minute at the most, for `scope` as `name`, then runs `script`.
+fn run_waiting<'a>(name: &'a str, scope: &'a str, script: &'a str) -> [&'a str; 12] {
+    [
+        "run",
+        "--name",
+        name,
+        "--scope",
+        scope,
+        "--wait",
+        "--timeout",
+        "60",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]
+}
+
 const READY_THEN_READ: &str = "echo ready $SCOPE_LOCK_TOKEN; read x; exit 0";
 
 /// A server, two clones, and a `run` in the first holding `docs` as `docs-fixer`.
@@ -69,9 +87,11 @@ impl Scene {
     }
 }
 
-/// Runs `body` on the [`Scene`]; without etcd the test is skipped.
-fn with_docs_fixer_holding(test: &str, body: impl FnOnce(Scene) -> TestResult) -> TestResult {
-    if !available(test) {
+/// Runs `body` on the [`Scene`]; without etcd the test, named as libtest names its thread, is
+/// skipped.
+fn with_docs_fixer_holding(body: impl FnOnce(Scene) -> TestResult) -> TestResult {
+    let thread = std::thread::current();
+    if !available(thread.name().unwrap_or("a cli::etcd test")) {
         return Ok(());
     }
     let cluster = EtcdCluster::single()?;
@@ -96,22 +116,20 @@ fn with_docs_fixer_holding(test: &str, body: impl FnOnce(Scene) -> TestResult) -
 /// the holder, and `run --wait` waits, then runs once the first ends, with a larger token.
 #[test]
 fn two_clones_share_a_projects_locks_on_etcd() -> TestResult {
-    with_docs_fixer_holding(
-        "cli::etcd::two_clones_share_a_projects_locks_on_etcd",
-        |mut scene| {
-            let token = scene.token;
+    with_docs_fixer_holding(|mut scene| {
+        let token = scene.token;
 
-            let list = scene.in_second(&["list", "--json"])?;
-            assert_eq!(list.code(), 0, "{}", list.stderr);
-            let listing: serde_json::Value = serde_json::from_str(&list.stdout)?;
-            let lock = &listing["locks"][0];
-            assert_eq!(lock["name"], "docs-fixer", "{}", list.stdout);
-            assert_eq!(lock["token"], token, "{}", list.stdout);
-            assert_eq!(lock["pid"], scene.holder.pid(), "{}", list.stdout);
-            assert_eq!(lock["scope"][0], "docs", "{}", list.stdout);
-            assert_eq!(listing["project"], PROJECT);
-            let text = scene.in_second(&["list"])?;
-            assert!(
+        let list = scene.in_second(&["list", "--json"])?;
+        assert_eq!(list.code(), 0, "{}", list.stderr);
+        let listing: serde_json::Value = serde_json::from_str(&list.stdout)?;
+        let lock = &listing["locks"][0];
+        assert_eq!(lock["name"], "docs-fixer", "{}", list.stdout);
+        assert_eq!(lock["token"], token, "{}", list.stdout);
+        assert_eq!(lock["pid"], scene.holder.pid(), "{}", list.stdout);
+        assert_eq!(lock["scope"][0], "docs", "{}", list.stdout);
+        assert_eq!(listing["project"], PROJECT);
+        let text = scene.in_second(&["list"])?;
+        assert!(
                 text.stdout
                     .lines()
                     .any(|line| line.starts_with("docs-fixer ")
@@ -120,66 +138,52 @@ fn two_clones_share_a_projects_locks_on_etcd() -> TestResult {
                 text.stdout
             );
 
-            let check = scene.in_second(&["check", "--scope", "docs/api"])?;
-            assert_eq!(check.code(), 75, "{}", check.stderr);
-            // The library's one conflict line, with the holder's host: a pid alone names no process
-            // on another machine.
-            let host = lock["host"].as_str().ok_or("no host in list --json")?;
-            let pid = scene.holder.pid();
-            support::assert_says(
-                &check.stderr,
-                &format!(
-                    "held by loop `docs-fixer`, instance `docs-fixer`, pid {pid} on {host}, since"
-                ),
-            );
-            let check_json = scene.in_second(&["check", "--scope", "docs/api", "--json"])?;
-            let checked: serde_json::Value = serde_json::from_str(&check_json.stdout)?;
-            assert_eq!(checked["conflict"]["host"], host, "{}", check_json.stdout);
-            assert_eq!(
-                checked["conflict"]["holder"]["token"], token,
-                "{}",
-                check_json.stdout
-            );
-            let free = scene.in_second(&["check", "--scope", "src"])?;
-            assert_eq!(free.code(), 0, "{}", free.stderr);
+        let check = scene.in_second(&["check", "--scope", "docs/api"])?;
+        assert_eq!(check.code(), 75, "{}", check.stderr);
+        // The library's one conflict line, with the holder's host: a pid alone names no process
+        // on another machine.
+        let host = lock["host"].as_str().ok_or("no host in list --json")?;
+        let pid = scene.holder.pid();
+        support::assert_says(
+            &check.stderr,
+            &format!(
+                "held by loop `docs-fixer`, instance `docs-fixer`, pid {pid} on {host}, since"
+            ),
+        );
+        let check_json = scene.in_second(&["check", "--scope", "docs/api", "--json"])?;
+        let checked: serde_json::Value = serde_json::from_str(&check_json.stdout)?;
+        assert_eq!(checked["conflict"]["host"], host, "{}", check_json.stdout);
+        assert_eq!(
+            checked["conflict"]["holder"]["token"], token,
+            "{}",
+            check_json.stdout
+        );
+        let free = scene.in_second(&["check", "--scope", "src"])?;
+        assert_eq!(free.code(), 0, "{}", free.stderr);
 
-            let mut waiter = support::spawn(on_etcd(
-                &scene.cluster,
-                &scene.second,
-                &[
-                    "run",
-                    "--name",
-                    "site",
-                    "--scope",
-                    "docs/api",
-                    "--wait",
-                    "--timeout",
-                    "60",
-                    "--",
-                    "sh",
-                    "-c",
-                    "echo ran $SCOPE_LOCK_TOKEN",
-                ],
-            ))?;
-            let blocking = waiter
-                .next_stderr_line(BOUND)
-                .ok_or("the waiter said nothing")?;
-            assert!(
-                blocking.starts_with("Blocking: waiting for scope docs/api")
-                    && blocking.contains("docs-fixer"),
-                "{blocking}"
-            );
-            assert_eq!(scene.holder.finish().and_then(|s| s.code()), Some(0));
-            let ran = waiter.next_line(BOUND).ok_or("the waiter never ran")?;
-            let later: u64 = ran
-                .strip_prefix("ran ")
-                .ok_or_else(|| format!("{ran:?}"))?
-                .parse()?;
-            assert!(later > token, "token {later} after {token}");
-            assert_eq!(waiter.wait(BOUND).and_then(|s| s.code()), Some(0));
-            Ok(())
-        },
-    )
+        let mut waiter = support::spawn(on_etcd(
+            &scene.cluster,
+            &scene.second,
+            &run_waiting("site", "docs/api", "echo ran $SCOPE_LOCK_TOKEN"),
+        ))?;
+        let blocking = waiter
+            .next_stderr_line(BOUND)
+            .ok_or("the waiter said nothing")?;
+        assert!(
+            blocking.starts_with("Blocking: waiting for scope docs/api")
+                && blocking.contains("docs-fixer"),
+            "{blocking}"
+        );
+        assert_eq!(scene.holder.finish().and_then(|s| s.code()), Some(0));
+        let ran = waiter.next_line(BOUND).ok_or("the waiter never ran")?;
+        let later: u64 = ran
+            .strip_prefix("ran ")
+            .ok_or_else(|| format!("{ran:?}"))?
+            .parse()?;
+        assert!(later > token, "token {later} after {token}");
+        assert_eq!(waiter.wait(BOUND).and_then(|s| s.code()), Some(0));
+        Ok(())
+    })
 }
 
 /// A `run` stopped (SIGSTOP) past its lease's TTL loses the lock: another clone gets the scope
@@ -208,20 +212,7 @@ fn a_run_stopped_past_its_ttl_tells_cmd_and_exits_lost() -> TestResult {
     let next = support::run_to_end(on_etcd(
         &cluster,
         &second,
-        &[
-            "run",
-            "--name",
-            "writer",
-            "--scope",
-            "docs",
-            "--wait",
-            "--timeout",
-            "60",
-            "--",
-            "sh",
-            "-c",
-            "echo $SCOPE_LOCK_TOKEN",
-        ],
+        &run_waiting("writer", "docs", "echo $SCOPE_LOCK_TOKEN"),
     ))?;
     assert_eq!(next.code(), 0, "{}", next.stderr);
     let next_token: u64 = next.stdout.trim().parse()?;
@@ -244,41 +235,38 @@ fn a_run_stopped_past_its_ttl_tells_cmd_and_exits_lost() -> TestResult {
 /// token, and refuses `--kill` and `--force`, saying where the holder runs.
 #[test]
 fn clean_and_break_on_etcd_say_what_they_can_do() -> TestResult {
-    with_docs_fixer_holding(
-        "cli::etcd::clean_and_break_on_etcd_say_what_they_can_do",
-        |mut scene| {
-            let token = scene.token;
-            let clean = scene.in_second(&["clean"])?;
-            assert_eq!(clean.code(), 0, "{}", clean.stderr);
-            assert!(
-                clean.stdout.contains("nothing to clean on etcd")
-                    && clean.stdout.contains("1 live lock left alone"),
-                "{}",
-                clean.stdout
-            );
-            let shown = scene.in_second(&["break", "docs-fixer"])?;
-            assert_eq!(shown.code(), 0, "{}", shown.stderr);
-            assert!(
-                shown.stdout.contains(&format!("token {token}"))
-                    && shown
-                        .stdout
-                        .contains(&format!("pid {}", scene.holder.pid())),
-                "{}",
-                shown.stdout
-            );
-            let kill = scene.in_second(&["break", "docs-fixer", "--kill"])?;
-            assert_eq!(kill.code(), 1, "{}", kill.stderr);
-            assert!(
-                kill.stderr.contains("not done from here"),
-                "{}",
-                kill.stderr
-            );
-            // The lock is untouched.
-            assert!(scene.holder.is_running());
-            assert_eq!(scene.holder.finish().and_then(|s| s.code()), Some(0));
-            Ok(())
-        },
-    )
+    with_docs_fixer_holding(|mut scene| {
+        let token = scene.token;
+        let clean = scene.in_second(&["clean"])?;
+        assert_eq!(clean.code(), 0, "{}", clean.stderr);
+        assert!(
+            clean.stdout.contains("nothing to clean on etcd")
+                && clean.stdout.contains("1 live lock left alone"),
+            "{}",
+            clean.stdout
+        );
+        let shown = scene.in_second(&["break", "docs-fixer"])?;
+        assert_eq!(shown.code(), 0, "{}", shown.stderr);
+        assert!(
+            shown.stdout.contains(&format!("token {token}"))
+                && shown
+                    .stdout
+                    .contains(&format!("pid {}", scene.holder.pid())),
+            "{}",
+            shown.stdout
+        );
+        let kill = scene.in_second(&["break", "docs-fixer", "--kill"])?;
+        assert_eq!(kill.code(), 1, "{}", kill.stderr);
+        assert!(
+            kill.stderr.contains("not done from here"),
+            "{}",
+            kill.stderr
+        );
+        // The lock is untouched.
+        assert!(scene.holder.is_running());
+        assert_eq!(scene.holder.finish().and_then(|s| s.code()), Some(0));
+        Ok(())
+    })
 }
 
 /// `--etcd` without a project is a usage error that says what the project is for.
