@@ -7,6 +7,7 @@
 //! locks, not in them, so it survives every lock being released or reclaimed.
 
 use std::fs::File;
+use std::io::Read as _;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::Path;
 
@@ -101,30 +102,20 @@ fn not_a_counter(path: &Path, what: &str) -> Error {
 
 /// The last token issued: 0 for a counter just created (empty).
 fn read_counter(file: &File, path: &Path) -> Result<u64, Error> {
-    let mut buf = [0u8; COUNTER_READ_LIMIT];
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => {
-                return Err(Error::io(
-                    "cannot read the fencing-token counter",
-                    path,
-                    err,
-                ));
-            }
-        }
-    }
-    let text = &buf[..len];
+    let mut text = Vec::with_capacity(COUNTER_READ_LIMIT);
+    // From the start: the descriptor was opened just now. `read_to_end` retries an
+    // interrupted read itself.
+    file.take(COUNTER_READ_LIMIT as u64)
+        .read_to_end(&mut text)
+        .map_err(|err| Error::io("cannot read the fencing-token counter", path, err))?;
     if text.is_empty() {
         return Ok(0);
     }
-    std::str::from_utf8(text)
+    std::str::from_utf8(&text)
         .ok()
         .map(str::trim_end)
-        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        // Digits only: `parse` takes a leading `+` too (and refuses an empty string).
+        .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|digits| digits.parse().ok())
         .ok_or_else(|| {
             Error::at_path(
@@ -134,7 +125,7 @@ fn read_counter(file: &File, path: &Path) -> Result<u64, Error> {
                     "is the fencing-token counter but holds {:?}, not a number; write into \
                      it a number at least as large as the largest token any resource has \
                      seen (`scope-lock list` shows those of the locks held now)",
-                    String::from_utf8_lossy(text)
+                    String::from_utf8_lossy(&text)
                 ),
             )
         })
@@ -177,7 +168,14 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join(COUNTER_NAME);
         let sentinel = counter_in(dir.path())?;
-        for junk in ["x\n", "-3\n", " 1", "99999999999999999999999\n"] {
+        for junk in [
+            "x\n",
+            "-3\n",
+            "+3\n",
+            "\n",
+            " 1",
+            "99999999999999999999999\n",
+        ] {
             std::fs::write(&path, junk)?;
             let err = next_token(&sentinel).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidRecord, "{junk:?}: {err}");
@@ -235,6 +233,9 @@ mod tests {
         assert!(err.to_string().contains(COUNTER_NAME), "{err}");
         assert!(err.to_string().contains("101 bytes"), "{err}");
         assert_eq!(std::fs::read_to_string(&path)?, long);
+        // As long as the longest counter read, it is read whole.
+        std::fs::write(&path, format!("{:0>63}\n", 5))?;
+        assert_eq!(next_token(&sentinel)?, 6);
         Ok(())
     }
 
