@@ -428,6 +428,10 @@ mod tests {
         assert!(!overlap("/repo/[!ab]x", "/repo/ax"));
         assert!(overlap("/repo/[a-c]", "/repo/b"));
         assert!(overlap("/repo/[c-a]", "/repo/b"));
+        // A `-` first or last is itself.
+        assert!(overlap("/repo/[a-]", "/repo/-"));
+        assert!(overlap("/repo/[-a]", "/repo/-"));
+        assert!(!overlap("/repo/[a-]", "/repo/b"));
         assert!(overlap("/repo/é?", "/repo/éü"));
     }
 

@@ -280,6 +280,11 @@ mod tests {
         let err = next_token(&sentinel).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotALockFile, "{err}");
         assert!(err.to_string().contains("directory"), "{err}");
+        // Said as the counter's problem, with what to do about it, not as a lock file's.
+        assert!(
+            err.to_string().contains("not the fencing-token counter"),
+            "{err}"
+        );
         Ok(())
     }
 }
