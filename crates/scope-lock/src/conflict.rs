@@ -113,6 +113,7 @@ impl Conflict {
     }
 
     /// The same conflict with the holder's host and name on etcd.
+    #[cfg(feature = "etcd")]
     pub(crate) fn with_remote(self, remote: Option<Remote>) -> Self {
         Self { remote, ..self }
     }
