@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use scope_lock::{AcquireError, LockManager, LockMode, LockRequest, ScopeGuard};
 
@@ -125,6 +126,14 @@ impl fmt::Display for ReleaseFailure {
     }
 }
 
+/// How long the fix's calls wait for the directory sentinel here. The library's default (5 s)
+/// ends a wait that long with `Busy`, as it should for a stuck holder; but a fleet of many
+/// processes taking the sentinel thousands of times on two loaded cores has seen one process
+/// lose the race for it for 5 s (CI at load averages 10-20), which stopped the fleet with
+/// `still locked by pid N after 5s` though no lock was ever wrong. The suite's question is
+/// exclusion, so its fleets wait longer; `acceptance::sl_1` tests the bound itself.
+const SENTINEL_BOUND: Duration = Duration::from_secs(60);
+
 /// Either implementation, on one loops directory.
 pub struct Locker {
     which: Impl,
@@ -137,7 +146,7 @@ impl Locker {
     pub fn new(which: Impl, loops_dir: &Path) -> Self {
         Self {
             which,
-            fixed: LockManager::new(loops_dir),
+            fixed: LockManager::new(loops_dir).with_sentinel_bound(SENTINEL_BOUND),
             pre_fix: PreFixLockManager::new(loops_dir),
         }
     }
