@@ -2,6 +2,7 @@
 //! chosen with `-o`, aligned for people or `--raw` for scripts, with or without headings. The
 //! same columns on both backends; a cell one backend has no value for shows `-`.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::str::FromStr;
 
@@ -187,10 +188,15 @@ pub(crate) struct Style {
 /// `None`).
 pub(crate) fn render(listing: &LockListing, columns: Option<&Columns>, style: Style) -> String {
     let columns = Columns::resolve(columns, Kind::Local);
-    let holders = listing
-        .locks()
-        .iter()
-        .map(|lock| row(&columns, |c| held_cell(lock, c)));
+    // Proving who holds what reads each holder's descriptors: only when the column is shown.
+    let commands = if columns.contains(&Column::Command) {
+        listing.holder_commands()
+    } else {
+        vec![None; listing.locks().len()]
+    };
+    let holders = (listing.locks().iter())
+        .zip(commands)
+        .map(|(lock, command)| row(&columns, |c| held_cell(lock, &command, c)));
     let waiters =
         (listing.waiters().iter()).map(|waiter| row(&columns, |c| waiting_cell(waiter, c)));
     draw(&columns, holders.chain(waiters).collect(), style)
@@ -245,13 +251,13 @@ fn draw(columns: &[Column], body: Vec<Vec<String>>, style: Style) -> String {
     }
 }
 
-fn held_cell(lock: &LiveLock, column: Column) -> String {
+fn held_cell(lock: &LiveLock, command: &Option<Vec<OsString>>, column: Column) -> String {
     match column {
         Column::Name => lock.lock_name().to_owned(),
         Column::State => "held".to_owned(),
         Column::Ticket => "-".to_owned(),
         Column::Liveness => lock.liveness().to_string(),
-        Column::Command => command_cell(lock.holder_command()),
+        Column::Command => command_cell(command.clone()),
         Column::Path => lock.path().display().to_string(),
         _ => record_cell(lock.record(), column),
     }

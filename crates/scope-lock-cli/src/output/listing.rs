@@ -1,6 +1,7 @@
 //! `list --json` and `clean --json`: the live locks, the waiters and the problems, on a loops
 //! directory ([`ListingJson`]) or on etcd ([`EtcdListingJson`]).
 
+use std::ffi::OsString;
 use std::path::Path;
 
 use scope_lock::etcd::{EtcdListing, EtcdLock, EtcdLockManager};
@@ -34,7 +35,10 @@ impl ListingJson {
         Self {
             version: JSON_VERSION,
             running_dir: JsonPath(running_dir.to_path_buf()),
-            locks: listing.locks().iter().map(LockJson::new).collect(),
+            locks: (listing.locks().iter())
+                .zip(listing.holder_commands())
+                .map(|(lock, command)| LockJson::with_command(lock, command))
+                .collect(),
             waiters: listing.waiters().iter().map(WaiterJson::new).collect(),
             problems: listing.problems().iter().map(ProblemJson::new).collect(),
             reclaimed: JsonPath::all(listing.reclaimed()),
@@ -60,12 +64,17 @@ pub(crate) struct LockJson {
 
 impl LockJson {
     pub(super) fn new(lock: &LiveLock) -> Self {
+        Self::with_command(lock, lock.holder_command())
+    }
+
+    /// With its holder's command line already read (see `LockListing::holder_commands`).
+    fn with_command(lock: &LiveLock, command: Option<Vec<OsString>>) -> Self {
         Self {
             // From the path, not `lock_name()`, which is text for people.
             name: JsonPath(lock_name_of(lock.path())),
             path: JsonPath(lock.path().to_path_buf()),
             liveness: lock.liveness(),
-            command: command_json(lock.holder_command()),
+            command: command_json(command),
             record: RecordJson::new(lock.record()),
         }
     }

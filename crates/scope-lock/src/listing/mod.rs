@@ -1,6 +1,7 @@
 //! What a scan of `.running/` finds: live locks, and files that are not (or no longer) readable
 //! locks, reported rather than dropped.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -178,14 +179,62 @@ impl LiveLock {
     /// names, once proven to hold the file's flock through its own descriptor (a record can
     /// name any process, and a pid of another pid namespace names a stranger here); for the
     /// original's, the live process its pid names, which is what keeps it alive. `None`
-    /// when that cannot be read (another user's process, no `/proc`) or proven.
+    /// when that cannot be read (another user's process, no `/proc`) or proven. For every
+    /// lock of a listing, [`LockListing::holder_commands`] reads each holder's descriptors
+    /// once.
     pub fn holder_command(&self) -> Option<Vec<OsString>> {
-        let pid = self.record.pid();
-        match self.liveness {
-            Liveness::Flock => proven_command(pid, self.id),
-            Liveness::Pid => sys::command_line(pid),
-        }
+        holder_commands(std::slice::from_ref(self)).pop().flatten()
     }
+}
+
+impl LockListing {
+    /// [`LiveLock::holder_command`] of each of [`locks`](Self::locks), in that order, with
+    /// each holder's descriptors read once for all its locks: a process holding many locks
+    /// has as many descriptors, and proving each lock on its own would read all of them
+    /// again for each.
+    pub fn holder_commands(&self) -> Vec<Option<Vec<OsString>>> {
+        holder_commands(&self.locks)
+    }
+}
+
+/// The holders' command lines of `locks`, in their order: one walk of each holder's
+/// descriptors for all the locks of this crate its record names it as holding, one read of
+/// its command line.
+fn holder_commands(locks: &[LiveLock]) -> Vec<Option<Vec<OsString>>> {
+    let mut flock_files: HashMap<u32, HashSet<FileId>> = HashMap::new();
+    for lock in locks.iter().filter(|lock| lock.liveness == Liveness::Flock) {
+        flock_files
+            .entry(lock.record.pid())
+            .or_default()
+            .insert(lock.id);
+    }
+    let proven: HashMap<u32, HashSet<FileId>> = flock_files
+        .into_iter()
+        .map(|(pid, files)| {
+            (
+                pid,
+                sys::flocks_through_fds(pid, &files).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut commands: HashMap<u32, Option<Vec<OsString>>> = HashMap::new();
+    locks
+        .iter()
+        .map(|lock| {
+            let pid = lock.record.pid();
+            let holder = match lock.liveness {
+                Liveness::Flock => proven.get(&pid).is_some_and(|held| held.contains(&lock.id)),
+                Liveness::Pid => true,
+            };
+            if !holder {
+                return None;
+            }
+            commands
+                .entry(pid)
+                .or_insert_with(|| sys::command_line(pid))
+                .clone()
+        })
+        .collect()
 }
 
 /// `pid`'s command line, if it holds the flock of `file` through one of its own descriptors.

@@ -34,7 +34,7 @@ use other as imp;
 
 pub(crate) use dir::{Dir, DirEntry, is_not_a_dir, lstat_type};
 pub(crate) use imp::{
-    DirWatch, command_line, flock_holders, flock_holders_of, holds_flock_through_fd, own_identity,
+    DirWatch, command_line, flock_holders, flock_holders_of, flocks_through_fds, own_identity,
     process_status, start_ticks_of, unreliable_flock_filesystem,
 };
 pub(crate) use unix::{
@@ -43,6 +43,18 @@ pub(crate) use unix::{
     try_lock_exclusive, unlock,
 };
 pub(crate) use watch::Interest;
+
+/// Whether process `pid` holds the flock of `file` through one of its own descriptors (see
+/// `flocks_through_fds`).
+///
+/// # Errors
+///
+/// When the process's descriptors cannot be listed: no such process (`NotFound`), another
+/// user's (`PermissionDenied`), or no `/proc` (`Unsupported`).
+pub(crate) fn holds_flock_through_fd(pid: u32, file: FileId) -> std::io::Result<bool> {
+    let files = std::collections::HashSet::from([file]);
+    Ok(flocks_through_fds(pid, &files)?.contains(&file))
+}
 
 // The same on every platform, so written once for whichever `DirWatch` is chosen.
 impl DirWatch {

@@ -37,7 +37,10 @@ pub(crate) fn command_line(_pid: u32) -> Option<Vec<std::ffi::OsString>> {
 }
 
 /// Without `/proc`, a process's descriptors cannot be read.
-pub(crate) fn holds_flock_through_fd(_pid: u32, _file: FileId) -> std::io::Result<bool> {
+pub(crate) fn flocks_through_fds(
+    _pid: u32,
+    _files: &std::collections::HashSet<FileId>,
+) -> std::io::Result<std::collections::HashSet<FileId>> {
     Err(std::io::Error::new(
         std::io::ErrorKind::Unsupported,
         "this system has no /proc to read a process's descriptors from",

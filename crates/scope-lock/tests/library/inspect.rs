@@ -227,3 +227,35 @@ fn listings_show_live_waiters_in_ticket_order() -> TestResult {
     assert!(fx.locks.list_locks()?.waiters().is_empty());
     Ok(())
 }
+
+/// A listing names the holder of each of its locks, all at once, as each lock would on its
+/// own: this process for the locks it holds (proven through its own descriptors, read once
+/// for all of them) and for the original's lock whose pid names it.
+#[test]
+fn holder_commands_are_each_locks_holder_command_in_order() -> TestResult {
+    let fx = fixture()?;
+    let held = [
+        fx.acquire("first", "src/a")?,
+        fx.acquire("second", "src/b")?,
+        fx.acquire("third", "src/c")?,
+    ];
+    let original = format!(
+        r#"{{"loop_name": "original", "scope": [{:?}], "pid": {}, "started_at": "2026-01-01T00:00:00.000000+00:00"}}"#,
+        fx.path("docs"),
+        std::process::id()
+    );
+    fx.write_lock_file("original", original.as_bytes())?;
+    let listing = fx.locks.list_locks()?;
+    assert_eq!(listing.locks().len(), 4, "{listing:?}");
+    let ours = std::env::args_os().next();
+    let firsts: Vec<_> = (listing.holder_commands().into_iter())
+        .map(|command| command.and_then(|args| args.first().cloned()))
+        .collect();
+    assert_eq!(firsts, vec![ours; 4]);
+    let one_by_one: Vec<_> = listing.locks().iter().map(|l| l.holder_command()).collect();
+    assert_eq!(listing.holder_commands(), one_by_one);
+    for guard in held {
+        guard.release()?;
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@ mod statfs;
 
 pub(crate) use inotify::DirWatch;
 pub(crate) use procfs::{
-    command_line, flock_holders, flock_holders_of, holds_flock_through_fd, own_identity, parent_of,
+    command_line, flock_holders, flock_holders_of, flocks_through_fds, own_identity, parent_of,
     process_status, start_ticks_of,
 };
 pub(crate) use statfs::unreliable_flock_filesystem;

@@ -2,6 +2,7 @@
 //! (`/proc/<pid>/stat`), and whether `/proc` is our own pid namespace's, so that what it says
 //! can prove who a process is (see `protocol/ancestry/`).
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -57,29 +58,43 @@ pub(crate) fn parse_cmdline(bytes: &[u8]) -> Option<Vec<OsString>> {
     )
 }
 
-/// Whether process `pid` has a descriptor of `file`'s inode whose open file description holds
-/// an flock on it, as `/proc/<pid>/fdinfo` says (it lists the locks of each descriptor's open
-/// file description). That is the same fact `/proc/locks` shows, read where no other process's
-/// locking can hide it: `/proc/locks` is one system-wide table handed out a page at a time, in
-/// which a line is skipped now and then while other locks come and go, whereas a process's own
-/// descriptors are read one by one.
+/// Which of `files` process `pid` holds an flock on through one of its own descriptors: a
+/// descriptor of the file's inode whose open file description holds an flock on it, as
+/// `/proc/<pid>/fdinfo` says (it lists the locks of each descriptor's open file description).
+/// That is the same fact `/proc/locks` shows, read where no other process's locking can hide
+/// it: `/proc/locks` is one system-wide table handed out a page at a time, in which a line is
+/// skipped now and then while other locks come and go, whereas a process's own descriptors are
+/// read one by one.
+///
+/// The descriptor table is walked once for all of `files`, and `fdinfo` read only for the
+/// descriptors of one of them: a process holding 10,000 locks has 10,000 descriptors, and a
+/// walk per lock would stat 10,000 × 10,000 of them.
 ///
 /// # Errors
 ///
 /// When `/proc/<pid>/fd` cannot be listed: no such process (`NotFound`), or another user's
 /// (`PermissionDenied`).
-pub(crate) fn holds_flock_through_fd(pid: u32, file: FileId) -> io::Result<bool> {
+pub(crate) fn flocks_through_fds(pid: u32, files: &HashSet<FileId>) -> io::Result<HashSet<FileId>> {
+    let mut held = HashSet::new();
     for fd in fs::read_dir(format!("/proc/{pid}/fd"))? {
+        if held.len() == files.len() {
+            break;
+        }
         let Ok(fd) = fd else { continue };
         // A stat through the magic link is of the open file itself, whatever its name now.
-        let opens_it = fs::metadata(fd.path())
-            .is_ok_and(|meta| meta.dev() == file.dev && meta.ino() == file.ino);
+        let Ok(meta) = fs::metadata(fd.path()) else {
+            continue;
+        };
+        let id = FileId::new(meta.dev(), meta.ino());
+        if !files.contains(&id) || held.contains(&id) {
+            continue;
+        }
         let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
-        if opens_it && fs::read_to_string(info).is_ok_and(|info| fdinfo_lists_an_flock(&info)) {
-            return Ok(true);
+        if fs::read_to_string(info).is_ok_and(|info| fdinfo_lists_an_flock(&info)) {
+            held.insert(id);
         }
     }
-    Ok(false)
+    Ok(held)
 }
 
 /// Whether a `/proc/<pid>/fdinfo/<fd>` text lists an flock (`lock:\t1: FLOCK  ADVISORY  WRITE
@@ -268,7 +283,7 @@ mod tests {
 
     use super::*;
     use crate::sys::unix::tests::{open_lock_file, open_sentinel};
-    use crate::sys::{try_lock_exclusive, unlock};
+    use crate::sys::{holds_flock_through_fd, try_lock_exclusive, unlock};
 
     #[test]
     fn a_stat_read_in_one_go_is_the_whole_line() -> io::Result<()> {
@@ -422,6 +437,25 @@ mod tests {
         assert!(!holds_flock_through_fd(pid, id)?, "the flock is gone");
         let gone = holds_flock_through_fd(99_999_999, id).map_err(|err| err.kind());
         assert_eq!(gone.err(), Some(io::ErrorKind::NotFound), "no such process");
+        Ok(())
+    }
+
+    /// One walk answers for many files at once: exactly those of them whose flock this
+    /// process holds, not one it merely has open, nor one it does not have open at all.
+    #[test]
+    fn one_walk_names_exactly_the_files_whose_flock_this_process_holds() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let open = |name: &str| open_sentinel(&dir.path().join(name));
+        let (first, second, only_open) = (open("1.lock")?, open("2.lock")?, open("3.lock")?);
+        assert!(try_lock_exclusive(&first)? && try_lock_exclusive(&second)?);
+        let absent = FileId::new(u64::MAX, u64::MAX);
+        let asked: HashSet<FileId> = [&first, &second, &only_open]
+            .into_iter()
+            .map(file_id)
+            .chain([Ok(absent)])
+            .collect::<io::Result<_>>()?;
+        let held = flocks_through_fds(std::process::id(), &asked)?;
+        assert_eq!(held, HashSet::from([file_id(&first)?, file_id(&second)?]));
         Ok(())
     }
 
