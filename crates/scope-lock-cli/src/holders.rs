@@ -113,7 +113,7 @@ const NO_PROC: &str = "this platform has no /proc to tell which process holds an
 /// pid namespace's (its pids would not be ours).
 #[cfg(target_os = "linux")]
 pub(crate) fn find(lock: &LockFile) -> Result<Holders, String> {
-    let family = Family::read()?;
+    let ancestry = Ancestry::read()?;
     let entries =
         fs::read_dir("/proc").map_err(|err| format!("cannot list /proc: {}", reason(err)))?;
     let mut found = Holders::default();
@@ -131,7 +131,7 @@ pub(crate) fn find(lock: &LockFile) -> Result<Holders, String> {
                 if let Ok(status) = ProcessStatus::of(pid) {
                     found.holders.push(Holder {
                         pid,
-                        refusal: refusal(pid, &status, lock, &family),
+                        refusal: refusal(pid, &status, lock, &ancestry),
                         name: status.name().to_owned(),
                         ppid: status.ppid(),
                     });
@@ -169,7 +169,7 @@ pub(crate) fn signal(pid: u32, lock: &LockFile, signal: Signal) -> Result<Sent, 
             ));
         }
     };
-    let family = Family::read()?;
+    let ancestry = Ancestry::read()?;
     match holds_flock(pid, lock) {
         Ok(true) => {}
         Ok(false) => return Ok(Sent::Gone),
@@ -186,7 +186,7 @@ pub(crate) fn signal(pid: u32, lock: &LockFile, signal: Signal) -> Result<Sent, 
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Sent::Gone),
         Err(err) => return Err(format!("cannot read /proc/{pid}/status: {}", reason(err))),
     };
-    if let Some(why) = refusal(pid, &status, lock, &family) {
+    if let Some(why) = refusal(pid, &status, lock, &ancestry) {
         return Ok(Sent::Refused(why));
     }
     if has_exited(&pidfd)
@@ -229,9 +229,14 @@ fn has_exited(pidfd: &rustix::fd::OwnedFd) -> io::Result<bool> {
 /// must not aim `break` (often run as root) at another user's process. Whoever may stop such a
 /// process can still do so by hand; the message names its pid.
 #[cfg(target_os = "linux")]
-fn refusal(pid: u32, status: &ProcessStatus, lock: &LockFile, family: &Family) -> Option<String> {
+fn refusal(
+    pid: u32,
+    status: &ProcessStatus,
+    lock: &LockFile,
+    ancestry: &Ancestry,
+) -> Option<String> {
     let uids = (status.real_uid(), status.effective_uid());
-    refusal_of(pid, status.namespace_pids(), uids, lock, family)
+    refusal_of(pid, status.namespace_pids(), uids, lock, ancestry)
 }
 
 /// [`refusal`] of the facts it looks at: `nspid`, the process's pids from /proc's namespace
@@ -242,15 +247,15 @@ fn refusal_of(
     nspid: &[u32],
     (real, effective): (u32, u32),
     lock: &LockFile,
-    family: &Family,
+    ancestry: &Ancestry,
 ) -> Option<String> {
     if pid == 1 {
         return Some("it is pid 1, the init process".to_owned());
     }
-    if pid == family.me {
+    if pid == ancestry.me {
         return Some("it is this very process".to_owned());
     }
-    if family.ancestors.contains(&pid) {
+    if ancestry.ancestors.contains(&pid) {
         return Some("it is an ancestor of this process: stopping it would stop the caller".into());
     }
     if let [_, .., inner] = nspid {
@@ -277,7 +282,7 @@ fn holds_flock(pid: u32, lock: &LockFile) -> io::Result<bool> {
 /// This process and its ancestors, as `/proc` numbers them, once it is sure those are the
 /// numbers of our pid namespace.
 #[cfg(target_os = "linux")]
-struct Family {
+struct Ancestry {
     me: u32,
     ancestors: Vec<u32>,
 }
@@ -287,7 +292,7 @@ struct Family {
 const MAX_ANCESTORS: usize = 4096;
 
 #[cfg(target_os = "linux")]
-impl Family {
+impl Ancestry {
     fn read() -> Result<Self, String> {
         let me = std::process::id();
         let status = ProcessStatus::of_this_process()
@@ -323,11 +328,11 @@ mod tests {
             ino: 2,
             owner: 1000,
         };
-        let family = Family {
+        let ancestry = Ancestry {
             me: 50,
             ancestors: vec![40, 30],
         };
-        let refusal = |pid, nspid: &[u32], uids| refusal_of(pid, nspid, uids, &lock, &family);
+        let refusal = |pid, nspid: &[u32], uids| refusal_of(pid, nspid, uids, &lock, &ancestry);
         assert_eq!(refusal(99, &[99], (1000, 1000)), None);
         for pid in [1, 50, 40, 30] {
             assert!(refusal(pid, &[pid], (1000, 1000)).is_some(), "{pid}");
