@@ -4,7 +4,7 @@
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::publish::{PUBLISH_PREFIX, PUBLISH_SUFFIX};
@@ -61,11 +61,32 @@ pub(crate) fn scan(mode: Scan, sentinel: &SentinelGuard) -> Result<LockListing, 
     };
     walk.dir(sentinel.dir(), "", 0)?;
     let mut listing = walk.listing;
-    listing.locks.sort_by(|a, b| a.path.cmp(&b.path));
-    listing.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    listing.reclaimed.sort();
-    listing.orphans.sort();
+    listing
+        .locks
+        .sort_by_cached_key(|lock| path_order_key(&lock.path));
+    listing
+        .problems
+        .sort_by_cached_key(|problem| path_order_key(&problem.path));
+    listing
+        .reclaimed
+        .sort_by_cached_key(|path| path_order_key(path));
+    listing
+        .orphans
+        .sort_by_cached_key(|path| path_order_key(path));
     Ok(listing)
+}
+
+/// A key whose byte order is the order of `Path`'s `Ord` (component by component) for the
+/// paths a walk makes: a directory joined with names it listed, so no `.`, no empty component
+/// and no trailing `/`. Each `/` becomes a byte below any byte a name can hold, so a name sorts
+/// before its longer names and before anything below it, as components do. `Path`'s own
+/// comparison splits both paths into components at every step: sorting a listing of 1,000
+/// locks with it took a quarter of an acquire's user-space instructions (callgrind); with one
+/// key per path, a comparison is a `memcmp`.
+fn path_order_key(path: &Path) -> Vec<u8> {
+    (path.as_os_str().as_bytes().iter())
+        .map(|&byte| if byte == b'/' { 0 } else { byte })
+        .collect()
 }
 
 /// One scan's walk down `.running/`: what every directory and file of it is looked at with
@@ -292,6 +313,29 @@ pub(super) mod tests {
     use super::*;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// Listings keep the order `Path` gives, including where it differs from the bytes' order:
+    /// `a/b` before `a-b` (a name before anything longer, `/` below every name byte).
+    #[test]
+    fn listings_sort_in_the_order_path_gives() {
+        let paths = [
+            "/r/.running/a-b.lock",
+            "/r/.running/a/b.lock",
+            "/r/.running/a.lock",
+            "/r/.running/a",
+            "/r/.running/a/b/c.lock",
+            "/r/.running/a/b-c.lock",
+            "/r/.running/\u{e9}.lock",
+            "/r/.running/Z.lock",
+            "/r/.running/a.lock.b",
+        ];
+        let mut by_path: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        let mut ours = by_path.clone();
+        by_path.sort();
+        ours.sort_by_cached_key(|path| path_order_key(path));
+        assert_eq!(ours, by_path);
+        assert!(path_order_key(Path::new("/r/a/b")) < path_order_key(Path::new("/r/a-b")));
+    }
 
     /// A directory with its sentinel held, for calling the scan's steps one by one: what a
     /// scan does when the directory changes between its listing and its look at one entry.
