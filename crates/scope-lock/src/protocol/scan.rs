@@ -77,8 +77,9 @@ pub(crate) fn scan(mode: Scan, sentinel: &SentinelGuard) -> Result<LockListing, 
 }
 
 /// A key whose byte order is the order of `Path`'s `Ord` (component by component) for the
-/// paths a walk makes: a directory joined with names it listed, so no `.`, no empty component
-/// and no trailing `/`. Each `/` becomes a byte below any byte a name can hold, so a name sorts
+/// paths one walk makes: the directory it started from (the same bytes in every path, however
+/// the caller spelled it) joined with names it listed, so below that directory no `.`, no
+/// empty component and no trailing `/`. Each `/` becomes a byte below any byte a name can hold, so a name sorts
 /// before its longer names and before anything below it, as components do. `Path`'s own
 /// comparison splits both paths into components at every step: sorting a listing of 1,000
 /// locks with it took a quarter of an acquire's user-space instructions (callgrind); with one

@@ -441,13 +441,16 @@ mod tests {
     }
 
     /// One walk answers for many files at once: exactly those of them whose flock this
-    /// process holds, not one it merely has open, nor one it does not have open at all.
+    /// process holds, not one it merely has open, nor one it does not have open at all, nor
+    /// one it holds but was not asked about.
     #[test]
     fn one_walk_names_exactly_the_files_whose_flock_this_process_holds() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let open = |name: &str| open_sentinel(&dir.path().join(name));
         let (first, second, only_open) = (open("1.lock")?, open("2.lock")?, open("3.lock")?);
+        let not_asked = open("4.lock")?;
         assert!(try_lock_exclusive(&first)? && try_lock_exclusive(&second)?);
+        assert!(try_lock_exclusive(&not_asked)?);
         let absent = FileId::new(u64::MAX, u64::MAX);
         let asked: HashSet<FileId> = [&first, &second, &only_open]
             .into_iter()
